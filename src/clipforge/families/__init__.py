@@ -1,0 +1,3 @@
+"""Built-in model families; importing this package registers them."""
+
+from clipforge.families import clip, siglip  # noqa: F401

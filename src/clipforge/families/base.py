@@ -1,0 +1,107 @@
+"""What every model family provides. Torch and transformers are imported inside methods only: listing
+families and reading manifests must stay cheap and torch-free."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from clipforge.specs import EncoderIO, ImageSpec, TensorSpec, TextSpec
+
+IMAGE_IO = EncoderIO(
+    inputs=(TensorSpec("pixel_values", "float32", ("batch_size", 3, "height", "width")),),
+    outputs=(TensorSpec("image_embeds", "float32", ("batch_size", "embed_dim")),),
+)
+
+
+def _as_dict(value: Any) -> Any:
+    """HF processors hold sizes as plain dicts (v4) or ``SizeDict`` objects (v5)."""
+    return value if isinstance(value, (dict, int, list, tuple)) else dict(value)
+
+
+def _pair(value: Any) -> tuple[int, int]:
+    value = _as_dict(value)
+    if isinstance(value, dict):
+        if "shortest_edge" in value:
+            return (value["shortest_edge"], value["shortest_edge"])
+        return (value["height"], value["width"])
+    if isinstance(value, int):
+        return (value, value)
+    return tuple(value)
+
+
+def image_spec_from_processor(processor) -> ImageSpec:
+    """Read the pre-processing a HF image processor performs into an ``ImageSpec``."""
+    size = _as_dict(processor.size)
+    mode = "shortest_edge" if isinstance(size, dict) and "shortest_edge" in size else "exact"
+    crop = _pair(processor.crop_size) if getattr(processor, "do_center_crop", False) else None
+    return ImageSpec(
+        resize_mode=mode if getattr(processor, "do_resize", True) else "none",
+        size=_pair(size),
+        crop_size=crop,
+        resample=int(processor.resample),
+        rescale_factor=float(processor.rescale_factor) if getattr(processor, "do_rescale", True) else 1.0,
+        mean=tuple(float(m) for m in processor.image_mean),
+        std=tuple(float(s) for s in processor.image_std),
+        do_convert_rgb=bool(getattr(processor, "do_convert_rgb", True) in (True, None)),
+        do_normalize=bool(getattr(processor, "do_normalize", True)),
+    )
+
+
+class Family:
+    """A CLIP-family architecture: how to load it, wrap its towers for export and describe its checkpoints."""
+
+    name: str = ""
+    model_types: tuple[str, ...] = ()
+    checkpoints: list[dict] = []
+    text_io: EncoderIO
+    image_io: EncoderIO = IMAGE_IO
+    # default static shapes for NPU-style builds
+    static_sequence_length: int = 77
+
+    def io(self, role: str) -> EncoderIO:
+        return self.image_io if role == "image-encoder" else self.text_io
+
+    # --- loading -------------------------------------------------------------------------------------
+    def load_model(self, folder: str | Path):
+        """Load the PyTorch model with eager attention (so ORT can fuse attention later)."""
+        raise NotImplementedError
+
+    def load_tokenizer(self, folder: str | Path):
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(str(folder))
+
+    def load_image_processor(self, folder: str | Path):
+        from transformers import AutoImageProcessor
+
+        return AutoImageProcessor.from_pretrained(str(folder))
+
+    # --- specs ---------------------------------------------------------------------------------------
+    def image_spec(self, folder: str | Path) -> ImageSpec:
+        return image_spec_from_processor(self.load_image_processor(folder))
+
+    def text_spec(self, model, tokenizer) -> TextSpec:
+        raise NotImplementedError
+
+    def logit_params(self, model) -> tuple[float, float | None]:
+        """(logit_scale, logit_bias) as used at inference: scale already exponentiated."""
+        scale = float(model.logit_scale.detach().exp())
+        bias = getattr(model, "logit_bias", None)
+        return scale, (float(bias.detach().reshape(-1)[0]) if bias is not None else None)
+
+    def embed_dim(self, model) -> int:
+        raise NotImplementedError
+
+    # --- export --------------------------------------------------------------------------------------
+    def image_module(self, model):
+        """A ``torch.nn.Module``: pixel_values -> image_embeds (projected, not normalised)."""
+        raise NotImplementedError
+
+    def text_module(self, model):
+        """A ``torch.nn.Module``: the text inputs of ``text_io`` -> text_embeds."""
+        raise NotImplementedError
+
+    # --- tiny checkpoints for tests and demos ----------------------------------------------------------
+    def save_tiny_checkpoint(self, folder: str | Path, **overrides) -> Path:
+        raise NotImplementedError

@@ -1,0 +1,92 @@
+"""OpenAI CLIP and LAION/OpenCLIP checkpoints in Hugging Face format (``CLIPModel``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from clipforge.families.base import Family
+from clipforge.families.known import CLIP_CHECKPOINTS
+from clipforge.registry import register_family
+from clipforge.specs import EncoderIO, TensorSpec, TextSpec
+
+CLIP_TEXT_IO = EncoderIO(
+    inputs=(
+        TensorSpec("input_ids", "int64", ("batch_size", "sequence_length")),
+        TensorSpec("attention_mask", "int64", ("batch_size", "sequence_length")),
+    ),
+    outputs=(TensorSpec("text_embeds", "float32", ("batch_size", "embed_dim")),),
+)
+
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def _image_module(model):
+    import torch
+
+    class ImageEncoder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, pixel_values):
+            return self.model.get_image_features(pixel_values=pixel_values).pooler_output
+
+    return ImageEncoder().eval()
+
+
+def _text_module(model, with_mask: bool):
+    import torch
+
+    class TextEncoder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask=None):
+            mask = attention_mask if with_mask else None
+            return self.model.get_text_features(input_ids=input_ids, attention_mask=mask).pooler_output
+
+    return TextEncoder().eval()
+
+
+@register_family
+class ClipFamily(Family):
+    name = "clip"
+    model_types = ("clip",)
+    checkpoints = CLIP_CHECKPOINTS
+    text_io = CLIP_TEXT_IO
+    static_sequence_length = 77
+
+    def load_model(self, folder):
+        from transformers import CLIPModel
+
+        return CLIPModel.from_pretrained(str(folder), attn_implementation="eager").eval()
+
+    def text_spec(self, model, tokenizer) -> TextSpec:
+        text_config = model.config.text_config
+        eos = text_config.eos_token_id
+        return TextSpec(
+            context_length=int(text_config.max_position_embeddings),
+            padding="longest",
+            lowercase=True,
+            pad_id=int(tokenizer.pad_token_id),
+            eos_id=int(tokenizer.eos_token_id),
+            bos_id=int(tokenizer.bos_token_id),
+            pooling="argmax" if eos == 2 else "eos",
+            uses_attention_mask=True,
+        )
+
+    def embed_dim(self, model) -> int:
+        return int(model.config.projection_dim)
+
+    def image_module(self, model):
+        return _image_module(model)
+
+    def text_module(self, model):
+        return _text_module(model, with_mask=True)
+
+    def save_tiny_checkpoint(self, folder, *, shape: str = "tiny", image_size: int = 32, **overrides) -> Path:
+        from clipforge.testing.tiny import save_clip_checkpoint
+
+        return save_clip_checkpoint(Path(folder), shape=shape, image_size=image_size, **overrides)

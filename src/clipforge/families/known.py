@@ -1,0 +1,19 @@
+"""Well-known checkpoints (data only). params in millions, as published on the model cards."""
+
+CLIP_CHECKPOINTS = [
+    {"name": "openai/clip-vit-base-patch32", "params_m": 151, "embed_dim": 512, "image_size": 224},
+    {"name": "openai/clip-vit-base-patch16", "params_m": 150, "embed_dim": 512, "image_size": 224},
+    {"name": "openai/clip-vit-large-patch14", "params_m": 428, "embed_dim": 768, "image_size": 224},
+    {"name": "openai/clip-vit-large-patch14-336", "params_m": 428, "embed_dim": 768, "image_size": 336},
+    {"name": "laion/CLIP-ViT-B-32-laion2B-s34B-b79K", "params_m": 151, "embed_dim": 512, "image_size": 224},
+    {"name": "laion/CLIP-ViT-L-14-laion2B-s32B-b82K", "params_m": 428, "embed_dim": 768, "image_size": 224},
+    {"name": "laion/CLIP-ViT-H-14-laion2B-s32B-b79K", "params_m": 986, "embed_dim": 1024, "image_size": 224},
+    {"name": "laion/CLIP-ViT-bigG-14-laion2B-39B-b160k", "params_m": 2540, "embed_dim": 1280, "image_size": 224},
+]
+
+SIGLIP_CHECKPOINTS = [
+    {"name": "google/siglip-base-patch16-224", "params_m": 203, "embed_dim": 768, "image_size": 224},
+    {"name": "google/siglip-base-patch16-384", "params_m": 203, "embed_dim": 768, "image_size": 384},
+    {"name": "google/siglip-large-patch16-256", "params_m": 652, "embed_dim": 1024, "image_size": 256},
+    {"name": "google/siglip-so400m-patch14-384", "params_m": 878, "embed_dim": 1152, "image_size": 384},
+]

@@ -1,0 +1,1 @@
+"""Tiny checkpoints, tokenizers and synthetic data made locally: for tests and offline demos."""

@@ -1,0 +1,93 @@
+"""Random-weight checkpoints saved as normal HF folders (config, safetensors, tokenizer, processor config).
+
+``shape="tiny"`` is a few-hundred-kB model for tests; ``shape="base"`` keeps the library's default config
+(ViT-B/32 for CLIP, base/16 for SigLIP) for benchmarks and export-time checks.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from clipforge.testing.tokenizers import save_clip_tokenizer, save_siglip_tokenizer
+
+OPENAI_MEAN = [0.48145466, 0.4578275, 0.40821073]
+OPENAI_STD = [0.26862954, 0.26130258, 0.27577711]
+
+TINY_TOWER = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 64}
+
+
+def _write_processor(folder: Path, config: dict) -> None:
+    (folder / "preprocessor_config.json").write_text(json.dumps(config, indent=2))
+
+
+def clip_processor_config(image_size: int) -> dict:
+    return {
+        "image_processor_type": "CLIPImageProcessor",
+        "do_resize": True,
+        "size": {"shortest_edge": image_size},
+        "resample": 3,
+        "do_center_crop": True,
+        "crop_size": {"height": image_size, "width": image_size},
+        "do_rescale": True,
+        "rescale_factor": 1 / 255,
+        "do_normalize": True,
+        "image_mean": OPENAI_MEAN,
+        "image_std": OPENAI_STD,
+        "do_convert_rgb": True,
+    }
+
+
+def siglip_processor_config(image_size: int) -> dict:
+    return {
+        "image_processor_type": "SiglipImageProcessor",
+        "do_resize": True,
+        "size": {"height": image_size, "width": image_size},
+        "resample": 2,
+        "do_rescale": True,
+        "rescale_factor": 1 / 255,
+        "do_normalize": True,
+        "image_mean": [0.5, 0.5, 0.5],
+        "image_std": [0.5, 0.5, 0.5],
+        "do_convert_rgb": True,
+    }
+
+
+def save_clip_checkpoint(folder: Path, *, shape: str = "tiny", image_size: int = 32, seed: int = 0, **overrides):
+    import torch
+    from transformers import CLIPConfig, CLIPModel
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tok = save_clip_tokenizer(folder)
+    ids = {"bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id}
+    if shape == "tiny":
+        text = dict(TINY_TOWER, vocab_size=len(tok), max_position_embeddings=77, **ids)
+        vision = dict(TINY_TOWER, image_size=image_size, patch_size=8)
+        config = CLIPConfig(text_config=text, vision_config=vision, projection_dim=16, **overrides)
+    else:
+        config = CLIPConfig(text_config=ids, **overrides)
+        image_size = config.vision_config.image_size
+    torch.manual_seed(seed)
+    CLIPModel(config).eval().save_pretrained(str(folder))
+    _write_processor(folder, clip_processor_config(image_size))
+    return folder
+
+
+def save_siglip_checkpoint(folder: Path, *, shape: str = "tiny", image_size: int = 32, seed: int = 0, **overrides):
+    import torch
+    from transformers import SiglipConfig, SiglipModel
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tok = save_siglip_tokenizer(folder)
+    ids = {"bos_token_id": None, "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id}
+    if shape == "tiny":
+        text = dict(TINY_TOWER, vocab_size=len(tok), max_position_embeddings=64, **ids)
+        vision = dict(TINY_TOWER, image_size=image_size, patch_size=8)
+        config = SiglipConfig(text_config=text, vision_config=vision, **overrides)
+    else:
+        config = SiglipConfig(text_config=ids, **overrides)
+        image_size = config.vision_config.image_size
+    torch.manual_seed(seed)
+    SiglipModel(config).eval().save_pretrained(str(folder))
+    _write_processor(folder, siglip_processor_config(image_size))
+    return folder

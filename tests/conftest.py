@@ -1,0 +1,35 @@
+"""Shared fixtures: tiny checkpoints built locally (no hub), exported folders, offline mode."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+import pytest  # noqa: E402
+
+from clipforge.registry import get_family, list_families  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory):
+    """One tiny random-weight checkpoint folder per registered family, built once per session."""
+    root = tmp_path_factory.mktemp("tiny")
+    return {name: get_family(name).save_tiny_checkpoint(root / name) for name in list_families()}
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tiny_checkpoints):
+    return tiny_checkpoints["clip"]
+
+
+@pytest.fixture(scope="session")
+def tiny_siglip(tiny_checkpoints):
+    return tiny_checkpoints["siglip"]
+
+
+@pytest.fixture(scope="session", params=["clip", "siglip"])
+def tiny_checkpoint(request, tiny_checkpoints):
+    """(family name, folder), parametrised over the families."""
+    return request.param, tiny_checkpoints[request.param]
