@@ -13,6 +13,7 @@ from clipforge.errors import InputError
 
 IMAGE_ROLE, TEXT_ROLE = "image-encoder", "text-encoder"
 ROLES = (IMAGE_ROLE, TEXT_ROLE)
+DYNAMIC_AXES = ("batch_size", "sequence_length")
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class TextSpec:
 class TensorSpec:
     name: str
     dtype: str  # numpy dtype name
-    axes: tuple[str | int, ...]  # named axes are dynamic
+    axes: tuple[str | int, ...]  # names in DYNAMIC_AXES are dynamic unless the export is static
 
 
 @dataclass(frozen=True)

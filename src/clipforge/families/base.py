@@ -94,8 +94,9 @@ class Family:
         raise NotImplementedError
 
     # --- export --------------------------------------------------------------------------------------
-    def image_module(self, model):
-        """A ``torch.nn.Module``: pixel_values -> image_embeds (projected, not normalised)."""
+    def image_module(self, model, interpolate: bool = False):
+        """A ``torch.nn.Module``: pixel_values -> image_embeds (projected, not normalised); ``interpolate``
+        resamples the position embeddings for a non-native image size."""
         raise NotImplementedError
 
     def text_module(self, model):

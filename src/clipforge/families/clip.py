@@ -21,7 +21,7 @@ OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
-def _image_module(model):
+def _image_module(model, interpolate: bool = False):
     import torch
 
     class ImageEncoder(torch.nn.Module):
@@ -30,7 +30,8 @@ def _image_module(model):
             self.model = model
 
         def forward(self, pixel_values):
-            return self.model.get_image_features(pixel_values=pixel_values).pooler_output
+            out = self.model.get_image_features(pixel_values=pixel_values, interpolate_pos_encoding=interpolate)
+            return out.pooler_output
 
     return ImageEncoder().eval()
 
@@ -80,8 +81,8 @@ class ClipFamily(Family):
     def embed_dim(self, model) -> int:
         return int(model.config.projection_dim)
 
-    def image_module(self, model):
-        return _image_module(model)
+    def image_module(self, model, interpolate: bool = False):
+        return _image_module(model, interpolate)
 
     def text_module(self, model):
         return _text_module(model, with_mask=True)

@@ -45,8 +45,8 @@ class SiglipFamily(Family):
     def embed_dim(self, model) -> int:
         return int(model.config.text_config.hidden_size)
 
-    def image_module(self, model):
-        return _image_module(model)
+    def image_module(self, model, interpolate: bool = False):
+        return _image_module(model, interpolate)
 
     def text_module(self, model):
         return _text_module(model, with_mask=False)

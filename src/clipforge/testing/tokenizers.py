@@ -108,6 +108,8 @@ def save_siglip_tokenizer(folder: Path, context_length: int = 64, vocab_size: in
     )
     model_file = folder / "spiece.model"
     model_file.write_bytes(buffer.getvalue())
-    tok = SiglipTokenizer(vocab_file=str(model_file), model_max_length=context_length)
+    # SigLIP was trained without a text attention mask (pads with </s> and attends to it): like the published
+    # checkpoints' processors, return input_ids only, so HF pipelines do not pass a mask the model never saw.
+    tok = SiglipTokenizer(vocab_file=str(model_file), model_max_length=context_length, model_input_names=["input_ids"])
     tok.save_pretrained(str(folder))
     return tok

@@ -1,0 +1,41 @@
+"""``clipforge export``: checkpoint -> validated image-encoder + text-encoder ONNX folder."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+from clipforge.cli import options as o
+
+
+def export(
+    model: o.ModelArg, output: o.Output, opset: o.Opset = 17, static: o.Static = False,
+    batch_size: o.BatchSize = 1, sequence_length: o.SequenceLength = None, image_size: o.ImageSize = None,
+    revision: o.Revision = None, force: o.Force = False, quiet: o.Quiet = False,
+    validate: bool = typer.Option(True, "--validate/--no-validate", help="Compare with PyTorch after export."),
+    atol: float = typer.Option(1e-4, "--atol", help="Max abs difference allowed by validation."),
+) -> None:
+    """Export a CLIP or SigLIP checkpoint to OUT/image-encoder, OUT/text-encoder and OUT/manifest.json."""
+    from clipforge.export import ExportOptions, export_model
+
+    opts = ExportOptions(
+        opset=opset, static=static, batch_size=batch_size, sequence_length=sequence_length,
+        image_size=image_size, validate=validate, atol=atol, revision=revision, force=force,
+    )
+    result = export_model(model, output, opts, show_progress=not quiet)
+    _summary(result)
+
+
+def _summary(result) -> None:
+    console = Console(stderr=True)
+    m = result.manifest
+    console.print(f"[green]exported[/] {m.family} ({m.embed_dim}-d) to {result.path} "
+                  f"in {result.seconds.get('total', 0):.1f} s")
+    for role in ("image-encoder", "text-encoder"):
+        if role in m.validation:
+            v = m.validation[role]
+            console.print(f"  {role}: max abs diff {v['max_abs_diff']:.2e}, min cosine {v['min_cosine']:.6f}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("export")(export)

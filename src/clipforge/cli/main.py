@@ -1,0 +1,65 @@
+"""Wiring: build the Typer app from the command modules and map clipforge errors to one line + exit code 2.
+
+Set ``CLIPFORGE_DEBUG=1`` to see the full traceback instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import typer
+
+from clipforge.errors import ClipforgeError
+
+COMMAND_MODULES = ["models", "export"]
+
+app = typer.Typer(
+    name="clipforge", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    help="Fast, validated ONNX for CLIP-family dual encoders: export, build, classify, embed, perf, eval.",
+)
+
+
+def _register() -> None:
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"clipforge.cli.{name}").register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    _register()
+    try:
+        app(args=argv, standalone_mode=False)
+    except ClipforgeError as exc:
+        return _fail(exc, exc.exit_code)
+    except KeyboardInterrupt:
+        return _fail(KeyboardInterrupt("interrupted; no partial output was left behind"), 130)
+    except typer.Exit as exc:
+        return exc.exit_code
+    except Exception as exc:  # click usage errors and the unexpected
+        return _click_or_unexpected(exc)
+    return 0
+
+
+def _click_or_unexpected(exc: Exception) -> int:
+    import click
+
+    if isinstance(exc, click.exceptions.ClickException):
+        exc.show()
+        return exc.exit_code
+    if isinstance(exc, click.exceptions.Abort):
+        return _fail(KeyboardInterrupt("aborted"), 130)
+    return _fail(exc, 1, prefix=f"unexpected {type(exc).__name__}: ")
+
+
+def _fail(exc: BaseException, code: int, prefix: str = "") -> int:
+    if os.environ.get("CLIPFORGE_DEBUG"):
+        raise exc
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    hint = " (set CLIPFORGE_DEBUG=1 for the traceback)" if code == 1 else ""
+    print(f"error: {prefix}{message}{hint}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Real inputs for export and validation: processed images of several batch sizes, tokenized prompts of
+several lengths. Built with the checkpoint's own HF processor and tokenizer (export side only)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+VALIDATION_PROMPTS = [
+    "a photo of a cat.",
+    "This is a photo of a red circle on a plain blue background, seen from far away.",
+    "dog",
+    "Two people riding bicycles along a river in the city at night!",
+]
+
+
+def random_images(n: int, seed: int) -> list:
+    """``n`` deterministic images of different sizes and aspect ratios."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    sizes = [(64, 48), (40, 90), (120, 120), (33, 57)]
+    return [Image.fromarray(rng.integers(0, 256, (*sizes[i % 4], 3), dtype=np.uint8)) for i in range(n)]
+
+
+def image_cases(processor, batch_sizes: list[int], size: tuple[int, int] | None = None) -> list[dict]:
+    """Processed random images; at a non-native ``size`` (interpolated export), normalised noise instead."""
+    cases = []
+    for i, b in enumerate(batch_sizes):
+        if size:
+            pixels = np.random.default_rng(i).standard_normal((b, 3, *size))
+        else:
+            pixels = processor(images=random_images(b, seed=i), return_tensors="np")["pixel_values"]
+        cases.append({"pixel_values": pixels.astype(np.float32)})
+    return cases
+
+
+def tokenize(tokenizer, texts: list[str], text_spec, length: int | None = None) -> dict[str, np.ndarray]:
+    """Tokenize like the HF processors do for this family; ``length`` forces a fixed (static) length."""
+    if length or text_spec.padding == "max_length":
+        kwargs = {"padding": "max_length", "max_length": length or text_spec.context_length}
+    else:
+        kwargs = {"padding": True, "max_length": text_spec.context_length}
+    enc = tokenizer(texts, truncation=True, return_tensors="np", **kwargs)
+    ids = enc["input_ids"].astype(np.int64)
+    mask = enc.get("attention_mask")
+    mask = (ids != -1).astype(np.int64) if mask is None else mask.astype(np.int64)
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+def text_cases(tokenizer, text_spec, batch_sizes: list[int], length: int | None = None) -> list[dict]:
+    """One case per batch size, each taking prompts of different lengths."""
+    cases = []
+    for i, b in enumerate(batch_sizes):
+        prompts = [VALIDATION_PROMPTS[(i + j) % len(VALIDATION_PROMPTS)] for j in range(b)]
+        cases.append(tokenize(tokenizer, prompts, text_spec, length))
+    return cases

@@ -1,0 +1,56 @@
+"""A loaded checkpoint: family, PyTorch model, HF tokenizer and image processor, and the specs read from them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from clipforge.errors import InputError, require
+from clipforge.families.base import Family
+from clipforge.hub import resolve_checkpoint
+from clipforge.registry import family_for_checkpoint
+from clipforge.specs import ImageSpec, TextSpec
+
+
+@dataclass
+class Checkpoint:
+    source: str
+    revision: str | None
+    folder: Path
+    family: Family
+    model: Any
+    tokenizer: Any
+    processor: Any
+    image: ImageSpec
+    text: TextSpec
+
+    @property
+    def embed_dim(self) -> int:
+        return self.family.embed_dim(self.model)
+
+
+def load_checkpoint(model: str | Path, revision: str | None = None) -> Checkpoint:
+    require("torch", "export")
+    require("transformers", "export")
+    folder, revision = resolve_checkpoint(model, revision)
+    family = family_for_checkpoint(folder)
+    try:
+        torch_model = family.load_model(folder)
+        tokenizer = family.load_tokenizer(folder)
+        processor = family.load_image_processor(folder)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot load checkpoint {model}: {str(exc).splitlines()[0]}") from exc
+    return Checkpoint(
+        source=str(model), revision=revision, folder=folder, family=family, model=torch_model,
+        tokenizer=tokenizer, processor=processor, image=family.image_spec(folder),
+        text=family.text_spec(torch_model, tokenizer),
+    )
+
+
+def with_image_size(spec: ImageSpec, size: int | None) -> ImageSpec:
+    """The pre-processing for a model exported at another square resolution (position embeddings interpolated)."""
+    if not size or spec.output_size == (size, size):
+        return spec
+    crop = (size, size) if spec.crop_size else None
+    return replace(spec, size=(size, size), crop_size=crop)

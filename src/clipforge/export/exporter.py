@@ -1,0 +1,145 @@
+"""``export_model``: checkpoint -> image-encoder + text-encoder ONNX, validated, with a manifest."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from clipforge._io import atomic_dir, check_output, file_hashes
+from clipforge.errors import InputError
+from clipforge.export.cases import image_cases, text_cases
+from clipforge.export.checkpoint import Checkpoint, load_checkpoint, with_image_size
+from clipforge.export.onnx_export import export_encoder
+from clipforge.export.support_files import save_support_files
+from clipforge.export.validate import Tolerance, compare_encoder, raise_on_failures
+from clipforge.progress import steps
+from clipforge.specs import IMAGE_ROLE, ROLES, TEXT_ROLE, Manifest
+
+
+@dataclass
+class ExportOptions:
+    opset: int = 17
+    static: bool = False
+    batch_size: int = 1
+    sequence_length: int | None = None
+    image_size: int | None = None
+    validate: bool = True
+    atol: float = 1e-4
+    min_cosine: float = 0.9999
+    revision: str | None = None
+    force: bool = False
+
+    def __post_init__(self):
+        if self.opset < 14:
+            raise InputError(f"--opset {self.opset} is too old; use 14 or newer (default 17)")
+        if self.batch_size < 1:
+            raise InputError(f"--batch-size must be at least 1, got {self.batch_size}")
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    manifest: Manifest
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Shapes:
+    """Batch sizes and lengths used for the example inputs and the validation cases."""
+
+    image_batches: list[int]
+    text_batches: list[int]
+    sequence_length: int | None  # fixed text length (static, SigLIP) or None (dynamic)
+    image_size: tuple[int, int] | None  # non-native square size, or None
+
+
+def _shapes(ckpt: Checkpoint, opts: ExportOptions) -> _Shapes:
+    size = (opts.image_size, opts.image_size) if opts.image_size else None
+    if size == ckpt.image.output_size:
+        size = None
+    if opts.static:
+        length = opts.sequence_length or ckpt.family.static_sequence_length
+        length = min(length, ckpt.text.context_length)
+        return _Shapes([opts.batch_size], [opts.batch_size], length, size)
+    length = ckpt.text.context_length if ckpt.text.padding == "max_length" else None
+    return _Shapes([1, 3, 4], [1, 3, 4], length, size)
+
+
+def _reference(module):
+    import torch
+
+    def run(feed: dict[str, np.ndarray]) -> np.ndarray:
+        tensors = {k: torch.from_numpy(v) for k, v in feed.items()}
+        with torch.no_grad():
+            return module(*tensors.values()).numpy()
+
+    return run
+
+
+def _modules(ckpt: Checkpoint, shapes: _Shapes) -> dict:
+    image = ckpt.family.image_module(ckpt.model, interpolate=shapes.image_size is not None)
+    return {IMAGE_ROLE: image, TEXT_ROLE: ckpt.family.text_module(ckpt.model)}
+
+
+def _cases(ckpt: Checkpoint, shapes: _Shapes) -> dict[str, list[dict]]:
+    return {
+        IMAGE_ROLE: image_cases(ckpt.processor, shapes.image_batches, shapes.image_size),
+        TEXT_ROLE: text_cases(ckpt.tokenizer, ckpt.text, shapes.text_batches, shapes.sequence_length),
+    }
+
+
+def _export_and_validate(ckpt, shapes, opts, tmp: Path, step) -> dict:
+    import torch
+
+    modules, cases, reports = _modules(ckpt, shapes), _cases(ckpt, shapes), []
+    for role in ROLES:
+        step(f"export {role}")
+        io = ckpt.family.io(role)
+        example = {k: torch.from_numpy(v) for k, v in cases[role][-1].items()}
+        (tmp / role).mkdir()
+        export_encoder(modules[role], example, io, tmp / role / "model.onnx", opset=opts.opset, static=opts.static)
+    if not opts.validate:
+        return {}
+    for role in ROLES:
+        step(f"validate {role}")
+        reference = _reference(modules[role])
+        tol = Tolerance(opts.atol, opts.min_cosine)
+        reports.append(compare_encoder(tmp / role / "model.onnx", role, ckpt.family.io(role), reference,
+                                       cases[role], tol))
+    raise_on_failures("export", reports)
+    return {r.role: r.as_dict() for r in reports} | {"atol": opts.atol, "min_cosine": opts.min_cosine}
+
+
+def export_model(model: str | Path, output: str | Path, options: ExportOptions | None = None,
+                 *, show_progress: bool = True) -> ExportResult:
+    """Export ``model`` (hub id or checkpoint folder) to ``output``; validated against PyTorch by default."""
+    opts = options or ExportOptions()
+    out = Path(output)
+    check_output(out, opts.force)
+    timings: dict[str, float] = {}
+    with steps(show_progress, total=2 * len(ROLES) + 2) as step:
+        step("load checkpoint")
+        start = time.perf_counter()
+        ckpt = load_checkpoint(model, opts.revision)
+        shapes = _shapes(ckpt, opts)
+        with atomic_dir(out, opts.force) as tmp:
+            validation = _export_and_validate(ckpt, shapes, opts, tmp, step)
+            step("write manifest")
+            manifest = _write_folder(ckpt, shapes, opts, validation, tmp)
+        timings["total"] = time.perf_counter() - start
+    return ExportResult(out, manifest, timings)
+
+
+def _write_folder(ckpt, shapes, opts, validation, tmp: Path) -> Manifest:
+    from clipforge.export.manifest import make_manifest
+
+    save_support_files(ckpt, tmp)
+    image = with_image_size(ckpt.image, shapes.image_size[0] if shapes.image_size else None)
+    manifest = make_manifest(ckpt, image, opts, validation, shapes.sequence_length)
+    manifest.files = file_hashes(tmp)
+    (tmp / "manifest.json").write_text(manifest.to_json())
+    return manifest

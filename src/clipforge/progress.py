@@ -1,0 +1,49 @@
+"""Progress display on stderr (rich), so stdout stays clean for JSON and tables."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from typing import Iterable, Iterator, TypeVar
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+T = TypeVar("T")
+console = Console(stderr=True)
+
+
+def _progress() -> Progress:
+    return Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=console, transient=not sys.stderr.isatty(),
+    )
+
+
+@contextlib.contextmanager
+def steps(show: bool, total: int):
+    """Yield ``step(description)``: advances a bar of ``total`` named stages."""
+    if not show:
+        yield lambda description: None
+        return
+    with _progress() as bar:
+        task = bar.add_task("starting", total=total)
+        started = [False]
+
+        def step(description: str) -> None:
+            if started[0]:
+                bar.advance(task)
+            started[0] = True
+            bar.update(task, description=description)
+
+        yield step
+        bar.update(task, completed=total)
+
+
+def track(items: Iterable[T], description: str, total: int | None = None, show: bool = True) -> Iterator[T]:
+    """Iterate with a progress bar (no bar when ``show`` is false)."""
+    if not show:
+        yield from items
+        return
+    with _progress() as bar:
+        yield from bar.track(items, total=total, description=description)
