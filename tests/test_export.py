@@ -105,3 +105,14 @@ def test_base_shaped_clip_exports_and_validates(tmp_path):
     assert result.manifest.embed_dim == 512
     assert result.manifest.validation["image-encoder"]["max_abs_diff"] < 1e-4
     assert result.manifest.validation["text-encoder"]["max_abs_diff"] < 1e-4
+
+
+def test_large_models_use_one_external_data_file(tiny_clip, tmp_path, monkeypatch):
+    import clipforge.export.onnx_export as onnx_export
+
+    monkeypatch.setattr(onnx_export, "EXTERNAL_DATA_BYTES", 0)  # treat the tiny model as "over 2 GB"
+    result = export_model(tiny_clip, tmp_path / "ext", show_progress=False)
+    for role in ("image-encoder", "text-encoder"):
+        assert sorted(p.name for p in (tmp_path / "ext" / role).iterdir()) == ["model.onnx", "model.onnx.data"]
+    assert "image-encoder/model.onnx.data" in result.manifest.files
+    assert result.manifest.validation["text-encoder"]["max_abs_diff"] < 1e-4

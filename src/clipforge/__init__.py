@@ -1,9 +1,32 @@
-"""clipforge: fast, validated ONNX for CLIP-family dual encoders."""
+"""clipforge: fast, validated ONNX for CLIP-family dual encoders.
 
-from clipforge.errors import ClipforgeError
-from clipforge.registry import get_family, list_families, list_models
-from clipforge.specs import Manifest
+The public API is imported lazily so ``import clipforge`` stays cheap and torch-free.
+"""
+
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = ["ClipforgeError", "Manifest", "__version__", "get_family", "list_families", "list_models"]
+_LAZY = {
+    "ClipforgeError": "clipforge.errors",
+    "Manifest": "clipforge.specs",
+    "get_family": "clipforge.registry",
+    "list_families": "clipforge.registry",
+    "list_models": "clipforge.registry",
+    "ExportOptions": "clipforge.export",
+    "export_model": "clipforge.export",
+    "ZeroShotModel": "clipforge.runtime.model",
+}
+# Seed-compatible alias for users coming from composite-model tooling.
+_ALIASES = {"ModelForZeroShotImageClassification": "ZeroShotModel"}
+
+__all__ = ["__version__", *_LAZY, *_ALIASES]
+
+
+def __getattr__(name: str):
+    target = _ALIASES.get(name, name)
+    if target in _LAZY:
+        return getattr(importlib.import_module(_LAZY[target]), target)
+    raise AttributeError(f"module 'clipforge' has no attribute {name!r}")
