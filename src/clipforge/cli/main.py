@@ -13,7 +13,7 @@ import typer
 
 from clipforge.errors import ClipforgeError
 
-COMMAND_MODULES = ["models", "export"]
+COMMAND_MODULES = ["models", "export", "classify", "embed"]
 
 app = typer.Typer(
     name="clipforge", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -29,7 +29,7 @@ def _register() -> None:
 def main(argv: list[str] | None = None) -> int:
     _register()
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
     except ClipforgeError as exc:
         return _fail(exc, exc.exit_code)
     except KeyboardInterrupt:
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except Exception as exc:  # click usage errors and the unexpected
         return _click_or_unexpected(exc)
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def _click_or_unexpected(exc: Exception) -> int:

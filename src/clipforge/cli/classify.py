@@ -1,0 +1,61 @@
+"""``clipforge classify``: zero-shot labels for images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from clipforge.cli import runtime_options as ro
+from clipforge.runtime.batches import ImageFailure, iter_image_batches
+
+
+def classify(
+    images: Annotated[list[Path], typer.Argument(help="Image files or folders.")],
+    labels: Annotated[list[str], typer.Option("--labels", "-l", help="Labels (repeat, or comma-separated).")],
+    model: ro.Model = ro.DEFAULT_MODEL,
+    template: Annotated[str, typer.Option("--template", "-t", help="Prompt template with {}.")] = "This is a photo of {}.",
+    top_k: Annotated[int, typer.Option("--top-k", "-k", help="Labels to show per image.")] = 5,
+    batch_size: ro.BatchSize = 32, device: ro.Device = "cpu", threads: ro.Threads = None, as_json: ro.AsJson = False,
+) -> None:
+    """Rank LABELS for each image by cosine similarity of their embeddings."""
+    zs = ro.load_model(model, device, threads)
+    names, label_list = ro.expand_images(images), ro.split_labels(labels)
+    zs.label_embeddings(label_list, template)  # validates labels and template before any image work
+    results, failures = {}, []
+    for batch in iter_image_batches(names, batch_size, failures, show=not as_json and len(names) > 1):
+        predictions = zs.classify(batch.images, label_list, template=template, top_k=top_k)
+        results.update(zip(batch.names, predictions))
+    _print(results, as_json)
+    _exit_on_failures(failures, len(names))
+
+
+def _print(results: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps([{"image": str(k), "predictions": v} for k, v in results.items()], indent=2))
+        return
+    table = Table(title="zero-shot classification")
+    for column in ("image", "label", "score"):
+        table.add_column(column, justify="right" if column == "score" else "left")
+    for name, preds in results.items():
+        for i, p in enumerate(preds):
+            table.add_row(str(name) if i == 0 else "", p["label"], f"{p['score']:.4f}")
+    Console().print(table)
+
+
+def _exit_on_failures(failures: list[ImageFailure], total: int) -> None:
+    if not failures:
+        return
+    console = Console(stderr=True)
+    console.print(f"[red]{len(failures)} of {total} image(s) could not be read and were skipped:[/]")
+    for f in failures:
+        console.print(f"  {f.name}: {f.reason}")
+    raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("classify")(classify)

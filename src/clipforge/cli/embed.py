@@ -1,0 +1,62 @@
+"""``clipforge embed``: image or text embeddings to .npy (+ names file) or parquet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.console import Console
+
+from clipforge._io import atomic_file
+from clipforge.cli import runtime_options as ro
+from clipforge.cli.classify import _exit_on_failures
+from clipforge.errors import InputError
+from clipforge.runtime.batches import iter_image_batches
+
+
+def embed(
+    inputs: Annotated[list[str], typer.Argument(help="Image files/folders, or texts with --text.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="out.npy (names in out.names.txt) or out.parquet")],
+    text: Annotated[bool, typer.Option("--text", help="INPUTS are texts, not images.")] = False,
+    model: ro.Model = ro.DEFAULT_MODEL, batch_size: ro.BatchSize = 32, device: ro.Device = "cpu",
+    threads: ro.Threads = None,
+    normalize: Annotated[bool, typer.Option("--normalize/--no-normalize", help="L2-normalise.")] = True,
+) -> None:
+    """Embed images (or texts with --text) into the model's shared space."""
+    if output.suffix not in (".npy", ".parquet"):
+        raise InputError(f"output {output} must end in .npy or .parquet")
+    zs = ro.load_model(model, device, threads)
+    failures, names, chunks = [], [], []
+    if text:
+        names, chunks = list(inputs), [zs.embed_texts(inputs, normalize=normalize)]
+    else:
+        paths = ro.expand_images([Path(p) for p in inputs])
+        for batch in iter_image_batches(paths, batch_size, failures, show=len(paths) > 1):
+            names += [str(n) for n in batch.names]
+            chunks.append(zs.embed_images(batch.images, batch_size, normalize=normalize))
+    vectors = np.concatenate(chunks) if chunks else np.zeros((0, zs.manifest.embed_dim), np.float32)
+    _write(output, names, vectors)
+    Console(stderr=True).print(f"wrote {len(names)} embedding(s) of dim {vectors.shape[1]} to {output}")
+    _exit_on_failures(failures, len(names) + len(failures))
+
+
+def _write(output: Path, names: list[str], vectors: np.ndarray) -> None:
+    if output.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.table({"name": names, "embedding": list(vectors.astype(np.float32))})
+        with atomic_file(output) as tmp:
+            pq.write_table(table, tmp)
+        return
+    with atomic_file(output) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, vectors.astype(np.float32))
+    with atomic_file(output.with_suffix(".names.txt")) as tmp:
+        tmp.write_text("".join(n.replace("\n", " ") + "\n" for n in names))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("embed")(embed)

@@ -1,0 +1,1 @@
+"""Torch-free inference: sessions, numpy/Pillow pre-processing, `tokenizers` tokenization, the composite model."""

@@ -1,0 +1,58 @@
+"""Label and template checks, and the cache of class-text embeddings (computed once per label + templates)."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+from clipforge.errors import InputError
+
+DEFAULT_TEMPLATE = "This is a photo of {}."
+
+
+def check_labels(labels: Sequence[str]) -> list[str]:
+    if isinstance(labels, str):
+        raise InputError(f"labels must be a list of strings, got the single string {labels!r}")
+    labels = list(labels)
+    if not labels:
+        raise InputError("the label list is empty; pass at least one label")
+    empty = [i for i, label in enumerate(labels) if not str(label).strip()]
+    if empty:
+        raise InputError(f"label(s) at position {empty} are empty; remove them")
+    seen, dupes = set(), []
+    for label in labels:
+        (dupes.append(label) if label in seen else seen.add(label))
+    if dupes:
+        raise InputError(f"duplicate label(s) {sorted(set(dupes))}; each label must appear once")
+    return labels
+
+
+def check_templates(template: str | Sequence[str]) -> list[str]:
+    templates = [template] if isinstance(template, str) else list(template)
+    if not templates:
+        raise InputError("the template list is empty; pass at least one template such as 'a photo of a {}.'")
+    bad = [t for t in templates if "{}" not in t]
+    if bad:
+        raise InputError(f"template {bad[0]!r} has no '{{}}' placeholder for the label, e.g. 'a photo of a {{}}.'")
+    return templates
+
+
+class LabelCache:
+    """Normalised label embeddings keyed by (templates, label); the model owning the cache is the third key."""
+
+    def __init__(self, max_entries: int = 100_000):
+        self._store: dict[tuple[tuple[str, ...], str], np.ndarray] = {}
+        self.max_entries = max_entries
+        self.misses = 0
+
+    def get(self, labels: list[str], templates: list[str],
+            compute: Callable[[list[str], list[str]], np.ndarray]) -> np.ndarray:
+        key = tuple(templates)
+        todo = [label for label in dict.fromkeys(labels) if (key, label) not in self._store]
+        if todo:
+            self.misses += len(todo)
+            if len(self._store) + len(todo) > self.max_entries:
+                self._store.clear()
+            self._store.update({(key, label): e for label, e in zip(todo, compute(todo, templates))})
+        return np.stack([self._store[(key, label)] for label in labels])

@@ -1,0 +1,172 @@
+"""``ZeroShotModel``: the two encoders as one model. Drop-in for HF's CLIP/SigLIP in the zero-shot pipeline,
+plus a fast path (``classify``, ``embed_images``, ``embed_texts``, ``similarity``). torch-free."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from clipforge.errors import InputError
+from clipforge.runtime.encoders import Encoder, fit_length
+from clipforge.runtime.hf_compat import HFCompatMixin
+from clipforge.runtime.labels import DEFAULT_TEMPLATE, LabelCache, check_labels, check_templates
+from clipforge.runtime.loading import cache_key, cache_root, is_exported_folder, manifest_folder, role_paths
+from clipforge.runtime.outputs import ZeroShotOutput, is_torch, to_numpy
+from clipforge.runtime.sessions import SessionConfig, make_session
+from clipforge.specs import IMAGE_ROLE, TEXT_ROLE, Manifest
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+class ZeroShotModel(HFCompatMixin):
+    """Image encoder + text encoder + manifest: zero-shot classification and embeddings."""
+
+    def __init__(self, manifest: Manifest, encoders: dict[str, Encoder], folder: Path, hf_config: Any = None):
+        self.manifest, self.folder = manifest, Path(folder)
+        self.image_encoder, self.text_encoder = encoders[IMAGE_ROLE], encoders[TEXT_ROLE]
+        self._hf_config = hf_config
+        self._tokenizer = None
+        self._labels = LabelCache()
+        self._check_dims()
+
+    # --- construction ---------------------------------------------------------------------------------
+    @classmethod
+    def from_onnx(cls, paths, manifest: str | Path | Manifest | None = None, hf_config: Any = None,
+                  device: str = "cpu", threads: int | None = None, spinning: bool = False, **_ignored):
+        """``paths``: an exported folder, or ``{"image-encoder": path, "text-encoder": path}``; the manifest
+        is found beside the encoders unless given (a path or a ``Manifest``)."""
+        resolved = role_paths(paths)
+        folder = manifest_folder(paths, manifest)
+        manifest = manifest if isinstance(manifest, Manifest) else Manifest.load(folder)
+        config = SessionConfig(device=device, threads=threads, spinning=spinning)
+        encoders = {role: Encoder(make_session(p, config), role) for role, p in resolved.items()}
+        return cls(manifest, encoders, folder, hf_config)
+
+    @classmethod
+    def from_pretrained(cls, model: str | Path, *, revision: str | None = None, cache_dir: str | Path | None = None,
+                        device: str = "cpu", threads: int | None = None, hf_config: Any = None,
+                        **build_options):
+        """A hub id, checkpoint folder or exported folder; checkpoints are exported once into the cache."""
+        if is_exported_folder(model):
+            return cls.from_onnx(model, device=device, threads=threads, hf_config=hf_config)
+        from clipforge.runtime.prepare import prepare
+
+        folder = Path(cache_dir or cache_root()) / "models" / cache_key(str(model), revision, build_options)
+        if not (folder / "manifest.json").is_file():
+            prepare(model, folder, revision, build_options)
+        return cls.from_onnx(folder, device=device, threads=threads, hf_config=hf_config)
+
+    def _check_dims(self) -> None:
+        dims = {"manifest": self.manifest.embed_dim, IMAGE_ROLE: self.image_encoder.embed_dim,
+                TEXT_ROLE: self.text_encoder.embed_dim}
+        if len({d for d in dims.values() if d}) > 1:
+            raise InputError(f"encoders come from different models: embedding dims {dims}; export them together")
+
+    # --- tokenizer and pre-processing ---------------------------------------------------------------
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            from clipforge.runtime.text import TextTokenizer
+
+            self._tokenizer = TextTokenizer.from_folder(self.folder, self.manifest.text)
+        return self._tokenizer
+
+    def preprocess(self, images: Sequence) -> np.ndarray:
+        from clipforge.runtime.images import load_image, preprocess
+
+        return preprocess([load_image(i) for i in images], self.manifest.image)
+
+    # --- raw encoders ----------------------------------------------------------------------------------
+    def encode_pixels(self, pixel_values) -> np.ndarray:
+        return self.image_encoder({"pixel_values": to_numpy(pixel_values, np.float32)})
+
+    def encode_tokens(self, input_ids, attention_mask=None) -> np.ndarray:
+        ids = to_numpy(input_ids, np.int64)
+        mask = np.ones_like(ids) if attention_mask is None else to_numpy(attention_mask, np.int64)
+        length = self.text_encoder.static_length or (
+            self.manifest.text.context_length if self.manifest.text.padding == "max_length" else None)
+        if length:
+            ids, mask = fit_length(ids, mask, length, self.manifest.text)
+        return self.text_encoder({"input_ids": ids, "attention_mask": mask})
+
+    # --- fast path -------------------------------------------------------------------------------------
+    def embed_images(self, images: Sequence, batch_size: int = 32, normalize: bool = True) -> np.ndarray:
+        """Images (PIL, paths or encoded bytes) -> embeddings [N, D]."""
+        chunks = [self.encode_pixels(self.preprocess(images[i:i + batch_size]))
+                  for i in range(0, len(images), batch_size)]
+        out = np.concatenate(chunks) if chunks else np.zeros((0, self.manifest.embed_dim), np.float32)
+        return l2_normalize(out) if normalize else out
+
+    def embed_texts(self, texts: Sequence[str], batch_size: int = 256, normalize: bool = True) -> np.ndarray:
+        """Texts -> embeddings [N, D]; over-long texts are truncated with a warning."""
+        chunks = []
+        for i in range(0, len(texts), batch_size):
+            encoded = self.tokenizer.encode(list(texts[i:i + batch_size]))
+            _warn_truncated(texts[i:i + batch_size], encoded.truncated, self.manifest.text.context_length)
+            chunks.append(self.encode_tokens(encoded.input_ids, encoded.attention_mask))
+        out = np.concatenate(chunks) if chunks else np.zeros((0, self.manifest.embed_dim), np.float32)
+        return l2_normalize(out) if normalize else out
+
+    def label_embeddings(self, labels: Sequence[str], template: str | Sequence[str] = DEFAULT_TEMPLATE) -> np.ndarray:
+        """Normalised class embeddings [L, D], averaged over a template ensemble; cached per label+templates."""
+        labels, templates = check_labels(labels), check_templates(template)
+        return self._labels.get(labels, templates, self._embed_prompts)
+
+    def _embed_prompts(self, labels: list[str], templates: list[str]) -> np.ndarray:
+        prompts = [t.format(label) for label in labels for t in templates]
+        emb = self.embed_texts(prompts).reshape(len(labels), len(templates), -1)
+        return l2_normalize(emb.mean(axis=1))
+
+    def logits(self, image_embeds: np.ndarray, text_embeds: np.ndarray) -> np.ndarray:
+        """[images, texts] logits from normalised embeddings: scaled cosine (+ bias for SigLIP)."""
+        logits = self.manifest.logit_scale * image_embeds @ text_embeds.T
+        return logits + self.manifest.logit_bias if self.manifest.logit_bias is not None else logits
+
+    def scores(self, logits: np.ndarray) -> np.ndarray:
+        """Probabilities: softmax over labels (CLIP) or independent sigmoids (SigLIP)."""
+        if self.manifest.logit_bias is not None:
+            return 1.0 / (1.0 + np.exp(-logits))
+        z = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        return z / z.sum(axis=-1, keepdims=True)
+
+    def similarity(self, images: Sequence, texts: Sequence[str]) -> np.ndarray:
+        """Cosine similarity [images, texts]; either side may also be a precomputed embedding array."""
+        img = images if isinstance(images, np.ndarray) else self.embed_images(images)
+        txt = texts if isinstance(texts, np.ndarray) else self.embed_texts(texts)
+        return l2_normalize(img) @ l2_normalize(txt).T
+
+    def classify(self, images: Sequence, labels: Sequence[str], template: str | Sequence[str] = DEFAULT_TEMPLATE,
+                 top_k: int = 5, batch_size: int = 32) -> list[list[dict]]:
+        """Per image, the ``top_k`` labels as ``[{"label", "score"}]``, best first (HF pipeline's format)."""
+        text = self.label_embeddings(labels, template)
+        probs = self.scores(self.logits(self.embed_images(images, batch_size), text))
+        return [_top_k(row, list(labels), top_k) for row in probs]
+
+    # --- HF drop-in ------------------------------------------------------------------------------------
+    def __call__(self, input_ids=None, pixel_values=None, attention_mask=None, return_dict=True, **_ignored):
+        image = l2_normalize(self.encode_pixels(pixel_values)) if pixel_values is not None else None
+        text = l2_normalize(self.encode_tokens(input_ids, attention_mask)) if input_ids is not None else None
+        out = ZeroShotOutput(text_embeds=text, image_embeds=image)
+        if image is not None and text is not None:
+            out.logits_per_image = self.logits(image, text).astype(np.float32)
+            out.logits_per_text = out.logits_per_image.T.copy()
+        torch_in = is_torch(pixel_values) or is_torch(input_ids)
+        out = out.as_torch() if torch_in else out
+        return out if return_dict else out.to_tuple()
+
+
+def _top_k(row: np.ndarray, labels: list[str], k: int) -> list[dict]:
+    order = np.argsort(-row, kind="stable")[: max(1, k)]
+    return [{"label": labels[i], "score": float(row[i])} for i in order]
+
+
+def _warn_truncated(texts, truncated, limit: int) -> None:
+    cut = [t for t, flag in zip(texts, truncated) if flag]
+    if cut:
+        warnings.warn(f"{len(cut)} text(s) longer than {limit} tokens were truncated, e.g. {cut[0][:40]!r}",
+                      stacklevel=3)

@@ -1,0 +1,83 @@
+"""ONNX Runtime sessions: device -> execution providers, threads, spinning. No torch, no transformers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from clipforge.errors import InputError
+
+DEVICE_PROVIDERS = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "dml": "DmlExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+    "qnn": "QNNExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+}
+
+PROVIDER_PACKAGES = {
+    "CUDAExecutionProvider": "onnxruntime-gpu",
+    "TensorrtExecutionProvider": "onnxruntime-gpu (with TensorRT)",
+    "DmlExecutionProvider": "onnxruntime-directml",
+    "OpenVINOExecutionProvider": "onnxruntime-openvino",
+    "QNNExecutionProvider": "onnxruntime-qnn",
+    "CoreMLExecutionProvider": "onnxruntime (macOS build)",
+}
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """How encoder sessions are created."""
+
+    device: str = "cpu"
+    threads: int | None = None  # intra-op threads; None = onnxruntime's default (all cores)
+    spinning: bool = False  # busy-wait between ops: faster for back-to-back calls, burns shared cores
+    optimization: str = "all"  # disabled | basic | extended | all
+
+
+def providers_for(device: str) -> list[str]:
+    """Execution providers for ``device`` (CPU as fallback); a provider that is not installed is an error."""
+    import onnxruntime as ort
+
+    if device not in DEVICE_PROVIDERS:
+        raise InputError(f"unknown device {device!r}; choose one of: {', '.join(DEVICE_PROVIDERS)}")
+    provider = DEVICE_PROVIDERS[device]
+    if provider not in ort.get_available_providers():
+        raise InputError(
+            f"device {device!r} needs {provider}, which this onnxruntime lacks "
+            f"(available: {', '.join(ort.get_available_providers())}); install {PROVIDER_PACKAGES[provider]}"
+        )
+    return [provider] if provider == "CPUExecutionProvider" else [provider, "CPUExecutionProvider"]
+
+
+def session_options(config: SessionConfig):
+    import onnxruntime as ort
+
+    levels = {
+        "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }
+    if config.optimization not in levels:
+        raise InputError(f"unknown optimisation level {config.optimization!r}; choose one of: {', '.join(levels)}")
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = levels[config.optimization]
+    if config.threads:
+        opts.intra_op_num_threads = config.threads
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if config.spinning else "0")
+    return opts
+
+
+def make_session(path: str | Path, config: SessionConfig = SessionConfig()):
+    import onnxruntime as ort
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"ONNX model {path} does not exist; pass the model.onnx written by export or build")
+    try:
+        return ort.InferenceSession(str(path), session_options(config), providers=providers_for(config.device))
+    except (ort.capi.onnxruntime_pybind11_state.InvalidProtobuf, ort.capi.onnxruntime_pybind11_state.Fail) as exc:
+        raise InputError(f"cannot load {path}: {str(exc).splitlines()[0]}; re-export it") from exc

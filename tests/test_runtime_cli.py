@@ -1,0 +1,87 @@
+"""classify / embed commands, torch-free inference, and unreadable images in batch runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from clipforge.cli.main import main
+from clipforge.export import export_model
+
+
+@pytest.fixture(scope="module")
+def clip_folder(tiny_clip, tmp_path_factory):
+    return export_model(tiny_clip, tmp_path_factory.mktemp("cli") / "clip", show_progress=False).path
+
+
+@pytest.fixture(scope="module")
+def image_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("imgs")
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (40, 50 + i, 3), dtype=np.uint8)).save(root / f"img{i}.png")
+    return root
+
+
+def test_classify_json(clip_folder, image_dir, capsys):
+    code = main(["classify", str(image_dir), "-l", "red circle,blue square", "-l", "dog", "-m", str(clip_folder),
+                 "--json", "-k", "2"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and len(out) == 3
+    assert all(len(r["predictions"]) == 2 for r in out)
+    assert {p["label"] for r in out for p in r["predictions"]} <= {"red circle", "blue square", "dog"}
+
+
+def test_unreadable_images_are_skipped_and_reported(clip_folder, image_dir, tmp_path, capsys):
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    good = image_dir / "img0.png"
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
+    code = main(["classify", str(good), str(tmp_path / "broken.png"), str(truncated), "-l", "a,b",
+                 "-m", str(clip_folder), "--json"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert len(json.loads(captured.out)) == 1
+    assert "2 of 3 image(s)" in captured.err and "broken.png" in captured.err and "truncated.png" in captured.err
+
+
+def test_empty_label_is_one_line_error(clip_folder, image_dir, capsys):
+    code = main(["classify", str(image_dir), "-l", "a,a", "-m", str(clip_folder)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "duplicate" in err and "\n" not in err
+
+
+def test_embed_npy_and_parquet(clip_folder, image_dir, tmp_path):
+    import pyarrow.parquet as pq
+
+    assert main(["embed", str(image_dir), "-o", str(tmp_path / "e.npy"), "-m", str(clip_folder)]) == 0
+    vectors = np.load(tmp_path / "e.npy")
+    names = (tmp_path / "e.names.txt").read_text().splitlines()
+    assert vectors.shape == (3, 16) and len(names) == 3 and names[0].endswith("img0.png")
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    assert main(["embed", "--text", "a cat", "a dog", "-o", str(tmp_path / "t.parquet"), "-m", str(clip_folder)]) == 0
+    table = pq.read_table(tmp_path / "t.parquet").to_pydict()
+    assert table["name"] == ["a cat", "a dog"] and len(table["embedding"][0]) == 16
+
+
+def test_classify_never_imports_torch_or_transformers(clip_folder, image_dir):
+    code = f"""
+import sys
+from clipforge.runtime.model import ZeroShotModel
+m = ZeroShotModel.from_onnx({str(clip_folder)!r})
+r = m.classify([{str(image_dir / 'img0.png')!r}], ["red circle", "dog"], top_k=1)
+e = m.embed_texts(["a cat"])
+assert r and e.shape == (1, 16)
+from clipforge.cli.main import main
+assert main(["classify", {str(image_dir)!r}, "-l", "a,b", "-m", {str(clip_folder)!r}, "--json"]) == 0
+bad = [m for m in ("torch", "transformers") if m in sys.modules]
+print("LOADED", bad)
+sys.exit(1 if bad else 0)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
