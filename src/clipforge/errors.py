@@ -37,6 +37,10 @@ class ValidationError(ClipforgeError, RuntimeError):
         super().__init__(f"{what} failed validation ({len(failures)} problem(s)): " + "; ".join(failures))
 
 
+class BuildError(ClipforgeError, RuntimeError):
+    """A build stage failed or produced a graph that does not keep accuracy."""
+
+
 class MissingDependencyError(ClipforgeError, ImportError):
     """An optional dependency (extra) is not installed."""
 

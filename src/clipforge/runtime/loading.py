@@ -20,6 +20,10 @@ def role_paths(paths) -> dict[str, Path]:
     if isinstance(paths, (str, Path)):
         folder = Path(paths)
         manifest = Manifest.load(folder)
+        missing = [role for role in ROLES if role not in manifest.encoders]
+        if missing:
+            raise InputError(f"{folder} holds only {', '.join(manifest.encoders)}; pass both encoders as "
+                             f"{{'image-encoder': path, 'text-encoder': path}}")
         return {role: folder / manifest.encoders[role] for role in ROLES}
     unknown = sorted(set(paths) - set(ROLES))
     missing = sorted(set(ROLES) - set(paths))

@@ -1,0 +1,159 @@
+"""``build``: checkpoint -> fp32 export -> per-encoder stages -> a folder the runtime loads (export's layout +
+``build.json``). Everything happens in a temporary sibling folder renamed at the end; unchanged inputs and
+config are skipped (content-hash cache)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from clipforge._io import atomic_dir, file_hashes
+from clipforge.build.auto import choose_auto
+from clipforge.build.calibration import load_calibration
+from clipforge.build.config import BuildConfig
+from clipforge.build.parity import Probe, make_probe
+from clipforge.build.roles import build_role, kill_point
+from clipforge.errors import OutputExistsError
+from clipforge.export import ExportOptions, export_model
+from clipforge.hub import resolve_checkpoint
+from clipforge.progress import steps
+from clipforge.runtime.loading import cache_key
+from clipforge.runtime.model import ZeroShotModel
+from clipforge.specs import Manifest
+
+OVERRIDES = {"quantize": ("quantize", "mode"), "static": ("export", "static"), "batch_size": ("export", "batch_size"),
+             "sequence_length": ("export", "sequence_length"), "image_size": ("export", "image_size"),
+             "opset": ("export", "opset"), "ep": ("compile", "ep"), "max_accuracy_drop": ("quantize", "max_accuracy_drop"),
+             "calibration_samples": ("quantize", "calibration_samples")}
+
+
+@dataclass
+class BuildContext:
+    config: BuildConfig
+    checkpoint: Path
+    fp32_folder: Path
+    fp32: ZeroShotModel
+    probe: Probe
+    work: Path
+
+
+@dataclass
+class BuildResult:
+    path: Path
+    manifest: Manifest
+    report: dict = field(default_factory=dict)
+    skipped: bool = False
+
+
+def apply_overrides(config: BuildConfig, overrides: dict) -> BuildConfig:
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key not in OVERRIDES:
+            from clipforge.errors import InputError
+
+            raise InputError(f"unknown build option {key!r}; valid: {', '.join(OVERRIDES)}")
+        section, attr = OVERRIDES[key]
+        setattr(getattr(config, section), attr, value)
+    return config.validate()
+
+
+def _key(model, revision, config: BuildConfig, calibration) -> str:
+    data = {"config": config.to_dict()}
+    if calibration:
+        stat = Path(calibration).stat()
+        data["calibration"] = [str(Path(calibration).resolve()), stat.st_size, int(stat.st_mtime)]
+    return cache_key(str(model), revision, data)
+
+
+def _up_to_date(out: Path, key: str) -> Manifest | None:
+    if not (out / "manifest.json").is_file():
+        return None
+    manifest = Manifest.load(out)
+    return manifest if manifest.build.get("cache_key") == key else None
+
+
+def build_composite(model, output, config: BuildConfig | None = None, *, calibration_data=None,
+                    revision: str | None = None, force: bool = False, show_progress: bool = True,
+                    **overrides) -> BuildResult:
+    """Build ``model`` into ``output``; returns without work when the same inputs were built there before."""
+    from clipforge.runtime.sessions import providers_for
+
+    config = apply_overrides(config or BuildConfig(), overrides)
+    providers_for(config.compile.ep)  # an EP this onnxruntime lacks fails before any work
+    out = Path(output)
+    key = _key(model, revision, config, calibration_data)
+    if (done := _up_to_date(out, key)) is not None:
+        return BuildResult(out, done, done.build, skipped=True)
+    if out.exists() and not force and not (out / "manifest.json").is_file():
+        raise OutputExistsError(f"output {out} exists and is not a clipforge build; pass --force to replace it")
+    _remove_stale_temps(out)
+    with steps(show_progress, total=2 + 3 * len(config.roles)) as step, atomic_dir(out, force=True) as tmp:
+        ctx = _prepare(model, revision, config, calibration_data, tmp, step)
+        report = _build_roles(ctx, tmp, step)
+        step("write manifest")
+        manifest = _finish(ctx, tmp, report, key)
+    return BuildResult(out, manifest, manifest.build)
+
+
+def _remove_stale_temps(out: Path) -> None:
+    """Temporary folders of builds that were killed (SIGKILL leaves them behind)."""
+    for stale in out.parent.glob(f".{out.name}.tmp-*") if out.parent.exists() else []:
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _prepare(model, revision, config, calibration_data, tmp: Path, step) -> BuildContext:
+    step("export fp32")
+    kill_point("export")
+    e = config.export
+    fp32_folder = tmp / "_fp32"
+    opts = ExportOptions(opset=e.opset, static=e.static, batch_size=e.batch_size, sequence_length=e.sequence_length,
+                         image_size=e.image_size, revision=revision)
+    export_model(model, fp32_folder, opts, show_progress=False)
+    step("calibration data")
+    kill_point("calibrate")
+    fp32 = ZeroShotModel.from_onnx(fp32_folder)
+    calib = load_calibration(calibration_data, config.quantize.calibration_samples)
+    checkpoint, _ = resolve_checkpoint(model, revision)
+    return BuildContext(config, checkpoint, fp32_folder, fp32, make_probe(fp32, calib), tmp / "_work")
+
+
+def _build_roles(ctx: BuildContext, tmp: Path, step) -> dict:
+    report = {"roles": {}, "calibration": ctx.probe.calibration.source}
+    if ctx.config.quantize.mode == "auto":
+        step("auto: try candidates")
+        report["auto"] = choose_auto(ctx, tmp)
+        for role in ctx.config.roles:
+            report["roles"][role] = report["auto"]["chosen_stages"][role]
+        return report
+    for role in ctx.config.roles:
+        step(f"build {role}")
+        start = time.perf_counter()
+        (tmp / role).mkdir(exist_ok=True)
+        records = build_role(role, ctx.config.quantize.mode, tmp / role / "model.onnx", ctx)
+        report["roles"][role] = {"quantize": ctx.config.quantize.mode, "stages": records,
+                                 "seconds": round(time.perf_counter() - start, 2)}
+    return report
+
+
+def _finish(ctx: BuildContext, tmp: Path, report: dict, key: str) -> Manifest:
+    for item in ctx.fp32_folder.iterdir():  # tokenizer / processor files
+        if item.is_file() and item.name != "manifest.json":
+            shutil.copy2(item, tmp / item.name)
+    manifest = ctx.fp32.manifest
+    single = len(ctx.config.roles) == 1
+    if single:  # a one-encoder build: OUT/model.onnx
+        role = ctx.config.roles[0]
+        (tmp / role / "model.onnx").rename(tmp / "model.onnx")
+        (tmp / role).rmdir()
+        manifest.encoders = {role: "model.onnx"}
+    shutil.rmtree(ctx.fp32_folder)
+    shutil.rmtree(ctx.work, ignore_errors=True)
+    manifest.build = {"cache_key": key, "config": ctx.config.to_dict(), **report}
+    (tmp / "build.json").write_text(json.dumps(manifest.build, indent=2))
+    manifest.files = file_hashes(tmp)
+    (tmp / "manifest.json").write_text(manifest.to_json())
+    return manifest

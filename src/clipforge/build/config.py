@@ -1,0 +1,155 @@
+"""Build configs: one dataclass per section, JSON round-trip, validation that names the bad key."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from clipforge.errors import InputError
+from clipforge.specs import IMAGE_ROLE, ROLES, TEXT_ROLE
+
+QUANTIZE_MODES = ("none", "int8-dynamic", "int8-static", "fp16", "auto")
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+EPS = ("cpu", "cuda", "tensorrt", "openvino", "qnn", "dml", "coreml")
+OPT_LEVELS = ("disabled", "basic", "extended", "all")
+TASK_ROLES = {
+    "zero-shot-image-classification": ROLES,
+    "image-feature-extraction": (IMAGE_ROLE,),
+    "feature-extraction": (TEXT_ROLE,),
+}
+
+
+def _choice(section: str, key: str, value, allowed) -> None:
+    if value not in allowed:
+        raise InputError(f"{section}.{key} = {value!r} is not valid; allowed: {', '.join(map(str, allowed))}")
+
+
+@dataclass
+class ExportSection:
+    opset: int = 17
+    static: bool = False
+    batch_size: int = 1
+    sequence_length: int | None = None
+    image_size: int | None = None
+
+    def validate(self) -> None:
+        if not 14 <= self.opset <= 21:
+            raise InputError(f"export.opset = {self.opset} is not valid; use 14 to 21 (default 17)")
+        if self.batch_size < 1:
+            raise InputError(f"export.batch_size = {self.batch_size} must be at least 1")
+
+
+@dataclass
+class OptimizeSection:
+    """ORT transformer fusions; a fused graph is kept only if it validates and is not slower."""
+
+    enabled: bool = True
+    attention: bool = True
+    layer_norm: bool = True
+    gelu: bool = True
+    bias: bool = True
+
+    def validate(self) -> None:
+        return None
+
+
+@dataclass
+class QuantizeSection:
+    mode: str = "none"
+    calibration_samples: int = 64
+    method: str = "minmax"
+    per_channel: bool = True
+    op_types: list[str] = field(default_factory=lambda: ["MatMul"])
+    exclude_nodes: list[str] = field(default_factory=list)
+    keep_projection_float: bool = True  # the final projection MatMul stays float32
+    max_accuracy_drop: float = 1.0  # percentage points, for mode "auto"
+
+    def validate(self) -> None:
+        _choice("quantize", "mode", self.mode, QUANTIZE_MODES)
+        _choice("quantize", "method", self.method, CALIBRATION_METHODS)
+        if self.calibration_samples < 1:
+            raise InputError("quantize.calibration_samples must be at least 1")
+        if self.max_accuracy_drop < 0:
+            raise InputError("quantize.max_accuracy_drop must be >= 0 (percentage points)")
+
+
+@dataclass
+class CompileSection:
+    ep: str = "cpu"
+    optimization_level: str = "all"
+    save_optimized: bool = False  # write the provider-optimised graph (specific to this machine's EP)
+
+    def validate(self) -> None:
+        _choice("compile", "ep", self.ep, EPS)
+        _choice("compile", "optimization_level", self.optimization_level, OPT_LEVELS)
+
+
+SECTIONS = {"export": ExportSection, "optimize": OptimizeSection, "quantize": QuantizeSection,
+            "compile": CompileSection}
+
+
+@dataclass
+class BuildConfig:
+    task: str = "zero-shot-image-classification"
+    roles: list[str] = field(default_factory=lambda: list(ROLES))
+    export: ExportSection = field(default_factory=ExportSection)
+    optimize: OptimizeSection = field(default_factory=OptimizeSection)
+    quantize: QuantizeSection = field(default_factory=QuantizeSection)
+    compile: CompileSection = field(default_factory=CompileSection)
+
+    def validate(self) -> "BuildConfig":
+        _choice("config", "task", self.task, TASK_ROLES)
+        for role in self.roles:
+            _choice("config", "roles", role, ROLES)
+        for name in SECTIONS:
+            getattr(self, name).validate()
+        return self
+
+    @classmethod
+    def for_task(cls, task: str, role: str | None = None, **sections) -> "BuildConfig":
+        _choice("config", "task", task, TASK_ROLES)
+        roles = [role] if role else list(TASK_ROLES[task])
+        return cls(task=task, roles=roles, **sections).validate()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "BuildConfig":
+        unknown = sorted(set(data) - {"task", "roles", *SECTIONS})
+        if unknown:
+            raise InputError(f"unknown config key(s) {unknown}; valid: task, roles, {', '.join(SECTIONS)}")
+        kwargs = {k: data[k] for k in ("task", "roles") if k in data}
+        for name, section in SECTIONS.items():
+            kwargs[name] = _section(name, section, data.get(name, {}))
+        return cls(**kwargs).validate()
+
+    @classmethod
+    def load(cls, path: str | Path) -> "BuildConfig":
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"config {path} does not exist; write one with 'clipforge config'")
+        try:
+            data = json.loads(path.read_text())
+        except ValueError as exc:
+            raise InputError(f"config {path} is not valid JSON ({exc})") from exc
+        return cls.from_dict(data)
+
+
+def _section(name: str, section, values: dict):
+    if not isinstance(values, dict):
+        raise InputError(f"config section {name!r} must be an object, got {type(values).__name__}")
+    valid = {f.name for f in dataclasses.fields(section)}
+    unknown = sorted(set(values) - valid)
+    if unknown:
+        raise InputError(f"unknown key(s) {unknown} in {name!r}; valid: {', '.join(sorted(valid))}")
+    try:
+        return section(**values)
+    except TypeError as exc:
+        raise InputError(f"config section {name!r}: {exc}") from exc

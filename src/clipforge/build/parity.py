@@ -1,0 +1,78 @@
+"""Compare a built encoder with the fp32 export on real inputs: cosine, zero-shot top-1 agreement, accuracy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from clipforge.build.calibration import CalibrationSet
+from clipforge.export.validate import cosine_rows
+from clipforge.runtime.encoders import Encoder, fit_length
+from clipforge.runtime.model import ZeroShotModel, l2_normalize
+from clipforge.runtime.sessions import SessionConfig, make_session
+from clipforge.specs import IMAGE_ROLE, TEXT_ROLE
+
+OTHER = {IMAGE_ROLE: TEXT_ROLE, TEXT_ROLE: IMAGE_ROLE}
+
+
+@dataclass
+class Probe:
+    """Inputs and fp32 reference embeddings for both encoders."""
+
+    pixels: np.ndarray
+    ids: np.ndarray
+    mask: np.ndarray
+    reference: dict[str, np.ndarray]
+    calibration: CalibrationSet
+
+
+def make_probe(fp32: ZeroShotModel, calib: CalibrationSet) -> Probe:
+    pixels = fp32.preprocess(calib.images)
+    enc = fp32.tokenizer.encode(calib.prompts)
+    ids, mask = enc.input_ids, enc.attention_mask
+    if fp32.text_encoder.static_length:
+        ids, mask = fit_length(ids, mask, fp32.text_encoder.static_length, fp32.manifest.text)
+    reference = {IMAGE_ROLE: l2_normalize(fp32.encode_pixels(pixels)),
+                 TEXT_ROLE: l2_normalize(fp32.encode_tokens(ids, mask))}
+    return Probe(pixels, ids, mask, reference, calib)
+
+
+def feeds(probe: Probe, role: str, encoder: Encoder, batch: int = 8) -> list[dict]:
+    """Batches for calibration, shaped for ``encoder`` (fixed batch for static graphs)."""
+    size = encoder.static_batch or batch
+    data = {"pixel_values": probe.pixels} if role == IMAGE_ROLE else {"input_ids": probe.ids,
+                                                                       "attention_mask": probe.mask}
+    data = {k: v for k, v in data.items() if k in encoder.input_names}
+    n = len(next(iter(data.values())))
+    out = []
+    for i in range(0, n - size + 1 if encoder.static_batch else n, size):
+        out.append({k: v[i:i + size] for k, v in data.items()})
+    return out or [{k: np.repeat(v[:1], size, axis=0) for k, v in data.items()}]
+
+
+def embed(model_path: Path, role: str, probe: Probe, fp32: ZeroShotModel) -> np.ndarray:
+    encoder = Encoder(make_session(model_path, SessionConfig()), role)
+    probe_model = ZeroShotModel(fp32.manifest, {role: encoder, OTHER[role]: _encoder(fp32, OTHER[role])},
+                                fp32.folder)
+    if role == IMAGE_ROLE:
+        return l2_normalize(probe_model.encode_pixels(probe.pixels))
+    return l2_normalize(probe_model.encode_tokens(probe.ids, probe.mask))
+
+
+def _encoder(model: ZeroShotModel, role: str) -> Encoder:
+    return model.image_encoder if role == IMAGE_ROLE else model.text_encoder
+
+
+def parity(model_path: Path, role: str, probe: Probe, fp32: ZeroShotModel) -> dict:
+    emb = embed(model_path, role, probe, fp32)
+    ref, other = probe.reference[role], probe.reference[OTHER[role]]
+    cos = cosine_rows(emb, ref)
+    agree = float(np.mean((emb @ other.T).argmax(1) == (ref @ other.T).argmax(1)))
+    return {"mean_cosine": float(cos.mean()), "min_cosine": float(cos.min()), "top1_agreement": agree}
+
+
+def zero_shot_top1(image_emb: np.ndarray, text_emb: np.ndarray, labels: list[int]) -> float:
+    """Top-1 accuracy (percent) of images against one prompt per class."""
+    return 100.0 * float(np.mean((image_emb @ text_emb.T).argmax(1) == np.asarray(labels)))

@@ -1,0 +1,102 @@
+"""Build one encoder: optimise -> quantise -> compile, each stage timed, sized, counted and checked vs fp32."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import statistics
+import time
+from pathlib import Path
+
+from clipforge.build import stages
+from clipforge.build.parity import Probe, embed, feeds, parity
+from clipforge.errors import BuildError
+from clipforge.runtime.encoders import Encoder
+from clipforge.runtime.model import ZeroShotModel
+from clipforge.runtime.sessions import SessionConfig, make_session
+from clipforge.specs import IMAGE_ROLE
+
+# Minimum cosine to the fp32 export a stage must keep, by what it does.
+MIN_COSINE = {"optimize": 0.9999, "fp16": 0.999, "int8-dynamic": 0.95, "int8-static": 0.95, "compile": 0.9999}
+
+
+def kill_point(stage: str) -> None:
+    """Test hook: ``CLIPFORGE_DEBUG_KILL_AT=<stage>`` kills the process (SIGKILL) when ``stage`` starts."""
+    if os.environ.get("CLIPFORGE_DEBUG_KILL_AT") == stage:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def model_config(checkpoint: Path, role: str) -> tuple[int, int]:
+    """(num_heads, hidden_size) of the tower, for the fusion pass."""
+    config = json.loads((checkpoint / "config.json").read_text())
+    tower = config["vision_config" if role == IMAGE_ROLE else "text_config"]
+    return int(tower.get("num_attention_heads", 12)), int(tower.get("hidden_size", 768))
+
+
+def seconds_per_run(path: Path, role: str, probe: Probe, fp32: ZeroShotModel, repeats: int = 3) -> float:
+    embed(path, role, probe, fp32)  # warm-up (and session creation) outside the timing
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        embed(path, role, probe, fp32)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _record(name: str, path: Path, start: float, role: str, probe: Probe, fp32: ZeroShotModel, extra: dict) -> dict:
+    check = parity(path, role, probe, fp32)
+    return {"stage": name, "seconds": round(time.perf_counter() - start, 3), "bytes": path.stat().st_size,
+            "ops": stages.op_counts(path), "parity": check, **extra}
+
+
+def _optimize(src: Path, work: Path, role: str, ctx) -> tuple[Path, dict]:
+    start = time.perf_counter()
+    dst = work / "optimized.onnx"
+    heads, hidden = model_config(ctx.checkpoint, role)
+    info = stages.optimize(src, dst, heads, hidden, ctx.config.optimize)
+    record = _record("optimize", dst, start, role, ctx.probe, ctx.fp32, info)
+    faster = seconds_per_run(dst, role, ctx.probe, ctx.fp32) <= 1.05 * seconds_per_run(src, role, ctx.probe, ctx.fp32)
+    keep = record["parity"]["min_cosine"] >= MIN_COSINE["optimize"] and faster
+    record["kept"] = keep
+    record["why"] = "validated and not slower" if keep else ("slower than unfused" if not faster else "drifted")
+    return (dst if keep else src), record
+
+
+def _quantize(src: Path, work: Path, role: str, mode: str, ctx) -> tuple[Path, dict]:
+    start = time.perf_counter()
+    dst = work / f"{mode}.onnx"
+    section = ctx.config.quantize
+    if mode == "int8-dynamic":
+        info = stages.quantize_dynamic(src, dst, section, work)
+    elif mode == "int8-static":
+        encoder = Encoder(make_session(src, SessionConfig()), role)
+        info = stages.quantize_static(src, dst, section, feeds(ctx.probe, role, encoder), work)
+    else:
+        info = stages.to_fp16(src, dst)
+    record = _record(f"quantize:{mode}", dst, start, role, ctx.probe, ctx.fp32, info)
+    if record["parity"]["min_cosine"] < MIN_COSINE[mode]:
+        raise BuildError(f"{role} {mode}: min cosine to fp32 {record['parity']['min_cosine']:.4f} < "
+                         f"{MIN_COSINE[mode]}; exclude more nodes (quantize.exclude_nodes) or use another mode")
+    return dst, record
+
+
+def build_role(role: str, mode: str, out: Path, ctx) -> list[dict]:
+    """Run the stages for ``role`` with quantisation ``mode``; the result lands at ``out``."""
+    work = ctx.work / role / mode
+    work.mkdir(parents=True, exist_ok=True)
+    current, records = ctx.fp32_folder / role / "model.onnx", []
+    if ctx.config.optimize.enabled and mode in ("none", "fp16"):
+        kill_point("optimize")
+        current, record = _optimize(current, work, role, ctx)
+        records.append(record)
+    if mode != "none":
+        kill_point("quantize")
+        current, record = _quantize(current, work, role, mode, ctx)
+        records.append(record)
+    kill_point("compile")
+    start = time.perf_counter()
+    info = stages.compile_for(current, out, ctx.config.compile)
+    records.append(_record("compile", out, start, role, ctx.probe, ctx.fp32, info))
+    return records
+

@@ -1,0 +1,60 @@
+"""``clipforge build``: export -> optimise -> quantise -> compile, one encoder (-c CFG) or both (--task)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from clipforge.build.config import TASK_ROLES, BuildConfig
+from clipforge.cli import options as o
+
+
+def build(
+    model: Annotated[str, typer.Option("--model", "-m", help="Hub id or checkpoint folder.")],
+    output: o.Output,
+    config_path: Annotated[Path | None, typer.Option("--config", "-c", help="Build config JSON.")] = None,
+    task: Annotated[str | None, typer.Option("--task", help=f"One of: {', '.join(TASK_ROLES)}.")] = None,
+    quantize: Annotated[str | None, typer.Option("--quantize", help="none|int8-dynamic|int8-static|fp16|auto")] = None,
+    calibration_data: Annotated[Path | None, typer.Option("--calibration-data", help="Image folder or parquet.")] = None,
+    max_accuracy_drop: Annotated[float | None, typer.Option("--max-accuracy-drop", help="pp, for auto.")] = None,
+    ep: Annotated[str | None, typer.Option("--ep", help="cpu|cuda|openvino|qnn|dml|...")] = None,
+    static: Annotated[bool, typer.Option("--static", help="Fixed shapes for NPU-style targets.")] = False,
+    revision: o.Revision = None, force: o.Force = False, quiet: o.Quiet = False,
+) -> None:
+    """Build fast, validated encoders; writes model.onnx (or both encoders), build.json and manifest.json."""
+    from clipforge.build import build_composite
+
+    cfg = BuildConfig.load(config_path) if config_path else BuildConfig.for_task(task or "zero-shot-image-classification")
+    result = build_composite(model, output, cfg, calibration_data=calibration_data, revision=revision, force=force,
+                             show_progress=not quiet, quantize=quantize, ep=ep, max_accuracy_drop=max_accuracy_drop,
+                             static=static or None)
+    _summary(result)
+
+
+def _summary(result) -> None:
+    console = Console(stderr=True)
+    if result.skipped:
+        console.print(f"[green]up to date[/]: {result.path} (same inputs and config; nothing rebuilt)")
+        return
+    table = Table(title=f"build {result.path}")
+    for column in ("encoder", "stage", "s", "MB", "mean cos", "min cos", "top-1 agree"):
+        table.add_column(column)
+    for role, info in result.report["roles"].items():
+        for s in info["stages"]:
+            p = s["parity"]
+            table.add_row(role, s["stage"] + ("" if s.get("kept", True) else " (dropped)"), f"{s['seconds']:.1f}",
+                          f"{s['bytes'] / 1e6:.1f}", f"{p['mean_cosine']:.5f}", f"{p['min_cosine']:.5f}",
+                          f"{p['top1_agreement']:.3f}")
+    console.print(table)
+    if "auto" in result.report:
+        auto = result.report["auto"]
+        console.print(f"auto chose image={auto['chosen']['image-encoder']} text={auto['chosen']['text-encoder']} "
+                      f"(fp32 top-1 {auto['fp32_top1']:.1f}%, {len(auto['candidates'])} candidates tried)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("build")(build)

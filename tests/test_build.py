@@ -1,0 +1,101 @@
+"""Build pipeline: configs, composite and single-encoder builds, cache, EP errors, kill-and-rebuild."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from clipforge.build import BuildConfig, build_composite
+from clipforge.cli.main import main
+from clipforge.errors import InputError
+from clipforge.runtime.model import ZeroShotModel
+
+
+def test_config_round_trip_and_errors(tmp_path):
+    cfg = BuildConfig.for_task("zero-shot-image-classification", "image-encoder")
+    cfg.quantize.mode = "int8-static"
+    assert BuildConfig.from_dict(json.loads(cfg.to_json())) == cfg
+    with pytest.raises(InputError, match="quantize.mode = 'int4'.*allowed: none, int8-dynamic"):
+        BuildConfig.from_dict({"quantize": {"mode": "int4"}})
+    with pytest.raises(InputError, match=r"unknown key\(s\) \['colour'\] in 'optimize'"):
+        BuildConfig.from_dict({"optimize": {"colour": 1}})
+    (tmp_path / "bad.json").write_text("{nope")
+    with pytest.raises(InputError, match="not valid JSON"):
+        BuildConfig.load(tmp_path / "bad.json")
+
+
+def test_config_command_writes_one_file_per_sub_model(tmp_path):
+    assert main(["config", "-m", "x/y", "-o", str(tmp_path / "clip.json")]) == 0
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["clip_image-encoder.json", "clip_text-encoder.json"]
+    assert BuildConfig.load(tmp_path / "clip_text-encoder.json").roles == ["text-encoder"]
+    assert main(["config", "-m", "x/y", "--task", "feature-extraction", "-o", str(tmp_path / "t.json")]) == 0
+    assert BuildConfig.load(tmp_path / "t.json").roles == ["text-encoder"]
+
+
+@pytest.mark.parametrize("mode", ["none", "int8-dynamic", "fp16"])
+def test_composite_build_loads_with_runtime(tiny_checkpoint, tmp_path, mode):
+    family, folder = tiny_checkpoint
+    result = build_composite(folder, tmp_path / "out", quantize=mode, show_progress=False)
+    report = json.loads((tmp_path / "out" / "build.json").read_text())
+    for role in ("image-encoder", "text-encoder"):
+        stages = report["roles"][role]["stages"]
+        assert stages[-1]["stage"] == "compile" and stages[-1]["parity"]["min_cosine"] > 0.95
+        assert all({"seconds", "bytes", "ops", "parity"} <= set(s) for s in stages)
+    model = ZeroShotModel.from_onnx(result.path)
+    preds = model.classify([_png()], ["a", "b"], top_k=1)
+    assert preds[0][0]["label"] in {"a", "b"}
+    if mode == "int8-dynamic":
+        assert any("MatMulInteger" in s["ops"] or "DynamicQuantizeLinear" in s["ops"]
+                   for s in report["roles"]["image-encoder"]["stages"])
+
+
+def _png():
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_unchanged_rebuild_is_skipped(tiny_clip, tmp_path):
+    first = build_composite(tiny_clip, tmp_path / "out", show_progress=False)
+    again = build_composite(tiny_clip, tmp_path / "out", show_progress=False)
+    changed = build_composite(tiny_clip, tmp_path / "out", quantize="int8-dynamic", show_progress=False)
+    assert not first.skipped and again.skipped and not changed.skipped
+
+
+def test_missing_ep_names_the_package(tiny_clip, tmp_path, capsys):
+    code = main(["build", "-m", str(tiny_clip), "-o", str(tmp_path / "o"), "--ep", "openvino"])
+    assert code == 2 and "onnxruntime-openvino" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_static_build_for_npu_targets(tiny_clip, tmp_path):
+    result = build_composite(tiny_clip, tmp_path / "s", static=True, quantize="int8-dynamic", show_progress=False)
+    model = ZeroShotModel.from_onnx(result.path)
+    assert model.image_encoder.static_batch == 1 and model.text_encoder.static_length == 77
+    assert model.embed_texts(["a", "b", "c"]).shape == (3, 16)
+
+
+@pytest.mark.parametrize("stage", ["export", "calibrate", "optimize", "quantize", "compile"])
+def test_killed_build_leaves_nothing_and_rebuilds(tiny_clip, tmp_path, stage):
+    out = tmp_path / "out"
+    quant = "int8-dynamic" if stage == "quantize" else "none"
+    cmd = [sys.executable, "-m", "clipforge.cli.main", "build", "-m", str(tiny_clip), "-o", str(out),
+           "--quantize", quant, "-q"]
+    env = dict(os.environ, CLIPFORGE_DEBUG_KILL_AT=stage)
+    killed = subprocess.run(cmd, env=env, capture_output=True)
+    assert killed.returncode == -9
+    assert not out.exists()  # no folder, so no model.onnx that loads but is wrong
+    assert subprocess.run(cmd, capture_output=True).returncode == 0
+    assert not list(tmp_path.glob(".out.tmp-*"))
+    model = ZeroShotModel.from_onnx(out)
+    assert model.embed_texts(["a cat"]).shape == (1, 16)
