@@ -33,3 +33,30 @@ def tiny_siglip(tiny_checkpoints):
 def tiny_checkpoint(request, tiny_checkpoints):
     """(family name, folder), parametrised over the families."""
     return request.param, tiny_checkpoints[request.param]
+
+
+@pytest.fixture(scope="session")
+def fixture_cache(tmp_path_factory):
+    """Where the synthetic dataset and trained checkpoints are cached: $CLIPFORGE_FIXTURE_CACHE or a tmp dir."""
+    return os.environ.get("CLIPFORGE_FIXTURE_CACHE") or tmp_path_factory.mktemp("fixtures")
+
+
+@pytest.fixture(scope="session")
+def shapes_dataset(fixture_cache):
+    from clipforge.testing.shapes import shapes_dataset as build
+
+    return build(fixture_cache)
+
+
+@pytest.fixture(scope="session")
+def trained_clip(fixture_cache, shapes_dataset):
+    from clipforge.testing.trained import trained_checkpoint
+
+    return trained_checkpoint("clip", fixture_cache)
+
+
+@pytest.fixture(scope="session")
+def trained_siglip(fixture_cache, shapes_dataset):
+    from clipforge.testing.trained import trained_checkpoint
+
+    return trained_checkpoint("siglip", fixture_cache)

@@ -53,7 +53,8 @@ def siglip_processor_config(image_size: int) -> dict:
     }
 
 
-def save_clip_checkpoint(folder: Path, *, shape: str = "tiny", image_size: int = 32, seed: int = 0, **overrides):
+def save_clip_checkpoint(folder: Path, *, shape: str = "tiny", image_size: int = 32, seed: int = 0,
+                         tower: dict | None = None, **overrides):
     import torch
     from transformers import CLIPConfig, CLIPModel
 
@@ -61,8 +62,8 @@ def save_clip_checkpoint(folder: Path, *, shape: str = "tiny", image_size: int =
     tok = save_clip_tokenizer(folder)
     ids = {"bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id}
     if shape == "tiny":
-        text = dict(TINY_TOWER, vocab_size=len(tok), max_position_embeddings=77, **ids)
-        vision = dict(TINY_TOWER, image_size=image_size, patch_size=8)
+        text = dict(tower or TINY_TOWER, vocab_size=len(tok), max_position_embeddings=77, **ids)
+        vision = dict(tower or TINY_TOWER, image_size=image_size, patch_size=8)
         config = CLIPConfig(text_config=text, vision_config=vision, projection_dim=16, **overrides)
     else:
         config = CLIPConfig(text_config=ids, **overrides)
@@ -73,7 +74,8 @@ def save_clip_checkpoint(folder: Path, *, shape: str = "tiny", image_size: int =
     return folder
 
 
-def save_siglip_checkpoint(folder: Path, *, shape: str = "tiny", image_size: int = 32, seed: int = 0, **overrides):
+def save_siglip_checkpoint(folder: Path, *, shape: str = "tiny", image_size: int = 32, seed: int = 0,
+                           tower: dict | None = None, **overrides):
     import torch
     from transformers import SiglipConfig, SiglipModel
 
@@ -81,8 +83,8 @@ def save_siglip_checkpoint(folder: Path, *, shape: str = "tiny", image_size: int
     tok = save_siglip_tokenizer(folder)
     ids = {"bos_token_id": None, "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id}
     if shape == "tiny":
-        text = dict(TINY_TOWER, vocab_size=len(tok), max_position_embeddings=64, **ids)
-        vision = dict(TINY_TOWER, image_size=image_size, patch_size=8)
+        text = dict(tower or TINY_TOWER, vocab_size=len(tok), max_position_embeddings=64, **ids)
+        vision = dict(tower or TINY_TOWER, image_size=image_size, patch_size=8)
         config = SiglipConfig(text_config=text, vision_config=vision, **overrides)
     else:
         config = SiglipConfig(text_config=ids, **overrides)

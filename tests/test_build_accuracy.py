@@ -1,0 +1,48 @@
+"""Quantisation keeps accuracy on the trained fixture (zero-shot top-1 measured with the runtime)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from clipforge.build import build_composite
+from clipforge.export import export_model
+from clipforge.runtime.model import ZeroShotModel
+
+
+def top1(folder, dataset) -> float:
+    model = ZeroShotModel.from_onnx(folder)
+    files = [(p, i) for i, c in enumerate(dataset.class_names) for p in sorted((dataset.folder("test") / c).iterdir())]
+    text = model.label_embeddings(dataset.class_names, "a photo of a {}.")
+    pred = (model.embed_images([p for p, _ in files]) @ text.T).argmax(1)
+    return 100.0 * float(np.mean(pred == np.array([label for _, label in files])))
+
+
+@pytest.fixture(scope="module")
+def fp32_top1(trained_clip, shapes_dataset, tmp_path_factory):
+    folder = export_model(trained_clip, tmp_path_factory.mktemp("fp32") / "o", show_progress=False).path
+    return top1(folder, shapes_dataset)
+
+
+@pytest.mark.slow
+def test_int8_static_keeps_top1_within_1pp(trained_clip, shapes_dataset, fp32_top1, tmp_path):
+    result = build_composite(trained_clip, tmp_path / "int8", quantize="int8-static",
+                             calibration_data=shapes_dataset.folder("train"), show_progress=False)
+    int8 = top1(result.path, shapes_dataset)
+    assert fp32_top1 >= 80
+    assert fp32_top1 - int8 <= 1.0, (fp32_top1, int8)
+    stages = result.report["roles"]["image-encoder"]["stages"]
+    assert stages[0]["stage"] == "quantize:int8-static" and stages[0]["excluded_nodes"]
+
+
+@pytest.mark.slow
+def test_auto_picks_the_fastest_variant_within_the_drop(trained_clip, shapes_dataset, tmp_path):
+    result = build_composite(trained_clip, tmp_path / "auto", quantize="auto", max_accuracy_drop=1.0,
+                             calibration_data=shapes_dataset.folder("train"), show_progress=False)
+    auto = result.report["auto"]
+    assert len(auto["candidates"]) == 6
+    chosen = [c for c in auto["candidates"] if c["image"] == auto["chosen"]["image-encoder"]
+              and c["text"] == auto["chosen"]["text-encoder"]][0]
+    assert chosen["drop_pp"] <= 1.0
+    assert chosen["seconds"] == min(c["seconds"] for c in auto["candidates"] if c["drop_pp"] <= 1.0)
+    assert ZeroShotModel.from_onnx(result.path).embed_texts(["red circle"]).shape[0] == 1
