@@ -1,0 +1,1 @@
+"""Zero-shot data: prompt templates (data only) and their lookup."""
