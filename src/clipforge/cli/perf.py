@@ -1,0 +1,54 @@
+"""``clipforge perf``: latency and throughput per encoder and batch size, side by side."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from clipforge.errors import InputError
+
+
+def _batches(text: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError as exc:
+        raise InputError(f"--batch-size {text!r} must be comma-separated integers, e.g. 1,8,32") from exc
+    if not values or min(values) < 1:
+        raise InputError(f"--batch-size {text!r} must list positive integers")
+    return values
+
+
+def perf(
+    paths: Annotated[list[str], typer.Argument(help="Exported/built folders, encoder folders or model.onnx files.")],
+    device: Annotated[str, typer.Option("--device", "-d")] = "cpu",
+    batch_size: Annotated[str, typer.Option("--batch-size", help="Comma-separated, e.g. 1,8,32.")] = "1,8",
+    threads: Annotated[int | None, typer.Option("--threads")] = None,
+    warmup: Annotated[int, typer.Option("--warmup")] = 2,
+    iterations: Annotated[int, typer.Option("--iterations")] = 10,
+    baseline: Annotated[str | None, typer.Option("--baseline", help="'torch' adds the PyTorch reference.")] = None,
+    model_id: Annotated[str | None, typer.Option("--model-id", help="Checkpoint for --baseline torch.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json")] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Throughput chart (PNG).")] = None,
+) -> None:
+    """Benchmark encoders: load time, p50/p90/p99 latency, items/s, peak memory."""
+    from clipforge._io import atomic_file
+    from clipforge.perf.report import plot_throughput, print_table
+    from clipforge.perf.runner import run_perf
+
+    if baseline not in (None, "torch") or (baseline and not model_id):
+        raise InputError("--baseline takes 'torch' and needs --model-id (the checkpoint the graphs came from)")
+    opts = {"device": device, "threads": threads, "warmup": warmup, "iterations": iterations}
+    rows = run_perf(paths, _batches(batch_size), opts, model_id if baseline else None)
+    print_table(rows)
+    if json_out:
+        with atomic_file(json_out) as tmp:
+            tmp.write_text(json.dumps(rows, indent=2))
+    if plot:
+        plot_throughput(rows, plot)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("perf")(perf)

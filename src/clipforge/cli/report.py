@@ -1,0 +1,50 @@
+"""``clipforge report``: accuracy x latency of several builds in one table and a PNG chart."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def report(
+    builds: Annotated[list[str], typer.Argument(help="Exported/built folders to compare.")],
+    dataset: Annotated[str, typer.Option("--dataset", help="Labelled data (as for eval).")],
+    split: Annotated[str, typer.Option("--split")] = "test",
+    samples: Annotated[int | None, typer.Option("--samples")] = None,
+    templates: Annotated[str, typer.Option("--templates")] = "default",
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Batch for the speed measurement.")] = 8,
+    iterations: Annotated[int, typer.Option("--iterations")] = 10,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Accuracy vs images/s chart (PNG).")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json")] = None,
+) -> None:
+    """Evaluate and benchmark each build; print top-1 vs images/s."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from clipforge._io import atomic_file
+    from clipforge.evaluation.combined import accuracy_vs_speed
+    from clipforge.evaluation.combined import plot as draw
+    from clipforge.evaluation.datasets import load_eval_data
+    from clipforge.zeroshot.templates import get_templates
+
+    data = load_eval_data(dataset, split, samples)
+    opts = {"device": "cpu", "threads": None, "warmup": 2, "iterations": iterations}
+    rows = accuracy_vs_speed(builds, data, get_templates(templates), batch_size, opts)
+    table = Table(title=f"accuracy x speed on {dataset}:{split}")
+    for column in ("build", "top-1", "top-5", "images/s", "p50 ms"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(r["build"], f"{r['top1']:.1f}", f"{r['top5']:.1f}", f"{r['images_per_s']:.1f}", f"{r['p50_ms']:.1f}")
+    Console().print(table)
+    if plot:
+        draw(rows, plot)
+    if json_out:
+        with atomic_file(json_out) as tmp:
+            tmp.write_text(json.dumps(rows, indent=2))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("report")(report)

@@ -1,0 +1,1 @@
+"""Per-encoder latency/throughput measurement, each configuration in its own subprocess."""

@@ -1,0 +1,104 @@
+"""Measure one encoder at one batch size in this process; print one JSON line. Run by ``clipforge perf``:
+
+    python -m clipforge.perf.worker --model PATH --role image-encoder --batch 8 [--torch MODEL_ID]
+
+Inputs are synthetic: images N(0,1) at the graph's size; texts of ``--text-length`` tokens (16, a typical prompt)
+or the graph's fixed length for static/SigLIP graphs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+
+import numpy as np
+
+
+def _percentiles(times: list[float]) -> dict:
+    ms = np.asarray(times) * 1000
+    return {"p50_ms": float(np.percentile(ms, 50)), "p90_ms": float(np.percentile(ms, 90)),
+            "p99_ms": float(np.percentile(ms, 99))}
+
+
+def _onnx_call(args):
+    """A callable running the graph on synthetic inputs; a static batch dimension overrides ``--batch``."""
+    from clipforge.runtime.sessions import SessionConfig, make_session
+
+    session = make_session(args.model, SessionConfig(device=args.device, threads=args.threads))
+    feed = {}
+    for inp in session.get_inputs():
+        dims = [d if isinstance(d, int) and d > 0 else None for d in inp.shape]
+        args.batch = dims[0] or args.batch
+        feed[inp.name] = _synthetic(inp.name, [args.batch, *dims[1:]], args.text_length)
+    return lambda: session.run(None, feed)
+
+
+def _synthetic(name: str, shape: list, text_length: int) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    if name == "pixel_values":
+        return rng.standard_normal([d or 224 for d in shape]).astype(np.float32)
+    shape = [shape[0], shape[1] or text_length]
+    if name == "attention_mask":
+        return np.ones(shape, np.int64)
+    return rng.integers(1, 256, shape).astype(np.int64)
+
+
+def _torch_call(args):
+    import torch
+
+    from clipforge.export.checkpoint import load_checkpoint
+
+    torch.set_num_threads(args.threads or torch.get_num_threads())
+    ckpt = load_checkpoint(args.torch)
+    model = ckpt.model
+    if args.role == "image-encoder":
+        h, w = ckpt.image.output_size
+        x = torch.randn(args.batch, 3, h, w)
+        return lambda: _no_grad(lambda: model.get_image_features(pixel_values=x))
+    length = ckpt.text.context_length if ckpt.text.padding == "max_length" else args.text_length
+    ids = torch.randint(1, 256, (args.batch, length))
+    return lambda: _no_grad(lambda: model.get_text_features(input_ids=ids))
+
+
+def _no_grad(fn):
+    import torch
+
+    with torch.inference_mode():
+        return fn()
+
+
+def measure(args) -> dict:
+    start = time.perf_counter()
+    call = _torch_call(args) if args.torch else _onnx_call(args)
+    load = time.perf_counter() - start
+    for _ in range(args.warmup):
+        call()
+    times = []
+    for _ in range(args.iterations):
+        t = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"batch": args.batch, "load_s": load, **_percentiles(times), "items_per_s": args.batch / float(np.median(times)),
+            "peak_rss_mb": peak_mb}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model")
+    parser.add_argument("--torch", default=None)
+    parser.add_argument("--role", required=True)
+    parser.add_argument("--batch", type=int, required=True)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--iterations", type=int, default=10)
+    parser.add_argument("--text-length", type=int, default=16)
+    args = parser.parse_args()
+    print(json.dumps(measure(args)))
+
+
+if __name__ == "__main__":
+    main()
