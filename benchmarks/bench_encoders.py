@@ -30,7 +30,7 @@ def matmul_peak(n: int = 2048) -> dict:
     graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "mm",
                               [helper.make_tensor_value_info(x, TensorProto.FLOAT, [n, n]) for x in "ab"],
                               [helper.make_tensor_value_info("c", TensorProto.FLOAT, [n, n])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     feed = {"a": a.numpy(), "b": b.numpy()}
     t_ort, _ = timed(lambda: session.run(None, feed), repeats=7)
