@@ -13,7 +13,7 @@ import typer
 
 from clipforge.errors import ClipforgeError
 
-COMMAND_MODULES = ["demo", "models", "export", "config", "build", "classify", "embed", "eval", "perf", "report"]
+COMMAND_MODULES = ["demo", "models", "export", "config", "build", "classify", "embed", "eval", "perf", "report", "export-classifier"]
 
 app = typer.Typer(
     name="clipforge", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -23,7 +23,7 @@ app = typer.Typer(
 
 def _register() -> None:
     for name in COMMAND_MODULES:
-        importlib.import_module(f"clipforge.cli.{name}").register(app)
+        importlib.import_module(f"clipforge.cli.{name.replace('-', '_')}").register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

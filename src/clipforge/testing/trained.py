@@ -21,7 +21,7 @@ from clipforge.testing.shapes import GENERATOR_VERSION, ShapesDataset, fixture_r
 RECIPE_VERSION = 2
 TOWER = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128}
 RECIPE = {"steps": 3000, "lr": 2e-3, "seed": 0, "image_size": 32}
-FAMILY_RECIPE = {"clip": {}, "siglip": {"steps": 5000, "lr": 3e-3}}
+FAMILY_RECIPE = {"clip": {}, "siglip": {"steps": 4000, "lr": 3e-3}}
 EVAL_TEMPLATE = "a photo of a {}."
 
 

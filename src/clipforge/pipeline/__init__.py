@@ -1,0 +1,1 @@
+"""Single-file graphs for use without clipforge: the fixed-label classifier."""

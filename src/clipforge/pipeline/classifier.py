@@ -1,0 +1,110 @@
+"""A fixed-label classifier in one ONNX file: pixel_values -> scores [batch, n_labels] and label_index [batch].
+
+The label texts (template ensembles averaged, then normalised) are baked in as a constant; scores are softmax
+over scaled cosines for CLIP and sigmoid(scale * cosine + bias) for SigLIP. Labels, templates, mean/std and
+image size go in the model's metadata. Validated against ``ZeroShotModel.classify``."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from clipforge._io import atomic_file, check_output
+from clipforge.errors import ValidationError
+from clipforge.runtime.labels import check_labels, check_templates
+
+
+def _head_nodes(helper, numpy_helper, embeds: str, text: np.ndarray, scale: float, bias: float | None):
+    consts = [numpy_helper.from_array(text.T.astype(np.float32), "clf_text_embeds_T"),
+              numpy_helper.from_array(np.array(scale, np.float32), "clf_logit_scale")]
+    nodes = [
+        helper.make_node("ReduceL2", [embeds], ["clf_norm"], axes=[1], keepdims=1),  # opset 17 form
+        helper.make_node("Div", [embeds, "clf_norm"], ["clf_unit"]),
+        helper.make_node("MatMul", ["clf_unit", "clf_text_embeds_T"], ["clf_cos"]),
+        helper.make_node("Mul", ["clf_cos", "clf_logit_scale"], ["clf_logits"]),
+    ]
+    if bias is None:
+        nodes.append(helper.make_node("Softmax", ["clf_logits"], ["scores"], axis=-1))
+    else:
+        consts.append(numpy_helper.from_array(np.array(bias, np.float32), "clf_logit_bias"))
+        nodes += [helper.make_node("Add", ["clf_logits", "clf_logit_bias"], ["clf_biased"]),
+                  helper.make_node("Sigmoid", ["clf_biased"], ["scores"])]
+    nodes.append(helper.make_node("ArgMax", ["scores"], ["label_index"], axis=1, keepdims=0))
+    return nodes, consts
+
+
+def build_graph(image_onnx: Path, model, labels: list[str], templates: list[str]):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph_model = onnx.load(str(image_onnx))
+    graph = graph_model.graph
+    text = model.label_embeddings(labels, templates)
+    m = model.manifest
+    nodes, consts = _head_nodes(helper, numpy_helper, graph.output[0].name, text, m.logit_scale, m.logit_bias)
+    graph.node.extend(nodes)
+    graph.initializer.extend(consts)
+    del graph.output[:]
+    graph.output.extend([helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch_size", len(labels)]),
+                         helper.make_tensor_value_info("label_index", TensorProto.INT64, ["batch_size"])])
+    meta = {"labels": json.dumps(labels), "templates": json.dumps(templates), "family": m.family,
+            "image_size": json.dumps(list(m.image.output_size)), "mean": json.dumps(list(m.image.mean)),
+            "std": json.dumps(list(m.image.std)), "rescale_factor": str(m.image.rescale_factor),
+            "preprocessing": json.dumps(m.image.__dict__), "source": m.source}
+    onnx.helper.set_model_props(graph_model, meta)
+    return graph_model
+
+
+def _simplify(model):
+    try:
+        import onnxslim
+    except ImportError:
+        return model
+    return onnxslim.slim(model)
+
+
+def validate_classifier(path: Path, model, labels: list[str], templates: list[str], atol: float = 1e-5) -> dict:
+    import onnxruntime as ort
+
+    from clipforge.export.cases import random_images
+
+    images = random_images(5, seed=7)
+    pixels = model.preprocess(images)
+    scores, index = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None,
+                                                                                          {"pixel_values": pixels})
+    want = model.scores(model.logits(model.embed_images(images), model.label_embeddings(labels, templates)))
+    diff = float(np.abs(scores - want).max())
+    failures = [f"scores differ from ZeroShotModel.classify by {diff:.2e} > {atol:.0e}"] if diff > atol else []
+    if not np.array_equal(index, want.argmax(1)):
+        failures.append("label_index differs from the argmax of the runtime's scores")
+    if failures:
+        raise ValidationError("classifier", failures)
+    return {"max_abs_diff": diff}
+
+
+def export_classifier(model_id, output: str | Path, labels: list[str], templates: list[str],
+                      force: bool = False) -> dict:
+    """Export ``model_id`` (checkpoint, hub id or exported folder) as one classifier graph at ``output``."""
+    import onnx
+
+    from clipforge.runtime.model import ZeroShotModel
+
+    labels, templates = check_labels(labels), check_templates(templates)
+    output = Path(output)
+    check_output(output, force)
+    with tempfile.TemporaryDirectory() as tmp:
+        model = ZeroShotModel.from_pretrained(model_id, cache_dir=tmp) if not _is_export(model_id) else \
+            ZeroShotModel.from_onnx(model_id)
+        graph = _simplify(build_graph(model.folder / model.manifest.encoders["image-encoder"], model, labels,
+                                      templates))
+        with atomic_file(output) as staged:
+            onnx.save_model(graph, str(staged))
+            report = validate_classifier(staged, model, labels, templates)
+    return {"path": str(output), "labels": len(labels), "templates": len(templates), **report}
+
+
+def _is_export(model_id) -> bool:
+    return (Path(model_id) / "manifest.json").is_file()
