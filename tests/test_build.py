@@ -39,9 +39,12 @@ def test_config_command_writes_one_file_per_sub_model(tmp_path):
 
 
 @pytest.mark.parametrize("mode", ["none", "int8-dynamic", "fp16"])
-def test_composite_build_loads_with_runtime(tiny_checkpoint, tmp_path, mode):
+def test_composite_build_loads_with_runtime(tiny_checkpoint, tmp_path, mode, monkeypatch):
     family, folder = tiny_checkpoint
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
     result = build_composite(folder, tmp_path / "out", quantize=mode, show_progress=False)
+    assert list((tmp_path / "cwd").iterdir()) == []  # no scratch files left in the working directory
     report = json.loads((tmp_path / "out" / "build.json").read_text())
     for role in ("image-encoder", "text-encoder"):
         stages = report["roles"][role]["stages"]

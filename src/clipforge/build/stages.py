@@ -7,6 +7,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import os
 from pathlib import Path
 
 from clipforge._io import atomic_file
@@ -53,10 +54,22 @@ def optimize(src: Path, dst: Path, num_heads: int, hidden_size: int, section: Op
     return {"fused": {k: v for k, v in model.get_fused_operator_statistics().items() if v}}
 
 
+@contextlib.contextmanager
+def _working_dir(folder: Path):
+    """quant_pre_process writes scratch files (sym_shape_infer_temp.onnx, *.data) into the current directory."""
+    previous = Path.cwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
 def _pre_process(src: Path, dst: Path) -> None:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    with _quiet():
+    src, dst = src.resolve(), dst.resolve()
+    with _quiet(), _working_dir(dst.parent):
         try:
             quant_pre_process(str(src), str(dst), skip_optimization=False)
         except Exception:  # symbolic shape inference gives up on some graphs: ONNX shape inference suffices
