@@ -1,4 +1,4 @@
-"""numpy/Pillow pre-processing vs the HF image processors.
+"""numpy/Pillow pre-processing vs the HF image processors: bit-identical pixel arrays.
 
 torchvision is not installed (PyPI's build does not import beside torch 2.13 here), so transformers 5 uses its
 PIL backend (CLIPImageProcessorPil / SiglipImageProcessorPil): that backend is the reference for these tests.
@@ -11,87 +11,142 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 from transformers import AutoImageProcessor
 
 from clipforge.errors import InputError
 from clipforge.families.base import image_spec_from_processor
 from clipforge.runtime.images import load_image, preprocess
-from clipforge.testing.tiny import clip_processor_config, siglip_processor_config
 
-SIZES = [(1, 1), (7, 5), (32, 32), (33, 47), (224, 224), (480, 640), (1, 300), (300, 7), (1000, 333)]
-MODES = ["RGB", "RGBA", "L", "LA", "P", "CMYK", "I;16", "1", "PA"]
+SIZES = [(1, 1), (2, 3), (7, 5), (32, 32), (33, 47), (224, 224), (225, 223), (480, 640), (1, 300), (300, 7),
+         (1000, 333), (17, 1200)]
+MODES = ["RGB", "RGBA", "L", "LA", "P", "P+transparency", "PA", "CMYK", "I;16", "I", "F", "1", "YCbCr"]
+
+# (name, base fixture, changes to its preprocessor_config.json)
+VARIANTS = [
+    ("clip-tiny", "clip", {}),
+    ("siglip-tiny", "siglip", {}),
+    ("clip-224", "clip", {"size": {"shortest_edge": 224}, "crop_size": {"height": 224, "width": 224}}),
+    ("clip-336-bilinear", "clip", {"size": {"shortest_edge": 336}, "crop_size": 336, "resample": 2}),
+    ("clip-odd-crop-pads", "clip", {"size": {"shortest_edge": 21}, "crop_size": {"height": 33, "width": 26}}),
+    ("clip-int-size", "clip", {"size": 40, "crop_size": 31}),
+    ("siglip-224-bicubic", "siglip", {"size": {"height": 224, "width": 224}, "resample": 3}),
+    ("siglip-384", "siglip", {"size": {"height": 384, "width": 384}}),
+    ("siglip-nonsquare", "siglip", {"size": {"height": 37, "width": 64}, "resample": 3}),
+]
 
 
-@pytest.fixture(scope="module", params=[("clip", 32), ("clip", 224), ("siglip", 32), ("siglip", 384)],
-                ids=lambda p: f"{p[0]}{p[1]}")
-def processor(request, tmp_path_factory):
-    family, size = request.param
-    folder = tmp_path_factory.mktemp(f"proc{family}{size}")
-    config = clip_processor_config(size) if family == "clip" else siglip_processor_config(size)
-    (folder / "preprocessor_config.json").write_text(json.dumps(config))
+@pytest.fixture(scope="module", params=VARIANTS, ids=lambda v: v[0])
+def processor(request, tiny_checkpoints, tmp_path_factory):
+    name, family, changes = request.param
+    config = json.loads((tiny_checkpoints[family] / "preprocessor_config.json").read_text())
+    folder = tmp_path_factory.mktemp(name)
+    (folder / "preprocessor_config.json").write_text(json.dumps({**config, **changes}))
     proc = AutoImageProcessor.from_pretrained(folder)
-    assert type(proc).__name__.endswith("Pil")
+    assert type(proc).__name__.endswith("Pil")  # the PIL backend is the reference (no torchvision here)
     return proc
 
 
-def _image(mode, size, seed=0):
+def _image(mode: str, size: tuple[int, int], seed: int = 0) -> Image.Image:
     rng = np.random.default_rng(seed)
     h, w = size
     rgba = Image.fromarray(rng.integers(0, 256, (h, w, 4), dtype=np.uint8), "RGBA")
     if mode == "I;16":
         return Image.fromarray(rng.integers(0, 65535, (h, w), dtype=np.uint16)).convert("I;16")
-    if mode == "P":
-        return rgba.convert("RGB").convert("P", palette=Image.Palette.ADAPTIVE)
-    if mode == "PA":
+    if mode in ("I", "F"):
+        return Image.fromarray(rng.integers(-100, 600, (h, w)).astype(np.int32 if mode == "I" else np.float32))
+    if mode.startswith("P"):
         image = rgba.convert("RGB").convert("P", palette=Image.Palette.ADAPTIVE)
-        image.info["transparency"] = 0
-        return image
+        if mode == "P+transparency":
+            image.info["transparency"] = 0
+        return image.convert("PA") if mode == "PA" else image
     return rgba.convert(mode)
 
 
+def _check(processor, images) -> None:
+    want = processor(images=images, return_tensors="np")["pixel_values"]
+    got = preprocess(images, image_spec_from_processor(processor))
+    assert got.dtype == np.float32 and got.flags.c_contiguous and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)  # bit-identical, not just close
+
+
 @pytest.mark.parametrize("size", SIZES, ids=str)
-def test_pixels_match_hf_over_sizes(processor, size):
-    image = _image("RGB", size, seed=size[0])
-    want = processor(images=[image], return_tensors="np")["pixel_values"]
-    got = preprocess([image], image_spec_from_processor(processor))
-    assert got.dtype == np.float32 and got.shape == want.shape
-    np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)
+def test_pixels_identical_over_sizes(processor, size):
+    _check(processor, [_image("RGB", size, seed=size[0] + size[1])])
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_pixels_match_hf_over_modes(processor, mode):
+def test_pixels_identical_over_modes(processor, mode):
     image = _image(mode, (45, 61))
-    want = processor(images=[image], return_tensors="np")["pixel_values"]
-    got = preprocess([image], image_spec_from_processor(processor))
-    np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)
+    assert image.mode == mode.split("+")[0]
+    _check(processor, [image])
 
 
-def test_batch_of_mixed_images(processor):
-    images = [_image(m, s, i) for i, (m, s) in enumerate(zip(MODES, SIZES))]
-    want = processor(images=images, return_tensors="np")["pixel_values"]
-    np.testing.assert_allclose(preprocess(images, image_spec_from_processor(processor)), want, atol=1e-6)
+def test_mixed_batch(processor):
+    _check(processor, [_image(m, s, i) for i, (m, s) in enumerate(zip(MODES, SIZES))])
 
 
-def test_paths_and_bytes(tmp_path):
-    image = _image("RGB", (40, 50))
-    image.save(tmp_path / "a.png")
+def test_spec_from_the_family_matches_the_processor(tiny_checkpoint):
+    from clipforge.registry import get_family
+
+    family, folder = tiny_checkpoint
+    image = _image("RGBA", (50, 70))
+    spec = get_family(family).image_spec(folder)
+    want = AutoImageProcessor.from_pretrained(folder)(images=[image], return_tensors="np")["pixel_values"]
+    np.testing.assert_array_equal(preprocess([image], spec), want)
+
+
+def test_single_image_and_empty_batch(tiny_clip):
+    proc = AutoImageProcessor.from_pretrained(tiny_clip)
+    spec = image_spec_from_processor(proc)
+    assert preprocess(_image("RGB", (40, 50)), spec).shape == (1, 3, *spec.output_size)
+    assert preprocess([], spec).shape == (0, 3, *spec.output_size)
+
+
+# --- loading ----------------------------------------------------------------------------------------------
+def _encoded(image: Image.Image, fmt: str, **kwargs) -> bytes:
     buffer = io.BytesIO()
-    image.save(buffer, format="JPEG")
-    assert np.array_equal(np.asarray(load_image(tmp_path / "a.png")), np.asarray(image))
-    assert load_image(buffer.getvalue()).size == (50, 40)
+    image.save(buffer, format=fmt, **kwargs)
+    return buffer.getvalue()
+
+
+def test_paths_and_bytes_load_like_hf(tmp_path, tiny_clip):
+    """A path goes through HF's ``load_image`` inside the processor: EXIF rotation, convert('RGB')."""
+    proc = AutoImageProcessor.from_pretrained(tiny_clip)
+    spec = image_spec_from_processor(proc)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise
+    files = {"rgb.png": _encoded(_image("RGB", (40, 50)), "PNG"),
+             "rgba.png": _encoded(_image("RGBA", (30, 20)), "PNG"),
+             "gray.jpg": _encoded(_image("L", (41, 23)), "JPEG"),
+             "rotated.jpg": _encoded(_image("RGB", (20, 60)), "JPEG", exif=exif)}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        want = proc(images=str(tmp_path / name), return_tensors="np")["pixel_values"]
+        np.testing.assert_array_equal(preprocess([tmp_path / name], spec), want, err_msg=name)
+        np.testing.assert_array_equal(preprocess([data], spec), want, err_msg=name)
+        np.testing.assert_array_equal(preprocess([str(tmp_path / name)], spec), want, err_msg=name)
+    assert load_image(files["rotated.jpg"]).size == (20, 60)  # EXIF applied: 60x20 stored, shown upright
+    original = _image("RGB", (40, 50))
+    assert load_image(original) is original  # PIL images are used as given
 
 
 def test_bad_files_name_the_culprit(tmp_path):
+    png, jpeg = _encoded(_image("RGB", (64, 64)), "PNG"), _encoded(_image("RGB", (64, 64)), "JPEG")
     (tmp_path / "bad.jpg").write_bytes(b"not an image")
-    good = io.BytesIO()
-    _image("RGB", (64, 64)).save(good, format="PNG")
-    (tmp_path / "cut.png").write_bytes(good.getvalue()[:200])
-    with pytest.raises(InputError, match="bad.jpg"):
-        load_image(tmp_path / "bad.jpg")
-    with pytest.raises(InputError, match="cut.png"):
-        load_image(tmp_path / "cut.png")
-    with pytest.raises(InputError, match="does not exist"):
+    (tmp_path / "cut.png").write_bytes(png[: len(png) // 2])
+    (tmp_path / "cut.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    (tmp_path / "empty.png").write_bytes(b"")
+    for name in ["bad.jpg", "cut.png", "cut.jpg", "empty.png"]:
+        with pytest.raises(InputError, match=f"{name} is unreadable, truncated or not an image") as info:
+            load_image(tmp_path / name)
+        assert "\n" not in str(info.value) and "replace or remove it" in str(info.value)
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False  # never switched on globally
+    with pytest.raises(InputError, match="missing.png does not exist"):
         load_image(tmp_path / "missing.png")
+    with pytest.raises(InputError, match="is not a file"):
+        load_image(tmp_path)
     with pytest.raises(InputError, match="unreadable"):
         load_image(b"\x00\x01garbage")
+    with pytest.raises(InputError, match="pass a PIL image, a path or bytes"):
+        load_image(42)
