@@ -96,9 +96,20 @@ class ZeroShotModel(HFCompatMixin):
 
     # --- fast path -------------------------------------------------------------------------------------
     def embed_images(self, images: Sequence, batch_size: int = 32, normalize: bool = True) -> np.ndarray:
-        """Images (PIL, paths or encoded bytes) -> embeddings [N, D]."""
-        chunks = [self.encode_pixels(self.preprocess(images[i:i + batch_size]))
-                  for i in range(0, len(images), batch_size)]
+        """Images (PIL, paths or encoded bytes) -> embeddings [N, D]. The next batch is decoded and
+        pre-processed in a helper thread (Pillow releases the GIL) while the encoder runs on the current one."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        starts = range(0, len(images), batch_size)
+        chunks = []
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = [pool.submit(self.preprocess, images[i:i + batch_size]) for i in starts[:1]]
+            for k, _ in enumerate(starts):
+                pixels = pending[k].result()
+                if k + 1 < len(starts):
+                    nxt = starts[k + 1]
+                    pending.append(pool.submit(self.preprocess, images[nxt:nxt + batch_size]))
+                chunks.append(self.encode_pixels(pixels))
         out = np.concatenate(chunks) if chunks else np.zeros((0, self.manifest.embed_dim), np.float32)
         return l2_normalize(out) if normalize else out
 
