@@ -8,9 +8,10 @@ SigLIP gets a SentencePiece Unigram model, loaded by ``transformers.SiglipTokeni
 from __future__ import annotations
 
 import io
+from collections import Counter
 from pathlib import Path
 
-from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
+from tokenizers import Regex, Tokenizer, models, pre_tokenizers
 from tokenizers import normalizers as tk_normalizers
 
 from clipforge.testing.corpus import training_corpus
@@ -22,10 +23,15 @@ BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 
 
 def _byte_alphabet() -> list[str]:
-    return pre_tokenizers.ByteLevel.alphabet()
+    """The 256 byte-level symbols in byte order, as in OpenAI's vocabulary (``ByteLevel.alphabet()`` returns
+    them in a different order in every process)."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    shifted = iter(range(256, 512))
+    return [chr(b) if b in printable else chr(next(shifted)) for b in range(256)]
 
 
-def _learn_clip_merges(texts: list[str], vocab_size: int) -> list[tuple[str, str]]:
+def _clip_words(texts: list[str]) -> Counter:
+    """Word frequencies after CLIP's normaliser and pre-tokenizer (byte-level symbols)."""
     tok = Tokenizer(models.BPE(end_of_word_suffix="</w>"))
     tok.normalizer = tk_normalizers.Sequence(
         [tk_normalizers.NFC(), tk_normalizers.Replace(Regex(r"\s+"), " "), tk_normalizers.Lowercase()]
@@ -36,27 +42,47 @@ def _learn_clip_merges(texts: list[str], vocab_size: int) -> list[tuple[str, str
             pre_tokenizers.ByteLevel(add_prefix_space=False),
         ]
     )
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        initial_alphabet=_byte_alphabet(),
-        end_of_word_suffix="</w>",
-        show_progress=False,
-    )
-    tok.train_from_iterator(texts, trainer)
-    return [tuple(m) for m in tok.model.get_merges()] if hasattr(tok.model, "get_merges") else _merges_from_json(tok)
+    words = Counter()
+    for text in texts:
+        words.update(w for w, _ in tok.pre_tokenizer.pre_tokenize_str(tok.normalizer.normalize_str(text)))
+    return words
 
 
-def _merges_from_json(tok: Tokenizer) -> list[tuple[str, str]]:
-    import json
+def _merge(symbols: tuple[str, ...], pair: tuple[str, str]) -> tuple[str, ...]:
+    out, i = [], 0
+    while i < len(symbols):
+        if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == pair:
+            out.append(symbols[i] + symbols[i + 1])
+            i += 2
+        else:
+            out.append(symbols[i])
+            i += 1
+    return tuple(out)
 
-    merges = json.loads(tok.to_str())["model"]["merges"]
-    return [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in merges]
+
+def learn_clip_merges(texts: list[str], n_merges: int) -> list[tuple[str, str]]:
+    """Plain BPE over CLIP words (last symbol carries ``</w>``). Deterministic: the most frequent pair wins and
+    ties go to the lexicographically smallest pair (the ``tokenizers`` trainer breaks ties differently from one
+    process to the next, which made fixture checkpoints differ between runs)."""
+    words = {tuple(w[:-1]) + (w[-1] + "</w>",): n for w, n in sorted(_clip_words(texts).items())}
+    merges = []
+    while len(merges) < n_merges:
+        pairs = Counter()
+        for symbols, n in words.items():
+            for pair in zip(symbols, symbols[1:]):
+                pairs[pair] += n
+        if not pairs:
+            break
+        best = min(pairs, key=lambda p: (-pairs[p], p))
+        merges.append(best)
+        words = {_merge(s, best): n for s, n in words.items()}
+    return merges
 
 
 def clip_vocab_and_merges(vocab_size: int = 1000) -> tuple[dict[str, int], list[tuple[str, str]]]:
     """A CLIP-ordered vocabulary: bytes, bytes + ``</w>``, merges, then the two special tokens."""
     alphabet = _byte_alphabet()
-    merges = _learn_clip_merges(training_corpus(), vocab_size)
+    merges = learn_clip_merges(training_corpus(), vocab_size - 2 * len(alphabet) - 2)
     tokens = list(alphabet) + [a + "</w>" for a in alphabet]
     seen = set(tokens)
     kept = []
