@@ -1,7 +1,9 @@
-"""clipforge eval: exact agreement with an independent PyTorch computation, data sources, bad input."""
+"""clipforge eval end to end: exact agreement with an independent transformers computation on the trained
+fixture, the PyTorch baseline, reports, unreadable images, retrieval and CLI errors."""
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -9,32 +11,54 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
+import typer
 from PIL import Image
 from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
 
+from clipforge.cli.eval import _check_drop
 from clipforge.cli.main import main
-from clipforge.errors import InputError
-from clipforge.evaluation.datasets import load_eval_data
 from clipforge.export import export_model
+from clipforge.zeroshot.templates import get_templates
 
 
 @pytest.fixture(scope="module")
-def trained_export(trained_clip, tmp_path_factory):
-    return export_model(trained_clip, tmp_path_factory.mktemp("ev") / "clip", show_progress=False).path
+def trained_exports(request, tmp_path_factory):
+    """family -> (checkpoint, export), built on first use."""
+    cache = {}
+
+    def get(family: str):
+        if family not in cache:
+            ckpt = request.getfixturevalue(f"trained_{family}")
+            cache[family] = ckpt, export_model(ckpt, tmp_path_factory.mktemp("ev") / family, show_progress=False).path
+        return cache[family]
+
+    return get
 
 
-def _torch_topk(folder, dataset, templates):
-    """Independent zero-shot top-1/top-5 with transformers only (prompt ensemble = mean of normalised)."""
+@pytest.fixture(scope="module")
+def tiny_export(tiny_clip, tmp_path_factory):
+    return export_model(tiny_clip, tmp_path_factory.mktemp("tiny") / "clip", show_progress=False).path
+
+
+def independent_topk(folder, dataset, templates: list[str]) -> tuple[float, float]:
+    """Zero-shot top-1/top-5 with transformers only: the HF processor and tokenizer, get_*_features, prompt
+    ensemble = mean of normalised prompt embeddings, renormalised; SigLIP text padded to max_length as HF does."""
     model = AutoModel.from_pretrained(folder).eval()
     proc, tok = AutoImageProcessor.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
+    siglip = model.config.model_type == "siglip"
+    length = model.config.text_config.max_position_embeddings
+    padding = {"padding": "max_length", "max_length": length} if siglip else {"padding": True}
     files = [(p, i) for i, c in enumerate(dataset.class_names) for p in sorted((dataset.folder("test") / c).iterdir())]
     with torch.no_grad():
         img = model.get_image_features(**proc(images=[Image.open(p) for p, _ in files], return_tensors="pt"))
         img = torch.nn.functional.normalize(img.pooler_output, dim=-1)
         per_class = []
         for c in dataset.class_names:
-            t = model.get_text_features(**tok([x.format(c) for x in templates], padding=True, return_tensors="pt"))
-            per_class.append(torch.nn.functional.normalize(t.pooler_output, dim=-1).mean(0))
+            enc = tok([t.format(c) for t in templates], return_tensors="pt", **padding)
+            if siglip:
+                enc.pop("attention_mask", None)
+            t = model.get_text_features(**enc).pooler_output
+            per_class.append(torch.nn.functional.normalize(t, dim=-1).mean(0))
         txt = torch.nn.functional.normalize(torch.stack(per_class), dim=-1)
     top = (img @ txt.T).argsort(dim=1, descending=True)[:, :5].numpy()
     labels = np.array([label for _, label in files])
@@ -42,96 +66,127 @@ def _torch_topk(folder, dataset, templates):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("templates", ["default", "cifar10"])
-def test_eval_matches_independent_pytorch(trained_export, trained_clip, shapes_dataset, tmp_path, templates, capsys):
-    from clipforge.zeroshot.templates import get_templates
-
-    out = tmp_path / "r.json"
-    assert main(["eval", "-m", str(trained_export), "--dataset", str(shapes_dataset.root), "--split", "test",
-                 "--templates", templates, "--json", str(out), "--report", str(tmp_path / "r.md")]) == 0
-    report = json.loads(out.read_text())["onnx"]
-    top1, top5 = _torch_topk(trained_clip, shapes_dataset, get_templates(templates))
-    assert report["top1"] == pytest.approx(top1) and report["top5"] == pytest.approx(top5)
-    assert report["evaluated"] == 200 and "| ONNX top-1 |" in (tmp_path / "r.md").read_text()
+@pytest.mark.parametrize("family,templates", [("clip", "default"), ("clip", "cifar10"), ("siglip", "default")])
+def test_eval_matches_independent_pytorch(trained_exports, shapes_dataset, tmp_path, family, templates):
+    ckpt, folder = trained_exports(family)
+    out, md = tmp_path / "r.json", tmp_path / "r.md"
+    assert main(["eval", "-m", str(folder), "--dataset", str(shapes_dataset.root), "--split", "test", "-q",
+                 "--templates", templates, "--json", str(out), "--report", str(md)]) == 0
+    report = json.loads(out.read_text())
+    top1, top5 = independent_topk(ckpt, shapes_dataset, get_templates(templates))
+    assert (report["onnx"]["top1"], report["onnx"]["top5"]) == (top1, top5)
+    assert report["onnx"]["evaluated"] == len(shapes_dataset.class_names) * 10 and report["onnx"]["unreadable"] == 0
+    assert top1 > 50 and report["template_count"] == len(get_templates(templates))  # 20 classes: chance is 5%
+    assert "| ONNX top-1 |" in md.read_text() and "### Per-class accuracy" in md.read_text()
 
 
 @pytest.mark.slow
-def test_baseline_torch_and_max_drop(trained_export, trained_clip, shapes_dataset, tmp_path):
-    out = tmp_path / "r.json"
-    args = ["eval", "-m", f"image-encoder={trained_export}/image-encoder/model.onnx",
-            "-m", f"text-encoder={trained_export}/text-encoder/model.onnx", "--dataset",
-            str(shapes_dataset.parquet("test")), "--samples", "60", "--baseline", "torch", "--model-id",
-            str(trained_clip), "--json", str(out), "--max-drop", "0.5"]
+def test_baseline_torch_side_by_side(trained_exports, shapes_dataset, tmp_path, capsys):
+    ckpt, folder = trained_exports("clip")
+    out, md = tmp_path / "r.json", tmp_path / "r.md"
+    args = ["eval", "-m", f"image-encoder={folder}/image-encoder/model.onnx", "-m",
+            f"text-encoder={folder}/text-encoder/model.onnx", "--model-id", str(ckpt), "--dataset",
+            str(shapes_dataset.parquet("test")), "--samples", "60", "--baseline", "torch", "--max-drop", "0.5",
+            "--json", str(out), "--report", str(md), "-q"]
     assert main(args) == 0
     report = json.loads(out.read_text())
-    assert report["onnx"]["predictions"] == report["baseline"]["predictions"]
+    assert report["onnx"]["predictions"] == report["baseline"]["predictions"] and report["agreement"] == 100.0
+    assert report["delta"]["top1"] == 0.0 and report["onnx"]["evaluated"] == report["baseline"]["evaluated"] == 60
+    assert "Δ (ONNX − PyTorch)" in capsys.readouterr().out
+    row = md.read_text().splitlines()[4]
+    assert row.startswith(f"| {ckpt} |") and "+0.0" in row
 
 
-def _parquet(path, labels, names=None, images=None):
-    good = Image.new("RGB", (20, 20), "red")
-    import io
-
-    buf = io.BytesIO()
-    good.save(buf, "PNG")
-    images = images or [{"bytes": buf.getvalue(), "path": None}] * len(labels)
-    table = pa.table({"image": images, "label": labels})
-    if names:
-        table = table.replace_schema_metadata({"class_names": json.dumps(names)})
-    pq.write_table(table, path)
-    return path
+def test_max_drop_exit_code():
+    _check_drop({"delta": {"top1": -0.4}}, 0.5)
+    with pytest.raises(typer.Exit) as exc:
+        _check_drop({"delta": {"top1": -1.5}}, 0.5)
+    assert exc.value.exit_code == 3
+    assert main(["eval", "-m", "x", "--dataset", "y", "--max-drop", "1"]) == 2
 
 
-def test_bad_dataset_input(tmp_path):
-    path = _parquet(tmp_path / "d.parquet", [0, 1, 1], ["a", "b"])
-    with pytest.raises(InputError, match="column 'img' not found; the dataset has: image, label"):
-        load_eval_data(str(path), columns={"input_column": "img"})
-    with pytest.raises(InputError, match="larger than the split \\(3 rows\\)"):
-        load_eval_data(str(path), samples=10)
-    with pytest.raises(InputError, match="out of range"):
-        load_eval_data(str(_parquet(tmp_path / "e.parquet", [0, 5], ["a", "b"])))
-    with pytest.raises(InputError, match="empty"):
-        load_eval_data(str(_parquet(tmp_path / "f.parquet", [], ["a"], images=[])))
-    (tmp_path / "m.csv").write_text("path,label\nx.png,cat\ny.png,zebra\n")
-    with pytest.raises(InputError, match="unknown label\\(s\\) \\['zebra'\\]"):
-        load_eval_data(str(tmp_path / "m.csv"), class_names=["cat", "dog"])
-    with pytest.raises(InputError, match="does not exist"):
-        load_eval_data(str(tmp_path / "nope"))
-
-
-def test_unreadable_images_are_counted(tiny_clip, tmp_path, capsys):
-    folder = export_model(tiny_clip, tmp_path / "o", show_progress=False).path
-    root = tmp_path / "data"
-    for cls in ("cat", "dog"):
+def shapes_folder(root, broken: bool = True):
+    for cls, colour in (("red square", "red"), ("blue square", "blue")):
         (root / cls).mkdir(parents=True)
-        Image.new("RGB", (30, 30), "blue").save(root / cls / "ok.png")
-    (root / "dog" / "broken.png").write_bytes(b"nope")
+        for i in range(3):
+            Image.new("RGB", (30 + i, 30), colour).save(root / cls / f"{i}.png")
+    if broken:
+        (root / "blue square" / "broken.png").write_bytes(b"nope")
+    return root
+
+
+def test_unreadable_images_counted_templates_file_and_reports(tiny_export, tmp_path, capsys):
+    root = shapes_folder(tmp_path / "data")
     (tmp_path / "templates.txt").write_text("a photo of a {}.\nart of the {}.\n")
+    out, md = tmp_path / "r.json", tmp_path / "r.md"
+    assert main(["eval", "-m", str(tiny_export), "--dataset", str(root), "--templates", str(tmp_path / "templates.txt"),
+                 "--batch-size", "4", "--json", str(out), "--report", str(md), "-q"]) == 0
+    report = json.loads(out.read_text())
+    onnx = report["onnx"]
+    assert onnx["unreadable"] == 1 and onnx["evaluated"] == 6 and onnx["samples"] == 7
+    assert "broken.png" in onnx["failures"][0]["image"] and report["template_count"] == 2
+    assert set(onnx["per_class"]) == {"red square", "blue square"} and len(onnx["predictions"]) == 6
+    assert onnx["top5"] == 100.0 and onnx["top5_k"] == 2  # two classes: top-5 means top-2
+    captured = capsys.readouterr()
+    assert "1 unreadable image(s) skipped" in captured.err and "| 1 |" in md.read_text()
+
+
+def test_all_images_unreadable_is_an_error(tiny_export, tmp_path, capsys):
+    (tmp_path / "d" / "cat").mkdir(parents=True)
+    (tmp_path / "d" / "cat" / "x.png").write_bytes(b"junk")
+    assert main(["eval", "-m", str(tiny_export), "--dataset", str(tmp_path / "d"), "-q"]) == 2
+    assert "none of the 1 images could be read" in capsys.readouterr().err
+
+
+def test_siglip_eval_runs(tiny_siglip, tmp_path):
+    folder = export_model(tiny_siglip, tmp_path / "s", show_progress=False).path
     out = tmp_path / "r.json"
-    assert main(["eval", "-m", str(folder), "--dataset", str(root), "--templates", str(tmp_path / "templates.txt"),
-                 "--json", str(out)]) == 0
-    report = json.loads(out.read_text())["onnx"]
-    assert report["unreadable"] == 1 and report["evaluated"] == 2 and "broken.png" in report["failures"][0]["image"]
+    assert main(["eval", "-m", str(folder), "--dataset", str(shapes_folder(tmp_path / "d", broken=False)),
+                 "--templates", "imagenet-7", "--json", str(out), "-q"]) == 0
+    report = json.loads(out.read_text())
+    assert report["family"] == "siglip" and report["onnx"]["evaluated"] == 6
 
 
-def test_unknown_role_lists_valid_roles(capsys, tmp_path):
-    assert main(["eval", "-m", "vision=x.onnx", "--dataset", str(tmp_path)]) == 2
-    assert "image-encoder, text-encoder" in capsys.readouterr().err
+@pytest.mark.parametrize("models,message", [
+    (["vision=x.onnx"], "unknown role 'vision'; valid roles: image-encoder, text-encoder"),
+    (["image-encoder=a.onnx"], "missing -m text-encoder=PATH"),
+    (["image-encoder=a", "image-encoder=b"], "given twice"),
+])
+def test_model_role_errors(models, message, tmp_path, capsys):
+    args = ["eval", "--dataset", str(tmp_path)]
+    for m in models:
+        args += ["-m", m]
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
 
 
-def test_retrieval_recall(tiny_clip, tmp_path):
-    folder = export_model(tiny_clip, tmp_path / "o", show_progress=False).path
+def test_option_errors(tiny_export, tmp_path, capsys):
+    root = str(shapes_folder(tmp_path / "d", broken=False))
+    cases = [(["--task", "zero-shot-detection"], "choose one of: zero-shot-image-classification, zero-shot-retrieval"),
+             (["--baseline", "torch"], "needs --model-id"), (["--baseline", "onnx"], "not supported"),
+             (["--column", "image=img"], "KEY one of input_column, label_column, caption_column"),
+             (["--templates", "nope"], "unknown template set 'nope'"),
+             (["--class-names", str(tmp_path / "none.txt")], "does not exist")]
+    for extra, message in cases:
+        assert main(["eval", "-m", str(tiny_export), "--dataset", root, "-q", *extra]) == 2, extra
+        assert message in capsys.readouterr().err, extra
+
+
+def test_retrieval_recall(tiny_export, tmp_path):
     rng = np.random.default_rng(0)
-    import io
-
     rows = []
     for i in range(6):
         buf = io.BytesIO()
         Image.fromarray(rng.integers(0, 255, (30, 30, 3), dtype=np.uint8)).save(buf, "PNG")
-        rows.append({"image": {"bytes": buf.getvalue(), "path": None}, "caption": f"picture number {i}"})
+        rows.append({"image": {"bytes": buf.getvalue(), "path": None},
+                     "captions": [f"picture number {i}", f"another view {i}"]})
+    rows.append({"image": {"bytes": b"junk", "path": None}, "captions": ["lost"]})
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "pairs.parquet")
-    out = tmp_path / "r.json"
-    assert main(["eval", "-m", str(folder), "--task", "zero-shot-retrieval", "--dataset",
-                 str(tmp_path / "pairs.parquet"), "--json", str(out)]) == 0
+    out, md = tmp_path / "r.json", tmp_path / "r.md"
+    assert main(["eval", "-m", str(tiny_export), "--task", "zero-shot-retrieval", "--dataset",
+                 str(tmp_path / "pairs.parquet"), "--json", str(out), "--report", str(md), "-q"]) == 0
     report = json.loads(out.read_text())["onnx"]
-    assert report["pairs"] == 6 and report["image_to_text"]["R@10"] == 100.0
-    assert 0 <= report["text_to_image"]["R@1"] <= 100
+    assert (report["images"], report["captions"], report["unreadable"]) == (6, 12, 1)
+    assert report["text_to_image"]["R@10"] == 100.0  # 6 images: every caption's image is in its top 10
+    assert 0 <= report["text_to_image"]["R@1"] <= report["text_to_image"]["R@5"] <= 100
+    assert "I→T R@1" in md.read_text()

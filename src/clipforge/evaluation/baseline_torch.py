@@ -1,5 +1,9 @@
-"""The original PyTorch model (transformers) on the same samples and prompts. The only evaluation module that
-imports torch; it is imported only for ``--baseline torch``."""
+"""The original PyTorch model (transformers) on the same samples and prompts, for side-by-side reports.
+
+The only evaluation module that imports torch/transformers, and only when ``--baseline torch`` asks for it. It
+uses the checkpoint's own HF tokenizer and image processor (not clipforge's pre-processing), so a difference
+between the two columns of a report measures the whole ONNX path, pre-processing included.
+"""
 
 from __future__ import annotations
 
@@ -7,60 +11,75 @@ import time
 
 import numpy as np
 
-from clipforge.evaluation.classify_eval import load_batches
+from clipforge.evaluation.classify_eval import check_some_read, finish, prepared_batches
 from clipforge.evaluation.datasets import EvalData
-from clipforge.evaluation.metrics import classification_metrics
-
-
-class TorchZeroShot:
-    def __init__(self, model_id: str):
-        from clipforge.export.checkpoint import load_checkpoint
-
-        self.ckpt = load_checkpoint(model_id)
-
-    def text_embeddings(self, class_names: list[str], templates: list[str]) -> np.ndarray:
-        import torch
-
-        from clipforge.export.cases import tokenize
-
-        prompts = [t.format(c) for c in class_names for t in templates]
-        enc = tokenize(self.ckpt.tokenizer, prompts, self.ckpt.text)
-        feed = {"input_ids": torch.from_numpy(enc["input_ids"])}
-        if self.ckpt.text.uses_attention_mask:
-            feed["attention_mask"] = torch.from_numpy(enc["attention_mask"])
-        with torch.no_grad():
-            emb = self.ckpt.model.get_text_features(**feed).pooler_output.numpy()
-        emb = _norm(emb).reshape(len(class_names), len(templates), -1).mean(axis=1)
-        return _norm(emb)
-
-    def image_embeddings(self, images: list) -> np.ndarray:
-        import torch
-
-        pixels = self.ckpt.processor(images=images, return_tensors="pt")["pixel_values"]
-        with torch.no_grad():
-            return _norm(self.ckpt.model.get_image_features(pixel_values=pixels).pooler_output.numpy())
-
-    def logits(self, image: np.ndarray, text: np.ndarray) -> np.ndarray:
-        scale, bias = self.ckpt.family.logit_params(self.ckpt.model)
-        return scale * image @ text.T + (bias or 0.0)
 
 
 def _norm(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
+class TorchZeroShot:
+    """A transformers CLIP/SigLIP checkpoint with the zero-shot steps of the HF pipeline, batched."""
+
+    def __init__(self, model_id: str):
+        from clipforge.export.checkpoint import load_checkpoint
+
+        self.ckpt = load_checkpoint(model_id)
+        self.ckpt.model.eval()
+
+    def embed_texts(self, texts: list[str], batch_size: int = 256) -> np.ndarray:
+        import torch
+
+        from clipforge.export.cases import tokenize
+
+        chunks = []
+        for i in range(0, len(texts), batch_size):
+            enc = tokenize(self.ckpt.tokenizer, texts[i:i + batch_size], self.ckpt.text)
+            feed = {"input_ids": torch.from_numpy(enc["input_ids"])}
+            if self.ckpt.text.uses_attention_mask:
+                feed["attention_mask"] = torch.from_numpy(enc["attention_mask"])
+            with torch.inference_mode():
+                chunks.append(_features(self.ckpt.model.get_text_features(**feed)))
+        return _norm(np.concatenate(chunks))
+
+    def label_embeddings(self, class_names: list[str], templates: list[str]) -> np.ndarray:
+        """Per class, the mean of the normalised prompt embeddings, normalised (OpenAI's ensembling)."""
+        emb = self.embed_texts([t.format(c) for c in class_names for t in templates])
+        return _norm(emb.reshape(len(class_names), len(templates), -1).mean(axis=1))
+
+    def pixel_values(self, images: list):
+        return self.ckpt.processor(images=images, return_tensors="pt")["pixel_values"]
+
+    def encode_pixels(self, pixels) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            return _norm(_features(self.ckpt.model.get_image_features(pixel_values=pixels)))
+
+    def logits(self, image: np.ndarray, text: np.ndarray) -> np.ndarray:
+        scale, bias = self.ckpt.family.logit_params(self.ckpt.model)
+        return scale * image @ text.T + (bias or 0.0)
+
+
+def _features(output) -> np.ndarray:
+    """transformers 5 returns a model output whose ``pooler_output`` is the embedding; older ones a tensor."""
+    tensor = getattr(output, "pooler_output", output)
+    return tensor.float().numpy()
+
+
 def evaluate_torch(model_id: str, data: EvalData, templates: list[str], batch_size: int = 32,
                    show: bool = True) -> dict:
+    """The same metrics as ``evaluate_classification``, computed with the PyTorch model."""
     start = time.perf_counter()
     model = TorchZeroShot(model_id)
-    text = model.text_embeddings(data.class_names, templates)
+    text = model.label_embeddings(data.class_names, templates)
     chunks, kept, failures = [], [], []
-    for (idx, pil), failures in load_batches(data.images, batch_size, show):
-        if idx:
-            chunks.append(model.image_embeddings(pil))
-            kept += idx
-    scores = model.logits(np.concatenate(chunks), text) if chunks else np.zeros((0, len(text)))
-    result = classification_metrics(scores, np.asarray(data.labels)[kept], data.class_names)
-    result.update({"samples": len(data.images), "evaluated": len(kept), "unreadable": len(failures),
-                   "seconds": time.perf_counter() - start})
-    return result
+    for batch in prepared_batches(data.images, batch_size, model.pixel_values, show, what="images (PyTorch)"):
+        failures += batch.failures
+        if batch.indices:
+            chunks.append(model.encode_pixels(batch.pixels))
+            kept += batch.indices
+    check_some_read(data.images, failures, kept)
+    image = np.concatenate(chunks) if chunks else np.zeros((0, text.shape[1]), np.float32)
+    return finish(model.logits(image, text), data, kept, failures, start)

@@ -1,47 +1,142 @@
-"""Evaluation reports: JSON for machines, a markdown table (like the seeds' results table) and a rich table."""
+"""Evaluation reports: JSON for machines, markdown tables (one row per model, like the seeds' results table,
+plus per-class accuracy) and a rich table for the terminal."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from clipforge._io import atomic_file
 
-
-def _fmt(value) -> str:
-    return "–" if value is None else f"{value:.1f}"
+PER_CLASS_ROWS = 100  # above this many classes the markdown lists the weakest ones only
 
 
-def markdown(report: dict) -> str:
-    rows = ["| Model | Dataset | Samples | Templates | HF baseline (fp32, CPU) top-1 | ONNX top-1 | Δ | ONNX top-5 |",
-            "|---|---|---|---|---|---|---|---|"]
-    onnx, base = report["onnx"], report.get("baseline")
-    delta = onnx["top1"] - base["top1"] if base else None
-    rows.append(f"| {report['model']} | {report['dataset']} | {onnx['evaluated']} | {report['templates']} | "
-                f"{_fmt(base and base['top1'])} | {_fmt(onnx['top1'])} | "
-                f"{'–' if delta is None else f'{delta:+.1f}'} | {_fmt(onnx['top5'])} |")
-    return "\n".join(rows) + "\n"
+def _fmt(value, signed: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:+.1f}" if signed else f"{value:.1f}"
 
 
-def write_json(path: Path, report: dict) -> None:
+def _classification_row(r: dict) -> str:
+    onnx, base, delta = r["onnx"], r.get("baseline") or {}, r.get("delta") or {}
+    return (f"| {r['model']} | {r['dataset']}:{r['split']} | {onnx['evaluated']} | {r['templates']} "
+            f"({r['template_count']}) | {_fmt(base.get('top1'))} | {_fmt(onnx['top1'])} | "
+            f"{_fmt(delta.get('top1'), True)} | {_fmt(base.get('top5'))} | {_fmt(onnx['top5'])} | "
+            f"{_fmt(delta.get('top5'), True)} | {_fmt(onnx['mean_per_class_recall'])} | {onnx['unreadable']} |")
+
+
+def _retrieval_row(r: dict) -> str:
+    o = r["onnx"]
+    i2t, t2i = o["image_to_text"], o["text_to_image"]
+    cells = [_fmt(i2t[k]) for k in ("R@1", "R@5", "R@10")] + [_fmt(t2i[k]) for k in ("R@1", "R@5", "R@10")]
+    return (f"| {r['model']} | {r['dataset']}:{r['split']} | {o['images']} | {o['captions']} | "
+            + " | ".join(cells) + f" | {o['unreadable']} |")
+
+
+HEADERS = {
+    "zero-shot-image-classification": (
+        "| Model | Dataset | Samples | Templates | HF baseline (fp32, CPU) top-1 | ONNX top-1 | Δ top-1 | "
+        "HF baseline top-5 | ONNX top-5 | Δ top-5 | ONNX mean per-class recall | Unreadable |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|", _classification_row),
+    "zero-shot-retrieval": (
+        "| Model | Dataset | Images | Captions | I→T R@1 | I→T R@5 | I→T R@10 | T→I R@1 | T→I R@5 | T→I R@10 | "
+        "Unreadable |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|", _retrieval_row),
+}
+
+
+def markdown(reports: dict | list[dict]) -> str:
+    """One table row per report (all of one task); a single classification report adds per-class accuracy."""
+    reports = [reports] if isinstance(reports, dict) else list(reports)
+    header, rule, row = HEADERS[reports[0]["task"]]
+    lines = [f"## {reports[0]['task']}", "", header, rule, *(row(r) for r in reports), ""]
+    if len(reports) == 1 and reports[0]["task"] == "zero-shot-image-classification":
+        lines += _per_class(reports[0])
+    return "\n".join(lines) + "\n"
+
+
+def _per_class(report: dict) -> list[str]:
+    onnx, base = report["onnx"]["per_class"], (report.get("baseline") or {}).get("per_class", {})
+    names = sorted(onnx, key=lambda n: (onnx[n], n))
+    title = "Per-class accuracy (top-1, %)"
+    if len(names) > PER_CLASS_ROWS:
+        names, title = names[:20], f"Per-class accuracy (top-1, %), the 20 weakest of {len(names)} classes"
+    lines = [f"### {title}", "", "| Class | ONNX | HF baseline |", "|---|---:|---:|"]
+    lines += [f"| {n} | {_fmt(onnx[n])} | {_fmt(base.get(n))} |" for n in names]
+    return lines + [""]
+
+
+def clean(value):
+    """NaN -> None (strict JSON), recursively."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+    return value
+
+
+def write_json(path: Path, report) -> None:
     with atomic_file(path) as tmp:
-        tmp.write_text(json.dumps(report, indent=2))
+        tmp.write_text(json.dumps(clean(report), indent=2, default=str))
 
 
-def write_markdown(path: Path, report: dict) -> None:
+def write_markdown(path: Path, report) -> None:
     with atomic_file(path) as tmp:
         tmp.write_text(markdown(report))
 
 
-def print_table(report: dict) -> None:
+def wide_console():
+    """A stdout console; files and pipes get a wide one, so table columns are not truncated."""
     from rich.console import Console
+
+    out = Console()
+    return out if out.is_terminal else Console(width=120)
+
+
+def print_report(report: dict) -> None:
+    from rich.console import Console
+
+    console = wide_console()
+    if report["task"] == "zero-shot-retrieval":
+        console.print(_retrieval_table(report))
+    else:
+        console.print(_classification_table(report))
+        if report.get("agreement") is not None:
+            console.print(f"top-1 predictions equal to PyTorch's on {_fmt(report['agreement'])}% of images")
+    failures = report["onnx"]["failures"]
+    if failures:
+        from rich.markup import escape
+
+        Console(stderr=True).print(f"[yellow]{len(failures)} unreadable image(s) skipped, e.g. "
+                                   f"{escape(failures[0]['image'])}: {escape(failures[0]['error'])}[/]")
+
+
+def _classification_table(report: dict):
     from rich.table import Table
 
-    table = Table(title=f"zero-shot {report['task']} on {report['dataset']}")
-    for column in ("model", "top-1", "top-5", "mean per-class recall", "unreadable", "seconds"):
-        table.add_column(column)
-    for name in ("onnx", "baseline"):
+    table = Table(title=f"{report['task']} on {report['source']} ({report['classes']} classes, "
+                        f"{report['template_count']} template(s))")
+    for column in ("model", "top-1", "top-5", "mean per-class recall", "evaluated", "unreadable", "images/s"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for name, label in (("onnx", "clipforge ONNX"), ("baseline", "PyTorch (transformers)")):
         if r := report.get(name):
-            table.add_row("clipforge ONNX" if name == "onnx" else "PyTorch (transformers)", _fmt(r["top1"]),
-                          _fmt(r["top5"]), _fmt(r["mean_per_class_recall"]), str(r["unreadable"]), f"{r['seconds']:.1f}")
-    Console().print(table)
+            table.add_row(label, _fmt(r["top1"]), _fmt(r["top5"]), _fmt(r["mean_per_class_recall"]),
+                          str(r["evaluated"]), str(r["unreadable"]), f"{r['images_per_s']:.1f}")
+    if d := report.get("delta"):
+        table.add_row("Δ (ONNX − PyTorch)", _fmt(d["top1"], True), _fmt(d["top5"], True),
+                      _fmt(d["mean_per_class_recall"], True), "", "", "")
+    return table
+
+
+def _retrieval_table(report: dict):
+    from rich.table import Table
+
+    o = report["onnx"]
+    table = Table(title=f"zero-shot retrieval on {report['source']} ({o['images']} images, {o['captions']} captions)")
+    for column in ("direction", "R@1", "R@5", "R@10"):
+        table.add_column(column, justify="left" if column == "direction" else "right")
+    for key, label in (("image_to_text", "image → text"), ("text_to_image", "text → image")):
+        table.add_row(label, *(_fmt(o[key][k]) for k in ("R@1", "R@5", "R@10")))
+    return table

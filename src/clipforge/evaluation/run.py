@@ -1,53 +1,104 @@
-"""One evaluation request: load data and model(s), run, assemble the report dict."""
+"""One evaluation request: check it, load the data and the model(s), run, and assemble the report dict that
+``reports`` prints and writes. Cheap checks (task, baseline, templates, data) run before any model is loaded."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from clipforge.errors import InputError
+
+CLASSIFICATION = "zero-shot-image-classification"
+RETRIEVAL = "zero-shot-retrieval"
+TASKS = (CLASSIFICATION, RETRIEVAL)
+BASELINES = ("torch",)
 
 
 @dataclass
 class EvalRequest:
-    models: object  # folder path or {role: path}
+    models: object  # an exported/built folder, or {role: model.onnx}
     dataset: str
-    task: str
-    split: str
-    samples: int | None
-    columns: dict
-    class_names: list[str] | None
-    templates: str
-    model_id: str | None
-    baseline: str | None
-    device: str
-    batch_size: int
+    task: str = CLASSIFICATION
+    split: str = "test"
+    samples: int | None = None
+    columns: dict = field(default_factory=dict)
+    class_names: list[str] | None = None
+    templates: str = "default"
+    model_id: str | None = None
+    baseline: str | None = None
+    device: str = "cpu"
+    batch_size: int = 32
+    seed: int = 0
+    manifest: str | None = None
+    threads: int | None = None
+    show: bool = True
+
+    def check(self) -> None:
+        if self.task not in TASKS:
+            raise InputError(f"--task {self.task!r} is not supported; choose one of: {', '.join(TASKS)}")
+        if self.baseline is not None and self.baseline not in BASELINES:
+            raise InputError(f"--baseline {self.baseline!r} is not supported; choose one of: {', '.join(BASELINES)}")
+        if self.baseline and not self.model_id:
+            raise InputError("--baseline torch needs --model-id (the checkpoint the ONNX encoders came from)")
+        if self.baseline and self.task != CLASSIFICATION:
+            raise InputError(f"--baseline is available for {CLASSIFICATION} only")
+        if self.batch_size < 1:
+            raise InputError(f"--batch-size must be at least 1, got {self.batch_size}")
+
+
+def _header(req: EvalRequest, source: str, split_size: int, model) -> dict:
+    return {"task": req.task, "dataset": req.dataset, "split": req.split, "source": source, "split_size": split_size,
+            "model": str(req.model_id or _model_name(req.models)), "family": model.manifest.family,
+            "device": req.device, "seed": req.seed}
+
+
+def _model_name(models) -> str:
+    return str(models) if not isinstance(models, dict) else ", ".join(f"{r}={p}" for r, p in models.items())
+
+
+def _load_model(req: EvalRequest):
+    from clipforge.runtime.model import ZeroShotModel
+
+    return ZeroShotModel.from_onnx(req.models, manifest=req.manifest, device=req.device, threads=req.threads)
 
 
 def run_eval(req: EvalRequest) -> dict:
-    from clipforge.runtime.model import ZeroShotModel
-    from clipforge.zeroshot.templates import get_templates
-
-    model = ZeroShotModel.from_onnx(req.models, device=req.device)
-    report = {"task": req.task, "dataset": f"{req.dataset}:{req.split}", "model": str(req.model_id or req.models)}
-    if req.task == "zero-shot-retrieval":
-        from clipforge.evaluation.retrieval import evaluate_retrieval
-        from clipforge.evaluation.retrieval_data import load_retrieval_data
-
-        images, captions = load_retrieval_data(req.dataset, req.split, req.samples, req.columns)
-        report["onnx"] = evaluate_retrieval(model, images, captions, req.batch_size)
-        return report
+    req.check()
+    if req.task == RETRIEVAL:
+        return _run_retrieval(req)
     from clipforge.evaluation.classify_eval import evaluate_classification
     from clipforge.evaluation.datasets import load_eval_data
+    from clipforge.evaluation.metrics import agreement
+    from clipforge.zeroshot.templates import get_templates
 
     templates = get_templates(req.templates)
-    data = load_eval_data(req.dataset, req.split, req.samples, req.columns, req.class_names)
-    report["templates"] = req.templates
-    report["onnx"] = evaluate_classification(model, data, templates, req.batch_size)
+    if req.baseline:
+        from clipforge.errors import require
+
+        require("torch", "export"), require("transformers", "export")
+    data = load_eval_data(req.dataset, req.split, req.samples, req.columns, req.class_names, req.seed)
+    model = _load_model(req)
+    report = _header(req, data.source, data.split_size, model)
+    report.update({"templates": req.templates, "template_count": len(templates), "classes": len(data.class_names),
+                   "class_names": data.class_names})
+    report["onnx"] = evaluate_classification(model, data, templates, req.batch_size, req.show)
     if req.baseline == "torch":
-        if not req.model_id:
-            raise InputError("--baseline torch needs --model-id (the checkpoint the ONNX model came from)")
         from clipforge.evaluation.baseline_torch import evaluate_torch
 
-        report["baseline"] = evaluate_torch(req.model_id, data, templates, req.batch_size)
-        report["delta_top1"] = report["onnx"]["top1"] - report["baseline"]["top1"]
+        base = report["baseline"] = evaluate_torch(req.model_id, data, templates, req.batch_size, req.show)
+        onnx = report["onnx"]
+        report["delta"] = {k: onnx[k] - base[k] for k in ("top1", "top5", "mean_per_class_recall")}
+        report["delta_top1"] = report["delta"]["top1"]
+        same_rows = [f["index"] for f in onnx["failures"]] == [f["index"] for f in base["failures"]]
+        report["agreement"] = agreement(onnx["predictions"], base["predictions"]) if same_rows else float("nan")
+    return report
+
+
+def _run_retrieval(req: EvalRequest) -> dict:
+    from clipforge.evaluation.retrieval import evaluate_retrieval
+    from clipforge.evaluation.retrieval_data import load_retrieval_data
+
+    data = load_retrieval_data(req.dataset, req.split, req.samples, req.columns, req.seed)
+    model = _load_model(req)
+    report = _header(req, data.source, data.split_size, model)
+    report["onnx"] = evaluate_retrieval(model, data, req.batch_size, req.show)
     return report
