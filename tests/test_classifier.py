@@ -54,3 +54,33 @@ def test_zero_labels_and_bad_template(exported, tmp_path, capsys):
                  "-t", "no placeholder"]) == 2
     assert "placeholder" in capsys.readouterr().err
     assert not list(tmp_path.glob("*.onnx"))
+
+
+def test_with_preprocessing_takes_png_bytes(exported, tiny_checkpoint, tmp_path):
+    """Encoded bytes in; scores equal the runtime's on PNG bytes (pre-processing within one uint8 level)."""
+    import io
+
+    from PIL import Image
+
+    from clipforge.pipeline._graph import extensions_session
+
+    family, _ = tiny_checkpoint
+    out = tmp_path / "clf_bytes.onnx"
+    assert main(["export-classifier", str(exported[family]), "-o", str(out), "-l", ",".join(LABELS),
+                 "--with-preprocessing"]) == 0
+    graph = onnx.load(str(out))
+    assert [i.name for i in graph.graph.input] == ["image"]
+    assert "bytes" in {p.key: p.value for p in graph.metadata_props}["input"]
+    model, session = ZeroShotModel.from_onnx(exported[family]), extensions_session(out)
+    for i, size in enumerate([(40, 60), (90, 33), (32, 32)]):
+        y, x = np.mgrid[0:size[0], 0:size[1]]
+        array = np.stack([127 + 120 * np.sin(x / 7 + c) * np.cos(y / 5) for c in range(3)], -1).astype(np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, "PNG")
+        scores, index = session.run(None, {"image": np.frombuffer(buffer.getvalue(), np.uint8)})
+        want = model.classify([buffer.getvalue()], LABELS, top_k=len(LABELS))[0]
+        got = {LABELS[j]: float(s) for j, s in enumerate(scores[0])}
+        assert max(abs(got[p["label"]] - p["score"]) for p in want) <= 1e-3
+        assert index.tolist() == [int(scores[0].argmax())]
+    with pytest.raises(Exception, match="decode_image"):
+        session.run(None, {"image": np.frombuffer(b"not an image at all", np.uint8)})

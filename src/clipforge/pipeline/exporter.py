@@ -1,0 +1,147 @@
+"""``export_pipeline``: a checkpoint (or exported folder) -> ``PREFIX_img.onnx`` (encoded image bytes ->
+``embedding`` [1, D]), ``PREFIX_img_hwc.onnx`` (decoded uint8 HWC pixels -> [1, D]) and ``PREFIX_txt.onnx``
+(strings [N] -> ``embedding`` [N, D]), pre-processing and tokenizer inside the graph, validated."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from clipforge._io import atomic_file, check_output
+from clipforge.errors import InputError
+from clipforge.pipeline.compose import embedding_model, load_encoder, set_metadata
+from clipforge.pipeline.config import PipelineConfig
+from clipforge.progress import steps
+from clipforge.specs import IMAGE_ROLE, TEXT_ROLE, Manifest
+
+SUFFIXES = {"image": "_img.onnx", "image_pixels": "_img_hwc.onnx", "text": "_txt.onnx"}
+KIND_OF_INPUT = {"bytes": "image", "pixels": "image_pixels"}
+
+
+@dataclass
+class PipelineResult:
+    paths: dict[str, Path]
+    config: PipelineConfig
+    validation: dict = field(default_factory=dict)
+
+
+def output_paths(prefix: str | Path, config: PipelineConfig) -> dict[str, Path]:
+    prefix = Path(prefix)
+    if not prefix.name or prefix.name.endswith(".onnx"):
+        raise InputError(f"-o {prefix} should be a prefix such as out/clip (gives out/clip_img.onnx, "
+                         "out/clip_txt.onnx), not a file name")
+    kinds = ["text"] + [KIND_OF_INPUT[i] for i in config.image_inputs]
+    return {k: prefix.with_name(prefix.name + SUFFIXES[k]) for k in sorted(kinds)}
+
+
+def export_pipeline(model: str | Path, prefix: str | Path, template: str | None = None, *, force: bool = False,
+                    show_progress: bool = True) -> PipelineResult:
+    """Export ``model`` (hub id, checkpoint folder or exported folder) as pipeline graphs named after ``prefix``."""
+    from clipforge.pipeline.validate import validate_pipeline
+
+    config = resolve_config(model, template)
+    paths = output_paths(prefix, config)
+    for path in paths.values():
+        check_output(path, force)
+    with steps(show_progress, total=4) as step, tempfile.TemporaryDirectory() as tmp:
+        step("export encoders")
+        folder = exported_folder(model, Path(tmp))
+        manifest = Manifest.load(folder)
+        config.check_family(str(model), manifest.family)
+        step("build graphs")
+        graphs = build_graphs(folder, manifest, config)
+        with contextlib.ExitStack() as stack:
+            staged = {k: stack.enter_context(atomic_file(p)) for k, p in paths.items()}
+            step("save")
+            for kind, graph in graphs.items():
+                save(graph, staged[kind], paths[kind])
+            step("validate")
+            report = validate_pipeline(staged, folder, manifest, text_spec(manifest, config))
+    return PipelineResult(paths, config, report)
+
+
+def exported_folder(model: str | Path, scratch: Path) -> Path:
+    """``model`` itself when it is an exported folder (dynamic shapes), else a fresh validated fp32 export."""
+    from clipforge.export import export_model
+
+    path = Path(model)
+    if (path / "manifest.json").is_file():
+        manifest = Manifest.load(path)
+        if manifest.static:
+            raise InputError(f"{path} is a --static export; pipelines need dynamic shapes, export without --static")
+        return path
+    return export_model(model, scratch / "encoders", show_progress=False).path
+
+
+def resolve_config(model: str | Path, template: str | None) -> PipelineConfig:
+    """The pipeline config, before any export: the family comes from an exported folder's manifest or a local
+    checkpoint's config.json (a hub id's family is checked after its export)."""
+    from clipforge.registry import family_for_checkpoint
+
+    path = Path(model)
+    if (path / "manifest.json").is_file():
+        manifest = Manifest.load(path)
+        return PipelineConfig.for_model(manifest.source, manifest.family, template)
+    family = family_for_checkpoint(path).name if (path / "config.json").is_file() else None
+    return PipelineConfig.for_model(str(model), family, template)
+
+
+def text_spec(manifest: Manifest, config: PipelineConfig):
+    """The manifest's text spec with the template's padding (a family that needs a fixed length keeps it)."""
+    if manifest.text.padding == "max_length":
+        return manifest.text
+    return replace(manifest.text, padding=config.text_padding)
+
+
+def build_graphs(folder: Path, manifest: Manifest, config: PipelineConfig) -> dict:
+    """kind -> ModelProto for every graph the config asks for."""
+    from clipforge.pipeline.image_graph import image_model
+    from clipforge.pipeline.text_graph import text_model
+
+    dim, graphs = manifest.embed_dim, {}
+    text_encoder = load_encoder(folder / manifest.encoders[TEXT_ROLE])
+    joins = [i.name for i in text_encoder.graph.input]
+    graphs["text"] = embedding_model(text_model(folder, text_spec(manifest, config)), text_encoder, joins,
+                                     text_encoder.graph.output[0].name, dim, config.normalize)
+    image_encoder = load_encoder(folder / manifest.encoders[IMAGE_ROLE])
+    for choice in config.image_inputs:
+        encoder = type(image_encoder)()
+        encoder.CopyFrom(image_encoder)
+        pre = image_model(manifest.image, encoded=choice == "bytes")
+        graphs[KIND_OF_INPUT[choice]] = embedding_model(pre, encoder, ["pixel_values"],
+                                                        encoder.graph.output[0].name, dim, config.normalize)
+    for kind, graph in graphs.items():
+        set_metadata(graph, _metadata(kind, manifest, config))
+    return graphs
+
+
+def _metadata(kind: str, manifest: Manifest, config: PipelineConfig) -> dict:
+    from importlib import metadata
+
+    import clipforge
+
+    meta = {"clipforge_pipeline": kind, "family": manifest.family, "source": manifest.source,
+            "template": config.template, "config": config.to_json(), "embed_dim": manifest.embed_dim,
+            "logit_scale": manifest.logit_scale, "logit_bias": manifest.logit_bias,
+            "clipforge_version": clipforge.__version__,
+            "custom_ops": "onnxruntime-extensions " + metadata.version("onnxruntime-extensions")}
+    if kind == "text":
+        meta["text_spec"] = manifest.text.__dict__
+    else:
+        meta["image_spec"] = manifest.image.__dict__
+        meta["reference_pillow"] = metadata.version("pillow")
+    return meta
+
+
+def save(model, staged: Path, final: Path) -> None:
+    """Save ``model`` at ``staged`` (renamed to ``final`` later); weights near protobuf's 2 GiB limit go to
+    ``final.name + '.data'`` beside it, named for the final file."""
+    import onnx
+
+    from clipforge.export.onnx_export import EXTERNAL_DATA_BYTES
+
+    large = sum(t.ByteSize() for t in model.graph.initializer) > EXTERNAL_DATA_BYTES
+    onnx.save_model(model, str(staged), save_as_external_data=large, all_tensors_to_one_file=True,
+                    location=f"{final.name}.data" if large else None)

@@ -1,0 +1,180 @@
+"""Image pre-processing as an ONNX graph: encoded bytes (or decoded HWC uint8 pixels) -> ``pixel_values``
+[1, 3, H, W] float32, following the checkpoint's ``ImageSpec`` as the HF PIL-backend processors do.
+
+1. Decode (bytes variant): onnxruntime-extensions' ``DecodeImage`` (PNG via libpng, JPEG via libjpeg), RGB. A
+   guard first checks the PNG signature, or a JPEG start marker *and* end-of-image marker; anything else (not an
+   image, another format, a truncated JPEG) reaches ``DecodeImage`` as zero bytes, which fails with "Invalid image
+   data" in a node named ``decode_image_expects_a_complete_PNG_or_JPEG_file``. Without the guard the op's libjpeg
+   calls ``exit()`` on non-JPEG data and loops forever on a truncated JPEG (onnxruntime-extensions issue #1094).
+2. Grey images get three channels; EXIF orientation is not applied (the Python runtime applies it).
+3. Resize with ONNX ``Resize`` (opset 18): ``antialias=1``, ``exclude_outside=1``, half-pixel centres and
+   ``cubic_coeff_a=-0.5`` is PIL's convolution resampler for bicubic (3) and bilinear (2). Like PIL it runs one
+   axis at a time and rounds halves up to uint8 levels between the passes; like Pillow >= 13 it resizes the
+   height first when the height shrinks by more than twice as many pixels as the width. PIL sums in fixed point,
+   ONNX in float, so a level can differ by one where the exact value sits on a rounding boundary.
+4. Centre crop (zero padding first when the image is smaller than the crop, with HF's offsets).
+5. Rescale and normalise through the same 256-entry table per channel as ``clipforge.runtime.images``, so
+   identical uint8 pixels give bit-identical ``pixel_values``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from onnx import TensorProto
+
+from clipforge.errors import InputError
+from clipforge.pipeline._graph import EXTENSIONS, GraphBuilder
+from clipforge.specs import ImageSpec
+
+PNG_SIGNATURE = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+JPEG_START, JPEG_END = [0xFF, 0xD8, 0xFF], [0xFF, 0xD9]
+DECODE_NODE = "decode_image_expects_a_complete_PNG_or_JPEG_file"
+RESIZE_MODES = {3: "cubic", 2: "linear"}  # PIL resample code -> ONNX Resize mode
+BYTES_INPUT, PIXELS_INPUT, OUTPUT = "image", "pixels", "pixel_values"
+INT32, INT64, FLOAT, DOUBLE = TensorProto.INT32, TensorProto.INT64, TensorProto.FLOAT, TensorProto.DOUBLE
+
+
+def image_model(spec: ImageSpec, encoded: bool = True, prefix: str = "pre/"):
+    """The pre-processing graph alone: ``image`` uint8 [num_bytes] (``encoded``) or ``pixels`` uint8
+    [height, width, channels] -> ``pixel_values`` float32 [1, 3, H, W]."""
+    from onnx import helper
+
+    check_spec(spec)
+    g = GraphBuilder(prefix)
+    if encoded:
+        source = helper.make_tensor_value_info(BYTES_INPUT, TensorProto.UINT8, ["num_bytes"])
+        hwc = decode(g, BYTES_INPUT)
+    else:
+        source = helper.make_tensor_value_info(PIXELS_INPUT, TensorProto.UINT8, ["height", "width", "channels"])
+        hwc = PIXELS_INPUT
+    pixels = preprocess(g, hwc, spec)
+    g.nodes.append(helper.make_node("Identity", [pixels], [OUTPUT], name=f"{prefix}output"))
+    out = helper.make_tensor_value_info(OUTPUT, FLOAT, [1, 3, *spec.output_size])
+    return g.model([source], [out], doc="clipforge image pre-processing")
+
+
+def check_spec(spec: ImageSpec) -> None:
+    if spec.resize_mode != "none" and spec.resample not in RESIZE_MODES:
+        raise InputError(f"the checkpoint resizes with PIL filter {spec.resample}, which ONNX Resize cannot "
+                         "reproduce (supported: 3 = bicubic, 2 = bilinear); use the Python runtime instead")
+    if spec.resize_mode not in ("shortest_edge", "exact", "none"):
+        raise InputError(f"unknown resize mode {spec.resize_mode!r} in the manifest; re-export the model")
+
+
+# --- decoding -----------------------------------------------------------------------------------------------
+def _starts_with(g: GraphBuilder, data: str, pattern: list[int], at_end: bool = False) -> str:
+    """bool scalar: ``data`` begins (or ends) with ``pattern``; short data is padded with zeros first."""
+    n = len(pattern)
+    zeros = g.const(np.zeros(n, np.uint8))
+    padded = g.op("Concat", [zeros, data] if at_end else [data, zeros], axis=0)
+    start, end = ([-n], [np.iinfo(np.int64).max]) if at_end else ([0], [n])
+    head = g.op("Slice", [padded, g.const(start, np.int64), g.const(end, np.int64)])
+    same = g.op("Cast", [g.op("Equal", [head, g.const(np.array(pattern, np.uint8))])], to=INT32)
+    return g.op("Equal", [g.op("ReduceMin", [same], keepdims=0), g.const(1, np.int32)])
+
+
+def decode(g: GraphBuilder, data: str) -> str:
+    """Encoded bytes -> HWC uint8 RGB, refusing anything but a complete PNG or JPEG (see the module doc)."""
+    is_png = _starts_with(g, data, PNG_SIGNATURE)
+    is_jpeg = g.op("And", [_starts_with(g, data, JPEG_START), _starts_with(g, data, JPEG_END, at_end=True)])
+    accepted = g.op("Or", [is_png, is_jpeg])
+    keep = g.op("Expand", [accepted, g.op("Shape", [data])])
+    guarded = g.op("Compress", [data, keep], axis=0)
+    return g.op("DecodeImage", [guarded], domain=EXTENSIONS, name=DECODE_NODE, color_space="rgb")
+
+
+# --- resize, crop, normalise --------------------------------------------------------------------------------
+def preprocess(g: GraphBuilder, hwc: str, spec: ImageSpec) -> str:
+    """HWC uint8 (1 or 3 channels) -> [1, 3, H, W] float32 pixel values."""
+    rgb = g.op("Expand", [hwc, g.const([1, 1, 3], np.int64)])
+    nchw = g.op("Unsqueeze", [g.op("Transpose", [rgb], perm=[2, 0, 1]), g.const([0], np.int64)])
+    x = g.op("Cast", [nchw], to=FLOAT)  # float32 holding integer levels 0..255
+    if spec.resize_mode != "none":
+        x = _resize(g, x, spec)
+    if spec.crop_size:
+        x = _center_crop(g, x, spec.crop_size)
+    return _normalise(g, x, spec)
+
+
+def _dims(g: GraphBuilder, x: str) -> tuple[str, str]:
+    shape = g.op("Shape", [x])
+    return (g.op("Gather", [shape, g.const(2, np.int64)], axis=0),
+            g.op("Gather", [shape, g.const(3, np.int64)], axis=0))
+
+
+def _target_size(g: GraphBuilder, height: str, width: str, spec: ImageSpec) -> tuple[str, str]:
+    """(new height, new width) int64 scalars: the spec's size, or the short side to ``size`` with the long side
+    ``int(size * long / short)`` computed in float64 as Python does."""
+    if spec.resize_mode == "exact":
+        return g.const(spec.size[0], np.int64), g.const(spec.size[1], np.int64)
+    target = g.const(spec.size[0], np.int64)
+    short, long = g.op("Min", [height, width]), g.op("Max", [height, width])
+    as_double = [g.op("Cast", [v], to=DOUBLE) for v in (target, long, short)]
+    scaled = g.op("Div", [g.op("Mul", as_double[:2]), as_double[2]])
+    new_long = g.op("Cast", [g.op("Floor", [scaled])], to=INT64)
+    portrait = g.op("LessOrEqual", [width, height])
+    return g.op("Where", [portrait, new_long, target]), g.op("Where", [portrait, target, new_long])
+
+
+def _resize(g: GraphBuilder, x: str, spec: ImageSpec) -> str:
+    height, width = _dims(g, x)
+    new_h, new_w = _target_size(g, height, width, spec)
+    shrink_h, shrink_w = g.op("Sub", [height, new_h]), g.op("Sub", [width, new_w])
+    twice_w = g.op("Mul", [shrink_w, g.const(2, np.int64)])
+    height_first = g.op("And", [g.op("Greater", [shrink_h, g.const(0, np.int64)]),
+                                g.op("Greater", [shrink_h, twice_w])])
+    mode = RESIZE_MODES[spec.resample]
+    sizes = {2: g.op("Unsqueeze", [new_h, g.const([0], np.int64)]),
+             3: g.op("Unsqueeze", [new_w, g.const([0], np.int64)])}
+    then_branch = _two_passes(g, x, sizes, (2, 3), mode, "then")
+    else_branch = _two_passes(g, x, sizes, (3, 2), mode, "else")
+    return g.op("If", [height_first], then_branch=then_branch, else_branch=else_branch)
+
+
+def _two_passes(g: GraphBuilder, x: str, sizes: dict, order: tuple[int, int], mode: str, tag: str):
+    """A subgraph resizing axis ``order[0]`` then ``order[1]``, rounding to uint8 levels after each pass."""
+    from onnx import helper
+
+    sub = GraphBuilder(f"{g.prefix}{tag}/")
+    low, high, half = (sub.const(v, np.float32) for v in (0.0, 255.0, 0.5))
+    y = x
+    for axis in order:
+        y = sub.op("Resize", [y, "", "", sizes[axis]], mode=mode, axes=[axis], antialias=1, exclude_outside=1,
+                   cubic_coeff_a=-0.5, coordinate_transformation_mode="half_pixel")
+        rounded = sub.op("Floor", [sub.op("Add", [y, half])])  # PIL rounds halves up (fixed point + 2^21 >> 22)
+        y = sub.op("Clip", [rounded, low, high])
+    out = helper.make_tensor_value_info(y, FLOAT, None)
+    return helper.make_graph(sub.nodes, f"{sub.prefix}graph", [], [out], sub.initializers)
+
+
+def _center_crop(g: GraphBuilder, x: str, crop: tuple[int, int]) -> str:
+    """HF's centre crop: zero-pad to at least the crop size (``ceil(missing / 2)`` before), then cut the middle."""
+    height, width = _dims(g, x)
+    zero, one, two = (g.const(v, np.int64) for v in (0, 1, 2))
+    sizes = [g.const(crop[0], np.int64), g.const(crop[1], np.int64)]
+
+    def vector(values):
+        return g.op("Concat", [g.op("Unsqueeze", [v, g.const([0], np.int64)]) for v in values], axis=0)
+
+    missing = [g.op("Max", [g.op("Sub", [c, d]), zero]) for c, d in zip(sizes, (height, width))]
+    before = [g.op("Div", [g.op("Add", [m, one]), two]) for m in missing]
+    after = [g.op("Sub", [m, b]) for m, b in zip(missing, before)]
+    padded = g.op("Pad", [x, vector(before + after), g.const(0.0, np.float32), g.const([2, 3], np.int64)])
+    new_dims = [g.op("Max", [c, d]) for c, d in zip(sizes, (height, width))]
+    starts = [g.op("Div", [g.op("Sub", [d, c]), two]) for d, c in zip(new_dims, sizes)]
+    ends = [g.op("Add", [s, c]) for s, c in zip(starts, sizes)]
+    return g.op("Slice", [padded, vector(starts), vector(ends), g.const([2, 3], np.int64)])
+
+
+def lookup_table(spec: ImageSpec) -> np.ndarray:
+    """[3 * 256] float32: level v of channel c at ``c * 256 + v``, computed by the Python runtime itself."""
+    from clipforge.runtime.images import to_pixel_values
+
+    levels = np.repeat(np.arange(256, dtype=np.uint8)[:, None, None], 3, axis=2)  # HWC: 256 x 1 x 3
+    return to_pixel_values([levels], spec)[0, :, :, 0].reshape(-1).astype(np.float32)
+
+
+def _normalise(g: GraphBuilder, x: str, spec: ImageSpec) -> str:
+    offsets = g.const(np.arange(3, dtype=np.int64).reshape(1, 3, 1, 1) * 256)
+    index = g.op("Add", [g.op("Cast", [x], to=INT64), offsets])
+    return g.op("Gather", [g.const(lookup_table(spec), hint="normalise_table"), index], axis=0)

@@ -1,0 +1,201 @@
+"""Tokenization as an ONNX graph: ``text`` string [N] -> ``input_ids`` int64 [N, L] (+ ``attention_mask`` for
+CLIP), ids identical to the checkpoint's HF tokenizer for ordinary text.
+
+CLIP (byte-level BPE): onnxruntime-extensions' ``HfJsonTokenizer`` op loaded with the folder's ``tokenizer.json``
+(it runs the CLIP pre-tokenizer regex from that file). Measured against ``tokenizers`` on a random multilingual
+corpus, the older ``CLIPTokenizer`` op (vocab + merges attributes) differs: it pre-tokenizes with GPT-2's regex
+(digit runs stay one word), keeps tabs, deletes newlines and crashes the process on a literal
+``<|endoftext|>``. Around the op the graph adds what it lacks:
+  - every Unicode whitespace run becomes one space (HF's ``Replace(\\s+, " ")``; the op drops ``\\n`` and keeps tabs);
+  - a sentinel word is appended and its tokens removed afterwards, because the op loses the last characters of
+    a text that ends one or two characters after a ``<`` (its special-token matcher runs off the end);
+  - truncation as HF's ``truncation=True`` (first ``L - 1`` tokens, then EOS) and padding with the spec's pad id,
+    to the longest text (capped at the context length) or always to the context length.
+  Not reproduced: NFC composition (decomposed accents tokenize differently) and the C0 separators U+001C-U+001F,
+  which the op treats as spaces.
+
+SigLIP (SentencePiece): ``SiglipTokenizer`` step for step with string ops and ``SentencepieceTokenizer`` (the
+sentencepiece library itself, with the model proto as HF loaded it): ``"▁" + text``, lower-case (``StringLower``),
+ASCII punctuation removed, whitespace runs collapsed, trailing space stripped, then ``"<unk>" + text`` encoded and
+the ``<unk>`` tokens dropped (HF's trick to keep the leading ``▁``), cut to ``L - 1`` tokens, EOS appended, padded
+with the pad id to ``L``. Not reproduced: Python's special lower-casing (``İ`` -> ``i̇``, final sigma) and HF's
+split on special tokens written in the text (``</s>`` loses its punctuation here).
+
+An empty tensor (no texts) fails in a node named ``text_tensor_is_empty__pass_at_least_one_string``.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from pathlib import Path
+
+import numpy as np
+from onnx import TensorProto
+
+from clipforge.errors import InputError
+from clipforge.pipeline._graph import CONTRIB, GraphBuilder
+from clipforge.specs import TextSpec
+
+TEXT_INPUT = "text"
+EMPTY_NODE = "text_tensor_is_empty__pass_at_least_one_string"
+SENTINEL = "a"  # appended as " a": one word after a space, a fixed number of tokens in any CLIP vocabulary
+# Unicode White_Space: what HF's tokenizers treat as \s (CLIP's normaliser)
+HF_SPACE = r"[\t\n\x{0B}\f\r \x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}]+"
+# Python's \s for str patterns (SigLIP's canonicalisation): the same plus the separators U+001C-U+001F
+PY_SPACE = HF_SPACE[:-2] + r"\x{1C}-\x{1F}]+"
+PUNCTUATION = "[" + "".join("\\" + c for c in string.punctuation) + "]"
+SPIECE_SPACE = "\u2581"
+INT64_MAX = np.iinfo(np.int64).max
+
+
+def text_model(folder: str | Path, spec: TextSpec, prefix: str = "tok/"):
+    """The tokenizer graph alone for the tokenizer files in ``folder``: ``text`` -> ``input_ids`` (+
+    ``attention_mask``), both int64 [N, L]."""
+    from onnx import helper
+
+    g = GraphBuilder(prefix)
+    text = non_empty(g, TEXT_INPUT)
+    ids, mask = (_sentencepiece(g, text, Path(folder), spec) if spec.strip_punctuation
+                 else _bpe(g, text, Path(folder), spec))
+    outputs = [("input_ids", ids)] + ([("attention_mask", mask)] if spec.uses_attention_mask else [])
+    for name, value in outputs:
+        g.nodes.append(helper.make_node("Identity", [value], [name], name=f"{prefix}{name}"))
+    source = helper.make_tensor_value_info(TEXT_INPUT, TensorProto.STRING, ["batch_size"])
+    outs = [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch_size", "sequence_length"])
+            for n, _ in outputs]
+    return g.model([source], outs, doc="clipforge tokenizer")
+
+
+def non_empty(g: GraphBuilder, text: str) -> str:
+    """``text`` unchanged, through a Gather of element 0 that fails (with a telling node name) when it is empty."""
+    first = g.op("Gather", [text, g.const([0], np.int64)], axis=0, name=EMPTY_NODE)
+    both = g.op("Concat", [first, text], axis=0)
+    return g.op("Slice", [both, g.const([1], np.int64), g.const([INT64_MAX], np.int64)])
+
+
+def _replace(g: GraphBuilder, text: str, pattern: str, rewrite: str) -> str:
+    return g.op("StringRegexReplace", [text, g.const([pattern]), g.const([rewrite])], domain=CONTRIB)
+
+
+def _concat(g: GraphBuilder, left: str, right: str, like: str) -> str:
+    """Element-wise string concatenation; the op does not broadcast, so both sides are expanded like ``like``."""
+    shape = g.op("Shape", [like])
+    left, right = (g.op("Expand", [v, shape]) for v in (left, right))
+    return g.op("StringConcat", [left, right], domain=CONTRIB)
+
+
+# --- CLIP: byte-level BPE -------------------------------------------------------------------------------
+def _bpe(g: GraphBuilder, text: str, folder: Path, spec: TextSpec) -> tuple[str, str]:
+    vocab_json, config_json = _bpe_files(folder)
+    sentinel = _sentinel_length(vocab_json)
+    text = _concat(g, _replace(g, text, HF_SPACE, " "), g.const([" " + SENTINEL]), text)
+    ids, mask = g.op("HfJsonTokenizer", [text], 2, domain=CONTRIB, tokenizer_vocab=vocab_json,
+                     tokenizer_config=config_json)
+    length = g.op("Sub", [g.op("ReduceSum", [mask, g.const([1], np.int64)], keepdims=1),
+                          g.const(sentinel, np.int64)])
+    return fit_length(g, ids, length, spec)
+
+
+def _bpe_files(folder: Path) -> tuple[str, str]:
+    vocab, config = folder / "tokenizer.json", folder / "tokenizer_config.json"
+    if not vocab.is_file() or not config.is_file():
+        raise InputError(f"{folder} lacks tokenizer.json or tokenizer_config.json; re-export the model")
+    vocab_json = vocab.read_text(encoding="utf-8")
+    model = json.loads(vocab_json).get("model", {})
+    if model.get("type") != "BPE":
+        raise InputError(f"{vocab} holds a {model.get('type')} model; the in-graph CLIP tokenizer needs BPE")
+    return vocab_json, config.read_text(encoding="utf-8")
+
+
+def _sentinel_length(vocab_json: str) -> int:
+    from tokenizers import Tokenizer
+
+    return len(Tokenizer.from_str(vocab_json).encode(SENTINEL, add_special_tokens=False).ids)
+
+
+def fit_length(g: GraphBuilder, ids: str, length: str, spec: TextSpec) -> tuple[str, str]:
+    """Rows of ``ids`` [N, W] whose first ``length`` [N, 1] tokens end in EOS -> HF's truncation (first L - 1
+    tokens + EOS) and padding (pad id; to the longest row capped at L, or to L), plus the attention mask."""
+    limit = spec.context_length
+    kept = g.op("Min", [length, g.const(limit, np.int64)])
+    if spec.padding == "max_length":
+        width = g.const(limit, np.int64)
+    else:
+        width = g.op("ReduceMax", [kept], keepdims=0)
+    wide = g.op("Pad", [ids, g.const([0, 0, 0, limit], np.int64), g.const(spec.pad_id, np.int64)])
+    cut = g.op("Slice", [wide, g.const([0], np.int64), g.op("Unsqueeze", [width, g.const([0], np.int64)]),
+                         g.const([1], np.int64)])
+    columns = g.op("Range", [g.const(0, np.int64), width, g.const(1, np.int64)])
+    eos_at = g.op("Sub", [kept, g.const(1, np.int64)])
+    body = g.op("Where", [g.op("Less", [columns, eos_at]), cut, g.const(spec.pad_id, np.int64)])
+    ids_out = g.op("Where", [g.op("Equal", [columns, eos_at]), g.const(spec.eos_id, np.int64), body])
+    mask = g.op("Cast", [g.op("Less", [columns, kept])], to=TensorProto.INT64)
+    return ids_out, mask
+
+
+# --- SigLIP: SentencePiece ------------------------------------------------------------------------------
+def _sentencepiece(g: GraphBuilder, text: str, folder: Path, spec: TextSpec) -> tuple[str, str]:
+    proto, unk, unk_length = _sentencepiece_model(folder)
+    text = _concat(g, g.const([SPIECE_SPACE]), _replace(g, text, SPIECE_SPACE, " "), text)
+    if spec.lowercase:
+        text = g.op("StringLower", [text], domain=CONTRIB)
+    text = _replace(g, _replace(g, text, PUNCTUATION, ""), PY_SPACE, " ")
+    text = _concat(g, g.const([unk]), _replace(g, text, " $", ""), text)
+    flags = [g.const([v]) for v in (np.int64(0), np.float32(0), False, False, False, False)]
+    tokens, splits, _ = g.op("SentencepieceTokenizer", [text, *flags], 3, domain=CONTRIB, model=proto)
+    return _ragged_to_dense(g, g.op("Cast", [tokens], to=TensorProto.INT64), splits, unk_length, spec)
+
+
+def _sentencepiece_model(folder: Path) -> tuple[bytes, str, int]:
+    """The model proto as HF's tokenizer loaded (and edited) it, the unknown token and its token count."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot load the SentencePiece tokenizer in {folder}: {str(exc).splitlines()[0]}") from exc
+    if getattr(tokenizer, "sp_model", None) is None:
+        raise InputError(f"the tokenizer in {folder} ({type(tokenizer).__name__}) is not SentencePiece-based")
+    return (tokenizer.sp_model.serialized_model_proto(), str(tokenizer.unk_token),
+            len(tokenizer.sp_model.encode(str(tokenizer.unk_token))))
+
+
+def _ragged_to_dense(g: GraphBuilder, tokens: str, splits: str, skip: int, spec: TextSpec) -> tuple[str, str]:
+    """Flat ``tokens`` [T] with row ``splits`` [N + 1] -> ids [N, L]: drop each row's first ``skip`` tokens,
+    keep at most L - 1, append EOS, pad with the pad id."""
+    limit = spec.context_length
+    starts = g.op("Slice", [splits, g.const([0], np.int64), g.const([-1], np.int64)])
+    ends = g.op("Slice", [splits, g.const([1], np.int64), g.const([INT64_MAX], np.int64)])
+    total = g.op("Shape", [tokens])
+    rows = _row_of_each_token(g, splits, total)
+    position = g.op("Sub", [g.op("Range", [g.const(0, np.int64), g.op("Squeeze", [total]), g.const(1, np.int64)]),
+                            g.op("Gather", [starts, rows], axis=0)])
+    column = g.op("Sub", [position, g.const(skip, np.int64)])
+    keep = g.op("And", [g.op("GreaterOrEqual", [column, g.const(0, np.int64)]),
+                        g.op("Less", [column, g.const(limit - 1, np.int64)])])
+    index = g.op("Concat", [g.op("Unsqueeze", [v, g.const([1], np.int64)]) for v in (rows, column)], axis=1)
+    shape = g.op("Concat", [g.op("Shape", [starts]), g.const([limit], np.int64)], axis=0)
+    blank = g.op("Expand", [g.const(spec.pad_id, np.int64), shape])
+    dense = g.op("ScatterND", [blank, g.op("Compress", [index, keep], axis=0),
+                               g.op("Compress", [tokens, keep], axis=0)])
+    content = g.op("Clip", [g.op("Sub", [g.op("Sub", [ends, starts]), g.const(skip, np.int64)]),
+                            g.const(0, np.int64), g.const(limit - 1, np.int64)])
+    length = g.op("Add", [g.op("Unsqueeze", [content, g.const([1], np.int64)]), g.const(1, np.int64)])
+    columns = g.op("Range", [g.const(0, np.int64), g.const(limit, np.int64), g.const(1, np.int64)])
+    eos_here = g.op("Equal", [columns, g.op("Sub", [length, g.const(1, np.int64)])])
+    ids = g.op("Where", [eos_here, g.const(spec.eos_id, np.int64), dense])
+    return ids, g.op("Cast", [g.op("Less", [columns, length])], to=TensorProto.INT64)
+
+
+def _row_of_each_token(g: GraphBuilder, splits: str, total: str) -> str:
+    """[T] row index of every flat token: a cumulative count of the row boundaries (empty rows included)."""
+    from onnx import numpy_helper
+
+    inner = g.op("Slice", [splits, g.const([1], np.int64), g.const([-1], np.int64)])
+    marks = g.op("ConstantOfShape", [g.op("Add", [total, g.const([1], np.int64)])],
+                 value=numpy_helper.from_array(np.array([0], np.int64)))
+    ones = g.op("Expand", [g.const(1, np.int64), g.op("Shape", [inner])])
+    counted = g.op("ScatterElements", [marks, inner, ones], axis=0, reduction="add")
+    rows = g.op("CumSum", [counted, g.const(0, np.int64)])
+    return g.op("Slice", [rows, g.const([0], np.int64), total])

@@ -1,0 +1,176 @@
+"""Check pipeline graphs against the Python runtime and the HF tokenizer; collect every failure, raise once.
+
+- text: token ids of the in-graph tokenizer identical to the HF tokenizer's (same padding and truncation) on a
+  corpus of awkward prompts; embeddings vs ``ZeroShotModel.embed_texts`` (cosine >= 0.9999); an empty tensor fails.
+- image: in-graph pre-processing of PNG bytes vs ``runtime.images.preprocess`` (at most ``MAX_LEVELS`` uint8
+  levels apart); embeddings vs ``ZeroShotModel.embed_images`` on the same bytes (cosine >= 0.999); the HWC-pixels
+  graph equal to the bytes graph; bytes that are no image fail with the decode node's message. JPEG figures are
+  reported, not checked (the decoders differ, see docs/pipeline.md).
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from clipforge.errors import ValidationError
+from clipforge.export.validate import cosine_rows
+from clipforge.specs import Manifest, TextSpec
+
+TEXT_COSINE, IMAGE_COSINE, MAX_LEVELS = 0.9999, 0.999, 3
+VALIDATION_TEXTS = [
+    "a photo of a cat.", "", "   ", "dog", "A Photo Of  THE  Eiffel Tower!!", "it's 2024, isn't it? 3.14 — 1,000",
+    "tab\tand\nnewline", "naïve café, Über-straße", "emoji 😀 and 中文 and русский", "<odd> [brackets] {x} <",
+    "x" * 300, "a very long prompt " * 30,
+]
+
+
+def validate_pipeline(paths: dict[str, Path], folder: Path, manifest: Manifest, text_spec: TextSpec) -> dict:
+    from clipforge.runtime.model import ZeroShotModel
+
+    runtime, failures, report = ZeroShotModel.from_onnx(folder), [], {}
+    if "text" in paths:
+        report["text"] = check_text(paths["text"], folder, text_spec, runtime, failures)
+    for kind in ("image", "image_pixels"):
+        if kind in paths:
+            report[kind] = check_image(paths[kind], manifest, runtime, failures, encoded=kind == "image")
+    if "image" in paths and "image_pixels" in paths:
+        _same_variants(paths["image"], paths["image_pixels"], failures)
+    if failures:
+        raise ValidationError("pipeline export", failures)
+    return report
+
+
+def _run(session, feed: dict) -> np.ndarray:
+    return session.run(None, feed)[0]
+
+
+def _expect_error(session, feed: dict, marker: str, what: str, failures: list[str]) -> None:
+    try:
+        session.run(None, feed)
+    except Exception as exc:  # onnxruntime raises its own exception types
+        if marker not in str(exc):
+            failures.append(f"{what} failed with an unexpected message: {str(exc)[:160]}")
+        return
+    failures.append(f"{what} did not fail")
+
+
+# --- text -------------------------------------------------------------------------------------------------------
+def hf_ids(folder: Path, texts: list[str], spec: TextSpec) -> np.ndarray:
+    from transformers import AutoTokenizer
+
+    from clipforge.export.cases import tokenize
+
+    return tokenize(AutoTokenizer.from_pretrained(str(folder)), texts, spec)["input_ids"]
+
+
+def check_text(path: Path, folder: Path, spec: TextSpec, runtime, failures: list[str]) -> dict:
+    from clipforge.pipeline._graph import extensions_session
+    from clipforge.pipeline.text_graph import EMPTY_NODE, text_model
+
+    texts = np.array(VALIDATION_TEXTS, dtype=object)
+    ids = _run(extensions_session(text_model(folder, spec)), {"text": texts})
+    want_ids = hf_ids(folder, VALIDATION_TEXTS, spec)
+    bad = [t for t, a, b in zip(VALIDATION_TEXTS, ids, want_ids) if a.shape != b.shape or not np.array_equal(a, b)]
+    if ids.shape != want_ids.shape or bad:
+        failures.append(f"text: token ids differ from the HF tokenizer ({ids.shape} vs {want_ids.shape}; "
+                        f"{len(bad)} text(s), first {bad[0][:30] if bad else ''!r})")
+    session = extensions_session(path, quiet=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the corpus truncates long prompts on purpose
+        want = runtime.embed_texts(VALIDATION_TEXTS)
+    got = _run(session, {"text": texts})
+    cosine, diff = float(cosine_rows(got, want).min()), float(np.abs(got - want).max())
+    if cosine < TEXT_COSINE:
+        failures.append(f"text: embedding cosine {cosine:.6f} < {TEXT_COSINE} vs ZeroShotModel.embed_texts")
+    _expect_error(session, {"text": np.array([], dtype=object)}, EMPTY_NODE, "text: an empty tensor", failures)
+    return {"texts": len(texts), "ids_identical": not bad, "min_cosine": cosine, "max_abs_diff": diff}
+
+
+# --- images -----------------------------------------------------------------------------------------------------
+def sample_images(n: int = 6, seed: int = 0) -> list[np.ndarray]:
+    """Noise and smooth gradients at several sizes and aspect ratios (HWC uint8)."""
+    rng = np.random.default_rng(seed)
+    sizes = [(64, 48), (40, 90), (120, 120), (33, 57), (300, 200), (17, 230)]
+    images = []
+    for i in range(n):
+        h, w = sizes[i % len(sizes)]
+        if i % 2:
+            y, x = np.mgrid[0:h, 0:w]
+            smooth = np.stack([127 + 120 * np.sin(x / 7 + c) * np.cos(y / 11) for c in range(3)], -1)
+            images.append(np.clip(smooth + rng.normal(0, 6, smooth.shape), 0, 255).astype(np.uint8))
+        else:
+            images.append(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+    return images
+
+
+def encode(array: np.ndarray, fmt: str = "PNG", **options) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def level_diff(got: np.ndarray, want: np.ndarray, spec) -> float:
+    """Max difference of two ``pixel_values`` arrays [N, 3, H, W] in uint8 levels (normalisation undone)."""
+    std = np.asarray(spec.std if spec.do_normalize else (1.0, 1.0, 1.0), np.float64).reshape(1, 3, 1, 1)
+    return float((np.abs(got.astype(np.float64) - want) * std / spec.rescale_factor).max())
+
+
+def preprocessing_diff(spec, fmt: str = "PNG", images: list | None = None, **options) -> tuple[float, float]:
+    """(max-abs-diff of ``pixel_values``, the same in uint8 levels): in-graph pre-processing of encoded images
+    vs the Python runtime."""
+    from clipforge.pipeline._graph import extensions_session
+    from clipforge.pipeline.image_graph import image_model
+    from clipforge.runtime.images import preprocess
+
+    session = extensions_session(image_model(spec, encoded=True))
+    worst, levels = 0.0, 0.0
+    for array in images if images is not None else sample_images():
+        data = encode(array, fmt, **options)
+        got, want = _run(session, {"image": np.frombuffer(data, np.uint8)}), preprocess([data], spec)
+        worst, levels = max(worst, float(np.abs(got - want).max())), max(levels, level_diff(got, want, spec))
+    return worst, levels
+
+
+def check_image(path: Path, manifest: Manifest, runtime, failures: list[str], encoded: bool) -> dict:
+    from clipforge.pipeline._graph import extensions_session
+    from clipforge.pipeline.image_graph import DECODE_NODE
+
+    session, images = extensions_session(path, quiet=True), sample_images()
+    pngs = [encode(a) for a in images]
+    if encoded:
+        got = np.concatenate([_run(session, {"image": np.frombuffer(d, np.uint8)}) for d in pngs])
+    else:
+        got = np.concatenate([_run(session, {"pixels": a}) for a in images])
+    want = runtime.embed_images(pngs)
+    cosine = float(cosine_rows(got, want).min())
+    name = "image" if encoded else "image (HWC pixels)"
+    if cosine < IMAGE_COSINE:
+        failures.append(f"{name}: embedding cosine {cosine:.6f} < {IMAGE_COSINE} vs ZeroShotModel.embed_images")
+    report = {"images": len(images), "min_cosine": cosine, "max_abs_diff": float(np.abs(got - want).max())}
+    if encoded:
+        png, png_levels = preprocessing_diff(manifest.image, "PNG", images)
+        jpeg, jpeg_levels = preprocessing_diff(manifest.image, "JPEG", images[1::2], quality=90)
+        report |= {"pixel_max_abs_diff_png": png, "png_levels": png_levels,
+                   "pixel_max_abs_diff_jpeg": jpeg, "jpeg_levels": jpeg_levels}
+        if report["png_levels"] > MAX_LEVELS:
+            failures.append(f"image: in-graph pre-processing is {report['png_levels']:.1f} uint8 levels from the "
+                            f"Python runtime on PNG input (allowed {MAX_LEVELS})")
+        _expect_error(session, {"image": np.frombuffer(b"this is not an image", np.uint8)}, DECODE_NODE,
+                      "image: bytes that are no image", failures)
+    return report
+
+
+def _same_variants(bytes_path: Path, pixels_path: Path, failures: list[str]) -> None:
+    from clipforge.pipeline._graph import extensions_session
+
+    array = sample_images(1, seed=3)[0]
+    a = _run(extensions_session(bytes_path), {"image": np.frombuffer(encode(array), np.uint8)})
+    b = _run(extensions_session(pixels_path), {"pixels": array})
+    if not np.allclose(a, b, atol=1e-6, rtol=0):
+        failures.append("image: the bytes graph and the HWC-pixels graph disagree on the same PNG")
