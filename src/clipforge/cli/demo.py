@@ -18,13 +18,15 @@ def demo(out: Annotated[Path, typer.Option("--out", "-o", help="Working folder."
     from clipforge.evaluation.classify_eval import evaluate_classification
     from clipforge.evaluation.datasets import load_eval_data
     from clipforge.export import ExportOptions, export_model
+    from clipforge.progress import quiet_transformers
     from clipforge.runtime.model import ZeroShotModel
     from clipforge.testing.shapes import shapes_dataset
     from clipforge.testing.trained import trained_checkpoint
 
     console = Console(stderr=True)
     console.print("1/5 data + tiny CLIP trained on coloured shapes (cached after the first run)")
-    data, checkpoint = shapes_dataset(out / "fixtures"), trained_checkpoint("clip", out / "fixtures")
+    with quiet_transformers():
+        data, checkpoint = shapes_dataset(out / "fixtures"), trained_checkpoint("clip", out / "fixtures")
     console.print("2/5 export fp32 (validated against PyTorch)")
     fp32 = export_model(checkpoint, out / "clip-fp32", ExportOptions(force=True)).path
     console.print("3/5 build int8-static, calibrated on the train split")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 from clipforge.errors import InputError, require
 from clipforge.families.base import Family
 from clipforge.hub import resolve_checkpoint
+from clipforge.progress import quiet_transformers
 from clipforge.registry import family_for_checkpoint
 from clipforge.specs import ImageSpec, TextSpec
 
@@ -37,7 +37,7 @@ def load_checkpoint(model: str | Path, revision: str | None = None) -> Checkpoin
     folder, revision = resolve_checkpoint(model, revision)
     family = family_for_checkpoint(folder)
     try:
-        with _no_loading_bar():  # the files are local by now; clipforge shows its own progress
+        with quiet_transformers():  # the files are local by now; clipforge shows its own progress
             torch_model = family.load_model(folder)
         tokenizer = family.load_tokenizer(folder)
         processor = family.load_image_processor(folder)
@@ -48,19 +48,6 @@ def load_checkpoint(model: str | Path, revision: str | None = None) -> Checkpoin
         tokenizer=tokenizer, processor=processor, image=family.image_spec(folder),
         text=family.text_spec(torch_model, tokenizer),
     )
-
-
-@contextlib.contextmanager
-def _no_loading_bar():
-    from transformers.utils import logging
-
-    enabled = logging.is_progress_bar_enabled()
-    logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if enabled:
-            logging.enable_progress_bar()
 
 
 def with_image_size(spec: ImageSpec, size: int | None) -> ImageSpec:
