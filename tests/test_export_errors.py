@@ -84,3 +84,14 @@ def test_every_registered_family_has_a_tiny_fixture(tiny_checkpoints):
 def test_unknown_family_name_lists_valid_ones():
     with pytest.raises(UnsupportedModelError, match="clip, siglip"):
         get_family("blip")
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["build", "x"], "Missing option '--model'"),
+    (["export"], "Missing argument 'model'"),
+    (["classify", "--nope"], "No such option: --nope"),
+])
+def test_usage_errors_are_click_messages_not_unexpected(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "unexpected" not in err and "Traceback" not in err

@@ -41,14 +41,24 @@ def main(argv: list[str] | None = None) -> int:
     return code if isinstance(code, int) else 0
 
 
-def _click_or_unexpected(exc: Exception) -> int:
-    import click
+def _click_modules() -> list:
+    """click's exception modules: newer typer releases bundle their own copy as ``typer._click``."""
+    modules = []
+    for name in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            modules.append(importlib.import_module(name))
+        except ImportError:
+            continue
+    return modules
 
-    if isinstance(exc, click.exceptions.ClickException):
-        exc.show()
-        return exc.exit_code
-    if isinstance(exc, click.exceptions.Abort):
-        return _fail(KeyboardInterrupt("aborted"), 130)
+
+def _click_or_unexpected(exc: Exception) -> int:
+    for module in _click_modules():
+        if isinstance(exc, module.ClickException):
+            exc.show()
+            return exc.exit_code
+        if isinstance(exc, module.Abort):
+            return _fail(KeyboardInterrupt("aborted"), 130)
     return _fail(exc, 1, prefix=f"unexpected {type(exc).__name__}: ")
 
 
