@@ -330,3 +330,19 @@ def test_pipeline_model_is_torch_free(pipelines):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-800:]
     assert done.stdout.strip() == "[]"
+
+
+def test_pipeline_from_an_int8_build(tiny_clip, tmp_path):
+    """A built (quantized) folder gives int8 pipelines, validated against the runtime on the same build."""
+    from clipforge.build import build_composite
+    from clipforge.pipeline import export_pipeline
+
+    built = build_composite(tiny_clip, tmp_path / "int8", quantize="int8-dynamic", show_progress=False).path
+    result = export_pipeline(built, tmp_path / "q", "multimodal_clip", show_progress=False)
+    ops = {n.op_type for n in onnx.load(str(result.paths["image"])).graph.node}
+    assert ops & {"DynamicQuantizeLinear", "MatMulInteger", "DynamicQuantizeMatMul"}
+    pipeline, runtime = PipelineModel.from_prefix(tmp_path / "q"), ZeroShotModel.from_onnx(built)
+    texts = ["a red circle", "a photo of a dog."]
+    assert cosine_rows(pipeline.embed_texts(texts), runtime.embed_texts(texts)).min() >= 0.9999
+    data = png(smooth(60, 80))
+    assert cosine_rows(pipeline.embed_image(data), runtime.embed_images([data])).min() >= 0.999
