@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 
-import numpy as np
 
 from _common import WORK, b32_checkpoint, images, labels, timed
 

@@ -72,7 +72,7 @@ def test_with_preprocessing_takes_png_bytes(exported, tiny_checkpoint, tmp_path)
     assert [i.name for i in graph.graph.input] == ["image"]
     assert "bytes" in {p.key: p.value for p in graph.metadata_props}["input"]
     model, session = ZeroShotModel.from_onnx(exported[family]), extensions_session(out)
-    for i, size in enumerate([(40, 60), (90, 33), (32, 32)]):
+    for size in [(40, 60), (90, 33), (32, 32)]:
         y, x = np.mgrid[0:size[0], 0:size[1]]
         array = np.stack([127 + 120 * np.sin(x / 7 + c) * np.cos(y / 5) for c in range(3)], -1).astype(np.uint8)
         buffer = io.BytesIO()

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from clipforge.cli.main import main
-from clipforge.errors import UnsupportedModelError, ValidationError
+from clipforge.errors import ModelNotFoundError, UnsupportedModelError, ValidationError
 from clipforge.export import ExportOptions, export_model
 from clipforge.registry import family_for_checkpoint, get_family, list_families
 
@@ -51,7 +51,7 @@ def test_unwritable_output(capsys, tiny_clip, tmp_path):
 
 def test_debug_env_shows_traceback(tmp_path, monkeypatch):
     monkeypatch.setenv("CLIPFORGE_DEBUG", "1")
-    with pytest.raises(Exception):
+    with pytest.raises(ModelNotFoundError):
         main(["export", str(tmp_path / "nope"), "-o", str(tmp_path / "out")])
 
 
