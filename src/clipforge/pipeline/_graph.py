@@ -85,4 +85,4 @@ def extensions_library() -> str:
     found = [p for f in folders for p in sorted(Path(f).glob("_extensions_pydll*")) if p.suffix in suffixes]
     if found:
         return str(found[0])
-    return require("onnxruntime_extensions", "pipeline").get_library_path()
+    return require("onnxruntime_extensions", "extensions").get_library_path()
