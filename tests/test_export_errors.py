@@ -95,3 +95,11 @@ def test_usage_errors_are_click_messages_not_unexpected(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "unexpected" not in err and "Traceback" not in err
+
+
+def test_unexpected_error_is_one_line_with_debug_hint(capsys):
+    from clipforge.cli.main import _click_or_unexpected
+
+    assert _click_or_unexpected(RuntimeError("boom")) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == "error: unexpected RuntimeError: boom (set CLIPFORGE_DEBUG=1 for the traceback)"

@@ -346,3 +346,25 @@ def test_pipeline_from_an_int8_build(tiny_clip, tmp_path):
     assert cosine_rows(pipeline.embed_texts(texts), runtime.embed_texts(texts)).min() >= 0.9999
     data = png(smooth(60, 80))
     assert cosine_rows(pipeline.embed_image(data), runtime.embed_images([data])).min() >= 0.999
+
+
+def test_large_model_layout_and_failed_validation_leave_nothing(exported, tmp_path, monkeypatch):
+    """Over the 2 GiB limit the weights go to PREFIX_*.onnx.data; a failed validation leaves no file at all."""
+    from clipforge.errors import ValidationError
+    from clipforge.export import onnx_export
+    from clipforge.pipeline import export_pipeline
+    from clipforge.pipeline import validate as validate_module
+
+    monkeypatch.setattr(onnx_export, "EXTERNAL_DATA_BYTES", 0)  # treat the tiny model as "over 2 GB"
+    result = export_pipeline(exported["clip"], tmp_path / "ok" / "big", "multimodal_clip", show_progress=False)
+    names = sorted(p.name for p in (tmp_path / "ok").iterdir())
+    assert names == sorted([p.name for p in result.paths.values()] + [p.name + ".data" for p in result.paths.values()])
+    assert PipelineModel.from_prefix(tmp_path / "ok" / "big").embed_texts(["a cat"]).shape[0] == 1
+
+    def fail(*args, **kwargs):
+        raise ValidationError("pipeline export", ["injected failure"])
+
+    monkeypatch.setattr(validate_module, "validate_pipeline", fail)
+    with pytest.raises(ValidationError):
+        export_pipeline(exported["clip"], tmp_path / "bad" / "big", "multimodal_clip", show_progress=False)
+    assert list((tmp_path / "bad").iterdir()) == []

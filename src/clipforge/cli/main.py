@@ -41,24 +41,24 @@ def main(argv: list[str] | None = None) -> int:
     return code if isinstance(code, int) else 0
 
 
-def _click_modules() -> list:
-    """click's exception modules: newer typer releases bundle their own copy as ``typer._click``."""
-    modules = []
-    for name in ("typer._click.exceptions", "click.exceptions"):
+def _click_types(name: str) -> tuple[type, ...]:
+    """click's exception class ``name`` from every copy in use: newer typer releases bundle click as
+    ``typer._click`` (without ``Abort``, which typer then exports itself)."""
+    found = [getattr(typer, name, None)]
+    for module in ("typer._click.exceptions", "click.exceptions"):
         try:
-            modules.append(importlib.import_module(name))
+            found.append(getattr(importlib.import_module(module), name, None))
         except ImportError:
             continue
-    return modules
+    return tuple(t for t in found if isinstance(t, type))
 
 
 def _click_or_unexpected(exc: Exception) -> int:
-    for module in _click_modules():
-        if isinstance(exc, module.ClickException):
-            exc.show()
-            return exc.exit_code
-        if isinstance(exc, module.Abort):
-            return _fail(KeyboardInterrupt("aborted"), 130)
+    if isinstance(exc, _click_types("ClickException")):
+        exc.show()
+        return exc.exit_code
+    if isinstance(exc, _click_types("Abort")):
+        return _fail(KeyboardInterrupt("aborted"), 130)
     return _fail(exc, 1, prefix=f"unexpected {type(exc).__name__}: ")
 
 

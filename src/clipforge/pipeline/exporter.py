@@ -5,11 +5,13 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from clipforge._io import atomic_file, check_output
+from clipforge._io import check_output
 from clipforge.errors import InputError
 from clipforge.pipeline.compose import embedding_model, load_encoder, set_metadata
 from clipforge.pipeline.config import PipelineConfig
@@ -52,14 +54,28 @@ def export_pipeline(model: str | Path, prefix: str | Path, template: str | None 
         config.check_family(str(model), manifest.family)
         step("build graphs")
         graphs = build_graphs(folder, manifest, config)
-        with contextlib.ExitStack() as stack:
-            staged = {k: stack.enter_context(atomic_file(p)) for k, p in paths.items()}
+        with staging(paths) as staged:
             step("save")
             for kind, graph in graphs.items():
-                save(graph, staged[kind], paths[kind])
+                save(graph, staged[kind])
             step("validate")
             report = validate_pipeline(staged, folder, manifest, text_spec(manifest, config))
     return PipelineResult(paths, config, report)
+
+
+@contextlib.contextmanager
+def staging(paths: dict[str, Path]):
+    """Yield kind -> path in a hidden folder beside the outputs; when the block succeeds every file written there
+    (graphs and any external-data files) is renamed into place, else the folder goes away with all of it."""
+    parent = next(iter(paths.values())).parent
+    parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".pipeline.tmp-", dir=parent))
+    try:
+        yield {k: stage / p.name for k, p in paths.items()}
+        for item in sorted(stage.iterdir()):
+            os.replace(item, parent / item.name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 def exported_folder(model: str | Path, scratch: Path) -> Path:
@@ -135,13 +151,12 @@ def _metadata(kind: str, manifest: Manifest, config: PipelineConfig) -> dict:
     return meta
 
 
-def save(model, staged: Path, final: Path) -> None:
-    """Save ``model`` at ``staged`` (renamed to ``final`` later); weights near protobuf's 2 GiB limit go to
-    ``final.name + '.data'`` beside it, named for the final file."""
+def save(model, path: Path) -> None:
+    """Save ``model`` at ``path``; weights near protobuf's 2 GiB limit go to ``path.name + '.data'`` beside it."""
     import onnx
 
     from clipforge.export.onnx_export import EXTERNAL_DATA_BYTES
 
     large = sum(t.ByteSize() for t in model.graph.initializer) > EXTERNAL_DATA_BYTES
-    onnx.save_model(model, str(staged), save_as_external_data=large, all_tensors_to_one_file=True,
-                    location=f"{final.name}.data" if large else None)
+    onnx.save_model(model, str(path), save_as_external_data=large, all_tensors_to_one_file=True,
+                    location=f"{path.name}.data" if large else None)
