@@ -368,3 +368,36 @@ def test_large_model_layout_and_failed_validation_leave_nothing(exported, tmp_pa
     with pytest.raises(ValidationError):
         export_pipeline(exported["clip"], tmp_path / "bad" / "big", "multimodal_clip", show_progress=False)
     assert list((tmp_path / "bad").iterdir()) == []
+
+
+def test_pipeline_and_classifier_from_an_fp16_build(tiny_siglip, tmp_path):
+    """fp16 builds keep float32 I/O through Cast nodes that onnxconverter puts last; both exports sort the graph."""
+    from clipforge.build import build_composite
+    from clipforge.pipeline import export_pipeline
+    from clipforge.pipeline.classifier import export_classifier
+
+    built = build_composite(tiny_siglip, tmp_path / "fp16", quantize="fp16", show_progress=False).path
+    export_pipeline(built, tmp_path / "h", "multimodal_siglip", show_progress=False)
+    data = png(smooth(60, 80))
+    got = PipelineModel.from_prefix(tmp_path / "h").embed_image(data)
+    assert cosine_rows(got, ZeroShotModel.from_onnx(built).embed_images([data])).min() >= 0.999
+    report = export_classifier(built, tmp_path / "clf.onnx", ["red circle", "blue square"], ["a photo of a {}."],
+                               with_preprocessing=True)
+    assert report["atol"] == 1e-3 and report["max_abs_diff"] <= 1e-3
+
+
+def test_topological_sort_fixes_node_order():
+    from onnx import TensorProto, helper
+
+    from clipforge.pipeline.compose import topological_sort
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])
+    nodes = [helper.make_node("Relu", ["b"], ["y"]), helper.make_node("Neg", ["a"], ["b"]),
+             helper.make_node("Abs", ["x"], ["a"])]
+    model = helper.make_model(helper.make_graph(nodes, "g", [x], [y]), opset_imports=[helper.make_opsetid("", 18)])
+    topological_sort(model.graph)
+    assert [n.op_type for n in model.graph.node] == ["Abs", "Neg", "Relu"]
+    onnx.checker.check_model(model)
+    out = extensions_session(model).run(None, {"x": np.array([-1.0, 2.0], np.float32)})[0]
+    np.testing.assert_array_equal(out, [0.0, 0.0])

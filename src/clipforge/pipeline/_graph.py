@@ -60,13 +60,14 @@ def extensions_session(model, threads: int | None = None, quiet: bool = False):
     ``quiet`` keeps onnxruntime from logging errors the caller reports itself."""
     import onnxruntime as ort
 
+    from clipforge.runtime.sessions import log_severity
+
     options = ort.SessionOptions()
     options.register_custom_ops_library(extensions_library())
     if threads:
         options.intra_op_num_threads = threads
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    if quiet:
-        options.log_severity_level = 4  # fatal only
+    options.log_severity_level = 4 if quiet else log_severity()  # quiet: fatal only
     source = str(model) if isinstance(model, (str, Path)) else model.SerializeToString()
     return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 

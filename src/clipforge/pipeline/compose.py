@@ -17,10 +17,51 @@ _CHANGED_AT_18 = {"ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL
 
 
 def load_encoder(path: Path):
-    """An exported encoder at opset 18 (the pre-processing graphs need it), external data loaded."""
+    """An exported encoder at opset 18 (the pre-processing graphs need it), external data loaded, nodes in
+    topological order (fp16 builds append their input casts at the end, which onnx's merge refuses)."""
     import onnx
 
-    return at_opset(onnx.load(str(path)), OPSET)
+    model = at_opset(onnx.load(str(path)), OPSET)
+    topological_sort(model.graph)
+    return model
+
+
+def topological_sort(graph) -> None:
+    """Reorder ``graph.node`` in place so every node comes after the nodes producing its inputs (names a
+    node's subgraphs use from the outer scope count as inputs). Stable: sorted graphs keep their order."""
+    import heapq
+
+    produced_by = {out: i for i, node in enumerate(graph.node) for out in node.output if out}
+    needs = [{produced_by[n] for n in _used_names(node) if n in produced_by} - {i} for i, node in enumerate(graph.node)]
+    users: dict[int, list[int]] = {}
+    for i, deps in enumerate(needs):
+        for d in deps:
+            users.setdefault(d, []).append(i)
+    waiting = [len(deps) for deps in needs]
+    ready = [i for i, n in enumerate(waiting) if n == 0]
+    order = []
+    while ready:  # Kahn's algorithm, lowest original index first
+        i = heapq.heappop(ready)
+        order.append(i)
+        for user in users.get(i, []):
+            waiting[user] -= 1
+            if waiting[user] == 0:
+                heapq.heappush(ready, user)
+    if len(order) < len(graph.node):
+        raise ExportError("the encoder graph has a cycle; re-export it")
+    if order != list(range(len(graph.node))):
+        nodes = [graph.node[i] for i in order]
+        del graph.node[:]
+        graph.node.extend(nodes)
+
+
+def _used_names(node) -> set[str]:
+    names = set(node.input)
+    for attr in node.attribute:
+        for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+            for inner in sub.node:
+                names |= _used_names(inner)
+    return names
 
 
 def at_opset(model, opset: int = OPSET):

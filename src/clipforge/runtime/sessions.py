@@ -68,7 +68,16 @@ def session_options(config: SessionConfig):
     if config.threads:
         opts.intra_op_num_threads = config.threads
     opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if config.spinning else "0")
+    opts.log_severity_level = log_severity()
     return opts
+
+
+def log_severity() -> int:
+    """onnxruntime's log level: errors only (its warnings, e.g. about constant folding in fp16 graphs, are not
+    actionable for users); onnxruntime's default (warnings) when CLIPFORGE_DEBUG is set."""
+    import os
+
+    return 2 if os.environ.get("CLIPFORGE_DEBUG") else 3
 
 
 def make_session(path: str | Path, config: SessionConfig = SessionConfig()):
