@@ -401,3 +401,17 @@ def test_topological_sort_fixes_node_order():
     onnx.checker.check_model(model)
     out = extensions_session(model).run(None, {"x": np.array([-1.0, 2.0], np.float32)})[0]
     np.testing.assert_array_equal(out, [0.0, 0.0])
+
+
+def test_cmyk_jpeg_is_refused_by_name(pipelines):
+    from clipforge.errors import InputError
+    from clipforge.pipeline.image_graph import CHANNELS_NODE
+
+    buffer = io.BytesIO()
+    Image.fromarray(smooth(40, 50)).convert("CMYK").save(buffer, "JPEG")
+    data = buffer.getvalue()
+    with pytest.raises(InputError, match="CMYK JPEG"):
+        PipelineModel.from_prefix(pipelines["clip"]).embed_image(data)
+    raw = extensions_session(f"{pipelines['clip']}_img.onnx", quiet=True)
+    with pytest.raises(Exception, match=CHANNELS_NODE):
+        raw.run(None, {"image": np.frombuffer(data, np.uint8)})

@@ -6,7 +6,9 @@
    image, another format, a truncated JPEG) reaches ``DecodeImage`` as zero bytes, which fails with "Invalid image
    data" in a node named ``decode_image_expects_a_complete_PNG_or_JPEG_file``. Without the guard the op's libjpeg
    calls ``exit()`` on non-JPEG data and loops forever on a truncated JPEG (onnxruntime-extensions issue #1094).
-2. Grey images get three channels; EXIF orientation is not applied (the Python runtime applies it).
+2. Grey images get three channels; other channel counts (a CMYK JPEG decodes to four) fail in a node named
+   ``image_needs_1_or_3_channels__convert_CMYK_to_RGB_first``. EXIF orientation is not applied (the Python
+   runtime applies it).
 3. Resize with ONNX ``Resize`` (opset 18): ``antialias=1``, ``exclude_outside=1``, half-pixel centres and
    ``cubic_coeff_a=-0.5`` is PIL's convolution resampler for bicubic (3) and bilinear (2). Like PIL it runs one
    axis at a time and rounds halves up to uint8 levels between the passes; like Pillow >= 13 it resizes the
@@ -29,6 +31,7 @@ from clipforge.specs import ImageSpec
 PNG_SIGNATURE = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
 JPEG_START, JPEG_END = [0xFF, 0xD8, 0xFF], [0xFF, 0xD9]
 DECODE_NODE = "decode_image_expects_a_complete_PNG_or_JPEG_file"
+CHANNELS_NODE = "image_needs_1_or_3_channels__convert_CMYK_to_RGB_first"  # a CMYK JPEG decodes to 4 channels
 RESIZE_MODES = {3: "cubic", 2: "linear"}  # PIL resample code -> ONNX Resize mode
 BYTES_INPUT, PIXELS_INPUT, OUTPUT = "image", "pixels", "pixel_values"
 INT32, INT64, FLOAT, DOUBLE = TensorProto.INT32, TensorProto.INT64, TensorProto.FLOAT, TensorProto.DOUBLE
@@ -86,7 +89,7 @@ def decode(g: GraphBuilder, data: str) -> str:
 # --- resize, crop, normalise --------------------------------------------------------------------------------
 def preprocess(g: GraphBuilder, hwc: str, spec: ImageSpec) -> str:
     """HWC uint8 (1 or 3 channels) -> [1, 3, H, W] float32 pixel values."""
-    rgb = g.op("Expand", [hwc, g.const([1, 1, 3], np.int64)])
+    rgb = g.op("Expand", [hwc, g.const([1, 1, 3], np.int64)], name=CHANNELS_NODE)
     nchw = g.op("Unsqueeze", [g.op("Transpose", [rgb], perm=[2, 0, 1]), g.const([0], np.int64)])
     x = g.op("Cast", [nchw], to=FLOAT)  # float32 holding integer levels 0..255
     if spec.resize_mode != "none":

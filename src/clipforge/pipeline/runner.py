@@ -34,8 +34,12 @@ def check_image_bytes(data: bytes, name: str = "image") -> None:
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.load()
+            mode = image.mode
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError... on corrupt data
         raise InputError(f"{name} is a corrupt JPEG ({exc}); replace it") from exc
+    if mode not in ("L", "RGB"):
+        raise InputError(f"{name} is a {mode} JPEG; the pipeline graph decodes grey and RGB JPEGs only, so "
+                         "convert it to RGB first")
 
 
 class PipelineModel:
