@@ -1,10 +1,12 @@
 """``clipforge demo``: the whole workflow offline on a model trained here in about a minute.
 
 Generates the coloured-shapes set, trains a tiny CLIP on it, exports it (validated vs PyTorch), builds an int8
-version calibrated on real images, evaluates both and classifies a few test images."""
+version calibrated on real images, evaluates both, classifies a few test images, and exports the int8 build as
+pipeline graphs (pre-processing and tokenizer inside) that classify the same images with onnxruntime alone."""
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -24,28 +26,48 @@ def demo(out: Annotated[Path, typer.Option("--out", "-o", help="Working folder."
     from clipforge.testing.trained import trained_checkpoint
 
     console = Console(stderr=True)
-    console.print("1/5 data + tiny CLIP trained on coloured shapes (cached after the first run)")
+    console.print("1/6 data + tiny CLIP trained on coloured shapes (cached after the first run)")
     with quiet_transformers():
         data, checkpoint = shapes_dataset(out / "fixtures"), trained_checkpoint("clip", out / "fixtures")
-    console.print("2/5 export fp32 (validated against PyTorch)")
+    console.print("2/6 export fp32 (validated against PyTorch)")
     fp32 = export_model(checkpoint, out / "clip-fp32", ExportOptions(force=True)).path
-    console.print("3/5 build int8-static, calibrated on the train split")
+    console.print("3/6 build int8-static, calibrated on the train split")
     int8 = build_composite(checkpoint, out / "clip-int8", quantize="int8-static",
                            calibration_data=data.folder("train")).path
-    console.print("4/5 zero-shot eval on the test split")
+    console.print("4/6 zero-shot eval on the test split")
     test = load_eval_data(str(data.root), "test")
     for name, folder in (("fp32", fp32), ("int8-static", int8)):
         r = evaluate_classification(ZeroShotModel.from_onnx(folder), test, ["a photo of a {}."], show=False)
         print(f"{name:12} top-1 {r['top1']:.1f}%  top-5 {r['top5']:.1f}%  ({r['evaluated']} images, "
               f"{len(data.class_names)} classes)")
-    console.print("5/5 classify three test images with the int8 build")
+    console.print("5/6 classify three test images with the int8 build")
     model = ZeroShotModel.from_onnx(int8)
     images = [sorted((data.folder("test") / c).iterdir())[0] for c in data.class_names[:3]]
     for image, preds in zip(images, model.classify(images, data.class_names, "a photo of a {}.", top_k=2)):
         shown = ", ".join(f"{p['label']} {p['score']:.2f}" for p in preds)
         print(f"{image.parent.name:>16}/{image.name}: {shown}")
-    console.print(f"[green]done[/]: builds in {out}; try 'clipforge classify {images[0]} -m {int8} "
-                  f"-l \"red circle,blue square\"'")
+    prefix = _pipeline_step(int8, out, images, data.class_names, console)
+    image, int8_arg, prefix_arg = (shlex.quote(str(p)) for p in (images[0], int8, prefix))
+    console.print(f"[green]done[/]: builds in {out}; try\n  clipforge classify {image} -m {int8_arg} "
+                  f"-l 'red circle,blue square'\n  python examples/pipeline_minimal.py {prefix_arg} {image} "
+                  "'red circle' 'blue square'", soft_wrap=True)
+
+
+def _pipeline_step(build: Path, out: Path, images: list[Path], labels: list[str], console) -> Path:
+    """Export ``build`` as pipeline graphs and classify ``images`` with them: raw bytes and strings in."""
+    import numpy as np
+
+    from clipforge.pipeline import PipelineModel, export_pipeline
+
+    console.print("6/6 single-file pipeline graphs of the int8 build: PNG bytes / strings in, embeddings out")
+    prefix = out / "pipeline" / "clip-int8"
+    export_pipeline(build, prefix, "multimodal_clip", force=True, show_progress=False)
+    pipeline = PipelineModel.from_prefix(prefix)
+    text = pipeline.embed_texts([f"a photo of a {label}." for label in labels])
+    for image in images:
+        best = int(np.argmax(pipeline.embed_image(image) @ text.T))
+        print(f"{image.parent.name:>16}/{image.name}: {labels[best]} (onnxruntime + extensions only)")
+    return prefix
 
 
 def register(app: typer.Typer) -> None:
