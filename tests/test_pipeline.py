@@ -79,6 +79,13 @@ def test_files_interface_and_metadata(pipelines, tiny_checkpoint):
         assert meta["family"] == family and meta["template"] == f"multimodal_{family}"
         assert (json.loads(meta["logit_bias"]) is None) is (family == "clip")
     assert not list(prefix.parent.glob(".*tmp*"))
+    from clipforge._io import sha256
+
+    record = json.loads(prefix.with_name(prefix.name + "_pipeline.json").read_text())
+    assert record["family"] == family and record["template"] == f"multimodal_{family}"
+    assert record["validation"]["text"]["ids_identical"] is True
+    assert record["files"] == {n: sha256(prefix.parent / n) for n in record["files"]}
+    assert sorted(record["files"]) == sorted(f"{prefix.name}{s}" for s in ("_img.onnx", "_img_hwc.onnx", "_txt.onnx"))
 
 
 def test_token_ids_identical_to_hf(exported, tiny_checkpoint):
@@ -358,7 +365,8 @@ def test_large_model_layout_and_failed_validation_leave_nothing(exported, tmp_pa
     monkeypatch.setattr(onnx_export, "EXTERNAL_DATA_BYTES", 0)  # treat the tiny model as "over 2 GB"
     result = export_pipeline(exported["clip"], tmp_path / "ok" / "big", "multimodal_clip", show_progress=False)
     names = sorted(p.name for p in (tmp_path / "ok").iterdir())
-    assert names == sorted([p.name for p in result.paths.values()] + [p.name + ".data" for p in result.paths.values()])
+    graphs = [p.name for p in result.paths.values()]
+    assert names == sorted(graphs + [g + ".data" for g in graphs] + ["big_pipeline.json"])
     assert PipelineModel.from_prefix(tmp_path / "ok" / "big").embed_texts(["a cat"]).shape[0] == 1
 
     def fail(*args, **kwargs):

@@ -25,8 +25,10 @@ def export_pipeline(
 
     result = run(model, output, template, force=force, show_progress=not quiet)
     console = Console(stderr=True)
+    from clipforge.pipeline.exporter import record_path
+
     console.print(f"[green]wrote[/] {', '.join(str(p) for p in result.paths.values())} "
-                  f"(template {result.config.template})")
+                  f"(template {result.config.template}); validation and sha256 in {record_path(output)}")
     report = result.validation
     if "text" in report:
         t = report["text"]

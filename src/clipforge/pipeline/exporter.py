@@ -20,6 +20,7 @@ from clipforge.specs import IMAGE_ROLE, TEXT_ROLE, Manifest
 
 SUFFIXES = {"image": "_img.onnx", "image_pixels": "_img_hwc.onnx", "text": "_txt.onnx"}
 KIND_OF_INPUT = {"bytes": "image", "pixels": "image_pixels"}
+RECORD_SUFFIX = "_pipeline.json"
 
 
 @dataclass
@@ -45,7 +46,7 @@ def export_pipeline(model: str | Path, prefix: str | Path, template: str | None 
 
     config = resolve_config(model, template)
     paths = output_paths(prefix, config)
-    for path in paths.values():
+    for path in [*paths.values(), record_path(prefix)]:
         check_output(path, force)
     with steps(show_progress, total=4) as step, tempfile.TemporaryDirectory() as tmp:
         step("export encoders")
@@ -60,7 +61,30 @@ def export_pipeline(model: str | Path, prefix: str | Path, template: str | None 
                 save(graph, staged[kind])
             step("validate")
             report = validate_pipeline(staged, folder, manifest, text_spec(manifest, config))
+            write_record(staged, record_path(prefix), manifest, config, report)
     return PipelineResult(paths, config, report)
+
+
+def record_path(prefix: str | Path) -> Path:
+    prefix = Path(prefix)
+    return prefix.with_name(prefix.name + RECORD_SUFFIX)
+
+
+def write_record(staged: dict[str, Path], final: Path, manifest: Manifest, config: PipelineConfig,
+                 report: dict) -> None:
+    """``PREFIX_pipeline.json`` beside the graphs (staged with them): what was exported from what, the validation
+    figures and the sha256 of every file, for machines and audits."""
+    import json
+
+    import clipforge
+    from clipforge._io import sha256
+
+    folder = next(iter(staged.values())).parent
+    record = {"family": manifest.family, "source": manifest.source, "revision": manifest.revision,
+              "template": config.template, "config": json.loads(config.to_json()),
+              "files": {p.name: sha256(p) for p in sorted(folder.iterdir())}, "validation": report,
+              "clipforge_version": clipforge.__version__}
+    (folder / final.name).write_text(json.dumps(record, indent=2, default=float) + "\n", encoding="utf-8")
 
 
 @contextlib.contextmanager
