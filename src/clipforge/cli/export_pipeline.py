@@ -13,8 +13,10 @@ from clipforge.cli import options as o
 
 
 def export_pipeline(
-    model: Annotated[str, typer.Argument(help="Hub id, checkpoint folder or folder written by 'clipforge export'.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Prefix: PREFIX_img.onnx, PREFIX_txt.onnx.")],
+    model: Annotated[str, typer.Argument(
+        help="Hub id, checkpoint folder, or folder written by 'clipforge export' or 'clipforge build'.")],
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", help="Prefix: PREFIX_img.onnx, PREFIX_img_hwc.onnx, PREFIX_txt.onnx, PREFIX_pipeline.json.")],
     template: Annotated[str | None, typer.Option(
         "--template", help="Pipeline template for checkpoints without a preset (multimodal_clip, multimodal_siglip).")
     ] = None,
