@@ -423,3 +423,19 @@ def test_cmyk_jpeg_is_refused_by_name(pipelines):
     raw = extensions_session(f"{pipelines['clip']}_img.onnx", quiet=True)
     with pytest.raises(Exception, match=CHANNELS_NODE):
         raw.run(None, {"image": np.frombuffer(data, np.uint8)})
+
+
+def test_exif_rotated_photo_is_turned_upright_like_the_runtime(pipelines, exported):
+    """The graph's decoder ignores EXIF; PipelineModel turns such photos upright first, as HF's load_image does."""
+    array = smooth(40, 90, seed=2)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: rotate 90 degrees clockwise to view
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, "JPEG", quality=95, exif=exif.tobytes())
+    data = buffer.getvalue()
+    pipeline, runtime = PipelineModel.from_prefix(pipelines["clip"]), ZeroShotModel.from_onnx(exported["clip"])
+    want = runtime.embed_images([data])
+    assert cosine_rows(pipeline.embed_image(data), want).min() >= 0.999
+    raw = extensions_session(f"{pipelines['clip']}_img.onnx", quiet=True)
+    sideways = raw.run(None, {"image": np.frombuffer(data, np.uint8)})[0]
+    assert cosine_rows(sideways, want).min() < cosine_rows(pipeline.embed_image(data), want).min()

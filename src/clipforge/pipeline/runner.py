@@ -42,6 +42,17 @@ def check_image_bytes(data: bytes, name: str = "image") -> None:
                          "convert it to RGB first")
 
 
+def exif_rotated(data: bytes) -> bool:
+    """True when ``data`` carries an EXIF orientation other than 1 (upright)."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.getexif().get(0x0112, 1) not in (0, 1)  # 0x0112: Orientation
+    except Exception:  # unreadable EXIF: leave the bytes to the graph
+        return False
+
+
 class PipelineModel:
     """``PREFIX_img.onnx`` / ``PREFIX_img_hwc.onnx`` / ``PREFIX_txt.onnx`` as Python calls."""
 
@@ -79,14 +90,21 @@ class PipelineModel:
             raise InputError(f"{what}: the pipeline graph refused it ({message})") from exc
 
     def embed_image(self, image: bytes | str | Path) -> np.ndarray:
-        """Encoded image bytes or a PNG/JPEG path -> embedding [1, D]."""
+        """Encoded image bytes or a PNG/JPEG path -> embedding [1, D]. A photo whose EXIF orientation says it is
+        rotated (the graph's decoder ignores EXIF) is decoded and turned upright here, then fed to the HWC-pixels
+        graph, as the Python runtime and HF's ``load_image`` would see it."""
         name = str(image) if isinstance(image, (str, Path)) else f"<{len(image)} bytes>"
         if isinstance(image, (str, Path)):
             if not Path(image).is_file():
                 raise InputError(f"image {image} does not exist; check the path")
             image = Path(image).read_bytes()
-        check_image_bytes(bytes(image), name)
-        return self._run("image", {"image": np.frombuffer(bytes(image), np.uint8)}, name)
+        data = bytes(image)
+        check_image_bytes(data, name)
+        if "image_pixels" in self._sessions and exif_rotated(data):
+            from clipforge.runtime.images import load_image
+
+            return self.embed_pixels(np.asarray(load_image(data)))
+        return self._run("image", {"image": np.frombuffer(data, np.uint8)}, name)
 
     def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """Decoded uint8 pixels [height, width, 1 or 3] -> embedding [1, D]."""
