@@ -439,3 +439,16 @@ def test_exif_rotated_photo_is_turned_upright_like_the_runtime(pipelines, export
     raw = extensions_session(f"{pipelines['clip']}_img.onnx", quiet=True)
     sideways = raw.run(None, {"image": np.frombuffer(data, np.uint8)})[0]
     assert cosine_rows(sideways, want).min() < cosine_rows(pipeline.embed_image(data), want).min()
+
+
+def test_pipeline_classify_matches_runtime(pipelines, exported, tiny_checkpoint):
+    """PipelineModel.classify: the text graph's metadata (scale, SigLIP bias) and an averaged ensemble."""
+    family, _ = tiny_checkpoint
+    labels, templates = ["red circle", "blue square", "a dog"], ["a photo of a {}.", "a drawing of a {}."]
+    data = png(smooth(50, 70, seed=4))
+    got = PipelineModel.from_prefix(pipelines[family]).classify(data, labels, templates, top_k=3)
+    want = ZeroShotModel.from_onnx(exported[family]).classify([data], labels, templates, top_k=3)[0]
+    assert [g["label"] for g in got] == [w["label"] for w in want]
+    assert max(abs(g["score"] - w["score"]) for g, w in zip(got, want)) <= 1e-3
+    if family == "clip":
+        assert abs(sum(g["score"] for g in got) - 1.0) < 1e-5

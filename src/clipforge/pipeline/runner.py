@@ -124,3 +124,22 @@ class PipelineModel:
         if bad:
             raise InputError(f"texts must be strings, got {bad[0]}")
         return self._run("text", {"text": np.array(texts, dtype=object)}, f"{len(texts)} text(s)")
+
+    def classify(self, image: bytes | str | Path, labels: Sequence[str], template: str | Sequence[str] =
+                 "This is a photo of {}.", top_k: int = 5) -> list[dict]:
+        """One image against ``labels`` (template ensembles averaged): ``[{"label", "score"}]``, best first, scored
+        with the logit scale (and SigLIP's bias) stored in the text graph's metadata."""
+        from clipforge.runtime import scoring
+        from clipforge.runtime.labels import check_labels, check_templates
+
+        labels, templates = check_labels(labels), check_templates(template)
+        text = scoring.class_embeddings(self.embed_texts, labels, templates)
+        scale, bias = self._logit_parameters()
+        probs = scoring.probabilities(scoring.logits(self.embed_image(image), text, scale, bias), bias is not None)
+        return scoring.top_k(probs[0], labels, top_k)
+
+    def _logit_parameters(self) -> tuple[float, float | None]:
+        import json
+
+        meta = self._session("text").get_modelmeta().custom_metadata_map
+        return float(json.loads(meta["logit_scale"])), json.loads(meta["logit_bias"])

@@ -11,16 +11,14 @@ import numpy as np
 
 from clipforge.errors import InputError
 from clipforge.runtime.encoders import Encoder, fit_length
+from clipforge.runtime import scoring
+from clipforge.runtime.scoring import l2_normalize
 from clipforge.runtime.hf_compat import HFCompatMixin
 from clipforge.runtime.labels import DEFAULT_TEMPLATE, LabelCache, check_labels, check_templates
 from clipforge.runtime.loading import cache_key, cache_root, is_exported_folder, manifest_folder, role_paths
 from clipforge.runtime.outputs import ZeroShotOutput, is_torch, to_numpy
 from clipforge.runtime.sessions import SessionConfig, make_session
 from clipforge.specs import IMAGE_ROLE, TEXT_ROLE, Manifest
-
-
-def l2_normalize(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 class ZeroShotModel(HFCompatMixin):
@@ -129,21 +127,15 @@ class ZeroShotModel(HFCompatMixin):
         return self._labels.get(labels, templates, self._embed_prompts)
 
     def _embed_prompts(self, labels: list[str], templates: list[str]) -> np.ndarray:
-        prompts = [t.format(label) for label in labels for t in templates]
-        emb = self.embed_texts(prompts).reshape(len(labels), len(templates), -1)
-        return l2_normalize(emb.mean(axis=1))
+        return scoring.class_embeddings(self.embed_texts, labels, templates)
 
     def logits(self, image_embeds: np.ndarray, text_embeds: np.ndarray) -> np.ndarray:
         """[images, texts] logits from normalised embeddings: scaled cosine (+ bias for SigLIP)."""
-        logits = self.manifest.logit_scale * image_embeds @ text_embeds.T
-        return logits + self.manifest.logit_bias if self.manifest.logit_bias is not None else logits
+        return scoring.logits(image_embeds, text_embeds, self.manifest.logit_scale, self.manifest.logit_bias)
 
     def scores(self, logits: np.ndarray) -> np.ndarray:
         """Probabilities: softmax over labels (CLIP) or independent sigmoids (SigLIP)."""
-        if self.manifest.logit_bias is not None:
-            return 1.0 / (1.0 + np.exp(-logits))
-        z = np.exp(logits - logits.max(axis=-1, keepdims=True))
-        return z / z.sum(axis=-1, keepdims=True)
+        return scoring.probabilities(logits, sigmoid=self.manifest.logit_bias is not None)
 
     def similarity(self, images: Sequence, texts: Sequence[str]) -> np.ndarray:
         """Cosine similarity [images, texts]; either side may also be a precomputed embedding array."""
@@ -156,7 +148,7 @@ class ZeroShotModel(HFCompatMixin):
         """Per image, the ``top_k`` labels as ``[{"label", "score"}]``, best first (HF pipeline's format)."""
         text = self.label_embeddings(labels, template)
         probs = self.scores(self.logits(self.embed_images(images, batch_size), text))
-        return [_top_k(row, list(labels), top_k) for row in probs]
+        return [scoring.top_k(row, list(labels), top_k) for row in probs]
 
     # --- HF drop-in ------------------------------------------------------------------------------------
     def __call__(self, input_ids=None, pixel_values=None, attention_mask=None, return_dict=True, **_ignored):
@@ -169,11 +161,6 @@ class ZeroShotModel(HFCompatMixin):
         torch_in = is_torch(pixel_values) or is_torch(input_ids)
         out = out.as_torch() if torch_in else out
         return out if return_dict else out.to_tuple()
-
-
-def _top_k(row: np.ndarray, labels: list[str], k: int) -> list[dict]:
-    order = np.argsort(-row, kind="stable")[: max(1, k)]
-    return [{"label": labels[i], "score": float(row[i])} for i in order]
 
 
 def _warn_truncated(texts, truncated, limit: int) -> None:
