@@ -49,15 +49,13 @@ def track(items: Iterable[T], description: str, total: int | None = None, show: 
         yield from bar.track(items, total=total, description=description)
 
 
-@contextlib.contextmanager
 def quiet_transformers():
     """Hide transformers' own bars ("Loading weights", "Writing model shards") inside clipforge's steps."""
     from transformers.utils import logging
 
-    enabled = logging.is_progress_bar_enabled()
-    logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if enabled:
-            logging.enable_progress_bar()
+    from clipforge._context import temporarily
+
+    def show(on: bool) -> None:
+        logging.enable_progress_bar() if on else logging.disable_progress_bar()
+
+    return temporarily(logging.is_progress_bar_enabled, show, False)

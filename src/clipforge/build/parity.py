@@ -10,7 +10,8 @@ import numpy as np
 from clipforge.build.calibration import CalibrationSet
 from clipforge.export.validate import cosine_rows
 from clipforge.runtime.encoders import Encoder, fit_length
-from clipforge.runtime.model import ZeroShotModel, l2_normalize
+from clipforge.runtime.model import ZeroShotModel
+from clipforge.runtime.scoring import l2_normalize
 from clipforge.runtime.sessions import SessionConfig, make_session
 from clipforge.specs import IMAGE_ROLE, TEXT_ROLE
 

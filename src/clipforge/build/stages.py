@@ -10,6 +10,7 @@ import logging
 import os
 from pathlib import Path
 
+from clipforge._context import temporarily
 from clipforge._io import atomic_file
 from clipforge.build.config import CompileSection, OptimizeSection, QuantizeSection
 
@@ -54,15 +55,9 @@ def optimize(src: Path, dst: Path, num_heads: int, hidden_size: int, section: Op
     return {"fused": {k: v for k, v in model.get_fused_operator_statistics().items() if v}}
 
 
-@contextlib.contextmanager
 def _working_dir(folder: Path):
     """quant_pre_process writes scratch files (sym_shape_infer_temp.onnx, *.data) into the current directory."""
-    previous = Path.cwd()
-    os.chdir(folder)
-    try:
-        yield
-    finally:
-        os.chdir(previous)
+    return temporarily(Path.cwd, os.chdir, folder)
 
 
 def _pre_process(src: Path, dst: Path) -> None:

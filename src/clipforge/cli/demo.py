@@ -55,18 +55,15 @@ def demo(out: Annotated[Path, typer.Option("--out", "-o", help="Working folder."
 
 def _pipeline_step(build: Path, out: Path, images: list[Path], labels: list[str], console) -> Path:
     """Export ``build`` as pipeline graphs and classify ``images`` with them: raw bytes and strings in."""
-    import numpy as np
-
     from clipforge.pipeline import PipelineModel, export_pipeline
 
     console.print("6/6 single-file pipeline graphs of the int8 build: PNG bytes / strings in, embeddings out")
     prefix = out / "pipeline" / "clip-int8"
     export_pipeline(build, prefix, "multimodal_clip", force=True, show_progress=False)
     pipeline = PipelineModel.from_prefix(prefix)
-    text = pipeline.embed_texts([f"a photo of a {label}." for label in labels])
     for image in images:
-        best = int(np.argmax(pipeline.embed_image(image) @ text.T))
-        print(f"{image.parent.name:>16}/{image.name}: {labels[best]} (onnxruntime + extensions only)")
+        best = pipeline.classify(image, labels, "a photo of a {}.", top_k=1)[0]["label"]
+        print(f"{image.parent.name:>16}/{image.name}: {best} (onnxruntime + extensions only)")
     return prefix
 
 

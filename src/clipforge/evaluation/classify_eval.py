@@ -79,7 +79,7 @@ def prepared_batches(images: list, batch_size: int, convert, show: bool = True, 
 def embed_dataset(model, images: list, batch_size: int = 32, show: bool = True) -> tuple[np.ndarray, list[int], list[dict]]:
     """Normalised image embeddings of the readable images, their dataset indices, and the failures."""
     from clipforge.runtime.images import preprocess
-    from clipforge.runtime.model import l2_normalize
+    from clipforge.runtime.scoring import l2_normalize
 
     spec = model.manifest.image
     chunks, kept, failures = [], [], []

@@ -87,7 +87,7 @@ def _simplify(model):
 
 
 def _pixel_scores(model, pixels: np.ndarray, labels: list[str], templates: list[str]) -> np.ndarray:
-    from clipforge.runtime.model import l2_normalize
+    from clipforge.runtime.scoring import l2_normalize
 
     image = l2_normalize(model.encode_pixels(pixels))
     return model.scores(model.logits(image, model.label_embeddings(labels, templates)))
@@ -120,12 +120,12 @@ def validate_encoded_classifier(path: Path, model, labels: list[str], templates:
 
     session, pre = extensions_session(path, quiet=True), extensions_session(image_model(model.manifest.image))
     exact, gap, failures = 0.0, 0.0, []
-    for array in sample_images():
-        feed = {"image": np.frombuffer(encode(array), np.uint8)}
+    text = model.label_embeddings(labels, templates)
+    for data in (encode(array) for array in sample_images()):
+        feed = {"image": np.frombuffer(data, np.uint8)}
         scores, index = session.run(None, feed)
         want = _pixel_scores(model, pre.run(None, feed)[0], labels, templates)
-        runtime = model.scores(model.logits(model.embed_images([encode(array)]),
-                                            model.label_embeddings(labels, templates)))
+        runtime = model.scores(model.logits(model.embed_images([data]), text))
         exact, gap = max(exact, float(np.abs(scores - want).max())), max(gap, float(np.abs(scores - runtime).max()))
         if not np.array_equal(index, want.argmax(1)):
             failures.append("label_index differs from the argmax of the runtime's scores")

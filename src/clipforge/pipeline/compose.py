@@ -55,12 +55,16 @@ def topological_sort(graph) -> None:
         graph.node.extend(nodes)
 
 
+def _subgraphs(node) -> list:
+    """The graphs held in ``node``'s attributes (If branches, Loop/Scan bodies)."""
+    return [g for attr in node.attribute for g in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs)]
+
+
 def _used_names(node) -> set[str]:
     names = set(node.input)
-    for attr in node.attribute:
-        for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
-            for inner in sub.node:
-                names |= _used_names(inner)
+    for sub in _subgraphs(node):
+        for inner in sub.node:
+            names |= _used_names(inner)
     return names
 
 
@@ -88,9 +92,8 @@ def _op_types(graph) -> set[str]:
     types = set()
     for node in graph.node:
         types.add(node.op_type)
-        for attr in node.attribute:
-            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
-                types |= _op_types(sub)
+        for sub in _subgraphs(node):
+            types |= _op_types(sub)
     return types
 
 

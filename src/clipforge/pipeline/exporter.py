@@ -146,12 +146,10 @@ def build_graphs(folder: Path, manifest: Manifest, config: PipelineConfig) -> di
     graphs["text"] = embedding_model(text_model(folder, text_spec(manifest, config)), text_encoder, joins,
                                      text_encoder.graph.output[0].name, dim, config.normalize)
     image_encoder = load_encoder(folder / manifest.encoders[IMAGE_ROLE])
-    for choice in config.image_inputs:
-        encoder = type(image_encoder)()
-        encoder.CopyFrom(image_encoder)
+    for choice in config.image_inputs:  # onnx's merge copies its inputs, so one encoder serves every variant
         pre = image_model(manifest.image, encoded=choice == "bytes")
-        graphs[KIND_OF_INPUT[choice]] = embedding_model(pre, encoder, ["pixel_values"],
-                                                        encoder.graph.output[0].name, dim, config.normalize)
+        graphs[KIND_OF_INPUT[choice]] = embedding_model(pre, image_encoder, ["pixel_values"],
+                                                        image_encoder.graph.output[0].name, dim, config.normalize)
     for kind, graph in graphs.items():
         set_metadata(graph, _metadata(kind, manifest, config))
     return graphs

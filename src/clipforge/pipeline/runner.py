@@ -17,6 +17,7 @@ import numpy as np
 
 from clipforge.errors import InputError
 from clipforge.pipeline.image_graph import JPEG_END, JPEG_START, PNG_SIGNATURE
+from clipforge.runtime.labels import LabelCache
 
 
 def check_image_bytes(data: bytes, name: str = "image") -> None:
@@ -64,6 +65,7 @@ class PipelineModel:
             raise InputError(f"pipeline graph(s) {', '.join(missing)} do not exist; run 'clipforge export-pipeline'")
         self.paths = {k: Path(p) for k, p in paths.items()}
         self._sessions = {k: extensions_session(p, threads, quiet=True) for k, p in self.paths.items()}
+        self._labels = LabelCache()  # class embeddings per label + templates, as ZeroShotModel keeps them
 
     @classmethod
     def from_prefix(cls, prefix: str | Path, threads: int | None = None) -> "PipelineModel":
@@ -127,13 +129,15 @@ class PipelineModel:
 
     def classify(self, image: bytes | str | Path, labels: Sequence[str], template: str | Sequence[str] =
                  "This is a photo of {}.", top_k: int = 5) -> list[dict]:
-        """One image against ``labels`` (template ensembles averaged): ``[{"label", "score"}]``, best first, scored
-        with the logit scale (and SigLIP's bias) stored in the text graph's metadata."""
+        """One image against ``labels`` (template ensembles averaged, cached): ``[{"label", "score"}]``, best
+        first, scored with the logit scale (and SigLIP's bias) stored in the text graph's metadata."""
+        from functools import partial
+
         from clipforge.runtime import scoring
         from clipforge.runtime.labels import check_labels, check_templates
 
         labels, templates = check_labels(labels), check_templates(template)
-        text = scoring.class_embeddings(self.embed_texts, labels, templates)
+        text = self._labels.get(labels, templates, partial(scoring.class_embeddings, self.embed_texts))
         scale, bias = self._logit_parameters()
         probs = scoring.probabilities(scoring.logits(self.embed_image(image), text, scale, bias), bias is not None)
         return scoring.top_k(probs[0], labels, top_k)

@@ -29,16 +29,24 @@ VALIDATION_TEXTS = [
 
 
 def validate_pipeline(paths: dict[str, Path], folder: Path, manifest: Manifest, text_spec: TextSpec) -> dict:
+    """Each graph is loaded once; the runtime's reference embeddings are computed once for all image graphs."""
+    from clipforge.pipeline._graph import extensions_session
     from clipforge.runtime.model import ZeroShotModel
 
     runtime, failures, report = ZeroShotModel.from_onnx(folder), [], {}
-    if "text" in paths:
-        report["text"] = check_text(paths["text"], folder, text_spec, runtime, failures)
-    for kind in ("image", "image_pixels"):
-        if kind in paths:
-            report[kind] = check_image(paths[kind], manifest, runtime, failures, encoded=kind == "image")
-    if "image" in paths and "image_pixels" in paths:
-        _same_variants(paths["image"], paths["image_pixels"], failures)
+    sessions = {kind: extensions_session(path, quiet=True) for kind, path in paths.items()}
+    if "text" in sessions:
+        report["text"] = check_text(sessions["text"], folder, text_spec, runtime, failures)
+    images = sample_images()
+    pngs = [encode(a) for a in images]
+    want = runtime.embed_images(pngs) if {"image", "image_pixels"} & set(sessions) else None
+    if "image" in sessions:
+        report["image"] = check_image(sessions["image"], pngs, want, failures, encoded=True)
+        report["image"] |= check_preprocessing(manifest, images, sessions["image"], failures)
+    if "image_pixels" in sessions:
+        report["image_pixels"] = check_image(sessions["image_pixels"], images, want, failures, encoded=False)
+    if "image" in sessions and "image_pixels" in sessions:
+        _same_variants(sessions["image"], sessions["image_pixels"], failures)
     if failures:
         raise ValidationError("pipeline export", failures)
     return report
@@ -67,7 +75,7 @@ def hf_ids(folder: Path, texts: list[str], spec: TextSpec) -> np.ndarray:
     return tokenize(AutoTokenizer.from_pretrained(str(folder)), texts, spec)["input_ids"]
 
 
-def check_text(path: Path, folder: Path, spec: TextSpec, runtime, failures: list[str]) -> dict:
+def check_text(session, folder: Path, spec: TextSpec, runtime, failures: list[str]) -> dict:
     from clipforge.pipeline._graph import extensions_session
     from clipforge.pipeline.text_graph import EMPTY_NODE, text_model
 
@@ -78,7 +86,6 @@ def check_text(path: Path, folder: Path, spec: TextSpec, runtime, failures: list
     if ids.shape != want_ids.shape or bad:
         failures.append(f"text: token ids differ from the HF tokenizer ({ids.shape} vs {want_ids.shape}; "
                         f"{len(bad)} text(s), first {bad[0][:30] if bad else ''!r})")
-    session = extensions_session(path, quiet=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the corpus truncates long prompts on purpose
         want = runtime.embed_texts(VALIDATION_TEXTS)
@@ -121,14 +128,15 @@ def level_diff(got: np.ndarray, want: np.ndarray, spec) -> float:
     return float((np.abs(got.astype(np.float64) - want) * std / spec.rescale_factor).max())
 
 
-def preprocessing_diff(spec, fmt: str = "PNG", images: list | None = None, **options) -> tuple[float, float]:
+def preprocessing_diff(spec, fmt: str = "PNG", images: list | None = None, session=None,
+                       **options) -> tuple[float, float]:
     """(max-abs-diff of ``pixel_values``, the same in uint8 levels): in-graph pre-processing of encoded images
-    vs the Python runtime."""
+    vs the Python runtime. ``session``: the pre-processing graph's, when the caller already has one."""
     from clipforge.pipeline._graph import extensions_session
     from clipforge.pipeline.image_graph import image_model
     from clipforge.runtime.images import preprocess
 
-    session = extensions_session(image_model(spec, encoded=True))
+    session = session or extensions_session(image_model(spec, encoded=True))
     worst, levels = 0.0, 0.0
     for array in images if images is not None else sample_images():
         data = encode(array, fmt, **options)
@@ -137,40 +145,39 @@ def preprocessing_diff(spec, fmt: str = "PNG", images: list | None = None, **opt
     return worst, levels
 
 
-def check_image(path: Path, manifest: Manifest, runtime, failures: list[str], encoded: bool) -> dict:
-    from clipforge.pipeline._graph import extensions_session
-    from clipforge.pipeline.image_graph import DECODE_NODE
-
-    session, images = extensions_session(path, quiet=True), sample_images()
-    pngs = [encode(a) for a in images]
+def check_image(session, inputs: list, want: np.ndarray, failures: list[str], encoded: bool) -> dict:
+    """Embeddings of ``inputs`` (PNG bytes, or the same images as HWC pixels) vs the runtime's ``want``."""
     if encoded:
-        got = np.concatenate([_run(session, {"image": np.frombuffer(d, np.uint8)}) for d in pngs])
+        got = np.concatenate([_run(session, {"image": np.frombuffer(d, np.uint8)}) for d in inputs])
     else:
-        got = np.concatenate([_run(session, {"pixels": a}) for a in images])
-    want = runtime.embed_images(pngs)
+        got = np.concatenate([_run(session, {"pixels": a}) for a in inputs])
     cosine = float(cosine_rows(got, want).min())
     name = "image" if encoded else "image (HWC pixels)"
     if cosine < IMAGE_COSINE:
         failures.append(f"{name}: embedding cosine {cosine:.6f} < {IMAGE_COSINE} vs ZeroShotModel.embed_images")
-    report = {"images": len(images), "min_cosine": cosine, "max_abs_diff": float(np.abs(got - want).max())}
-    if encoded:
-        png, png_levels = preprocessing_diff(manifest.image, "PNG", images)
-        jpeg, jpeg_levels = preprocessing_diff(manifest.image, "JPEG", images[1::2], quality=90)
-        report |= {"pixel_max_abs_diff_png": png, "png_levels": png_levels,
-                   "pixel_max_abs_diff_jpeg": jpeg, "jpeg_levels": jpeg_levels}
-        if report["png_levels"] > MAX_LEVELS:
-            failures.append(f"image: in-graph pre-processing is {report['png_levels']:.1f} uint8 levels from the "
-                            f"Python runtime on PNG input (allowed {MAX_LEVELS})")
-        _expect_error(session, {"image": np.frombuffer(b"this is not an image", np.uint8)}, DECODE_NODE,
-                      "image: bytes that are no image", failures)
-    return report
+    return {"images": len(inputs), "min_cosine": cosine, "max_abs_diff": float(np.abs(got - want).max())}
 
 
-def _same_variants(bytes_path: Path, pixels_path: Path, failures: list[str]) -> None:
+def check_preprocessing(manifest: Manifest, images: list[np.ndarray], session, failures: list[str]) -> dict:
+    """The bytes graph's pre-processing vs the runtime's (PNG checked, JPEG reported) and its decode guard."""
     from clipforge.pipeline._graph import extensions_session
+    from clipforge.pipeline.image_graph import DECODE_NODE, image_model
 
+    pre = extensions_session(image_model(manifest.image, encoded=True))
+    png, png_levels = preprocessing_diff(manifest.image, "PNG", images, pre)
+    jpeg, jpeg_levels = preprocessing_diff(manifest.image, "JPEG", images[1::2], pre, quality=90)
+    if png_levels > MAX_LEVELS:
+        failures.append(f"image: in-graph pre-processing is {png_levels:.1f} uint8 levels from the Python runtime "
+                        f"on PNG input (allowed {MAX_LEVELS})")
+    _expect_error(session, {"image": np.frombuffer(b"this is not an image", np.uint8)}, DECODE_NODE,
+                  "image: bytes that are no image", failures)
+    return {"pixel_max_abs_diff_png": png, "png_levels": png_levels,
+            "pixel_max_abs_diff_jpeg": jpeg, "jpeg_levels": jpeg_levels}
+
+
+def _same_variants(bytes_session, pixels_session, failures: list[str]) -> None:
     array = sample_images(1, seed=3)[0]
-    a = _run(extensions_session(bytes_path), {"image": np.frombuffer(encode(array), np.uint8)})
-    b = _run(extensions_session(pixels_path), {"pixels": array})
+    a = _run(bytes_session, {"image": np.frombuffer(encode(array), np.uint8)})
+    b = _run(pixels_session, {"pixels": array})
     if not np.allclose(a, b, atol=1e-6, rtol=0):
         failures.append("image: the bytes graph and the HWC-pixels graph disagree on the same PNG")

@@ -13,7 +13,6 @@ processor once; each batch then gets a random horizontal flip and a small shift.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import shutil
 import tempfile
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from clipforge._context import temporarily
 from clipforge.testing.corpus import TEMPLATES
 from clipforge.testing.shapes import GENERATOR_VERSION, ShapesDataset, fixture_root, publish, shapes_dataset
 
@@ -36,7 +36,6 @@ EVAL_TEMPLATE = "a photo of a {}."
 TEXT_LENGTH = {"siglip": 64}  # SigLIP pads to its fixed length (no attention mask); CLIP pads to the longest
 
 
-@contextlib.contextmanager
 def torch_threads(n: int):
     """Run with ``n`` intra-op threads, restoring the previous count (fixtures share the pytest process).
 
@@ -45,12 +44,7 @@ def torch_threads(n: int):
     """
     import torch
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    return temporarily(torch.get_num_threads, torch.set_num_threads, n)
 
 
 def split_files(dataset: ShapesDataset, split: str) -> list[tuple[Path, int]]:
