@@ -57,7 +57,7 @@ def clipforge_runs(folder, pixels, tokens):
 
 
 def builds() -> dict:
-    from clipforge.build import build_composite
+    from clipforge.builder import build_composite
 
     ckpt = b32_checkpoint()
     return {mode: build_composite(ckpt, WORK / f"clip-b32-{mode}", quantize=mode, show_progress=False).path

@@ -61,7 +61,7 @@ def main() -> None:
               "seeds_loop_s_per_image": hf_per, "clipforge_eval_s_per_image": cf_per, "speedup": hf_per / cf_per,
               "same_predictions": float(np.mean(np.array(hf_pred) == np.array(cf_pred[:n_pipe])))}
     if args.int8:
-        from clipforge.build import build_composite
+        from clipforge.builder import build_composite
 
         folder = build_composite(b32_checkpoint(), WORK / "clip-b32-int8-dynamic", quantize="int8-dynamic",
                                  show_progress=False).path

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from clipforge.build import BuildConfig, build_composite
+from clipforge.builder import BuildConfig, build_composite
 from clipforge.cli.main import main
 from clipforge.errors import InputError
 from clipforge.runtime.model import ZeroShotModel

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from clipforge.build import build_composite
+from clipforge.builder import build_composite
 from clipforge.export import export_model
 from clipforge.runtime.model import ZeroShotModel
 

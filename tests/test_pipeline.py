@@ -341,7 +341,7 @@ def test_pipeline_model_is_torch_free(pipelines):
 
 def test_pipeline_from_an_int8_build(tiny_clip, tmp_path):
     """A built (quantized) folder gives int8 pipelines, validated against the runtime on the same build."""
-    from clipforge.build import build_composite
+    from clipforge.builder import build_composite
     from clipforge.pipeline import export_pipeline
 
     built = build_composite(tiny_clip, tmp_path / "int8", quantize="int8-dynamic", show_progress=False).path
@@ -380,7 +380,7 @@ def test_large_model_layout_and_failed_validation_leave_nothing(exported, tmp_pa
 
 def test_pipeline_and_classifier_from_an_fp16_build(tiny_siglip, tmp_path):
     """fp16 builds keep float32 I/O through Cast nodes that onnxconverter puts last; both exports sort the graph."""
-    from clipforge.build import build_composite
+    from clipforge.builder import build_composite
     from clipforge.pipeline import export_pipeline
     from clipforge.pipeline.classifier import export_classifier
 

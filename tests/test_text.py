@@ -123,7 +123,7 @@ def test_sentencepiece_options_are_carried(tmp_path, options):
     save_runtime_tokenizer(hf, tmp_path / "rt")
     spec = TextSpec(context_length=64, padding="max_length", lowercase=True, pad_id=hf.pad_token_id,
                     eos_id=hf.eos_token_id, bos_id=None, pooling="last", uses_attention_mask=False,
-                    strip_punctuation=True)
+                    kind="sentencepiece")
     texts = CORPUS + _random_texts(seed=1, count=300, max_parts=30)
     got = TextTokenizer.from_folder(tmp_path / "rt", spec).encode(texts).input_ids.tolist()
     want = hf(texts, **HF_CALL["siglip"])["input_ids"]

@@ -14,6 +14,9 @@ from clipforge.errors import InputError
 IMAGE_ROLE, TEXT_ROLE = "image-encoder", "text-encoder"
 ROLES = (IMAGE_ROLE, TEXT_ROLE)
 DYNAMIC_AXES = ("batch_size", "sequence_length")
+# "bpe": CLIP byte-level BPE through tokenizer.json; "sentencepiece": SigLIP's canonicalisation + SentencePiece
+TOKENIZER_KINDS = ("bpe", "sentencepiece")
+MANIFEST_SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,7 @@ class TextSpec:
     bos_id: int | None
     pooling: str  # "eos" (first eos), "argmax" (highest id, old CLIP configs) or "last" (SigLIP)
     uses_attention_mask: bool
-    strip_punctuation: bool = False  # SigLIP canonicalises text before SentencePiece
+    kind: str = "bpe"  # one of TOKENIZER_KINDS: how texts become ids (see runtime/text.py)
 
 
 @dataclass(frozen=True)
@@ -90,14 +93,17 @@ class Manifest:
     files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256
     validation: dict[str, Any] = field(default_factory=dict)
     build: dict[str, Any] = field(default_factory=dict)
+    # per role: {"arch": "transformer"|"resnet", "num_heads": int, "hidden_size": int}, from the family at export
+    towers: dict[str, dict[str, Any]] = field(default_factory=dict)
     clipforge_version: str = ""
+    schema_version: int = MANIFEST_SCHEMA_VERSION
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=False)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Manifest":
-        data = dict(data)
+        data = _upgrade(dict(data))
         data["image"] = ImageSpec(**_tuples(data["image"]))
         data["text"] = TextSpec(**data["text"])
         known = {f.name for f in dataclasses.fields(cls)}
@@ -114,6 +120,22 @@ class Manifest:
             return cls.from_dict(json.loads(path.read_text()))
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"{path} is not a valid clipforge manifest ({exc}); re-export the model") from exc
+
+
+def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
+    """Read manifests of older schema versions: v1 (no ``schema_version``) used ``text.strip_punctuation`` as
+    the BPE/SentencePiece switch and had no ``towers``."""
+    version = int(data.get("schema_version", 1))
+    if version > MANIFEST_SCHEMA_VERSION:
+        raise ValueError(f"schema_version {version} is newer than this clipforge reads "
+                         f"({MANIFEST_SCHEMA_VERSION}); upgrade clipforge")
+    if version == 1:
+        text = dict(data["text"])
+        text["kind"] = "sentencepiece" if text.pop("strip_punctuation", False) else "bpe"
+        data["text"], data["schema_version"] = text, MANIFEST_SCHEMA_VERSION
+    if data["text"].get("kind") not in TOKENIZER_KINDS:
+        raise ValueError(f"text.kind {data['text'].get('kind')!r} is not one of {', '.join(TOKENIZER_KINDS)}")
+    return data
 
 
 def _tuples(d: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from clipforge.build.config import TASK_ROLES, BuildConfig
+from clipforge.builder.config import TASK_ROLES, BuildConfig
 from clipforge.cli import options as o
 
 
@@ -26,7 +26,7 @@ def build(
     revision: o.Revision = None, force: o.Force = False, quiet: o.Quiet = False,
 ) -> None:
     """Build fast, validated encoders; writes model.onnx (or both encoders), build.json and manifest.json."""
-    from clipforge.build import build_composite
+    from clipforge.builder import build_composite
 
     cfg = BuildConfig.load(config_path) if config_path else BuildConfig.for_task(task or "zero-shot-image-classification")
     result = build_composite(model, output, cfg, calibration_data=calibration_data, revision=revision, force=force,

@@ -16,7 +16,7 @@ from rich.console import Console
 
 def demo(out: Annotated[Path, typer.Option("--out", "-o", help="Working folder.")] = Path("clipforge-demo")) -> None:
     """Train -> export -> build int8 -> eval -> classify, offline."""
-    from clipforge.build import build_composite
+    from clipforge.builder import build_composite
     from clipforge.evaluation.classify_eval import evaluate_classification
     from clipforge.evaluation.datasets import load_eval_data
     from clipforge.export import ExportOptions, export_model

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from importlib import metadata
 
-from clipforge.specs import Manifest
+from clipforge.specs import ROLES, Manifest
 
 TRACKED_PACKAGES = ("torch", "transformers", "onnx", "onnxruntime", "tokenizers", "numpy")
 
@@ -32,5 +32,6 @@ def make_manifest(ckpt, image_spec, opts, validation: dict, sequence_length: int
         logit_scale=scale, logit_bias=bias, image=image_spec, text=text, opset=opts.opset,
         static=opts.static, versions=package_versions(), validation=validation,
         build={"static_batch_size": opts.batch_size} if opts.static else {},
+        towers={role: ckpt.family.tower_info(ckpt.model, role) for role in ROLES},
         clipforge_version=__version__,
     )

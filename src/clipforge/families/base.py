@@ -93,6 +93,13 @@ class Family:
     def embed_dim(self, model) -> int:
         raise NotImplementedError
 
+    def tower_info(self, model, role: str) -> dict:
+        """What the build's fusion pass needs about a tower, recorded in the manifest's ``towers``:
+        ``{"arch": "transformer", "num_heads": int, "hidden_size": int}`` (or ``{"arch": "resnet"}``)."""
+        config = model.config.vision_config if role == "image-encoder" else model.config.text_config
+        return {"arch": "transformer", "num_heads": int(config.num_attention_heads),
+                "hidden_size": int(config.hidden_size)}
+
     # --- export --------------------------------------------------------------------------------------
     def image_module(self, model, interpolate: bool = False):
         """A ``torch.nn.Module``: pixel_values -> image_embeds (projected, not normalised); ``interpolate``

@@ -39,7 +39,7 @@ class SiglipFamily(Family):
             bos_id=None,
             pooling="last",
             uses_attention_mask=False,
-            strip_punctuation=True,
+            kind="sentencepiece",
         )
 
     def embed_dim(self, model) -> int:

@@ -56,7 +56,7 @@ def text_model(folder: str | Path, spec: TextSpec, prefix: str = "tok/"):
 
     g = GraphBuilder(prefix)
     text = non_empty(g, TEXT_INPUT)
-    ids, mask = (_sentencepiece(g, text, Path(folder), spec) if spec.strip_punctuation
+    ids, mask = (_sentencepiece(g, text, Path(folder), spec) if spec.kind == "sentencepiece"
                  else _bpe(g, text, Path(folder), spec))
     outputs = [("input_ids", ids)] + ([("attention_mask", mask)] if spec.uses_attention_mask else [])
     for name, value in outputs:

@@ -13,7 +13,7 @@ def prepare(model, folder: Path, revision: str | None, options: dict) -> Path:
 
     folder.parent.mkdir(parents=True, exist_ok=True)
     if set(options) - EXPORT_KEYS:
-        from clipforge.build import build_composite  # quantisation and other build stages
+        from clipforge.builder import build_composite  # quantisation and other build stages
 
         return build_composite(model, folder, revision=revision, force=True, **options).path
     export_model(model, folder, ExportOptions(revision=revision, force=True, **options), show_progress=True)

@@ -60,7 +60,7 @@ class TextTokenizer:
 
     def __init__(self, tokenizer_json: str, spec: TextSpec, hf_added_tokens: list[dict] | None = None):
         self.spec = spec
-        if spec.strip_punctuation:
+        if spec.kind == "sentencepiece":
             self._ids = _SiglipIds(json.loads(tokenizer_json), spec, hf_added_tokens)
         else:
             self._ids = _FastIds(tokenizer_json)

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import statistics
 import time
 from pathlib import Path
 
-from clipforge.build import stages
-from clipforge.build.parity import Probe, embed, feeds, parity
+from clipforge.builder import stages
+from clipforge.builder.parity import Probe, embed, feeds, parity
 from clipforge.errors import BuildError
 from clipforge.runtime.encoders import Encoder
 from clipforge.runtime.model import ZeroShotModel
 from clipforge.runtime.sessions import SessionConfig, make_session
-from clipforge.specs import IMAGE_ROLE
 
 # Minimum cosine to the fp32 export a stage must keep, by what it does.
 MIN_COSINE = {"optimize": 0.9999, "fp16": 0.999, "int8-dynamic": 0.95, "int8-static": 0.95, "compile": 0.9999}
@@ -27,11 +25,14 @@ def kill_point(stage: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def model_config(checkpoint: Path, role: str) -> tuple[int, int]:
-    """(num_heads, hidden_size) of the tower, for the fusion pass."""
-    config = json.loads((checkpoint / "config.json").read_text())
-    tower = config["vision_config" if role == IMAGE_ROLE else "text_config"]
-    return int(tower.get("num_attention_heads", 12)), int(tower.get("hidden_size", 768))
+def tower_shape(manifest, role: str) -> tuple[int, int] | None:
+    """(num_heads, hidden_size) of a transformer tower, as the family recorded it at export; None otherwise."""
+    info = manifest.towers.get(role)
+    if info is None:
+        raise BuildError(f"the export's manifest has no tower record for {role}; re-export with this clipforge")
+    if info.get("arch") != "transformer":
+        return None
+    return int(info["num_heads"]), int(info["hidden_size"])
 
 
 def seconds_per_run(path: Path, role: str, probe: Probe, fp32: ZeroShotModel, repeats: int = 3) -> float:
@@ -53,7 +54,7 @@ def _record(name: str, path: Path, start: float, role: str, probe: Probe, fp32: 
 def _optimize(src: Path, work: Path, role: str, ctx) -> tuple[Path, dict]:
     start = time.perf_counter()
     dst = work / "optimized.onnx"
-    heads, hidden = model_config(ctx.checkpoint, role)
+    heads, hidden = tower_shape(ctx.fp32.manifest, role)
     info = stages.optimize(src, dst, heads, hidden, ctx.config.optimize)
     record = _record("optimize", dst, start, role, ctx.probe, ctx.fp32, info)
     faster = seconds_per_run(dst, role, ctx.probe, ctx.fp32) <= 1.05 * seconds_per_run(src, role, ctx.probe, ctx.fp32)
@@ -86,7 +87,7 @@ def build_role(role: str, mode: str, out: Path, ctx) -> list[dict]:
     work = ctx.work / role / mode
     work.mkdir(parents=True, exist_ok=True)
     current, records = ctx.fp32_folder / role / "model.onnx", []
-    if ctx.config.optimize.enabled and mode in ("none", "fp16"):
+    if ctx.config.optimize.enabled and mode in ("none", "fp16") and tower_shape(ctx.fp32.manifest, role):
         kill_point("optimize")
         current, record = _optimize(current, work, role, ctx)
         records.append(record)

@@ -7,8 +7,8 @@ import itertools
 import shutil
 from pathlib import Path
 
-from clipforge.build.parity import embed, zero_shot_top1
-from clipforge.build.roles import build_role, seconds_per_run
+from clipforge.builder.parity import embed, zero_shot_top1
+from clipforge.builder.roles import build_role, seconds_per_run
 from clipforge.errors import BuildError, InputError
 from clipforge.specs import IMAGE_ROLE, ROLES, TEXT_ROLE
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clipforge.build.calibration import CalibrationSet
+from clipforge.builder.calibration import CalibrationSet
 from clipforge.export.validate import cosine_rows
 from clipforge.runtime.encoders import Encoder, fit_length
 from clipforge.runtime.model import ZeroShotModel

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from clipforge._io import atomic_dir, file_hashes
-from clipforge.build.auto import choose_auto
-from clipforge.build.calibration import load_calibration
-from clipforge.build.config import BuildConfig
-from clipforge.build.parity import Probe, make_probe
-from clipforge.build.roles import build_role, kill_point
+from clipforge.builder.auto import choose_auto
+from clipforge.builder.calibration import load_calibration
+from clipforge.builder.config import BuildConfig
+from clipforge.builder.parity import Probe, make_probe
+from clipforge.builder.roles import build_role, kill_point
 from clipforge.errors import OutputExistsError
 from clipforge.export import ExportOptions, export_model
 from clipforge.hub import resolve_checkpoint

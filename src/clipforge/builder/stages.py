@@ -12,7 +12,7 @@ from pathlib import Path
 
 from clipforge._context import temporarily
 from clipforge._io import atomic_file
-from clipforge.build.config import CompileSection, OptimizeSection, QuantizeSection
+from clipforge.builder.config import CompileSection, OptimizeSection, QuantizeSection
 
 FUSED_OPS = ("Attention", "MultiHeadAttention", "SkipLayerNormalization", "LayerNormalization", "QuickGelu",
              "FastGelu", "BiasGelu", "Gelu")
