@@ -21,13 +21,13 @@ def embed(
     output: Annotated[Path, typer.Option("--output", "-o", help="out.npy (names in out.names.txt) or out.parquet")],
     text: Annotated[bool, typer.Option("--text", help="INPUTS are texts, not images.")] = False,
     model: ro.Model = ro.DEFAULT_MODEL, batch_size: ro.BatchSize = 32, device: ro.Device = "cpu",
-    threads: ro.Threads = None,
+    threads: ro.Threads = None, backend: ro.Backend = "auto",
     normalize: Annotated[bool, typer.Option("--normalize/--no-normalize", help="L2-normalise.")] = True,
 ) -> None:
     """Embed images (or texts with --text) into the model's shared space."""
     if output.suffix not in (".npy", ".parquet"):
         raise InputError(f"output {output} must end in .npy or .parquet")
-    zs = ro.load_model(model, device, threads)
+    zs = ro.load_model(model, device, threads, backend)
     failures, names, chunks = [], [], []
     if text:
         names, chunks = list(inputs), [zs.embed_texts(inputs, normalize=normalize)]

@@ -35,29 +35,43 @@ class ZeroShotModel(HFCompatMixin):
     # --- construction ---------------------------------------------------------------------------------
     @classmethod
     def from_onnx(cls, paths, manifest: str | Path | Manifest | None = None, hf_config: Any = None,
-                  device: str = "cpu", threads: int | None = None, spinning: bool = False, **_ignored):
+                  device: str = "cpu", threads: int | None = None, spinning: bool = False,
+                  backend: str = "auto", **_ignored):
         """``paths``: an exported folder, or ``{"image-encoder": path, "text-encoder": path}``; the manifest
-        is found beside the encoders unless given (a path or a ``Manifest``)."""
+        is found beside the encoders unless given (a path or a ``Manifest``). ``backend``: "onnxruntime",
+        "openvino", or "auto" (what the build recorded; onnxruntime for plain exports)."""
         resolved = role_paths(paths)
         folder = manifest_folder(paths, manifest)
         manifest = manifest if isinstance(manifest, Manifest) else Manifest.load(folder)
-        config = SessionConfig(device=device, threads=threads, spinning=spinning)
-        encoders = {role: Encoder(make_session(p, config), role) for role, p in resolved.items()}
+        encoders = {}
+        for role, path in resolved.items():
+            config = _session_config(manifest, role, backend, device, threads, spinning)
+            encoders[role] = Encoder(make_session(path, config), role)
+        warn_if_cpu_lacks(manifest)
         return cls(manifest, encoders, folder, hf_config)
 
     @classmethod
     def from_pretrained(cls, model: str | Path, *, revision: str | None = None, cache_dir: str | Path | None = None,
                         device: str = "cpu", threads: int | None = None, hf_config: Any = None,
-                        **build_options):
+                        backend: str = "auto", **build_options):
         """A hub id, checkpoint folder or exported folder; checkpoints are exported once into the cache."""
         if is_exported_folder(model):
-            return cls.from_onnx(model, device=device, threads=threads, hf_config=hf_config)
+            return cls.from_onnx(model, device=device, threads=threads, hf_config=hf_config, backend=backend)
         from clipforge.runtime.prepare import prepare
 
         folder = Path(cache_dir or cache_root()) / "models" / cache_key(str(model), revision, build_options)
         if not (folder / "manifest.json").is_file():
             prepare(model, folder, revision, build_options)
-        return cls.from_onnx(folder, device=device, threads=threads, hf_config=hf_config)
+        return cls.from_onnx(folder, device=device, threads=threads, hf_config=hf_config, backend=backend)
+
+    @property
+    def backends(self) -> dict[str, str]:
+        """role -> "backend/precision" the encoders run with."""
+        def name(session) -> str:
+            precision = getattr(session, "precision", None)  # only OpenVINO sessions carry one
+            return f"openvino/{precision}" if precision else "onnxruntime/fp32"
+
+        return {IMAGE_ROLE: name(self.image_encoder.session), TEXT_ROLE: name(self.text_encoder.session)}
 
     def _check_dims(self) -> None:
         dims = {"manifest": self.manifest.embed_dim, IMAGE_ROLE: self.image_encoder.embed_dim,
@@ -161,6 +175,27 @@ class ZeroShotModel(HFCompatMixin):
         torch_in = is_torch(pixel_values) or is_torch(input_ids)
         out = out.as_torch() if torch_in else out
         return out if return_dict else out.to_tuple()
+
+
+def _session_config(manifest: Manifest, role: str, backend: str, device: str, threads, spinning) -> SessionConfig:
+    from clipforge.runtime.backends import resolve
+
+    chosen, precision = resolve(backend, manifest.build.get("runtime", {}).get(role))
+    return SessionConfig(device=device, threads=threads, spinning=spinning, backend=chosen, precision=precision)
+
+
+def warn_if_cpu_lacks(manifest: Manifest) -> None:
+    """A build chosen on another machine may rely on matrix engines (AMX, VNNI, bf16) this CPU lacks."""
+    from clipforge.runtime.cpu import cpu_model, missing_for
+
+    runtime = manifest.build.get("runtime", {})
+    recorded = manifest.build.get("cpu", {})
+    missing = {f for info in runtime.values() for f in missing_for(info.get("precision", ""))}
+    missing |= set(missing_for("", recorded.get("flags")))
+    if missing:
+        warnings.warn(f"this build was chosen on {recorded.get('model', 'another CPU')} and relies on "
+                      f"{', '.join(sorted(missing))}, which this CPU ({cpu_model()}) lacks: expect it to run "
+                      "slower than measured; rebuild here with --quantize auto", stacklevel=3)
 
 
 def _warn_truncated(texts, truncated, limit: int) -> None:

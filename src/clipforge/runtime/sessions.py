@@ -35,6 +35,8 @@ class SessionConfig:
     threads: int | None = None  # intra-op threads; None = onnxruntime's default (all cores)
     spinning: bool = False  # busy-wait between ops: faster for back-to-back calls, burns shared cores
     optimization: str = "all"  # disabled | basic | extended | all
+    backend: str = "onnxruntime"  # onnxruntime | openvino (resolved: never "auto" here)
+    precision: str = "fp32"  # fp32 | bf16 (OpenVINO's inference precision; onnxruntime runs the graph as is)
 
 
 def providers_for(device: str) -> list[str]:
@@ -81,6 +83,14 @@ def log_severity() -> int:
 
 
 def make_session(path: str | Path, config: SessionConfig = SessionConfig()):
+    if config.backend == "openvino":
+        from clipforge.runtime.backends import OpenVINOSession, check_backend
+
+        check_backend("openvino")
+        if config.device != "cpu":
+            raise InputError(f"backend 'openvino' runs on the CPU here; got device {config.device!r} "
+                             "(use backend='onnxruntime' with that device)")
+        return OpenVINOSession(path, config.threads, config.precision)
     import onnxruntime as ort
 
     path = Path(path)
