@@ -13,7 +13,7 @@ from pathlib import Path
 from clipforge._io import atomic_dir, file_hashes
 from clipforge.builder.auto import choose_auto
 from clipforge.builder.calibration import load_calibration
-from clipforge.builder.config import BuildConfig
+from clipforge.builder.config import RUNTIME_PRECISION, BuildConfig
 from clipforge.builder.parity import Probe, make_probe
 from clipforge.builder.roles import build_role, kill_point
 from clipforge.errors import OutputExistsError
@@ -84,6 +84,7 @@ def build_composite(model, output, config: BuildConfig | None = None, *, calibra
 
     config = apply_overrides(config or BuildConfig(), overrides)
     providers_for(config.compile.ep)  # an EP this onnxruntime lacks fails before any work
+    _check_machine(config)
     out = Path(output)
     key = _key(model, revision, config, calibration_data)
     if (done := _up_to_date(out, key)) is not None:
@@ -97,6 +98,22 @@ def build_composite(model, output, config: BuildConfig | None = None, *, calibra
         step("write manifest")
         manifest = _finish(ctx, tmp, report, key)
     return BuildResult(out, manifest, manifest.build)
+
+
+def _check_machine(config: BuildConfig) -> None:
+    """A precision this CPU or install cannot run fails up front, in one line."""
+    if config.quantize.mode == "bf16":
+        from clipforge.runtime.backends import check_backend
+        from clipforge.runtime.cpu import require_bf16
+
+        require_bf16()
+        check_backend("openvino")
+
+
+def _runtime_record(report: dict) -> dict:
+    """role -> the backend/precision the runtime applies (modes whose graph stays fp32, e.g. bf16)."""
+    modes = {role: info["quantize"] for role, info in report["roles"].items()}
+    return {role: RUNTIME_PRECISION[mode] for role, mode in modes.items() if mode in RUNTIME_PRECISION}
 
 
 def _remove_stale_temps(out: Path) -> None:
@@ -152,7 +169,13 @@ def _finish(ctx: BuildContext, tmp: Path, report: dict, key: str) -> Manifest:
         manifest.encoders = {role: "model.onnx"}
     shutil.rmtree(ctx.fp32_folder)
     shutil.rmtree(ctx.work, ignore_errors=True)
-    manifest.build = {"cache_key": key, "config": ctx.config.to_dict(), **report}
+    from clipforge.runtime.cpu import describe, relied_on
+
+    runtime = report.get("runtime") or _runtime_record(report)
+    precisions = {i["precision"] for i in runtime.values()} | {
+        "int8" for i in report["roles"].values() if i["quantize"].startswith("int8")}
+    manifest.build = {"cache_key": key, "config": ctx.config.to_dict(), **report, "runtime": runtime,
+                      "cpu": {**describe(), "relied_on": relied_on(precisions)}}
     (tmp / "build.json").write_text(json.dumps(manifest.build, indent=2))
     manifest.files = file_hashes(tmp)
     (tmp / "manifest.json").write_text(manifest.to_json())

@@ -18,7 +18,7 @@ def build(
     output: o.Output,
     config_path: Annotated[Path | None, typer.Option("--config", "-c", help="Build config JSON.")] = None,
     task: Annotated[str | None, typer.Option("--task", help=f"One of: {', '.join(TASK_ROLES)}.")] = None,
-    quantize: Annotated[str | None, typer.Option("--quantize", help="none|int8-dynamic|int8-static|fp16|auto")] = None,
+    quantize: Annotated[str | None, typer.Option("--quantize", help="none|int8-dynamic|int8-static|fp16|bf16|auto")] = None,
     calibration_data: Annotated[Path | None, typer.Option("--calibration-data", help="Image folder or parquet.")] = None,
     max_accuracy_drop: Annotated[float | None, typer.Option("--max-accuracy-drop", help="pp, for auto.")] = None,
     ep: Annotated[str | None, typer.Option("--ep", help="cpu|cuda|openvino|qnn|dml|...")] = None,

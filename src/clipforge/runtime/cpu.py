@@ -13,8 +13,6 @@ from pathlib import Path
 RELEVANT_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile",
                   "amx_bf16", "amx_int8", "avx512_fp16")
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
-# What each run-time precision needs from the CPU (any one flag of the tuple).
-PRECISION_NEEDS = {"bf16": BF16_FLAGS, "int8": ("avx512_vnni", "avx_vnni", "amx_int8", "avx2")}
 
 
 @functools.lru_cache(maxsize=1)
@@ -62,16 +60,21 @@ def require_bf16(what: str = "--quantize bf16") -> None:
                          f"{', '.join(relevant_flags()) or 'no known matrix flags'}; use --quantize none or int8-dynamic")
 
 
-def missing_for(precision: str, recorded_flags: list[str] | None = None) -> list[str]:
-    """Flags the build relied on that this CPU lacks: for ``precision`` (bf16/int8), or from the flags
-    recorded when the build was chosen (matrix-engine flags only)."""
+# The matrix-engine flags that make a precision fast (what a build chosen by measurement relied on).
+ENGINES = {"bf16": ("amx_bf16", "avx512_bf16"), "int8": ("amx_int8", "avx512_vnni", "avx_vnni")}
+
+
+def relied_on(precisions) -> list[str]:
+    """This CPU's engine flags that serve ``precisions`` (recorded in build.json)."""
+    flags = cpu_flags()
+    return sorted({f for p in precisions for f in ENGINES.get(p, ()) if f in flags})
+
+
+def missing_for(precision: str, recorded: list[str] | None = None) -> list[str]:
+    """What this CPU lacks: any flag that can run ``precision`` (bf16 needs one), and the engine flags the
+    build relied on where it was chosen (``recorded``)."""
     flags = cpu_flags()
     if not flags:
         return []
-    missing = []
-    needs = PRECISION_NEEDS.get(precision)
-    if needs and not flags & set(needs):
-        missing.append("/".join(needs))
-    engines = {"amx_tile", "amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni"}
-    missing += [f for f in (recorded_flags or []) if f in engines and f not in flags]
-    return missing
+    missing = ["/".join(BF16_FLAGS)] if precision == "bf16" and not flags & set(BF16_FLAGS) else []
+    return missing + [f for f in (recorded or []) if f not in flags]

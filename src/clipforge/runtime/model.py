@@ -191,7 +191,7 @@ def warn_if_cpu_lacks(manifest: Manifest) -> None:
     runtime = manifest.build.get("runtime", {})
     recorded = manifest.build.get("cpu", {})
     missing = {f for info in runtime.values() for f in missing_for(info.get("precision", ""))}
-    missing |= set(missing_for("", recorded.get("flags")))
+    missing |= set(missing_for("", recorded.get("relied_on")))
     if missing:
         warnings.warn(f"this build was chosen on {recorded.get('model', 'another CPU')} and relies on "
                       f"{', '.join(sorted(missing))}, which this CPU ({cpu_model()}) lacks: expect it to run "
