@@ -18,14 +18,18 @@ MATMUL_LIKE = {"MatMul": (0, 1), "MatMulInteger": (0, 1), "QLinearMatMul": (0, 3
                "DynamicQuantizeMatMul": (0, 1), "FusedMatMul": (0, 1)}
 
 
-def _median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up (first-call packing, JIT)
-    times = []
+def round_robin(calls: dict, repeats: int) -> dict:
+    """{name: median seconds}: one call of each per round, ``repeats`` rounds after one warm-up each, so a
+    machine whose load changes during the run slows every entry alike."""
+    for fn in calls.values():
+        fn()  # warm-up (first-call weight packing, JIT)
+    times = {name: [] for name in calls}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in calls.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 # --- GEMM peaks ------------------------------------------------------------------------------------------
@@ -111,15 +115,18 @@ def gemm_peaks(backends=tuple(GEMMS), n: int = GEMM_N, threads: int | None = Non
     """{backend: {precision: GFLOP/s (GOP/s for int8) or a string saying why not measured}}."""
     threads = threads or os.cpu_count() or 1
     flops = 2 * n ** 3 / 1e9
-    peaks = {}
+    calls, peaks = {}, {backend: {} for backend in backends}
     for backend in backends:
-        peaks[backend] = {}
         for precision in PRECISIONS:
             try:
                 fn, why = GEMMS[backend](precision, n, threads)
             except Exception as exc:  # a backend/precision this install lacks: say why, measure the rest
                 fn, why = None, f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
-            peaks[backend][precision] = why if fn is None else round(flops / _median_seconds(fn, repeats), 1)
+            peaks[backend][precision] = why
+            if fn is not None:
+                calls[(backend, precision)] = fn
+    for (backend, precision), seconds in round_robin(calls, repeats).items():
+        peaks[backend][precision] = round(flops / seconds, 1)
     return peaks
 
 
@@ -168,8 +175,8 @@ def _node_flops(node, shapes: dict) -> float:
 
 def flops_per_item(path: str | Path, text_length: int = 77) -> float:
     """Multiply-add FLOPs (2 per MAC) of one item (batch 1; texts of ``text_length`` tokens) through the graph,
-    counted from MatMul/Gemm/Conv and fused attention with shapes inferred by onnxruntime's symbolic
-    shape inference (which knows its contrib ops)."""
+    counted from MatMul/Gemm/Conv and fused attention; shapes from onnxruntime's symbolic inference (it follows
+    the Shape->Reshape arithmetic of text towers, where onnx's own inference stops, and knows contrib ops)."""
     import onnx
     from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
