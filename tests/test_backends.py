@@ -113,3 +113,21 @@ def test_warning_when_cpu_lacks_what_the_build_was_chosen_for(exported, fake_cpu
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         warn_if_cpu_lacks(manifest)
+
+
+def test_lazy_model_opens_only_the_encoder_it_uses(exported):
+    model = ZeroShotModel.from_onnx(exported["clip"], lazy=True)
+    assert not model.image_encoder.opened and not model.text_encoder.opened
+    eager = ZeroShotModel.from_onnx(exported["clip"])
+    np.testing.assert_allclose(model.embed_images(_images(2)), eager.embed_images(_images(2)), atol=1e-6)
+    assert model.image_encoder.opened and not model.text_encoder.opened
+    assert model.embed_texts(["a dog"]).shape == (1, model.manifest.embed_dim) and model.text_encoder.opened
+
+
+def test_lazy_model_checks_dims_when_the_encoder_opens(exported):
+    clip, siglip = exported["clip"], exported["siglip"]
+    mixed = ZeroShotModel.from_onnx({"image-encoder": clip / "image-encoder" / "model.onnx",
+                                     "text-encoder": siglip / "text-encoder" / "model.onnx"}, lazy=True)
+    mixed.embed_images(_images(1))
+    with pytest.raises(InputError, match="different models"):
+        mixed.embed_texts(["a dog"])

@@ -27,7 +27,7 @@ def embed(
     """Embed images (or texts with --text) into the model's shared space."""
     if output.suffix not in (".npy", ".parquet"):
         raise InputError(f"output {output} must end in .npy or .parquet")
-    zs = ro.load_model(model, device, threads, backend)
+    zs = ro.load_model(model, device, threads, backend, lazy=True)  # one encoder is used
     failures, names, chunks = [], [], []
     if text:
         names, chunks = list(inputs), [zs.embed_texts(inputs, normalize=normalize)]

@@ -20,10 +20,10 @@ Backend = Annotated[str, typer.Option("--backend", help="onnxruntime, openvino, 
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
-def load_model(model: str, device: str, threads: int | None, backend: str = "auto"):
+def load_model(model: str, device: str, threads: int | None, backend: str = "auto", lazy: bool = False):
     from clipforge.runtime.model import ZeroShotModel
 
-    return ZeroShotModel.from_pretrained(model, device=device, threads=threads, backend=backend)
+    return ZeroShotModel.from_pretrained(model, device=device, threads=threads, backend=backend, lazy=lazy)
 
 
 def expand_images(inputs: list[Path]) -> list[Path]:

@@ -3,6 +3,7 @@ plus a fast path (``classify``, ``embed_images``, ``embed_texts``, ``similarity`
 
 from __future__ import annotations
 
+import functools
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -30,39 +31,45 @@ class ZeroShotModel(HFCompatMixin):
         self._hf_config = hf_config
         self._tokenizer = None
         self._labels = LabelCache()
+        for encoder in encoders.values():
+            encoder.on_open = self._check_dims  # a lazy encoder is checked when it opens
         self._check_dims()
 
     # --- construction ---------------------------------------------------------------------------------
     @classmethod
     def from_onnx(cls, paths, manifest: str | Path | Manifest | None = None, hf_config: Any = None,
                   device: str = "cpu", threads: int | None = None, spinning: bool = False,
-                  backend: str = "auto", **_ignored):
+                  backend: str = "auto", lazy: bool = False, **_ignored):
         """``paths``: an exported folder, or ``{"image-encoder": path, "text-encoder": path}``; the manifest
         is found beside the encoders unless given (a path or a ``Manifest``). ``backend``: "onnxruntime",
-        "openvino", or "auto" (what the build recorded; onnxruntime for plain exports)."""
+        "openvino", or "auto" (what the build recorded; onnxruntime for plain exports). ``lazy``: open each
+        encoder's session on first use (a job that only embeds images never loads the text encoder)."""
         resolved = role_paths(paths)
         folder = manifest_folder(paths, manifest)
         manifest = manifest if isinstance(manifest, Manifest) else Manifest.load(folder)
         encoders = {}
         for role, path in resolved.items():
             config = _session_config(manifest, role, backend, device, threads, spinning)
-            encoders[role] = Encoder(make_session(path, config), role)
+            opener = functools.partial(make_session, path, config)
+            encoders[role] = Encoder(opener if lazy else opener(), role)
         warn_if_cpu_lacks(manifest)
         return cls(manifest, encoders, folder, hf_config)
 
     @classmethod
     def from_pretrained(cls, model: str | Path, *, revision: str | None = None, cache_dir: str | Path | None = None,
                         device: str = "cpu", threads: int | None = None, hf_config: Any = None,
-                        backend: str = "auto", **build_options):
+                        backend: str = "auto", lazy: bool = False, **build_options):
         """A hub id, checkpoint folder or exported folder; checkpoints are exported once into the cache."""
         if is_exported_folder(model):
-            return cls.from_onnx(model, device=device, threads=threads, hf_config=hf_config, backend=backend)
+            return cls.from_onnx(model, device=device, threads=threads, hf_config=hf_config, backend=backend,
+                                 lazy=lazy)
         from clipforge.runtime.prepare import prepare
 
         folder = Path(cache_dir or cache_root()) / "models" / cache_key(str(model), revision, build_options)
         if not (folder / "manifest.json").is_file():
             prepare(model, folder, revision, build_options)
-        return cls.from_onnx(folder, device=device, threads=threads, hf_config=hf_config, backend=backend)
+        return cls.from_onnx(folder, device=device, threads=threads, hf_config=hf_config, backend=backend,
+                             lazy=lazy)
 
     @property
     def backends(self) -> dict[str, str]:
@@ -74,8 +81,9 @@ class ZeroShotModel(HFCompatMixin):
         return {IMAGE_ROLE: name(self.image_encoder.session), TEXT_ROLE: name(self.text_encoder.session)}
 
     def _check_dims(self) -> None:
-        dims = {"manifest": self.manifest.embed_dim, IMAGE_ROLE: self.image_encoder.embed_dim,
-                TEXT_ROLE: self.text_encoder.embed_dim}
+        dims = {"manifest": self.manifest.embed_dim}
+        dims.update({role: enc.embed_dim for role, enc in ((IMAGE_ROLE, self.image_encoder),
+                                                           (TEXT_ROLE, self.text_encoder)) if enc.opened})
         if len({d for d in dims.values() if d}) > 1:
             raise InputError(f"encoders come from different models: embedding dims {dims}; export them together")
 
