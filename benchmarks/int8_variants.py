@@ -38,6 +38,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calibration", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--cpu-time", action="store_true", help="rank by CPU time (a shared machine)")
     args = parser.parse_args()
     from clipforge.builder.config import QuantizeSection
     from clipforge.builder.stages import _pre_process, quantize_dynamic
@@ -65,7 +66,7 @@ def main() -> None:
     ref = fp32.run(None, {"pixel_values": batch})[0]
     sessions = {name: make_session(p, SessionConfig()) for name, p in paths.items()}
     seconds = round_robin({n: (lambda s=s: s.run(None, {"pixel_values": batch})) for n, s in sessions.items()},
-                          args.repeats)
+                          args.repeats)["cpu" if args.cpu_time else "wall"]
     rows = {}
     for name, s in sessions.items():
         out = s.run(None, {"pixel_values": batch})[0]

@@ -30,21 +30,24 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated substrings of variant names")
     parser.add_argument("--gemm-only", action="store_true", help="peaks only, no encoders")
     args = parser.parse_args()
-    from clipforge.perf.roofline import gemm_peaks
     from clipforge.runtime.cpu import describe
 
     info = describe()
     print(f"CPU: {info['model']}, {info['cores']} cores; flags: {', '.join(info['flags'])}")
-    peaks = gemm_peaks()
-    print_peaks(peaks)
     if args.gemm_only:
-        print(json.dumps({"cpu": info, "gemm_peaks": peaks}))
-        return
-    from bench_encoders import measure, print_rows
+        from clipforge.perf.roofline import gemm_calls, peaks_from, round_robin
 
-    result = measure(args.repeats, set(filter(None, args.only.split(","))), peaks)
+        calls, reasons = gemm_calls()
+        medians = round_robin(calls, args.repeats)
+        for clock in ("wall", "cpu"):
+            print(f"== {clock}")
+            print_peaks(peaks_from(medians[clock], reasons, clock=clock))
+        return
+    from bench_encoders import measure, print_all
+
+    result = measure(args.repeats, set(filter(None, args.only.split(","))))
     print(json.dumps({"cpu": info, **result}))
-    print_rows(result)
+    print_all(result, print_peaks)
 
 
 if __name__ == "__main__":

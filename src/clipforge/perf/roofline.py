@@ -18,18 +18,29 @@ MATMUL_LIKE = {"MatMul": (0, 1), "MatMulInteger": (0, 1), "QLinearMatMul": (0, 3
                "DynamicQuantizeMatMul": (0, 1), "FusedMatMul": (0, 1)}
 
 
+CLOCKS = ("wall", "cpu")
+
+
 def round_robin(calls: dict, repeats: int) -> dict:
-    """{name: median seconds}: one call of each per round, ``repeats`` rounds after one warm-up each, so a
-    machine whose load changes during the run slows every entry alike."""
+    """{clock: {name: median seconds}}: one call of each per round, ``repeats`` rounds after one warm-up each,
+    so a machine whose load changes during the run slows every entry alike. ``wall``: elapsed time; ``cpu``:
+    this process's CPU time (all threads), which time-slicing by other processes does not inflate; it counts
+    spin-waiting as work, so it favours no backend that spins."""
     for fn in calls.values():
         fn()  # warm-up (first-call weight packing, JIT)
-    times = {name: [] for name in calls}
+    times = {clock: {name: [] for name in calls} for clock in CLOCKS}
     for _ in range(repeats):
         for name, fn in calls.items():
-            start = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+            times["wall"][name].append(time.perf_counter() - wall)
+            times["cpu"][name].append(time.process_time() - cpu)
+    return {clock: {name: statistics.median(t) for name, t in by.items()} for clock, by in times.items()}
+
+
+def per_second(count: float, seconds: float, clock: str, threads: int | None = None) -> float:
+    """Rate from a median: wall as measured; cpu scaled to the threads the run had (rate with the cores alone)."""
+    return count / seconds * ((threads or os.cpu_count() or 1) if clock == "cpu" else 1)
 
 
 # --- GEMM peaks ------------------------------------------------------------------------------------------
@@ -111,10 +122,9 @@ GEMMS = {"onnxruntime": _ort_gemm, "openvino": _ov_gemm, "pytorch": _torch_gemm}
 PRECISIONS = ("fp32", "bf16", "int8")
 
 
-def gemm_peaks(backends=tuple(GEMMS), n: int = GEMM_N, threads: int | None = None, repeats: int = 5) -> dict:
-    """{backend: {precision: GFLOP/s (GOP/s for int8) or a string saying why not measured}}."""
+def gemm_calls(backends=tuple(GEMMS), n: int = GEMM_N, threads: int | None = None) -> tuple[dict, dict]:
+    """({(backend, precision): call}, {backend: {precision: why not}}) for every GEMM this install can run."""
     threads = threads or os.cpu_count() or 1
-    flops = 2 * n ** 3 / 1e9
     calls, peaks = {}, {backend: {} for backend in backends}
     for backend in backends:
         for precision in PRECISIONS:
@@ -125,9 +135,23 @@ def gemm_peaks(backends=tuple(GEMMS), n: int = GEMM_N, threads: int | None = Non
             peaks[backend][precision] = why
             if fn is not None:
                 calls[(backend, precision)] = fn
-    for (backend, precision), seconds in round_robin(calls, repeats).items():
-        peaks[backend][precision] = round(flops / seconds, 1)
+    return calls, peaks
+
+
+def peaks_from(medians: dict, reasons: dict, n: int = GEMM_N, clock: str = "wall") -> dict:
+    """{backend: {precision: GFLOP/s or why not}} from round-robin medians keyed like ``gemm_calls``."""
+    peaks = {b: dict(row) for b, row in reasons.items()}
+    for key, seconds in medians.items():
+        if isinstance(key, tuple) and len(key) == 2 and key[0] in peaks:
+            peaks[key[0]][key[1]] = round(per_second(2 * n ** 3 / 1e9, seconds, clock), 1)
     return peaks
+
+
+def gemm_peaks(backends=tuple(GEMMS), n: int = GEMM_N, threads: int | None = None, repeats: int = 5,
+               clock: str = "wall") -> dict:
+    """{backend: {precision: GFLOP/s (GOP/s for int8) or a string saying why not measured}}."""
+    calls, reasons = gemm_calls(backends, n, threads)
+    return peaks_from(round_robin(calls, repeats)[clock], reasons, n, clock)
 
 
 def best_peaks(peaks: dict) -> dict:
