@@ -5,7 +5,8 @@ ViT-B/32-shaped CLIP builds from bench_encoders):
   imports / sessions / first run printed by the child; clipforge builds vs PyTorch (transformers).
 - classify peak RSS: 32 images x 100 labels, clipforge vs PyTorch doing the same work (labels encoded once,
   images in batches of 16); peak RSS of each child (ru_maxrss).
-    python benchmarks/bench_startup.py [--repeats 3] [--builds int8-dynamic,none]
+    python benchmarks/bench_startup.py [--repeats 3] [--builds int8-dynamic,none] [--backends onnxruntime,openvino]
+    python benchmarks/bench_startup.py --sessions [--builds int8-dynamic]   # what session creation spends on
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ def _child_clipforge(folder: str, job: str, backend: str) -> dict:
     from _common import images, labels
 
     marks["imports"] = time.time()
-    model = ZeroShotModel.from_onnx(folder, backend=backend)
+    backend, _, lazy = backend.partition("+")  # "onnxruntime+lazy": open each encoder on first use
+    model = ZeroShotModel.from_onnx(folder, backend=backend, lazy=bool(lazy))
     marks["sessions"] = time.time()
     if job == "cold":
         model.embed_images(images(1))
@@ -84,16 +86,59 @@ def spawn(folder: Path, job: str, backend: str) -> dict:
             "peak_rss_mb": m["peak_rss_mb"]}
 
 
+def session_split(folder: Path, repeats: int) -> dict:
+    """What session creation spends its time on (onnxruntime's profiler: model loading vs initialisation),
+    for the graph as built and for the provider-optimised graph saved beforehand and loaded without
+    re-optimising; round-robin medians."""
+    import onnxruntime as ort
+
+    from clipforge.specs import Manifest
+
+    image = folder / Manifest.load(folder).encoders["image-encoder"]
+    saved = WORK / f"{folder.name}-image-optimized.onnx"
+    if not saved.is_file():
+        opts = ort.SessionOptions()
+        opts.optimized_model_filepath, opts.log_severity_level = str(saved), 3
+        ort.InferenceSession(str(image), opts, providers=["CPUExecutionProvider"])
+    cases = {"as built (optimise all)": (image, "ORT_ENABLE_ALL", "0"),
+             "saved optimised, optimise off": (saved, "ORT_DISABLE_ALL", "0"),
+             "as built, no weight prepacking": (image, "ORT_ENABLE_ALL", "1")}
+    got = {name: [] for name in cases}
+    for _ in range(repeats):
+        for name, (path, level, no_prepack) in cases.items():
+            opts = ort.SessionOptions()
+            opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
+            opts.enable_profiling, opts.log_severity_level = True, 3
+            opts.profile_file_prefix = str(WORK / "session-profile")
+            opts.add_session_config_entry("session.disable_prepacking", no_prepack)
+            start = time.perf_counter()
+            session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            total = time.perf_counter() - start
+            events = json.loads(Path(session.end_profiling()).read_text())
+            split = {e["name"]: e["dur"] / 1e6 for e in events if e.get("cat") == "Session"}
+            got[name].append({"total_s": total, **split})
+    return {name: {k: round(statistics.median(r[k] for r in runs), 3) for k in runs[0]}
+            for name, runs in got.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--builds", default="int8-dynamic,none")
-    parser.add_argument("--backends", default="onnxruntime")
+    parser.add_argument("--backends", default="onnxruntime,onnxruntime+lazy",
+                        help="onnxruntime, openvino; '+lazy' opens each encoder on first use")
     parser.add_argument("--child")
     parser.add_argument("--folder")
     parser.add_argument("--backend", default="onnxruntime")
     parser.add_argument("--job", default="cold")
+    parser.add_argument("--sessions", action="store_true", help="only the session-creation split")
     args = parser.parse_args()
+    if args.sessions:
+        split = session_split(WORK / f"clip-b32-{args.builds.split(',')[0]}", args.repeats)
+        for name, r in split.items():
+            print(f"{name:32} " + "  ".join(f"{k} {v:.3f}" for k, v in r.items()))
+        print(json.dumps(split))
+        return
     if args.child:
         args.job = args.child
         return child(args)
