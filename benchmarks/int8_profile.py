@@ -3,7 +3,7 @@
 For every build folder given (default: the fp32, int8-dynamic and int8-static builds of bench_encoders) and each
 encoder: the share of kernel time per op type and which ops still compute in float. Image batch 16, text 100
 prompts padded to the longest; ``--runs`` profiled runs after one warm-up.
-    python benchmarks/int8_profile.py [--runs 3] [FOLDER ...]
+    python benchmarks/int8_profile.py [--runs 3] [FOLDER or image-encoder model.onnx ...]
 """
 
 from __future__ import annotations
@@ -79,11 +79,15 @@ def main() -> None:
                                                                                     "int8-static")]
     feed, result = feeds(), {}
     for folder in folders:
-        encoders = Manifest.load(folder).encoders
+        if folder.suffix == ".onnx":  # a bare image-encoder graph (e.g. from int8_variants.py)
+            targets = {"image-encoder": folder}
+        else:
+            targets = {r: folder / p for r, p in Manifest.load(folder).encoders.items()}
         for role in args.roles.split(","):
-            per_op = profile(folder / encoders[role], feed, args.runs)
-            result[f"{folder.name} {role}"] = per_op
-            print_split(f"{folder.name} {role}", per_op, args.runs)
+            if role in targets:
+                per_op = profile(targets[role], feed, args.runs)
+                result[f"{folder.name} {role}"] = per_op
+                print_split(f"{folder.name} {role}", per_op, args.runs)
     print(json.dumps({k: {op: round(v / args.runs / 1e3, 2) for op, v in d.items()} for k, d in result.items()}))
 
 
