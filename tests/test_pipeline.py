@@ -339,6 +339,35 @@ def test_pipeline_model_is_torch_free(pipelines):
     assert done.stdout.strip() == "[]"
 
 
+BLOCK_ONNX = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("onnx", "torch", "transformers"):
+            raise ImportError(f"{name} is blocked: not installed by clipforge[extensions]")
+sys.meta_path.insert(0, Block())
+import numpy as np
+from clipforge.pipeline import PipelineModel
+model = PipelineModel.from_prefix(sys.argv[1])
+print(model.classify(sys.argv[2], ["a red circle", "a dog"], top_k=1)[0]["label"])
+"""
+
+
+def test_pipeline_model_imports_and_classifies_without_onnx(pipelines, exported, tmp_path):
+    """clipforge[extensions] has no onnx: importing PipelineModel used to fail through image_graph.py."""
+    import subprocess
+    import sys
+
+    image = tmp_path / "photo.png"
+    image.write_bytes(png(smooth(40, 50, seed=2)))
+    done = subprocess.run([sys.executable, "-c", BLOCK_ONNX, str(pipelines["clip"]), str(image)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-800:]
+    want = ZeroShotModel.from_onnx(exported["clip"]).classify([image],
+                                                              ["a red circle", "a dog"], top_k=1)[0][0]["label"]
+    assert done.stdout.strip() == want
+
+
 def test_pipeline_from_an_int8_build(tiny_clip, tmp_path):
     """A built (quantized) folder gives int8 pipelines, validated against the runtime on the same build."""
     from clipforge.builder import build_composite

@@ -95,37 +95,6 @@ def test_static_build_is_padded_and_chunked(tiny_checkpoint, exported, tmp_path)
     np.testing.assert_allclose(fixed.embed_texts(LABELS), dynamic.embed_texts(LABELS), atol=1e-5)
 
 
-def test_from_pretrained_exports_once_into_cache(tiny_clip, tmp_path, monkeypatch):
-    import clipforge.runtime.prepare as prepare
-
-    monkeypatch.setenv("CLIPFORGE_CACHE", str(tmp_path / "cache"))
-    first = ZeroShotModel.from_pretrained(tiny_clip)
-    other = ZeroShotModel.from_pretrained(tiny_clip, cache_dir=tmp_path / "c2", static=True)
-    assert other.manifest.static and not first.manifest.static
-    calls = []
-    monkeypatch.setattr(prepare, "prepare", lambda *a, **k: calls.append(a))
-    second = ZeroShotModel.from_pretrained(tiny_clip)
-    assert calls == [] and first.folder == second.folder
-    assert first.folder.is_relative_to(tmp_path / "cache")
-
-
-
-def test_from_pretrained_with_build_options_quantizes_once(tiny_clip, exported, tmp_path):
-    from clipforge.runtime.prepare import prepare
-
-    folder = tmp_path / "int8"
-    assert prepare(tiny_clip, folder, None, {"quantize": "int8-dynamic"}) == folder
-    model = ZeroShotModel.from_pretrained(tiny_clip, cache_dir=tmp_path / "c", quantize="int8-dynamic")
-    again = ZeroShotModel.from_pretrained(tiny_clip, cache_dir=tmp_path / "c", quantize="int8-dynamic")
-    assert again.folder == model.folder and model.folder.is_relative_to(tmp_path / "c")
-    import onnx
-
-    ops = {n.op_type for n in onnx.load(str(model.folder / model.manifest.encoders["image-encoder"])).graph.node}
-    assert "MatMulInteger" in ops or "DynamicQuantizeLinear" in ops or "QLinearMatMul" in ops
-    labels = ["red circle", "blue square"]
-    images = [Image.new("RGB", (40, 40), (200, 30, 30))]
-    assert model.classify(images, labels)[0][0]["label"] in labels
-
 def test_over_long_text_is_truncated_with_a_warning(exported):
     model = ZeroShotModel.from_onnx(exported["clip"])
     with pytest.warns(UserWarning, match="truncated"):

@@ -19,7 +19,7 @@ def demo(out: Annotated[Path, typer.Option("--out", "-o", help="Working folder."
     from clipforge.builder import build_composite
     from clipforge.evaluation.classify_eval import evaluate_classification
     from clipforge.evaluation.datasets import load_eval_data
-    from clipforge.export import ExportOptions, export_model
+    from clipforge.export import export_model
     from clipforge.progress import quiet_transformers
     from clipforge.runtime.model import ZeroShotModel
     from clipforge.testing.shapes import shapes_dataset
@@ -30,7 +30,7 @@ def demo(out: Annotated[Path, typer.Option("--out", "-o", help="Working folder."
     with quiet_transformers():
         data, checkpoint = shapes_dataset(out / "fixtures"), trained_checkpoint("clip", out / "fixtures")
     console.print("2/6 export fp32 (validated against PyTorch)")
-    fp32 = export_model(checkpoint, out / "clip-fp32", ExportOptions(force=True)).path
+    fp32 = export_model(checkpoint, out / "clip-fp32", force=True).path
     console.print("3/6 build int8-static, calibrated on the train split")
     int8 = build_composite(checkpoint, out / "clip-int8", quantize="int8-static",
                            calibration_data=data.folder("train")).path

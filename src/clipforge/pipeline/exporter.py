@@ -48,9 +48,9 @@ def export_pipeline(model: str | Path, prefix: str | Path, template: str | None 
     paths = output_paths(prefix, config)
     for path in [*paths.values(), record_path(prefix)]:
         check_output(path, force)
-    with steps(show_progress, total=4) as step, tempfile.TemporaryDirectory() as tmp:
+    with steps(show_progress, total=4) as step:
         step("export encoders")
-        folder = exported_folder(model, Path(tmp))
+        folder = exported_folder(model)
         manifest = Manifest.load(folder)
         config.check_family(str(model), manifest.family)
         step("build graphs")
@@ -102,17 +102,14 @@ def staging(paths: dict[str, Path]):
         shutil.rmtree(stage, ignore_errors=True)
 
 
-def exported_folder(model: str | Path, scratch: Path) -> Path:
-    """``model`` itself when it is an exported folder (dynamic shapes), else a fresh validated fp32 export."""
-    from clipforge.export import export_model
+def exported_folder(model: str | Path) -> Path:
+    """``model`` itself when it is an exported folder (dynamic shapes), else its cached validated fp32 export."""
+    from clipforge.resolve import resolve_export
 
-    path = Path(model)
-    if (path / "manifest.json").is_file():
-        manifest = Manifest.load(path)
-        if manifest.static:
-            raise InputError(f"{path} is a --static export; pipelines need dynamic shapes, export without --static")
-        return path
-    return export_model(model, scratch / "encoders", show_progress=False).path
+    path = resolve_export(model, show_progress=False)
+    if Manifest.load(path).static:
+        raise InputError(f"{path} is a --static export; pipelines need dynamic shapes, export without --static")
+    return path
 
 
 def resolve_config(model: str | Path, template: str | None) -> PipelineConfig:

@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from clipforge.errors import InputError
-from clipforge.pipeline.image_graph import JPEG_END, JPEG_START, PNG_SIGNATURE
+from clipforge.pipeline._formats import JPEG_END, JPEG_START, PNG_SIGNATURE
 from clipforge.runtime.labels import LabelCache
 
 
