@@ -109,7 +109,7 @@ def test_calibration_from_parquet(labelled_parquet):
     assert calib.class_names == ["circle", "square", "triangle"]
     assert len(calib.images) == 6 and calib.images[0].size == (40, 36)
     assert calib.labels == [int(i) % 3 for i in _picked(12, 6)]
-    assert calib.prompts == ["a photo of a circle.", "a photo of a square.", "a photo of a triangle."]
+    assert calib.prompts == ["This is a photo of circle.", "This is a photo of square.", "This is a photo of triangle."]
 
 
 def _picked(total, samples):

@@ -10,7 +10,6 @@ import importlib
 
 _LAZY = {
     "PipelineConfig": "clipforge.pipeline.config", "list_presets": "clipforge.pipeline.config",
-    "list_templates": "clipforge.pipeline.config",
     "PipelineResult": "clipforge.pipeline.exporter", "export_pipeline": "clipforge.pipeline.exporter",
     "PipelineModel": "clipforge.pipeline.runner", "check_image_bytes": "clipforge.pipeline.runner",
 }
