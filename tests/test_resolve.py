@@ -151,3 +151,16 @@ def test_runtime_sources_never_import_export_builder_or_resolve():
             if "clipforge.resolve" in code and path.name != "model.py":
                 offenders.append(f"{path.name}:{number}: {code}")
     assert offenders == []
+
+
+def test_eval_takes_a_checkpoint_through_the_resolver(tiny_clip, tmp_path, counted):
+    from clipforge.cli.main import main
+
+    for name in ("red", "blue"):
+        (tmp_path / "d" / name).mkdir(parents=True)
+        Image.new("RGB", (30, 30), name).save(tmp_path / "d" / name / "0.png")
+    folder = resolve_export(tiny_clip, show_progress=False)
+    exports = counted["export"]
+    assert main(["eval", "-m", str(tiny_clip), "--dataset", str(tmp_path / "d"), "-q"]) == 0
+    assert counted["export"] == exports  # the cached export of the same checkpoint is reused
+    assert folder.is_dir()
