@@ -268,7 +268,7 @@ def bench_vectors(n: int, n_queries: int, dim: int = 512) -> dict:
     out = {"vectors": n, "dim": dim, "queries": n_queries, "k": K}
     sets = {"uniform": (random_unit(n, dim, 0), random_unit(n_queries, dim, 1)),
             "clustered": (clustered_unit(n, dim, 0), clustered_unit(n_queries, dim, 1))}
-    with postgres_server() as server:
+    with postgres_server(durable=True) as server:
         for name, (data, queries) in sets.items():
             exact_ids = np.argsort(-(queries @ data.T), axis=1, kind="stable")[:, :K]  # row i has id i + 1
             with tempfile.TemporaryDirectory() as tmp:

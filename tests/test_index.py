@@ -136,7 +136,7 @@ def test_upsert_is_idempotent_and_checks_dims(db, loaded_model):
         idx.upsert(rows)
         idx.upsert(rows)
         assert idx.stats()["images"] == 3
-        hit = idx.backend.search(vectors[1] / np.linalg.norm(vectors[1]), 1)[0]
+        hit = idx.search_vector(vectors[1] * 3, k=1)[0]
         assert hit.path == "/x/1.jpg" and hit.score == pytest.approx(1.0, abs=1e-5)
         with pytest.raises(InputError, match="dim"):
             idx.upsert([("/x/bad.jpg", 1, 1.0, "s", np.zeros(3, np.float32))])
