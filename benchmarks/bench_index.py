@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -262,18 +263,19 @@ def clustered_unit(n: int, dim: int, seed: int, per_cluster: int = 100, spread: 
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
-def bench_vectors(n: int, n_queries: int, dim: int = 512) -> dict:
+def bench_vectors(n: int, n_queries: int, dim: int = 512, pgvector: bool = True) -> dict:
     from clipforge.testing.postgres import postgres_server
 
     out = {"vectors": n, "dim": dim, "queries": n_queries, "k": K}
     sets = {"uniform": (random_unit(n, dim, 0), random_unit(n_queries, dim, 1)),
             "clustered": (clustered_unit(n, dim, 0), clustered_unit(n_queries, dim, 1))}
-    with postgres_server(durable=True) as server:
+    with (postgres_server(durable=True) if pgvector else contextlib.nullcontext()) as server:
         for name, (data, queries) in sets.items():
             exact_ids = np.argsort(-(queries @ data.T), axis=1, kind="stable")[:, :K]  # row i has id i + 1
             with tempfile.TemporaryDirectory() as tmp:
                 result = {"sqlite": bench_sqlite(data, queries, exact_ids + 1, Path(tmp))}
-            result["pgvector"] = bench_pgvector(server, data, queries, exact_ids, [40, 100, 200, 400])
+            if pgvector:
+                result["pgvector"] = bench_pgvector(server, data, queries, exact_ids, [40, 100, 200, 400])
             out[name] = result
             print(json.dumps({name: result}, indent=2), flush=True)
     return out
@@ -286,12 +288,13 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--skip-photos", action="store_true")
     parser.add_argument("--skip-vectors", action="store_true")
+    parser.add_argument("--skip-pgvector", action="store_true", help="vectors: SQLite only")
     parser.add_argument("--json", help="also write the full result to this file")
     parser.add_argument("--model", help="an existing int8 ViT-B/32-shaped build (default: build one)")
     args = parser.parse_args()
     result = {"cpu": cpu(), "note": "timings on whatever load the machine had; ratios are from one run"}
     if not args.skip_vectors:
-        result["vectors"] = bench_vectors(args.vectors, args.queries)
+        result["vectors"] = bench_vectors(args.vectors, args.queries, pgvector=not args.skip_pgvector)
     if not args.skip_photos:
         result["photos"] = bench_photos(args.images, args.model)
     print(json.dumps(result, indent=2))
@@ -307,10 +310,10 @@ def summary(result: dict) -> list[str]:
         v = result.get("vectors", {}).get(name)
         if not v:
             continue
-        sq, pg = v["sqlite"], v["pgvector"]
+        sq, pg = v["sqlite"], v.get("pgvector", {})
         lines.append(f"{name} {result['vectors']['vectors']} x {result['vectors']['dim']}: SQLite numpy exact p50 "
                      f"{sq['numpy_exact']['p50_ms']} ms p99 {sq['numpy_exact']['p99_ms']} ms (target p50 <= 100); "
-                     f"sqlite-vec p50 {sq['sqlite_vec']['p50_ms']} ms; HNSW build {pg['hnsw_build_s']} s")
+                     f"sqlite-vec p50 {sq['sqlite_vec']['p50_ms']} ms; HNSW build {pg.get('hnsw_build_s')} s")
         for key, r in pg.items():
             if key.startswith("hnsw_ef"):
                 lines.append(f"  pgvector {key}: p50 {r['p50_ms']} ms p99 {r['p99_ms']} ms recall@10 "
