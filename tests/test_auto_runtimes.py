@@ -61,3 +61,39 @@ def test_available_runtimes_follow_the_machine(monkeypatch):
     assert runtimes.available("bf16") == []
     monkeypatch.setattr(cpu, "has_bf16", lambda: True)
     assert [r.label for r in runtimes.available("bf16")] == ["bf16@openvino/bf16"]
+
+
+@pytest.mark.slow
+def test_auto_build_records_the_chosen_backend(tiny_clip, tmp_path):
+    """A tiny auto build with injected times: the OpenVINO run of int8-static is made fastest, so it is chosen,
+    build.json records the backend, the table and the CPU, and the runtime loads it on OpenVINO."""
+    from PIL import Image
+
+    from clipforge.builder import build_composite
+    from clipforge.runtime.backends import openvino_available
+    from clipforge.runtime.model import ZeroShotModel
+
+    if not openvino_available():
+        pytest.skip("openvino is not installed")
+    data = tmp_path / "data"
+    rng = np.random.default_rng(0)
+    for c in ("red", "blue"):
+        (data / c).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(data / c / f"{i}.png")
+    calls = []
+
+    def timer(path, role, session=None):
+        backend = session.backend if session else "onnxruntime"
+        calls.append((role, path.parent.name, backend))
+        return 0.5 if (role, path.parent.name, backend) == (IMAGE_ROLE, "int8-static", "openvino") else 2.0
+
+    result = build_composite(tiny_clip, tmp_path / "auto", quantize="auto", max_accuracy_drop=100.0,
+                             calibration_data=data, timer=timer, show_progress=False)
+    auto = result.report["auto"]
+    assert {(r, m, b) for r, m, b in calls} >= {(IMAGE_ROLE, "none", "openvino"), (TEXT_ROLE, "none", "openvino")}
+    assert auto["chosen"][IMAGE_ROLE] == "int8-static"
+    assert result.report["runtime"] == {IMAGE_ROLE: {"backend": "openvino", "precision": "fp32"}}
+    assert result.report["cpu"]["flags"] and {"image_runtime", "text_runtime"} <= set(auto["candidates"][0])
+    model = ZeroShotModel.from_onnx(result.path)
+    assert model.backends == {IMAGE_ROLE: "openvino/fp32", TEXT_ROLE: "onnxruntime/fp32"}

@@ -143,6 +143,8 @@ def _build_roles(ctx: BuildContext, tmp: Path, step) -> dict:
     if ctx.config.quantize.mode == "auto":
         step("auto: try candidates")
         report["auto"] = choose_auto(ctx, tmp)
+        report["runtime"] = {r: rt for r, rt in report["auto"]["runtime"].items()
+                             if (rt["backend"], rt["precision"]) != ("onnxruntime", "fp32")}
         for role in ctx.config.roles:
             report["roles"][role] = report["auto"]["chosen_stages"][role]
         return report
@@ -170,7 +172,7 @@ def _finish(ctx: BuildContext, tmp: Path, report: dict, key: str) -> Manifest:
     shutil.rmtree(ctx.work, ignore_errors=True)
     from clipforge.runtime.cpu import describe, relied_on
 
-    runtime = report.get("runtime") or _runtime_record(report)
+    runtime = report["runtime"] if "runtime" in report else _runtime_record(report)
     precisions = {i["precision"] for i in runtime.values()} | {
         "int8" for i in report["roles"].values() if i["quantize"].startswith("int8")}
     manifest.build = {**manifest.build, "cache_key": key, "config": ctx.config.to_dict(), **report,

@@ -52,7 +52,9 @@ def _summary(result) -> None:
     console.print(table)
     if "auto" in result.report:
         auto = result.report["auto"]
-        console.print(f"auto chose image={auto['chosen']['image-encoder']} text={auto['chosen']['text-encoder']} "
+        on = {r: "{backend}/{precision}".format(**rt) for r, rt in auto.get("runtime", {}).items()}
+        console.print(f"auto chose image={auto['chosen']['image-encoder']} on {on.get('image-encoder', '-')} "
+                      f"text={auto['chosen']['text-encoder']} on {on.get('text-encoder', '-')} "
                       f"(fp32 top-1 {auto['fp32_top1']:.1f}%, {len(auto['candidates'])} candidates tried)")
 
 
