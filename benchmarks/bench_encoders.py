@@ -7,13 +7,15 @@ Image encoder at batch 16; text encoder on 100 prompts (padded to the longest). 
 medians over rounds, by wall clock and by process CPU time. The limit of a row is
 FLOPs per item (counted from the graph) / the machine's best GEMM peak in that row's precision (2048², threads =
 cores; see benchmarks/roofline.py for the per-backend table).
-    python benchmarks/bench_encoders.py [--repeats 5] [--only ort,openvino]
+    python benchmarks/bench_encoders.py [--repeats 5] [--only onnxruntime,openvino]
+Builds are made once under $CLIPFORGE_BENCH_DIR; CLIPFORGE_BENCH_REBUILD=int8-static,... rebuilds those.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 
 from _common import WORK, b32_checkpoint, images, labels
 
@@ -53,14 +55,22 @@ def clipforge_runs(folder, backend, pixels, tokens):
         (lambda: model.encode_tokens(tokens.input_ids, tokens.attention_mask)), model.backends
 
 
-def builds(modes=("none", "int8-dynamic", "int8-static", "bf16")) -> dict:
+def builds(modes=("none", "int8-dynamic", "int8-static", "bf16"), rebuild=()) -> dict:
+    """Build folders under WORK, built once: an existing folder is reused unless its mode is in ``rebuild``
+    (the build's own cache would rebuild on any clipforge version/config change). A folder
+    ``clip-b32-<mode>-before`` left by hand is measured too (before/after comparisons)."""
     from clipforge.builder import build_composite
     from clipforge.runtime.cpu import has_bf16
 
-    ckpt = b32_checkpoint()
-    modes = [m for m in modes if m != "bf16" or has_bf16()]
-    return {mode: build_composite(ckpt, WORK / f"clip-b32-{mode}", quantize=mode, show_progress=False).path
-            for mode in modes}
+    ckpt, out = b32_checkpoint(), {}
+    for mode in [m for m in modes if m != "bf16" or has_bf16()]:
+        folder = WORK / f"clip-b32-{mode}"
+        if mode in rebuild or not (folder / "manifest.json").is_file():
+            build_composite(ckpt, folder, quantize=mode, force=True, show_progress=False)
+        out[mode] = folder
+        if (WORK / f"clip-b32-{mode}-before" / "manifest.json").is_file():
+            out[f"{mode}-before"] = WORK / f"clip-b32-{mode}-before"
+    return out
 
 
 def precision_of(folder, role: str, backend_name: str) -> str:
@@ -76,12 +86,13 @@ def setup(only: set | None):
     from clipforge.runtime.backends import openvino_available
     from clipforge.runtime.model import ZeroShotModel
 
-    folders = builds()
+    folders = builds(rebuild=set(filter(None, os.environ.get("CLIPFORGE_BENCH_REBUILD", "").split(","))))
     fp32 = ZeroShotModel.from_onnx(folders["none"], backend="onnxruntime")
     pixels = fp32.preprocess(images(16))
     tokens = fp32.tokenizer.encode([f"a photo of a {x}." for x in labels(100)])
     runs = {TORCH: (*torch_runs(b32_checkpoint(), pixels, tokens), {"image-encoder": "fp32", "text-encoder": "fp32"})}
-    for name, mode, backend in VARIANTS:
+    before = [(f"{n} (before)", f"{m}-before", b) for n, m, b in VARIANTS if f"{m}-before" in folders]
+    for name, mode, backend in VARIANTS + before:
         wanted = not only or any(o in name for o in only)
         if mode not in folders or not wanted or ("openvino" in name and not openvino_available()):
             continue

@@ -43,6 +43,7 @@ def test_gemm_peaks_measure_or_say_why(monkeypatch):
     assert roofline.fraction(5.0, 2e9, 20.0) == {"limit_per_s": 10.0, "fraction": 0.5}
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not openvino_available(), reason="openvino is not installed")
 def test_perf_roofline_column_on_openvino(tiny_clip, tmp_path):
     from clipforge.cli.main import main
