@@ -67,6 +67,7 @@ def _ort_gemm(precision: str, n: int, threads: int):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as the runtime's sessions run
     session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     return (lambda: session.run(None, {"a": a})), None
 
