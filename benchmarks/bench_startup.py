@@ -30,8 +30,8 @@ def _child_clipforge(folder: str, job: str, backend: str) -> dict:
     from _common import images, labels
 
     marks["imports"] = time.time()
-    backend, _, lazy = backend.partition("+")  # "onnxruntime+lazy": open each encoder on first use
-    model = ZeroShotModel.from_onnx(folder, backend=backend, lazy=bool(lazy))
+    backend, *flags = backend.split("+")  # "+lazy": open each encoder on first use; "+noarena": arena off
+    model = ZeroShotModel.from_onnx(folder, backend=backend, lazy="lazy" in flags, arena="noarena" not in flags)
     marks["sessions"] = time.time()
     if job == "cold":
         model.embed_images(images(1))
@@ -125,8 +125,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--builds", default="int8-dynamic,none")
-    parser.add_argument("--backends", default="onnxruntime,onnxruntime+lazy",
-                        help="onnxruntime, openvino; '+lazy' opens each encoder on first use")
+    parser.add_argument("--backends", default="onnxruntime,onnxruntime+lazy,onnxruntime+noarena",
+                        help="onnxruntime, openvino; '+lazy' opens each encoder on first use, '+noarena' turns "
+                        "onnxruntime's memory arena off")
     parser.add_argument("--child")
     parser.add_argument("--folder")
     parser.add_argument("--backend", default="onnxruntime")

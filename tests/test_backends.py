@@ -131,3 +131,15 @@ def test_lazy_model_checks_dims_when_the_encoder_opens(exported):
     mixed.embed_images(_images(1))
     with pytest.raises(InputError, match="different models"):
         mixed.embed_texts(["a dog"])
+
+
+def test_arena_option_reaches_the_session(exported, monkeypatch):
+    import clipforge.runtime.sessions as sessions
+
+    seen = []
+    original = sessions.session_options
+    monkeypatch.setattr(sessions, "session_options", lambda c: seen.append(original(c)) or seen[-1])
+    model = ZeroShotModel.from_onnx(exported["clip"], arena=False, backend="onnxruntime")
+    assert [o.enable_cpu_mem_arena for o in seen] == [False, False]
+    np.testing.assert_allclose(model.embed_texts(TEXTS),
+                               ZeroShotModel.from_onnx(exported["clip"]).embed_texts(TEXTS), atol=1e-6)

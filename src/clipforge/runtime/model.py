@@ -205,7 +205,7 @@ def _session_config(manifest: Manifest, role: str, options: LoadOptions) -> Sess
 
     chosen, precision = resolve(options.backend, manifest.build.get("runtime", {}).get(role))
     return SessionConfig(device=options.device, threads=options.threads, spinning=options.spinning,
-                         backend=chosen, precision=precision)
+                         backend=chosen, precision=precision, arena=options.arena)
 
 
 def warn_if_cpu_lacks(manifest: Manifest) -> None:
