@@ -60,3 +60,11 @@ def trained_siglip(fixture_cache, shapes_dataset):
     from clipforge.testing.trained import trained_checkpoint
 
     return trained_checkpoint("siglip", fixture_cache)
+
+
+@pytest.fixture(scope="session")
+def trained_clip_export(trained_clip, tmp_path_factory):
+    """The trained tiny CLIP exported once per session (serve tests: meaningful scores, fast inference)."""
+    from clipforge.export import export_model
+
+    return export_model(trained_clip, tmp_path_factory.mktemp("trained-export") / "clip", show_progress=False).path
