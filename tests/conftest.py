@@ -63,6 +63,18 @@ def trained_siglip(fixture_cache, shapes_dataset):
 
 
 @pytest.fixture(scope="session")
+def pg_url():
+    """URL of a private PostgreSQL 16 + pgvector server (pgserver wheel) started once per session and stopped
+    at the end; skipped when the ``index`` extra is missing. Use ``fresh_database(pg_url)`` per test."""
+    pytest.importorskip("pgserver")
+    pytest.importorskip("psycopg")
+    from clipforge.testing.postgres import postgres_server
+
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def trained_clip_export(trained_clip, tmp_path_factory):
     """The trained tiny CLIP exported once per session (serve tests: meaningful scores, fast inference)."""
     from clipforge.export import export_model
