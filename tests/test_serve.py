@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 import signal
 import struct
@@ -24,17 +25,29 @@ LABELS = ["red circle", "blue square", "green triangle", "yellow cross"]
 
 
 @pytest.fixture(scope="module")
-def server(trained_clip_export, tmp_path_factory):
-    log = tmp_path_factory.mktemp("serve-log") / "server.log"
-    args = ["-m", str(trained_clip_export), "--max-images", "8", "--max-labels", "50", "--max-body-mb", "2",
-            "--max-wait-ms", "20", "--threads", "1"]
-    with ServerProcess(args, log_path=str(log)) as srv:
-        yield srv
+def model(trained_clip_export):
+    return ZeroShotModel.from_onnx(trained_clip_export, threads=1)
 
 
 @pytest.fixture(scope="module")
-def model(trained_clip_export):
-    return ZeroShotModel.from_onnx(trained_clip_export, threads=1)
+def index(model, shapes_dataset, tmp_path_factory):
+    """The shapes test split (200 images, 20 classes) indexed into SQLite by the library."""
+    from clipforge.index import Index
+
+    idx = Index(tmp_path_factory.mktemp("serve-db") / "shapes.db", model)
+    summary = idx.add(shapes_dataset.root / "test")
+    assert summary.added == 200
+    yield idx
+    idx.close()
+
+
+@pytest.fixture(scope="module")
+def server(trained_clip_export, index, tmp_path_factory):
+    log = tmp_path_factory.mktemp("serve-log") / "server.log"
+    args = ["-m", str(trained_clip_export), "--db", str(index.backend.path), "--max-images", "8",
+            "--max-labels", "50", "--max-body-mb", "2", "--max-wait-ms", "20", "--threads", "1"]
+    with ServerProcess(args, log_path=str(log)) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +127,44 @@ def _same_rankings(got, expected):
                                [[r["score"] for r in row] for row in expected], atol=1e-5)
 
 
+# --- search and indexed images -------------------------------------------------------------------------------
+def _hits(reply):
+    assert reply.status == 200, reply.body
+    return [(h["id"], h["path"], h["score"]) for h in reply.json()["results"]]
+
+
+def test_search_equals_the_index_and_finds_the_class(server, index, shapes_dataset):
+    query = {"text": "a photo of a red circle.", "k": 10}
+    got = _hits(post(server, "/v1/search", query))
+    expected = index.search(text=query["text"], k=10)
+    assert [g[:2] for g in got] == [(h.id, h.path) for h in expected]
+    np.testing.assert_allclose([g[2] for g in got], [h.score for h in expected], atol=1e-5)
+    assert all("/red circle/" in path for _, path, _ in got[:5])
+    example = next((shapes_dataset.root / "test" / "blue square").iterdir()).read_bytes()
+    both = {"text": "a photo of a blue square.", "image": b64(example), "negative": "red", "k": 5,
+            "min_score": 0.0}
+    expected = index.search(text=both["text"], image=example, negative="red", k=5, min_score=0.0)
+    got = _hits(post(server, "/v1/search", both))
+    assert [g[0] for g in got] == [h.id for h in expected]
+    np.testing.assert_allclose([g[2] for g in got], [h.score for h in expected], atol=1e-5)
+
+
+def test_images_are_served_by_id_only(server, index):
+    hit = index.search(text="a green triangle", k=1)[0]
+    reply = request("GET", f"{server.url}/v1/images/{hit.id}")
+    assert reply.status == 200 and reply.body == open(hit.path, "rb").read()
+    thumb = request("GET", f"{server.url}/v1/images/{hit.id}/thumbnail")
+    from PIL import Image
+
+    assert thumb.headers["content-type"] == "image/jpeg"
+    assert max(Image.open(io.BytesIO(thumb.body)).size) <= 256
+    for path, status, field in ((f"/v1/images/{10**9}", 404, "id"), ("/v1/images/abc", 422, "image_id"),
+                                ("/v1/images/..%2F..%2Fetc%2Fpasswd", 404, "path"),
+                                ("/v1/images/-1/thumbnail", 404, "id")):
+        reply = request("GET", server.url + path)
+        assert (reply.status, reply.json()["error"]["field"]) == (status, field), path
+
+
 # --- bad input: 4xx JSON naming the field, and the server keeps serving ---------------------------------
 def _form(fields):
     body, kind = multipart(fields)
@@ -153,8 +204,11 @@ BAD = {  # name: (path, json body or request kwargs, status, field)
     "multipart image as text field": ("/v1/classify", _form([("images", "not a file"), ("labels", "a,b")]),
                                       422, "images[0]"),
     "multipart without images": ("/v1/classify", _form([("labels", "a,b")]), 422, "images"),
-    "body over the limit": ("/v1/embeddings", {"input": ["x" * (3 * 1024 * 1024)]}, 413, "body"),
-    "search without an index": ("/v1/search", {"text": "a red circle"}, 404, "path"),
+    "search without a query": ("/v1/search", {"k": 5}, 422, "text"),
+    "search k zero": ("/v1/search", {"text": "a red circle", "k": 0}, 422, "k"),
+    "search k over the limit": ("/v1/search", {"text": "a red circle", "k": 5000}, 422, "k"),
+    "search bad image": ("/v1/search", {"image": b64(png(1, 1))}, 422, "image"),
+    "search empty negative": ("/v1/search", {"text": "a red circle", "negative": " "}, 422, "negative[0]"),
     "unknown route": ("/v1/nothing", {"x": 1}, 404, "path"),
 }
 
@@ -168,6 +222,21 @@ def test_bad_input_is_a_4xx_json_error_naming_the_field(server, name):
     error = reply.json()["error"]
     assert (reply.status, error["field"]) == (status, field), error
     assert error["message"]
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(server):
+    """The declared Content-Length (3 MB, limit 2 MB) is refused at once: the body is never sent."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.putrequest("POST", "/v1/embeddings")
+    conn.putheader("Content-Type", "application/json")
+    conn.putheader("Content-Length", str(3 * 1024 * 1024))
+    conn.endheaders()  # headers only: the 3 MB never follow
+    reply = conn.getresponse()
+    assert reply.status == 413
+    assert json.loads(reply.read())["error"]["field"] == "body"
+    conn.close()
 
 
 def test_server_keeps_serving_after_bad_input(server, photos):
@@ -223,7 +292,10 @@ def test_a_bad_item_fails_only_its_own_request(server, model, photos):
             np.testing.assert_allclose(vectors(reply)[0], model.embed_images([photos[i]])[0], atol=1e-5)
 
 
-def test_health_ready_and_prometheus_metrics(server):
+def test_health_ready_and_prometheus_metrics(server, photos):
+    assert embed_images(server, photos[:1]).status == 200
+    assert post(server, "/v1/embeddings", {"input": [""]}).status == 422
+    assert post(server, "/v1/classify", {"images": [b64(photos[0])], "labels": LABELS}).status == 200
     assert request("GET", server.url + "/healthz").json() == {"status": "ok"}
     assert request("GET", server.url + "/readyz").json()["status"] == "ready"
     reply = request("GET", server.url + "/metrics")
@@ -234,7 +306,7 @@ def test_health_ready_and_prometheus_metrics(server):
     assert re.search(r'clipforge_request_duration_seconds_bucket\{endpoint="/v1/classify",le="\+Inf"\} [1-9]', text)
     assert 'clipforge_queue_depth{encoder="image"} 0' in text
     for line in text.splitlines():  # every sample line is "name{labels} number"
-        assert line.startswith("#") or re.fullmatch(r'[a-z_]+(\{[^}]*\})? -?[\d.e+-]+', line), line
+        assert line.startswith("#") or re.fullmatch(r'[a-z_]+(\{([a-z_]+="[^"]*",?)*\})? -?[\d.e+-]+', line), line
 
 
 def test_page_is_self_contained(server):
@@ -258,6 +330,8 @@ def test_api_key_and_sigterm_drain(trained_clip_export, model, photos):
             reply = post(srv, "/v1/embeddings", {"input": ["x"]}, headers=headers)
             assert (reply.status, reply.json()["error"]["field"]) == (401, "Authorization")
         assert request("GET", srv.url + "/metrics").status == 401
+        reply = post(srv, "/v1/search", {"text": "a red circle"}, headers=auth)
+        assert (reply.status, reply.json()["error"]["field"]) == (404, "path")  # no --db: no search
         assert request("GET", srv.url + "/healthz").status == 200 and request("GET", srv.url + "/readyz").status == 200
         # an in-flight request (held ~1.5 s by the batch wait) is answered after SIGTERM
         result = {}
@@ -274,7 +348,9 @@ def test_api_key_and_sigterm_drain(trained_clip_export, model, photos):
 
 
 def test_unloadable_model_is_reported_by_readyz(tmp_path):
-    with ServerProcess(["-m", str(tmp_path / "missing")]).start(wait_ready=False) as srv:
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "manifest.json").write_text("{")
+    with ServerProcess(["-m", str(tmp_path / "broken")]).start(wait_ready=False) as srv:
         srv.wait(30, "/healthz")
         for _ in range(100):
             ready = request("GET", srv.url + "/readyz")
@@ -282,6 +358,6 @@ def test_unloadable_model_is_reported_by_readyz(tmp_path):
                 break
             threading.Event().wait(0.1)
         assert ready.status == 503 and ready.json()["status"] == "failed"
-        assert "missing" in ready.json()["error"]
+        assert "manifest" in ready.json()["error"]
         reply = post(srv, "/v1/embeddings", {"input": ["x"]})
         assert reply.status == 503 and "failed to load" in reply.json()["error"]["message"]

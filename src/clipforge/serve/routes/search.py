@@ -6,9 +6,11 @@ from __future__ import annotations
 import functools
 import os
 
+import numpy as np
 from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse, Response
 
+from clipforge.runtime.scoring import l2_normalize
 from clipforge.serve.decoding import b64_bytes, decode_thumbnail
 from clipforge.serve.deps import ready_service, require_json, require_key
 from clipforge.serve.errors import ApiError
@@ -43,13 +45,22 @@ async def search(body: SearchRequest, svc: Service = Depends(ready_service)) -> 
 
 
 async def _run_search(svc: Service, index, body: SearchRequest, image: bytes | None):
-    """The index embeds the query with the served model (the same ``ZeroShotModel``), in the model thread."""
-    return await svc.in_model_thread(functools.partial(
-        index.search, text=body.text, image=image, negative=body.negative, k=body.k, min_score=body.min_score))
+    """Embed the query's parts through the batchers, combine them as ``Index.query_vector`` does (mean of the
+    positives minus the mean of the negatives, normalised), and search the back-end by vector."""
+    positives = []
+    if body.text is not None:
+        positives.append(await svc.embed_text(body.text, "text"))
+    if image is not None:
+        positives.append(await svc.embed_image(image, "image"))
+    query = np.mean(positives, axis=0)
+    if body.negative is not None:
+        query = query - await svc.embed_text(body.negative, "negative")
+    hits = await svc.in_model_thread(index.backend.search, l2_normalize(query.astype(np.float32)), body.k)
+    return [h for h in hits if body.min_score is None or h.score >= body.min_score]
 
 
 async def _indexed_file(svc: Service, image_id: int) -> str:
-    path = await svc.in_model_thread(_index(svc).path_of, image_id)
+    path = await svc.in_decode_thread(_index(svc).path_of, image_id)
     if path is None:
         raise ApiError(404, "id", f"no image with id {image_id} in the index")
     if not os.path.isfile(path):
