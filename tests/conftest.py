@@ -80,3 +80,17 @@ def trained_clip_export(trained_clip, tmp_path_factory):
     from clipforge.export import export_model
 
     return export_model(trained_clip, tmp_path_factory.mktemp("trained-export") / "clip", show_progress=False).path
+
+
+@pytest.fixture(scope="session")
+def shapes_index(trained_clip_export, shapes_dataset, tmp_path_factory):
+    """The shapes test split (200 images, 20 classes) indexed into SQLite with the exported trained CLIP."""
+    from clipforge.index import Index
+    from clipforge.runtime.model import ZeroShotModel
+
+    model = ZeroShotModel.from_onnx(trained_clip_export, threads=1)
+    idx = Index(tmp_path_factory.mktemp("shapes-db") / "shapes.db", model)
+    summary = idx.add(shapes_dataset.root / "test")
+    assert summary.added == 200, summary
+    yield idx
+    idx.close()

@@ -30,15 +30,8 @@ def model(trained_clip_export):
 
 
 @pytest.fixture(scope="module")
-def index(model, shapes_dataset, tmp_path_factory):
-    """The shapes test split (200 images, 20 classes) indexed into SQLite by the library."""
-    from clipforge.index import Index
-
-    idx = Index(tmp_path_factory.mktemp("serve-db") / "shapes.db", model)
-    summary = idx.add(shapes_dataset.root / "test")
-    assert summary.added == 200
-    yield idx
-    idx.close()
+def index(shapes_index):
+    return shapes_index
 
 
 @pytest.fixture(scope="module")

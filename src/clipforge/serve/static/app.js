@@ -100,7 +100,7 @@ function renderHits(hits) {
     a.target = "_blank";
     a.rel = "noopener";
     const img = document.createElement("img");
-    img.alt = hit.path.split("/").pop();
+    img.alt = hit.path.split("/").slice(-2).join("/");
     img.loading = "lazy";
     loadImage(img, hit.thumbnail_url);
     const meta = document.createElement("div");
@@ -173,6 +173,7 @@ function renderBars(scores) {
 function dropZone(zoneId, inputId, onFile) {
   const zone = $(zoneId), input = $(inputId);
   input.addEventListener("change", () => { if (input.files[0]) onFile(input.files[0]); });
+  zone.addEventListener("click", () => input.click());
   zone.addEventListener("keydown", (e) => {
     if (e.key === "Enter" || e.key === " ") { e.preventDefault(); input.click(); }
   });
