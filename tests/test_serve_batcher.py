@@ -61,10 +61,33 @@ def test_batches_are_capped_and_the_wait_is_bounded():
         out = _run(_submit_all(batcher, list(range(10))))
         assert max(len(b) for b in encoder.batches) == 4
         assert [o[0] for o in out] == [2.0 * i for i in range(10)]
-        lone = Batcher("fake", FakeEncoder(), pool, max_batch=64, max_wait_ms=30)
+        lone = Batcher("fake", FakeEncoder(), pool, max_batch=64, max_wait_ms=5000)
         start = time.perf_counter()
         assert _run(_submit_all(lone, [7]))[0][0] == 14.0
-    assert time.perf_counter() - start < 1.0  # a lone item waits ~30 ms for company, not for a full batch
+    assert time.perf_counter() - start < 1.0  # nothing else announced: a lone item does not wait
+
+
+def test_announced_items_are_waited_for_at_most_max_wait():
+    async def scenario(wait_ms, late_s):
+        encoder = FakeEncoder()
+        with ThreadPoolExecutor(1) as pool:
+            batcher = Batcher("fake", encoder, pool, max_batch=8, max_wait_ms=wait_ms)
+            batcher.start()
+            batcher.expect(1)  # e.g. an image still being decoded
+
+            async def late():
+                await asyncio.sleep(late_s)
+                batcher.arrived(1)
+                return await batcher.submit(2)
+
+            out = await asyncio.gather(batcher.submit(1), late())
+            await batcher.stop()
+            return encoder.batches, out
+
+    batches, out = _run(scenario(wait_ms=2000, late_s=0.05))
+    assert batches == [[1, 2]] and [o[0] for o in out] == [2.0, 4.0]  # waited for the announced item
+    batches, _ = _run(scenario(wait_ms=20, late_s=0.3))
+    assert batches == [[1], [2]]  # but no longer than max_wait
 
 
 def test_a_full_queue_is_refused_with_503():

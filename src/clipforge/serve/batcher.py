@@ -1,7 +1,8 @@
 """Dynamic batching: concurrent requests' items are coalesced into one encoder run.
 
-The first item of a batch waits at most ``max_wait_ms`` for company (less if it already waited while the
-encoder was busy), a batch holds at most ``max_batch`` items, and runs happen in the model's executor, off the
+The first item of a batch waits for company only while more items are known to be on their way (announced with
+``expect`` while their images are being decoded), and at most ``max_wait_ms`` (less if it already waited while
+the encoder was busy): a lone request never pays the wait. A batch holds at most ``max_batch`` items, and runs happen in the model's executor, off the
 event loop. If a batch run raises, every item is retried alone, so one bad item fails only its own request.
 """
 
@@ -36,6 +37,7 @@ class Batcher:
         self.max_batch, self.max_wait, self.max_queue = max_batch, max_wait_ms / 1000, max_queue
         self.on_batch = on_batch or (lambda name, size: None)
         self._items: deque[_Entry] = deque()
+        self.pending = 0  # items announced by ``expect`` and not submitted (or given up) yet
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
 
@@ -55,6 +57,15 @@ class Batcher:
             entry = self._items.popleft()
             if not entry.future.done():
                 entry.future.set_exception(ApiError(503, None, "the server is shutting down; retry"))
+
+    def expect(self, n: int = 1) -> None:
+        """``n`` items are being prepared (decoded) and will be submitted or given up with ``arrived``."""
+        self.pending += n
+
+    def arrived(self, n: int = 1) -> None:
+        self.pending -= n
+        if self._wake is not None:
+            self._wake.set()
 
     async def submit(self, item) -> np.ndarray:
         if self._task is None or self._task.done():
@@ -86,12 +97,14 @@ class Batcher:
                     entry.future.set_result(outcome)
 
     async def _gather(self) -> None:
-        """Wait for a first item, then for company until the batch is full or the first item's wait is up."""
+        """Wait for a first item, then for announced company until the batch is full, nothing more is on its
+        way, or the first item's wait is up."""
         while not self._items:
             self._wake.clear()
             await self._wake.wait()
         deadline = self._items[0].arrived + self.max_wait
-        while len(self._items) < self.max_batch and (left := deadline - time.monotonic()) > 0:
+        while (len(self._items) < self.max_batch and self.pending > 0
+               and (left := deadline - time.monotonic()) > 0):
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), left)

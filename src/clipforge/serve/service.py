@@ -109,8 +109,12 @@ class Service:
     # --- what routes call ------------------------------------------------------------------------------------
     async def embed_image(self, data: bytes, field: str) -> np.ndarray:
         loop = asyncio.get_running_loop()
-        pixels = await loop.run_in_executor(self.decode_executor, decode_pixels, data, field,
-                                            self.model.manifest.image, self.settings)
+        self.images.expect()
+        try:
+            pixels = await loop.run_in_executor(self.decode_executor, decode_pixels, data, field,
+                                                self.model.manifest.image, self.settings)
+        finally:
+            self.images.arrived()
         return await _named(self.images.submit(pixels), field)
 
     async def embed_text(self, text: str, field: str) -> np.ndarray:
