@@ -101,3 +101,28 @@ def test_a_full_queue_is_refused_with_503():
     assert refused and all(o.status == 503 for o in refused)
     assert [o[0] for o in out if not isinstance(o, ApiError)] == [2.0 * i for i, o in enumerate(out)
                                                                    if not isinstance(o, ApiError)]
+
+
+def test_a_request_over_its_time_limit_is_a_503():
+    from clipforge.serve.service import Service
+    from clipforge.serve.settings import ServeSettings
+
+    service = Service(model=None, index=None, settings=ServeSettings(request_timeout_s=0.05))
+
+    async def scenario():
+        with pytest.raises(ApiError) as info:
+            await service.within_timeout(asyncio.sleep(5))
+        return info.value
+
+    error = _run(scenario())
+    assert error.status == 503 and "longer than 0.05 s" in error.message
+    service.model_executor.shutdown()
+    service.decode_executor.shutdown()
+
+
+def test_bad_settings_are_refused_with_every_problem():
+    from clipforge.errors import InputError
+    from clipforge.serve.settings import ServeSettings
+
+    with pytest.raises(InputError, match="max_batch must be > 0.*max_wait_ms must be >= 0"):
+        ServeSettings(max_batch=0, max_wait_ms=-1)
