@@ -3,9 +3,9 @@ dynamic batching on vs ``--max-batch 1``, with 1, 4 and 16 concurrent clients ea
 ``POST /v1/embeddings`` request. Bounded: ``--requests`` per level and at most ``--duration`` seconds per level.
 
 Both servers run at once and each level alternates between them for ``--rounds`` rounds (medians), so drift in
-a shared machine's load hits both alike. Prints, per server mode and client count: throughput (images/s), p50/p99 latency, errors, and the mean batch
-size the server ran (from /metrics). Then the server's overhead (HTTP + JSON + base64 + decode, and the
-client threads sharing the machine) vs ``ZeroShotModel.embed_images`` on the same encoded images at the same
+a shared machine's load hits both alike. Prints, per server mode and client count: throughput (images/s),
+p50/p99 latency, errors, and the mean batch size the server ran (from /metrics). Then the server's overhead
+(HTTP + JSON + base64 + decode, and the client threads sharing the machine) vs ``ZeroShotModel.embed_images`` on the same encoded images at the same
 batch size, in this process. All figures come from this one run, side by side.
     python benchmarks/bench_serve.py [--requests 96] [--duration 60] [--clients 1,4,16] [--rounds 3]
 The build is cached under $CLIPFORGE_BENCH_DIR (default: the temp dir); the first run takes a few minutes.
@@ -187,7 +187,8 @@ def main() -> None:
                   f"{r['errors']:6d} {r['mean_batch']:6.1f}")
     print(f"batching vs --max-batch 1 at {top} clients: {summary[f'batching_speedup_at_{top}_clients']:.2f}x "
           "(target >= 1.3x)")
-    print(f"embed_images in-process (medians of {args.rounds}): " + ", ".join(f"batch {b}: {v:.1f} img/s" for b, v in direct.items()))
+    rates = ", ".join(f"batch {b}: {v:.1f} img/s" for b, v in direct.items())
+    print(f"embed_images in-process (medians of {args.rounds}): {rates}")
     print(f"server overhead vs embed_images at batch {batch}: {100 * summary['overhead_batching_vs_direct']:.1f}%; "
           f"--max-batch 1 vs batch 1: {100 * summary['overhead_max_batch_1_vs_direct']:.1f}% (target <= 15%)")
     print(f"errors: {summary['errors']} (target 0)")

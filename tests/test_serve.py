@@ -364,3 +364,18 @@ def test_unloadable_model_is_reported_by_readyz(tmp_path):
         assert "manifest" in ready.json()["error"]
         reply = post(srv, "/v1/embeddings", {"input": ["x"]})
         assert reply.status == 503 and "failed to load" in reply.json()["error"]["message"]
+
+
+def test_the_serving_path_imports_neither_torch_nor_transformers(trained_clip_export):
+    import subprocess
+    import sys
+
+    code = ("import sys; from clipforge.cli import serve; from clipforge.serve import create_app; "
+            "from clipforge.serve.routes import search; from clipforge.index import Index; "
+            "from clipforge.runtime.model import ZeroShotModel; m = ZeroShotModel.from_onnx(sys.argv[1]); "
+            "create_app(m); m.embed_texts(['a red circle']); "
+            "print([x for x in ('torch', 'transformers') if x in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code, str(trained_clip_export)], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

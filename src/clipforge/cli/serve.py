@@ -14,10 +14,11 @@ from clipforge.errors import InputError, require
 def serve(
     model: ro.Model = ro.DEFAULT_MODEL,
     db: Annotated[str | None, typer.Option("--db", help="Index to search: SQLite file or postgresql:// URL.")] = None,
-    host: Annotated[str, typer.Option("--host", help="Address to bind (loopback unless told otherwise).")] = "127.0.0.1",
+    host: Annotated[str, typer.Option("--host", help="Address to bind (default: loopback only).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
-    api_key: Annotated[str | None, typer.Option("--api-key", envvar="CLIPFORGE_API_KEY", show_envvar=True,
-                                                help="Require 'Authorization: Bearer KEY' (not for health checks).")] = None,
+    api_key: Annotated[str | None, typer.Option(
+        "--api-key", envvar="CLIPFORGE_API_KEY", show_envvar=True,
+        help="Require 'Authorization: Bearer KEY' (not for health checks).")] = None,
     max_batch: Annotated[int, typer.Option("--max-batch", help="Items per encoder run (1: no batching).")] = 32,
     max_wait_ms: Annotated[float, typer.Option("--max-wait-ms", help="Longest wait for a batch to fill.")] = 5.0,
     threads: ro.Threads = None, device: ro.Device = "cpu",

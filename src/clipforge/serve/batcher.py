@@ -2,8 +2,9 @@
 
 The first item of a batch waits for company only while more items are known to be on their way (announced with
 ``expect`` while their images are being decoded), and at most ``max_wait_ms`` (less if it already waited while
-the encoder was busy): a lone request never pays the wait. A batch holds at most ``max_batch`` items, and runs happen in the model's executor, off the
-event loop. If a batch run raises, every item is retried alone, so one bad item fails only its own request.
+the encoder was busy): a lone request never pays the wait. A batch holds at most ``max_batch`` items, and runs
+happen in the model's executor, off the event loop. If a batch run raises, every item is retried alone, so one
+bad item fails only its own request.
 """
 
 from __future__ import annotations

@@ -32,7 +32,8 @@ class Histogram:
             lab = f'{self.label}="{_escape(key)}"'
             lines += [f'{self.name}_bucket{{{lab},le="{b}"}} {c}' for b, c in zip(self.buckets, self.counts[key])]
             lines += [f'{self.name}_bucket{{{lab},le="+Inf"}} {self.totals[key]}',
-                      f"{self.name}_sum{{{lab}}} {self.sums[key]:.6f}", f"{self.name}_count{{{lab}}} {self.totals[key]}"]
+                      f"{self.name}_sum{{{lab}}} {self.sums[key]:.6f}",
+                      f"{self.name}_count{{{lab}}} {self.totals[key]}"]
         return lines
 
 
@@ -40,7 +41,8 @@ class Metrics:
     def __init__(self):
         self.started = time.time()
         self.requests: dict[tuple[str, str, int], int] = defaultdict(int)
-        self.latency = Histogram("clipforge_request_duration_seconds", "Request latency.", "endpoint", LATENCY_BUCKETS)
+        self.latency = Histogram("clipforge_request_duration_seconds", "Request latency.", "endpoint",
+                                 LATENCY_BUCKETS)
         self.batch_size = Histogram("clipforge_batch_size", "Items per encoder run.", "encoder", BATCH_BUCKETS)
         self.gauges: dict[str, tuple[str, Callable[[], dict[str, float]]]] = {}
         self.in_flight = 0
