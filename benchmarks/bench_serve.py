@@ -5,8 +5,8 @@ dynamic batching on vs ``--max-batch 1``, with 1, 4 and 16 concurrent clients ea
 Both servers run at once and each level alternates between them for ``--rounds`` rounds (medians), so drift in
 a shared machine's load hits both alike. Prints, per server mode and client count: throughput (images/s),
 p50/p99 latency, errors, and the mean batch size the server ran (from /metrics). Then the server's overhead
-(HTTP + JSON + base64 + decode, and the client threads sharing the machine) vs ``ZeroShotModel.embed_images`` on the same encoded images at the same
-batch size, in this process. All figures come from this one run, side by side.
+(HTTP + JSON + base64 + decode, and the client threads sharing the machine) vs ``ZeroShotModel.embed_images``
+on the same encoded images at the same batch size, in this process. All figures come from this one run, side by side.
     python benchmarks/bench_serve.py [--requests 96] [--duration 60] [--clients 1,4,16] [--rounds 3]
 The build is cached under $CLIPFORGE_BENCH_DIR (default: the temp dir); the first run takes a few minutes.
 """
