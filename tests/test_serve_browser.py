@@ -88,3 +88,18 @@ def test_page_search_and_classify_with_the_keyboard(browser, server, shapes_inde
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.screenshot(path=str(tmp_path / "serve-phone.png"), full_page=True)
     page.close()
+
+
+@pytest.mark.slow
+def test_page_asks_for_the_api_key(browser, trained_clip_export):
+    with ServerProcess(["-m", str(trained_clip_export), "--threads", "1"], env={"CLIPFORGE_API_KEY": "k3y"}) as srv:
+        page = browser.new_page(viewport={"width": 390, "height": 700})
+        page.goto(srv.url + "/")
+        page.wait_for_selector("#key-form:not([hidden])", timeout=20_000)
+        assert "Authorization" in page.text_content("#error")
+        page.fill("#api-key", "k3y")
+        page.press("#api-key", "Enter")
+        page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+        assert "model clip" in page.text_content("#status") and not page.is_visible("#error")
+        assert not page.is_visible("#search-panel")  # no --db: no search panel
+        page.close()
