@@ -75,21 +75,27 @@ def pg_url():
 
 
 @pytest.fixture(scope="session")
-def trained_clip_export(trained_clip, tmp_path_factory):
-    """The trained tiny CLIP exported once per session (serve tests: meaningful scores, fast inference)."""
-    from clipforge.export import export_model
+def index_model(trained_clip, tmp_path_factory):
+    """The trained tiny CLIP, exported once (export validation is covered by test_export)."""
+    from clipforge.export import ExportOptions, export_model
 
-    return export_model(trained_clip, tmp_path_factory.mktemp("trained-export") / "clip", show_progress=False).path
+    out = tmp_path_factory.mktemp("index-model") / "clip"
+    return export_model(trained_clip, out, ExportOptions(validate=False), show_progress=False).path
 
 
 @pytest.fixture(scope="session")
-def shapes_index(trained_clip_export, shapes_dataset, tmp_path_factory):
-    """The shapes test split (200 images, 20 classes) indexed into SQLite with the exported trained CLIP."""
-    from clipforge.index import Index
+def loaded_model(index_model):
     from clipforge.runtime.model import ZeroShotModel
 
-    model = ZeroShotModel.from_onnx(trained_clip_export, threads=1)
-    idx = Index(tmp_path_factory.mktemp("shapes-db") / "shapes.db", model)
+    return ZeroShotModel.from_onnx(index_model, threads=1)
+
+
+@pytest.fixture(scope="session")
+def shapes_index(index_model, loaded_model, shapes_dataset, tmp_path_factory):
+    """The shapes test split (200 images, 20 classes) indexed into SQLite with the exported trained CLIP."""
+    from clipforge.index import Index
+
+    idx = Index(tmp_path_factory.mktemp("shapes-db") / "shapes.db", loaded_model)
     summary = idx.add(shapes_dataset.root / "test")
     assert summary.added == 200, summary
     yield idx

@@ -18,15 +18,14 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from clipforge.runtime.model import ZeroShotModel  # noqa: E402
 from clipforge.testing.server import ServerProcess, multipart, request  # noqa: E402
 
 LABELS = ["red circle", "blue square", "green triangle", "yellow cross"]
 
 
 @pytest.fixture(scope="module")
-def model(trained_clip_export):
-    return ZeroShotModel.from_onnx(trained_clip_export, threads=1)
+def model(loaded_model):
+    return loaded_model
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +34,9 @@ def index(shapes_index):
 
 
 @pytest.fixture(scope="module")
-def server(trained_clip_export, index, tmp_path_factory):
+def server(index_model, index, tmp_path_factory):
     log = tmp_path_factory.mktemp("serve-log") / "server.log"
-    args = ["-m", str(trained_clip_export), "--db", str(index.backend.path), "--max-images", "8",
+    args = ["-m", str(index_model), "--db", str(index.backend.path), "--max-images", "8",
             "--max-labels", "50", "--max-body-mb", "2", "--max-wait-ms", "20", "--threads", "1"]
     with ServerProcess(args, log_path=str(log)) as srv:
         yield srv
@@ -314,8 +313,8 @@ def test_page_is_self_contained(server):
 
 
 # --- API key, SIGTERM drain ---------------------------------------------------------------------------------
-def test_api_key_and_sigterm_drain(trained_clip_export, model, photos):
-    args = ["-m", str(trained_clip_export), "--threads", "1"]
+def test_api_key_and_sigterm_drain(index_model, model, photos):
+    args = ["-m", str(index_model), "--threads", "1"]
     srv = ServerProcess(args, env={"CLIPFORGE_API_KEY": "s3cret"}).start()
     try:
         auth = {"Authorization": "Bearer s3cret"}
@@ -366,7 +365,7 @@ def test_unloadable_model_is_reported_by_readyz(tmp_path):
         assert reply.status == 503 and "failed to load" in reply.json()["error"]["message"]
 
 
-def test_the_serving_path_imports_neither_torch_nor_transformers(trained_clip_export):
+def test_the_serving_path_imports_neither_torch_nor_transformers(index_model):
     import subprocess
     import sys
 
@@ -375,7 +374,7 @@ def test_the_serving_path_imports_neither_torch_nor_transformers(trained_clip_ex
             "from clipforge.runtime.model import ZeroShotModel; m = ZeroShotModel.from_onnx(sys.argv[1]); "
             "create_app(m); m.embed_texts(['a red circle']); "
             "print([x for x in ('torch', 'transformers') if x in sys.modules])")
-    out = subprocess.run([sys.executable, "-c", code, str(trained_clip_export)], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", code, str(index_model)], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"

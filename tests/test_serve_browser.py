@@ -36,15 +36,15 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def server(trained_clip_export, shapes_index):
-    args = ["-m", str(trained_clip_export), "--db", str(shapes_index.backend.path), "--threads", "1"]
+def server(index_model, shapes_index):
+    args = ["-m", str(index_model), "--db", str(shapes_index.backend.path), "--threads", "1"]
     with ServerProcess(args) as srv:
         yield srv
 
 
 @pytest.mark.slow
 def test_page_search_and_classify_with_the_keyboard(browser, server, shapes_index, shapes_dataset,
-                                                     trained_clip_export, tmp_path):
+                                                     index_model, tmp_path):
     page = browser.new_page(viewport={"width": 1000, "height": 900})
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -75,7 +75,7 @@ def test_page_search_and_classify_with_the_keyboard(browser, server, shapes_inde
     page.wait_for_selector("#classify-results li.bar", timeout=20_000)
     bars = page.eval_on_selector_all("#classify-results li.bar",
                                      "els => els.map(e => [e.dataset.label, Number(e.dataset.score)])")
-    expected = ZeroShotModel.from_onnx(trained_clip_export).classify([photo], LABELS, top_k=len(LABELS))[0]
+    expected = ZeroShotModel.from_onnx(index_model).classify([photo], LABELS, top_k=len(LABELS))[0]
     assert [b[0] for b in bars] == [r["label"] for r in expected] and bars[0][0] == "red circle"
     assert bars[0][1] == pytest.approx(expected[0]["score"], abs=1e-5)
     assert not errors and not page.is_visible("#error")
@@ -91,8 +91,8 @@ def test_page_search_and_classify_with_the_keyboard(browser, server, shapes_inde
 
 
 @pytest.mark.slow
-def test_page_asks_for_the_api_key(browser, trained_clip_export):
-    with ServerProcess(["-m", str(trained_clip_export), "--threads", "1"], env={"CLIPFORGE_API_KEY": "k3y"}) as srv:
+def test_page_asks_for_the_api_key(browser, index_model):
+    with ServerProcess(["-m", str(index_model), "--threads", "1"], env={"CLIPFORGE_API_KEY": "k3y"}) as srv:
         page = browser.new_page(viewport={"width": 390, "height": 700})
         page.goto(srv.url + "/")
         page.wait_for_selector("#key-form:not([hidden])", timeout=20_000)

@@ -35,6 +35,10 @@ class Index:
 
     def __init__(self, db: str | Path, model=None, *, device: str = "cpu", threads: int | None = None,
                  **backend_options):
+        if model is None and not str(db).startswith(("postgresql://", "postgres://")) and "://" not in str(db) \
+                and not Path(db).expanduser().exists():
+            raise InputError(f"database {db} does not exist; index images into it first (clipforge index PATH "
+                             f"--db {db} -m MODEL)")
         self.backend = open_backend(db, **backend_options)
         try:
             self.record = self.backend.model_record()
@@ -109,7 +113,8 @@ class Index:
 
         positives = [*self._embed_texts(text), *self._embed_images(image)]
         if not positives:
-            raise InputError("search needs a text or an image query (or both); pass text=... or image=...")
+            raise InputError("search needs a text or an image query (or both); pass a query text or --image "
+                             "(Python: text=... / image=...)")
         query = np.mean(positives, axis=0)
         negatives = self._embed_texts(negative)
         if len(negatives):

@@ -125,12 +125,18 @@ class PostgresBackend:
         if not self._vector_ready:
             return []
         vector = np.asarray(query, np.float32)
-        with self._lock, self.conn.transaction():
-            self.conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(max(self.ef_search, k)),))
+        with self._lock:
+            self._set_ef_search(max(self.ef_search, int(k)))  # HNSW returns at most ef_search rows
             rows = self.conn.execute(
                 "SELECT id, path, 1 - (embedding <=> %s) FROM clipforge.images ORDER BY embedding <=> %s LIMIT %s",
                 (vector, vector, int(k))).fetchall()
         return [Hit(int(i), p, float(s)) for i, p, s in rows]
+
+    def _set_ef_search(self, value: int) -> None:
+        """A session setting, sent only when it changes (one round trip per search, not four)."""
+        if getattr(self, "_ef_session", None) != value:
+            self.conn.execute(f"SET hnsw.ef_search = {int(value)}")
+            self._ef_session = value
 
     def vectors(self) -> tuple[np.ndarray, list[str], np.ndarray]:
         if not self._vector_ready:
