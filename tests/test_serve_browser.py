@@ -42,12 +42,21 @@ def server(index_model, shapes_index):
         yield srv
 
 
+def _next_chooser(page, choosers, timeout_s: float = 20.0):
+    for _ in range(int(timeout_s * 10)):
+        if choosers:
+            return choosers.pop()
+        page.wait_for_timeout(100)
+    raise AssertionError("pressing Enter on the drop zone opened no file chooser")
+
+
 @pytest.mark.slow
 def test_page_search_and_classify_with_the_keyboard(browser, server, shapes_index, shapes_dataset,
                                                      index_model, tmp_path):
     page = browser.new_page(viewport={"width": 1000, "height": 900})
-    errors = []
+    errors, choosers = [], []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("filechooser", lambda chooser: choosers.append(chooser))  # intercepting from the start: no race with the key press
     page.goto(server.url + "/")
     page.wait_for_selector("body[data-ready='1']", timeout=20_000)
     assert page.is_visible("#search-panel")
@@ -63,12 +72,31 @@ def test_page_search_and_classify_with_the_keyboard(browser, server, shapes_inde
     page.wait_for_function("[...document.querySelectorAll('#search-results img')].every(i => i.naturalWidth > 0)",
                            timeout=20_000)
 
+    # image search: an example image as the query, text cleared
+    example = next((shapes_dataset.root / "test" / "blue square").iterdir())
+    page.set_input_files("#search-file", str(example))  # (the keyboard path to a chooser is tested below)
+    assert page.is_visible("#search-query")
+    page.fill("#search-text", "")
+    page.click("#search-form button[type=submit]")
+    expected = [h.id for h in shapes_index.search(image=example.read_bytes(), k=10)]
+    page.wait_for_function(f"document.querySelector('#search-results li.hit')?.dataset.id === '{expected[0]}'",
+                           timeout=20_000)
+    assert [int(x) for x in page.eval_on_selector_all("#search-results li.hit",
+                                                      "els => els.map(e => e.dataset.id)")] == expected
+    page.fill("#search-text", "a photo of a red circle.")
+    page.click("#search-clear-image")
+    assert not page.is_visible("#search-query")
+    page.press("#search-text", "Enter")
+    page.wait_for_function(f"document.querySelector('#search-results li.hit')?.dataset.id === '{ids[0]}'",
+                           timeout=20_000)
+    page.wait_for_function("[...document.querySelectorAll('#search-results img')].every(i => i.naturalWidth > 0)",
+                           timeout=20_000)
+
     # classify: open the file chooser from the drop zone with Enter, type labels, submit with Enter
     photo = next((shapes_dataset.root / "test" / "red circle").iterdir())
     page.focus("#classify-drop")
-    with page.expect_file_chooser() as chooser:
-        page.keyboard.press("Enter")
-    chooser.value.set_files(str(photo))
+    page.keyboard.press("Enter")
+    _next_chooser(page, choosers).set_files(str(photo))
     page.fill("#labels", ", ".join(LABELS))
     page.focus("#classify-form button[type=submit]")
     page.keyboard.press("Enter")

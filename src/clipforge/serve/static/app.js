@@ -196,9 +196,9 @@ function setClassifyFile(file) {
 
 function setSearchFile(file) {
   state.searchFile = file;
-  const note = $("search-query-image");
-  note.textContent = "image query: " + file.name + " (press Search)";
-  note.hidden = false;
+  $("search-query-image").textContent = file ? "image query: " + file.name + " (press Search)" : "";
+  $("search-query").hidden = !file;
+  if (!file) $("search-file").value = "";
 }
 
 $("search-form").addEventListener("submit", search);
@@ -212,4 +212,5 @@ $("key-form").addEventListener("submit", (e) => {
 });
 dropZone("classify-drop", "classify-file", setClassifyFile);
 dropZone("search-drop", "search-file", setSearchFile);
+$("search-clear-image").addEventListener("click", () => { setSearchFile(null); $("search-text").focus(); });
 start();
