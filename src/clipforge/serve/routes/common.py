@@ -16,14 +16,17 @@ def check_count(items: list, field: str, limit: int) -> None:
         raise ApiError(413, field, f"{len(items)} items; the limit is {limit} per request")
 
 
+def check_text(text: str, field: str, settings: ServeSettings) -> None:
+    if not text.strip():
+        raise ApiError(422, field, "the text is empty")
+    if len(text) > settings.max_text_chars:
+        raise ApiError(422, field, f"the text has {len(text)} characters; the limit is {settings.max_text_chars}")
+
+
 def check_texts(texts: list[str], field: str, settings: ServeSettings, limit: int) -> None:
     check_count(texts, field, limit)
     for i, text in enumerate(texts):
-        if not text.strip():
-            raise ApiError(422, f"{field}[{i}]", "the text is empty")
-        if len(text) > settings.max_text_chars:
-            raise ApiError(422, f"{field}[{i}]", f"the text has {len(text)} characters; "
-                                                f"the limit is {settings.max_text_chars}")
+        check_text(text, f"{field}[{i}]", settings)
 
 
 async def first_error(coros: list) -> list:

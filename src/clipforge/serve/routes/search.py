@@ -14,7 +14,7 @@ from clipforge.runtime.scoring import l2_normalize
 from clipforge.serve.decoding import b64_bytes, decode_thumbnail
 from clipforge.serve.deps import ready_service, require_json, require_key
 from clipforge.serve.errors import ApiError
-from clipforge.serve.routes.common import check_texts
+from clipforge.serve.routes.common import check_text, first_error
 from clipforge.serve.schemas import SearchHit, SearchRequest, SearchResponse
 from clipforge.serve.service import Service
 
@@ -36,7 +36,7 @@ async def search(body: SearchRequest, svc: Service = Depends(ready_service)) -> 
         raise ApiError(422, "k", f"k is {body.k}; the limit is {svc.settings.max_k}")
     for name in ("text", "negative"):
         if getattr(body, name) is not None:
-            check_texts([getattr(body, name)], name, svc.settings, 1)
+            check_text(getattr(body, name), name, svc.settings)
     image = b64_bytes(body.image, "image") if body.image is not None else None
     hits = await svc.within_timeout(_run_search(svc, index, body, image))
     return SearchResponse(model=svc.model_name, results=[
@@ -47,14 +47,14 @@ async def search(body: SearchRequest, svc: Service = Depends(ready_service)) -> 
 async def _run_search(svc: Service, index, body: SearchRequest, image: bytes | None):
     """Embed the query's parts through the batchers, combine them as ``Index.query_vector`` does (mean of the
     positives minus the mean of the negatives, normalised), and search the back-end by vector."""
-    positives = []
-    if body.text is not None:
-        positives.append(await svc.embed_text(body.text, "text"))
-    if image is not None:
-        positives.append(await svc.embed_image(image, "image"))
+    parts = [svc.embed_text(body.text, "text")] if body.text is not None else []
+    parts += [svc.embed_image(image, "image")] if image is not None else []
+    parts += [svc.embed_text(body.negative, "negative")] if body.negative is not None else []
+    rows = await first_error(parts)
+    positives = rows[:len(rows) - (body.negative is not None)]
     query = np.mean(positives, axis=0)
     if body.negative is not None:
-        query = query - await svc.embed_text(body.negative, "negative")
+        query = query - rows[-1]
     hits = await svc.in_model_thread(index.backend.search, l2_normalize(query.astype(np.float32)), body.k)
     return [h for h in hits if body.min_score is None or h.score >= body.min_score]
 
