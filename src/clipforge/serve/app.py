@@ -17,9 +17,9 @@ from clipforge.serve.settings import ServeSettings
 
 
 def create_app(model: Any, index: Any = None, settings: ServeSettings | None = None) -> FastAPI:
-    """``model``: a ``ZeroShotModel``, or a no-argument callable that loads one (the server then answers
-    /healthz at once and /readyz when loading and the probe are done). ``index``: an ``Index``, a callable
-    ``model -> Index`` (run after the model loads), or None (no search)."""
+    """``model``: a ``ZeroShotModel``, a model folder / hub id, or a no-argument callable that loads one (the
+    server then answers /healthz at once and /readyz when loading and the probe are done). ``index``: an
+    ``Index``, a callable ``model -> Index`` (run after the model loads), or None (no search)."""
     service = Service(model, index, settings or ServeSettings())
 
     @contextlib.asynccontextmanager

@@ -4,8 +4,10 @@ image and text batchers, the decode and model executors, metrics and the readine
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import logging
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
@@ -29,9 +31,15 @@ def _probe_png() -> bytes:
     return out.getvalue()
 
 
+def _load_folder(folder):
+    from clipforge.runtime.model import ZeroShotModel
+
+    return ZeroShotModel.from_pretrained(folder)
+
+
 class Service:
-    """``model``: a ``ZeroShotModel`` or a callable that loads one; ``index``: an ``Index``, a callable
-    ``model -> Index``, or None."""
+    """``model``: a ``ZeroShotModel``, a model folder / hub id, or a callable that loads one; ``index``: an
+    ``Index``, a callable ``model -> Index``, or None."""
 
     def __init__(self, model: Any, index: Any, settings: ServeSettings):
         self.settings, self.metrics = settings, Metrics()
@@ -66,6 +74,8 @@ class Service:
         loop = asyncio.get_running_loop()
         try:
             source = self._model_source
+            if isinstance(source, (str, Path)):
+                source = functools.partial(_load_folder, source)
             self.model = source if hasattr(source, "embed_images") else await loop.run_in_executor(
                 self.model_executor, source)
             if callable(self._index_source) and not hasattr(self._index_source, "search"):
