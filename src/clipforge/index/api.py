@@ -135,9 +135,18 @@ class Index:
 
     def search(self, text=None, image=None, negative=None, k: int = 20, min_score: float | None = None) -> list[Hit]:
         """The ``k`` indexed images most similar to the query, best first; ``min_score`` drops weaker hits."""
+        return self.search_vector(self.query_vector(text, image, negative), k, min_score)
+
+    def search_vector(self, vector, k: int = 20, min_score: float | None = None) -> list[Hit]:
+        """Search with a precomputed query embedding [D] (normalised here), e.g. from a batching server."""
+        from clipforge.runtime.scoring import l2_normalize
+
         if k < 1:
             raise InputError(f"k must be at least 1, got {k}")
-        hits = self.backend.search(self.query_vector(text, image, negative), int(k))
+        vector = np.asarray(vector, np.float32).reshape(-1)
+        if self.record is not None and vector.shape[0] != self.record.embed_dim:
+            raise InputError(f"query has {vector.shape[0]} values; the index holds dim {self.record.embed_dim}")
+        hits = self.backend.search(l2_normalize(vector), int(k))
         return [h for h in hits if min_score is None or h.score >= min_score]
 
     def path_of(self, image_id: int) -> str | None:
