@@ -39,10 +39,19 @@ def serve(
                              request_timeout_s=timeout, model_name=Path(model).name)
     if db and "://" not in db and not Path(db).is_file():
         raise InputError(f"index {db} does not exist; create it with 'clipforge index' first")
-    app = create_app(lambda: ro.load_model(model, device, threads), _index_loader(db), settings)
+    app = create_app(lambda: _load_model(model, device, threads), _index_loader(db), settings)
     typer.echo(f"serving {model} on http://{host}:{port}/ (docs at /docs)", err=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=drain,
                 access_log=log_level == "debug")
+
+
+def _load_model(model: str, device: str, threads: int | None):
+    """In the server's loader thread: a hub id or checkpoint is exported once into the cache (the resolver),
+    an exported or built folder is used as it is."""
+    from clipforge.resolve import resolve_export
+    from clipforge.runtime.model import ZeroShotModel
+
+    return ZeroShotModel.from_onnx(resolve_export(model, show_progress=False), device=device, threads=threads)
 
 
 def _index_loader(db: str | None):
