@@ -289,7 +289,8 @@ def test_health_ready_and_prometheus_metrics(server, photos):
     assert post(server, "/v1/embeddings", {"input": [""]}).status == 422
     assert post(server, "/v1/classify", {"images": [b64(photos[0])], "labels": LABELS}).status == 200
     assert request("GET", server.url + "/healthz").json() == {"status": "ok"}
-    assert request("GET", server.url + "/readyz").json()["status"] == "ready"
+    ready = request("GET", server.url + "/readyz").json()
+    assert ready["status"] == "ready" and ready["providers"][0] == "CPUExecutionProvider"
     reply = request("GET", server.url + "/metrics")
     assert reply.status == 200 and reply.headers["content-type"].startswith("text/plain")
     text = reply.body.decode()

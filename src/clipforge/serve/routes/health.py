@@ -18,8 +18,9 @@ def healthz() -> dict:
 @router.get("/readyz")
 def readyz(request: Request) -> JSONResponse:
     svc = service(request)
-    if svc.ready:
-        return JSONResponse({"status": "ready", "model": svc.model_name})
+    if svc.ready:  # the execution providers actually in use: a silent fallback to CPU shows here
+        providers = svc.model.image_encoder.session.get_providers()
+        return JSONResponse({"status": "ready", "model": svc.model_name, "providers": providers})
     status = "failed" if svc.error else "loading"
     return JSONResponse({"status": status, "error": svc.error}, 503)
 
