@@ -73,3 +73,31 @@ def trained_siglip(fixture_cache, shapes_dataset):
     from clipforge.testing.trained import trained_checkpoint
 
     return trained_checkpoint("siglip", fixture_cache)
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """URL of a private PostgreSQL 16 + pgvector server (pgserver wheel) started once per session and stopped
+    at the end; skipped when the ``index`` extra is missing. Use ``fresh_database(pg_url)`` per test."""
+    pytest.importorskip("pgserver")
+    pytest.importorskip("psycopg")
+    from clipforge.testing.postgres import postgres_server
+
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def index_model(trained_clip, tmp_path_factory):
+    """The trained tiny CLIP, exported once (export validation is covered by test_export)."""
+    from clipforge.export import ExportOptions, export_model
+
+    out = tmp_path_factory.mktemp("index-model") / "clip"
+    return export_model(trained_clip, out, ExportOptions(validate=False), show_progress=False).path
+
+
+@pytest.fixture(scope="session")
+def loaded_model(index_model):
+    from clipforge.runtime.model import ZeroShotModel
+
+    return ZeroShotModel.from_onnx(index_model, threads=1)

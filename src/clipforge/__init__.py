@@ -19,6 +19,7 @@ _LAZY = {
     "resolve_export": "clipforge.resolve",
     "export_model": "clipforge.export",
     "ZeroShotModel": "clipforge.runtime.model",
+    "Index": "clipforge.index",
 }
 # Seed-compatible alias for users coming from composite-model tooling.
 _ALIASES = {"ModelForZeroShotImageClassification": "ZeroShotModel"}
