@@ -37,6 +37,8 @@ def test_backend_matches_onnxruntime(exported, tiny_checkpoint, backend):
     ref = ZeroShotModel.from_onnx(exported[family], backend="onnxruntime")
     model = ZeroShotModel.from_onnx(exported[family], backend=backend)
     assert model.backends["image-encoder"] == f"{backend}/fp32"
+    assert model.image_encoder.session.get_providers()[0].startswith(
+        "OpenVINO" if backend == "openvino" else "CPUExecutionProvider")
     images = _images(5)
     np.testing.assert_allclose(model.embed_images(images, batch_size=2), ref.embed_images(images), atol=1e-4)
     np.testing.assert_allclose(model.embed_texts(TEXTS), ref.embed_texts(TEXTS), atol=1e-4)

@@ -108,6 +108,10 @@ class OpenVINOSession:
     def get_outputs(self) -> list[PortInfo]:
         return self._outputs
 
+    def get_providers(self) -> list[str]:
+        """What runs the graph, in onnxruntime's spelling (e.g. serve's /readyz reports it)."""
+        return [f"OpenVINO:CPU:{self.precision}"]
+
     def run(self, output_names, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
         names = output_names or [o.name for o in self._outputs]
         with self._lock:
