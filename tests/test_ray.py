@@ -1,0 +1,105 @@
+"""The Ray engine (``--engine ray``) on a local Ray instance (2 CPUs, no dashboard) shared by the module:
+the same embeddings as the local engine, unreadable files counted, a killed worker's batch retried once."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from clipforge.cli.main import main
+from clipforge.export import export_model
+
+N_IMAGES = 40
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    ray = pytest.importorskip("ray", reason="the ray extra is part of clipforge[all]")
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def clip_folder(tiny_clip, tmp_path_factory):
+    return export_model(tiny_clip, tmp_path_factory.mktemp("ray") / "clip", show_progress=False).path
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """40 JPEGs of different sizes in two folders, one corrupt file and one truncated JPEG."""
+    root = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    for i in range(N_IMAGES):
+        folder = root / ("a" if i % 2 else "b")
+        folder.mkdir(exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (40 + i, 60 - i % 7, 3), dtype=np.uint8)).save(folder / f"{i:02d}.jpg")
+    (root / "broken.jpg").write_bytes(b"not a jpeg at all")
+    whole = (root / "a" / "01.jpg").read_bytes()
+    (root / "truncated.jpg").write_bytes(whole[: len(whole) // 2])
+    return root
+
+
+def _read(path, name_column):
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    vectors = np.stack(table["embedding"].to_numpy(zero_copy_only=False)).astype(np.float32)
+    return dict(zip(table[name_column].to_pylist(), vectors)), table
+
+
+def test_embed_ray_matches_local(ray_local, clip_folder, photos, tmp_path, capsys):
+    local, distributed = tmp_path / "local.parquet", tmp_path / "ray.parquet"
+    assert main(["embed", str(photos), "-o", str(local), "-m", str(clip_folder)]) == 1
+    capsys.readouterr()
+    code = main(["embed", str(photos), "-o", str(distributed), "-m", str(clip_folder), "--engine", "ray",
+                 "--workers", "2", "--cpus-per-worker", "1", "--batch-size", "8"])
+    err = capsys.readouterr().err
+    assert code == 1  # two unreadable files: reported, not fatal
+    assert "2 of 42 image(s)" in err and "broken.jpg" in err and "truncated.jpg" in err and "Ray" in err
+    want, _ = _read(local, "name")
+    got, table = _read(distributed, "path")
+    assert table.column_names == ["path", "sha256", "embedding"]
+    assert table.num_rows == len(got) == N_IMAGES and set(got) == set(want)
+    cosines = [float(got[p] @ want[p] / np.linalg.norm(got[p]) / np.linalg.norm(want[p])) for p in want]
+    assert min(cosines) >= 0.99999
+    import hashlib
+
+    digests = dict(zip(table["path"].to_pylist(), table["sha256"].to_pylist()))
+    assert all(digests[p] == hashlib.sha256(open(p, "rb").read()).hexdigest() for p in digests)
+
+
+def test_killed_worker_batch_is_retried_once(ray_local, clip_folder, photos, tmp_path, monkeypatch, capsys):
+    marker = tmp_path / "killed"
+    monkeypatch.setenv("CLIPFORGE_RAY_KILL_AFTER", f"2:{marker}")
+    out = tmp_path / "ray.parquet"
+    code = main(["embed", str(photos / "a"), str(photos / "b"), "-o", str(out), "-m", str(clip_folder),
+                 "--engine", "ray", "--workers", "2", "--batch-size", "4"])
+    assert code == 0, capsys.readouterr().err
+    assert marker.exists()  # a worker really died after its second batch's work
+    _, table = _read(out, "path")
+    paths = table["path"].to_pylist()
+    assert len(paths) == len(set(paths)) == N_IMAGES
+
+
+def test_ray_only_options_need_the_ray_engine(clip_folder, photos, tmp_path, capsys):
+    code = main(["embed", str(photos), "-o", str(tmp_path / "e.parquet"), "-m", str(clip_folder), "--workers", "2"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "--engine ray" in err and "\n" not in err
+
+
+def test_ray_engine_refuses_what_it_cannot_do(clip_folder, photos, tmp_path, capsys):
+    code = main(["embed", str(photos), "-o", str(tmp_path / "e.npy"), "-m", str(clip_folder), "--engine", "ray"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and ".npy output" in err and "\n" not in err
+
+
+def test_missing_ray_names_the_extra(clip_folder, photos, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if ray were not installed
+    code = main(["embed", str(photos), "-o", str(tmp_path / "e.parquet"), "-m", str(clip_folder), "--engine", "ray"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "pip install 'clipforge[ray]'" in err and "\n" not in err
+    assert not (tmp_path / "e.parquet").exists()
