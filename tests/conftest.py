@@ -60,3 +60,15 @@ def trained_siglip(fixture_cache, shapes_dataset):
     from clipforge.testing.trained import trained_checkpoint
 
     return trained_checkpoint("siglip", fixture_cache)
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """URL of a private PostgreSQL 16 + pgvector server (pgserver wheel) started once per session and stopped
+    at the end; skipped when the ``index`` extra is missing. Use ``fresh_database(pg_url)`` per test."""
+    pytest.importorskip("pgserver")
+    pytest.importorskip("psycopg")
+    from clipforge.testing.postgres import postgres_server
+
+    with postgres_server() as url:
+        yield url

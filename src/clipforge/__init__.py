@@ -18,6 +18,7 @@ _LAZY = {
     "ExportOptions": "clipforge.export",
     "export_model": "clipforge.export",
     "ZeroShotModel": "clipforge.runtime.model",
+    "Index": "clipforge.index",
 }
 # Seed-compatible alias for users coming from composite-model tooling.
 _ALIASES = {"ModelForZeroShotImageClassification": "ZeroShotModel"}
