@@ -3,7 +3,9 @@ the same embeddings as the local engine, unreadable files counted, a killed work
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -72,17 +74,60 @@ def test_embed_ray_matches_local(ray_local, clip_folder, photos, tmp_path, capsy
     assert all(digests[p] == hashlib.sha256(open(p, "rb").read()).hexdigest() for p in digests)
 
 
-def test_killed_worker_batch_is_retried_once(ray_local, clip_folder, photos, tmp_path, monkeypatch, capsys):
-    marker = tmp_path / "killed"
+def _index_rows(db):
+    from clipforge.index import Index
+
+    with Index(db) as idx:
+        ids, paths, matrix = idx.backend.vectors()
+        files = idx.backend.files()
+        hits = {q: [(h.path, round(h.score, 4)) for h in idx.search(text=q, k=5)] for q in ("red circle", "a dog")}
+    return dict(zip(paths, matrix)), files, hits
+
+
+def _index(db, photos, clip_folder, capsys, *extra):
+    code = main(["index", str(photos), "--db", db, "-m", str(clip_folder), "--json", *extra])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return json.loads(captured.out)
+
+
+def test_index_ray_into_postgres_matches_local(ray_local, pg_url, clip_folder, photos, capsys):
+    from clipforge.testing.postgres import fresh_database
+
+    local_db, ray_db = fresh_database(pg_url), fresh_database(pg_url)
+    local = _index(local_db, photos, clip_folder, capsys)
+    distributed = _index(ray_db, photos, clip_folder, capsys, "--engine", "ray", "--workers", "2",
+                         "--batch-size", "8")
+    for summary in (local, distributed):
+        assert (summary["added"], summary["updated"], summary["images"]) == (N_IMAGES, 0, N_IMAGES)
+        assert sorted(Path(u["path"]).name for u in summary["unreadable"]) == ["broken.jpg", "truncated.jpg"]
+    want_vectors, want_files, want_hits = _index_rows(local_db)
+    got_vectors, got_files, got_hits = _index_rows(ray_db)
+    assert got_files == want_files  # path, size, mtime, sha256
+    assert min(float(got_vectors[p] @ want_vectors[p]) for p in want_vectors) >= 0.99999
+    assert got_hits == want_hits
+
+
+def test_index_ray_survives_a_killed_worker(ray_local, pg_url, clip_folder, photos, tmp_path, monkeypatch, capsys):
+    from clipforge.testing.postgres import fresh_database
+
+    db, marker = fresh_database(pg_url), tmp_path / "killed"
     monkeypatch.setenv("CLIPFORGE_RAY_KILL_AFTER", f"2:{marker}")
-    out = tmp_path / "ray.parquet"
-    code = main(["embed", str(photos / "a"), str(photos / "b"), "-o", str(out), "-m", str(clip_folder),
-                 "--engine", "ray", "--workers", "2", "--batch-size", "4"])
-    assert code == 0, capsys.readouterr().err
-    assert marker.exists()  # a worker really died after its second batch's work
-    _, table = _read(out, "path")
-    paths = table["path"].to_pylist()
-    assert len(paths) == len(set(paths)) == N_IMAGES
+    summary = _index(db, photos, clip_folder, capsys, "--engine", "ray", "--workers", "2", "--batch-size", "4")
+    assert marker.exists()  # a worker died after committing its second batch; that batch was retried
+    assert summary["added"] == summary["images"] == N_IMAGES and len(summary["unreadable"]) == 2
+    import psycopg
+
+    with psycopg.connect(db) as conn:
+        rows, distinct = conn.execute("SELECT count(*), count(DISTINCT path) FROM clipforge.images").fetchone()
+    assert rows == distinct == N_IMAGES
+
+
+def test_index_ray_refuses_sqlite(clip_folder, photos, tmp_path, capsys):
+    code = main(["index", str(photos), "--db", str(tmp_path / "i.db"), "-m", str(clip_folder), "--engine", "ray"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "PostgreSQL" in err and "\n" not in err
+    assert not (tmp_path / "i.db").exists()
 
 
 def test_ray_only_options_need_the_ray_engine(clip_folder, photos, tmp_path, capsys):
@@ -94,7 +139,7 @@ def test_ray_only_options_need_the_ray_engine(clip_folder, photos, tmp_path, cap
 def test_ray_engine_refuses_what_it_cannot_do(clip_folder, photos, tmp_path, capsys):
     code = main(["embed", str(photos), "-o", str(tmp_path / "e.npy"), "-m", str(clip_folder), "--engine", "ray"])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and ".npy output" in err and "\n" not in err
+    assert code == 2 and "writes parquet" in err and "\n" not in err
 
 
 def test_missing_ray_names_the_extra(clip_folder, photos, tmp_path, monkeypatch, capsys):

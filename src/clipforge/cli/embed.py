@@ -14,7 +14,7 @@ from clipforge.cli import engine_options as eo
 from clipforge.cli import runtime_options as ro
 from clipforge.cli.classify import _exit_on_failures
 from clipforge.errors import InputError
-from clipforge.runtime.batches import iter_image_batches
+from clipforge.runtime.batches import ImageFailure, iter_image_batches
 
 
 def embed(
@@ -52,23 +52,19 @@ def embed(
 def _embed_ray(inputs, output: Path, text: bool, model: str, device: str, threads, normalize: bool,
                options) -> None:
     """``--engine ray``: images only, to parquet (path, sha256, embedding), on CPU workers."""
-    from clipforge.distributed.ray import run
-    from clipforge.distributed.records import ParquetWriter
+    from clipforge.distributed.ray import embed_to_parquet
 
-    wrong = [what for what, bad in (("--text", text), (f"--device {device}", device != "cpu"),
-                                    ("--threads (use --cpus-per-worker)", threads is not None),
-                                    (f"{output.suffix} output", output.suffix != ".parquet")) if bad]
-    if wrong:
-        raise InputError(f"--engine ray embeds image files into a .parquet file on CPU workers; "
-                         f"{', '.join(wrong)} is not supported with it")
+    eo.check_ray(text=text, device=device != "cpu", threads=threads is not None)
+    if output.suffix != ".parquet":
+        raise InputError(f"--engine ray writes parquet (path, sha256, embedding), not {output.suffix}; "
+                         f"name the output {output.with_suffix('.parquet').name}")
     paths = ro.expand_images([Path(p) for p in inputs])
-    zs = ro.load_model(model, "cpu", 1)  # resolves (exports once) and checks the model before any worker starts
-    with ParquetWriter(output, zs.manifest.embed_dim) as writer:
-        summary = run(paths, zs.folder, options, consume=writer.write, normalize=normalize, show=len(paths) > 1)
+    folder = ro.load_model(model, "cpu", 1).folder  # exports once if needed; checks the model before Ray starts
+    stats, written = embed_to_parquet(paths, folder, output, options, normalize, show=len(paths) > 1)
     Console(stderr=True).print(
-        f"wrote {writer.count} embedding(s) of dim {zs.manifest.embed_dim} to {output} "
-        f"({summary.images_per_second:.1f} img/s on {summary.workers} Ray worker(s) x {summary.cpus_per_worker} CPU)")
-    _exit_on_failures(summary.failures, len(paths))
+        f"wrote {written} embedding(s) to {output} in {stats.seconds:.1f} s on {stats.workers} Ray worker(s) "
+        f"x {stats.cpus_per_worker} CPU", highlight=False)
+    _exit_on_failures([ImageFailure(p, r) for p, r in stats.unreadable], len(paths))
 
 
 def _write(output: Path, names: list[str], vectors: np.ndarray) -> None:

@@ -39,3 +39,13 @@ def check_local(engine: EngineName, address: str | None, workers: int | None, cp
 
     if engine == EngineName.local and (address or workers or cpus_per_worker != 1):
         raise InputError("--address, --workers and --cpus-per-worker need --engine ray; add it or drop them")
+
+
+def check_ray(**given) -> None:
+    """Options the Ray engine does not take (workers are CPU-only; --cpus-per-worker sets their threads)."""
+    from clipforge.errors import InputError
+
+    wrong = [f"--{name.replace('_', '-')}" for name, bad in given.items() if bad]
+    if wrong:
+        raise InputError(f"{', '.join(wrong)} cannot be used with --engine ray (CPU workers; set their threads "
+                         "with --cpus-per-worker); drop it or use the local engine")

@@ -1,14 +1,15 @@
 """The Ray engine: embed or index many image files on a Ray cluster (or a local Ray instance) with Ray Data.
 
-Files are listed on the driver; ``ray.data.read_binary_files`` reads their bytes in parallel tasks;
-``map_batches`` runs :class:`EmbedActor`, a callable class that loads one ``ZeroShotModel`` per worker from the
-exported folder (shipped as a path: no re-export per worker) with onnxruntime's intra-op threads set to the
-worker's CPU share, and calls the engine-independent :func:`clipforge.distributed.records.embed_files`. Results
-stream back to the driver, which writes the parquet file and shows progress; for an index, every worker upserts
-its rows into the (PostgreSQL) index itself and only the per-file status comes back.
+Files are listed on the driver; a Ray Data read stage (tasks) loads their bytes; ``map_batches`` runs
+:class:`EmbedActor`, a callable class that loads one ``ZeroShotModel`` per worker from the exported folder
+(shipped as a path: no re-export per worker), with onnxruntime's intra-op threads set to the worker's CPU
+share, and calls the engine-independent steps in :mod:`clipforge.distributed.records`. For ``embed`` the
+embeddings stream back to the driver, which writes the parquet file; for ``index`` every worker stores its
+batches into the PostgreSQL index itself and only a status per file comes back. The driver shows progress.
 
-A worker that dies is restarted and its batch retried (``max_restarts``/``max_task_retries``); the writes are
-keyed by path (+ sha256), so a retried batch never duplicates a row. This is the only module that imports Ray.
+A worker that dies is restarted and its batch retried (``max_restarts``/``max_task_retries``); index writes are
+one transaction per batch keyed by path, so a retried batch never duplicates a row, and a batch's results reach
+the driver once. This is the only module that imports Ray.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -26,7 +28,6 @@ from typing import Callable, Iterator
 import numpy as np
 
 from clipforge.errors import InputError, require
-from clipforge.runtime.batches import ImageFailure
 
 MAX_RESTARTS = 4  # a worker process that dies is restarted this many times ...
 MAX_TASK_RETRIES = 4  # ... and the batch it was running is retried on the restarted worker
@@ -52,45 +53,60 @@ class RayOptions:
                 raise InputError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
 
 
-@dataclass
-class RunSummary:
-    """What a run did: images embedded (or upserted), unreadable files, wall time, the pool it ran on."""
+@dataclass(frozen=True)
+class Job:
+    """What every worker does: embed with the model in ``folder`` (``draft``: JPEG draft decode size, None =
+    exact) and either return the embeddings (``db`` None) or store them into the index at ``db``."""
 
-    done: int = 0
-    failures: list[ImageFailure] = field(default_factory=list)
+    folder: str
+    threads: int
+    batch_size: int
+    draft: tuple[int, int] | None = None
+    normalize: bool = True
+    db: str | None = None
+
+
+@dataclass
+class RunStats:
+    """What came back: files by status, unreadable (path, reason), wall time, the pool it ran on."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     workers: int = 0
     cpus_per_worker: int = 0
 
     @property
-    def images_per_second(self) -> float:
-        return self.done / self.seconds if self.seconds else 0.0
+    def processed(self) -> int:
+        return sum(self.counts.values())
 
 
 # --- the worker -----------------------------------------------------------------------------------------------
 class EmbedActor:
-    """One per Ray worker: the model is loaded once here, then every call embeds one batch of files.
-    ``sink`` (optional) is opened once per worker and takes each batch's records (an index upsert)."""
+    """One per Ray worker: the model (and the index connection) is opened once here; every call decodes,
+    embeds and delivers one batch of files."""
 
-    def __init__(self, folder: str, threads: int, batch_size: int, normalize: bool = True, sink=None,
-                 kill_after: str | None = None):
+    def __init__(self, job: Job, kill_after: str | None = None):
+        from clipforge.distributed.records import IndexWriter
         from clipforge.runtime.model import ZeroShotModel
 
-        self.model = ZeroShotModel.from_onnx(folder, threads=threads)
-        self.batch_size, self.normalize = batch_size, normalize
-        self.sink = sink.open() if sink is not None else None
-        self.kill_after, self.calls = kill_after, 0
+        self.job, self.kill_after, self.calls = job, kill_after, 0
+        self.model = ZeroShotModel.from_onnx(job.folder, threads=job.threads)
+        self.writer = IndexWriter(job.db, self.model) if job.db else None
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from clipforge.distributed.records import embed_files
+        from clipforge.distributed import records
 
-        records = embed_files(self.model, batch["path"], batch["bytes"], self.batch_size, self.normalize)
-        if self.sink is not None:
-            self.sink.write(records)
+        decoded = records.decode_batch(batch, self.model.manifest.image, self.job.draft)
+        if self.writer is not None:
+            self.writer.write(decoded, batch["known"])
+            out = records.status_columns(decoded, batch["known"])
+        else:
+            vectors = records.embed_decoded(self.model, decoded, self.job.batch_size, self.job.normalize)
+            out = records.embedding_columns(decoded, vectors)
         self.calls += 1
         _maybe_die(self.kill_after, self.calls)
-        columns = records.as_columns()
-        return {k: columns[k] for k in ("path", "error")} if self.sink is not None else columns
+        return out
 
 
 def _maybe_die(kill_after: str | None, calls: int) -> None:
@@ -109,15 +125,11 @@ def _maybe_die(kill_after: str | None, calls: int) -> None:
 
 
 # --- the driver -----------------------------------------------------------------------------------------------
-def _ray():
-    return require("ray", "ray")
-
-
 @contextlib.contextmanager
 def connected(options: RayOptions) -> Iterator[int]:
     """Join (or start) Ray for the block; yields the number of workers to run. A Ray instance that was already
     initialised by the caller is used and left running; one started here is shut down at the end."""
-    ray = _ray()
+    ray = require("ray", "ray")
     started = not ray.is_initialized()
     if started:
         try:
@@ -125,7 +137,7 @@ def connected(options: RayOptions) -> Iterator[int]:
                      log_to_driver=bool(os.environ.get("CLIPFORGE_DEBUG")))
         except (ConnectionError, ValueError, RuntimeError) as exc:
             raise InputError(f"cannot connect to Ray at {options.address or '$RAY_ADDRESS/local'} "
-                             f"({str(exc).splitlines()[0]}); start it with 'ray start --head' or drop "
+                             f"({str(exc).strip().splitlines()[0]}); start it with 'ray start --head' or drop "
                              "--address") from exc
     try:
         _quiet_data()
@@ -157,41 +169,107 @@ def _worker_count(ray, options: RayOptions) -> int:
     return options.workers or max(1, cpus // options.cpus_per_worker)
 
 
-def embedded(paths: list[Path], folder: Path, options: RayOptions, workers: int, normalize: bool = True,
-             sink=None):
-    """The lazy Ray dataset: read the files' bytes, then embed them on ``workers`` actors."""
+def pipeline(items: list[dict], job: Job, options: RayOptions, workers: int):
+    """The lazy dataset: the files' rows -> their bytes (read tasks) -> ``workers`` embedding actors."""
     import ray.data
 
-    # Reading is I/O: its tasks ask for no CPU, so a pool that takes every CPU cannot starve them.
-    dataset = ray.data.read_binary_files([str(p) for p in paths], include_paths=True, num_cpus=0)
-    kwargs = dict(folder=str(folder), threads=options.cpus_per_worker, batch_size=options.batch_size,
-                  normalize=normalize, sink=sink, kill_after=os.environ.get(KILL_SWITCH_ENV))
+    from clipforge.distributed.records import read_files
+
+    blocks = max(1, -(-len(items) // options.batch_size))
+    dataset = ray.data.from_items(items, override_num_blocks=blocks)
+    # Reading is I/O: the read tasks ask for no CPU, so a pool that takes every CPU cannot starve them.
+    dataset = dataset.map_batches(read_files, batch_size=options.batch_size, batch_format="numpy", num_cpus=0)
     with warnings.catch_warnings():  # Ray 2.60 deprecates actor options given as keywords but has no other way
         warnings.simplefilter("ignore", DeprecationWarning)
         return dataset.map_batches(
-            EmbedActor, fn_constructor_kwargs=kwargs, batch_size=options.batch_size, batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=options.cpus_per_worker,
+            EmbedActor, fn_constructor_kwargs={"job": job, "kill_after": os.environ.get(KILL_SWITCH_ENV)},
+            batch_size=options.batch_size, batch_format="numpy", num_cpus=options.cpus_per_worker,
+            compute=ray.data.ActorPoolStrategy(size=workers),
             max_restarts=MAX_RESTARTS, max_task_retries=MAX_TASK_RETRIES,
         )
 
 
-def run(paths: list[Path], folder: Path, options: RayOptions, consume: Callable[[dict], None] | None = None,
-        sink=None, normalize: bool = True, show: bool = True) -> RunSummary:
-    """Embed ``paths`` with the model in ``folder``: each result batch goes to ``consume`` (on the driver),
-    or, with a ``sink``, is written by the workers themselves. Unreadable files are counted in the summary."""
+def run(items: list[dict], job: Job, options: RayOptions, consume: Callable[[dict], None] | None = None,
+        show: bool = True) -> RunStats:
+    """Process the files in ``items`` (``records.file_items``); each result batch goes to ``consume`` on the
+    driver. Unreadable files are counted and listed, never fatal."""
     from clipforge.progress import counter
 
     start = time.perf_counter()
-    summary = RunSummary(cpus_per_worker=options.cpus_per_worker)
-    with connected(options) as workers, counter("images", len(paths), show) as advance:
-        summary.workers = workers
-        dataset = embedded(paths, folder, options, workers, normalize, sink)
-        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
-            ok = batch["error"] == ""
-            summary.done += int(ok.sum())
-            summary.failures += [ImageFailure(str(p), str(e)) for p, e in zip(batch["path"][~ok], batch["error"][~ok])]
+    stats = RunStats(cpus_per_worker=options.cpus_per_worker)
+    if not items:
+        return stats
+    # Ray's driver prints worker deaths and retries to stdout from a thread: keep stdout for --json output
+    with connected(options) as workers, counter("images", len(items), show) as advance, \
+            contextlib.redirect_stdout(sys.stderr):
+        stats.workers = workers
+        for batch in pipeline(items, job, options, workers).iter_batches(batch_size=None, batch_format="numpy"):
+            _tally(stats, batch)
             if consume is not None:
                 consume(batch)
-            advance(len(ok))
-    summary.seconds = time.perf_counter() - start
-    return summary
+            advance(len(batch["path"]))
+    stats.seconds = time.perf_counter() - start
+    return stats
+
+
+def _tally(stats: RunStats, batch: dict[str, np.ndarray]) -> None:
+    bad = batch["error"] != ""
+    stats.unreadable += [(str(p), str(e)) for p, e in zip(batch["path"][bad], batch["error"][bad])]
+    statuses = batch["status"] if "status" in batch else np.where(bad, "unreadable", "added")
+    for status, n in zip(*np.unique(statuses.astype(str), return_counts=True)):
+        stats.counts[status] = stats.counts.get(status, 0) + int(n)
+
+
+# --- the two jobs -----------------------------------------------------------------------------------------------
+def embed_to_parquet(paths: list[Path], folder: Path, output: Path, options: RayOptions, normalize: bool = True,
+                     show: bool = True) -> tuple[RunStats, int]:
+    """``clipforge embed --engine ray``: embeddings of ``paths`` (decoded exactly, as the local engine does)
+    into one parquet file (path, sha256, embedding); returns the stats and the number of rows written."""
+    from clipforge.distributed.records import ParquetWriter, file_items, stat_files
+    from clipforge.specs import Manifest
+
+    dim = Manifest.load(folder).embed_dim
+    job = Job(str(Path(folder).resolve()), options.cpus_per_worker, options.batch_size, normalize=normalize)
+    with ParquetWriter(output, dim) as writer:
+        stats = run(file_items(stat_files(paths)), job, options, consume=writer.write, show=show)
+    return stats, writer.count
+
+
+def index_into(db: str, model, paths: list[Path], options: RayOptions, exact_decode: bool = False,
+               show: bool = True):
+    """``clipforge index --engine ray``: what ``Index.add`` does, with the decoding, embedding and writes on Ray
+    workers. ``db`` must be a PostgreSQL URL (many workers write at once). Returns the ``IndexSummary`` and the
+    number of images the index then holds."""
+    from clipforge.index import Index
+    from clipforge.index.postgres import is_postgres_url
+
+    if not is_postgres_url(db):
+        raise InputError(f"--engine ray writes from many workers at once, which needs a PostgreSQL index "
+                         f"(--db postgresql://...), not the SQLite file {db}; use the local engine for SQLite")
+    with Index(db, model) as index:
+        summary = _index_add(index, db, paths, options, exact_decode, show)
+        return summary, index.backend.count()
+
+
+def _index_add(index, db: str, paths: list[Path], options: RayOptions, exact_decode: bool, show: bool):
+    """``Index.add``'s plan (walk, drop deleted files, skip unchanged ones) with the ingest on Ray."""
+    from clipforge.distributed.records import file_items
+    from clipforge.index import IndexSummary
+    from clipforge.index.ingest import plan
+    from clipforge.index.walker import walk
+    from clipforge.runtime.images import draft_request
+
+    start = time.perf_counter()
+    found = walk(paths)
+    index.upsert([])  # records the model (and creates the schema) before any worker opens the index
+    stored = index.backend.files()
+    present = {f.path for f in found.files}
+    gone = [p for p in stored if p not in present and found.covers(p)]
+    removed = index.backend.apply(removals=gone) if gone else 0
+    todo, unchanged = plan(found.files, stored)
+    draft = None if exact_decode else draft_request(index.model.manifest.image)
+    job = Job(str(Path(index.model.folder).resolve()), options.cpus_per_worker, options.batch_size, draft, db=db)
+    stats = run(file_items([f for f, _ in todo], {f.path: sha for f, sha in todo}), job, options, show=show)
+    c = stats.counts
+    return IndexSummary(c.get("added", 0), c.get("updated", 0), removed, list(found.unreadable) + stats.unreadable,
+                        round(time.perf_counter() - start, 3), unchanged + c.get("unchanged", 0))

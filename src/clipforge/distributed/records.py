@@ -1,87 +1,139 @@
-"""Engine-independent work units: encoded image files in, embedding records out. No Ray here: the Ray actor
-(``distributed/ray.py``) is a thin wrapper that calls these, and tests run them without Ray."""
+"""Engine-independent work units for distributed runs, no Ray here: the Ray actor (``distributed/ray.py``) is a
+thin wrapper that calls these on each batch, and tests can run them without Ray.
+
+A batch is a dict of columns (``FILE_COLUMNS``: one entry per file, as listed on the driver). ``read_files``
+adds the encoded bytes; ``decode_batch`` turns them into the index's ``Decoded`` records (sha256 of the bytes,
+resized pixels or the reason the file is unreadable) with the same calls the local engines make; then either
+``embedding_columns`` (embed -> parquet) or ``IndexWriter`` (index -> PostgreSQL) finishes the batch."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import re
-from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from clipforge.errors import InputError
+from clipforge.index.walker import Decoded, FileState
 
-RECORD_COLUMNS = ("path", "size", "mtime", "sha256", "embedding", "error")
-
-
-@dataclass
-class Records:
-    """One batch of files after decoding and embedding: column arrays, one entry per input file. A file that
-    could not be decoded has its reason in ``error`` and a zero embedding; every other ``error`` is ``""``."""
-
-    path: np.ndarray  # str
-    size: np.ndarray  # int64, bytes
-    mtime: np.ndarray  # float64, seconds (NaN when the file could not be stat'ed)
-    sha256: np.ndarray  # str, of the bytes embedded
-    embedding: np.ndarray  # float32 [N, D]
-    error: np.ndarray = field(default=None)  # str
-
-    @property
-    def ok(self) -> np.ndarray:
-        return self.error == ""
-
-    def as_columns(self) -> dict[str, np.ndarray]:
-        return {name: getattr(self, name) for name in RECORD_COLUMNS}
-
-    def rows(self, mask: np.ndarray | None = None) -> list[tuple]:
-        """(path, size, mtime, sha256, embedding) for the files that were embedded: the index's upsert rows."""
-        keep = self.ok if mask is None else mask
-        return [(str(p), int(s), float(m), str(h), e) for p, s, m, h, e in
-                zip(self.path[keep], self.size[keep], self.mtime[keep], self.sha256[keep], self.embedding[keep])]
+FILE_COLUMNS = ("path", "size", "mtime", "known")  # known: sha256 of the file's stored index row, or ""
+STATUSES = ("added", "updated", "unchanged", "unreadable")
 
 
-def embed_files(model, paths, blobs, batch_size: int = 32, normalize: bool = True) -> Records:
-    """Decode ``blobs`` (the encoded bytes of ``paths``) and embed them with ``model`` (a ``ZeroShotModel``),
-    exactly as ``model.embed_images`` does on the same files. Undecodable files are recorded in
-    ``error``, not raised."""
-    from clipforge.runtime.images import load_image
+def file_items(states: list[FileState], known: dict[str, str | None] | None = None) -> list[dict]:
+    """The rows the driver hands to the engine: one per file to process."""
+    known = known or {}
+    return [{"path": s.path, "size": s.size, "mtime": s.mtime, "known": known.get(s.path) or ""} for s in states]
 
-    paths = [str(p) for p in paths]
-    images, errors = [], []
-    for path, blob in zip(paths, blobs):
+
+def stat_files(paths: list[Path]) -> list[FileState]:
+    """File states for paths as given (a file that cannot be stat'ed gets size -1; reading it reports why)."""
+    states = []
+    for path in paths:
         try:
-            images.append(load_image(bytes(blob)))
+            st = os.stat(path)
+            states.append(FileState(str(path), st.st_size, st.st_mtime))
+        except OSError:
+            states.append(FileState(str(path), -1, float("nan")))
+    return states
+
+
+def read_files(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Add ``data`` (the files' bytes; empty when unreadable) and ``read_error`` ("" when read) to a batch."""
+    data, errors = [], []
+    for path in batch["path"]:
+        try:
+            data.append(Path(path).read_bytes())
             errors.append("")
-        except InputError as exc:
-            errors.append(_named(str(exc), path, len(blob)))
-    ok = np.array([e == "" for e in errors], bool)
-    vectors = np.zeros((len(paths), model.manifest.embed_dim), np.float32)
-    if images:
-        vectors[ok] = model.embed_images(images, batch_size, normalize=normalize)
-    return Records(
-        path=np.array(paths, dtype=object), size=np.array([len(b) for b in blobs], np.int64),
-        mtime=np.array([_mtime(p) for p in paths], np.float64),
-        sha256=np.array([hashlib.sha256(bytes(b)).hexdigest() for b in blobs], dtype=object),
-        embedding=vectors, error=np.array(errors, dtype=object),
-    )
+        except OSError as exc:
+            data.append(b"")
+            errors.append(f"cannot be read ({exc.strerror or exc})")
+    return {**batch, "data": np.array(data, dtype=object), "read_error": np.array(errors, dtype=object)}
 
 
-def _named(message: str, path: str, size: int) -> str:
-    """The decoder's message about an in-memory stream, naming the file instead."""
-    return re.sub(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>", repr(path), message.replace(f"<{size} bytes>", path))
+def decode_blob(state: FileState, data: bytes, read_error: str, known_sha: str, spec,
+                draft: tuple[int, int] | None) -> Decoded:
+    """One file's bytes -> ``Decoded``, as the index's decoder does from a path: a file whose content equals
+    its stored row (``known_sha``) is not decoded; ``draft`` None decodes exactly (as ``embed`` does)."""
+    from clipforge.runtime.images import load_image, resized_pixels
 
-
-def _mtime(path: str) -> float:
+    if read_error:
+        return Decoded(state, error=read_error)
+    digest = hashlib.sha256(data).hexdigest()
+    if digest == known_sha:
+        return Decoded(state, digest, unchanged=True)
     try:
-        return os.stat(path).st_mtime
-    except OSError:
-        return float("nan")
+        pixels = resized_pixels(load_image(data, draft=draft), spec)
+    except InputError as exc:
+        cause = exc.__cause__ or exc
+        return Decoded(state, digest, error=f"unreadable, truncated or not an image ({_named(str(cause), state.path)})")
+    return Decoded(state, digest, pixels)
+
+
+def decode_batch(batch: dict[str, np.ndarray], spec, draft) -> list[Decoded]:
+    states = [FileState(str(p), int(s), float(m)) for p, s, m in zip(batch["path"], batch["size"], batch["mtime"])]
+    return [decode_blob(st, bytes(d), str(e), str(k), spec, draft)
+            for st, d, e, k in zip(states, batch["data"], batch["read_error"], batch["known"])]
+
+
+def embed_decoded(model, decoded: list[Decoded], batch_size: int, normalize: bool = True) -> np.ndarray:
+    """[N, D] embeddings of the decoded files (zeros for the others), ``batch_size`` images per encoder run."""
+    from clipforge.runtime.images import to_pixel_values
+    from clipforge.runtime.scoring import l2_normalize
+
+    vectors = np.zeros((len(decoded), model.manifest.embed_dim), np.float32)
+    good = [i for i, d in enumerate(decoded) if d.pixels is not None]
+    for start in range(0, len(good), batch_size):
+        rows = good[start:start + batch_size]
+        pixels = to_pixel_values([decoded[i].pixels for i in rows], model.manifest.image)
+        out = model.encode_pixels(pixels)
+        vectors[rows] = l2_normalize(out) if normalize else out
+    return vectors
+
+
+def embedding_columns(decoded: list[Decoded], vectors: np.ndarray) -> dict[str, np.ndarray]:
+    """The embed result of a batch: path, sha256, embedding, error ("" when embedded)."""
+    return {"path": np.array([d.state.path for d in decoded], dtype=object),
+            "sha256": np.array([d.sha256 for d in decoded], dtype=object),
+            "embedding": vectors,
+            "error": np.array([d.error or "" for d in decoded], dtype=object)}
+
+
+def status_columns(decoded: list[Decoded], known: np.ndarray) -> dict[str, np.ndarray]:
+    """The index result of a batch: per file, its path, what happened (``STATUSES``) and the error."""
+    status = ["unreadable" if d.error else "unchanged" if d.unchanged else "updated" if k else "added"
+              for d, k in zip(decoded, known)]
+    return {"path": np.array([d.state.path for d in decoded], dtype=object),
+            "status": np.array(status, dtype=object),
+            "error": np.array([d.error or "" for d in decoded], dtype=object)}
+
+
+class IndexWriter:
+    """A worker's connection to the (PostgreSQL) index. Each batch is one transaction through the index's own
+    store step (upserts keyed by path, touches of unchanged files, removal of stale rows of files that became
+    unreadable), so a batch retried after a crash rewrites the same rows and never duplicates one."""
+
+    def __init__(self, db: str, model):
+        from clipforge.index import Index
+
+        self.index = Index(db, model)  # refuses a database recorded with another model
+
+    def write(self, decoded: list[Decoded], known: np.ndarray) -> None:
+        """Encode the decoded files and store the batch, as the local ``Index.add`` does."""
+        from clipforge.index.ingest import Counts, _store
+
+        _store(self.index.backend, self.index.model, decoded, Counts(),
+               known={d.state.path: (str(k) or None) for d, k in zip(decoded, known)})
+
+    def close(self) -> None:
+        self.index.close()
 
 
 class ParquetWriter:
-    """Streams embedded files into one parquet file (``path``, ``sha256``, ``embedding`` list<float32>), written
-    to a temporary file and renamed at the end: a failed run leaves no partial output."""
+    """Streams embedded files into one parquet file (``path``, ``sha256``, ``embedding`` fixed-size
+    list<float32>), written to a temporary file and renamed at the end: a failed run leaves no partial output."""
 
     def __init__(self, output, dim: int, rows_per_group: int = 8192):
         self.output, self.dim, self.rows_per_group = output, dim, rows_per_group
@@ -129,3 +181,8 @@ class ParquetWriter:
             self._flush()
         self._writer.close()
         return self._atomic.__exit__(*exc_info)
+
+
+def _named(message: str, path: str) -> str:
+    """The decoder's message about an in-memory stream, naming the file instead."""
+    return re.sub(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>|<\d+ bytes>", repr(path), message)
