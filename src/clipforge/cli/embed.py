@@ -59,7 +59,7 @@ def _embed_ray(inputs, output: Path, text: bool, model: str, device: str, thread
         raise InputError(f"--engine ray writes parquet (path, sha256, embedding), not {output.suffix}; "
                          f"name the output {output.with_suffix('.parquet').name}")
     paths = ro.expand_images([Path(p) for p in inputs])
-    folder = ro.load_model(model, "cpu", 1).folder  # exports once if needed; checks the model before Ray starts
+    folder = ro.model_folder(model)  # exports once if needed, on the driver; workers load the folder
     stats, written = embed_to_parquet(paths, folder, output, options, normalize, show=len(paths) > 1)
     Console(stderr=True).print(
         f"wrote {written} embedding(s) to {output} in {stats.seconds:.1f} s on {stats.workers} Ray worker(s) "

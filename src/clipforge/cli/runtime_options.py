@@ -25,6 +25,18 @@ def load_model(model: str, device: str, threads: int | None):
     return ZeroShotModel.from_pretrained(model, device=device, threads=threads)
 
 
+def model_folder(model: str) -> Path:
+    """The exported/built folder of MODEL (a hub id or checkpoint is exported into the cache once)."""
+    from clipforge.runtime.loading import is_exported_folder
+
+    if is_exported_folder(model):
+        from clipforge.specs import Manifest
+
+        Manifest.load(model)  # a broken manifest is reported here, before any worker starts
+        return Path(model)
+    return load_model(model, "cpu", 1).folder
+
+
 def expand_images(inputs: list[Path]) -> list[Path]:
     """Files as given; folders expand to the image files inside them (recursively, sorted)."""
     paths = []

@@ -31,6 +31,7 @@ from clipforge.errors import InputError, require
 
 MAX_RESTARTS = 4  # a worker process that dies is restarted this many times ...
 MAX_TASK_RETRIES = 4  # ... and the batch it was running is retried on the restarted worker
+CALLS_PER_WORKER = 2  # batches in flight in one worker: one decodes while the other encodes
 KILL_SWITCH_ENV = "CLIPFORGE_RAY_KILL_AFTER"  # tests: "N:MARKER" - the first worker to finish N batches
 #                                               creates MARKER and SIGKILLs itself (once: MARKER then exists)
 
@@ -73,6 +74,7 @@ class RunStats:
     counts: dict[str, int] = field(default_factory=dict)
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    first_result_seconds: float = 0.0  # start-up: workers started, model loaded, first batch done
     workers: int = 0
     cpus_per_worker: int = 0
 
@@ -84,7 +86,8 @@ class RunStats:
 # --- the worker -----------------------------------------------------------------------------------------------
 class EmbedActor:
     """One per Ray worker: the model (and the index connection) is opened once here; every call decodes,
-    embeds and delivers one batch of files."""
+    embeds and delivers one batch of files. Two calls run at once (threads), so one batch is decoded while
+    the other is encoded (Pillow and onnxruntime release the GIL; sessions and the index are thread-safe)."""
 
     def __init__(self, job: Job, kill_after: str | None = None):
         from clipforge.distributed.records import IndexWriter
@@ -184,7 +187,8 @@ def pipeline(items: list[dict], job: Job, options: RayOptions, workers: int):
         return dataset.map_batches(
             EmbedActor, fn_constructor_kwargs={"job": job, "kill_after": os.environ.get(KILL_SWITCH_ENV)},
             batch_size=options.batch_size, batch_format="numpy", num_cpus=options.cpus_per_worker,
-            compute=ray.data.ActorPoolStrategy(size=workers),
+            compute=ray.data.ActorPoolStrategy(size=workers, max_concurrent_calls_per_actor=CALLS_PER_WORKER,
+                                               enable_true_multi_threading=True),
             max_restarts=MAX_RESTARTS, max_task_retries=MAX_TASK_RETRIES,
         )
 
@@ -204,6 +208,7 @@ def run(items: list[dict], job: Job, options: RayOptions, consume: Callable[[dic
             contextlib.redirect_stdout(sys.stderr):
         stats.workers = workers
         for batch in pipeline(items, job, options, workers).iter_batches(batch_size=None, batch_format="numpy"):
+            stats.first_result_seconds = stats.first_result_seconds or time.perf_counter() - start
             _tally(stats, batch)
             if consume is not None:
                 consume(batch)
