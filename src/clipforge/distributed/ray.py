@@ -205,7 +205,9 @@ def run(items: list[dict], job: Job, options: RayOptions, consume: Callable[[dic
         return stats
     # Ray's driver prints worker deaths and retries to stdout from a thread: keep stdout for --json output
     with connected(options) as workers, counter("images", len(items), show) as advance, \
-            contextlib.redirect_stdout(sys.stderr):
+            contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
+        # a run with fewer batches than workers is no problem worth a warning
+        warnings.filterwarnings("ignore", "The minimum number of concurrent actors", UserWarning)
         stats.workers = workers
         for batch in pipeline(items, job, options, workers).iter_batches(batch_size=None, batch_format="numpy"):
             stats.first_result_seconds = stats.first_result_seconds or time.perf_counter() - start
