@@ -19,6 +19,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -86,14 +87,15 @@ class RunStats:
 # --- the worker -----------------------------------------------------------------------------------------------
 class EmbedActor:
     """One per Ray worker: the model (and the index connection) is opened once here; every call decodes,
-    embeds and delivers one batch of files. Two calls run at once (threads), so one batch is decoded while
-    the other is encoded (Pillow and onnxruntime release the GIL; sessions and the index are thread-safe)."""
+    embeds and delivers one batch of files. Two calls run at once (threads) but only one encodes, so one
+    batch is decoded while the other is encoded (Pillow and onnxruntime release the GIL)."""
 
     def __init__(self, job: Job, kill_after: str | None = None):
         from clipforge.distributed.records import IndexWriter
         from clipforge.runtime.model import ZeroShotModel
 
         self.job, self.kill_after, self.calls = job, kill_after, 0
+        self.encoding = threading.Lock()
         self.model = ZeroShotModel.from_onnx(job.folder, threads=job.threads)
         self.writer = IndexWriter(job.db, self.model) if job.db else None
 
@@ -101,12 +103,13 @@ class EmbedActor:
         from clipforge.distributed import records
 
         decoded = records.decode_batch(batch, self.model.manifest.image, self.job.draft)
-        if self.writer is not None:
-            self.writer.write(decoded, batch["known"])
-            out = records.status_columns(decoded, batch["known"])
-        else:
-            vectors = records.embed_decoded(self.model, decoded, self.job.batch_size, self.job.normalize)
-            out = records.embedding_columns(decoded, vectors)
+        with self.encoding:  # one batch at a time on the model's threads; the other call decodes meanwhile
+            if self.writer is not None:
+                self.writer.write(decoded, batch["known"])
+                out = records.status_columns(decoded, batch["known"])
+            else:
+                vectors = records.embed_decoded(self.model, decoded, self.job.batch_size, self.job.normalize)
+                out = records.embedding_columns(decoded, vectors)
         self.calls += 1
         _maybe_die(self.kill_after, self.calls)
         return out
