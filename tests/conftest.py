@@ -72,3 +72,19 @@ def pg_url():
 
     with postgres_server() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def index_model(trained_clip, tmp_path_factory):
+    """The trained tiny CLIP, exported once (export validation is covered by test_export)."""
+    from clipforge.export import ExportOptions, export_model
+
+    out = tmp_path_factory.mktemp("index-model") / "clip"
+    return export_model(trained_clip, out, ExportOptions(validate=False), show_progress=False).path
+
+
+@pytest.fixture(scope="session")
+def loaded_model(index_model):
+    from clipforge.runtime.model import ZeroShotModel
+
+    return ZeroShotModel.from_onnx(index_model, threads=1)

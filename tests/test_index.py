@@ -23,22 +23,6 @@ BAD_FILES = {"truncated.jpg": None, "notes.png": b"not an image at all", "empty.
 READABLE = 200  # the shapes test split: 20 classes x 10
 
 
-@pytest.fixture(scope="session")
-def index_model(trained_clip, tmp_path_factory):
-    """The trained tiny CLIP, exported once (export validation is covered by test_export)."""
-    from clipforge.export import ExportOptions, export_model
-
-    out = tmp_path_factory.mktemp("index-model") / "clip"
-    return export_model(trained_clip, out, ExportOptions(validate=False), show_progress=False).path
-
-
-@pytest.fixture(scope="session")
-def loaded_model(index_model):
-    from clipforge.runtime.model import ZeroShotModel
-
-    return ZeroShotModel.from_onnx(index_model, threads=1)
-
-
 @pytest.fixture
 def photos(shapes_dataset, tmp_path):
     """A copy of the shapes test split (<class>/<i>.png|jpg) plus a few unreadable files."""
@@ -152,14 +136,14 @@ def test_upsert_is_idempotent_and_checks_dims(db, loaded_model):
         idx.upsert(rows)
         idx.upsert(rows)
         assert idx.stats()["images"] == 3
-        hit = idx.backend.search(vectors[1] / np.linalg.norm(vectors[1]), 1)[0]
+        hit = idx.search_vector(vectors[1] * 3, k=1)[0]
         assert hit.path == "/x/1.jpg" and hit.score == pytest.approx(1.0, abs=1e-5)
         with pytest.raises(InputError, match="dim"):
             idx.upsert([("/x/bad.jpg", 1, 1.0, "s", np.zeros(3, np.float32))])
 
 
 def test_without_a_model_a_fresh_database_is_an_error(db):
-    with pytest.raises(InputError, match="records no model"):
+    with pytest.raises(InputError, match="records no model|does not exist"):
         Index(db)
 
 
@@ -188,3 +172,17 @@ def test_sigkill_after_the_first_batch_then_rerun_equals_an_uninterrupted_run(db
             got, want = idx.search(query, k=10), reference.search(query, k=10)
             assert [h.path for h in got] == [h.path for h in want]
             np.testing.assert_allclose([h.score for h in got], [h.score for h in want], atol=1e-4)
+
+
+def test_sqlite_search_runs_while_a_writer_is_in_a_transaction(tmp_path, photos, loaded_model):
+    db = tmp_path / "wal.db"
+    with Index(db, loaded_model) as writer:
+        writer.add([photos / "red circle"])
+        assert writer.backend.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        writer.backend.conn.execute("BEGIN IMMEDIATE")
+        writer.backend.conn.execute("DELETE FROM images")
+        with Index(db, loaded_model) as reader:  # not blocked; sees the last committed state
+            assert len(reader.search("a photo of a red circle.", k=20)) == 10
+        writer.backend.conn.execute("COMMIT")
+        with Index(db, loaded_model) as reader:
+            assert reader.search("a photo of a red circle.") == []

@@ -35,6 +35,10 @@ class Index:
 
     def __init__(self, db: str | Path, model=None, *, device: str = "cpu", threads: int | None = None,
                  **backend_options):
+        if model is None and not str(db).startswith(("postgresql://", "postgres://")) and "://" not in str(db) \
+                and not Path(db).expanduser().exists():
+            raise InputError(f"database {db} does not exist; index images into it first (clipforge index PATH "
+                             f"--db {db} -m MODEL)")
         self.backend = open_backend(db, **backend_options)
         try:
             self.record = self.backend.model_record()
@@ -109,7 +113,8 @@ class Index:
 
         positives = [*self._embed_texts(text), *self._embed_images(image)]
         if not positives:
-            raise InputError("search needs a text or an image query (or both); pass text=... or image=...")
+            raise InputError("search needs a text or an image query (or both); pass a query text or --image "
+                             "(Python: text=... / image=...)")
         query = np.mean(positives, axis=0)
         negatives = self._embed_texts(negative)
         if len(negatives):
@@ -130,9 +135,18 @@ class Index:
 
     def search(self, text=None, image=None, negative=None, k: int = 20, min_score: float | None = None) -> list[Hit]:
         """The ``k`` indexed images most similar to the query, best first; ``min_score`` drops weaker hits."""
+        return self.search_vector(self.query_vector(text, image, negative), k, min_score)
+
+    def search_vector(self, vector, k: int = 20, min_score: float | None = None) -> list[Hit]:
+        """Search with a precomputed query embedding [D] (normalised here), e.g. from a batching server."""
+        from clipforge.runtime.scoring import l2_normalize
+
         if k < 1:
             raise InputError(f"k must be at least 1, got {k}")
-        hits = self.backend.search(self.query_vector(text, image, negative), int(k))
+        vector = np.asarray(vector, np.float32).reshape(-1)
+        if self.record is not None and vector.shape[0] != self.record.embed_dim:
+            raise InputError(f"query has {vector.shape[0]} values; the index holds dim {self.record.embed_dim}")
+        hits = self.backend.search(l2_normalize(vector), int(k))
         return [h for h in hits if min_score is None or h.score >= min_score]
 
     def path_of(self, image_id: int) -> str | None:

@@ -41,7 +41,9 @@ class PostgresBackend:
                              "runs") from exc
         self._vector_ready = False
         if self._table_exists("meta"):
-            self._migrate(dim=None)
+            if schema.pending(schema.POSTGRES, self._version(), self.where):
+                self._migrate(dim=None)
+            self._register_vector()
 
     # --- schema -------------------------------------------------------------------------------------------
     def _table_exists(self, name: str) -> bool:
@@ -53,16 +55,21 @@ class PostgresBackend:
             self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
             self.conn.execute("CREATE SCHEMA IF NOT EXISTS clipforge")
             self.conn.execute("CREATE TABLE IF NOT EXISTS clipforge.meta (key text PRIMARY KEY, value text NOT NULL)")
-            row = self.conn.execute("SELECT value FROM clipforge.meta WHERE key = 'schema_version'").fetchone()
-            steps = schema.pending(schema.POSTGRES, int(row[0]) if row else 0, self.where)
-            if steps and dim is None:
-                return
+            steps = schema.pending(schema.POSTGRES, self._version(), self.where)
+            if steps and steps[0][0] == 1 and dim is None:
+                return  # the images table needs the model's dim: created when the first model is recorded
+            if dim is None and self._table_exists("model"):
+                dim = self.conn.execute("SELECT embed_dim FROM clipforge.model WHERE id = 1").fetchone()[0]
             for version, statements in steps:
                 for statement in statements:
                     self.conn.execute(statement.format(dim=dim))
                 self.conn.execute("INSERT INTO clipforge.meta (key, value) VALUES ('schema_version', %s) "
                                   "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(version),))
         self._register_vector()
+
+    def _version(self) -> int:
+        row = self.conn.execute("SELECT value FROM clipforge.meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row else 0
 
     def _register_vector(self) -> None:
         if not self._vector_ready and self._table_exists("images"):
@@ -125,12 +132,18 @@ class PostgresBackend:
         if not self._vector_ready:
             return []
         vector = np.asarray(query, np.float32)
-        with self._lock, self.conn.transaction():
-            self.conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(max(self.ef_search, k)),))
+        with self._lock:
+            self._set_ef_search(max(self.ef_search, int(k)))  # HNSW returns at most ef_search rows
             rows = self.conn.execute(
                 "SELECT id, path, 1 - (embedding <=> %s) FROM clipforge.images ORDER BY embedding <=> %s LIMIT %s",
                 (vector, vector, int(k))).fetchall()
         return [Hit(int(i), p, float(s)) for i, p, s in rows]
+
+    def _set_ef_search(self, value: int) -> None:
+        """A session setting, sent only when it changes (one round trip per search, not four)."""
+        if getattr(self, "_ef_session", None) != value:
+            self.conn.execute(f"SET hnsw.ef_search = {int(value)}")
+            self._ef_session = value
 
     def vectors(self) -> tuple[np.ndarray, list[str], np.ndarray]:
         if not self._vector_ready:
