@@ -12,6 +12,19 @@ import pytest  # noqa: E402
 from clipforge.registry import get_family, list_families  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def clipforge_cache(tmp_path_factory):
+    """The resolver's cache (exports of checkpoints) in a session tmp folder, also for subprocesses."""
+    folder = tmp_path_factory.mktemp("clipforge-cache")
+    old = os.environ.get("CLIPFORGE_CACHE")
+    os.environ["CLIPFORGE_CACHE"] = str(folder)
+    yield folder
+    if old is None:
+        os.environ.pop("CLIPFORGE_CACHE", None)
+    else:
+        os.environ["CLIPFORGE_CACHE"] = old
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoints(tmp_path_factory):
     """One tiny random-weight checkpoint folder per registered family, built once per session."""

@@ -34,6 +34,9 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageOps
 
+# The one list of file suffixes clipforge treats as images (folders of images, datasets, calibration data).
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm"})
+
 from clipforge.errors import InputError
 from clipforge.specs import ImageSpec
 
