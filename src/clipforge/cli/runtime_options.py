@@ -26,15 +26,14 @@ def load_model(model: str, device: str, threads: int | None):
 
 
 def model_folder(model: str) -> Path:
-    """The exported/built folder of MODEL (a hub id or checkpoint is exported into the cache once)."""
-    from clipforge.runtime.loading import is_exported_folder
+    """The exported/built folder of MODEL, without loading it (a hub id or checkpoint is exported into the
+    cache once); its manifest is read, so a broken folder is reported before any worker starts."""
+    from clipforge.resolve import resolve_export
+    from clipforge.specs import Manifest
 
-    if is_exported_folder(model):
-        from clipforge.specs import Manifest
-
-        Manifest.load(model)  # a broken manifest is reported here, before any worker starts
-        return Path(model)
-    return load_model(model, "cpu", 1).folder
+    folder = resolve_export(model)
+    Manifest.load(folder)
+    return folder
 
 
 def expand_images(inputs: list[Path]) -> list[Path]:
