@@ -146,3 +146,27 @@ def test_missing_ray_names_the_extra(clip_folder, photos, tmp_path, monkeypatch,
     err = capsys.readouterr().err.strip()
     assert code == 2 and "pip install 'clipforge[ray]'" in err and "\n" not in err
     assert not (tmp_path / "e.parquet").exists()
+
+
+def test_worker_steps_without_ray(clip_folder, photos, tmp_path):
+    """The engine-independent steps a worker runs: read errors, unchanged content and corrupt files are
+    statuses, not exceptions; embeddings equal the runtime's."""
+    import hashlib
+
+    from clipforge.distributed import records
+    from clipforge.runtime.model import ZeroShotModel
+
+    model = ZeroShotModel.from_onnx(clip_folder, threads=1)
+    good, same = photos / "a" / "01.jpg", photos / "b" / "00.jpg"
+    paths = [good, same, photos / "broken.jpg", tmp_path / "gone.jpg"]
+    states = records.stat_files(paths)
+    known = {str(same): hashlib.sha256(same.read_bytes()).hexdigest(), str(good): "0" * 64}
+    batch = records.read_files({k: np.array([i[k] for i in records.file_items(states, known)], dtype=object)
+                                for k in records.FILE_COLUMNS})
+    decoded = records.decode_batch(batch, model.manifest.image, draft=None)
+    status = records.status_columns(decoded, batch["known"])
+    assert list(status["status"]) == ["updated", "unchanged", "unreadable", "unreadable"]
+    assert "broken.jpg" in status["error"][2] and "cannot be read" in status["error"][3]
+    vectors = records.embed_decoded(model, decoded, batch_size=2)
+    np.testing.assert_allclose(vectors[0], model.embed_images([good])[0], atol=1e-6)
+    assert not vectors[1:].any()
