@@ -79,10 +79,6 @@ class RunStats:
     workers: int = 0
     cpus_per_worker: int = 0
 
-    @property
-    def processed(self) -> int:
-        return sum(self.counts.values())
-
 
 # --- the worker -----------------------------------------------------------------------------------------------
 class EmbedActor:
@@ -110,8 +106,8 @@ class EmbedActor:
             else:
                 vectors = records.embed_decoded(self.model, decoded, self.job.batch_size, self.job.normalize)
                 out = records.embedding_columns(decoded, vectors)
-        self.calls += 1
-        _maybe_die(self.kill_after, self.calls)
+            self.calls += 1
+            _maybe_die(self.kill_after, self.calls)
         return out
 
 
