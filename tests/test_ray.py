@@ -161,8 +161,8 @@ def test_worker_steps_without_ray(clip_folder, photos, tmp_path):
     paths = [good, same, photos / "broken.jpg", tmp_path / "gone.jpg"]
     states = records.stat_files(paths)
     known = {str(same): hashlib.sha256(same.read_bytes()).hexdigest(), str(good): "0" * 64}
-    batch = records.read_files({k: np.array([i[k] for i in records.file_items(states, known)], dtype=object)
-                                for k in records.FILE_COLUMNS})
+    table = records.file_table(states, known)
+    batch = records.read_files({k: table[k].to_numpy(zero_copy_only=False) for k in records.FILE_COLUMNS})
     decoded = records.decode_batch(batch, model.manifest.image, draft=None)
     status = records.status_columns(decoded, batch["known"])
     assert list(status["status"]) == ["updated", "unchanged", "unreadable", "unreadable"]

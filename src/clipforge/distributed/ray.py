@@ -33,6 +33,7 @@ from clipforge.errors import InputError, require
 MAX_RESTARTS = 4  # a worker process that dies is restarted this many times ...
 MAX_TASK_RETRIES = 4  # ... and the batch it was running is retried on the restarted worker
 CALLS_PER_WORKER = 2  # batches in flight in one worker: one decodes while the other encodes
+MAX_BLOCKS = 2000  # the file list is cut into at most this many blocks (read tasks) of whole batches
 KILL_SWITCH_ENV = "CLIPFORGE_RAY_KILL_AFTER"  # tests: "N:MARKER" - the first worker to finish N batches
 #                                               creates MARKER and SIGKILLs itself (once: MARKER then exists)
 
@@ -171,14 +172,15 @@ def _worker_count(ray, options: RayOptions) -> int:
     return options.workers or max(1, cpus // options.cpus_per_worker)
 
 
-def pipeline(items: list[dict], job: Job, options: RayOptions, workers: int):
+def pipeline(files, job: Job, options: RayOptions, workers: int):
     """The lazy dataset: the files' rows -> their bytes (read tasks) -> ``workers`` embedding actors."""
     import ray.data
 
     from clipforge.distributed.records import read_files
 
-    blocks = max(1, -(-len(items) // options.batch_size))
-    dataset = ray.data.from_items(items, override_num_blocks=blocks)
+    # blocks of whole batches, at most ~MAX_BLOCKS of them (each block is one read task)
+    step = options.batch_size * max(1, -(-files.num_rows // (options.batch_size * MAX_BLOCKS)))
+    dataset = ray.data.from_arrow([files.slice(i, step) for i in range(0, files.num_rows, step)])
     # Reading is I/O: the read tasks ask for no CPU, so a pool that takes every CPU cannot starve them.
     dataset = dataset.map_batches(read_files, batch_size=options.batch_size, batch_format="numpy", num_cpus=0)
     with warnings.catch_warnings():  # Ray 2.60 deprecates actor options given as keywords but has no other way
@@ -192,23 +194,23 @@ def pipeline(items: list[dict], job: Job, options: RayOptions, workers: int):
         )
 
 
-def run(items: list[dict], job: Job, options: RayOptions, consume: Callable[[dict], None] | None = None,
+def run(files, job: Job, options: RayOptions, consume: Callable[[dict], None] | None = None,
         show: bool = True) -> RunStats:
-    """Process the files in ``items`` (``records.file_items``); each result batch goes to ``consume`` on the
+    """Process the files in ``files`` (an Arrow table from ``records.file_table``); each result batch goes to ``consume`` on the
     driver. Unreadable files are counted and listed, never fatal."""
     from clipforge.progress import counter
 
     start = time.perf_counter()
     stats = RunStats(cpus_per_worker=options.cpus_per_worker)
-    if not items:
+    if not files.num_rows:
         return stats
     # Ray's driver prints worker deaths and retries to stdout from a thread: keep stdout for --json output
-    with connected(options) as workers, counter("images", len(items), show) as advance, \
+    with connected(options) as workers, counter("images", files.num_rows, show) as advance, \
             contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
         # a run with fewer batches than workers is no problem worth a warning
         warnings.filterwarnings("ignore", "The minimum number of concurrent actors", UserWarning)
         stats.workers = workers
-        for batch in pipeline(items, job, options, workers).iter_batches(batch_size=None, batch_format="numpy"):
+        for batch in pipeline(files, job, options, workers).iter_batches(batch_size=None, batch_format="numpy"):
             stats.first_result_seconds = stats.first_result_seconds or time.perf_counter() - start
             _tally(stats, batch)
             if consume is not None:
@@ -231,13 +233,13 @@ def embed_to_parquet(paths: list[Path], folder: Path, output: Path, options: Ray
                      show: bool = True) -> tuple[RunStats, int]:
     """``clipforge embed --engine ray``: embeddings of ``paths`` (decoded exactly, as the local engine does)
     into one parquet file (path, sha256, embedding); returns the stats and the number of rows written."""
-    from clipforge.distributed.records import ParquetWriter, file_items, stat_files
+    from clipforge.distributed.records import ParquetWriter, file_table, stat_files
     from clipforge.specs import Manifest
 
     dim = Manifest.load(folder).embed_dim
     job = Job(str(Path(folder).resolve()), options.cpus_per_worker, options.batch_size, normalize=normalize)
     with ParquetWriter(output, dim) as writer:
-        stats = run(file_items(stat_files(paths)), job, options, consume=writer.write, show=show)
+        stats = run(file_table(stat_files(paths)), job, options, consume=writer.write, show=show)
     return stats, writer.count
 
 
@@ -259,7 +261,7 @@ def index_into(db: str, model, paths: list[Path], options: RayOptions, exact_dec
 
 def _index_add(index, db: str, paths: list[Path], options: RayOptions, exact_decode: bool, show: bool):
     """``Index.add``'s plan (walk, drop deleted files, skip unchanged ones) with the ingest on Ray."""
-    from clipforge.distributed.records import file_items
+    from clipforge.distributed.records import file_table
     from clipforge.index import IndexSummary
     from clipforge.index.ingest import plan
     from clipforge.index.walker import walk
@@ -275,7 +277,7 @@ def _index_add(index, db: str, paths: list[Path], options: RayOptions, exact_dec
     todo, unchanged = plan(found.files, stored)
     draft = None if exact_decode else draft_request(index.model.manifest.image)
     job = Job(str(Path(index.model.folder).resolve()), options.cpus_per_worker, options.batch_size, draft, db=db)
-    stats = run(file_items([f for f, _ in todo], {f.path: sha for f, sha in todo}), job, options, show=show)
+    stats = run(file_table([f for f, _ in todo], {f.path: sha for f, sha in todo}), job, options, show=show)
     c = stats.counts
     return IndexSummary(c.get("added", 0), c.get("updated", 0), removed, list(found.unreadable) + stats.unreadable,
                         round(time.perf_counter() - start, 3), unchanged + c.get("unchanged", 0))
