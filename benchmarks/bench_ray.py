@@ -170,7 +170,7 @@ def main() -> None:
         "seconds": {k: [round(x, 2) for x in t] for k, t in times.items()},
         "startup_seconds": {k: [round(x, 2) for x in t] for k, t in startup.items()},
         "startup_note": "local: model load; ray: until the first batch came back (workers started, model "
-                        "loaded, one batch embedded)",
+                        "loaded, one batch embedded; Ray Data may hold results back, so this overstates start-up)",
     }
     if args.inserts:
         report["pgvector_rows_per_s"] = insert_rates(args.inserts)
