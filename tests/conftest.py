@@ -101,3 +101,15 @@ def loaded_model(index_model):
     from clipforge.runtime.model import ZeroShotModel
 
     return ZeroShotModel.from_onnx(index_model, threads=1)
+
+
+@pytest.fixture(scope="session")
+def shapes_index(index_model, loaded_model, shapes_dataset, tmp_path_factory):
+    """The shapes test split (200 images, 20 classes) indexed into SQLite with the exported trained CLIP."""
+    from clipforge.index import Index
+
+    idx = Index(tmp_path_factory.mktemp("shapes-db") / "shapes.db", loaded_model)
+    summary = idx.add(shapes_dataset.root / "test")
+    assert summary.added == 200, summary
+    yield idx
+    idx.close()

@@ -1,5 +1,6 @@
 """The seed document's CLIP walkthrough (config -> build per sub-model -> Python API), run as written with a local
-tiny checkpoint (native 224 px, so the HF processor's pixels fit the static 224 graph) instead of the hub id."""
+tiny checkpoint (native 224 px with 32 px patches like ViT-B/32, so the HF processor's pixels fit the static 224
+graph) instead of the hub id."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ LABELS = ["a photo of a cat", "a photo of a dog", "a photo of a car"]
 @pytest.fixture(scope="module")
 def seed_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("seed")
-    ckpt = get_family("clip").save_tiny_checkpoint(root / "clip-ckpt", image_size=224)
+    ckpt = get_family("clip").save_tiny_checkpoint(root / "clip-ckpt", image_size=224, patch_size=32)  # 7x7 grid
     Image.fromarray(np.random.default_rng(1).integers(0, 256, (180, 240, 3), dtype=np.uint8)).save(root / "cat.jpg")
     return root, str(ckpt)
 

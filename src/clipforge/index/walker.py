@@ -16,7 +16,7 @@ from typing import Iterable
 import numpy as np
 
 from clipforge.errors import InputError
-from clipforge.evaluation.sources import IMAGE_SUFFIXES
+from clipforge.runtime.images import IMAGE_SUFFIXES
 from clipforge.specs import ImageSpec
 
 

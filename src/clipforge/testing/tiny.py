@@ -54,7 +54,7 @@ def siglip_processor_config(image_size: int) -> dict:
 
 
 def save_clip_checkpoint(folder: Path, *, shape: str = "tiny", image_size: int = 32, seed: int = 0,
-                         tower: dict | None = None, **overrides):
+                         tower: dict | None = None, patch_size: int = 8, **overrides):
     import torch
     from transformers import CLIPConfig, CLIPModel
 
@@ -63,7 +63,7 @@ def save_clip_checkpoint(folder: Path, *, shape: str = "tiny", image_size: int =
     ids = {"bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id}
     if shape == "tiny":
         text = dict(tower or TINY_TOWER, vocab_size=len(tok), max_position_embeddings=77, **ids)
-        vision = dict(tower or TINY_TOWER, image_size=image_size, patch_size=8)
+        vision = dict(tower or TINY_TOWER, image_size=image_size, patch_size=patch_size)
         config = CLIPConfig(text_config=text, vision_config=vision, projection_dim=16, **overrides)
     else:
         config = CLIPConfig(text_config=ids, **overrides)

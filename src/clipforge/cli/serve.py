@@ -1,0 +1,70 @@
+"""``clipforge serve``: the HTTP API and web page for a model (and an index with --db)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from clipforge.cli import runtime_options as ro
+from clipforge.errors import InputError, require
+
+
+def serve(
+    model: ro.Model = ro.DEFAULT_MODEL,
+    db: Annotated[str | None, typer.Option("--db", help="Index to search: SQLite file or postgresql:// URL.")] = None,
+    host: Annotated[str, typer.Option("--host", help="Address to bind (default: loopback only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
+    api_key: Annotated[str | None, typer.Option(
+        "--api-key", envvar="CLIPFORGE_API_KEY", show_envvar=True,
+        help="Require 'Authorization: Bearer KEY' (not for health checks).")] = None,
+    max_batch: Annotated[int, typer.Option("--max-batch", help="Items per encoder run (1: no batching).")] = 32,
+    max_wait_ms: Annotated[float, typer.Option("--max-wait-ms", help="Longest wait for a batch to fill.")] = 5.0,
+    threads: ro.Threads = None, device: ro.Device = "cpu",
+    max_images: Annotated[int, typer.Option("--max-images", help="Images per request.")] = 64,
+    max_labels: Annotated[int, typer.Option("--max-labels", help="Labels per request.")] = 1000,
+    max_body_mb: Annotated[float, typer.Option("--max-body-mb", help="Largest request body.")] = 32.0,
+    timeout: Annotated[float, typer.Option("--timeout", help="Per-request time limit, seconds.")] = 60.0,
+    drain: Annotated[float, typer.Option("--drain", help="Seconds to finish in-flight requests on SIGTERM.")] = 30.0,
+    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve embeddings, zero-shot classification and search over HTTP, with a web page at /."""
+    require("fastapi", "serve")
+    uvicorn = require("uvicorn", "serve")
+    from clipforge.serve import ServeSettings, create_app
+
+    settings = ServeSettings(max_batch=max_batch, max_wait_ms=max_wait_ms, api_key=api_key, max_images=max_images,
+                             max_labels=max_labels, max_body_bytes=int(max_body_mb * 1024 * 1024),
+                             request_timeout_s=timeout, model_name=Path(model).name)
+    if db and "://" not in db and not Path(db).is_file():
+        raise InputError(f"index {db} does not exist; create it with 'clipforge index' first")
+    app = create_app(lambda: _load_model(model, device, threads), _index_loader(db), settings)
+    typer.echo(f"serving {model} on http://{host}:{port}/ (docs at /docs)", err=True)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=drain,
+                access_log=log_level == "debug")
+
+
+def _load_model(model: str, device: str, threads: int | None):
+    """In the server's loader thread: a hub id or checkpoint is exported once into the cache (the resolver),
+    an exported or built folder is used as it is."""
+    from clipforge.resolve import resolve_export
+    from clipforge.runtime.model import ZeroShotModel
+
+    return ZeroShotModel.from_onnx(resolve_export(model, show_progress=False), device=device, threads=threads)
+
+
+def _index_loader(db: str | None):
+    if not db:
+        return None
+
+    def load(zs):
+        from clipforge.index import Index
+
+        return Index(db, model=zs)
+
+    return load
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)

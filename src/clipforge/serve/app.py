@@ -1,0 +1,42 @@
+"""``create_app(model, index=None, settings=None)``: the FastAPI application."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from clipforge import __version__
+from clipforge.serve import errors
+from clipforge.serve.middleware import BodyLimitMiddleware, MetricsMiddleware
+from clipforge.serve.routes import classify, embeddings, health, page, search
+from clipforge.serve.service import Service
+from clipforge.serve.settings import ServeSettings
+
+
+def create_app(model: Any, index: Any = None, settings: ServeSettings | None = None) -> FastAPI:
+    """``model``: a ``ZeroShotModel``, a model folder / hub id, or a no-argument callable that loads one (the
+    server then answers /healthz at once and /readyz when loading and the probe are done). ``index``: an
+    ``Index``, a callable ``model -> Index`` (run after the model loads), or None (no search)."""
+    service = Service(model, index, settings or ServeSettings())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI):
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    app = FastAPI(title="clipforge", version=__version__, lifespan=lifespan,
+                  description="Embeddings, zero-shot classification and search with a CLIP-family model.")
+    app.state.service = service
+    errors.install(app)
+    for module in (health, embeddings, classify, search, page):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=str(page.STATIC)), name="static")
+    app.add_middleware(BodyLimitMiddleware, max_bytes=service.settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=service.metrics)
+    return app

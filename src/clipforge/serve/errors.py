@@ -1,0 +1,75 @@
+"""HTTP errors as JSON that names the field and the problem: ``{"error": {"status", "field", "message"}}``.
+
+Every handler here answers 4xx for what the client sent; only a bug in clipforge gives a 500, and even that
+is JSON and leaves the server serving.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from clipforge.errors import InputError
+
+log = logging.getLogger("clipforge.serve")
+
+
+class ApiError(Exception):
+    """A request problem: HTTP ``status``, the offending ``field`` (``input[2]``, ``labels``, ``Authorization``)
+    and a message that says what came in and what is expected."""
+
+    def __init__(self, status: int, field: str | None, message: str, headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.field, self.message, self.headers = status, field, message, headers
+
+
+def error_body(status: int, field: str | None, message: str, **extra) -> dict:
+    return {"error": {"status": status, "field": field, "message": message, **extra}}
+
+
+def field_name(loc) -> str:
+    """pydantic's ``("body", "input", 0)`` -> ``input[0]``."""
+    parts = [p for p in loc if p not in ("body", "query", "path", "header")]
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "body"
+
+
+def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+    return JSONResponse(error_body(exc.status, exc.field, exc.message), exc.status, headers=exc.headers)
+
+
+def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = [{"field": field_name(e.get("loc", ())), "message": e.get("msg", "invalid")} for e in exc.errors()]
+    first = errors[0] if errors else {"field": "body", "message": "invalid request"}
+    if any(e.get("type") == "json_invalid" for e in exc.errors()):
+        return JSONResponse(error_body(400, "body", "the body is not valid JSON; send a JSON object"), 400)
+    return JSONResponse(error_body(422, first["field"], first["message"], errors=errors), 422)
+
+
+def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    field = "path" if exc.status_code in (404, 405) else None
+    return JSONResponse(error_body(exc.status_code, field, str(exc.detail)), exc.status_code,
+                        headers=getattr(exc, "headers", None))
+
+
+def _input(_: Request, exc: InputError) -> JSONResponse:
+    return JSONResponse(error_body(422, None, str(exc)), 422)
+
+
+def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error")
+    return JSONResponse(error_body(500, None, f"internal error ({type(exc).__name__}); see the server log"), 500)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(InputError, _input)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,100 @@
+"""``POST /v1/classify``: images (multipart upload or base64 JSON) + labels (+ templates) -> per image the HF
+zero-shot pipeline's ``[{"label", "score"}]``, best first. Label embeddings come from the runtime's cache."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from fastapi import APIRouter, Depends, Request
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from clipforge.errors import InputError
+from clipforge.runtime import scoring
+from clipforge.runtime.labels import DEFAULT_TEMPLATE, check_labels, check_templates
+from clipforge.serve.decoding import b64_bytes
+from clipforge.serve.deps import ready_service, require_key
+from clipforge.serve.errors import ApiError, field_name
+from clipforge.serve.routes.common import check_count, check_texts, embed_images
+from clipforge.serve.schemas import ClassifyRequest, ClassifyResponse
+from clipforge.serve.service import Service
+
+router = APIRouter(tags=["classify"], dependencies=[Depends(require_key)])
+
+_BODY_DOC = {"requestBody": {"content": {
+    "application/json": {"schema": ClassifyRequest.model_json_schema()},
+    "multipart/form-data": {"schema": {"type": "object", "properties": {
+        "images": {"type": "array", "items": {"type": "string", "format": "binary"}},
+        "labels": {"type": "array", "items": {"type": "string"}, "description": "repeat, or comma-separated"},
+        "templates": {"type": "array", "items": {"type": "string"}},
+        "top_k": {"type": "integer"}}, "required": ["images", "labels"]}}}, "required": True}}
+
+
+@router.post("/v1/classify", response_model=ClassifyResponse, openapi_extra=_BODY_DOC)
+async def classify(request: Request, svc: Service = Depends(ready_service)) -> ClassifyResponse:
+    blobs, labels, templates, top_k = await _parse(request, svc)
+    labels, templates = _check_labels(labels, templates, svc)
+    check_count(blobs, "images", svc.settings.max_images)
+
+    async def work():
+        text = await svc.in_model_thread(svc.model.label_embeddings, labels, templates)
+        rows = await embed_images(svc, blobs, "images")
+        return svc.model.scores(svc.model.logits(np.stack(rows), text))
+
+    probs = await svc.within_timeout(work())
+    k = top_k or len(labels)
+    return ClassifyResponse(results=[scoring.top_k(row, labels, k) for row in probs], model=svc.model_name)
+
+
+async def _parse(request: Request, svc: Service):
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "application/json":
+        return _parse_json(await request.body())
+    if kind == "multipart/form-data":
+        return await _parse_form(request, svc)
+    raise ApiError(415, "Content-Type", f"expected application/json or multipart/form-data, got "
+                                        f"{kind or 'no content type'}")
+
+
+def _parse_json(raw: bytes):
+    try:
+        body = ClassifyRequest.model_validate(json.loads(raw))
+    except json.JSONDecodeError as exc:
+        raise ApiError(400, "body", f"the body is not valid JSON ({exc.msg} at position {exc.pos})") from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ApiError(422, field_name(first["loc"]), first["msg"]) from exc
+    blobs = [b64_bytes(v, f"images[{i}]") for i, v in enumerate(body.images)]
+    return blobs, body.labels, body.templates, body.top_k
+
+
+async def _parse_form(request: Request, svc: Service):
+    limit = svc.settings.max_labels + svc.settings.max_images + 16
+    form = await request.form(max_files=svc.settings.max_images + 1, max_fields=limit)
+    blobs = []
+    for i, part in enumerate(form.getlist("images")):
+        if not isinstance(part, UploadFile):
+            raise ApiError(422, f"images[{i}]", "expected a file upload, got a text field")
+        blobs.append(await part.read())
+    labels = [p.strip() for v in form.getlist("labels") for p in str(v).split(",")]
+    templates = [str(t) for t in form.getlist("templates")] or None
+    top_k = form.get("top_k")
+    if top_k is not None and (not str(top_k).isdigit() or int(top_k) < 1):
+        raise ApiError(422, "top_k", f"expected a positive integer, got {str(top_k)[:20]!r}")
+    return blobs, labels, templates, int(top_k) if top_k is not None else None
+
+
+def _check_labels(labels: list[str], templates, svc: Service) -> tuple[list[str], list[str]]:
+    check_texts(labels, "labels", svc.settings, svc.settings.max_labels)
+    try:
+        labels = check_labels(labels)
+    except InputError as exc:
+        raise ApiError(422, "labels", str(exc)) from exc
+    try:
+        templates = check_templates(templates if templates is not None else DEFAULT_TEMPLATE)
+    except InputError as exc:
+        raise ApiError(422, "templates", str(exc)) from exc
+    if len(templates) > 100:
+        raise ApiError(413, "templates", f"{len(templates)} templates; the limit is 100")
+    return labels, templates

@@ -1,0 +1,81 @@
+"""Request and response bodies (pydantic). ``/v1/embeddings`` follows OpenAI's and Infinity's shapes; classify
+answers the HF zero-shot pipeline's ``[{"label", "score"}]`` per image, best first."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class EmbeddingsRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # OpenAI clients also send user, dimensions, ...
+
+    input: str | list[str] = Field(description="Texts, or images as base64 strings / data URIs.")
+    modality: Literal["text", "image"] = "text"
+    model: str | None = Field(None, description="Ignored: the server has one model.")
+    encoding_format: Literal["float"] = "float"
+
+
+class Embedding(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    embedding: list[float]
+    index: int
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    total_tokens: int = 0
+
+
+class EmbeddingsResponse(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[Embedding]
+    model: str
+    usage: Usage = Usage()
+
+
+class ClassifyRequest(BaseModel):
+    images: list[str] = Field(description="Images as base64 strings or data URIs.")
+    labels: list[str]
+    templates: str | list[str] | None = Field(None, description="Prompt template(s) with '{}'; a list is averaged.")
+    top_k: int | None = Field(None, ge=1, description="Labels per image (default: all).")
+
+
+class LabelScore(BaseModel):
+    label: str
+    score: float
+
+
+class ClassifyResponse(BaseModel):
+    results: list[list[LabelScore]]
+    model: str
+
+
+class SearchRequest(BaseModel):
+    text: str | None = Field(None, description="Text query.")
+    image: str | None = Field(None, description="Query image as base64 or a data URI.")
+    negative: str | None = Field(None, description="Text to move away from.")
+    k: int = Field(20, ge=1)
+    min_score: float | None = None
+
+
+class SearchHit(BaseModel):
+    id: int
+    path: str
+    score: float
+    image_url: str
+    thumbnail_url: str
+
+
+class SearchResponse(BaseModel):
+    results: list[SearchHit]
+    model: str
+
+
+class Info(BaseModel):
+    model: str
+    family: str | None
+    embed_dim: int
+    search: bool
+    limits: dict[str, float]

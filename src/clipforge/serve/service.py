@@ -1,0 +1,155 @@
+"""What the routes share: the model (loaded in the background so /healthz answers at once), the index, the
+image and text batchers, the decode and model executors, metrics and the readiness probe."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import io
+import logging
+from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
+
+import numpy as np
+
+from clipforge.runtime.scoring import l2_normalize
+from clipforge.serve.batcher import Batcher
+from clipforge.serve.decoding import decode_pixels
+from clipforge.serve.errors import ApiError
+from clipforge.serve.metrics import Metrics
+from clipforge.serve.settings import ServeSettings
+
+log = logging.getLogger("clipforge.serve")
+
+
+def _probe_png() -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (120, 60, 200)).save(out, "PNG")
+    return out.getvalue()
+
+
+def _load_folder(folder):
+    from clipforge.runtime.model import ZeroShotModel
+
+    return ZeroShotModel.from_pretrained(folder)
+
+
+class Service:
+    """``model``: a ``ZeroShotModel``, a model folder / hub id, or a callable that loads one; ``index``: an
+    ``Index``, a callable ``model -> Index``, or None."""
+
+    def __init__(self, model: Any, index: Any, settings: ServeSettings):
+        self.settings, self.metrics = settings, Metrics()
+        self._model_source, self._index_source = model, index
+        self.model = self.index = None
+        self.ready, self.error = False, None
+        self.model_executor = ThreadPoolExecutor(1, thread_name_prefix="clipforge-model")
+        self.decode_executor = ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="clipforge-decode")
+        common = dict(max_batch=settings.max_batch, max_wait_ms=settings.max_wait_ms,
+                      max_queue=settings.max_queue, on_batch=self.metrics.observe_batch)
+        self.images = Batcher("image", self._run_images, self.model_executor, **common)
+        self.texts = Batcher("text", self._run_texts, self.model_executor, **common)
+        self.metrics.gauge("clipforge_queue_depth", "Items waiting for an encoder.",
+                           lambda: {"image": self.images.depth, "text": self.texts.depth})
+        self._loading: asyncio.Task | None = None
+
+    # --- life cycle ----------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.images.start()
+        self.texts.start()
+        self._loading = asyncio.get_running_loop().create_task(self._load())
+
+    async def stop(self) -> None:
+        if self._loading and not self._loading.done():
+            self._loading.cancel()
+        await self.images.stop()
+        await self.texts.stop()
+        self.model_executor.shutdown(wait=False, cancel_futures=True)
+        self.decode_executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _load(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            source = self._model_source
+            if isinstance(source, (str, Path)):
+                source = functools.partial(_load_folder, source)
+            self.model = source if hasattr(source, "embed_images") else await loop.run_in_executor(
+                self.model_executor, source)
+            if callable(self._index_source) and not hasattr(self._index_source, "search"):
+                self.index = await loop.run_in_executor(self.model_executor, self._index_source, self.model)
+            else:
+                self.index = self._index_source
+            await self._probe()
+            self.ready = True
+            log.info("model %s ready", self.model_name)
+        except Exception as exc:  # noqa: BLE001 - reported by /readyz instead of killing the server
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.error("model failed to load: %s", self.error)
+
+    async def _probe(self) -> None:
+        """One image and one text through the batchers: finite, unit-length rows of the model's width."""
+        rows = [await self.embed_image(_probe_png(), "probe"), await self.embed_text("a photo of a probe", "probe")]
+        dims = {r.shape[-1] for r in rows}
+        if len(dims) != 1 or not all(np.isfinite(r).all() and abs(np.linalg.norm(r) - 1) < 1e-3 for r in rows):
+            raise RuntimeError(f"probe inference gave bad embeddings (dims {dims})")
+
+    @property
+    def model_name(self) -> str:
+        if self.settings.model_name:
+            return self.settings.model_name
+        return getattr(getattr(self.model, "folder", None), "name", None) or "clipforge"
+
+    def require_ready(self) -> None:
+        if self.error:
+            raise ApiError(503, None, f"the model failed to load ({self.error}); fix it and restart the server")
+        if not self.ready:
+            raise ApiError(503, None, "the model is still loading; retry when /readyz says ready",
+                           headers={"Retry-After": "1"})
+
+    # --- encoder work (model executor) -----------------------------------------------------------------------
+    def _run_images(self, pixels: list[np.ndarray]) -> np.ndarray:
+        return l2_normalize(self.model.encode_pixels(np.stack(pixels)))
+
+    def _run_texts(self, texts: list[str]) -> np.ndarray:
+        return self.model.embed_texts(texts, batch_size=len(texts))
+
+    # --- what routes call ------------------------------------------------------------------------------------
+    async def embed_image(self, data: bytes, field: str) -> np.ndarray:
+        loop = asyncio.get_running_loop()
+        self.images.expect()
+        try:
+            pixels = await loop.run_in_executor(self.decode_executor, decode_pixels, data, field,
+                                                self.model.manifest.image, self.settings)
+        finally:
+            self.images.arrived()
+        return await _named(self.images.submit(pixels), field)
+
+    async def embed_text(self, text: str, field: str) -> np.ndarray:
+        return await _named(self.texts.submit(text), field)
+
+    async def in_model_thread(self, fn: Callable, *args):
+        """Run ``fn`` in the model's executor (serialised with the batches: no oversubscribed cores)."""
+        return await asyncio.get_running_loop().run_in_executor(self.model_executor, fn, *args)
+
+    async def in_decode_thread(self, fn: Callable, *args):
+        return await asyncio.get_running_loop().run_in_executor(self.decode_executor, fn, *args)
+
+    async def within_timeout(self, coro):
+        try:
+            return await asyncio.wait_for(coro, self.settings.request_timeout_s)
+        except TimeoutError as exc:
+            raise ApiError(503, None, f"the request took longer than {self.settings.request_timeout_s:g} s; "
+                                      "send fewer items or retry") from exc
+
+
+async def _named(awaitable, field: str):
+    """An item's error names the item's field."""
+    try:
+        return await awaitable
+    except ApiError as exc:
+        if exc.field is None:
+            exc.field = field
+        raise

@@ -1,0 +1,381 @@
+"""``clipforge serve`` against a real uvicorn subprocess on loopback: results equal the in-process runtime, every
+bad input is a 4xx JSON error naming the field, 32 concurrent requests are batched and answered correctly."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import signal
+import struct
+import threading
+import zlib
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+
+from clipforge.testing.server import ServerProcess, multipart, request  # noqa: E402
+
+LABELS = ["red circle", "blue square", "green triangle", "yellow cross"]
+
+
+@pytest.fixture(scope="module")
+def model(loaded_model):
+    return loaded_model
+
+
+@pytest.fixture(scope="module")
+def index(shapes_index):
+    return shapes_index
+
+
+@pytest.fixture(scope="module")
+def server(index_model, index, tmp_path_factory):
+    log = tmp_path_factory.mktemp("serve-log") / "server.log"
+    args = ["-m", str(index_model), "--db", str(index.backend.path), "--max-images", "8",
+            "--max-labels", "50", "--max-body-mb", "2", "--max-wait-ms", "20", "--threads", "1"]
+    with ServerProcess(args, log_path=str(log)) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def photos(shapes_dataset):
+    """Encoded PNG/JPEG bytes of 32 test images, several classes."""
+    files = sorted(p for p in (shapes_dataset.root / "test").rglob("*") if p.is_file())
+    return [p.read_bytes() for p in files[::len(files) // 32][:32]]
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def png(width: int, height: int) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (10, 200, 30)).save(out, "PNG")
+    return out.getvalue()
+
+
+def huge_png_header(width: int = 20000, height: int = 20000) -> bytes:
+    """A PNG whose IHDR claims width x height (with a valid CRC): the pixels are never there."""
+    data = bytearray(png(16, 16))
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])) & 0xFFFFFFFF)
+    return bytes(data)
+
+
+def truncated_jpeg() -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)).save(out, "JPEG")
+    return out.getvalue()[: len(out.getvalue()) // 2]
+
+
+def post(srv, path, body, **kw):
+    return request("POST", srv.url + path, json_body=body, timeout=30, **kw)
+
+
+def embed_images(srv, images: list[bytes]):
+    return post(srv, "/v1/embeddings", {"input": [b64(i) for i in images], "modality": "image"})
+
+
+def vectors(reply) -> np.ndarray:
+    assert reply.status == 200, reply.body
+    return np.array([d["embedding"] for d in sorted(reply.json()["data"], key=lambda d: d["index"])], np.float32)
+
+
+# --- results equal the runtime ---------------------------------------------------------------------------
+def test_text_and_image_embeddings_equal_the_runtime(server, model, photos):
+    texts = ["a photo of a red circle.", "a blue square", "yellow"]
+    reply = post(server, "/v1/embeddings", {"input": texts, "model": "ignored"})
+    assert reply.json()["model"] == "clip"
+    np.testing.assert_allclose(vectors(reply), model.embed_texts(texts), atol=1e-5)
+    data_uri = "data:image/png;base64," + b64(photos[0])
+    reply = post(server, "/v1/embeddings", {"input": [data_uri, b64(photos[1])], "modality": "image"})
+    np.testing.assert_allclose(vectors(reply), model.embed_images(photos[:2]), atol=1e-5)
+
+
+def test_classify_json_and_multipart_equal_the_runtime(server, model, photos):
+    expected = model.classify(photos[:3], LABELS, top_k=len(LABELS))
+    reply = post(server, "/v1/classify", {"images": [b64(p) for p in photos[:3]], "labels": LABELS})
+    assert reply.status == 200, reply.body
+    _same_rankings(reply.json()["results"], expected)
+    body, kind = multipart([("images", ("a.png", photos[0])), ("labels", "red circle, blue square"),
+                            ("labels", "green triangle"), ("labels", "yellow cross"), ("top_k", "2")])
+    reply = request("POST", server.url + "/v1/classify", data=body, headers={"Content-Type": kind})
+    assert reply.status == 200, reply.body
+    _same_rankings(reply.json()["results"], [expected[0][:2]])
+
+
+def _same_rankings(got, expected):
+    assert [[r["label"] for r in row] for row in got] == [[r["label"] for r in row] for row in expected]
+    np.testing.assert_allclose([[r["score"] for r in row] for row in got],
+                               [[r["score"] for r in row] for row in expected], atol=1e-5)
+
+
+# --- search and indexed images -------------------------------------------------------------------------------
+def _hits(reply):
+    assert reply.status == 200, reply.body
+    return [(h["id"], h["path"], h["score"]) for h in reply.json()["results"]]
+
+
+def test_search_equals_the_index_and_finds_the_class(server, index, shapes_dataset):
+    query = {"text": "a photo of a red circle.", "k": 10}
+    got = _hits(post(server, "/v1/search", query))
+    expected = index.search(text=query["text"], k=10)
+    assert [g[:2] for g in got] == [(h.id, h.path) for h in expected]
+    np.testing.assert_allclose([g[2] for g in got], [h.score for h in expected], atol=1e-5)
+    assert all("/red circle/" in path for _, path, _ in got[:5])
+    example = next((shapes_dataset.root / "test" / "blue square").iterdir()).read_bytes()
+    both = {"text": "a photo of a blue square.", "image": b64(example), "negative": "red", "k": 5,
+            "min_score": 0.0}
+    expected = index.search(text=both["text"], image=example, negative="red", k=5, min_score=0.0)
+    got = _hits(post(server, "/v1/search", both))
+    assert [g[0] for g in got] == [h.id for h in expected]
+    np.testing.assert_allclose([g[2] for g in got], [h.score for h in expected], atol=1e-5)
+
+
+def test_images_are_served_by_id_only(server, index):
+    hit = index.search(text="a green triangle", k=1)[0]
+    reply = request("GET", f"{server.url}/v1/images/{hit.id}")
+    assert reply.status == 200 and reply.body == open(hit.path, "rb").read()
+    thumb = request("GET", f"{server.url}/v1/images/{hit.id}/thumbnail")
+    from PIL import Image
+
+    assert thumb.headers["content-type"] == "image/jpeg"
+    assert max(Image.open(io.BytesIO(thumb.body)).size) <= 256
+    for path, status, field in ((f"/v1/images/{10**9}", 404, "id"), ("/v1/images/abc", 422, "image_id"),
+                                ("/v1/images/..%2F..%2Fetc%2Fpasswd", 404, "path"),
+                                ("/v1/images/-1/thumbnail", 404, "id")):
+        reply = request("GET", server.url + path)
+        assert (reply.status, reply.json()["error"]["field"]) == (status, field), path
+
+
+# --- bad input: 4xx JSON naming the field, and the server keeps serving ---------------------------------
+def _form(fields):
+    body, kind = multipart(fields)
+    return {"data": body, "headers": {"Content-Type": kind}}
+
+
+BAD = {  # name: (path, json body or request kwargs, status, field)
+    "garbage base64": ("/v1/embeddings", {"input": ["%%%not base64%%%"], "modality": "image"}, 422, "input[0]"),
+    "non-image bytes": ("/v1/embeddings", {"input": [b64(b"just some text, no image")], "modality": "image"},
+                        422, "input[0]"),
+    "truncated jpeg": ("/v1/embeddings", {"input": [b64(png(32, 32)), b64(truncated_jpeg())], "modality": "image"},
+                       422, "input[1]"),
+    "1x1 image": ("/v1/embeddings", {"input": [b64(png(1, 1))], "modality": "image"}, 422, "input[0]"),
+    "20000x20000 image": ("/v1/embeddings", {"input": [b64(huge_png_header())], "modality": "image"}, 413, "input[0]"),
+    "too many images": ("/v1/embeddings", {"input": [b64(png(16, 16))] * 9, "modality": "image"}, 413, "input"),
+    "empty text": ("/v1/embeddings", {"input": ["ok", "  "]}, 422, "input[1]"),
+    "over-long text": ("/v1/embeddings", {"input": ["word " * 1000]}, 422, "input[0]"),
+    "empty input list": ("/v1/embeddings", {"input": []}, 422, "input"),
+    "missing input": ("/v1/embeddings", {"modality": "text"}, 422, "input"),
+    "unknown modality": ("/v1/embeddings", {"input": ["x"], "modality": "video"}, 422, "modality"),
+    "malformed json": ("/v1/embeddings", {"data": b'{"input": [', "headers": {"Content-Type": "application/json"}},
+                       400, "body"),
+    "wrong content type": ("/v1/embeddings", {"data": b"input=x", "headers": {"Content-Type": "text/plain"}},
+                           415, "Content-Type"),
+    "classify wrong content type": ("/v1/classify", {"data": b"x", "headers": {"Content-Type": "text/csv"}},
+                                    415, "Content-Type"),
+    "empty labels": ("/v1/classify", {"images": [b64(png(16, 16))], "labels": []}, 422, "labels"),
+    "duplicate labels": ("/v1/classify", {"images": [b64(png(16, 16))], "labels": ["cat", "dog", "cat"]},
+                         422, "labels"),
+    "10000 labels": ("/v1/classify", {"images": [b64(png(16, 16))], "labels": [f"l{i}" for i in range(10000)]},
+                     413, "labels"),
+    "template without placeholder": ("/v1/classify", {"images": [b64(png(16, 16))], "labels": ["a", "b"],
+                                                      "templates": ["a photo"]}, 422, "templates"),
+    "top_k zero": ("/v1/classify", {"images": [b64(png(16, 16))], "labels": ["a"], "top_k": 0}, 422, "top_k"),
+    "bad image in classify": ("/v1/classify", {"images": [b64(png(16, 16)), b64(b"GIF89a broken")],
+                                               "labels": ["a", "b"]}, 422, "images[1]"),
+    "multipart image as text field": ("/v1/classify", _form([("images", "not a file"), ("labels", "a,b")]),
+                                      422, "images[0]"),
+    "multipart without images": ("/v1/classify", _form([("labels", "a,b")]), 422, "images"),
+    "search without a query": ("/v1/search", {"k": 5}, 422, "text"),
+    "search k zero": ("/v1/search", {"text": "a red circle", "k": 0}, 422, "k"),
+    "search k over the limit": ("/v1/search", {"text": "a red circle", "k": 5000}, 422, "k"),
+    "search bad image": ("/v1/search", {"image": b64(png(1, 1))}, 422, "image"),
+    "search empty negative": ("/v1/search", {"text": "a red circle", "negative": " "}, 422, "negative"),
+    "unknown route": ("/v1/nothing", {"x": 1}, 404, "path"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD))
+def test_bad_input_is_a_4xx_json_error_naming_the_field(server, name):
+    path, body, status, field = BAD[name]
+    raw = isinstance(body, dict) and "data" in body and "headers" in body
+    reply = request("POST", server.url + path, timeout=15, **body) if raw else post(server, path, body)
+    assert reply.headers["content-type"].startswith("application/json")
+    error = reply.json()["error"]
+    assert (reply.status, error["field"]) == (status, field), error
+    assert error["message"]
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(server):
+    """The declared Content-Length (3 MB, limit 2 MB) is refused at once: the body is never sent."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.putrequest("POST", "/v1/embeddings")
+    conn.putheader("Content-Type", "application/json")
+    conn.putheader("Content-Length", str(3 * 1024 * 1024))
+    conn.endheaders()  # headers only: the 3 MB never follow
+    reply = conn.getresponse()
+    assert reply.status == 413
+    assert json.loads(reply.read())["error"]["field"] == "body"
+    conn.close()
+
+
+def test_server_keeps_serving_after_bad_input(server, photos):
+    for name in ("truncated jpeg", "20000x20000 image", "malformed json"):
+        test_bad_input_is_a_4xx_json_error_naming_the_field(server, name)
+    assert embed_images(server, photos[:1]).status == 200
+    assert request("GET", server.url + "/healthz").status == 200
+
+
+# --- concurrency and batching ----------------------------------------------------------------------------
+def _concurrently(calls):
+    """Run the calls at the same moment (a barrier), one thread each; results in order."""
+    barrier, results = threading.Barrier(len(calls)), [None] * len(calls)
+
+    def run(i, fn):
+        barrier.wait()
+        results[i] = fn()
+
+    threads = [threading.Thread(target=run, args=(i, fn)) for i, fn in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results
+
+
+def _image_batches(srv) -> tuple[int, float]:
+    text = request("GET", srv.url + "/metrics").body.decode()
+    count = re.search(r'clipforge_batch_size_count\{encoder="image"\} (\d+)', text)
+    total = re.search(r'clipforge_batch_size_sum\{encoder="image"\} ([\d.]+)', text)
+    return (int(count.group(1)), float(total.group(1))) if count else (0, 0.0)
+
+
+def test_32_concurrent_requests_are_batched_and_correct(server, model, photos):
+    expected = model.embed_images(photos)
+    batches_before, items_before = _image_batches(server)
+    replies = _concurrently([lambda p=p: embed_images(server, [p]) for p in photos])
+    got = np.concatenate([vectors(r) for r in replies])
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    batches, items = _image_batches(server)
+    assert items - items_before == 32
+    assert batches - batches_before < 32, "no two concurrent requests shared an encoder run"
+
+
+def test_a_bad_item_fails_only_its_own_request(server, model, photos):
+    bad = {3: truncated_jpeg(), 9: png(1, 1), 14: b"\x89PNG\r\n\x1a\n garbage"}
+    payloads = [bad.get(i, p) for i, p in enumerate(photos[:16])]
+    replies = _concurrently([lambda p=p: embed_images(server, [p]) for p in payloads])
+    for i, reply in enumerate(replies):
+        if i in bad:
+            assert (reply.status, reply.json()["error"]["field"]) == (422, "input[0]")
+        else:
+            np.testing.assert_allclose(vectors(reply)[0], model.embed_images([photos[i]])[0], atol=1e-5)
+
+
+def test_health_ready_and_prometheus_metrics(server, photos):
+    assert embed_images(server, photos[:1]).status == 200
+    assert post(server, "/v1/embeddings", {"input": [""]}).status == 422
+    assert post(server, "/v1/classify", {"images": [b64(photos[0])], "labels": LABELS}).status == 200
+    assert request("GET", server.url + "/healthz").json() == {"status": "ok"}
+    ready = request("GET", server.url + "/readyz").json()
+    assert ready["status"] == "ready" and ready["providers"][0] == "CPUExecutionProvider"
+    reply = request("GET", server.url + "/metrics")
+    assert reply.status == 200 and reply.headers["content-type"].startswith("text/plain")
+    text = reply.body.decode()
+    assert re.search(r'clipforge_requests_total\{endpoint="/v1/embeddings",method="POST",status="200"\} [1-9]', text)
+    assert re.search(r'clipforge_requests_total\{endpoint="/v1/embeddings",method="POST",status="422"\} [1-9]', text)
+    assert re.search(r'clipforge_request_duration_seconds_bucket\{endpoint="/v1/classify",le="\+Inf"\} [1-9]', text)
+    assert 'clipforge_queue_depth{encoder="image"} 0' in text
+    for line in text.splitlines():  # every sample line is "name{labels} number"
+        assert line.startswith("#") or re.fullmatch(r'[a-z_]+(\{([a-z_]+="[^"]*",?)*\})? -?[\d.e+-]+', line), line
+
+
+def test_page_is_self_contained(server):
+    reply = request("GET", server.url + "/")
+    assert reply.status == 200 and b'id="classify-form"' in reply.body
+    for asset in (reply.body, request("GET", server.url + "/static/app.js").body,
+                  request("GET", server.url + "/static/style.css").body):
+        assert not re.search(rb"(src|href)=\"https?://|url\(https?:|import .* from \"https?:", asset)
+    assert request("GET", server.url + "/docs").status == 200
+    schema = request("GET", server.url + "/openapi.json").json()
+    assert {"/v1/embeddings", "/v1/classify", "/v1/search"} <= set(schema["paths"])
+
+
+# --- API key, SIGTERM drain ---------------------------------------------------------------------------------
+def test_api_key_and_sigterm_drain(index_model, model, photos):
+    args = ["-m", str(index_model), "--threads", "1"]
+    srv = ServerProcess(args, env={"CLIPFORGE_API_KEY": "s3cret"}).start()
+    try:
+        auth = {"Authorization": "Bearer s3cret"}
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic s3cret"}):
+            reply = post(srv, "/v1/embeddings", {"input": ["x"]}, headers=headers)
+            assert (reply.status, reply.json()["error"]["field"]) == (401, "Authorization")
+        assert request("GET", srv.url + "/metrics").status == 401
+        reply = post(srv, "/v1/search", {"text": "a red circle"}, headers=auth)
+        assert (reply.status, reply.json()["error"]["field"]) == (404, "path")  # no --db: no search
+        assert request("GET", srv.url + "/healthz").status == 200 and request("GET", srv.url + "/readyz").status == 200
+        # a request in flight when SIGTERM comes (its body half sent) is still answered, then the server exits
+        import http.client
+
+        body = json.dumps({"input": [b64(photos[0])], "modality": "image"}).encode()
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=20)
+        conn.putrequest("POST", "/v1/embeddings")
+        for name, value in {**auth, "Content-Type": "application/json", "Content-Length": str(len(body))}.items():
+            conn.putheader(name, value)
+        conn.endheaders(body[: len(body) // 2])
+        threading.Event().wait(0.3)
+        srv.terminate()
+        threading.Event().wait(0.5)
+        assert srv.proc.poll() is None, "the server exited with a request in flight"
+        conn.send(body[len(body) // 2:])
+        reply = conn.getresponse()
+        assert reply.status == 200
+        got = np.array(json.loads(reply.read())["data"][0]["embedding"], np.float32)
+        np.testing.assert_allclose(got, model.embed_images(photos[:1])[0], atol=1e-5)
+        conn.close()
+        assert srv.proc.wait(20) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal after draining
+    finally:
+        srv.stop()
+
+
+def test_unloadable_model_is_reported_by_readyz(tmp_path):
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "manifest.json").write_text("{")
+    with ServerProcess(["-m", str(tmp_path / "broken")]).start(wait_ready=False) as srv:
+        srv.wait(30, "/healthz")
+        for _ in range(100):
+            ready = request("GET", srv.url + "/readyz")
+            if ready.json()["status"] != "loading":
+                break
+            threading.Event().wait(0.1)
+        assert ready.status == 503 and ready.json()["status"] == "failed"
+        assert "manifest" in ready.json()["error"]
+        reply = post(srv, "/v1/embeddings", {"input": ["x"]})
+        assert reply.status == 503 and "failed to load" in reply.json()["error"]["message"]
+
+
+def test_the_serving_path_imports_neither_torch_nor_transformers(index_model):
+    import subprocess
+    import sys
+
+    code = ("import sys; from clipforge.cli import serve; from clipforge.serve import create_app; "
+            "from clipforge.serve.routes import search; from clipforge.index import Index; "
+            "from clipforge.runtime.model import ZeroShotModel; m = ZeroShotModel.from_onnx(sys.argv[1]); "
+            "create_app(m); m.embed_texts(['a red circle']); "
+            "print([x for x in ('torch', 'transformers') if x in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code, str(index_model)], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
