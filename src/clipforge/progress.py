@@ -49,6 +49,17 @@ def track(items: Iterable[T], description: str, total: int | None = None, show: 
         yield from bar.track(items, total=total, description=description)
 
 
+@contextlib.contextmanager
+def counter(description: str, total: int | None, show: bool = True):
+    """Yield ``advance(n)``: a bar of ``total`` items advanced by whatever arrives (batches of any size)."""
+    if not show:
+        yield lambda n=1: None
+        return
+    with _progress() as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n=1: bar.advance(task, n)
+
+
 def quiet_transformers():
     """Hide transformers' own bars ("Loading weights", "Writing model shards") inside clipforge's steps."""
     from transformers.utils import logging

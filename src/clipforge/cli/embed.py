@@ -10,10 +10,11 @@ import typer
 from rich.console import Console
 
 from clipforge._io import atomic_file
+from clipforge.cli import engine_options as eo
 from clipforge.cli import runtime_options as ro
 from clipforge.cli.classify import _exit_on_failures
 from clipforge.errors import InputError
-from clipforge.runtime.batches import iter_image_batches
+from clipforge.runtime.batches import ImageFailure, iter_image_batches
 
 
 def embed(
@@ -23,10 +24,16 @@ def embed(
     model: ro.Model = ro.DEFAULT_MODEL, batch_size: ro.BatchSize = 32, device: ro.Device = "cpu",
     threads: ro.Threads = None, backend: ro.Backend = "auto",
     normalize: Annotated[bool, typer.Option("--normalize/--no-normalize", help="L2-normalise.")] = True,
+    engine: eo.Engine = eo.EngineName.local, address: eo.Address = None, workers: eo.Workers = None,
+    cpus_per_worker: eo.CpusPerWorker = 1,
 ) -> None:
     """Embed images (or texts with --text) into the model's shared space."""
     if output.suffix not in (".npy", ".parquet"):
         raise InputError(f"output {output} must end in .npy or .parquet")
+    if engine == eo.EngineName.ray:
+        options = eo.ray_options(address, workers, cpus_per_worker, batch_size)
+        return _embed_ray(inputs, output, text, model, device, threads, normalize, options)
+    eo.check_local(engine, address, workers, cpus_per_worker)
     zs = ro.load_model(model, device, threads, backend, lazy=True)  # one encoder is used
     failures, names, chunks = [], [], []
     if text:
@@ -40,6 +47,24 @@ def embed(
     _write(output, names, vectors)
     Console(stderr=True).print(f"wrote {len(names)} embedding(s) of dim {vectors.shape[1]} to {output}")
     _exit_on_failures(failures, len(names) + len(failures))
+
+
+def _embed_ray(inputs, output: Path, text: bool, model: str, device: str, threads, normalize: bool,
+               options) -> None:
+    """``--engine ray``: images only, to parquet (path, sha256, embedding), on CPU workers."""
+    from clipforge.distributed.ray import embed_to_parquet
+
+    eo.check_ray(text=text, device=device != "cpu", threads=threads is not None)
+    if output.suffix != ".parquet":
+        raise InputError(f"--engine ray writes parquet (path, sha256, embedding), not {output.suffix}; "
+                         f"name the output {output.with_suffix('.parquet').name}")
+    paths = ro.expand_images([Path(p) for p in inputs])
+    folder = ro.model_folder(model)  # exports once if needed, on the driver; workers load the folder
+    stats, written = embed_to_parquet(paths, folder, output, options, normalize, show=len(paths) > 1)
+    Console(stderr=True).print(
+        f"wrote {written} embedding(s) to {output} in {stats.seconds:.1f} s on {stats.workers} Ray worker(s) "
+        f"x {stats.cpus_per_worker} CPU", highlight=False)
+    _exit_on_failures([ImageFailure(p, r) for p, r in stats.unreadable], len(paths))
 
 
 def _write(output: Path, names: list[str], vectors: np.ndarray) -> None:

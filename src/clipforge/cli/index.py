@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from clipforge.cli import engine_options as eo
 from clipforge.cli import runtime_options as ro
 from clipforge.cli.options import Quiet
 
@@ -25,14 +26,24 @@ def index(
     exact_decode: Annotated[bool, typer.Option(
         "--exact-decode", help="Decode JPEGs fully (bit-identical to HF pre-processing; slower on big photos).")] = False,
     quiet: Quiet = False, as_json: ro.AsJson = False,
+    engine: eo.Engine = eo.EngineName.local, address: eo.Address = None, workers: eo.Workers = None,
+    cpus_per_worker: eo.CpusPerWorker = 1,
 ) -> None:
     """Embed new and changed images under PATHS, drop rows of deleted files; unreadable files are listed."""
     from clipforge.index import Index
 
-    with Index(db, model, device=device, threads=threads) as idx:
-        summary = idx.add(paths, exact_decode=exact_decode, quiet=quiet or as_json, batch_size=batch_size,
-                          threads=decode_threads)
-        total = idx.backend.count()
+    if engine == eo.EngineName.ray:
+        from clipforge.distributed.ray import index_into
+
+        eo.check_ray(device=device != "cpu", threads=threads is not None, decode_threads=decode_threads is not None)
+        options = eo.ray_options(address, workers, cpus_per_worker, batch_size)
+        summary, total = index_into(db, model, paths, options, exact_decode, show=not (quiet or as_json))
+    else:
+        eo.check_local(engine, address, workers, cpus_per_worker)
+        with Index(db, model, device=device, threads=threads) as idx:
+            summary = idx.add(paths, exact_decode=exact_decode, quiet=quiet or as_json, batch_size=batch_size,
+                              threads=decode_threads)
+            total = idx.backend.count()
     if as_json:
         print(json.dumps({**summary.to_dict(), "images": total}, indent=2))
         return
@@ -41,7 +52,13 @@ def index(
         console.print(f"  [yellow]unreadable[/] {path}: {reason}", highlight=False)
     console.print(f"added {summary.added}, updated {summary.updated}, removed {summary.removed}, unchanged "
                   f"{summary.unchanged}, unreadable {len(summary.unreadable)} in {summary.seconds:.1f} s; "
-                  f"{total} image(s) in {db if '://' not in db else idx.backend.where}", highlight=False)
+                  f"{total} image(s) in {_where(db)}", highlight=False)
+
+
+def _where(db: str) -> str:
+    from clipforge.index.postgres import redact
+
+    return redact(db) if "://" in db else db
 
 
 def register(app: typer.Typer) -> None:
