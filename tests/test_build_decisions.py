@@ -141,7 +141,7 @@ def test_auto_choice_follows_injected_inference_times(tiny_clip, tmp_path):
              ("image-encoder", "int8-static"): 1.0, ("text-encoder", "none"): 1.0,
              ("text-encoder", "int8-dynamic"): 2.0}
 
-    def timer(path, role):  # candidates live in .../auto/<role>/<mode>/model.onnx
+    def timer(path, role, session=None):  # candidates live in .../auto/<role>/<mode>/model.onnx
         return times.get((role, path.parent.name), 1.0)
 
     result = build_composite(tiny_clip, tmp_path / "auto", quantize="auto", max_accuracy_drop=100.0,

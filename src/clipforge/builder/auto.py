@@ -1,46 +1,65 @@
-"""``--quantize auto``: build each encoder in several precisions, measure zero-shot top-1 on the labelled
-calibration set and inference time per encoder (``ctx.timer``: sessions made outside the timing), then keep the
-fastest combination within ``max_accuracy_drop``."""
+"""``--quantize auto``: build each encoder in several precisions, run each graph on every (backend, precision)
+this machine offers for it (onnxruntime, OpenVINO, bf16 where the CPU has it), measure zero-shot top-1 on the
+labelled calibration set and inference time per encoder (``ctx.timer``: sessions made outside the timing), then
+keep the fastest combination within ``max_accuracy_drop``; the chosen backends/precisions go to build.json."""
 
 from __future__ import annotations
 
-import itertools
 import shutil
 from pathlib import Path
 
 from clipforge.builder.parity import embed, zero_shot_top1
 from clipforge.builder.roles import build_role
+from clipforge.builder.runtimes import Runtime, available, combinations
 from clipforge.errors import BuildError, InputError
 from clipforge.specs import IMAGE_ROLE, ROLES, TEXT_ROLE
 
-CANDIDATE_MODES = {IMAGE_ROLE: ("none", "int8-dynamic", "int8-static"), TEXT_ROLE: ("none", "int8-dynamic")}
+CANDIDATE_MODES = {IMAGE_ROLE: ("none", "int8-dynamic", "int8-static", "bf16"),
+                   TEXT_ROLE: ("none", "int8-dynamic", "bf16")}
 
 
-def _variants(ctx, tmp: Path) -> dict:
-    variants = {}
+def _variants(ctx, tmp: Path) -> tuple[dict, dict]:
+    """({(role, Runtime): {"path", "stages", "embeddings", "seconds"}}, {"role:mode": error}): every graph
+    built once, then embedded and timed on each (backend, precision) this machine offers for it."""
+    variants, failed = {}, {}
     for role in ROLES:
         for mode in CANDIDATE_MODES[role]:
+            runtimes = available(mode)
+            if not runtimes:
+                continue  # e.g. bf16 without openvino or on a CPU without bf16
             path = ctx.work / "auto" / role / mode / "model.onnx"
             path.parent.mkdir(parents=True, exist_ok=True)
             try:
                 records = build_role(role, mode, path, ctx)
             except BuildError as exc:
-                variants[(role, mode)] = {"error": str(exc)}
+                failed[f"{role}:{mode}"] = str(exc)
                 continue
-            variants[(role, mode)] = {"path": path, "stages": records,
-                                      "embeddings": embed(path, role, ctx.probe, ctx.fp32),
-                                      "seconds": ctx.timer(path, role)}
-    return variants
+            for rt in runtimes:
+                variants[(role, rt)] = {"path": path, "stages": records,
+                                        "embeddings": embed(path, role, ctx.probe, ctx.fp32, rt.session),
+                                        "seconds": time_on(ctx.timer, path, role, rt)}
+    return variants, failed
+
+
+def time_on(timer, path: Path, role: str, rt: Runtime) -> float:
+    """The build's timer on ``rt``; onnxruntime/fp32 is timed as ``timer(path, role)`` (the plain timer)."""
+    if (rt.backend, rt.precision) == ("onnxruntime", "fp32"):
+        return timer(path, role)
+    return timer(path, role, session=rt.session)
 
 
 def pick_fastest(tried: list[dict], max_drop: float) -> dict[str, str]:
     """The candidate with the least inference time (image + text seconds) among those whose top-1 drop is within
-    ``max_drop`` percentage points; fp32+fp32 (drop 0) always qualifies."""
+    ``max_drop`` percentage points; fp32+fp32 (drop 0) always qualifies. Returns {role: mode}."""
+    best = pick_candidate(tried, max_drop)
+    return {IMAGE_ROLE: best["image"], TEXT_ROLE: best["text"]}
+
+
+def pick_candidate(tried: list[dict], max_drop: float) -> dict:
     allowed = [t for t in tried if t["drop_pp"] <= max_drop]
     if not allowed:
         raise BuildError("--quantize auto: no candidate within the allowed accuracy drop (fp32 failed to build?)")
-    best = min(allowed, key=lambda t: t["seconds"])
-    return {IMAGE_ROLE: best["image"], TEXT_ROLE: best["text"]}
+    return min(allowed, key=lambda t: t["seconds"])
 
 
 def choose_auto(ctx, tmp: Path) -> dict:
@@ -48,23 +67,18 @@ def choose_auto(ctx, tmp: Path) -> dict:
     if not calib.labels or not calib.class_names:
         raise InputError("--quantize auto needs labelled data: pass --calibration-data with an image folder of "
                          "class sub-folders or a labelled parquet file")
-    variants = _variants(ctx, tmp)
-    ok = {k: v for k, v in variants.items() if "error" not in v}
+    variants, failed = _variants(ctx, tmp)
     baseline = zero_shot_top1(ctx.probe.reference[IMAGE_ROLE], ctx.probe.reference[TEXT_ROLE], calib.labels)
-    tried = []
-    for img_mode, txt_mode in itertools.product(CANDIDATE_MODES[IMAGE_ROLE], CANDIDATE_MODES[TEXT_ROLE]):
-        img, txt = ok.get((IMAGE_ROLE, img_mode)), ok.get((TEXT_ROLE, txt_mode))
-        if img is None or txt is None:
-            continue
-        top1 = zero_shot_top1(img["embeddings"], txt["embeddings"], calib.labels)
-        tried.append({"image": img_mode, "text": txt_mode, "top1": top1, "drop_pp": baseline - top1,
-                      "seconds": img["seconds"] + txt["seconds"]})
-    chosen = pick_fastest(tried, ctx.config.quantize.max_accuracy_drop)
+    tried = combinations(variants, lambda i, t: zero_shot_top1(i, t, calib.labels), baseline)
+    best = pick_candidate(tried, ctx.config.quantize.max_accuracy_drop)
+    chosen = {IMAGE_ROLE: best["image"], TEXT_ROLE: best["text"]}
+    runtime = {IMAGE_ROLE: Runtime(**best["image_runtime"]), TEXT_ROLE: Runtime(**best["text_runtime"])}
     for role in ctx.config.roles:
         (tmp / role).mkdir(exist_ok=True)
-        shutil.copyfile(ok[(role, chosen[role])]["path"], tmp / role / "model.onnx")
+        shutil.copyfile(variants[(role, runtime[role])]["path"], tmp / role / "model.onnx")
     return {"fp32_top1": baseline, "max_accuracy_drop": ctx.config.quantize.max_accuracy_drop,
-            "candidates": tried, "chosen": chosen,
-            "failed": {f"{r}:{m}": v["error"] for (r, m), v in variants.items() if "error" in v},
-            "chosen_stages": {r: {"quantize": chosen[r], "stages": ok[(r, chosen[r])]["stages"]}
+            "candidates": tried, "chosen": chosen, "failed": failed,
+            "runtime": {r: {"backend": runtime[r].backend, "precision": runtime[r].precision}
+                        for r in ctx.config.roles},
+            "chosen_stages": {r: {"quantize": chosen[r], "stages": variants[(r, runtime[r])]["stages"]}
                               for r in ctx.config.roles}}

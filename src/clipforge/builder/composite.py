@@ -14,7 +14,7 @@ from pathlib import Path
 from clipforge._io import atomic_dir, file_hashes
 from clipforge.builder.auto import choose_auto
 from clipforge.builder.calibration import load_calibration
-from clipforge.builder.config import BuildConfig
+from clipforge.builder.config import RUNTIME_PRECISION, BuildConfig
 from clipforge.builder.parity import Probe, make_probe
 from clipforge.builder.roles import build_role, kill_point
 from clipforge.builder.timing import InferenceTimer, Timer
@@ -78,6 +78,7 @@ def build_composite(model, output, config: BuildConfig | None = None, *, calibra
 
     config = apply_overrides(config or BuildConfig(), overrides)
     providers_for(config.compile.ep)  # an EP this onnxruntime lacks fails before any work
+    _check_machine(config)
     out = Path(output)
     key = _key(model, revision, config, calibration_data)
     if (done := _up_to_date(out, key)) is not None:
@@ -91,6 +92,22 @@ def build_composite(model, output, config: BuildConfig | None = None, *, calibra
         step("write manifest")
         manifest = _finish(ctx, tmp, report, key)
     return BuildResult(out, manifest, manifest.build)
+
+
+def _check_machine(config: BuildConfig) -> None:
+    """A precision this CPU or install cannot run fails up front, in one line."""
+    if config.quantize.mode == "bf16":
+        from clipforge.runtime.backends import check_backend
+        from clipforge.runtime.cpu import require_bf16
+
+        require_bf16()
+        check_backend("openvino")
+
+
+def _runtime_record(report: dict) -> dict:
+    """role -> the backend/precision the runtime applies (modes whose graph stays fp32, e.g. bf16)."""
+    modes = {role: info["quantize"] for role, info in report["roles"].items()}
+    return {role: RUNTIME_PRECISION[mode] for role, mode in modes.items() if mode in RUNTIME_PRECISION}
 
 
 def _remove_stale_temps(out: Path) -> None:
@@ -126,6 +143,8 @@ def _build_roles(ctx: BuildContext, tmp: Path, step) -> dict:
     if ctx.config.quantize.mode == "auto":
         step("auto: try candidates")
         report["auto"] = choose_auto(ctx, tmp)
+        report["runtime"] = {r: rt for r, rt in report["auto"]["runtime"].items()
+                             if (rt["backend"], rt["precision"]) != ("onnxruntime", "fp32")}
         for role in ctx.config.roles:
             report["roles"][role] = report["auto"]["chosen_stages"][role]
         return report
@@ -151,7 +170,13 @@ def _finish(ctx: BuildContext, tmp: Path, report: dict, key: str) -> Manifest:
         (tmp / role).rmdir()
         manifest.encoders = {role: "model.onnx"}
     shutil.rmtree(ctx.work, ignore_errors=True)
-    manifest.build = {**manifest.build, "cache_key": key, "config": ctx.config.to_dict(), **report}
+    from clipforge.runtime.cpu import describe, relied_on
+
+    runtime = report["runtime"] if "runtime" in report else _runtime_record(report)
+    precisions = {i["precision"] for i in runtime.values()} | {
+        "int8" for i in report["roles"].values() if i["quantize"].startswith("int8")}
+    manifest.build = {**manifest.build, "cache_key": key, "config": ctx.config.to_dict(), **report,
+                      "runtime": runtime, "cpu": {**describe(), "relied_on": relied_on(precisions)}}
     (tmp / "build.json").write_text(json.dumps(manifest.build, indent=2))
     manifest.files = file_hashes(tmp)
     (tmp / "manifest.json").write_text(manifest.to_json())

@@ -12,7 +12,9 @@ from clipforge.errors import InputError
 from clipforge.options import ExportOptions
 from clipforge.specs import IMAGE_ROLE, ROLES, TEXT_ROLE
 
-QUANTIZE_MODES = ("none", "int8-dynamic", "int8-static", "fp16", "auto")
+QUANTIZE_MODES = ("none", "int8-dynamic", "int8-static", "fp16", "bf16", "auto")
+# Modes whose graph stays fp32 and whose precision is applied by a backend at run time (recorded in build.json).
+RUNTIME_PRECISION = {"bf16": {"backend": "openvino", "precision": "bf16"}}
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 EPS = ("cpu", "cuda", "tensorrt", "openvino", "qnn", "dml", "coreml")
 OPT_LEVELS = ("disabled", "basic", "extended", "all")

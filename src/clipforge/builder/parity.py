@@ -53,8 +53,10 @@ def feeds(probe: Probe, role: str, encoder: Encoder, batch: int = 8) -> list[dic
     return out or [{k: np.repeat(v[:1], size, axis=0) for k, v in data.items()}]
 
 
-def embed(model_path: Path, role: str, probe: Probe, fp32: ZeroShotModel) -> np.ndarray:
-    encoder = Encoder(make_session(model_path, SessionConfig()), role)
+def embed(model_path: Path, role: str, probe: Probe, fp32: ZeroShotModel,
+          session: SessionConfig = SessionConfig()) -> np.ndarray:
+    """Embeddings of the probe through ``model_path`` (on the backend/precision ``session`` says)."""
+    encoder = Encoder(make_session(model_path, session), role)
     probe_model = ZeroShotModel(fp32.manifest, {role: encoder, OTHER[role]: _encoder(fp32, OTHER[role])},
                                 fp32.folder)
     if role == IMAGE_ROLE:
@@ -66,8 +68,9 @@ def _encoder(model: ZeroShotModel, role: str) -> Encoder:
     return model.image_encoder if role == IMAGE_ROLE else model.text_encoder
 
 
-def parity(model_path: Path, role: str, probe: Probe, fp32: ZeroShotModel) -> dict:
-    emb = embed(model_path, role, probe, fp32)
+def parity(model_path: Path, role: str, probe: Probe, fp32: ZeroShotModel,
+           session: SessionConfig = SessionConfig()) -> dict:
+    emb = embed(model_path, role, probe, fp32, session)
     ref, other = probe.reference[role], probe.reference[OTHER[role]]
     cos = cosine_rows(emb, ref)
     agree = float(np.mean((emb @ other.T).argmax(1) == (ref @ other.T).argmax(1)))

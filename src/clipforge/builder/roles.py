@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from clipforge.builder import stages
+from clipforge.builder.config import RUNTIME_PRECISION
 from clipforge.builder.parity import Probe, feeds, parity
 from clipforge.errors import BuildError
 from clipforge.runtime.encoders import Encoder
@@ -15,7 +16,8 @@ from clipforge.runtime.model import ZeroShotModel
 from clipforge.runtime.sessions import SessionConfig, make_session
 
 # Minimum cosine to the fp32 export a stage must keep, by what it does.
-MIN_COSINE = {"optimize": 0.9999, "fp16": 0.999, "int8-dynamic": 0.95, "int8-static": 0.95, "compile": 0.9999}
+MIN_COSINE = {"optimize": 0.9999, "fp16": 0.999, "bf16": 0.999, "int8-dynamic": 0.95, "int8-static": 0.95,
+              "compile": 0.9999}
 # A fused graph is kept when its inference time is at most this factor of the unfused graph's (timing noise).
 NOT_SLOWER = 1.05
 
@@ -36,8 +38,9 @@ def tower_shape(manifest, role: str) -> tuple[int, int] | None:
     return int(info["num_heads"]), int(info["hidden_size"])
 
 
-def _record(name: str, path: Path, start: float, role: str, probe: Probe, fp32: ZeroShotModel, extra: dict) -> dict:
-    check = parity(path, role, probe, fp32)
+def _record(name: str, path: Path, start: float, role: str, probe: Probe, fp32: ZeroShotModel, extra: dict,
+            session: SessionConfig = SessionConfig()) -> dict:
+    check = parity(path, role, probe, fp32, session)
     return {"stage": name, "seconds": round(time.perf_counter() - start, 3), "bytes": path.stat().st_size,
             "ops": stages.op_counts(path), "parity": check, **extra}
 
@@ -66,6 +69,8 @@ def _quantize(src: Path, work: Path, role: str, mode: str, ctx) -> tuple[Path, d
     elif mode == "int8-static":
         encoder = Encoder(make_session(src, SessionConfig()), role)
         info = stages.quantize_static(src, dst, section, feeds(ctx.probe, role, encoder), work)
+    elif mode == "bf16":
+        return _runtime_precision(src, role, mode, ctx, start)
     else:
         info = stages.to_fp16(src, dst)
     record = _record(f"quantize:{mode}", dst, start, role, ctx.probe, ctx.fp32, info)
@@ -73,6 +78,23 @@ def _quantize(src: Path, work: Path, role: str, mode: str, ctx) -> tuple[Path, d
         raise BuildError(f"{role} {mode}: min cosine to fp32 {record['parity']['min_cosine']:.4f} < "
                          f"{MIN_COSINE[mode]}; exclude more nodes (quantize.exclude_nodes) or use another mode")
     return dst, record
+
+
+def runtime_session(mode: str) -> SessionConfig:
+    """How a graph built in ``mode`` runs: bf16 keeps the fp32 graph and runs it with OpenVINO's bf16 hint."""
+    hint = RUNTIME_PRECISION.get(mode)
+    return SessionConfig(backend=hint["backend"], precision=hint["precision"]) if hint else SessionConfig()
+
+
+def _runtime_precision(src: Path, role: str, mode: str, ctx, start: float) -> tuple[Path, dict]:
+    """The graph stays fp32 (weights, accumulation); the backend computes matmuls in ``mode`` at run time.
+    Parity is measured on that backend, so the record is what the runtime will give."""
+    record = _record(f"quantize:{mode}", src, start, role, ctx.probe, ctx.fp32,
+                     {"runtime": RUNTIME_PRECISION[mode]}, runtime_session(mode))
+    if record["parity"]["min_cosine"] < MIN_COSINE[mode]:
+        raise BuildError(f"{role} {mode}: min cosine to fp32 {record['parity']['min_cosine']:.4f} < "
+                         f"{MIN_COSINE[mode]}; use --quantize none")
+    return src, record
 
 
 def build_role(role: str, mode: str, out: Path, ctx) -> list[dict]:
@@ -91,6 +113,6 @@ def build_role(role: str, mode: str, out: Path, ctx) -> list[dict]:
     kill_point("compile")
     start = time.perf_counter()
     info = stages.compile_for(current, out, ctx.config.compile)
-    records.append(_record("compile", out, start, role, ctx.probe, ctx.fp32, info))
+    records.append(_record("compile", out, start, role, ctx.probe, ctx.fp32, info, runtime_session(mode)))
     return records
 

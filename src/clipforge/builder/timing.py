@@ -2,7 +2,9 @@
 not slower, and ``--quantize auto``'s fastest candidate. The session is created once, before the timed loop, and
 the feeds are prepared once; only ``session.run`` is timed.
 
-A build takes a ``timer``: any callable ``(path, role) -> seconds per run``. ``InferenceTimer`` is the real one;
+A build takes a ``timer``: any callable ``(path, role) -> seconds per run`` (``auto`` also passes
+``session=SessionConfig(backend=..., precision=...)`` for candidates on another backend or precision).
+``InferenceTimer`` is the real one;
 tests pass a function returning known figures and check the decision."""
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from clipforge.runtime.sessions import SessionConfig, make_session
 
 
 class Timer(Protocol):
-    def __call__(self, path: Path, role: str) -> float: ...
+    """``session`` (keyword, only for candidates not on onnxruntime/fp32): the backend/precision to time on."""
+
+    def __call__(self, path: Path, role: str, session: SessionConfig = ...) -> float: ...
 
 
 def median_seconds(run: Callable[[], object], repeats: int = 3, warmup: int = 1,
@@ -40,7 +44,7 @@ class InferenceTimer:
     def __init__(self, probe: Probe, repeats: int = 3):
         self.probe, self.repeats = probe, repeats
 
-    def __call__(self, path: Path, role: str) -> float:
-        encoder = Encoder(make_session(path, SessionConfig()), role)
+    def __call__(self, path: Path, role: str, session: SessionConfig = SessionConfig()) -> float:
+        encoder = Encoder(make_session(path, session), role)
         batches = feeds(self.probe, role, encoder)
         return median_seconds(lambda: [encoder(feed) for feed in batches], self.repeats)

@@ -18,7 +18,7 @@ def build(
     output: o.Output,
     config_path: Annotated[Path | None, typer.Option("--config", "-c", help="Build config JSON.")] = None,
     task: Annotated[str | None, typer.Option("--task", help=f"One of: {', '.join(TASK_ROLES)}.")] = None,
-    quantize: Annotated[str | None, typer.Option("--quantize", help="none|int8-dynamic|int8-static|fp16|auto")] = None,
+    quantize: Annotated[str | None, typer.Option("--quantize", help="none|int8-dynamic|int8-static|fp16|bf16|auto")] = None,
     calibration_data: Annotated[Path | None, typer.Option("--calibration-data", help="Image folder or parquet.")] = None,
     max_accuracy_drop: Annotated[float | None, typer.Option("--max-accuracy-drop", help="pp, for auto.")] = None,
     ep: Annotated[str | None, typer.Option("--ep", help="cpu|cuda|openvino|qnn|dml|...")] = None,
@@ -52,7 +52,9 @@ def _summary(result) -> None:
     console.print(table)
     if "auto" in result.report:
         auto = result.report["auto"]
-        console.print(f"auto chose image={auto['chosen']['image-encoder']} text={auto['chosen']['text-encoder']} "
+        on = {r: "{backend}/{precision}".format(**rt) for r, rt in auto.get("runtime", {}).items()}
+        console.print(f"auto chose image={auto['chosen']['image-encoder']} on {on.get('image-encoder', '-')} "
+                      f"text={auto['chosen']['text-encoder']} on {on.get('text-encoder', '-')} "
                       f"(fp32 top-1 {auto['fp32_top1']:.1f}%, {len(auto['candidates'])} candidates tried)")
 
 

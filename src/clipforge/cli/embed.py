@@ -22,7 +22,7 @@ def embed(
     output: Annotated[Path, typer.Option("--output", "-o", help="out.npy (names in out.names.txt) or out.parquet")],
     text: Annotated[bool, typer.Option("--text", help="INPUTS are texts, not images.")] = False,
     model: ro.Model = ro.DEFAULT_MODEL, batch_size: ro.BatchSize = 32, device: ro.Device = "cpu",
-    threads: ro.Threads = None,
+    threads: ro.Threads = None, backend: ro.Backend = "auto",
     normalize: Annotated[bool, typer.Option("--normalize/--no-normalize", help="L2-normalise.")] = True,
     engine: eo.Engine = eo.EngineName.local, address: eo.Address = None, workers: eo.Workers = None,
     cpus_per_worker: eo.CpusPerWorker = 1,
@@ -34,7 +34,7 @@ def embed(
         options = eo.ray_options(address, workers, cpus_per_worker, batch_size)
         return _embed_ray(inputs, output, text, model, device, threads, normalize, options)
     eo.check_local(engine, address, workers, cpus_per_worker)
-    zs = ro.load_model(model, device, threads)
+    zs = ro.load_model(model, device, threads, backend, lazy=True)  # one encoder is used
     failures, names, chunks = [], [], []
     if text:
         names, chunks = list(inputs), [zs.embed_texts(inputs, normalize=normalize)]

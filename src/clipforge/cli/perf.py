@@ -32,6 +32,11 @@ def perf(
     model_id: Annotated[str | None, typer.Option("--model-id", help="Checkpoint for --baseline torch.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Throughput chart (PNG).")] = None,
+    backend: Annotated[str, typer.Option("--backend", help="onnxruntime, openvino, or auto (what the build chose).")]
+    = "auto",
+    roofline: Annotated[bool, typer.Option("--roofline", help="Add the matmul limit and the fraction reached "
+                                           "(GEMM peaks measured now).")] = False,
+    gemm_size: Annotated[int, typer.Option("--gemm-size", help="GEMM side for --roofline peaks.")] = 2048,
 ) -> None:
     """Benchmark encoders: load time, p50/p90/p99 latency, items/s, peak memory."""
     from clipforge._io import atomic_file
@@ -40,7 +45,10 @@ def perf(
 
     if baseline not in (None, "torch") or (baseline and not model_id):
         raise InputError("--baseline takes 'torch' and needs --model-id (the checkpoint the graphs came from)")
-    opts = {"device": device, "threads": threads, "warmup": warmup, "iterations": iterations}
+    from clipforge.runtime.backends import check_backend
+
+    opts = {"device": device, "threads": threads, "warmup": warmup, "iterations": iterations,
+            "backend": check_backend(backend), "roofline": roofline and gemm_size}
     rows = run_perf(paths, _batches(batch_size), opts, model_id if baseline else None)
     print_table(rows)
     if json_out:

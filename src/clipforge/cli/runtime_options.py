@@ -16,13 +16,14 @@ Model = Annotated[str, typer.Option("--model", "-m", help="Exported folder, chec
 Device = Annotated[str, typer.Option("--device", "-d", help="cpu, cuda, dml, openvino, qnn, ...")]
 Threads = Annotated[int | None, typer.Option("--threads", help="Intra-op threads (default: all cores).")]
 BatchSize = Annotated[int, typer.Option("--batch-size", "-b", help="Images per encoder run.")]
+Backend = Annotated[str, typer.Option("--backend", help="onnxruntime, openvino, or auto (what the build chose).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
-def load_model(model: str, device: str, threads: int | None):
+def load_model(model: str, device: str, threads: int | None, backend: str = "auto", lazy: bool = False):
     from clipforge.runtime.model import ZeroShotModel
 
-    return ZeroShotModel.from_pretrained(model, device=device, threads=threads)
+    return ZeroShotModel.from_pretrained(model, device=device, threads=threads, backend=backend, lazy=lazy)
 
 
 def model_folder(model: str) -> Path:

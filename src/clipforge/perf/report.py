@@ -10,11 +10,17 @@ def print_table(rows: list[dict]) -> None:
     from rich.table import Table
 
     table = Table(title="clipforge perf (each row measured in its own process)")
-    for column in ("variant", "encoder", "batch", "load s", "p50 ms", "p90 ms", "p99 ms", "items/s", "peak MB"):
-        table.add_column(column, justify="left" if column in ("variant", "encoder") else "right")
+    roofline = any("fraction" in r for r in rows)
+    columns = ["variant", "encoder", "backend", "batch", "load s", "p50 ms", "p90 ms", "p99 ms", "items/s", "peak MB"]
+    for column in columns + (["limit/s", "% limit"] if roofline else []):
+        table.add_column(column, justify="left" if column in ("variant", "encoder", "backend") else "right")
     for r in rows:
-        table.add_row(r["variant"], r["encoder"], str(r["batch"]), f"{r['load_s']:.2f}", f"{r['p50_ms']:.1f}",
-                      f"{r['p90_ms']:.1f}", f"{r['p99_ms']:.1f}", f"{r['items_per_s']:.1f}", f"{r['peak_rss_mb']:.0f}")
+        cells = [r["variant"], r["encoder"], f"{r.get('backend', '')}/{r.get('precision', '')}", str(r["batch"]),
+                 f"{r['load_s']:.2f}", f"{r['p50_ms']:.1f}", f"{r['p90_ms']:.1f}", f"{r['p99_ms']:.1f}",
+                 f"{r['items_per_s']:.1f}", f"{r['peak_rss_mb']:.0f}"]
+        if roofline:
+            cells += [f"{r['limit_per_s']:.1f}", f"{100 * r['fraction']:.1f}"] if "fraction" in r else ["", ""]
+        table.add_row(*cells)
     Console().print(table)
 
 

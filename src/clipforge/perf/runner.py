@@ -19,6 +19,8 @@ class Target:
     role: str
     model: str | None  # model.onnx path, or None for the torch baseline
     torch_id: str | None = None
+    backend: str = "onnxruntime"
+    precision: str = "fp32"
 
 
 def targets_for(path: str | Path) -> list[Target]:
@@ -26,7 +28,9 @@ def targets_for(path: str | Path) -> list[Target]:
     path = Path(path)
     if path.is_dir() and (path / "manifest.json").is_file():
         manifest = Manifest.load(path)
-        return [Target(path.name, role, str(path / rel)) for role, rel in manifest.encoders.items()]
+        runtime = manifest.build.get("runtime", {})
+        return [Target(path.name, role, str(path / rel), **runtime.get(role, {}))
+                for role, rel in manifest.encoders.items()]
     model = path / "model.onnx" if path.is_dir() else path
     if not model.is_file():
         raise InputError(f"{path} is not a model.onnx, an encoder folder or an exported folder")
@@ -45,7 +49,11 @@ def _role_of(model: Path) -> str:
 def run_one(target: Target, batch: int, opts: dict) -> dict:
     cmd = [sys.executable, "-m", "clipforge.perf.worker", "--role", target.role, "--batch", str(batch),
            "--warmup", str(opts["warmup"]), "--iterations", str(opts["iterations"]), "--device", opts["device"]]
-    cmd += ["--torch", target.torch_id] if target.torch_id else ["--model", target.model]
+    if target.torch_id:
+        cmd += ["--torch", target.torch_id]
+    else:
+        backend, precision = _backend(target, opts.get("backend", "auto"))
+        cmd += ["--model", target.model, "--backend", backend, "--precision", precision]
     if opts.get("threads"):
         cmd += ["--threads", str(opts["threads"])]
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -53,7 +61,14 @@ def run_one(target: Target, batch: int, opts: dict) -> dict:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise ClipforgeError(f"perf worker failed for {target.variant} {target.role} batch {batch}: {last}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {"variant": target.variant, "encoder": target.role, "requested_batch": batch, **result}
+    return {"variant": target.variant, "encoder": target.role, "requested_batch": batch, "model": target.model,
+            **result}
+
+
+def _backend(target: Target, backend: str) -> tuple[str, str]:
+    from clipforge.runtime.backends import resolve
+
+    return resolve(backend, {"backend": target.backend, "precision": target.precision})
 
 
 def run_perf(paths: list[str], batch_sizes: list[int], opts: dict, baseline_id: str | None = None,
@@ -63,4 +78,24 @@ def run_perf(paths: list[str], batch_sizes: list[int], opts: dict, baseline_id: 
         roles = sorted({t.role for t in targets}, key=ROLES.index)
         targets = [Target("pytorch", role, None, baseline_id) for role in roles] + targets
     jobs = [(t, b) for t in targets for b in batch_sizes]
-    return [run_one(t, b, opts) for t, b in track(jobs, "perf", total=len(jobs), show=show)]
+    rows = [run_one(t, b, opts) for t, b in track(jobs, "perf", total=len(jobs), show=show)]
+    return add_roofline(rows, opts["roofline"]) if opts.get("roofline") else rows
+
+
+def add_roofline(rows: list[dict], gemm_size: int = 2048) -> list[dict]:
+    """Each row's matmul limit (FLOPs per item from its graph / this machine's best GEMM peak in the row's
+    precision, measured now) and its fraction; the PyTorch rows are fp32 of the same graphs' FLOPs."""
+    from clipforge.perf.roofline import best_peaks, flops_per_item, fraction, gemm_peaks, graph_precision
+
+    backends = ["onnxruntime", "openvino", "pytorch"]
+    best = best_peaks(gemm_peaks(backends, n=gemm_size, repeats=3))
+    flops = {}
+    for r in rows:
+        graph = r["model"] or next((x["model"] for x in rows if x["model"] and x["encoder"] == r["encoder"]), None)
+        key = (graph, r.get("text_length"))
+        if graph and key not in flops:
+            flops[key] = flops_per_item(graph, r.get("text_length") or 77)
+        precision = graph_precision(r["model"], r.get("precision")) if r["model"] else "fp32"
+        if graph and precision in best:
+            r.update(precision=precision, **fraction(r["items_per_s"], flops[key], best[precision][0]))
+    return rows

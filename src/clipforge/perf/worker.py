@@ -26,12 +26,15 @@ def _onnx_call(args):
     """A callable running the graph on synthetic inputs; a static batch dimension overrides ``--batch``."""
     from clipforge.runtime.sessions import SessionConfig, make_session
 
-    session = make_session(args.model, SessionConfig(device=args.device, threads=args.threads))
+    config = SessionConfig(device=args.device, threads=args.threads, backend=args.backend, precision=args.precision)
+    session = make_session(args.model, config)
     feed = {}
     for inp in session.get_inputs():
         dims = [d if isinstance(d, int) and d > 0 else None for d in inp.shape]
         args.batch = dims[0] or args.batch
         feed[inp.name] = _synthetic(inp.name, [args.batch, *dims[1:]], args.text_length)
+        if inp.name == "input_ids":
+            args.text_length = feed[inp.name].shape[1]
     return lambda: session.run(None, feed)
 
 
@@ -81,7 +84,9 @@ def measure(args) -> dict:
         call()
         times.append(time.perf_counter() - t)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"batch": args.batch, "load_s": load, **_percentiles(times), "items_per_s": args.batch / float(np.median(times)),
+    runs_on = {"backend": "pytorch", "precision": "fp32"} if args.torch else \
+        {"backend": args.backend, "precision": args.precision}
+    return {"batch": args.batch, "text_length": args.text_length, **runs_on, "load_s": load, **_percentiles(times), "items_per_s": args.batch / float(np.median(times)),
             "peak_rss_mb": peak_mb}
 
 
@@ -93,6 +98,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, required=True)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--backend", default="onnxruntime")
+    parser.add_argument("--precision", default="fp32")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--text-length", type=int, default=16)

@@ -13,14 +13,42 @@ def _static(dim) -> int | None:
 
 
 class Encoder:
-    """Runs an image or text encoder session on any batch size."""
+    """Runs an image or text encoder session on any batch size. ``session`` is a session, or a zero-argument
+    callable that opens one on first use (a lazy encoder: its shape attributes open it when first read)."""
 
     def __init__(self, session, role: str, max_batch: int = 64):
-        self.session, self.role = session, role
+        self.role, self._max_batch, self.on_open = role, max_batch, None
+        lazy = callable(session) and not hasattr(session, "run")
+        self._opener, self._session = (session, None) if lazy else (None, session)
+        if not lazy:
+            self._describe(session)
+
+    @property
+    def opened(self) -> bool:
+        return self._session is not None
+
+    @property
+    def session(self):
+        if self._session is None:
+            self._session = self._opener()
+            self._describe(self._session)
+            if self.on_open:
+                self.on_open()
+        return self._session
+
+    def __getattr__(self, name: str):
+        """Shape attributes of a lazy encoder not opened yet: open it, then read them."""
+        if name.startswith("_") or name in ("on_open", "role") or self.__dict__.get("_session") is not None:
+            raise AttributeError(name)
+        self.session
+        return getattr(self, name)
+
+    def _describe(self, session) -> None:
+        max_batch = self._max_batch
         first = session.get_inputs()[0]
         self.input_names = [i.name for i in session.get_inputs()]
         self.static_batch = _static(first.shape[0])
-        self.static_length = _static(first.shape[1]) if role == "text-encoder" else None
+        self.static_length = _static(first.shape[1]) if self.role == "text-encoder" else None
         self.embed_dim = _static(session.get_outputs()[0].shape[-1])
         self.max_batch = self.static_batch or max_batch
 

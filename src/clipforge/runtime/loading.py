@@ -22,6 +22,9 @@ class LoadOptions:
     device: str = "cpu"
     threads: int | None = None
     spinning: bool = False
+    backend: str = "auto"  # onnxruntime | openvino | auto (what the build recorded; onnxruntime otherwise)
+    lazy: bool = False  # open each encoder's session on first use
+    arena: bool = True  # onnxruntime's CPU memory arena (off: less peak memory, a little more CPU per run)
 
     def __post_init__(self):
         if self.task not in TASKS:

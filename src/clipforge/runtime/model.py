@@ -3,6 +3,7 @@ plus a fast path (``classify``, ``embed_images``, ``embed_texts``, ``similarity`
 
 from __future__ import annotations
 
+import functools
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -32,6 +33,8 @@ class ZeroShotModel(HFCompatMixin):
         self._hf_config = hf_config
         self._tokenizer = None
         self._labels = LabelCache()
+        for encoder in encoders.values():
+            encoder.on_open = self._check_dims  # a lazy encoder is checked when it opens
         self._check_dims()
 
     # --- construction ---------------------------------------------------------------------------------
@@ -40,8 +43,11 @@ class ZeroShotModel(HFCompatMixin):
                   **kwargs) -> "ZeroShotModel":
         """``paths``: an exported/built folder, or ``{"image-encoder": path, "text-encoder": path}``; the
         manifest is found beside the encoders unless given (a path or a ``Manifest``). Keywords: those of
-        ``LoadOptions`` (task, hf_config, device, threads, spinning); the graphs are used as built
-        (``skip_build=True``, the seeds' spelling; building is ``from_pretrained``'s or ``clipforge build``'s job)."""
+        ``LoadOptions`` (task, hf_config, device, threads, spinning, backend, lazy); the graphs are used as built
+        (``skip_build=True``, the seeds' spelling; building is ``from_pretrained``'s or ``clipforge build``'s job).
+        ``backend``: "onnxruntime", "openvino", or "auto" (what the build recorded; onnxruntime for plain
+        exports). ``lazy``: open each encoder's session on first use (an image-only job never loads the text
+        encoder)."""
         options, _ = LoadOptions.split(kwargs, "from_onnx")
         if skip_build is not True:
             raise InputError("from_onnx loads built graphs as they are (skip_build=True); to build from a "
@@ -49,8 +55,11 @@ class ZeroShotModel(HFCompatMixin):
         resolved = role_paths(paths)
         folder = manifest_folder(paths, manifest)
         manifest = manifest if isinstance(manifest, Manifest) else Manifest.load(folder)
-        config = SessionConfig(device=options.device, threads=options.threads, spinning=options.spinning)
-        encoders = {role: Encoder(make_session(p, config), role) for role, p in resolved.items()}
+        encoders = {}
+        for role, path in resolved.items():
+            opener = functools.partial(make_session, path, _session_config(manifest, role, options))
+            encoders[role] = Encoder(opener if options.lazy else opener(), role)
+        warn_if_cpu_lacks(manifest)
         return cls(manifest, encoders, folder, options.hf_config, paths=resolved)
 
     @classmethod
@@ -77,9 +86,19 @@ class ZeroShotModel(HFCompatMixin):
 
         return save_folder(self, Path(folder), force)
 
+    @property
+    def backends(self) -> dict[str, str]:
+        """role -> "backend/precision" the encoders run with."""
+        def name(session) -> str:
+            precision = getattr(session, "precision", None)  # only OpenVINO sessions carry one
+            return f"openvino/{precision}" if precision else "onnxruntime/fp32"
+
+        return {IMAGE_ROLE: name(self.image_encoder.session), TEXT_ROLE: name(self.text_encoder.session)}
+
     def _check_dims(self) -> None:
-        dims = {"manifest": self.manifest.embed_dim, IMAGE_ROLE: self.image_encoder.embed_dim,
-                TEXT_ROLE: self.text_encoder.embed_dim}
+        dims = {"manifest": self.manifest.embed_dim}
+        dims.update({role: enc.embed_dim for role, enc in ((IMAGE_ROLE, self.image_encoder),
+                                                           (TEXT_ROLE, self.text_encoder)) if enc.opened})
         if len({d for d in dims.values() if d}) > 1:
             raise InputError(f"encoders come from different models: embedding dims {dims}; export them together")
 
@@ -179,6 +198,28 @@ class ZeroShotModel(HFCompatMixin):
         torch_in = is_torch(pixel_values) or is_torch(input_ids)
         out = out.as_torch() if torch_in else out
         return out if return_dict else out.to_tuple()
+
+
+def _session_config(manifest: Manifest, role: str, options: LoadOptions) -> SessionConfig:
+    from clipforge.runtime.backends import resolve
+
+    chosen, precision = resolve(options.backend, manifest.build.get("runtime", {}).get(role))
+    return SessionConfig(device=options.device, threads=options.threads, spinning=options.spinning,
+                         backend=chosen, precision=precision, arena=options.arena)
+
+
+def warn_if_cpu_lacks(manifest: Manifest) -> None:
+    """A build chosen on another machine may rely on matrix engines (AMX, VNNI, bf16) this CPU lacks."""
+    from clipforge.runtime.cpu import cpu_model, missing_for
+
+    runtime = manifest.build.get("runtime", {})
+    recorded = manifest.build.get("cpu", {})
+    missing = {f for info in runtime.values() for f in missing_for(info.get("precision", ""))}
+    missing |= set(missing_for("", recorded.get("relied_on")))
+    if missing:
+        warnings.warn(f"this build was chosen on {recorded.get('model', 'another CPU')} and relies on "
+                      f"{', '.join(sorted(missing))}, which this CPU ({cpu_model()}) lacks: expect it to run "
+                      "slower than measured; rebuild here with --quantize auto", stacklevel=3)
 
 
 def _warn_truncated(texts, truncated, limit: int) -> None:

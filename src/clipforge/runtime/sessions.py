@@ -35,6 +35,9 @@ class SessionConfig:
     threads: int | None = None  # intra-op threads; None = onnxruntime's default (all cores)
     spinning: bool = False  # busy-wait between ops: faster for back-to-back calls, burns shared cores
     optimization: str = "all"  # disabled | basic | extended | all
+    backend: str = "onnxruntime"  # onnxruntime | openvino (resolved: never "auto" here)
+    precision: str = "fp32"  # fp32 | bf16 (OpenVINO's inference precision; onnxruntime runs the graph as is)
+    arena: bool = True  # onnxruntime's CPU memory arena: off keeps ~10% less peak RSS, same wall time (B/32 int8)
 
 
 def providers_for(device: str) -> list[str]:
@@ -65,6 +68,7 @@ def session_options(config: SessionConfig):
         raise InputError(f"unknown optimisation level {config.optimization!r}; choose one of: {', '.join(levels)}")
     opts = ort.SessionOptions()
     opts.graph_optimization_level = levels[config.optimization]
+    opts.enable_cpu_mem_arena = config.arena
     if config.threads:
         opts.intra_op_num_threads = config.threads
     opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if config.spinning else "0")
@@ -81,6 +85,14 @@ def log_severity() -> int:
 
 
 def make_session(path: str | Path, config: SessionConfig = SessionConfig()):
+    if config.backend == "openvino":
+        from clipforge.runtime.backends import OpenVINOSession, check_backend
+
+        check_backend("openvino")
+        if config.device != "cpu":
+            raise InputError(f"backend 'openvino' runs on the CPU here; got device {config.device!r} "
+                             "(use backend='onnxruntime' with that device)")
+        return OpenVINOSession(path, config.threads, config.precision)
     import onnxruntime as ort
 
     path = Path(path)

@@ -1,0 +1,99 @@
+"""``--quantize auto`` over (backend, precision) pairs: the choice from injected timings and accuracies."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from clipforge.builder import runtimes
+from clipforge.builder.runtimes import Runtime, combinations, pick
+from clipforge.specs import IMAGE_ROLE, TEXT_ROLE
+
+
+def _variants(seconds: dict, drift: dict) -> dict:
+    """Embeddings: 4 images/4 classes, right unless ``drift`` flips some images to class 0."""
+    eye = np.eye(4, dtype=np.float32)
+    out = {}
+    for (role, label), s in seconds.items():
+        mode, rest = label.split("@")
+        backend, precision = rest.split("/")
+        emb = eye.copy()
+        if role == IMAGE_ROLE:
+            emb[: drift.get(label, 0)] = eye[0]
+            emb[0] = eye[0]
+        out[(role, Runtime(mode, backend, precision))] = {"embeddings": emb, "seconds": s}
+    return out
+
+
+def _top1(image, text):
+    return 100.0 * float(np.mean((image @ text.T).argmax(1) == np.arange(4)))
+
+
+def test_fastest_within_the_drop_wins_across_backends():
+    seconds = {(IMAGE_ROLE, "none@onnxruntime/fp32"): 1.0, (IMAGE_ROLE, "bf16@openvino/bf16"): 0.4,
+               (IMAGE_ROLE, "int8-static@openvino/fp32"): 0.3, (IMAGE_ROLE, "int8-dynamic@onnxruntime/fp32"): 0.5,
+               (TEXT_ROLE, "none@onnxruntime/fp32"): 0.2, (TEXT_ROLE, "bf16@openvino/bf16"): 0.1}
+    tried = combinations(_variants(seconds, {"int8-static@openvino/fp32": 2}), _top1, 100.0)
+    assert len(tried) == 8
+    best = pick(tried, max_drop=1.0)  # int8-static on OpenVINO is fastest but loses 25 pp
+    assert (best["image_runtime"]["backend"], best["image"], best["text"]) == ("openvino", "bf16", "bf16")
+    assert best["seconds"] == pytest.approx(0.5) and best["drop_pp"] == 0
+    loose = pick(tried, max_drop=30.0)
+    assert loose["image"] == "int8-static" and loose["seconds"] == pytest.approx(0.4)
+
+
+def test_fp32_onnxruntime_always_qualifies():
+    seconds = {(IMAGE_ROLE, "none@onnxruntime/fp32"): 1.0, (IMAGE_ROLE, "int8-dynamic@openvino/fp32"): 0.1,
+               (TEXT_ROLE, "none@onnxruntime/fp32"): 1.0}
+    best = pick(combinations(_variants(seconds, {"int8-dynamic@openvino/fp32": 3}), _top1, 100.0), 0.0)
+    assert (best["image"], best["image_runtime"]["backend"]) == ("none", "onnxruntime")
+
+
+def test_available_runtimes_follow_the_machine(monkeypatch):
+    import clipforge.runtime.backends as backends
+    import clipforge.runtime.cpu as cpu
+
+    monkeypatch.setattr(backends, "openvino_available", lambda: False)
+    assert [r.label for r in runtimes.available("none")] == ["none@onnxruntime/fp32"]
+    assert runtimes.available("bf16") == []
+    monkeypatch.setattr(backends, "openvino_available", lambda: True)
+    monkeypatch.setattr(cpu, "has_bf16", lambda: False)
+    assert runtimes.available("bf16") == []
+    monkeypatch.setattr(cpu, "has_bf16", lambda: True)
+    assert [r.label for r in runtimes.available("bf16")] == ["bf16@openvino/bf16"]
+
+
+@pytest.mark.slow
+def test_auto_build_records_the_chosen_backend(tiny_clip, tmp_path):
+    """A tiny auto build with injected times: the OpenVINO run of int8-static is made fastest, so it is chosen,
+    build.json records the backend, the table and the CPU, and the runtime loads it on OpenVINO."""
+    from PIL import Image
+
+    from clipforge.builder import build_composite
+    from clipforge.runtime.backends import openvino_available
+    from clipforge.runtime.model import ZeroShotModel
+
+    if not openvino_available():
+        pytest.skip("openvino is not installed")
+    data = tmp_path / "data"
+    rng = np.random.default_rng(0)
+    for c in ("red", "blue"):
+        (data / c).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(data / c / f"{i}.png")
+    calls = []
+
+    def timer(path, role, session=None):
+        backend = session.backend if session else "onnxruntime"
+        calls.append((role, path.parent.name, backend))
+        return 0.5 if (role, path.parent.name, backend) == (IMAGE_ROLE, "int8-static", "openvino") else 2.0
+
+    result = build_composite(tiny_clip, tmp_path / "auto", quantize="auto", max_accuracy_drop=100.0,
+                             calibration_data=data, timer=timer, show_progress=False)
+    auto = result.report["auto"]
+    assert {(r, m, b) for r, m, b in calls} >= {(IMAGE_ROLE, "none", "openvino"), (TEXT_ROLE, "none", "openvino")}
+    assert auto["chosen"][IMAGE_ROLE] == "int8-static"
+    assert result.report["runtime"] == {IMAGE_ROLE: {"backend": "openvino", "precision": "fp32"}}
+    assert result.report["cpu"]["flags"] and {"image_runtime", "text_runtime"} <= set(auto["candidates"][0])
+    model = ZeroShotModel.from_onnx(result.path)
+    assert model.backends == {IMAGE_ROLE: "openvino/fp32", TEXT_ROLE: "onnxruntime/fp32"}
