@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
 from _common import WORK, b32_export, images
+from clipforge.runtime.cpu import describe
 
 CONFIGS = {"local": None, "ray 1x2": (1, 2), "ray 2x1": (2, 1)}
 
@@ -130,16 +129,6 @@ def projection(per_core: float, pg: dict[str, float], node_cores: int, days: flo
     return rows
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--images", type=int, default=300)
@@ -163,7 +152,7 @@ def main() -> None:
         ray.shutdown()
     rates = {name: args.images / statistics.median(t) for name, t in times.items()}
     report = {
-        "cpu": cpu_model(), "cores": os.cpu_count(), "images": args.images, "repeats": args.repeats,
+        "cpu": describe(), "images": args.images, "repeats": args.repeats,
         "model": "random-weight CLIP ViT-B/32 (fp32 ONNX)",
         "img_per_s": {k: round(v, 2) for k, v in rates.items()},
         "ray_vs_local": {k: round(v / rates["local"], 3) for k, v in rates.items() if k != "local"},

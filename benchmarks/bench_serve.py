@@ -18,13 +18,13 @@ import base64
 import io
 import json
 import os
-import platform
 import re
 import statistics
 import threading
 import time
 
 from _common import WORK, b32_checkpoint, images
+from clipforge.runtime.cpu import describe
 
 MODES = {"batching": ["--max-batch", "32", "--max-wait-ms", "5"], "max-batch-1": ["--max-batch", "1",
                                                                                   "--max-wait-ms", "0"]}
@@ -150,14 +150,6 @@ def direct_rate(model, payloads, batch_size: int) -> tuple[float, float]:
     return len(payloads) / (time.perf_counter() - start), 1000 * (time.process_time() - cpu) / len(payloads)
 
 
-def cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:
@@ -173,7 +165,7 @@ def main() -> None:
     payloads = encoded_images(32)
     runs, direct = serve_runs(folder, payloads, args, ZeroShotModel.from_onnx(folder))
     summary = summarise(runs, direct, max(args.clients))
-    summary.update(cpu=cpu_model(), cores=os.cpu_count(), build=str(folder))
+    summary.update(cpu=describe(), build=str(folder))
     print(json.dumps(summary, indent=2))
     print_table(summary, args.rounds)
 
@@ -200,7 +192,9 @@ def summarise(runs: dict, direct: dict, top: int) -> dict:
 
 def print_table(s: dict, rounds: int) -> None:
     top, batch = s["top_clients"], s["direct_batch"]
-    print(f"\n{s['cpu']}, {s['cores']} cores (shared machine: wall-clock figures are noisy)")
+    cpu = s["cpu"]
+    print(f"\n{cpu['model']}, {cpu['cores']} cores, flags: {' '.join(cpu['flags']) or 'none'}"
+          " (wall-clock figures are noisy on a shared machine)")
     print(f"{'mode':12} {'clients':>7} {'img/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} {'batch':>6} "
           f"{'cpu ms/img':>10}")
     for mode, rows in s["runs"].items():
