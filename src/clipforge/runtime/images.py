@@ -125,7 +125,11 @@ def fit_size(height: int, width: int, spec: ImageSpec) -> tuple[int, int]:
     ratio to ``spec.size``, sides rounded half to even."""
     ratio_h, ratio_w = height / spec.size[0], width / spec.size[1]
     ratio = max(ratio_h, ratio_w) if spec.resize_mode == "fit_longest" else min(ratio_h, ratio_w)
-    return round(height / ratio), round(width / ratio)
+    size = round(height / ratio), round(width / ratio)
+    if min(size) < 1:
+        raise InputError(f"a {width}x{height} image is too thin for resize mode {spec.resize_mode} to "
+                         f"{spec.size[1]}x{spec.size[0]} (a side rounds to 0 pixels); crop or pad it first")
+    return size
 
 
 def torchvision_crop(image: Image.Image, size: tuple[int, int], fill: int = 0) -> Image.Image:
