@@ -183,3 +183,63 @@ def test_torchvision_workaround_is_guarded():
             "state = e()\nimport torchvision.transforms\nprint(plain, state, e())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out in (["True", "plain", "plain"], ["False", "patched", "patched"])
+
+
+# --- downstream: every command takes the source itself --------------------------------------------------------
+def test_classifier_from_a_resnet_source(sources, exported, tmp_path):
+    """export-classifier on the hub-layout ResNet folder itself: one graph, scores = ZeroShotModel.classify."""
+    import onnxruntime as ort
+
+    from clipforge.cli.main import main
+
+    labels = ["red circle", "blue square", "a dog"]
+    out = tmp_path / "clf.onnx"
+    env_cache = tmp_path / "cache"
+    source, _ = sources["resnet-hub"]
+    assert main(["export-classifier", source, "-o", str(out), "-l", ",".join(labels)]) == 0
+    model = ZeroShotModel.from_onnx(exported["resnet-hub"])
+    images = [_image("RGB", (50 + 9 * i, 70), seed=i) for i in range(3)]
+    scores, _ = ort.InferenceSession(str(out)).run(None, {"pixel_values": model.preprocess(images)})
+    want = model.classify(images, labels, top_k=len(labels))
+    for row, preds in zip(scores, want):
+        for p in preds:
+            assert abs(row[labels.index(p["label"])] - p["score"]) <= 1e-5
+    assert not env_cache.exists()
+
+
+def test_classify_and_embed_commands_take_the_source(sources, tmp_path, monkeypatch, capsys):
+    from clipforge.cli.main import main
+
+    monkeypatch.setenv("CLIPFORGE_CACHE", str(tmp_path / "cache"))
+    image = tmp_path / "a.png"
+    _image("RGB", (40, 40)).save(image)
+    weights, _ = sources["resnet-openai-file"]
+    assert main(["classify", str(image), "--labels", "cat,dog", "-m", weights, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 1 and {p["label"] for p in rows[0]["predictions"]} <= {"cat", "dog"}
+    assert main(["embed", str(image), "-o", str(tmp_path / "e.npy"), "-m", weights]) == 0
+    assert np.load(tmp_path / "e.npy").shape == (1, 32)
+
+
+# --- quantisation on a ResNet ------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def trained_resnet(fixture_cache, shapes_dataset):
+    from clipforge.testing.trained_openclip import trained_resnet as build
+
+    return build(fixture_cache)
+
+
+@pytest.mark.slow
+def test_int8_static_on_trained_resnet_within_1pp(trained_resnet, shapes_dataset, tmp_path):
+    """The trained open_clip ModifiedResNet: int8-static (Convs quantised too) keeps zero-shot top-1 within 1 pp."""
+    from clipforge.builder import build_composite
+    from test_build_accuracy import top1
+
+    fp32 = top1(export_model(trained_resnet, tmp_path / "fp32", show_progress=False).path, shapes_dataset)
+    result = build_composite(trained_resnet, tmp_path / "int8", quantize="int8-static",
+                             calibration_data=shapes_dataset.folder("train"), show_progress=False)
+    int8 = top1(result.path, shapes_dataset)
+    assert fp32 >= 60 and fp32 - int8 <= 1.0, (fp32, int8)
+    stage = result.report["roles"]["image-encoder"]["stages"][0]
+    assert stage["stage"] == "quantize:int8-static" and "Conv" in stage["op_types"]
+    assert stage["ops"].get("QLinearConv", 0) + stage["ops"].get("DequantizeLinear", 0) > 0

@@ -10,6 +10,7 @@ torchvision (``ImageSpec.convention = "torchvision"``); tokenization is open_cli
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from clipforge.errors import InputError, UnsupportedModelError
@@ -46,6 +47,20 @@ def _wrap(model):
     return OpenClipModel().eval()
 
 
+@contextlib.contextmanager
+def _plain_attention():
+    """nn.MultiheadAttention without its inference fast path (``aten::_native_multi_head_attention`` has no
+    ONNX export); the same math, restored afterwards."""
+    import torch
+
+    before = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(before)
+
+
 def _encoder(model, role: str):
     import torch
 
@@ -55,9 +70,10 @@ def _encoder(model, role: str):
             self.model = model
 
         def forward(self, x):
-            if role == "image-encoder":
-                return self.model.get_image_features(pixel_values=x)
-            return self.model.get_text_features(input_ids=x)
+            with _plain_attention():
+                if role == "image-encoder":
+                    return self.model.get_image_features(pixel_values=x)
+                return self.model.get_text_features(input_ids=x)
 
     return Encoder().eval()
 
