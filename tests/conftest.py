@@ -23,6 +23,15 @@ def tiny_checkpoints(tmp_path_factory):
     return {name: get_family(name).save_tiny_checkpoint(root / name) for name in list_families()}
 
 
+HF_FAMILIES = ("clip", "siglip")  # transformers-format families; open_clip has its own tests (test_openclip.py)
+
+
+@pytest.fixture(scope="session")
+def hf_checkpoints(tiny_checkpoints):
+    """The tiny checkpoints of the families in transformers' format (tokenizer/processor files, config.json)."""
+    return {name: tiny_checkpoints[name] for name in HF_FAMILIES}
+
+
 @pytest.fixture(scope="session")
 def tiny_clip(tiny_checkpoints):
     return tiny_checkpoints["clip"]

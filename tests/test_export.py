@@ -20,10 +20,10 @@ PROMPTS = ["cat", "a photo of a red circle.", "This is a much longer prompt, wit
 
 
 @pytest.fixture(scope="module")
-def exported(tiny_checkpoints, tmp_path_factory):
+def exported(hf_checkpoints, tmp_path_factory):
     root = tmp_path_factory.mktemp("exported")
     outs = {}
-    for family, folder in tiny_checkpoints.items():
+    for family, folder in hf_checkpoints.items():
         assert main(["export", str(folder), "-o", str(root / family), "-q"]) == 0
         outs[family] = root / family
     return outs

@@ -207,6 +207,7 @@ def test_classifier_from_a_resnet_source(sources, exported, tmp_path):
     assert not env_cache.exists()
 
 
+@pytest.mark.slow
 def test_classify_and_embed_commands_take_the_source(sources, tmp_path, monkeypatch, capsys):
     from clipforge.cli.main import main
 

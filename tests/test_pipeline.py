@@ -37,9 +37,9 @@ def random_texts(n: int, seed: int = 0) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def exported(tiny_checkpoints, tmp_path_factory):
+def exported(hf_checkpoints, tmp_path_factory):
     root = tmp_path_factory.mktemp("pipe-export")
-    return {f: export_model(p, root / f, show_progress=False).path for f, p in tiny_checkpoints.items()}
+    return {f: export_model(p, root / f, show_progress=False).path for f, p in hf_checkpoints.items()}
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ LABELS = ["red circle", "blue square", "green triangle", "a dog", "a very long l
 
 
 @pytest.fixture(scope="module")
-def exported(tiny_checkpoints, tmp_path_factory):
+def exported(hf_checkpoints, tmp_path_factory):
     root = tmp_path_factory.mktemp("rt")
-    return {f: export_model(p, root / f, show_progress=False).path for f, p in tiny_checkpoints.items()}
+    return {f: export_model(p, root / f, show_progress=False).path for f, p in hf_checkpoints.items()}
 
 
 def _images(n, seed=0):
