@@ -42,12 +42,12 @@ def random_checkpoint(arch: str, kind: str) -> tuple[Path, float]:
 
 
 def export(arch: str, kind: str) -> tuple[Path, float]:
-    from clipforge.export import ExportOptions, export_model
+    from clipforge.export import export_model
 
     folder, _ = random_checkpoint(arch, kind)
     out = WORK / f"openclip-{arch}-export"
     start = time.perf_counter()
-    export_model(folder, out, ExportOptions(force=True), show_progress=False)  # always timed, never reused
+    export_model(folder, out, force=True, show_progress=False)  # always timed, never reused
     return out, time.perf_counter() - start
 
 

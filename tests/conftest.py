@@ -16,6 +16,19 @@ ensure_torchvision()  # before any test imports transformers (which imports torc
 from clipforge.registry import get_family, list_families  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def clipforge_cache(tmp_path_factory):
+    """The resolver's cache (exports of checkpoints) in a session tmp folder, also for subprocesses."""
+    folder = tmp_path_factory.mktemp("clipforge-cache")
+    old = os.environ.get("CLIPFORGE_CACHE")
+    os.environ["CLIPFORGE_CACHE"] = str(folder)
+    yield folder
+    if old is None:
+        os.environ.pop("CLIPFORGE_CACHE", None)
+    else:
+        os.environ["CLIPFORGE_CACHE"] = old
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoints(tmp_path_factory):
     """One tiny random-weight checkpoint folder per registered family, built once per session."""
@@ -73,3 +86,31 @@ def trained_siglip(fixture_cache, shapes_dataset):
     from clipforge.testing.trained import trained_checkpoint
 
     return trained_checkpoint("siglip", fixture_cache)
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """URL of a private PostgreSQL 16 + pgvector server (pgserver wheel) started once per session and stopped
+    at the end; skipped when the ``index`` extra is missing. Use ``fresh_database(pg_url)`` per test."""
+    pytest.importorskip("pgserver")
+    pytest.importorskip("psycopg")
+    from clipforge.testing.postgres import postgres_server
+
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def index_model(trained_clip, tmp_path_factory):
+    """The trained tiny CLIP, exported once (export validation is covered by test_export)."""
+    from clipforge.export import ExportOptions, export_model
+
+    out = tmp_path_factory.mktemp("index-model") / "clip"
+    return export_model(trained_clip, out, ExportOptions(validate=False), show_progress=False).path
+
+
+@pytest.fixture(scope="session")
+def loaded_model(index_model):
+    from clipforge.runtime.model import ZeroShotModel
+
+    return ZeroShotModel.from_onnx(index_model, threads=1)

@@ -38,6 +38,21 @@ def test_config_command_writes_one_file_per_sub_model(tmp_path):
     assert BuildConfig.load(tmp_path / "t.json").roles == ["text-encoder"]
 
 
+def test_build_from_a_config_written_single_encoder_config(tiny_clip, tmp_path):
+    assert main(["config", "-m", str(tiny_clip), "--quantize", "int8-dynamic", "-o", str(tmp_path / "c.json")]) == 0
+    for role in ("image-encoder", "text-encoder"):
+        assert main(["build", "-c", str(tmp_path / f"c_{role}.json"), "-m", str(tiny_clip), "-o",
+                     str(tmp_path / role), "-q"]) == 0
+        manifest = json.loads((tmp_path / role / "manifest.json").read_text())
+        assert manifest["encoders"] == {role: "model.onnx"} and manifest["build"]["config"]["roles"] == [role]
+        assert manifest["build"]["roles"][role]["quantize"] == "int8-dynamic"
+    roles = ("image-encoder", "text-encoder")
+    model = ZeroShotModel.from_onnx({role: tmp_path / role / "model.onnx" for role in roles})
+    fp32 = ZeroShotModel.from_pretrained(tiny_clip, show_progress=False)
+    texts = ["a red circle", "a blue square"]
+    assert np.sum(model.embed_texts(texts) * fp32.embed_texts(texts), axis=1).min() >= 0.95
+
+
 @pytest.mark.parametrize("mode", ["none", "int8-dynamic", "fp16"])
 def test_composite_build_loads_with_runtime(tiny_checkpoint, tmp_path, mode, monkeypatch):
     family, folder = tiny_checkpoint
@@ -50,21 +65,23 @@ def test_composite_build_loads_with_runtime(tiny_checkpoint, tmp_path, mode, mon
         stages = report["roles"][role]["stages"]
         assert stages[-1]["stage"] == "compile" and stages[-1]["parity"]["min_cosine"] > 0.95
         assert all({"seconds", "bytes", "ops", "parity"} <= set(s) for s in stages)
-    model = ZeroShotModel.from_onnx(result.path)
-    preds = model.classify([_png()], ["a", "b"], top_k=1)
-    assert preds[0][0]["label"] in {"a", "b"}
+    model, fp32 = ZeroShotModel.from_onnx(result.path), ZeroShotModel.from_pretrained(folder, show_progress=False)
+    images, texts = [_png(seed) for seed in range(3)], ["a red circle", "a blue square on grass"]
+    floor = {"none": 0.9999, "fp16": 0.999, "int8-dynamic": 0.95}[mode]  # the build's own per-stage floors
+    assert np.sum(model.embed_images(images) * fp32.embed_images(images), axis=1).min() >= floor
+    assert np.sum(model.embed_texts(texts) * fp32.embed_texts(texts), axis=1).min() >= floor
     if mode == "int8-dynamic":
         assert any("MatMulInteger" in s["ops"] or "DynamicQuantizeLinear" in s["ops"]
                    for s in report["roles"]["image-encoder"]["stages"])
 
 
-def _png():
+def _png(seed: int = 0):
     import io
 
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(buffer, "PNG")
+    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(buffer, "PNG")
     return buffer.getvalue()
 
 

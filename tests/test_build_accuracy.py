@@ -36,13 +36,11 @@ def test_int8_static_keeps_top1_within_1pp(trained_clip, shapes_dataset, fp32_to
 
 
 @pytest.mark.slow
-def test_auto_picks_the_fastest_variant_within_the_drop(trained_clip, shapes_dataset, tmp_path):
+def test_auto_choice_keeps_top1_on_the_test_split(trained_clip, shapes_dataset, fp32_top1, tmp_path):
     result = build_composite(trained_clip, tmp_path / "auto", quantize="auto", max_accuracy_drop=1.0,
                              calibration_data=shapes_dataset.folder("train"), show_progress=False)
     auto = result.report["auto"]
     assert len(auto["candidates"]) == 6
-    chosen = [c for c in auto["candidates"] if c["image"] == auto["chosen"]["image-encoder"]
-              and c["text"] == auto["chosen"]["text-encoder"]][0]
-    assert chosen["drop_pp"] <= 1.0
-    assert chosen["seconds"] == min(c["seconds"] for c in auto["candidates"] if c["drop_pp"] <= 1.0)
-    assert ZeroShotModel.from_onnx(result.path).embed_texts(["red circle"]).shape[0] == 1
+    # The choice rule (fastest within the drop) is checked with injected timings in test_build_decisions; here:
+    # the chosen build, measured independently on the test split (auto measured the train split), keeps top-1.
+    assert fp32_top1 - top1(result.path, shapes_dataset) <= 2.0

@@ -30,9 +30,17 @@ def test_perf_json_and_plot(folders, tiny_clip, tmp_path):
     rows = json.loads(out.read_text())
     assert len(rows) == 2 * 2 + 2 * 2 + 1 * 2  # torch (2 encoders), dyn (2 encoders), static image; x 2 batches
     assert {r["variant"] for r in rows} == {"pytorch", "dyn", "static"}
-    assert all(r["p50_ms"] <= r["p99_ms"] and r["items_per_s"] > 0 and r["peak_rss_mb"] > 0 for r in rows)
+    assert all(r["items_per_s"] > 0 and r["peak_rss_mb"] > 0 for r in rows)
     assert [r["batch"] for r in rows if r["variant"] == "static"] == [2, 2]  # the graph's fixed batch
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_percentiles_known_answer():
+    from clipforge.perf.worker import _percentiles
+
+    # 1..100 ms; numpy's linear interpolation: p50 = 50.5, p90 = 90.1, p99 = 99.01
+    got = _percentiles([i / 1000 for i in range(100, 0, -1)])
+    assert got == pytest.approx({"p50_ms": 50.5, "p90_ms": 90.1, "p99_ms": 99.01})
 
 
 def test_targets_and_errors(folders, tmp_path, capsys):

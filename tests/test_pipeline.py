@@ -18,7 +18,7 @@ from clipforge.export import export_model
 from clipforge.export.validate import cosine_rows
 from clipforge.pipeline import PipelineModel, list_presets
 from clipforge.pipeline._graph import extensions_session
-from clipforge.pipeline.config import PipelineConfig, _data
+from clipforge.pipeline.config import PipelineConfig
 from clipforge.pipeline.text_graph import text_model
 from clipforge.registry import list_models
 from clipforge.runtime.model import ZeroShotModel
@@ -46,8 +46,7 @@ def exported(hf_checkpoints, tmp_path_factory):
 def pipelines(exported, tmp_path_factory):
     root = tmp_path_factory.mktemp("pipelines")
     for family, folder in exported.items():
-        assert main(["export-pipeline", str(folder), "-o", str(root / family), "--template",
-                     f"multimodal_{family}", "-q"]) == 0
+        assert main(["export-pipeline", str(folder), "-o", str(root / family), "-q"]) == 0  # family's preset
     return {family: root / family for family in exported}
 
 
@@ -76,13 +75,13 @@ def test_files_interface_and_metadata(pipelines, tiny_checkpoint):
         domains = {o.domain: o.version for o in model.opset_import}
         assert domains[""] == 18 and "ai.onnx.contrib" in domains
         meta = {p.key: p.value for p in model.metadata_props}
-        assert meta["family"] == family and meta["template"] == f"multimodal_{family}"
+        assert meta["family"] == family and meta["preset"] == f"multimodal_{family}"
         assert (json.loads(meta["logit_bias"]) is None) is (family == "clip")
     assert not list(prefix.parent.glob(".*tmp*"))
     from clipforge._io import sha256
 
     record = json.loads(prefix.with_name(prefix.name + "_pipeline.json").read_text())
-    assert record["family"] == family and record["template"] == f"multimodal_{family}"
+    assert record["family"] == family and record["preset"] == f"multimodal_{family}"
     assert record["validation"]["text"]["ids_identical"] is True
     assert record["files"] == {n: sha256(prefix.parent / n) for n in record["files"]}
     assert sorted(record["files"]) == sorted(f"{prefix.name}{s}" for s in ("_img.onnx", "_img_hwc.onnx", "_txt.onnx"))
@@ -250,32 +249,35 @@ def test_pipeline_model_errors(pipelines):
         pipeline.embed_image(truncated_png)
 
 
-def test_presets_and_templates(tiny_clip, tmp_path, capsys):
-    assert main(["export-pipeline", str(tiny_clip), "-o", str(tmp_path / "x")]) == 2
-    assert "no pipeline preset; pass --template multimodal_clip" in capsys.readouterr().err
-    assert main(["export-pipeline", str(tiny_clip), "-o", str(tmp_path / "x"), "--template", "multimodal_siglip"]) == 2
-    assert "is for siglip checkpoints" in capsys.readouterr().err
+def test_presets_follow_the_family_and_can_be_overridden(tiny_clip, tmp_path, capsys):
+    assert main(["export-pipeline", str(tiny_clip), "-o", str(tmp_path / "x"), "--preset", "multimodal_siglip"]) == 2
+    assert "preset multimodal_siglip is for siglip checkpoints but" in capsys.readouterr().err
     assert main(["export-pipeline", str(tiny_clip), "-o", str(tmp_path / "x"), "--template", "nope"]) == 2
-    assert "multimodal_clip, multimodal_siglip" in capsys.readouterr().err
-    assert main(["export-pipeline", str(tiny_clip), "-o", str(tmp_path / "x.onnx"), "--template",
-                 "multimodal_clip"]) == 2
+    assert "unknown pipeline preset 'nope'; use one of: multimodal_clip, multimodal_siglip" in capsys.readouterr().err
+    assert main(["export-pipeline", str(tiny_clip), "-o", str(tmp_path / "x.onnx")]) == 2
     assert "prefix" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
-    config = PipelineConfig.for_model("openai/clip-vit-base-patch32", "clip")
-    assert config.template == "multimodal_clip" and config.image_inputs == ("bytes", "pixels")
+    from clipforge.pipeline.exporter import resolve_config
+
+    config = resolve_config("openai/clip-vit-base-patch32", None)  # a known hub id: no download needed
+    assert config.preset == "multimodal_clip" and config.image_inputs == ("bytes", "pixels")
+    assert resolve_config("someone/unknown-model", None) is None  # decided from its export's manifest
+    assert PipelineConfig.for_model(str(tiny_clip), "clip").preset == "multimodal_clip"
 
 
-def test_every_known_checkpoint_has_a_preset():
-    presets = list_presets()
+def test_every_known_checkpoint_gets_its_family_preset():
+    from clipforge.pipeline.exporter import resolve_config
+
     for row in list_models():
-        assert presets.get(row["name"]) == f"multimodal_{row['family']}", row["name"]
-        assert _data()["templates"][presets[row["name"]]]["family"] == row["family"]
+        config = resolve_config(row["name"], None)
+        assert config.preset == f"multimodal_{row['family']}" and config.family == row["family"], row["name"]
+    assert list_presets() == {"multimodal_clip": "clip", "multimodal_siglip": "siglip"}
 
 
 def test_existing_output_needs_force(pipelines, exported, tmp_path, capsys):
     prefix = tmp_path / "p"
     (tmp_path / "p_txt.onnx").write_text("keep me")
-    args = ["export-pipeline", str(exported["siglip"]), "-o", str(prefix), "--template", "multimodal_siglip", "-q"]
+    args = ["export-pipeline", str(exported["siglip"]), "-o", str(prefix), "-q"]
     assert main(args) == 2
     assert "--force" in capsys.readouterr().err and (tmp_path / "p_txt.onnx").read_text() == "keep me"
     assert main(args + ["--force"]) == 0
@@ -337,6 +339,35 @@ def test_pipeline_model_is_torch_free(pipelines):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-800:]
     assert done.stdout.strip() == "[]"
+
+
+BLOCK_ONNX = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("onnx", "torch", "transformers"):
+            raise ImportError(f"{name} is blocked: not installed by clipforge[extensions]")
+sys.meta_path.insert(0, Block())
+import numpy as np
+from clipforge.pipeline import PipelineModel
+model = PipelineModel.from_prefix(sys.argv[1])
+print(model.classify(sys.argv[2], ["a red circle", "a dog"], top_k=1)[0]["label"])
+"""
+
+
+def test_pipeline_model_imports_and_classifies_without_onnx(pipelines, exported, tmp_path):
+    """clipforge[extensions] has no onnx: importing PipelineModel used to fail through image_graph.py."""
+    import subprocess
+    import sys
+
+    image = tmp_path / "photo.png"
+    image.write_bytes(png(smooth(40, 50, seed=2)))
+    done = subprocess.run([sys.executable, "-c", BLOCK_ONNX, str(pipelines["clip"]), str(image)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-800:]
+    want = ZeroShotModel.from_onnx(exported["clip"]).classify([image],
+                                                              ["a red circle", "a dog"], top_k=1)[0][0]["label"]
+    assert done.stdout.strip() == want
 
 
 def test_pipeline_from_an_int8_build(tiny_clip, tmp_path):

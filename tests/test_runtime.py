@@ -95,37 +95,6 @@ def test_static_build_is_padded_and_chunked(tiny_checkpoint, exported, tmp_path)
     np.testing.assert_allclose(fixed.embed_texts(LABELS), dynamic.embed_texts(LABELS), atol=1e-5)
 
 
-def test_from_pretrained_exports_once_into_cache(tiny_clip, tmp_path, monkeypatch):
-    import clipforge.runtime.prepare as prepare
-
-    monkeypatch.setenv("CLIPFORGE_CACHE", str(tmp_path / "cache"))
-    first = ZeroShotModel.from_pretrained(tiny_clip)
-    other = ZeroShotModel.from_pretrained(tiny_clip, cache_dir=tmp_path / "c2", static=True)
-    assert other.manifest.static and not first.manifest.static
-    calls = []
-    monkeypatch.setattr(prepare, "prepare", lambda *a, **k: calls.append(a))
-    second = ZeroShotModel.from_pretrained(tiny_clip)
-    assert calls == [] and first.folder == second.folder
-    assert first.folder.is_relative_to(tmp_path / "cache")
-
-
-
-def test_from_pretrained_with_build_options_quantizes_once(tiny_clip, exported, tmp_path):
-    from clipforge.runtime.prepare import prepare
-
-    folder = tmp_path / "int8"
-    assert prepare(tiny_clip, folder, None, {"quantize": "int8-dynamic"}) == folder
-    model = ZeroShotModel.from_pretrained(tiny_clip, cache_dir=tmp_path / "c", quantize="int8-dynamic")
-    again = ZeroShotModel.from_pretrained(tiny_clip, cache_dir=tmp_path / "c", quantize="int8-dynamic")
-    assert again.folder == model.folder and model.folder.is_relative_to(tmp_path / "c")
-    import onnx
-
-    ops = {n.op_type for n in onnx.load(str(model.folder / model.manifest.encoders["image-encoder"])).graph.node}
-    assert "MatMulInteger" in ops or "DynamicQuantizeLinear" in ops or "QLinearMatMul" in ops
-    labels = ["red circle", "blue square"]
-    images = [Image.new("RGB", (40, 40), (200, 30, 30))]
-    assert model.classify(images, labels)[0][0]["label"] in labels
-
 def test_over_long_text_is_truncated_with_a_warning(exported):
     model = ZeroShotModel.from_onnx(exported["clip"])
     with pytest.warns(UserWarning, match="truncated"):
@@ -158,3 +127,40 @@ def test_wrong_roles_and_mismatched_encoders(exported):
 def test_missing_provider_names_the_package(exported):
     with pytest.raises(InputError, match="onnxruntime-gpu"):
         ZeroShotModel.from_onnx(exported["clip"], device="cuda")
+
+
+def test_similarity_known_answer_on_embeddings(exported):
+    model = ZeroShotModel.from_onnx(exported["clip"])
+    got = model.similarity(np.array([[3.0, 4.0], [1.0, 0.0]]), np.array([[0.0, 2.0], [1.0, 1.0]]))
+    np.testing.assert_allclose(got, [[0.8, 0.7 * 2 ** 0.5], [0.0, 2 ** -0.5]], atol=1e-12)
+
+
+def _torch_reference(folder, family, images, texts):
+    import torch
+    from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
+
+    padding = {"padding": "max_length"} if family == "siglip" else {"padding": True}
+    tok = AutoTokenizer.from_pretrained(folder)(texts, return_tensors="np", **padding)
+    pixels = AutoImageProcessor.from_pretrained(folder)(images=images, return_tensors="np")["pixel_values"]
+    feed = {"input_ids": tok["input_ids"], "pixel_values": pixels}
+    if family == "clip":
+        feed["attention_mask"] = tok["attention_mask"]
+    with torch.no_grad():
+        out = AutoModel.from_pretrained(folder)(**{k: torch.from_numpy(v) for k, v in feed.items()})
+    return feed, out
+
+
+def test_call_with_numpy_and_return_dict_false_matches_pytorch(exported, tiny_checkpoint):
+    family, folder = tiny_checkpoint
+    model = ZeroShotModel.from_onnx(exported[family])
+    texts = ["a red circle", "a blue square on the grass", "dog"]
+    feed, want = _torch_reference(folder, family, _images(2), texts)
+    out = model(**feed, return_dict=False)
+    assert isinstance(out, tuple) and all(isinstance(x, np.ndarray) for x in out)
+    logits_per_image, logits_per_text, text_embeds, image_embeds = out
+    np.testing.assert_allclose(logits_per_image, want.logits_per_image.numpy(), atol=1e-4)
+    np.testing.assert_array_equal(logits_per_text, logits_per_image.T)
+    np.testing.assert_allclose(image_embeds, want.image_embeds.numpy(), atol=1e-5)
+    np.testing.assert_allclose(text_embeds, want.text_embeds.numpy(), atol=1e-5)
+    cosine = want.image_embeds.numpy() @ want.text_embeds.numpy().T  # PyTorch's embeddings are normalised
+    np.testing.assert_allclose(model.similarity(_images(2), texts), cosine, atol=1e-5)

@@ -33,8 +33,11 @@ def test_classify_json(clip_folder, image_dir, capsys):
                  "--json", "-k", "2"])
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and len(out) == 3
-    assert all(len(r["predictions"]) == 2 for r in out)
-    assert {p["label"] for r in out for p in r["predictions"]} <= {"red circle", "blue square", "dog"}
+    from clipforge.runtime.model import ZeroShotModel
+
+    want = ZeroShotModel.from_onnx(clip_folder).classify(sorted(image_dir.iterdir()),
+                                                         ["red circle", "blue square", "dog"], top_k=2)
+    assert [r["predictions"] for r in out] == want
 
 
 def test_unreadable_images_are_skipped_and_reported(clip_folder, image_dir, tmp_path, capsys):
@@ -50,10 +53,13 @@ def test_unreadable_images_are_skipped_and_reported(clip_folder, image_dir, tmp_
     assert "2 of 3 image(s)" in captured.err and "broken.png" in captured.err and "truncated.png" in captured.err
 
 
-def test_empty_label_is_one_line_error(clip_folder, image_dir, capsys):
+def test_empty_and_duplicate_labels_are_one_line_errors(clip_folder, image_dir, capsys):
+    code = main(["classify", str(image_dir), "-l", "cat", "-l", " ", "-m", str(clip_folder)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "label(s) at position [1] are empty" in err and "\n" not in err
     code = main(["classify", str(image_dir), "-l", "a,a", "-m", str(clip_folder)])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and "duplicate" in err and "\n" not in err
+    assert code == 2 and "duplicate label(s) ['a']" in err and "\n" not in err
 
 
 def test_embed_npy_and_parquet(clip_folder, image_dir, tmp_path):

@@ -122,7 +122,7 @@ def test_sentencepiece_options_are_carried(tmp_path, options):
     hf = AutoTokenizer.from_pretrained(tmp_path / "hf")
     save_runtime_tokenizer(hf, tmp_path / "rt")
     spec = TextSpec(context_length=64, padding="max_length", lowercase=True, pad_id=hf.pad_token_id,
-                    eos_id=hf.eos_token_id, bos_id=None, pooling="last", uses_attention_mask=False,
+                    eos_id=hf.eos_token_id, uses_attention_mask=False,
                     kind="sentencepiece")
     texts = CORPUS + _random_texts(seed=1, count=300, max_parts=30)
     got = TextTokenizer.from_folder(tmp_path / "rt", spec).encode(texts).input_ids.tolist()

@@ -15,9 +15,11 @@ _LAZY = {
     "get_family": "clipforge.registry",
     "list_families": "clipforge.registry",
     "list_models": "clipforge.registry",
-    "ExportOptions": "clipforge.export",
+    "ExportOptions": "clipforge.options",
+    "resolve_export": "clipforge.resolve",
     "export_model": "clipforge.export",
     "ZeroShotModel": "clipforge.runtime.model",
+    "Index": "clipforge.index",
 }
 # Seed-compatible alias for users coming from composite-model tooling.
 _ALIASES = {"ModelForZeroShotImageClassification": "ZeroShotModel"}

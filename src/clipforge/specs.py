@@ -14,6 +14,9 @@ from clipforge.errors import InputError
 IMAGE_ROLE, TEXT_ROLE = "image-encoder", "text-encoder"
 ROLES = (IMAGE_ROLE, TEXT_ROLE)
 DYNAMIC_AXES = ("batch_size", "sequence_length")
+# Fields older manifests carried that nothing reads (pooling happens inside the exported graph; no bos is added
+# by clipforge's tokenizers beyond what tokenizer.json does): dropped on load.
+DROPPED_TEXT_FIELDS = ("bos_id", "pooling", "strip_punctuation")
 # "bpe": CLIP byte-level BPE through tokenizer.json; "sentencepiece": SigLIP's canonicalisation + SentencePiece;
 # "openclip": open_clip's text cleaning (ftfy, HTML unescape, whitespace, lower-case) then the same byte-level BPE
 TOKENIZER_KINDS = ("bpe", "sentencepiece", "openclip")
@@ -64,8 +67,6 @@ class TextSpec:
     lowercase: bool
     pad_id: int
     eos_id: int
-    bos_id: int | None
-    pooling: str  # "eos" (first eos), "argmax" (highest id, old CLIP configs) or "last" (SigLIP)
     uses_attention_mask: bool
     kind: str = "bpe"  # one of TOKENIZER_KINDS: how texts become ids (see runtime/text.py)
 
@@ -141,7 +142,7 @@ class Manifest:
 
 def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
     """Read manifests of older schema versions: v1 (no ``schema_version``) used ``text.strip_punctuation`` as
-    the BPE/SentencePiece switch and had no ``towers``."""
+    the BPE/SentencePiece switch and had no ``towers``; ``text.bos_id`` and ``text.pooling`` were never read."""
     version = int(data.get("schema_version", 1))
     if version > MANIFEST_SCHEMA_VERSION:
         raise ValueError(f"schema_version {version} is newer than this clipforge reads "
@@ -150,6 +151,7 @@ def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
         text = dict(data["text"])
         text["kind"] = "sentencepiece" if text.pop("strip_punctuation", False) else "bpe"
         data["text"], data["schema_version"] = text, MANIFEST_SCHEMA_VERSION
+    data["text"] = {k: v for k, v in data["text"].items() if k not in DROPPED_TEXT_FIELDS}
     if data["text"].get("kind") not in TOKENIZER_KINDS:
         raise ValueError(f"text.kind {data['text'].get('kind')!r} is not one of {', '.join(TOKENIZER_KINDS)}")
     return data

@@ -1,5 +1,6 @@
 """``--quantize auto``: build each encoder in several precisions, measure zero-shot top-1 on the labelled
-calibration set and time per encoder, then keep the fastest combination within ``max_accuracy_drop``."""
+calibration set and inference time per encoder (``ctx.timer``: sessions made outside the timing), then keep the
+fastest combination within ``max_accuracy_drop``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import shutil
 from pathlib import Path
 
 from clipforge.builder.parity import embed, zero_shot_top1
-from clipforge.builder.roles import build_role, seconds_per_run
+from clipforge.builder.roles import build_role
 from clipforge.errors import BuildError, InputError
 from clipforge.specs import IMAGE_ROLE, ROLES, TEXT_ROLE
 
@@ -28,8 +29,18 @@ def _variants(ctx, tmp: Path) -> dict:
                 continue
             variants[(role, mode)] = {"path": path, "stages": records,
                                       "embeddings": embed(path, role, ctx.probe, ctx.fp32),
-                                      "seconds": seconds_per_run(path, role, ctx.probe, ctx.fp32)}
+                                      "seconds": ctx.timer(path, role)}
     return variants
+
+
+def pick_fastest(tried: list[dict], max_drop: float) -> dict[str, str]:
+    """The candidate with the least inference time (image + text seconds) among those whose top-1 drop is within
+    ``max_drop`` percentage points; fp32+fp32 (drop 0) always qualifies."""
+    allowed = [t for t in tried if t["drop_pp"] <= max_drop]
+    if not allowed:
+        raise BuildError("--quantize auto: no candidate within the allowed accuracy drop (fp32 failed to build?)")
+    best = min(allowed, key=lambda t: t["seconds"])
+    return {IMAGE_ROLE: best["image"], TEXT_ROLE: best["text"]}
 
 
 def choose_auto(ctx, tmp: Path) -> dict:
@@ -48,9 +59,7 @@ def choose_auto(ctx, tmp: Path) -> dict:
         top1 = zero_shot_top1(img["embeddings"], txt["embeddings"], calib.labels)
         tried.append({"image": img_mode, "text": txt_mode, "top1": top1, "drop_pp": baseline - top1,
                       "seconds": img["seconds"] + txt["seconds"]})
-    allowed = [t for t in tried if t["drop_pp"] <= ctx.config.quantize.max_accuracy_drop]
-    best = min(allowed, key=lambda t: t["seconds"])  # fp32+fp32 always qualifies (drop 0)
-    chosen = {IMAGE_ROLE: best["image"], TEXT_ROLE: best["text"]}
+    chosen = pick_fastest(tried, ctx.config.quantize.max_accuracy_drop)
     for role in ctx.config.roles:
         (tmp / role).mkdir(exist_ok=True)
         shutil.copyfile(ok[(role, chosen[role])]["path"], tmp / role / "model.onnx")

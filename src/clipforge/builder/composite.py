@@ -4,6 +4,7 @@ config are skipped (content-hash cache)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -16,28 +17,22 @@ from clipforge.builder.calibration import load_calibration
 from clipforge.builder.config import BuildConfig
 from clipforge.builder.parity import Probe, make_probe
 from clipforge.builder.roles import build_role, kill_point
-from clipforge.errors import OutputExistsError
-from clipforge.export import ExportOptions, export_model
-from clipforge.hub import resolve_checkpoint
+from clipforge.builder.timing import InferenceTimer, Timer
+from clipforge.errors import InputError, OutputExistsError
+from clipforge.options import BUILD_OVERRIDES, ExportOptions
 from clipforge.progress import steps
-from clipforge.runtime.loading import cache_key
+from clipforge.resolve import cache_key, resolve_export
 from clipforge.runtime.model import ZeroShotModel
 from clipforge.specs import Manifest
-
-OVERRIDES = {"quantize": ("quantize", "mode"), "static": ("export", "static"), "batch_size": ("export", "batch_size"),
-             "sequence_length": ("export", "sequence_length"), "image_size": ("export", "image_size"),
-             "opset": ("export", "opset"), "ep": ("compile", "ep"), "max_accuracy_drop": ("quantize", "max_accuracy_drop"),
-             "calibration_samples": ("quantize", "calibration_samples")}
-
 
 @dataclass
 class BuildContext:
     config: BuildConfig
-    checkpoint: Path
-    fp32_folder: Path
+    fp32_folder: Path  # the validated fp32 export (in the resolver's cache: shared with from_pretrained)
     fp32: ZeroShotModel
     probe: Probe
     work: Path
+    timer: Timer  # (graph path, role) -> inference seconds per run; decides fused-or-not and auto's choice
 
 
 @dataclass
@@ -52,11 +47,9 @@ def apply_overrides(config: BuildConfig, overrides: dict) -> BuildConfig:
     for key, value in overrides.items():
         if value is None:
             continue
-        if key not in OVERRIDES:
-            from clipforge.errors import InputError
-
-            raise InputError(f"unknown build option {key!r}; valid: {', '.join(OVERRIDES)}")
-        section, attr = OVERRIDES[key]
+        if key not in BUILD_OVERRIDES:
+            raise InputError(f"unknown build option {key!r}; valid: {', '.join(BUILD_OVERRIDES)}")
+        section, attr = BUILD_OVERRIDES[key]
         setattr(getattr(config, section), attr, value)
     return config.validate()
 
@@ -78,8 +71,9 @@ def _up_to_date(out: Path, key: str) -> Manifest | None:
 
 def build_composite(model, output, config: BuildConfig | None = None, *, calibration_data=None,
                     revision: str | None = None, force: bool = False, show_progress: bool = True,
-                    **overrides) -> BuildResult:
-    """Build ``model`` into ``output``; returns without work when the same inputs were built there before."""
+                    timer: Timer | None = None, **overrides) -> BuildResult:
+    """Build ``model`` into ``output``; returns without work when the same inputs were built there before.
+    ``timer`` replaces the inference timing behind the keep-fused and ``auto`` decisions (tests inject one)."""
     from clipforge.runtime.sessions import providers_for
 
     config = apply_overrides(config or BuildConfig(), overrides)
@@ -92,7 +86,7 @@ def build_composite(model, output, config: BuildConfig | None = None, *, calibra
         raise OutputExistsError(f"output {out} exists and is not a clipforge build; pass --force to replace it")
     _remove_stale_temps(out)
     with steps(show_progress, total=2 + 3 * len(config.roles)) as step, atomic_dir(out, force=True) as tmp:
-        ctx = _prepare(model, revision, config, calibration_data, tmp, step)
+        ctx = _prepare(model, revision, config, calibration_data, tmp, step, timer)
         report = _build_roles(ctx, tmp, step)
         step("write manifest")
         manifest = _finish(ctx, tmp, report, key)
@@ -105,20 +99,26 @@ def _remove_stale_temps(out: Path) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
-def _prepare(model, revision, config, calibration_data, tmp: Path, step) -> BuildContext:
+def _prepare(model, revision, config, calibration_data, tmp: Path, step, timer) -> BuildContext:
     step("export fp32")
     kill_point("export")
-    e = config.export
-    fp32_folder = tmp / "_fp32"
-    opts = ExportOptions(opset=e.opset, static=e.static, batch_size=e.batch_size, sequence_length=e.sequence_length,
-                         image_size=e.image_size, revision=revision)
-    export_model(model, fp32_folder, opts, show_progress=False)
+    fp32_folder = resolve_export(model, revision=revision, options=_export_options(config.export),
+                                 show_progress=False)
     step("calibration data")
     kill_point("calibrate")
     fp32 = ZeroShotModel.from_onnx(fp32_folder)
+    if fp32.manifest.build.get("config"):
+        raise InputError(f"{model} is a build (quantize {fp32.manifest.build['config']['quantize']['mode']}); "
+                         "build from the checkpoint or an fp32 export, not from another build")
     calib = load_calibration(calibration_data, config.quantize.calibration_samples)
-    checkpoint, _ = resolve_checkpoint(model, revision)
-    return BuildContext(config, checkpoint, fp32_folder, fp32, make_probe(fp32, calib), tmp / "_work")
+    probe = make_probe(fp32, calib)
+    return BuildContext(config, fp32_folder, fp32, probe, tmp / "_work", timer or InferenceTimer(probe))
+
+
+def _export_options(export: ExportOptions) -> dict:
+    """The export section's non-default values: a plain build shares the cached export of ``from_pretrained``."""
+    default = ExportOptions()
+    return {k: v for k, v in dataclasses.asdict(export).items() if getattr(default, k) != v}
 
 
 def _build_roles(ctx: BuildContext, tmp: Path, step) -> dict:
@@ -150,9 +150,8 @@ def _finish(ctx: BuildContext, tmp: Path, report: dict, key: str) -> Manifest:
         (tmp / role / "model.onnx").rename(tmp / "model.onnx")
         (tmp / role).rmdir()
         manifest.encoders = {role: "model.onnx"}
-    shutil.rmtree(ctx.fp32_folder)
     shutil.rmtree(ctx.work, ignore_errors=True)
-    manifest.build = {"cache_key": key, "config": ctx.config.to_dict(), **report}
+    manifest.build = {**manifest.build, "cache_key": key, "config": ctx.config.to_dict(), **report}
     (tmp / "build.json").write_text(json.dumps(manifest.build, indent=2))
     manifest.files = file_hashes(tmp)
     (tmp / "manifest.json").write_text(manifest.to_json())

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from clipforge.errors import InputError
+from clipforge.options import ExportOptions
 from clipforge.specs import IMAGE_ROLE, ROLES, TEXT_ROLE
 
 QUANTIZE_MODES = ("none", "int8-dynamic", "int8-static", "fp16", "auto")
@@ -28,21 +29,6 @@ def _choice(section: str, key: str, value, allowed) -> None:
 
 
 @dataclass
-class ExportSection:
-    opset: int = 17
-    static: bool = False
-    batch_size: int = 1
-    sequence_length: int | None = None
-    image_size: int | None = None
-
-    def validate(self) -> None:
-        if not 14 <= self.opset <= 21:
-            raise InputError(f"export.opset = {self.opset} is not valid; use 14 to 21 (default 17)")
-        if self.batch_size < 1:
-            raise InputError(f"export.batch_size = {self.batch_size} must be at least 1")
-
-
-@dataclass
 class OptimizeSection:
     """ORT transformer fusions; a fused graph is kept only if it validates and is not slower."""
 
@@ -52,7 +38,7 @@ class OptimizeSection:
     gelu: bool = True
     bias: bool = True
 
-    def validate(self) -> None:
+    def check(self) -> None:
         return None
 
 
@@ -70,7 +56,7 @@ class QuantizeSection:
     keep_projection_float: bool = True  # the final projection MatMul stays float32
     max_accuracy_drop: float = 1.0  # percentage points, for mode "auto"
 
-    def validate(self) -> None:
+    def check(self) -> None:
         _choice("quantize", "mode", self.mode, QUANTIZE_MODES)
         _choice("quantize", "method", self.method, CALIBRATION_METHODS)
         if self.calibration_samples < 1:
@@ -85,12 +71,12 @@ class CompileSection:
     optimization_level: str = "all"
     save_optimized: bool = False  # write the provider-optimised graph (specific to this machine's EP)
 
-    def validate(self) -> None:
+    def check(self) -> None:
         _choice("compile", "ep", self.ep, EPS)
         _choice("compile", "optimization_level", self.optimization_level, OPT_LEVELS)
 
 
-SECTIONS = {"export": ExportSection, "optimize": OptimizeSection, "quantize": QuantizeSection,
+SECTIONS = {"export": ExportOptions, "optimize": OptimizeSection, "quantize": QuantizeSection,
             "compile": CompileSection}
 
 
@@ -98,7 +84,7 @@ SECTIONS = {"export": ExportSection, "optimize": OptimizeSection, "quantize": Qu
 class BuildConfig:
     task: str = "zero-shot-image-classification"
     roles: list[str] = field(default_factory=lambda: list(ROLES))
-    export: ExportSection = field(default_factory=ExportSection)
+    export: ExportOptions = field(default_factory=ExportOptions)
     optimize: OptimizeSection = field(default_factory=OptimizeSection)
     quantize: QuantizeSection = field(default_factory=QuantizeSection)
     compile: CompileSection = field(default_factory=CompileSection)
@@ -108,7 +94,7 @@ class BuildConfig:
         for role in self.roles:
             _choice("config", "roles", role, ROLES)
         for name in SECTIONS:
-            getattr(self, name).validate()
+            getattr(self, name).check()
         return self
 
     @classmethod
@@ -154,5 +140,5 @@ def _section(name: str, section, values: dict):
         raise InputError(f"unknown key(s) {unknown} in {name!r}; valid: {', '.join(sorted(valid))}")
     try:
         return section(**values)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise InputError(f"config section {name!r}: {exc}") from exc

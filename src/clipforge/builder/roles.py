@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
-import statistics
 import time
 from dataclasses import replace
 from pathlib import Path
 
 from clipforge.builder import stages
-from clipforge.builder.parity import Probe, embed, feeds, parity
+from clipforge.builder.parity import Probe, feeds, parity
 from clipforge.errors import BuildError
 from clipforge.runtime.encoders import Encoder
 from clipforge.runtime.model import ZeroShotModel
@@ -18,6 +17,8 @@ from clipforge.runtime.sessions import SessionConfig, make_session
 
 # Minimum cosine to the fp32 export a stage must keep, by what it does.
 MIN_COSINE = {"optimize": 0.9999, "fp16": 0.999, "int8-dynamic": 0.95, "int8-static": 0.95, "compile": 0.9999}
+# A fused graph is kept when its inference time is at most this factor of the unfused graph's (timing noise).
+NOT_SLOWER = 1.05
 
 
 def kill_point(stage: str) -> None:
@@ -36,16 +37,6 @@ def tower_shape(manifest, role: str) -> tuple[int, int] | None:
     return int(info["num_heads"]), int(info["hidden_size"])
 
 
-def seconds_per_run(path: Path, role: str, probe: Probe, fp32: ZeroShotModel, repeats: int = 3) -> float:
-    embed(path, role, probe, fp32)  # warm-up (and session creation) outside the timing
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        embed(path, role, probe, fp32)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def _record(name: str, path: Path, start: float, role: str, probe: Probe, fp32: ZeroShotModel, extra: dict) -> dict:
     check = parity(path, role, probe, fp32)
     return {"stage": name, "seconds": round(time.perf_counter() - start, 3), "bytes": path.stat().st_size,
@@ -58,9 +49,11 @@ def _optimize(src: Path, work: Path, role: str, ctx) -> tuple[Path, dict]:
     heads, hidden = tower_shape(ctx.fp32.manifest, role)
     info = stages.optimize(src, dst, heads, hidden, ctx.config.optimize)
     record = _record("optimize", dst, start, role, ctx.probe, ctx.fp32, info)
-    faster = seconds_per_run(dst, role, ctx.probe, ctx.fp32) <= 1.05 * seconds_per_run(src, role, ctx.probe, ctx.fp32)
+    fused, unfused = ctx.timer(dst, role), ctx.timer(src, role)
+    faster = fused <= NOT_SLOWER * unfused
     keep = record["parity"]["min_cosine"] >= MIN_COSINE["optimize"] and faster
     record["kept"] = keep
+    record["inference_seconds"] = {"fused": fused, "unfused": unfused}
     record["why"] = "validated and not slower" if keep else ("slower than unfused" if not faster else "drifted")
     return (dst if keep else src), record
 

@@ -12,13 +12,14 @@ from rich.table import Table
 
 from clipforge.cli import runtime_options as ro
 from clipforge.runtime.batches import ImageFailure, iter_image_batches
+from clipforge.runtime.labels import DEFAULT_TEMPLATE
 
 
 def classify(
     images: Annotated[list[Path], typer.Argument(help="Image files or folders.")],
     labels: Annotated[list[str], typer.Option("--labels", "-l", help="Labels (repeat, or comma-separated).")],
     model: ro.Model = ro.DEFAULT_MODEL,
-    template: Annotated[str, typer.Option("--template", "-t", help="Prompt template with {}.")] = "This is a photo of {}.",
+    template: Annotated[str, typer.Option("--template", "-t", help="Prompt template with {}.")] = DEFAULT_TEMPLATE,
     top_k: Annotated[int, typer.Option("--top-k", "-k", help="Labels to show per image.")] = 5,
     batch_size: ro.BatchSize = 32, device: ro.Device = "cpu", threads: ro.Threads = None, as_json: ro.AsJson = False,
 ) -> None:

@@ -24,9 +24,9 @@ def export(
         model = f"{model}:{pretrained}"
     opts = ExportOptions(
         opset=opset, static=static, batch_size=batch_size, sequence_length=sequence_length,
-        image_size=image_size, validate=validate, atol=atol, revision=revision, force=force,
+        image_size=image_size, validate=validate, atol=atol,
     )
-    result = export_model(model, output, opts, show_progress=not quiet)
+    result = export_model(model, output, opts, revision=revision, force=force, show_progress=not quiet)
     _summary(result)
 
 

@@ -17,20 +17,23 @@ def export_pipeline(
         help="Hub id, checkpoint folder, or folder written by 'clipforge export' or 'clipforge build'.")],
     output: Annotated[Path, typer.Option(
         "--output", "-o", help="Prefix: PREFIX_img.onnx, PREFIX_img_hwc.onnx, PREFIX_txt.onnx, PREFIX_pipeline.json.")],
-    template: Annotated[str | None, typer.Option(
-        "--template", help="Pipeline template for checkpoints without a preset (multimodal_clip, multimodal_siglip).")
+    preset: Annotated[str | None, typer.Option(
+        "--preset", help="Override the preset of the checkpoint's family (multimodal_clip, multimodal_siglip).")
     ] = None,
+    template: Annotated[str | None, typer.Option("--template", hidden=True, help="Deprecated: --preset.")] = None,
     force: o.Force = False, quiet: o.Quiet = False,
 ) -> None:
     """Export embedding pipelines: encoded image -> embedding [1, D], strings [N] -> embedding [N, D]."""
     from clipforge.pipeline import export_pipeline as run
 
-    result = run(model, output, template, force=force, show_progress=not quiet)
+    if template is not None:
+        Console(stderr=True).print("[yellow]--template is deprecated for pipelines; use --preset[/]")
+    result = run(model, output, preset or template, force=force, show_progress=not quiet)
     console = Console(stderr=True)
     from clipforge.pipeline.exporter import record_path
 
     console.print(f"[green]wrote[/] {', '.join(str(p) for p in result.paths.values())} "
-                  f"(template {result.config.template}); validation and sha256 in {record_path(output)}")
+                  f"(preset {result.config.preset}); validation and sha256 in {record_path(output)}")
     report = result.validation
     if "text" in report:
         t = report["text"]

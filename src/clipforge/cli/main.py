@@ -13,7 +13,7 @@ import typer
 
 from clipforge.errors import ClipforgeError
 
-COMMAND_MODULES = ["demo", "models", "export", "config", "build", "classify", "embed", "eval", "perf", "report", "export-classifier", "export-pipeline"]
+COMMAND_MODULES = ["demo", "models", "export", "config", "build", "classify", "embed", "eval", "perf", "report", "export-classifier", "export-pipeline", "index", "search", "dedup"]
 
 app = typer.Typer(
     name="clipforge", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,

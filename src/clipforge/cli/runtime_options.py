@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 
 from clipforge.errors import InputError
+from clipforge.runtime.images import IMAGE_SUFFIXES
 
 DEFAULT_MODEL = "openai/clip-vit-base-patch32"
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
 
 Model = Annotated[str, typer.Option("--model", "-m", help="Exported folder, checkpoint folder or hub id.")]
 Device = Annotated[str, typer.Option("--device", "-d", help="cpu, cuda, dml, openvino, qnn, ...")]

@@ -13,10 +13,7 @@ import numpy as np
 
 from clipforge.evaluation.classify_eval import check_some_read, finish, prepared_batches
 from clipforge.evaluation.datasets import EvalData
-
-
-def _norm(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+from clipforge.runtime.scoring import l2_normalize
 
 
 class TorchZeroShot:
@@ -41,12 +38,12 @@ class TorchZeroShot:
                 feed["attention_mask"] = torch.from_numpy(enc["attention_mask"])
             with torch.inference_mode():
                 chunks.append(_features(self.ckpt.model.get_text_features(**feed)))
-        return _norm(np.concatenate(chunks))
+        return l2_normalize(np.concatenate(chunks))
 
     def label_embeddings(self, class_names: list[str], templates: list[str]) -> np.ndarray:
         """Per class, the mean of the normalised prompt embeddings, normalised (OpenAI's ensembling)."""
         emb = self.embed_texts([t.format(c) for c in class_names for t in templates])
-        return _norm(emb.reshape(len(class_names), len(templates), -1).mean(axis=1))
+        return l2_normalize(emb.reshape(len(class_names), len(templates), -1).mean(axis=1))
 
     def pixel_values(self, images: list):
         return self.ckpt.processor(images=images, return_tensors="pt")["pixel_values"]
@@ -55,7 +52,7 @@ class TorchZeroShot:
         import torch
 
         with torch.inference_mode():
-            return _norm(_features(self.ckpt.model.get_image_features(pixel_values=pixels)))
+            return l2_normalize(_features(self.ckpt.model.get_image_features(pixel_values=pixels)))
 
     def logits(self, image: np.ndarray, text: np.ndarray) -> np.ndarray:
         scale, bias = self.ckpt.family.logit_params(self.ckpt.model)

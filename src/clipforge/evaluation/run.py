@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from clipforge.errors import InputError
 
@@ -58,7 +59,12 @@ def _model_name(models) -> str:
 def _load_model(req: EvalRequest):
     from clipforge.runtime.model import ZeroShotModel
 
-    return ZeroShotModel.from_onnx(req.models, manifest=req.manifest, device=req.device, threads=req.threads)
+    models = req.models
+    if isinstance(models, (str, Path)) and req.manifest is None:  # a hub id or checkpoint: its cached export
+        from clipforge.resolve import resolve_export
+
+        models = resolve_export(models)
+    return ZeroShotModel.from_onnx(models, manifest=req.manifest, device=req.device, threads=req.threads)
 
 
 def run_eval(req: EvalRequest) -> dict:

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from clipforge.errors import InputError
+from clipforge.runtime.images import IMAGE_SUFFIXES  # noqa: F401  (re-exported for datasets)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm"}
 TABLE_SUFFIXES = (".parquet", ".arrow")
 MANIFEST_SUFFIXES = (".csv", ".jsonl")
 IMAGE_COLUMNS = ("image", "img", "jpg", "png", "image_path", "filepath", "path", "file")

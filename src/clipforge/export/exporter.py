@@ -14,29 +14,10 @@ from clipforge.export.cases import image_cases, text_cases
 from clipforge.export.checkpoint import Checkpoint, load_checkpoint, with_image_size
 from clipforge.export.onnx_export import export_encoder
 from clipforge.export.support_files import save_support_files
+from clipforge.options import ExportOptions
 from clipforge.export.validate import Tolerance, compare_encoder, raise_on_failures
 from clipforge.progress import steps
 from clipforge.specs import IMAGE_ROLE, ROLES, TEXT_ROLE, Manifest
-
-
-@dataclass
-class ExportOptions:
-    opset: int = 17
-    static: bool = False
-    batch_size: int = 1
-    sequence_length: int | None = None
-    image_size: int | None = None
-    validate: bool = True
-    atol: float = 1e-4
-    min_cosine: float = 0.9999
-    revision: str | None = None
-    force: bool = False
-
-    def __post_init__(self):
-        if self.opset < 14:
-            raise InputError(f"--opset {self.opset} is too old; use 14 or newer (default 17)")
-        if self.batch_size < 1:
-            raise InputError(f"--batch-size must be at least 1, got {self.batch_size}")
 
 
 @dataclass
@@ -61,8 +42,10 @@ def _shapes(ckpt: Checkpoint, opts: ExportOptions) -> _Shapes:
     if size == ckpt.image.output_size:
         size = None
     if opts.static:
-        length = opts.sequence_length or ckpt.family.static_sequence_length
-        length = min(length, ckpt.text.context_length)
+        if (opts.sequence_length or 0) > ckpt.text.context_length:
+            raise InputError(f"sequence_length {opts.sequence_length} is longer than {ckpt.source}'s text context "
+                             f"({ckpt.text.context_length} tokens); use at most {ckpt.text.context_length}")
+        length = min(opts.sequence_length or ckpt.family.static_sequence_length, ckpt.text.context_length)
         return _Shapes([opts.batch_size], [opts.batch_size], length, size)
     length = ckpt.text.context_length if ckpt.text.padding == "max_length" else None
     return _Shapes([1, 3, 4], [1, 3, 4], length, size)
@@ -114,18 +97,18 @@ def _export_and_validate(ckpt, shapes, opts, tmp: Path, step) -> dict:
 
 
 def export_model(model: str | Path, output: str | Path, options: ExportOptions | None = None,
-                 *, show_progress: bool = True) -> ExportResult:
-    """Export ``model`` (hub id or checkpoint folder) to ``output``; validated against PyTorch by default."""
-    opts = options or ExportOptions()
+                 *, revision: str | None = None, force: bool = False, show_progress: bool = True) -> ExportResult:
+    """Export ``model`` (hub id or checkpoint folder) to ``output``, validated against PyTorch."""
+    opts = (options or ExportOptions()).check()
     out = Path(output)
-    check_output(out, opts.force)
+    check_output(out, force)
     timings: dict[str, float] = {}
     with steps(show_progress, total=2 * len(ROLES) + 2) as step:
         step("load checkpoint")
         start = time.perf_counter()
-        ckpt = load_checkpoint(model, opts.revision)
+        ckpt = load_checkpoint(model, revision)
         shapes = _shapes(ckpt, opts)
-        with atomic_dir(out, opts.force) as tmp:
+        with atomic_dir(out, force) as tmp:
             validation = _export_and_validate(ckpt, shapes, opts, tmp, step)
             step("write manifest")
             manifest = _write_folder(ckpt, shapes, opts, validation, tmp)

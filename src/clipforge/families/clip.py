@@ -58,23 +58,22 @@ class ClipFamily(Family):
     checkpoints = CLIP_CHECKPOINTS
     text_io = CLIP_TEXT_IO
     static_sequence_length = 77
+    model_class = "CLIPModel"  # the transformers class that loads the checkpoint
 
     def load_model(self, folder):
-        from transformers import CLIPModel
+        import transformers
 
-        return CLIPModel.from_pretrained(str(folder), attn_implementation="eager").eval()
+        model_class = getattr(transformers, self.model_class)
+        return model_class.from_pretrained(str(folder), attn_implementation="eager").eval()
 
     def text_spec(self, model, tokenizer) -> TextSpec:
         text_config = model.config.text_config
-        eos = text_config.eos_token_id
         return TextSpec(
             context_length=int(text_config.max_position_embeddings),
             padding="longest",
             lowercase=True,
             pad_id=int(tokenizer.pad_token_id),
             eos_id=int(tokenizer.eos_token_id),
-            bos_id=int(tokenizer.bos_token_id),
-            pooling="argmax" if eos == 2 else "eos",
             uses_attention_mask=True,
         )
 
@@ -85,7 +84,7 @@ class ClipFamily(Family):
         return _image_module(model, interpolate)
 
     def text_module(self, model):
-        return _text_module(model, with_mask=True)
+        return _text_module(model, with_mask="attention_mask" in self.text_io.input_names)
 
     def save_tiny_checkpoint(self, folder, *, shape: str = "tiny", image_size: int = 32, **overrides) -> Path:
         from clipforge.testing.tiny import save_clip_checkpoint

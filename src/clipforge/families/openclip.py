@@ -86,11 +86,6 @@ def text_tower(model):
     return holder, transformer
 
 
-def _pool_type(model) -> str:
-    holder, _ = text_tower(model)
-    return str(getattr(model.inner, "text_pool_type", None) or getattr(holder, "pool_type", "argmax"))
-
-
 def _heads(transformer) -> int:
     attn = transformer.resblocks[0].attn
     return int(attn.num_heads)
@@ -137,8 +132,7 @@ class OpenClipFamily(Family):
         # open_clip adds all context_length position embeddings and a fixed causal mask: ids are always padded
         return TextSpec(
             context_length=int(tokenizer.context_length), padding="max_length",
-            lowercase=True, pad_id=0, eos_id=int(tokenizer.eos_token_id), bos_id=int(tokenizer.bos_token_id),
-            pooling=_pool_type(model), uses_attention_mask=False, kind="openclip",
+            lowercase=True, pad_id=0, eos_id=int(tokenizer.eos_token_id), uses_attention_mask=False, kind="openclip",
         )
 
     def embed_dim(self, model) -> int:

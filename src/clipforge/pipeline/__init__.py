@@ -1,9 +1,23 @@
 """Single-file graphs that run with onnxruntime (+ onnxruntime-extensions) alone: pipelines with image
-pre-processing and the tokenizer inside the graph, and the fixed-label classifier."""
+pre-processing and the tokenizer inside the graph, and the fixed-label classifier.
 
-from clipforge.pipeline.config import PipelineConfig, list_presets, list_templates
-from clipforge.pipeline.exporter import PipelineResult, export_pipeline
-from clipforge.pipeline.runner import PipelineModel, check_image_bytes
+Imported lazily: ``from clipforge.pipeline import PipelineModel`` needs neither onnx nor torch (the runner is
+what ``pip install clipforge[extensions]`` supports); exporting needs ``clipforge[pipeline]``."""
 
-__all__ = ["PipelineConfig", "PipelineModel", "PipelineResult", "check_image_bytes", "export_pipeline",
-           "list_presets", "list_templates"]
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "PipelineConfig": "clipforge.pipeline.config", "list_presets": "clipforge.pipeline.config",
+    "PipelineResult": "clipforge.pipeline.exporter", "export_pipeline": "clipforge.pipeline.exporter",
+    "PipelineModel": "clipforge.pipeline.runner", "check_image_bytes": "clipforge.pipeline.runner",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'clipforge.pipeline' has no attribute {name!r}")

@@ -11,7 +11,6 @@ the runtime fed the graph's own pre-processed pixels, and the gap to the runtime
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -147,19 +146,17 @@ def export_classifier(model_id, output: str | Path, labels: list[str], templates
     labels, templates = check_labels(labels), check_templates(templates)
     output = Path(output)
     check_output(output, force)
-    with tempfile.TemporaryDirectory() as tmp:
-        model = ZeroShotModel.from_pretrained(model_id, cache_dir=tmp) if not _is_export(model_id) else \
-            ZeroShotModel.from_onnx(model_id)
-        graph = build_graph(model.folder / model.manifest.encoders["image-encoder"], model, labels, templates)
-        if with_preprocessing:
-            graph = add_preprocessing(graph, model.manifest.image)
-        graph = _simplify(graph)
-        onnx.helper.set_model_props(graph, _metadata(model, labels, templates, with_preprocessing))
-        with atomic_file(output) as staged:
-            onnx.save_model(graph, str(staged))
-            check = validate_encoded_classifier if with_preprocessing else validate_classifier
-            atol = score_tolerance(model.manifest)
-            report = check(staged, model, labels, templates, atol=atol)
+    model = ZeroShotModel.from_pretrained(model_id, show_progress=False)  # a checkpoint is exported once, cached
+    graph = build_graph(model.folder / model.manifest.encoders["image-encoder"], model, labels, templates)
+    if with_preprocessing:
+        graph = add_preprocessing(graph, model.manifest.image)
+    graph = _simplify(graph)
+    onnx.helper.set_model_props(graph, _metadata(model, labels, templates, with_preprocessing))
+    with atomic_file(output) as staged:
+        onnx.save_model(graph, str(staged))
+        check = validate_encoded_classifier if with_preprocessing else validate_classifier
+        atol = score_tolerance(model.manifest)
+        report = check(staged, model, labels, templates, atol=atol)
     return {"path": str(output), "labels": len(labels), "templates": len(templates), "atol": atol, **report}
 
 
@@ -168,7 +165,3 @@ def score_tolerance(manifest) -> float:
     places its fp16 <-> fp32 casts differently in the larger graph."""
     mode = manifest.build.get("config", {}).get("quantize", {}).get("mode") if manifest.build else None
     return 1e-3 if mode == "fp16" else 1e-5
-
-
-def _is_export(model_id) -> bool:
-    return (Path(model_id) / "manifest.json").is_file()

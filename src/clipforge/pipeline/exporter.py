@@ -14,7 +14,7 @@ from pathlib import Path
 from clipforge._io import check_output
 from clipforge.errors import InputError
 from clipforge.pipeline.compose import embedding_model, load_encoder, set_metadata
-from clipforge.pipeline.config import PipelineConfig
+from clipforge.pipeline.config import IMAGE_INPUTS, PipelineConfig
 from clipforge.progress import steps
 from clipforge.specs import IMAGE_ROLE, TEXT_ROLE, Manifest
 
@@ -30,29 +30,32 @@ class PipelineResult:
     validation: dict = field(default_factory=dict)
 
 
-def output_paths(prefix: str | Path, config: PipelineConfig) -> dict[str, Path]:
+def output_paths(prefix: str | Path, config: PipelineConfig | None) -> dict[str, Path]:
     prefix = Path(prefix)
     if not prefix.name or prefix.name.endswith(".onnx"):
         raise InputError(f"-o {prefix} should be a prefix such as out/clip (gives out/clip_img.onnx, "
                          "out/clip_txt.onnx), not a file name")
-    kinds = ["text"] + [KIND_OF_INPUT[i] for i in config.image_inputs]
+    kinds = ["text"] + [KIND_OF_INPUT[i] for i in (config.image_inputs if config else IMAGE_INPUTS)]
     return {k: prefix.with_name(prefix.name + SUFFIXES[k]) for k in sorted(kinds)}
 
 
-def export_pipeline(model: str | Path, prefix: str | Path, template: str | None = None, *, force: bool = False,
+def export_pipeline(model: str | Path, prefix: str | Path, preset: str | None = None, *, force: bool = False,
                     show_progress: bool = True) -> PipelineResult:
-    """Export ``model`` (hub id, checkpoint folder or exported folder) as pipeline graphs named after ``prefix``."""
+    """Export ``model`` (hub id, checkpoint folder or exported folder) as pipeline graphs named after ``prefix``;
+    ``preset`` overrides the one of the model's family."""
     from clipforge.pipeline.validate import validate_pipeline
 
-    config = resolve_config(model, template)
-    paths = output_paths(prefix, config)
+    config = resolve_config(model, preset)
+    paths = output_paths(prefix, config)  # config None (family not known yet): every possible output
     for path in [*paths.values(), record_path(prefix)]:
         check_output(path, force)
-    with steps(show_progress, total=4) as step, tempfile.TemporaryDirectory() as tmp:
+    with steps(show_progress, total=4) as step:
         step("export encoders")
-        folder = exported_folder(model, Path(tmp))
+        folder = exported_folder(model)
         manifest = Manifest.load(folder)
+        config = config or PipelineConfig.for_model(str(model), manifest.family)
         config.check_family(str(model), manifest.family)
+        paths = output_paths(prefix, config)
         step("build graphs")
         graphs = build_graphs(folder, manifest, config)
         with staging(paths) as staged:
@@ -81,7 +84,7 @@ def write_record(staged: dict[str, Path], final: Path, manifest: Manifest, confi
 
     folder = next(iter(staged.values())).parent
     record = {"family": manifest.family, "source": manifest.source, "revision": manifest.revision,
-              "template": config.template, "config": json.loads(config.to_json()),
+              "preset": config.preset, "config": json.loads(config.to_json()),
               "files": {p.name: sha256(p) for p in sorted(folder.iterdir())}, "validation": report,
               "clipforge_version": clipforge.__version__}
     (folder / final.name).write_text(json.dumps(record, indent=2, default=float) + "\n", encoding="utf-8")
@@ -102,34 +105,32 @@ def staging(paths: dict[str, Path]):
         shutil.rmtree(stage, ignore_errors=True)
 
 
-def exported_folder(model: str | Path, scratch: Path) -> Path:
-    """``model`` itself when it is an exported folder (dynamic shapes), else a fresh validated fp32 export."""
-    from clipforge.export import export_model
+def exported_folder(model: str | Path) -> Path:
+    """``model`` itself when it is an exported folder (dynamic shapes), else its cached validated fp32 export."""
+    from clipforge.resolve import resolve_export
 
-    path = Path(model)
-    if (path / "manifest.json").is_file():
-        manifest = Manifest.load(path)
-        if manifest.static:
-            raise InputError(f"{path} is a --static export; pipelines need dynamic shapes, export without --static")
-        return path
-    return export_model(model, scratch / "encoders", show_progress=False).path
+    path = resolve_export(model, show_progress=False)
+    if Manifest.load(path).static:
+        raise InputError(f"{path} is a --static export; pipelines need dynamic shapes, export without --static")
+    return path
 
 
-def resolve_config(model: str | Path, template: str | None) -> PipelineConfig:
-    """The pipeline config, before any export: the family comes from an exported folder's manifest or a local
-    checkpoint's config.json (a hub id's family is checked after its export)."""
+def resolve_config(model: str | Path, preset: str | None) -> PipelineConfig | None:
+    """The pipeline config, before any export, when the family is known: from an exported folder's manifest, a
+    local checkpoint's config.json or the well-known checkpoints; otherwise None (decided after the export)."""
+    from clipforge.pipeline.config import known_family
     from clipforge.registry import family_for_checkpoint
 
     path = Path(model)
     if (path / "manifest.json").is_file():
         manifest = Manifest.load(path)
-        return PipelineConfig.for_model(manifest.source, manifest.family, template)
-    family = family_for_checkpoint(path).name if (path / "config.json").is_file() else None
-    return PipelineConfig.for_model(str(model), family, template)
+        return PipelineConfig.for_model(manifest.source, manifest.family, preset)
+    family = family_for_checkpoint(path).name if (path / "config.json").is_file() else known_family(str(model))
+    return PipelineConfig.for_model(str(model), family, preset)
 
 
 def text_spec(manifest: Manifest, config: PipelineConfig):
-    """The manifest's text spec with the template's padding (a family that needs a fixed length keeps it)."""
+    """The manifest's text spec with the preset's padding (a family that needs a fixed length keeps it)."""
     if manifest.text.padding == "max_length":
         return manifest.text
     return replace(manifest.text, padding=config.text_padding)
@@ -161,7 +162,7 @@ def _metadata(kind: str, manifest: Manifest, config: PipelineConfig) -> dict:
     import clipforge
 
     meta = {"clipforge_pipeline": kind, "family": manifest.family, "source": manifest.source,
-            "template": config.template, "config": config.to_json(), "embed_dim": manifest.embed_dim,
+            "preset": config.preset, "config": config.to_json(), "embed_dim": manifest.embed_dim,
             "logit_scale": manifest.logit_scale, "logit_bias": manifest.logit_bias,
             "clipforge_version": clipforge.__version__,
             "custom_ops": "onnxruntime-extensions " + metadata.version("onnxruntime-extensions")}

@@ -25,11 +25,10 @@ import numpy as np
 from onnx import TensorProto
 
 from clipforge.errors import InputError
+from clipforge.pipeline._formats import JPEG_END, JPEG_START, PNG_SIGNATURE
 from clipforge.pipeline._graph import EXTENSIONS, GraphBuilder
 from clipforge.specs import ImageSpec
 
-PNG_SIGNATURE = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
-JPEG_START, JPEG_END = [0xFF, 0xD8, 0xFF], [0xFF, 0xD9]
 DECODE_NODE = "decode_image_expects_a_complete_PNG_or_JPEG_file"
 CHANNELS_NODE = "image_needs_1_or_3_channels__convert_CMYK_to_RGB_first"  # a CMYK JPEG decodes to 4 channels
 RESIZE_MODES = {3: "cubic", 2: "linear"}  # PIL resample code -> ONNX Resize mode

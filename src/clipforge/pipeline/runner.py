@@ -16,8 +16,8 @@ from typing import Sequence
 import numpy as np
 
 from clipforge.errors import InputError
-from clipforge.pipeline.image_graph import JPEG_END, JPEG_START, PNG_SIGNATURE
-from clipforge.runtime.labels import LabelCache
+from clipforge.pipeline._formats import JPEG_END, JPEG_START, PNG_SIGNATURE
+from clipforge.runtime.labels import DEFAULT_TEMPLATE, LabelCache
 
 
 def check_image_bytes(data: bytes, name: str = "image") -> None:
@@ -128,7 +128,7 @@ class PipelineModel:
         return self._run("text", {"text": np.array(texts, dtype=object)}, f"{len(texts)} text(s)")
 
     def classify(self, image: bytes | str | Path, labels: Sequence[str], template: str | Sequence[str] =
-                 "This is a photo of {}.", top_k: int = 5) -> list[dict]:
+                 DEFAULT_TEMPLATE, top_k: int = 5) -> list[dict]:
         """One image against ``labels`` (template ensembles averaged, cached): ``[{"label", "score"}]``, best
         first, scored with the logit scale (and SigLIP's bias) stored in the text graph's metadata."""
         from functools import partial

@@ -1,18 +1,46 @@
-"""Find the encoders and manifest of an exported folder; export into the cache on first use."""
+"""Find the encoders and manifest of an exported folder, and the keywords the loaders accept."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from clipforge.errors import InputError
 from clipforge.specs import ROLES, Manifest
 
+TASKS = ("zero-shot-image-classification",)
 
-def cache_root() -> Path:
-    return Path(os.environ.get("CLIPFORGE_CACHE", Path.home() / ".cache" / "clipforge"))
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """The keywords ``from_onnx`` and ``from_pretrained`` accept for running a model. This is the one place
+    they are listed: a new keyword is a new field here (plus where it is used); anything else is an error."""
+
+    task: str = "zero-shot-image-classification"
+    hf_config: Any = None  # returned as ``model.config`` (the HF pipeline reads it); a light stand-in if None
+    device: str = "cpu"
+    threads: int | None = None
+    spinning: bool = False
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise InputError(f"task {self.task!r} is not supported by ZeroShotModel; supported: {', '.join(TASKS)}")
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def split(cls, kwargs: dict, where: str, others: tuple[str, ...] = ()) -> tuple["LoadOptions", dict]:
+        """(LoadOptions from the keywords it knows, the keywords in ``others``); any other keyword is an error
+        naming every accepted one."""
+        unknown = sorted(set(kwargs) - set(cls.names()) - set(others))
+        if unknown:
+            accepted = ", ".join([*cls.names(), *others])
+            raise InputError(f"{where}() got unknown keyword(s) {unknown}; accepted: {accepted}")
+        mine = {k: v for k, v in kwargs.items() if k in cls.names()}
+        return cls(**mine), {k: v for k, v in kwargs.items() if k in others}
 
 
 def role_paths(paths) -> dict[str, Path]:
@@ -57,27 +85,3 @@ def _common_folder(paths: dict[str, Path]) -> Path:
         f"no manifest.json found beside {', '.join(str(p) for p in paths.values())}; pass manifest= "
         "(the manifest.json of the export the encoders came from)"
     )
-
-
-def is_exported_folder(model) -> bool:
-    return isinstance(model, (str, Path)) and (Path(model) / "manifest.json").is_file()
-
-
-def cache_key(model: str, revision: str | None, options: dict) -> str:
-    """Key by source, revision, options, clipforge version and, for local folders, the weights' stat."""
-    from clipforge import __version__
-
-    parts = {"model": str(model), "revision": revision, "options": options, "version": __version__}
-    folder = Path(model)
-    if folder.is_dir():
-        parts["files"] = sorted((p.name, p.stat().st_size, int(p.stat().st_mtime)) for p in folder.iterdir()
-                                if p.is_file())
-        parts["model"] = str(folder.resolve())
-        model = folder.resolve().name
-    elif folder.is_file():  # an open_clip weights file
-        parts["files"] = [(folder.name, folder.stat().st_size, int(folder.stat().st_mtime))]
-        parts["model"] = str(folder.resolve())
-        model = folder.name
-    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    name = str(model).rstrip("/").replace("/", "--").replace("\\", "--")[-60:]
-    return f"{name}-{digest}"

@@ -15,7 +15,7 @@ from clipforge.runtime import scoring
 from clipforge.runtime.scoring import l2_normalize
 from clipforge.runtime.hf_compat import HFCompatMixin
 from clipforge.runtime.labels import DEFAULT_TEMPLATE, LabelCache, check_labels, check_templates
-from clipforge.runtime.loading import cache_key, cache_root, is_exported_folder, manifest_folder, role_paths
+from clipforge.runtime.loading import LoadOptions, manifest_folder, role_paths
 from clipforge.runtime.outputs import ZeroShotOutput, is_torch, to_numpy
 from clipforge.runtime.sessions import SessionConfig, make_session
 from clipforge.specs import IMAGE_ROLE, TEXT_ROLE, Manifest
@@ -24,8 +24,10 @@ from clipforge.specs import IMAGE_ROLE, TEXT_ROLE, Manifest
 class ZeroShotModel(HFCompatMixin):
     """Image encoder + text encoder + manifest: zero-shot classification and embeddings."""
 
-    def __init__(self, manifest: Manifest, encoders: dict[str, Encoder], folder: Path, hf_config: Any = None):
+    def __init__(self, manifest: Manifest, encoders: dict[str, Encoder], folder: Path, hf_config: Any = None,
+                 paths: dict[str, Path] | None = None):
         self.manifest, self.folder = manifest, Path(folder)
+        self.paths = paths or {role: self.folder / p for role, p in manifest.encoders.items()}
         self.image_encoder, self.text_encoder = encoders[IMAGE_ROLE], encoders[TEXT_ROLE]
         self._hf_config = hf_config
         self._tokenizer = None
@@ -34,30 +36,46 @@ class ZeroShotModel(HFCompatMixin):
 
     # --- construction ---------------------------------------------------------------------------------
     @classmethod
-    def from_onnx(cls, paths, manifest: str | Path | Manifest | None = None, hf_config: Any = None,
-                  device: str = "cpu", threads: int | None = None, spinning: bool = False, **_ignored):
-        """``paths``: an exported folder, or ``{"image-encoder": path, "text-encoder": path}``; the manifest
-        is found beside the encoders unless given (a path or a ``Manifest``)."""
+    def from_onnx(cls, paths, manifest: str | Path | Manifest | None = None, *, skip_build: bool = True,
+                  **kwargs) -> "ZeroShotModel":
+        """``paths``: an exported/built folder, or ``{"image-encoder": path, "text-encoder": path}``; the
+        manifest is found beside the encoders unless given (a path or a ``Manifest``). Keywords: those of
+        ``LoadOptions`` (task, hf_config, device, threads, spinning); the graphs are used as built
+        (``skip_build=True``, the seeds' spelling; building is ``from_pretrained``'s or ``clipforge build``'s job)."""
+        options, _ = LoadOptions.split(kwargs, "from_onnx")
+        if skip_build is not True:
+            raise InputError("from_onnx loads built graphs as they are (skip_build=True); to build from a "
+                             "checkpoint use ZeroShotModel.from_pretrained or 'clipforge build'")
         resolved = role_paths(paths)
         folder = manifest_folder(paths, manifest)
         manifest = manifest if isinstance(manifest, Manifest) else Manifest.load(folder)
-        config = SessionConfig(device=device, threads=threads, spinning=spinning)
+        config = SessionConfig(device=options.device, threads=options.threads, spinning=options.spinning)
         encoders = {role: Encoder(make_session(p, config), role) for role, p in resolved.items()}
-        return cls(manifest, encoders, folder, hf_config)
+        return cls(manifest, encoders, folder, options.hf_config, paths=resolved)
 
     @classmethod
     def from_pretrained(cls, model: str | Path, *, revision: str | None = None, cache_dir: str | Path | None = None,
-                        device: str = "cpu", threads: int | None = None, hf_config: Any = None,
-                        **build_options):
-        """A hub id, checkpoint folder or exported folder; checkpoints are exported once into the cache."""
-        if is_exported_folder(model):
-            return cls.from_onnx(model, device=device, threads=threads, hf_config=hf_config)
-        from clipforge.runtime.prepare import prepare
+                        sub_model_kwargs: dict | None = None, show_progress: bool = True,
+                        **kwargs) -> "ZeroShotModel":
+        """A hub id, checkpoint folder or exported/built folder; checkpoints are exported (or, with build
+        options such as ``quantize=``, built) once into the cache by ``clipforge.resolve.resolve_export``.
+        ``sub_model_kwargs={"image-encoder": {"shape_config": {"height": H, "width": W}}, "text-encoder":
+        {"shape_config": {"sequence_length": L}}}`` exports static shapes per sub-model."""
+        from clipforge.options import MODEL_OPTION_KEYS
+        from clipforge.resolve import resolve_export, shape_options  # the layer above: lazy, keeps runtime light
 
-        folder = Path(cache_dir or cache_root()) / "models" / cache_key(str(model), revision, build_options)
-        if not (folder / "manifest.json").is_file():
-            prepare(model, folder, revision, build_options)
-        return cls.from_onnx(folder, device=device, threads=threads, hf_config=hf_config)
+        load, options = LoadOptions.split(kwargs, "from_pretrained", MODEL_OPTION_KEYS)
+        options = {**options, **shape_options(sub_model_kwargs)}
+        folder = resolve_export(model, revision=revision, options=options, cache_dir=cache_dir,
+                                show_progress=show_progress)
+        return cls.from_onnx(folder, **{k: getattr(load, k) for k in LoadOptions.names()})
+
+    def save_pretrained(self, folder: str | Path, force: bool = False) -> Path:
+        """Write this model as an exported folder (both encoders, manifest, tokenizer and processor files) that
+        ``from_onnx``/``from_pretrained`` load; written in a temporary folder renamed at the end."""
+        from clipforge.runtime.saving import save_folder
+
+        return save_folder(self, Path(folder), force)
 
     def _check_dims(self) -> None:
         dims = {"manifest": self.manifest.embed_dim, IMAGE_ROLE: self.image_encoder.embed_dim,

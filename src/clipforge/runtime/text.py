@@ -151,7 +151,12 @@ class _OpenClipIds:
         self.special = {t["content"]: t["id"] for t in data["added_tokens"] if t.get("special")}
         pattern = "|".join(map(regex.escape, self.special)) + "|" + OPENCLIP_SPLIT
         self.split = regex.compile(pattern, regex.IGNORECASE)
-        self.bos, self.cache = spec.bos_id, dict(self.special)
+        # open_clip's special tokens are [start, end]: the start id is the one that is not the end id
+        starts = [i for i in self.special.values() if i != spec.eos_id]
+        if len(starts) != 1:
+            raise InputError("tokenizer.json of an open_clip export must hold exactly its start and end tokens; "
+                             "re-export the model with 'clipforge export'")
+        self.bos, self.cache = starts[0], dict(self.special)
 
     def _word_ids(self, words: list[str]) -> None:
         if len(self.cache) > 200_000:

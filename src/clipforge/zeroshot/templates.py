@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from clipforge.errors import InputError
+from clipforge.runtime.labels import DEFAULT_TEMPLATE
 
-DEFAULT = ["This is a photo of {}."]
+DEFAULT = [DEFAULT_TEMPLATE]
 
 CIFAR = [
     "a photo of a {}.", "a blurry photo of a {}.", "a black and white photo of a {}.",

@@ -1,0 +1,47 @@
+"""``clipforge search``: nearest images in an index for texts and/or example images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from clipforge.cli import runtime_options as ro
+from clipforge.cli.index import Db, IndexModel
+
+
+def search(
+    text: Annotated[list[str] | None, typer.Argument(help="Query text(s); their embeddings are averaged.")] = None,
+    db: Db = ..., model: IndexModel = None,
+    image: Annotated[list[Path] | None, typer.Option("--image", "-i", help="Example image (repeatable).")] = None,
+    negative: Annotated[list[str] | None, typer.Option("--negative", "-n", help="Text to subtract (repeatable).")] = None,
+    k: Annotated[int, typer.Option("-k", "--top-k", help="Number of results.")] = 20,
+    min_score: Annotated[float | None, typer.Option("--min-score", help="Drop results below this cosine.")] = None,
+    device: ro.Device = "cpu", threads: ro.Threads = None, as_json: ro.AsJson = False,
+) -> None:
+    """Print the indexed images most similar to the query (path and cosine score), best first."""
+    from clipforge.index import Index
+
+    with Index(db, model, device=device, threads=threads) as idx:
+        hits = idx.search(text=text or None, image=image or None, negative=negative or None, k=k,
+                          min_score=min_score)
+    if as_json:
+        print(json.dumps([{"id": h.id, "path": h.path, "score": round(h.score, 6)} for h in hits], indent=2))
+        return
+    if not hits:
+        Console(stderr=True).print("no results" + (f" with score >= {min_score}" if min_score is not None else ""))
+        return
+    table = Table(title="search results")
+    table.add_column("score", justify="right")
+    table.add_column("path")
+    for h in hits:
+        table.add_row(f"{h.score:.4f}", h.path)
+    Console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("search")(search)

@@ -1,0 +1,133 @@
+"""What every index back-end offers (a small Protocol) and the records that cross it. torch-free."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: the image's row id, its path and its cosine similarity to the query."""
+
+    id: int
+    path: str
+    score: float
+
+
+@dataclass
+class IndexSummary:
+    """What one ``Index.add`` did. ``unreadable``: (path, reason) of every file that could not be read."""
+
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    unchanged: int = 0  # files whose size and mtime (or content sha256) matched the stored row
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["unreadable"] = [{"path": p, "reason": r} for p, r in self.unreadable]
+        return out
+
+
+@dataclass(frozen=True)
+class Row:
+    """One image row: ``embedding`` is float32 [D], L2-normalised."""
+
+    path: str
+    size: int
+    mtime: float
+    sha256: str
+    embedding: np.ndarray
+
+
+@dataclass(frozen=True)
+class Touch:
+    """A file whose stat changed but whose content (sha256) did not: only size and mtime are updated."""
+
+    path: str
+    size: int
+    mtime: float
+
+
+@dataclass(frozen=True)
+class Stored:
+    size: int
+    mtime: float
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """The model whose embeddings a database holds."""
+
+    family: str
+    source: str
+    folder: str
+    manifest_sha256: str
+    embed_dim: int
+    preprocessing: dict
+
+    @classmethod
+    def of(cls, model) -> "ModelRecord":
+        """The record of a ``ZeroShotModel`` (its exported/built folder and manifest)."""
+        manifest = Path(model.folder) / "manifest.json"
+        digest = hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.is_file() else "unknown"
+        spec = asdict(model.manifest.image)
+        return cls(model.manifest.family, model.manifest.source, str(Path(model.folder).resolve()), digest,
+                   int(model.manifest.embed_dim), json.loads(json.dumps(spec)))
+
+    def describe(self) -> str:
+        return f"{self.family} {self.source} (manifest {self.manifest_sha256[:12]}, dim {self.embed_dim})"
+
+    def same_model(self, other: "ModelRecord") -> bool:
+        return self.manifest_sha256 == other.manifest_sha256 and self.embed_dim == other.embed_dim
+
+
+class Backend(Protocol):
+    """Storage and nearest-neighbour search; the ``Index`` does the walking, decoding and embedding."""
+
+    where: str  # the database, for messages (no password)
+
+    def model_record(self) -> ModelRecord | None: ...
+
+    def set_model_record(self, record: ModelRecord) -> None:
+        """Record the model (creating the schema on first use); refuses to replace a different one."""
+
+    def files(self) -> dict[str, Stored]: ...
+
+    def apply(self, upserts: Sequence[Row] = (), touches: Sequence[Touch] = (),
+              removals: Sequence[str] = ()) -> int:
+        """One transaction: insert-or-replace rows (keyed by path), update stats, delete paths; returns the
+        number of rows deleted. A crash leaves the database as it was before or after, never between."""
+
+    def search(self, query: np.ndarray, k: int) -> list[Hit]:
+        """The ``k`` rows most similar (cosine) to the normalised ``query``, best first."""
+
+    def vectors(self) -> tuple[np.ndarray, list[str], np.ndarray]:
+        """All rows: ids [N], paths, embeddings float32 [N, D]."""
+
+    def path_of(self, image_id: int) -> str | None: ...
+
+    def count(self) -> int: ...
+
+    def info(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+def top_hits(ids: np.ndarray, paths: Sequence[str], scores: np.ndarray, k: int) -> list[Hit]:
+    """The ``k`` best of ``scores`` (ties by row order), as hits."""
+    if len(scores) == 0:
+        return []
+    k = min(k, len(scores))
+    best = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+    best = best[np.lexsort((best, -scores[best]))]
+    return [Hit(int(ids[i]), paths[i], float(scores[i])) for i in best]

@@ -1,0 +1,186 @@
+"""PostgreSQL + pgvector back-end (psycopg 3): tables in the ``clipforge`` schema, a ``vector(D)`` column with an
+HNSW cosine index, searches as ``ORDER BY embedding <=> query LIMIT k``. Several machines can index into one
+server at once: every batch is one transaction and schema changes hold an advisory lock."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from typing import Sequence
+
+import numpy as np
+
+from clipforge.errors import InputError, require
+from clipforge.index import schema
+from clipforge.index.base import Hit, ModelRecord, Row, Stored, Touch
+
+MODEL_COLUMNS = ("family", "source", "folder", "manifest_sha256", "embed_dim", "preprocessing")
+LOCK_KEY = 0x636C6970  # advisory lock id for schema changes ("clip")
+DEFAULT_EF_SEARCH = 100  # HNSW candidate list per query; docs/index.md has the recall it gives
+
+
+def is_postgres_url(db) -> bool:
+    return isinstance(db, str) and db.startswith(("postgresql://", "postgres://"))
+
+
+def redact(url: str) -> str:
+    return re.sub(r"://([^:/@]*):[^@]*@", r"://\1:***@", url)
+
+
+class PostgresBackend:
+    def __init__(self, url: str, ef_search: int = DEFAULT_EF_SEARCH):
+        psycopg = require("psycopg", "index")
+        self.where, self.ef_search = redact(url), int(ef_search)
+        self._lock = threading.RLock()
+        try:
+            self.conn = psycopg.connect(url, autocommit=True)
+        except psycopg.Error as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InputError(f"cannot connect to {self.where} ({first}); check the URL and that the server "
+                             "runs") from exc
+        self._vector_ready = False
+        if self._table_exists("meta"):
+            if schema.pending(schema.POSTGRES, self._version(), self.where):
+                self._migrate(dim=None)
+            self._register_vector()
+
+    # --- schema -------------------------------------------------------------------------------------------
+    def _table_exists(self, name: str) -> bool:
+        return self.conn.execute("SELECT to_regclass(%s)", (f"clipforge.{name}",)).fetchone()[0] is not None
+
+    def _migrate(self, dim: int | None) -> None:
+        """Apply the missing schema steps (``dim`` is needed only when creating the images table)."""
+        with self._lock, self.conn.transaction():
+            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+            self.conn.execute("CREATE SCHEMA IF NOT EXISTS clipforge")
+            self.conn.execute("CREATE TABLE IF NOT EXISTS clipforge.meta (key text PRIMARY KEY, value text NOT NULL)")
+            steps = schema.pending(schema.POSTGRES, self._version(), self.where)
+            if steps and steps[0][0] == 1 and dim is None:
+                return  # the images table needs the model's dim: created when the first model is recorded
+            if dim is None and self._table_exists("model"):
+                dim = self.conn.execute("SELECT embed_dim FROM clipforge.model WHERE id = 1").fetchone()[0]
+            for version, statements in steps:
+                for statement in statements:
+                    self.conn.execute(statement.format(dim=dim))
+                self.conn.execute("INSERT INTO clipforge.meta (key, value) VALUES ('schema_version', %s) "
+                                  "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(version),))
+        self._register_vector()
+
+    def _version(self) -> int:
+        row = self.conn.execute("SELECT value FROM clipforge.meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _register_vector(self) -> None:
+        if not self._vector_ready and self._table_exists("images"):
+            require("pgvector.psycopg", "index").register_vector(self.conn)
+            self._vector_ready = True
+
+    # --- model --------------------------------------------------------------------------------------------
+    def model_record(self) -> ModelRecord | None:
+        with self._lock:
+            if not self._table_exists("model"):
+                return None
+            row = self.conn.execute(f"SELECT {', '.join(MODEL_COLUMNS)} FROM clipforge.model WHERE id = 1").fetchone()
+        if row is None:
+            return None
+        values = dict(zip(MODEL_COLUMNS, row))
+        if isinstance(values["preprocessing"], str):
+            values["preprocessing"] = json.loads(values["preprocessing"])
+        return ModelRecord(**values)
+
+    def set_model_record(self, record: ModelRecord) -> None:
+        self._migrate(dim=record.embed_dim)
+        values = [getattr(record, c) for c in MODEL_COLUMNS]
+        values[-1] = json.dumps(record.preprocessing, sort_keys=True)
+        with self._lock:
+            self.conn.execute(f"INSERT INTO clipforge.model (id, {', '.join(MODEL_COLUMNS)}) "
+                              f"VALUES (1, {', '.join(['%s'] * len(MODEL_COLUMNS))}) ON CONFLICT (id) DO NOTHING",
+                              values)
+
+    # --- rows ---------------------------------------------------------------------------------------------
+    def files(self) -> dict[str, Stored]:
+        if not self._vector_ready:
+            return {}
+        with self._lock:
+            rows = self.conn.execute("SELECT path, size, mtime, sha256 FROM clipforge.images").fetchall()
+        return {path: Stored(size, mtime, sha) for path, size, mtime, sha in rows}
+
+    def apply(self, upserts: Sequence[Row] = (), touches: Sequence[Touch] = (),
+              removals: Sequence[str] = ()) -> int:
+        if not self._vector_ready:
+            raise InputError(f"{self.where} has no clipforge index yet; record a model first (index some images)")
+        with self._lock, self.conn.transaction(), self.conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO clipforge.images (path, size, mtime, sha256, embedding) VALUES (%s, %s, %s, %s, %s) "
+                "ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime = excluded.mtime, "
+                "sha256 = excluded.sha256, embedding = excluded.embedding, indexed_at = now()",
+                [(r.path, r.size, r.mtime, r.sha256, np.asarray(r.embedding, np.float32)) for r in upserts])
+            if touches:
+                cur.executemany("UPDATE clipforge.images SET size = %s, mtime = %s WHERE path = %s",
+                                [(t.size, t.mtime, t.path) for t in touches])
+            removed = 0
+            if removals:
+                cur.execute("DELETE FROM clipforge.images WHERE path = ANY(%s)", (list(removals),))
+                removed = cur.rowcount
+            if upserts or touches or removed:
+                cur.execute("UPDATE clipforge.meta SET value = (value::bigint + 1)::text WHERE key = 'generation'")
+        return removed
+
+    # --- search -------------------------------------------------------------------------------------------
+    def search(self, query: np.ndarray, k: int) -> list[Hit]:
+        if not self._vector_ready:
+            return []
+        vector = np.asarray(query, np.float32)
+        with self._lock:
+            self._set_ef_search(max(self.ef_search, int(k)))  # HNSW returns at most ef_search rows
+            rows = self.conn.execute(
+                "SELECT id, path, 1 - (embedding <=> %s) FROM clipforge.images ORDER BY embedding <=> %s LIMIT %s",
+                (vector, vector, int(k))).fetchall()
+        return [Hit(int(i), p, float(s)) for i, p, s in rows]
+
+    def _set_ef_search(self, value: int) -> None:
+        """A session setting, sent only when it changes (one round trip per search, not four)."""
+        if getattr(self, "_ef_session", None) != value:
+            self.conn.execute(f"SET hnsw.ef_search = {int(value)}")
+            self._ef_session = value
+
+    def vectors(self) -> tuple[np.ndarray, list[str], np.ndarray]:
+        if not self._vector_ready:
+            return np.zeros(0, np.int64), [], np.zeros((0, 0), np.float32)
+        with self._lock:
+            rows = self.conn.execute("SELECT id, path, embedding FROM clipforge.images ORDER BY id").fetchall()
+        ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+        matrix = np.stack([_array(r[2]) for r in rows]) if rows else np.zeros((0, 0), np.float32)
+        return ids, [r[1] for r in rows], matrix
+
+    def path_of(self, image_id: int) -> str | None:
+        if not self._vector_ready:
+            return None
+        with self._lock:
+            row = self.conn.execute("SELECT path FROM clipforge.images WHERE id = %s", (int(image_id),)).fetchone()
+        return row[0] if row else None
+
+    def count(self) -> int:
+        if not self._vector_ready:
+            return 0
+        with self._lock:
+            return int(self.conn.execute("SELECT count(*) FROM clipforge.images").fetchone()[0])
+
+    def info(self) -> dict:
+        version = None
+        with self._lock:
+            if self._table_exists("meta"):
+                row = self.conn.execute("SELECT value FROM clipforge.meta WHERE key = 'schema_version'").fetchone()
+                version = int(row[0]) if row else None
+        return {"backend": "postgresql", "db": self.where, "schema_version": version,
+                "search": f"pgvector HNSW cosine (ef_search {self.ef_search})"}
+
+    def close(self) -> None:
+        with self._lock:
+            self.conn.close()
+
+
+def _array(value) -> np.ndarray:
+    """pgvector returns ``Vector`` objects (binary results) or numpy arrays, depending on the format."""
+    return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, np.float32)

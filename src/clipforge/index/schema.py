@@ -1,0 +1,66 @@
+"""The index schema as data: per back-end, an ordered list of (version, statements). A database records the
+version it is at (``meta.schema_version``); opening it applies the missing steps in one transaction, and a
+database newer than this clipforge is refused. Add a step, never edit a released one.
+
+Both back-ends hold the same three tables (PostgreSQL keeps them in the ``clipforge`` schema):
+
+- ``meta(key, value)``: ``schema_version`` and ``generation`` (bumped by every write, so readers know when a
+  cached copy of the vectors is stale);
+- ``model``: one row describing the model whose embeddings the database holds;
+- ``images``: one row per indexed file, keyed by path, with its size, mtime, content sha256 and the
+  L2-normalised embedding (SQLite: float32 little-endian blob; PostgreSQL: ``vector(D)`` with an HNSW index).
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+SQLITE: list[tuple[int, list[str]]] = [
+    (1, [
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """CREATE TABLE model (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            family TEXT NOT NULL, source TEXT NOT NULL, folder TEXT NOT NULL,
+            manifest_sha256 TEXT NOT NULL, embed_dim INTEGER NOT NULL, preprocessing TEXT NOT NULL,
+            created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)""",
+        """CREATE TABLE images (
+            id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL UNIQUE, size INTEGER NOT NULL, mtime REAL NOT NULL, sha256 TEXT NOT NULL,
+            embedding BLOB NOT NULL,
+            indexed_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)""",
+        "CREATE INDEX images_sha256 ON images (sha256)",
+        "INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', '0')",
+    ]),
+]
+
+# ``{dim}`` is the model's embedding size, known when the first model is recorded.
+POSTGRES: list[tuple[int, list[str]]] = [
+    (1, [
+        "CREATE EXTENSION IF NOT EXISTS vector",
+        "CREATE TABLE IF NOT EXISTS clipforge.meta (key text PRIMARY KEY, value text NOT NULL)",
+        """CREATE TABLE clipforge.model (
+            id integer PRIMARY KEY CHECK (id = 1),
+            family text NOT NULL, source text NOT NULL, folder text NOT NULL,
+            manifest_sha256 text NOT NULL, embed_dim integer NOT NULL, preprocessing jsonb NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT now())""",
+        """CREATE TABLE clipforge.images (
+            id bigserial PRIMARY KEY,
+            path text NOT NULL UNIQUE, size bigint NOT NULL, mtime double precision NOT NULL,
+            sha256 text NOT NULL, embedding vector({dim}) NOT NULL,
+            indexed_at timestamptz NOT NULL DEFAULT now())""",
+        "CREATE INDEX images_sha256 ON clipforge.images (sha256)",
+        "CREATE INDEX images_embedding_hnsw ON clipforge.images USING hnsw (embedding vector_cosine_ops)",
+        "INSERT INTO clipforge.meta (key, value) VALUES ('generation', '0') ON CONFLICT DO NOTHING",
+    ]),
+]
+
+
+def pending(steps: list[tuple[int, list[str]]], current: int, where: str) -> list[tuple[int, list[str]]]:
+    """The steps after ``current``; a database written by a newer clipforge is refused."""
+    latest = steps[-1][0]
+    if current > latest:
+        from clipforge.errors import InputError
+
+        raise InputError(f"{where} has index schema version {current}, newer than this clipforge reads "
+                         f"({latest}); upgrade clipforge")
+    return [(version, statements) for version, statements in steps if version > current]

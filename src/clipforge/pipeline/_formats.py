@@ -1,0 +1,5 @@
+"""Byte markers of the two image formats the pipeline graphs decode (shared by the graph builder and the runner;
+no onnx needed)."""
+
+PNG_SIGNATURE = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+JPEG_START, JPEG_END = [0xFF, 0xD8, 0xFF], [0xFF, 0xD9]

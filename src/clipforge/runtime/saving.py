@@ -1,0 +1,33 @@
+"""``ZeroShotModel.save_pretrained``: the loaded model as one exported folder (export's layout), atomically."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+from clipforge._io import atomic_dir, check_output, file_hashes
+from clipforge.specs import ROLES
+
+SKIP = {"manifest.json", "model.onnx", "model.onnx.data"}
+
+
+def save_folder(model, out: Path, force: bool = False) -> Path:
+    """Encoders to ``OUT/<role>/model.onnx`` (with their external-data file), the tokenizer/processor files and
+    ``build.json`` of the manifest's folder, and a manifest whose ``encoders`` and ``files`` describe the copy."""
+    check_output(out, force)
+    with atomic_dir(out, force) as tmp:
+        for role in ROLES:
+            src = Path(model.paths[role])
+            (tmp / role).mkdir()
+            shutil.copy2(src, tmp / role / "model.onnx")
+            data = src.with_name(src.name + ".data")
+            if data.is_file():
+                shutil.copy2(data, tmp / role / data.name)
+        for item in model.folder.iterdir():
+            if item.is_file() and item.name not in SKIP:
+                shutil.copy2(item, tmp / item.name)
+        manifest = dataclasses.replace(model.manifest, encoders={r: f"{r}/model.onnx" for r in ROLES})
+        manifest.files = file_hashes(tmp)
+        (tmp / "manifest.json").write_text(manifest.to_json())
+    return out
