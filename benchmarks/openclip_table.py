@@ -82,7 +82,8 @@ def markdown(rows: list[dict]) -> str:
         towers = r.get("towers") or {}
         tower = " / ".join(str(towers.get(k, "")) for k in ("image-encoder", "text-encoder")) if towers else ""
         diff = f"{r['max_abs_diff']:.1e}" if "max_abs_diff" in r else ""
-        lines.append(f"| {r['arch']} | {'yes' if r['exports'] else 'no'} | {tower} | {diff} | "
+        exports = {True: "yes", False: "no", None: "?"}[r["exports"]]
+        lines.append(f"| {r['arch']} | {exports} | {tower} | {diff} | "
                      f"{r.get('export_seconds', '')} | {r.get('params_m', '')} | {r.get('reason', '')} |")
     return "\n".join(lines)
 
@@ -94,14 +95,18 @@ def main() -> None:
     parser.add_argument("--max-params-m", type=float, default=200.0)
     parser.add_argument("--only", default=None)
     parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--static-only", action="store_true", help="only the rows known without an export")
     args = parser.parse_args()
     done = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.is_file() else []
-    if args.markdown:
-        print(markdown(done))
-        return
     from clipforge.export.openclip_io import import_open_clip
 
     open_clip = import_open_clip()
+    if args.markdown:
+        seen = {r["arch"] for r in done}
+        missing = [{"arch": a, "exports": None, "reason": "not measured in this run (time on 2 shared cores)"}
+                   for a in open_clip.list_models() if a not in seen]
+        print(markdown(done + missing))
+        return
     seen = {r["arch"] for r in done}
     archs = args.only.split(",") if args.only else open_clip.list_models()
     for arch in [a for a in archs if a not in seen]:
@@ -112,6 +117,8 @@ def main() -> None:
             row = {"arch": arch, "exports": False,
                    "reason": f"not supported yet: its tokenizer is HF's {hf_tokenizer} (only open_clip's CLIP BPE "
                              "is reproduced without torch)"}
+        elif args.static_only:
+            continue
         elif size > args.max_params_m:
             row = {"arch": arch, "exports": False,
                    "reason": f"skipped: ~{size:.0f}M parameters estimated, over the {args.max_params_m:.0f}M limit "
