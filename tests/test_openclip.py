@@ -244,3 +244,12 @@ def test_int8_static_on_trained_resnet_within_1pp(trained_resnet, shapes_dataset
     stage = result.report["roles"]["image-encoder"]["stages"][0]
     assert stage["stage"] == "quantize:int8-static" and "Conv" in stage["op_types"]
     assert stage["ops"].get("QLinearConv", 0) + stage["ops"].get("DequantizeLinear", 0) > 0
+
+
+def test_export_pipeline_refuses_open_clip_up_front(sources, tmp_path, capsys):
+    from clipforge.cli.main import main
+
+    source, _ = sources["resnet-hub"]
+    assert main(["export-pipeline", source, "-o", str(tmp_path / "p"), "-q"]) == 2
+    assert "no pipeline preset is for openclip" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

@@ -84,6 +84,18 @@ def openclip_source(model: str | Path, revision: str | None = None) -> OpenClipS
     return None
 
 
+def looks_like_openclip(model: str | Path) -> bool:
+    """Whether ``model`` names an open_clip source, without downloading or loading anything."""
+    text = str(model)
+    if text.startswith((OPENCLIP_HUB_PREFIX, "local-dir:")):
+        return True
+    path = Path(text).expanduser()
+    if is_openclip_folder(path) or is_weights_file(path):
+        return True
+    match = _ARCH_PREFIX.match(text)
+    return bool(match) and is_weights_file(Path(match.group(2)).expanduser())
+
+
 def _download_openclip(repo_id: str, revision: str | None) -> Path:
     if not looks_like_hub_id(repo_id):
         raise ModelNotFoundError(f"hf-hub:{repo_id} is not a hub id; pass hf-hub:org/name")
