@@ -136,10 +136,14 @@ class OpenClipFamily(Family):
         )
 
     def embed_dim(self, model) -> int:
-        import torch
-
-        with torch.no_grad():
-            return int(model.get_text_features(torch.zeros(1, 1, dtype=torch.long).fill_(0)).shape[-1])
+        """The projected width, read from the text projection (a matrix [width, dim] or a Linear)."""
+        inner = model.inner
+        proj = getattr(inner, "text_projection", None)
+        if proj is None:
+            proj = getattr(getattr(inner, "text", None), "text_projection", None)
+        if proj is None:
+            return int(inner.visual.output_dim)
+        return int(proj.out_features if hasattr(proj, "out_features") else proj.shape[-1])
 
     def tower_info(self, model, role: str) -> dict:
         if role == "image-encoder":
