@@ -81,7 +81,8 @@ def test_token_ids_equal_open_clip(exported):
     reference = open_clip.SimpleTokenizer()
     tok = ZeroShotModel.from_onnx(exported["resnet-hub"]).tokenizer
     texts = CORPUS + _random_texts(seed=3, count=200, max_parts=25) + [
-        "&amp;lt;b&amp;gt; html &quot;twice&quot;", "mojibake: cafÃ© rÃ©sumÃ©", "<end_of_text> literal <START_OF_TEXT>",
+        "&amp;lt;b&amp;gt; html &quot;twice&quot;", "mojibake: cafÃ© rÃ©sumÃ©",
+        "<end_of_text> literal <START_OF_TEXT>",
         "ﬁ\u0085next\u2028line\u001c sep", "x!<end_of_text>y"]
     assert tok.encode(texts).input_ids.tolist() == reference(texts).tolist()
     for text in texts[:25]:  # one at a time too

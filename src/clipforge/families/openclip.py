@@ -3,7 +3,8 @@ ModifiedResNet image towers. Sources are described in ``clipforge.hub`` (``openc
 
 Export runs ``model.encode_image`` / ``model.encode_text`` (projected, not normalised). The text tower takes
 ``input_ids`` only, padded to the context length (open_clip adds every position embedding and a fixed-size
-causal mask; pooling is at the end-of-text token, the highest id, for CLIP text towers). Pre-processing is the checkpoint's ``preprocess_cfg`` through
+causal mask; pooling is at the end-of-text token, the highest id, for CLIP text towers). Pre-processing is the
+checkpoint's ``preprocess_cfg`` through
 torchvision (``ImageSpec.convention = "torchvision"``); tokenization is open_clip's ``SimpleTokenizer``
 (``TextSpec.kind = "openclip"``). Both are recorded in the manifest so the export runs without torch or open_clip.
 """
