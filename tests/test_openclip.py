@@ -254,3 +254,9 @@ def test_export_pipeline_refuses_open_clip_up_front(sources, tmp_path, capsys):
     assert main(["export-pipeline", source, "-o", str(tmp_path / "p"), "-q"]) == 2
     assert "no pipeline preset is for openclip" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_perf_feeds_open_clip_text_graphs_their_fixed_length(exported):
+    from clipforge.perf.worker import _fixed_text_length
+
+    assert _fixed_text_length(str(exported["vit-hub"] / "text-encoder" / "model.onnx")) == 77

@@ -27,12 +27,26 @@ def _onnx_call(args):
     from clipforge.runtime.sessions import SessionConfig, make_session
 
     session = make_session(args.model, SessionConfig(device=args.device, threads=args.threads))
+    args.text_length = _fixed_text_length(args.model) or args.text_length
     feed = {}
     for inp in session.get_inputs():
         dims = [d if isinstance(d, int) and d > 0 else None for d in inp.shape]
         args.batch = dims[0] or args.batch
         feed[inp.name] = _synthetic(inp.name, [args.batch, *dims[1:]], args.text_length)
     return lambda: session.run(None, feed)
+
+
+def _fixed_text_length(model: str) -> int | None:
+    """The context length when the export's manifest pads texts to it (open_clip graphs need exactly that)."""
+    from pathlib import Path
+
+    from clipforge.specs import Manifest
+
+    folder = Path(model).parent.parent
+    if not (folder / "manifest.json").is_file():
+        return None
+    text = Manifest.load(folder).text
+    return text.context_length if text.padding == "max_length" else None
 
 
 def _synthetic(name: str, shape: list, text_length: int) -> np.ndarray:
