@@ -9,6 +9,10 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import pytest  # noqa: E402
 
+from clipforge._torchvision import ensure_torchvision  # noqa: E402
+
+ensure_torchvision()  # before any test imports transformers (which imports torchvision once it is installed)
+
 from clipforge.registry import get_family, list_families  # noqa: E402
 
 
@@ -30,6 +34,15 @@ def tiny_checkpoints(tmp_path_factory):
     """One tiny random-weight checkpoint folder per registered family, built once per session."""
     root = tmp_path_factory.mktemp("tiny")
     return {name: get_family(name).save_tiny_checkpoint(root / name) for name in list_families()}
+
+
+HF_FAMILIES = ("clip", "siglip")  # transformers-format families; open_clip has its own tests (test_openclip.py)
+
+
+@pytest.fixture(scope="session")
+def hf_checkpoints(tiny_checkpoints):
+    """The tiny checkpoints of the families in transformers' format (tokenizer/processor files, config.json)."""
+    return {name: tiny_checkpoints[name] for name in HF_FAMILIES}
 
 
 @pytest.fixture(scope="session")

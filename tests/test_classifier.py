@@ -17,9 +17,9 @@ LABELS = ["red circle", "blue square", "green cross", "a dog"]
 
 
 @pytest.fixture(scope="module")
-def exported(tiny_checkpoints, tmp_path_factory):
+def exported(hf_checkpoints, tmp_path_factory):
     root = tmp_path_factory.mktemp("clf")
-    return {f: export_model(p, root / f, show_progress=False).path for f, p in tiny_checkpoints.items()}
+    return {f: export_model(p, root / f, show_progress=False).path for f, p in hf_checkpoints.items()}
 
 
 def test_scores_match_runtime_classify(exported, tiny_checkpoint, tmp_path):

@@ -44,7 +44,7 @@ def independent_topk(folder, dataset, templates: list[str]) -> tuple[float, floa
     """Zero-shot top-1/top-5 with transformers only: the HF processor and tokenizer, get_*_features, prompt
     ensemble = mean of normalised prompt embeddings, renormalised; SigLIP text padded to max_length as HF does."""
     model = AutoModel.from_pretrained(folder).eval()
-    proc, tok = AutoImageProcessor.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
+    proc, tok = AutoImageProcessor.from_pretrained(folder, backend="pil"), AutoTokenizer.from_pretrained(folder)
     siglip = model.config.model_type == "siglip"
     length = model.config.text_config.max_position_embeddings
     padding = {"padding": "max_length", "max_length": length} if siglip else {"padding": True}

@@ -1,7 +1,8 @@
 """numpy/Pillow pre-processing vs the HF image processors: bit-identical pixel arrays.
 
-torchvision is not installed (PyPI's build does not import beside torch 2.13 here), so transformers 5 uses its
-PIL backend (CLIPImageProcessorPil / SiglipImageProcessorPil): that backend is the reference for these tests.
+The reference is transformers 5's PIL backend (CLIPImageProcessorPil / SiglipImageProcessorPil), requested
+explicitly: with torchvision installed transformers defaults to its torchvision processors, which the runtime does
+not reproduce bit for bit (``test_torchvision_processors_are_close`` states how close they are).
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ def processor(request, tiny_checkpoints, tmp_path_factory):
     config = json.loads((tiny_checkpoints[family] / "preprocessor_config.json").read_text())
     folder = tmp_path_factory.mktemp(name)
     (folder / "preprocessor_config.json").write_text(json.dumps({**config, **changes}))
-    proc = AutoImageProcessor.from_pretrained(folder)
-    assert type(proc).__name__.endswith("Pil")  # the PIL backend is the reference (no torchvision here)
+    proc = AutoImageProcessor.from_pretrained(folder, backend="pil")
+    assert type(proc).__name__.endswith("Pil")  # the PIL backend is the reference
     return proc
 
 
@@ -92,12 +93,12 @@ def test_spec_from_the_family_matches_the_processor(tiny_checkpoint):
     family, folder = tiny_checkpoint
     image = _image("RGBA", (50, 70))
     spec = get_family(family).image_spec(folder)
-    want = AutoImageProcessor.from_pretrained(folder)(images=[image], return_tensors="np")["pixel_values"]
+    want = AutoImageProcessor.from_pretrained(folder, backend="pil")(images=[image], return_tensors="np")["pixel_values"]
     np.testing.assert_array_equal(preprocess([image], spec), want)
 
 
 def test_single_image_and_empty_batch(tiny_clip):
-    proc = AutoImageProcessor.from_pretrained(tiny_clip)
+    proc = AutoImageProcessor.from_pretrained(tiny_clip, backend="pil")
     spec = image_spec_from_processor(proc)
     assert preprocess(_image("RGB", (40, 50)), spec).shape == (1, 3, *spec.output_size)
     assert preprocess([], spec).shape == (0, 3, *spec.output_size)
@@ -112,7 +113,7 @@ def _encoded(image: Image.Image, fmt: str, **kwargs) -> bytes:
 
 def test_paths_and_bytes_load_like_hf(tmp_path, tiny_clip):
     """A path goes through HF's ``load_image`` inside the processor: EXIF rotation, convert('RGB')."""
-    proc = AutoImageProcessor.from_pretrained(tiny_clip)
+    proc = AutoImageProcessor.from_pretrained(tiny_clip, backend="pil")
     spec = image_spec_from_processor(proc)
     exif = Image.Exif()
     exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise
@@ -150,3 +151,28 @@ def test_bad_files_name_the_culprit(tmp_path):
         load_image(b"\x00\x01garbage")
     with pytest.raises(InputError, match="pass a PIL image, a path or bytes"):
         load_image(42)
+
+
+def test_torchvision_processors_are_close(tiny_checkpoints):
+    """transformers' torchvision ("fast") processors vs the runtime (= the PIL ones): max pixel difference and
+    the tiny models' image-embedding cosine, over the RGB sizes above."""
+    import torch
+    from transformers import AutoModel
+
+    from clipforge._torchvision import ensure_torchvision
+
+    if ensure_torchvision() == "absent":
+        pytest.skip("torchvision is not installed: transformers uses the PIL processors")
+    images = [_image("RGB", size, seed=size[0]) for size in SIZES if min(size) >= 7]
+    for family in ("clip", "siglip"):
+        folder = tiny_checkpoints[family]
+        fast = AutoImageProcessor.from_pretrained(folder, backend="torchvision")
+        want = fast(images=images, return_tensors="np")["pixel_values"]
+        got = preprocess(images, image_spec_from_processor(AutoImageProcessor.from_pretrained(folder, backend="pil")))
+        diff = float(np.abs(got - want).max())
+        model = AutoModel.from_pretrained(folder).eval()
+        with torch.no_grad():
+            a, b = (model.get_image_features(pixel_values=torch.from_numpy(p)).pooler_output for p in (got, want))
+        cosine = float(torch.nn.functional.cosine_similarity(a, b).min())
+        print(f"{family}: max pixel diff {diff:.3f}, min embedding cosine {cosine:.6f}")
+        assert diff <= 0.05 and cosine >= 0.9995, (family, diff, cosine)  # measured: 0.015/0.008, 0.99999/0.99989

@@ -14,9 +14,9 @@ LABELS = ["red circle", "blue square", "green triangle", "a dog", "a very long l
 
 
 @pytest.fixture(scope="module")
-def exported(tiny_checkpoints, tmp_path_factory):
+def exported(hf_checkpoints, tmp_path_factory):
     root = tmp_path_factory.mktemp("rt")
-    return {f: export_model(p, root / f, show_progress=False).path for f, p in tiny_checkpoints.items()}
+    return {f: export_model(p, root / f, show_progress=False).path for f, p in hf_checkpoints.items()}
 
 
 def _images(n, seed=0):
@@ -141,7 +141,8 @@ def _torch_reference(folder, family, images, texts):
 
     padding = {"padding": "max_length"} if family == "siglip" else {"padding": True}
     tok = AutoTokenizer.from_pretrained(folder)(texts, return_tensors="np", **padding)
-    pixels = AutoImageProcessor.from_pretrained(folder)(images=images, return_tensors="np")["pixel_values"]
+    processor = AutoImageProcessor.from_pretrained(folder, backend="pil")  # the processor the runtime reproduces
+    pixels = processor(images=images, return_tensors="np")["pixel_values"]
     feed = {"input_ids": tok["input_ids"], "pixel_values": pixels}
     if family == "clip":
         feed["attention_mask"] = tok["attention_mask"]

@@ -50,10 +50,10 @@ HF_CALL = {"clip": {"padding": True, "truncation": True},
 
 
 @pytest.fixture(scope="module")
-def runtime_folders(tiny_checkpoints, tmp_path_factory):
+def runtime_folders(hf_checkpoints, tmp_path_factory):
     """family -> (folder written by save_runtime_tokenizer, TextSpec read by the family)."""
     out = {}
-    for name, checkpoint in tiny_checkpoints.items():
+    for name, checkpoint in hf_checkpoints.items():
         family = get_family(name)
         tokenizer = family.load_tokenizer(checkpoint)
         folder = tmp_path_factory.mktemp(f"tok-{name}")

@@ -1,7 +1,18 @@
-"""Resolve a model argument (hub id or local folder) to a local checkpoint folder."""
+"""Resolve a model argument to local files: a HF hub id or ``save_pretrained`` folder, or an open_clip source.
+
+open_clip sources (``openclip_source``; no torch needed to recognise them):
+- a folder in open_clip's hub layout (``open_clip_config.json`` + ``open_clip_model.safetensors`` or
+  ``open_clip_pytorch_model.bin``), or ``hf-hub:org/name`` of one (downloaded once, cached by huggingface_hub);
+- a weights file (``.pt``, ``.pth``, ``.bin``, ``.safetensors``): read as an OpenAI CLIP file (TorchScript archive
+  or plain state dict; the architecture is inferred from the weights, QuickGELU as OpenAI trained them);
+- ``ARCH:FILE``: an open_clip architecture name and a weights file, built as
+  ``open_clip.create_model(ARCH, pretrained=FILE)`` does.
+"""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from clipforge.errors import ModelNotFoundError
@@ -21,6 +32,80 @@ CHECKPOINT_FILES = [
 ]
 
 
+OPENCLIP_HUB_PREFIX = "hf-hub:"
+OPENCLIP_CONFIG = "open_clip_config.json"
+OPENCLIP_FILES = [OPENCLIP_CONFIG, "open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
+_ARCH_PREFIX = re.compile(r"^([A-Za-z0-9][\w.\-]+):(.+)$")  # two characters at least: not a Windows drive
+
+
+@dataclass(frozen=True)
+class OpenClipSource:
+    """Where an open_clip model comes from: a hub-layout folder, or a weights file (with ``arch`` or without:
+    then an OpenAI CLIP file)."""
+
+    path: Path
+    arch: str | None = None
+
+    @property
+    def is_folder(self) -> bool:
+        return self.path.is_dir()
+
+
+def is_openclip_folder(path: Path) -> bool:
+    return path.is_dir() and (path / OPENCLIP_CONFIG).is_file()
+
+
+def is_weights_file(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in WEIGHT_SUFFIXES
+
+
+def openclip_source(model: str | Path, revision: str | None = None) -> OpenClipSource | None:
+    """The open_clip source ``model`` names, or None when it is no open_clip source (a HF checkpoint, an
+    exported folder, a hub id). ``hf-hub:`` ids are downloaded here."""
+    text = str(model)
+    if text.startswith(OPENCLIP_HUB_PREFIX):
+        return OpenClipSource(_download_openclip(text[len(OPENCLIP_HUB_PREFIX):], revision))
+    if text.startswith("local-dir:"):  # open_clip's own spelling of a hub-layout folder
+        text = text[len("local-dir:"):]
+        if not is_openclip_folder(Path(text).expanduser()):
+            raise ModelNotFoundError(f"{model}: {text} is not a folder with {OPENCLIP_CONFIG}")
+    path = Path(text).expanduser()
+    if is_openclip_folder(path) or is_weights_file(path):
+        return OpenClipSource(path)
+    match = _ARCH_PREFIX.match(text)
+    if match and not text.startswith(("http:", "https:")):
+        arch, rest = match.groups()
+        weights = Path(rest).expanduser()
+        if not is_weights_file(weights):
+            what = "does not exist" if not weights.exists() else f"is not a weights file ({', '.join(WEIGHT_SUFFIXES)})"
+            raise ModelNotFoundError(f"{model}: {rest} {what}; pass ARCH:/path/to/weights.pt")
+        return OpenClipSource(weights, arch)
+    return None
+
+
+def looks_like_openclip(model: str | Path) -> bool:
+    """Whether ``model`` names an open_clip source, without downloading or loading anything."""
+    text = str(model)
+    if text.startswith((OPENCLIP_HUB_PREFIX, "local-dir:")):
+        return True
+    path = Path(text).expanduser()
+    if is_openclip_folder(path) or is_weights_file(path):
+        return True
+    match = _ARCH_PREFIX.match(text)
+    return bool(match) and is_weights_file(Path(match.group(2)).expanduser())
+
+
+def _download_openclip(repo_id: str, revision: str | None) -> Path:
+    if not looks_like_hub_id(repo_id):
+        raise ModelNotFoundError(f"hf-hub:{repo_id} is not a hub id; pass hf-hub:org/name")
+    folder, _ = _download(repo_id, revision, OPENCLIP_FILES)
+    if not (folder / OPENCLIP_CONFIG).is_file():
+        raise ModelNotFoundError(f"hf-hub:{repo_id} has no {OPENCLIP_CONFIG}; it is not an open_clip checkpoint "
+                                 "(a transformers checkpoint is passed without the hf-hub: prefix)")
+    return folder
+
+
 def looks_like_hub_id(name: str) -> bool:
     parts = str(name).split("/")
     return len(parts) == 2 and all(parts) and not str(name).startswith((".", "/", "~"))
@@ -28,21 +113,25 @@ def looks_like_hub_id(name: str) -> bool:
 
 def resolve_checkpoint(model: str | Path, revision: str | None = None) -> tuple[Path, str | None]:
     """Return (local folder, resolved revision). Hub ids download on first use and are cached by huggingface_hub."""
+    source = openclip_source(model, revision)
+    if source is not None:
+        return source.path, revision
     path = Path(model).expanduser()
     if path.exists():
         if not path.is_dir():
-            raise ModelNotFoundError(f"{model} is a file; pass a checkpoint folder (with config.json) or a hub id")
+            raise ModelNotFoundError(f"{model} is a file but not a weights file ({', '.join(WEIGHT_SUFFIXES)}); pass a "
+                                    "checkpoint folder (with config.json), a hub id or an open_clip source")
         return path, revision
     if not looks_like_hub_id(str(model)):
         raise ModelNotFoundError(f"model folder {model} does not exist; pass an existing folder or a hub id")
     return _download(str(model), revision)
 
 
-def _download(repo_id: str, revision: str | None) -> tuple[Path, str | None]:
+def _download(repo_id: str, revision: str | None, patterns: list[str] = CHECKPOINT_FILES) -> tuple[Path, str | None]:
     from huggingface_hub import snapshot_download
 
     try:
-        folder = snapshot_download(repo_id, revision=revision, allow_patterns=CHECKPOINT_FILES)
+        folder = snapshot_download(repo_id, revision=revision, allow_patterns=patterns)
     except Exception as exc:  # offline, unknown repo, gated, network error: all end here
         reason = type(exc).__name__
         raise ModelNotFoundError(

@@ -48,7 +48,12 @@ def family_for_model_type(model_type: str) -> "Family":
 
 
 def family_for_checkpoint(folder: str | Path) -> "Family":
-    """Find the family from a checkpoint folder's ``config.json``."""
+    """Find the family from a checkpoint folder's ``config.json``; open_clip folders (``open_clip_config.json``)
+    and weights files are the ``openclip`` family."""
+    from clipforge.hub import is_openclip_folder, is_weights_file
+
+    if is_openclip_folder(Path(folder)) or is_weights_file(Path(folder)):
+        return get_family("openclip")
     config = Path(folder) / "config.json"
     if not config.is_file():
         raise InputError(f"{folder} has no config.json; pass a folder written by save_pretrained")

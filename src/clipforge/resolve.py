@@ -35,6 +35,10 @@ def cache_key(model: str, revision: str | None, options: dict) -> str:
                                 if p.is_file())
         parts["model"] = str(folder.resolve())
         model = folder.resolve().name
+    elif folder.is_file():  # an open_clip weights file
+        parts["files"] = [(folder.name, folder.stat().st_size, int(folder.stat().st_mtime))]
+        parts["model"] = str(folder.resolve())
+        model = folder.name
     digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
     name = str(model).rstrip("/").replace("/", "--").replace("\\", "--")[-60:]
     return f"{name}-{digest}"

@@ -17,8 +17,14 @@ DYNAMIC_AXES = ("batch_size", "sequence_length")
 # Fields older manifests carried that nothing reads (pooling happens inside the exported graph; no bos is added
 # by clipforge's tokenizers beyond what tokenizer.json does): dropped on load.
 DROPPED_TEXT_FIELDS = ("bos_id", "pooling", "strip_punctuation")
-# "bpe": CLIP byte-level BPE through tokenizer.json; "sentencepiece": SigLIP's canonicalisation + SentencePiece
-TOKENIZER_KINDS = ("bpe", "sentencepiece")
+# "bpe": CLIP byte-level BPE through tokenizer.json; "sentencepiece": SigLIP's canonicalisation + SentencePiece;
+# "openclip": open_clip's text cleaning (ftfy, HTML unescape, whitespace, lower-case) then the same byte-level BPE
+TOKENIZER_KINDS = ("bpe", "sentencepiece", "openclip")
+# "hf": transformers' image processors (RGB first, alpha onto white; floor crop offsets; x * (1/255) in float64);
+# "torchvision": open_clip's torchvision transform (resize in the image's own mode, crop offsets rounded half to
+# even, then convert("RGB"); x / 255 in float32)
+IMAGE_CONVENTIONS = ("hf", "torchvision")
+RESIZE_MODES = ("shortest_edge", "exact", "none", "fit_shortest", "fit_longest")
 MANIFEST_SCHEMA_VERSION = 2
 
 
@@ -26,7 +32,10 @@ MANIFEST_SCHEMA_VERSION = 2
 class ImageSpec:
     """Image pre-processing, as the checkpoint's HF image processor does it."""
 
-    resize_mode: str  # "shortest_edge" (resize short side, keep aspect) or "exact" (to height x width)
+    # "shortest_edge": short side to size[0], long side truncated (HF, torchvision's Resize(int));
+    # "exact": to height x width; "none"; "fit_shortest"/"fit_longest": scale so the short/long side fits
+    # (height, width), sides rounded (open_clip's ResizeKeepRatio), then centre crop-or-pad to ``size``
+    resize_mode: str
     size: tuple[int, int]  # (height, width); for shortest_edge both equal the target short side
     crop_size: tuple[int, int] | None  # centre crop after resize, or None
     resample: int  # PIL resampling code (3 = bicubic, 2 = bilinear)
@@ -35,6 +44,14 @@ class ImageSpec:
     std: tuple[float, float, float]
     do_convert_rgb: bool = True
     do_normalize: bool = True
+    convention: str = "hf"  # one of IMAGE_CONVENTIONS
+    fill: int = 0  # padding value of fit_longest (open_clip's fill_color)
+
+    def __post_init__(self):
+        if self.convention not in IMAGE_CONVENTIONS:
+            raise ValueError(f"image.convention {self.convention!r} is not one of {', '.join(IMAGE_CONVENTIONS)}")
+        if self.resize_mode not in RESIZE_MODES:
+            raise ValueError(f"image.resize_mode {self.resize_mode!r} is not one of {', '.join(RESIZE_MODES)}")
 
     @property
     def output_size(self) -> tuple[int, int]:

@@ -51,6 +51,9 @@ class QuantizeSection:
     method: str = "minmax"
     per_channel: bool = True
     op_types: list[str] = field(default_factory=lambda: ["MatMul"])
+    # int8-static on a ResNet image tower (open_clip's ModifiedResNet) also quantises its Conv layers (QDQ ->
+    # QLinearConv); see benchmarks/bench_openclip.py for the measurement behind the default
+    resnet_convs: bool = True
     exclude_nodes: list[str] = field(default_factory=list)
     keep_projection_float: bool = True  # the final projection MatMul stays float32
     max_accuracy_drop: float = 1.0  # percentage points, for mode "auto"

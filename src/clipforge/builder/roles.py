@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from clipforge.builder import stages
@@ -60,10 +61,20 @@ def _optimize(src: Path, work: Path, role: str, ctx) -> tuple[Path, dict]:
     return (dst if keep else src), record
 
 
+def quantize_section(ctx, role: str, mode: str):
+    """The quantize section for ``role``: a ResNet tower's Convs join the quantised ops for int8-static
+    (``resnet_convs``); dynamic int8 keeps them float (ConvInteger has no fast kernel)."""
+    section = ctx.config.quantize
+    resnet = ctx.fp32.manifest.towers.get(role, {}).get("arch") == "resnet"
+    if resnet and mode == "int8-static" and section.resnet_convs and "Conv" not in section.op_types:
+        return replace(section, op_types=[*section.op_types, "Conv"])
+    return section
+
+
 def _quantize(src: Path, work: Path, role: str, mode: str, ctx) -> tuple[Path, dict]:
     start = time.perf_counter()
     dst = work / f"{mode}.onnx"
-    section = ctx.config.quantize
+    section = quantize_section(ctx, role, mode)
     if mode == "int8-dynamic":
         info = stages.quantize_dynamic(src, dst, section, work)
     elif mode == "int8-static":

@@ -128,9 +128,9 @@ def quantize_static(src: Path, dst: Path, section: QuantizeSection, feeds: list[
                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=exclude,
                    calibrate_method=method, extra_options=STATIC_EXTRA_OPTIONS)
     return {"excluded_nodes": exclude, "op_types": section.op_types, "method": section.method,
-            "calibration_batches": len(feeds), "kept_float": "Conv (patch embedding), LayerNorm, Softmax, "
-            "attention score/value MatMuls (MatMulConstBOnly), MatMul outputs (no Q after them) and the listed "
-            "nodes"}
+            "calibration_batches": len(feeds),
+            "kept_float": ("" if "Conv" in section.op_types else "Conv (patch embedding), ") + "LayerNorm, Softmax, "
+            "attention score/value MatMuls (MatMulConstBOnly), MatMul outputs (no Q after them) and the listed nodes"}
 
 
 def to_fp16(src: Path, dst: Path) -> dict:

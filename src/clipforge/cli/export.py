@@ -14,10 +14,14 @@ def export(
     revision: o.Revision = None, force: o.Force = False, quiet: o.Quiet = False,
     validate: bool = typer.Option(True, "--validate/--no-validate", help="Compare with PyTorch after export."),
     atol: float = typer.Option(1e-4, "--atol", help="Max abs difference allowed by validation."),
+    pretrained: str = typer.Option(None, "--pretrained", help="open_clip weights file for MODEL = an open_clip "
+                                   "architecture name (same as MODEL 'ARCH:FILE')."),
 ) -> None:
-    """Export a CLIP or SigLIP checkpoint to OUT/image-encoder, OUT/text-encoder and OUT/manifest.json."""
+    """Export a CLIP, SigLIP or open_clip checkpoint to OUT/image-encoder, OUT/text-encoder and OUT/manifest.json."""
     from clipforge.export import ExportOptions, export_model
 
+    if pretrained:
+        model = f"{model}:{pretrained}"
     opts = ExportOptions(
         opset=opset, static=static, batch_size=batch_size, sequence_length=sequence_length,
         image_size=image_size, validate=validate, atol=atol,

@@ -8,7 +8,7 @@ from typing import Any
 
 from clipforge.errors import InputError, require
 from clipforge.families.base import Family
-from clipforge.hub import resolve_checkpoint
+from clipforge.hub import OpenClipSource, openclip_source, resolve_checkpoint
 from clipforge.progress import quiet_transformers
 from clipforge.registry import family_for_checkpoint
 from clipforge.specs import ImageSpec, TextSpec
@@ -33,6 +33,12 @@ class Checkpoint:
 
 def load_checkpoint(model: str | Path, revision: str | None = None) -> Checkpoint:
     require("torch", "export")
+    source = openclip_source(model, revision)
+    if source is not None:
+        return _load_openclip(model, source, revision)
+    from clipforge._torchvision import ensure_torchvision
+
+    ensure_torchvision()  # transformers imports torchvision once it is installed
     require("transformers", "export")
     folder, revision = resolve_checkpoint(model, revision)
     family = family_for_checkpoint(folder)
@@ -47,6 +53,19 @@ def load_checkpoint(model: str | Path, revision: str | None = None) -> Checkpoin
         source=str(model), revision=revision, folder=folder, family=family, model=torch_model,
         tokenizer=tokenizer, processor=processor, image=family.image_spec(folder),
         text=family.text_spec(torch_model, tokenizer),
+    )
+
+
+def _load_openclip(model, source: OpenClipSource, revision: str | None) -> Checkpoint:
+    from clipforge.export.openclip_io import load_openclip
+    from clipforge.registry import get_family
+
+    family = get_family("openclip")
+    loaded = load_openclip(source)
+    return Checkpoint(
+        source=str(model), revision=revision, folder=source.path, family=family, model=loaded.model,
+        tokenizer=loaded.tokenizer, processor=loaded.processor, image=loaded.image,
+        text=family.text_spec(loaded.model, loaded.tokenizer),
     )
 
 

@@ -1,3 +1,3 @@
 """Built-in model families; importing this package registers them."""
 
-from clipforge.families import clip, siglip  # noqa: F401
+from clipforge.families import clip, openclip, siglip  # noqa: F401

@@ -73,9 +73,11 @@ class Family:
         return AutoTokenizer.from_pretrained(str(folder))
 
     def load_image_processor(self, folder: str | Path):
+        """The PIL backend explicitly: with torchvision installed transformers picks its torchvision ("fast")
+        processors, whose pixels differ slightly; runtime.images reproduces the PIL ones bit for bit."""
         from transformers import AutoImageProcessor
 
-        return AutoImageProcessor.from_pretrained(str(folder))
+        return AutoImageProcessor.from_pretrained(str(folder), backend="pil")
 
     # --- specs ---------------------------------------------------------------------------------------
     def image_spec(self, folder: str | Path) -> ImageSpec:

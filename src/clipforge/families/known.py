@@ -17,3 +17,14 @@ SIGLIP_CHECKPOINTS = [
     {"name": "google/siglip-large-patch16-256", "params_m": 652, "embed_dim": 1024, "image_size": 256},
     {"name": "google/siglip-so400m-patch14-384", "params_m": 878, "embed_dim": 1152, "image_size": 384},
 ]
+
+# open_clip sources (see clipforge.hub): hf-hub ids of hub-layout checkpoints; OpenAI's files by architecture
+OPENCLIP_CHECKPOINTS = [
+    {"name": "hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K", "params_m": 151, "embed_dim": 512, "image_size": 224},
+    {"name": "hf-hub:laion/CLIP-ViT-B-16-DataComp.XL-s13B-b90K", "params_m": 150, "embed_dim": 512, "image_size": 224},
+    {"name": "RN50.pt (OpenAI file)", "params_m": 102, "embed_dim": 1024, "image_size": 224},
+    {"name": "RN101.pt (OpenAI file)", "params_m": 120, "embed_dim": 512, "image_size": 224},
+    {"name": "RN50x4.pt (OpenAI file)", "params_m": 178, "embed_dim": 640, "image_size": 288},
+    {"name": "RN50x16.pt (OpenAI file)", "params_m": 291, "embed_dim": 768, "image_size": 384},
+    {"name": "RN50x64.pt (OpenAI file)", "params_m": 623, "embed_dim": 1024, "image_size": 448},
+]

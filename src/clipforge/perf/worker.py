@@ -28,6 +28,7 @@ def _onnx_call(args):
 
     config = SessionConfig(device=args.device, threads=args.threads, backend=args.backend, precision=args.precision)
     session = make_session(args.model, config)
+    args.text_length = _fixed_text_length(args.model) or args.text_length
     feed = {}
     for inp in session.get_inputs():
         dims = [d if isinstance(d, int) and d > 0 else None for d in inp.shape]
@@ -36,6 +37,19 @@ def _onnx_call(args):
         if inp.name == "input_ids":
             args.text_length = feed[inp.name].shape[1]
     return lambda: session.run(None, feed)
+
+
+def _fixed_text_length(model: str) -> int | None:
+    """The context length when the export's manifest pads texts to it (open_clip graphs need exactly that)."""
+    from pathlib import Path
+
+    from clipforge.specs import Manifest
+
+    folder = Path(model).parent.parent
+    if not (folder / "manifest.json").is_file():
+        return None
+    text = Manifest.load(folder).text
+    return text.context_length if text.padding == "max_length" else None
 
 
 def _synthetic(name: str, shape: list, text_length: int) -> np.ndarray:

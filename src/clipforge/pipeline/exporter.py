@@ -118,6 +118,7 @@ def exported_folder(model: str | Path) -> Path:
 def resolve_config(model: str | Path, preset: str | None) -> PipelineConfig | None:
     """The pipeline config, before any export, when the family is known: from an exported folder's manifest, a
     local checkpoint's config.json or the well-known checkpoints; otherwise None (decided after the export)."""
+    from clipforge.hub import looks_like_openclip
     from clipforge.pipeline.config import known_family
     from clipforge.registry import family_for_checkpoint
 
@@ -125,7 +126,10 @@ def resolve_config(model: str | Path, preset: str | None) -> PipelineConfig | No
     if (path / "manifest.json").is_file():
         manifest = Manifest.load(path)
         return PipelineConfig.for_model(manifest.source, manifest.family, preset)
-    family = family_for_checkpoint(path).name if (path / "config.json").is_file() else known_family(str(model))
+    if looks_like_openclip(model):  # refused before any export: no pipeline preset fits open_clip's processing
+        family = "openclip"
+    else:
+        family = family_for_checkpoint(path).name if (path / "config.json").is_file() else known_family(str(model))
     return PipelineConfig.for_model(str(model), family, preset)
 
 

@@ -59,6 +59,10 @@ def check_spec(spec: ImageSpec) -> None:
     if spec.resize_mode != "none" and spec.resample not in RESIZE_MODES:
         raise InputError(f"the checkpoint resizes with PIL filter {spec.resample}, which ONNX Resize cannot "
                          "reproduce (supported: 3 = bicubic, 2 = bilinear); use the Python runtime instead")
+    if spec.convention != "hf":
+        raise InputError("not supported yet: in-graph pre-processing of open_clip models (torchvision's crop "
+                         "rounding and float32 rescale are not reproduced in ONNX); use pixel_values input or the "
+                         "Python runtime")
     if spec.resize_mode not in ("shortest_edge", "exact", "none"):
         raise InputError(f"unknown resize mode {spec.resize_mode!r} in the manifest; re-export the model")
 

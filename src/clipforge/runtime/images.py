@@ -125,6 +125,8 @@ def _without_conversion(image: Image.Image) -> Image.Image:
 
 def resized_pixels(image: Image.Image, spec: ImageSpec) -> np.ndarray:
     """One image after RGB conversion, resize and crop: an HWC array (uint8 unless resizing was off)."""
+    if spec.convention == "torchvision":
+        return np.asarray(torchvision_resized(image, spec))
     if spec.do_convert_rgb:
         image = to_rgb(image)
     elif spec.resize_mode != "none":
@@ -137,10 +139,59 @@ def resized_pixels(image: Image.Image, spec: ImageSpec) -> np.ndarray:
     return center_crop(array, spec.crop_size) if spec.crop_size else array
 
 
+# --- open_clip's torchvision transform ---------------------------------------------------------------------
+def fit_size(height: int, width: int, spec: ImageSpec) -> tuple[int, int]:
+    """open_clip's ``ResizeKeepRatio``: scale by the short side's (fit_shortest) or long side's (fit_longest)
+    ratio to ``spec.size``, sides rounded half to even."""
+    ratio_h, ratio_w = height / spec.size[0], width / spec.size[1]
+    ratio = max(ratio_h, ratio_w) if spec.resize_mode == "fit_longest" else min(ratio_h, ratio_w)
+    size = round(height / ratio), round(width / ratio)
+    if min(size) < 1:
+        raise InputError(f"a {width}x{height} image is too thin for resize mode {spec.resize_mode} to "
+                         f"{spec.size[1]}x{spec.size[0]} (a side rounds to 0 pixels); crop or pad it first")
+    return size
+
+
+def torchvision_crop(image: Image.Image, size: tuple[int, int], fill: int = 0) -> Image.Image:
+    """torchvision's ``center_crop`` (and open_clip's ``center_crop_or_pad``) on a PIL image: pad a smaller
+    image (floor before, ceil after, ``ImageOps.expand`` with ``fill``), then crop at offsets rounded half to even."""
+    ch, cw = size
+    if ch > image.height or cw > image.width:
+        dw, dh = max(cw - image.width, 0), max(ch - image.height, 0)
+        fill_value = fill if len(image.getbands()) == 1 else (fill,) * len(image.getbands())
+        palette = image.getpalette() if image.mode == "P" else None
+        image = ImageOps.expand(image, border=(dw // 2, dh // 2, (dw + 1) // 2, (dh + 1) // 2), fill=fill_value)
+        if palette is not None:
+            image.putpalette(palette)
+        if image.size == (cw, ch):
+            return image
+    top, left = int(round((image.height - ch) / 2.0)), int(round((image.width - cw) / 2.0))
+    return image.crop((left, top, left + cw, top + ch))
+
+
+def torchvision_resized(image: Image.Image, spec: ImageSpec) -> Image.Image:
+    """open_clip's eval transform up to ``ToTensor``: resize and crop in the image's own mode, then RGB."""
+    if spec.resize_mode != "none":
+        if spec.resize_mode in ("fit_shortest", "fit_longest"):
+            h, w = fit_size(image.height, image.width, spec)
+        else:
+            h, w = resize_size(image.height, image.width, spec)
+        if (h, w) != (image.height, image.width):
+            image = image.resize((w, h), resample=spec.resample)
+    crop = spec.crop_size or (spec.size if spec.resize_mode in ("fit_shortest", "fit_longest") else None)
+    if crop:
+        image = torchvision_crop(image, crop, spec.fill if spec.resize_mode == "fit_longest" else 0)
+    return image.convert("RGB") if spec.do_convert_rgb else image
+
+
 # --- rescale and normalise ---------------------------------------------------------------------------------
 def _scale(values: np.ndarray, spec: ImageSpec) -> np.ndarray:
-    """HF's rescale (float64 product cast to float32) then normalise (float32), on values of shape [..., C]."""
-    out = (values.astype(np.float64) * spec.rescale_factor).astype(np.float32)
+    """HF's rescale (float64 product cast to float32) then normalise (float32), on values of shape [..., C];
+    torchvision's ``ToTensor`` divides in float32 instead."""
+    if spec.convention == "torchvision":
+        out = values.astype(np.float32) / np.float32(1.0 / spec.rescale_factor)
+    else:
+        out = (values.astype(np.float64) * spec.rescale_factor).astype(np.float32)
     if spec.do_normalize:
         out = (out - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
     return out

@@ -62,6 +62,8 @@ class TextTokenizer:
         self.spec = spec
         if spec.kind == "sentencepiece":
             self._ids = _SiglipIds(json.loads(tokenizer_json), spec, hf_added_tokens)
+        elif spec.kind == "openclip":
+            self._ids = _OpenClipIds(json.loads(tokenizer_json), spec)
         else:
             self._ids = _FastIds(tokenizer_json)
 
@@ -119,6 +121,64 @@ class _FastIds:
 def _cut(ids: list[int], limit: int, eos: int) -> list[int]:
     """``tokenizers`` truncation: the text is cut, the special tokens around it stay (a trailing EOS stays last)."""
     return ids[: limit - 1] + [eos] if ids[-1] == eos else ids[:limit]
+
+
+# --- open_clip: its SimpleTokenizer's cleaning and split, then the BPE ---------------------------------------
+OPENCLIP_SPLIT = r"""'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
+
+
+def openclip_clean(text: str) -> str:
+    """open_clip's ``_clean_lower``: ftfy's ``fix_text``, HTML unescaped twice, whitespace runs (Python's
+    ``str.split``) to one space, stripped, lower-cased. ftfy's mojibake repair is heuristics over its own tables,
+    so ftfy itself runs here rather than a partial copy."""
+    import html
+
+    import ftfy
+
+    return " ".join(html.unescape(html.unescape(ftfy.fix_text(text))).strip().split()).lower()
+
+
+class _OpenClipIds:
+    """``SimpleTokenizer.__call__``: ``[sot] + BPE(words of the cleaned text) + [eot]``, cut to the context length
+    with the last id set to eot. Words are found with open_clip's regex (the ``regex`` module, as open_clip);
+    each word's ids come from tokenizer.json's byte-level BPE and are cached, as open_clip caches them."""
+
+    def __init__(self, data: dict, spec: TextSpec):
+        import regex
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_str(json.dumps(data))
+        self.special = {t["content"]: t["id"] for t in data["added_tokens"] if t.get("special")}
+        pattern = "|".join(map(regex.escape, self.special)) + "|" + OPENCLIP_SPLIT
+        self.split = regex.compile(pattern, regex.IGNORECASE)
+        # open_clip's special tokens are [start, end]: the start id is the one that is not the end id
+        starts = [i for i in self.special.values() if i != spec.eos_id]
+        if len(starts) != 1:
+            raise InputError("tokenizer.json of an open_clip export must hold exactly its start and end tokens; "
+                             "re-export the model with 'clipforge export'")
+        self.bos, self.cache = starts[0], dict(self.special)
+
+    def _word_ids(self, words: list[str]) -> None:
+        if len(self.cache) > 200_000:
+            self.cache = dict(self.special)
+        new = sorted({w for w in words if w not in self.cache})
+        if new:
+            for word, enc in zip(new, self.tokenizer.encode_batch([[w] for w in new], is_pretokenized=True,
+                                                                     add_special_tokens=False)):
+                self.cache[word] = enc.ids
+
+    def __call__(self, texts: list[str], limit: int, eos: int) -> tuple[list[list[int]], list[bool]]:
+        words = [self.split.findall(openclip_clean(t)) for t in texts]
+        self._word_ids([w for ws in words for w in ws])
+        out, truncated = [], []
+        for ws in words:
+            ids = [self.bos]
+            for w in ws:
+                ids += [self.cache[w]] if isinstance(self.cache[w], int) else self.cache[w]
+            ids.append(eos)
+            truncated.append(len(ids) > limit)
+            out.append(ids[:limit - 1] + [eos] if len(ids) > limit else ids)
+        return out, truncated
 
 
 # --- SigLIP: HF's slow SiglipTokenizer, step for step ------------------------------------------------------

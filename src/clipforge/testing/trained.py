@@ -58,7 +58,7 @@ def load_split(folder: Path, dataset: ShapesDataset, split: str):
     from PIL import Image
     from transformers import AutoImageProcessor
 
-    processor = AutoImageProcessor.from_pretrained(folder)
+    processor = AutoImageProcessor.from_pretrained(folder, backend="pil")
     files = split_files(dataset, split)
     images = [Image.open(p).convert("RGB") for p, _ in files]
     return processor(images=images, return_tensors="pt")["pixel_values"], np.array([label for _, label in files])

@@ -1,0 +1,182 @@
+"""open_clip models (``open_clip_torch``): OpenCLIP hub-layout checkpoints and OpenAI's CLIP files, ViT and
+ModifiedResNet image towers. Sources are described in ``clipforge.hub`` (``openclip_source``).
+
+Export runs ``model.encode_image`` / ``model.encode_text`` (projected, not normalised). The text tower takes
+``input_ids`` only, padded to the context length (open_clip adds every position embedding and a fixed-size
+causal mask; pooling is at the end-of-text token, the highest id, for CLIP text towers). Pre-processing is the
+checkpoint's ``preprocess_cfg`` through
+torchvision (``ImageSpec.convention = "torchvision"``); tokenization is open_clip's ``SimpleTokenizer``
+(``TextSpec.kind = "openclip"``). Both are recorded in the manifest so the export runs without torch or open_clip.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from clipforge.errors import InputError, UnsupportedModelError
+from clipforge.families.base import Family
+from clipforge.families.known import OPENCLIP_CHECKPOINTS
+from clipforge.registry import register_family
+from clipforge.specs import EncoderIO, ImageSpec, TensorSpec, TextSpec
+
+OPENCLIP_TEXT_IO = EncoderIO(
+    inputs=(TensorSpec("input_ids", "int64", ("batch_size", "sequence_length")),),
+    outputs=(TensorSpec("text_embeds", "float32", ("batch_size", "embed_dim")),),
+)
+INTERPOLATION = {"bicubic": 3, "bilinear": 2, "random": 3}  # open_clip evaluates "random" as bicubic
+
+
+def _wrap(model):
+    """The open_clip model with the two calls the rest of clipforge makes on a PyTorch model
+    (``get_image_features(pixel_values=)``, ``get_text_features(input_ids=)``) and its logit parameters."""
+    import torch
+
+    class OpenClipModel(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = model.eval()
+            self.logit_scale = model.logit_scale
+            self.logit_bias = getattr(model, "logit_bias", None)
+
+        def get_image_features(self, pixel_values, **_):
+            return self.inner.encode_image(pixel_values)
+
+        def get_text_features(self, input_ids, attention_mask=None):
+            return self.inner.encode_text(input_ids)
+
+    return OpenClipModel().eval()
+
+
+@contextlib.contextmanager
+def _plain_attention():
+    """nn.MultiheadAttention without its inference fast path (``aten::_native_multi_head_attention`` has no
+    ONNX export); the same math, restored afterwards."""
+    import torch
+
+    before = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(before)
+
+
+def _encoder(model, role: str):
+    import torch
+
+    class Encoder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, x):
+            with _plain_attention():
+                if role == "image-encoder":
+                    return self.model.get_image_features(pixel_values=x)
+                return self.model.get_text_features(input_ids=x)
+
+    return Encoder().eval()
+
+
+def text_tower(model):
+    """(transformer, width) of the text tower: CLIP's own or CustomTextCLIP's ``text`` TextTransformer."""
+    inner = model.inner
+    holder = inner if hasattr(inner, "transformer") else getattr(inner, "text", None)
+    transformer = getattr(holder, "transformer", None)
+    return holder, transformer
+
+
+def _heads(transformer) -> int:
+    attn = transformer.resblocks[0].attn
+    return int(attn.num_heads)
+
+
+def image_spec_from_cfg(cfg: dict) -> ImageSpec:
+    """open_clip's ``preprocess_cfg`` (size, mean, std, interpolation, resize_mode, fill_color) as an ImageSpec."""
+    size = cfg["size"]
+    h, w = (size, size) if isinstance(size, int) else tuple(size)
+    mode = cfg.get("resize_mode", "shortest")
+    if mode == "squash":
+        resize, crop = "exact", None
+    elif mode == "longest":
+        resize, crop = "fit_longest", (h, w)
+    elif mode == "shortest":
+        resize, crop = ("shortest_edge", (h, w)) if h == w else ("fit_shortest", (h, w))
+    else:
+        raise UnsupportedModelError(f"not supported yet: open_clip resize_mode {mode!r}")
+    interpolation = cfg.get("interpolation", "bicubic")
+    if interpolation not in INTERPOLATION:
+        raise UnsupportedModelError(f"not supported yet: open_clip interpolation {interpolation!r}")
+    return ImageSpec(
+        resize_mode=resize, size=(h, w), crop_size=crop, resample=INTERPOLATION[interpolation],
+        rescale_factor=1 / 255, mean=tuple(float(m) for m in cfg["mean"]), std=tuple(float(s) for s in cfg["std"]),
+        convention="torchvision", fill=int(cfg.get("fill_color", 0) or 0),
+    )
+
+
+@register_family
+class OpenClipFamily(Family):
+    name = "openclip"
+    model_types = ()  # found by open_clip_config.json or a weights file, not config.json
+    checkpoints = OPENCLIP_CHECKPOINTS
+    text_io = OPENCLIP_TEXT_IO
+    static_sequence_length = 77
+
+    def load_model(self, folder):
+        from clipforge.export.openclip_io import load_openclip
+        from clipforge.hub import OpenClipSource
+
+        return load_openclip(OpenClipSource(Path(folder))).model
+
+    def text_spec(self, model, tokenizer) -> TextSpec:
+        # open_clip adds all context_length position embeddings and a fixed causal mask: ids are always padded
+        return TextSpec(
+            context_length=int(tokenizer.context_length), padding="max_length",
+            lowercase=True, pad_id=0, eos_id=int(tokenizer.eos_token_id), uses_attention_mask=False, kind="openclip",
+        )
+
+    def embed_dim(self, model) -> int:
+        """The projected width, read from the text projection (a matrix [width, dim] or a Linear)."""
+        inner = model.inner
+        proj = getattr(inner, "text_projection", None)
+        if proj is None:
+            proj = getattr(getattr(inner, "text", None), "text_projection", None)
+        if proj is None:
+            return int(inner.visual.output_dim)
+        return int(proj.out_features if hasattr(proj, "out_features") else proj.shape[-1])
+
+    def tower_info(self, model, role: str) -> dict:
+        if role == "image-encoder":
+            visual = model.inner.visual
+            kind = type(visual).__name__
+            if kind == "ModifiedResNet":
+                return {"arch": "resnet", "fixed_image_size": True, "image_size": int(visual.image_size)}
+            if kind == "VisionTransformer":
+                return {"arch": "transformer", "num_heads": _heads(visual.transformer),
+                        "hidden_size": int(visual.transformer.width)}
+            return {"arch": kind}
+        _, transformer = text_tower(model)
+        if transformer is None or not hasattr(transformer, "resblocks"):
+            return {"arch": type(getattr(model.inner, "text", model.inner)).__name__}
+        return {"arch": "transformer", "num_heads": _heads(transformer), "hidden_size": int(transformer.width)}
+
+    def image_module(self, model, interpolate: bool = False):
+        if interpolate:
+            kind = type(model.inner.visual).__name__
+            why = ("a ModifiedResNet's attention pooling has a fixed image size" if kind == "ModifiedResNet"
+                   else "position-embedding interpolation is not implemented for open_clip towers")
+            raise InputError(f"--image-size is not supported for open_clip models ({why}); export without it")
+        return _encoder(model, "image-encoder")
+
+    def text_module(self, model):
+        return _encoder(model, "text-encoder")
+
+    def save_tiny_checkpoint(self, folder, *, kind: str = "vit", layout: str = "hub", **overrides) -> Path:
+        from clipforge.testing.tiny_openclip import save_openclip_checkpoint
+
+        return save_openclip_checkpoint(Path(folder), kind=kind, layout=layout, **overrides)
+
+
+def wrap_model(model):
+    return _wrap(model)
