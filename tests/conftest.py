@@ -126,3 +126,4 @@ def shapes_index(index_model, loaded_model, shapes_dataset, tmp_path_factory):
     assert summary.added == 200, summary
     yield idx
     idx.close()
+

@@ -8,6 +8,7 @@ import pytest
 from clipforge.builder import runtimes
 from clipforge.builder.runtimes import Runtime, combinations, pick
 from clipforge.specs import IMAGE_ROLE, TEXT_ROLE
+from clipforge.testing.shapes import noise_folder
 
 
 def _variants(seconds: dict, drift: dict) -> dict:
@@ -67,20 +68,13 @@ def test_available_runtimes_follow_the_machine(monkeypatch):
 def test_auto_build_records_the_chosen_backend(tiny_clip, tmp_path):
     """A tiny auto build with injected times: the OpenVINO run of int8-static is made fastest, so it is chosen,
     build.json records the backend, the table and the CPU, and the runtime loads it on OpenVINO."""
-    from PIL import Image
-
     from clipforge.builder import build_composite
     from clipforge.runtime.backends import openvino_available
     from clipforge.runtime.model import ZeroShotModel
 
     if not openvino_available():
         pytest.skip("openvino is not installed")
-    data = tmp_path / "data"
-    rng = np.random.default_rng(0)
-    for c in ("red", "blue"):
-        (data / c).mkdir(parents=True)
-        for i in range(3):
-            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(data / c / f"{i}.png")
+    data = noise_folder(tmp_path / "data")
     calls = []
 
     def timer(path, role, session=None):

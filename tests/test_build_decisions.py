@@ -15,6 +15,7 @@ from clipforge.builder.stages import op_counts
 from clipforge.builder.timing import InferenceTimer, median_seconds
 from clipforge.resolve import resolve_export
 from clipforge.runtime.model import ZeroShotModel
+from clipforge.testing.shapes import noise_folder
 
 
 def test_median_seconds_times_only_the_runs_after_warmup():
@@ -131,12 +132,7 @@ def test_siglip_int8_static_from_parquet(tiny_siglip, labelled_parquet, tmp_path
 
 def test_auto_choice_follows_injected_inference_times(tiny_clip, tmp_path):
     """With every candidate allowed (drop 100 pp), auto must take the combination the timer says is fastest."""
-    data = tmp_path / "data"
-    rng = np.random.default_rng(0)
-    for c in ("red", "blue"):
-        (data / c).mkdir(parents=True)
-        for i in range(3):
-            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(data / c / f"{i}.png")
+    data = noise_folder(tmp_path / "data")
     times = {("image-encoder", "none"): 3.0, ("image-encoder", "int8-dynamic"): 2.0,
              ("image-encoder", "int8-static"): 1.0, ("text-encoder", "none"): 1.0,
              ("text-encoder", "int8-dynamic"): 2.0}

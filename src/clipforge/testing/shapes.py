@@ -165,6 +165,23 @@ def publish(tmp: Path, final: Path) -> None:
             raise
 
 
+def cached_folder(cache_root: str | Path | None, key: str, marker: str, build) -> Path:
+    """``fixture_root(cache_root)/key``, made once by ``build(dataset, tmp)`` in a temporary sibling and
+    published by rename; ``marker`` is the file whose presence means the folder is complete."""
+    root = fixture_root(cache_root)
+    folder = root / key
+    if (folder / marker).is_file():
+        return folder
+    dataset = shapes_dataset(cache_root)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=root))
+    try:
+        build(dataset, tmp)
+        publish(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
 def fixture_root(cache_root: str | Path | None = None) -> Path:
     """``cache_root``, else ``$CLIPFORGE_FIXTURE_CACHE``, else ``~/.cache/clipforge/fixtures``."""
     default = Path.home() / ".cache" / "clipforge" / "fixtures"
@@ -177,3 +194,14 @@ def shapes_dataset(cache_root: str | Path | None = None) -> ShapesDataset:
     if not (root / "classes.txt").is_file():
         make_shapes_dataset(root)
     return ShapesDataset(root, class_names())
+
+
+def noise_folder(root, classes=("red", "blue"), per_class: int = 3):
+    """A labelled image folder (one sub-folder per class) of seeded random 32x32 PNGs: calibration data for
+    tests whose outcome must not depend on what the images show."""
+    rng = np.random.default_rng(0)
+    for c in classes:
+        (root / c).mkdir(parents=True)
+        for i in range(per_class):
+            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(root / c / f"{i}.png")
+    return root

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import numpy as np
 
 from clipforge._context import temporarily
 from clipforge.testing.corpus import TEMPLATES
-from clipforge.testing.shapes import GENERATOR_VERSION, ShapesDataset, fixture_root, publish, shapes_dataset
+from clipforge.testing.shapes import GENERATOR_VERSION, ShapesDataset, cached_folder, shapes_dataset
 
 RECIPE_VERSION = 4  # 4: deterministic CLIP tokenizer (testing.tokenizers)
 TOWER = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128}
@@ -198,19 +197,8 @@ def checkpoint_key(family: str) -> str:
 
 def trained_checkpoint(family: str, cache_root: str | Path | None = None) -> Path:
     """The trained checkpoint folder, built once and cached under a key of generator, recipe and family."""
-    root = fixture_root(cache_root)
-    folder = root / checkpoint_key(family)
-    if (folder / "model.safetensors").is_file():
-        return folder
-    dataset = shapes_dataset(cache_root)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=root))
-    try:
-        train_checkpoint(family, dataset, tmp)
-        publish(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return folder
-
+    return cached_folder(cache_root, checkpoint_key(family), "model.safetensors",
+                         lambda dataset, tmp: train_checkpoint(family, dataset, tmp))
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

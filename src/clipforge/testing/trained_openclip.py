@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from clipforge.testing.corpus import TEMPLATES
-from clipforge.testing.shapes import GENERATOR_VERSION, ShapesDataset, fixture_root, publish, shapes_dataset
+from clipforge.testing.shapes import GENERATOR_VERSION, ShapesDataset, cached_folder, shapes_dataset
 from clipforge.testing.trained import EVAL_TEMPLATE, _loss, augment, split_files, torch_threads
 
 RECIPE_VERSION = 2  # 2: 32 px images, 500 steps (cheaper on shared cores)
@@ -78,8 +77,6 @@ def zero_shot_top1(folder: Path, dataset: ShapesDataset) -> float:
 
 
 def train_checkpoint(dataset: ShapesDataset, out: Path) -> dict:
-    import torch
-
     from clipforge.export.openclip_io import import_open_clip
     from clipforge.testing.tiny_openclip import random_model, save_hub_layout
 
@@ -102,19 +99,7 @@ def checkpoint_key() -> str:
 
 def trained_resnet(cache_root: str | Path | None = None) -> Path:
     """The trained hub-layout folder, built once and cached under a key of generator and recipe."""
-    root = fixture_root(cache_root)
-    folder = root / checkpoint_key()
-    if (folder / "open_clip_model.safetensors").is_file():
-        return folder
-    dataset = shapes_dataset(cache_root)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=root))
-    try:
-        train_checkpoint(dataset, tmp)
-        publish(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return folder
-
+    return cached_folder(cache_root, checkpoint_key(), "open_clip_model.safetensors", train_checkpoint)
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
