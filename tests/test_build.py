@@ -119,3 +119,15 @@ def test_killed_build_leaves_nothing_and_rebuilds(tiny_clip, tmp_path, stage):
     assert not list(tmp_path.glob(".out.tmp-*"))
     model = ZeroShotModel.from_onnx(out)
     assert model.embed_texts(["a cat"]).shape == (1, 16)
+
+
+def test_missing_calibration_data_is_a_one_line_error(tiny_clip, tmp_path, capsys):
+    from clipforge.cli.main import main
+
+    missing = tmp_path / "no-such-folder"
+    code = main(["build", "-m", str(tiny_clip), "-o", str(tmp_path / "out"), "--quantize", "int8-static",
+                 "--calibration-data", str(missing)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert str(missing) in err and "does not exist" in err and "unexpected" not in err
+    assert not (tmp_path / "out").exists()

@@ -56,9 +56,11 @@ def apply_overrides(config: BuildConfig, overrides: dict) -> BuildConfig:
 
 def _key(model, revision, config: BuildConfig, calibration) -> str:
     data = {"config": config.to_dict()}
-    if calibration:
+    if calibration and Path(calibration).exists():
         stat = Path(calibration).stat()
         data["calibration"] = [str(Path(calibration).resolve()), stat.st_size, int(stat.st_mtime)]
+    elif calibration:  # a dataset id, or a missing path that load_calibration reports in one line
+        data["calibration"] = str(calibration)
     return cache_key(str(model), revision, data)
 
 
