@@ -9,9 +9,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import pytest  # noqa: E402
 
-from clipforge._torchvision import ensure_torchvision  # noqa: E402
-
-ensure_torchvision()  # before any test imports transformers (which imports torchvision once it is installed)
+import clipforge  # noqa: E402,F401  (installs the import guard that applies the torchvision workaround)
 
 from clipforge.registry import get_family, list_families  # noqa: E402
 

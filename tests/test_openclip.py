@@ -186,6 +186,18 @@ def test_torchvision_workaround_is_guarded():
     assert out in (["True", "plain", "plain"], ["False", "patched", "patched"])
 
 
+def test_import_guard_applies_the_workaround_for_any_entry_point():
+    """A fresh process that imports clipforge and then transformers/open_clip directly (as the demo's training,
+    evaluation baselines and benchmarks do) works whether or not torchvision imports on its own; importing
+    clipforge alone imports no torch."""
+    code = ("import sys, clipforge\nassert 'torch' not in sys.modules\n"
+            "from transformers import CLIPModel\nimport open_clip\n"
+            "from clipforge._torchvision import _state, _GUARD\nprint(_state, _GUARD in sys.meta_path)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-800:]
+    assert out.stdout.split() in (["plain", "False"], ["patched", "False"])
+
+
 # --- downstream: every command takes the source itself --------------------------------------------------------
 def test_classifier_from_a_resnet_source(sources, exported, tmp_path):
     """export-classifier on the hub-layout ResNet folder itself: one graph, scores = ZeroShotModel.classify."""

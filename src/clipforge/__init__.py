@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import importlib
 
+from clipforge._torchvision import install_import_guard
+
 __version__ = "0.1.0"
+
+# the torchvision workaround runs at the first transformers/open_clip import, and only where it is needed
+install_import_guard()
 
 _LAZY = {
     "ClipforgeError": "clipforge.errors",

@@ -7,13 +7,15 @@ and transformers only need torchvision's pure-Python transforms, which work once
 package registers fakes for (``nms``, ``qnms``) exist. ``ensure_torchvision`` defines them, only when the plain
 import fails with exactly that error. A CPU torchvision from PyTorch's CPU index imports directly and is left alone.
 
-Call it before importing transformers or open_clip (``export.checkpoint`` and the open_clip family do); it is a
-no-op when torchvision is absent, already imported, or imports on its own.
+``install_import_guard`` (run by ``import clipforge``) makes that happen by itself: a meta-path finder that
+imports nothing until the first import of transformers, open_clip or torchvision, then removes itself and runs
+``ensure_torchvision`` once, so every entry point (the CLI's demo training, evaluation baselines, benchmarks)
+gets the workaround without remembering to call it. ``ensure_torchvision`` is a no-op when torchvision is absent,
+already imported, or imports on its own.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 
 _SCHEMAS = (
@@ -22,6 +24,32 @@ _SCHEMAS = (
 )
 _library = None  # the torch.library.Library holding the schemas; kept alive for the process
 _state: str | None = None  # "absent" | "plain" | "patched"
+_TRIGGERS = ("transformers", "open_clip", "torchvision")
+
+
+class _ImportGuard:
+    """A meta-path finder (the protocol needs only ``find_spec``; importlib.abc would cost ~20 ms at start-up):
+    runs ``ensure_torchvision`` before the first import of a trigger package and finds nothing itself."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name in _TRIGGERS:
+            remove_import_guard()
+            ensure_torchvision()
+        return None
+
+
+_GUARD = _ImportGuard()
+
+
+def install_import_guard() -> None:
+    """Idempotent; a no-op once torchvision's state is settled or a trigger package is already imported."""
+    if _state is None and _GUARD not in sys.meta_path and not any(t in sys.modules for t in _TRIGGERS):
+        sys.meta_path.insert(0, _GUARD)
+
+
+def remove_import_guard() -> None:
+    if _GUARD in sys.meta_path:
+        sys.meta_path.remove(_GUARD)
 
 
 def ensure_torchvision() -> str:
@@ -29,6 +57,9 @@ def ensure_torchvision() -> str:
     global _state
     if _state is not None:
         return _state
+    remove_import_guard()
+    import importlib.util
+
     if importlib.util.find_spec("torchvision") is None:
         _state = "absent"
         return _state
