@@ -44,6 +44,17 @@ def hf_checkpoints(tiny_checkpoints):
 
 
 @pytest.fixture(scope="session")
+def exported_tiny(tiny_checkpoints, tmp_path_factory):
+    """Each tiny checkpoint exported once with default options (validated), shared read-only by the test modules
+    that only need a loadable folder; tests that write next to it use their own tmp_path."""
+    from clipforge.export import export_model
+
+    root = tmp_path_factory.mktemp("exported")
+    return {name: export_model(path, root / name, show_progress=False).path
+            for name, path in tiny_checkpoints.items()}
+
+
+@pytest.fixture(scope="session")
 def tiny_clip(tiny_checkpoints):
     return tiny_checkpoints["clip"]
 

@@ -21,9 +21,8 @@ TEXTS = LABELS + ["a photo of a very small yellow star on a wooden table, seen f
 
 
 @pytest.fixture(scope="module")
-def exported(tiny_checkpoints, tmp_path_factory):
-    root = tmp_path_factory.mktemp("backends")
-    return {f: export_model(p, root / f, show_progress=False).path for f, p in tiny_checkpoints.items()}
+def exported(exported_tiny):
+    return exported_tiny
 
 
 def _images(n, seed=1):

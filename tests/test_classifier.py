@@ -10,16 +10,14 @@ import onnxruntime as ort
 import pytest
 
 from clipforge.cli.main import main
-from clipforge.export import export_model
 from clipforge.runtime.model import ZeroShotModel
 
 LABELS = ["red circle", "blue square", "green cross", "a dog"]
 
 
 @pytest.fixture(scope="module")
-def exported(hf_checkpoints, tmp_path_factory):
-    root = tmp_path_factory.mktemp("clf")
-    return {f: export_model(p, root / f, show_progress=False).path for f, p in hf_checkpoints.items()}
+def exported(exported_tiny, hf_checkpoints):
+    return {f: exported_tiny[f] for f in hf_checkpoints}
 
 
 def test_scores_match_runtime_classify(exported, tiny_checkpoint, tmp_path):

@@ -36,8 +36,8 @@ def trained_exports(request, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def tiny_export(tiny_clip, tmp_path_factory):
-    return export_model(tiny_clip, tmp_path_factory.mktemp("tiny") / "clip", show_progress=False).path
+def tiny_export(exported_tiny):
+    return exported_tiny["clip"]
 
 
 def independent_topk(folder, dataset, templates: list[str]) -> tuple[float, float]:

@@ -10,7 +10,6 @@ import sys
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from clipforge.errors import InputError, ModelNotFoundError
 from clipforge.export.exporter import ExportOptions, export_model
@@ -18,7 +17,6 @@ from clipforge.hub import OpenClipSource, openclip_source
 from clipforge.registry import family_for_checkpoint, get_family
 from clipforge.runtime.images import preprocess
 from clipforge.runtime.model import ZeroShotModel
-from clipforge.runtime.text import TextTokenizer
 from clipforge.testing.tiny_openclip import model_config, random_model, save_hub_layout, save_openai_file
 
 open_clip = pytest.importorskip("open_clip")

@@ -14,7 +14,6 @@ from PIL import Image
 from transformers import AutoTokenizer
 
 from clipforge.cli.main import main
-from clipforge.export import export_model
 from clipforge.export.validate import cosine_rows
 from clipforge.pipeline import PipelineModel, list_presets
 from clipforge.pipeline._graph import extensions_session
@@ -37,9 +36,8 @@ def random_texts(n: int, seed: int = 0) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def exported(hf_checkpoints, tmp_path_factory):
-    root = tmp_path_factory.mktemp("pipe-export")
-    return {f: export_model(p, root / f, show_progress=False).path for f, p in hf_checkpoints.items()}
+def exported(exported_tiny, hf_checkpoints):
+    return {f: exported_tiny[f] for f in hf_checkpoints}
 
 
 @pytest.fixture(scope="module")

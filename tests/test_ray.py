@@ -13,7 +13,6 @@ import pytest
 from PIL import Image
 
 from clipforge.cli.main import main
-from clipforge.export import export_model
 
 N_IMAGES = 40
 
@@ -27,8 +26,8 @@ def ray_local():
 
 
 @pytest.fixture(scope="module")
-def clip_folder(tiny_clip, tmp_path_factory):
-    return export_model(tiny_clip, tmp_path_factory.mktemp("ray") / "clip", show_progress=False).path
+def clip_folder(exported_tiny):
+    return exported_tiny["clip"]
 
 
 @pytest.fixture(scope="module")

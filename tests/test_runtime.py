@@ -14,9 +14,8 @@ LABELS = ["red circle", "blue square", "green triangle", "a dog", "a very long l
 
 
 @pytest.fixture(scope="module")
-def exported(hf_checkpoints, tmp_path_factory):
-    root = tmp_path_factory.mktemp("rt")
-    return {f: export_model(p, root / f, show_progress=False).path for f, p in hf_checkpoints.items()}
+def exported(exported_tiny, hf_checkpoints):
+    return {f: exported_tiny[f] for f in hf_checkpoints}
 
 
 def _images(n, seed=0):

@@ -11,12 +11,11 @@ import pytest
 from PIL import Image
 
 from clipforge.cli.main import main
-from clipforge.export import export_model
 
 
 @pytest.fixture(scope="module")
-def clip_folder(tiny_clip, tmp_path_factory):
-    return export_model(tiny_clip, tmp_path_factory.mktemp("cli") / "clip", show_progress=False).path
+def clip_folder(exported_tiny):
+    return exported_tiny["clip"]
 
 
 @pytest.fixture(scope="module")
