@@ -38,6 +38,32 @@ OPENCLIP_FILES = [OPENCLIP_CONFIG, "open_clip_model.safetensors", "open_clip_pyt
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
 _ARCH_PREFIX = re.compile(r"^([A-Za-z0-9][\w.\-]+):(.+)$")  # two characters at least: not a Windows drive
 
+MARKERS = ("manifest.json", "config.json", OPENCLIP_CONFIG)  # exported/built, transformers, open_clip folders
+MODEL_KINDS = ("an exported or built folder (manifest.json), a checkpoint folder (config.json), a hub id (org/name) "
+               f"or an open_clip source (a folder with {OPENCLIP_CONFIG}, hf-hub:org/name, an OpenAI .pt file, "
+               "ARCH:FILE)")
+
+
+def found_at(path: str | Path) -> str:
+    """What is at ``path``, in a few words, for errors that say what was expected and what was found."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        return "nothing (no such file or folder)"
+    if not path.is_dir():
+        return f"a {path.suffix or 'suffix-less'} file of {path.stat().st_size} bytes"
+    names = sorted(p.name for p in path.iterdir())
+    if not names:
+        return "an empty folder"
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    markers = [m for m in MARKERS if m in names]
+    return (f"a folder with {len(names)} entries ({shown}), " +
+            (f"with {', '.join(markers)}" if markers else f"no {'/'.join(MARKERS)}"))
+
+
+def not_a_model(model: str | Path) -> ModelNotFoundError:
+    """The one-line error for a MODEL argument that is none of the accepted kinds."""
+    return ModelNotFoundError(f"model {model}: found {found_at(model)}; pass {MODEL_KINDS}")
+
 
 @dataclass(frozen=True)
 class OpenClipSource:
@@ -119,11 +145,11 @@ def resolve_checkpoint(model: str | Path, revision: str | None = None) -> tuple[
     path = Path(model).expanduser()
     if path.exists():
         if not path.is_dir():
-            raise ModelNotFoundError(f"{model} is a file but not a weights file ({', '.join(WEIGHT_SUFFIXES)}); pass a "
-                                    "checkpoint folder (with config.json), a hub id or an open_clip source")
+            raise not_a_model(model)  # a file, but not a weights file
         return path, revision
     if not looks_like_hub_id(str(model)):
-        raise ModelNotFoundError(f"model folder {model} does not exist; pass an existing folder or a hub id")
+        raise ModelNotFoundError(f"model {model} does not exist (no file or folder of that name) and is not a hub id "
+                                 f"(org/name); pass {MODEL_KINDS}")
     return _download(str(model), revision)
 
 
@@ -136,6 +162,7 @@ def _download(repo_id: str, revision: str | None, patterns: list[str] = CHECKPOI
         reason = type(exc).__name__
         raise ModelNotFoundError(
             f"cannot download {repo_id!r} from the Hugging Face hub ({reason}); "
-            "check the id and your network, or pass a local checkpoint folder"
+            "check the id and your network, or pass a local checkpoint folder (config.json), exported folder "
+            f"(manifest.json) or open_clip folder ({OPENCLIP_CONFIG})"
         ) from exc
     return Path(folder), revision or Path(folder).name

@@ -50,13 +50,16 @@ def family_for_model_type(model_type: str) -> "Family":
 def family_for_checkpoint(folder: str | Path) -> "Family":
     """Find the family from a checkpoint folder's ``config.json``; open_clip folders (``open_clip_config.json``)
     and weights files are the ``openclip`` family."""
-    from clipforge.hub import is_openclip_folder, is_weights_file
+    from clipforge.hub import is_openclip_folder, is_weights_file, not_a_model
 
     if is_openclip_folder(Path(folder)) or is_weights_file(Path(folder)):
         return get_family("openclip")
     config = Path(folder) / "config.json"
+    if (Path(folder) / "manifest.json").is_file() and not config.is_file():
+        raise InputError(f"{folder} is an exported folder (manifest.json), already ONNX: use it as it is (classify, "
+                         "embed, eval, perf, build, index, serve); to export again, pass its checkpoint (config.json)")
     if not config.is_file():
-        raise InputError(f"{folder} has no config.json; pass a folder written by save_pretrained")
+        raise not_a_model(folder)
     try:
         model_type = json.loads(config.read_text()).get("model_type", "")
     except ValueError as exc:

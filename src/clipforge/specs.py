@@ -133,7 +133,12 @@ class Manifest:
         if path.is_dir():
             path = path / "manifest.json"
         if not path.is_file():
-            raise InputError(f"no manifest.json at {path}; pass a folder written by 'clipforge export' or 'build'")
+            from clipforge.hub import found_at
+
+            folder = path.parent if path.name == "manifest.json" else path
+            raise InputError(f"no manifest.json in {folder}: found {found_at(folder)}; pass a folder "
+                             "written by 'clipforge export' or 'build' (export a checkpoint, hub id or open_clip source "
+                             "first)")
         try:
             return cls.from_dict(json.loads(path.read_text()))
         except (KeyError, TypeError, ValueError) as exc:

@@ -33,7 +33,10 @@ def targets_for(path: str | Path) -> list[Target]:
                 for role, rel in manifest.encoders.items()]
     model = path / "model.onnx" if path.is_dir() else path
     if not model.is_file():
-        raise InputError(f"{path} is not a model.onnx, an encoder folder or an exported folder")
+        from clipforge.hub import found_at
+
+        raise InputError(f"perf {path}: found {found_at(path)}; pass an exported or built folder (manifest.json), an "
+                         "encoder folder or a model.onnx (export a checkpoint, hub id or open_clip source first)")
     folder = model.parent
     variant = folder.parent.name if folder.name in ROLES else folder.name  # OUT/<role>/model.onnx -> OUT
     return [Target(variant, _role_of(model), str(model))]
