@@ -14,9 +14,10 @@ console = Console(stderr=True)
 
 
 def _progress() -> Progress:
+    """A bar on a terminal; nothing at all when stderr is a pipe or a file (rich would leave an empty line)."""
     return Progress(
         SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=console, transient=not sys.stderr.isatty(),
+        TimeElapsedColumn(), console=console, transient=not sys.stderr.isatty(), disable=not console.is_terminal,
     )
 
 

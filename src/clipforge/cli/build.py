@@ -6,15 +6,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
+from clipforge import output
 from clipforge.builder.config import TASK_ROLES, BuildConfig
 from clipforge.cli import options as o
 
 
 def build(
-    model: Annotated[str, typer.Option("--model", "-m", help="Hub id or checkpoint folder.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Checkpoint folder, hub id, open_clip source or export.")],
     output: o.Output,
     config_path: Annotated[Path | None, typer.Option("--config", "-c", help="Build config JSON.")] = None,
     task: Annotated[str | None, typer.Option("--task", help=f"One of: {', '.join(TASK_ROLES)}.")] = None,
@@ -35,27 +34,29 @@ def build(
     _summary(result)
 
 
+STAGES = ("encoder", "stage", "s", "MB", "mean cos", "min cos", "top-1 agree")  # cosines, agreement: vs fp32
+
+
 def _summary(result) -> None:
-    console = Console(stderr=True)
+    """On stderr, like the progress (stdout stays free for scripts)."""
     if result.skipped:
-        console.print(f"[green]up to date[/]: {result.path} (same inputs and config; nothing rebuilt)")
+        output.say(f"up to date: {result.path} (same inputs and config; nothing rebuilt)", style="green")
         return
-    table = Table(title=f"build {result.path}")
-    for column in ("encoder", "stage", "s", "MB", "mean cos", "min cos", "top-1 agree"):
-        table.add_column(column)
+    table = output.table(f"build {result.path}", STAGES, numeric=STAGES[2:])
     for role, info in result.report["roles"].items():
-        for s in info["stages"]:
+        stages = info["stages"]
+        for i, s in enumerate(stages):
             p = s["parity"]
-            table.add_row(role, s["stage"] + ("" if s.get("kept", True) else " (dropped)"), f"{s['seconds']:.1f}",
-                          f"{s['bytes'] / 1e6:.1f}", f"{p['mean_cosine']:.5f}", f"{p['min_cosine']:.5f}",
-                          f"{p['top1_agreement']:.3f}")
-    console.print(table)
+            table.add_row(role if i == 0 else "", s["stage"] + ("" if s.get("kept", True) else " (dropped)"),
+                          f"{s['seconds']:.1f}", f"{s['bytes'] / 1e6:.1f}", f"{p['mean_cosine']:.5f}",
+                          f"{p['min_cosine']:.5f}", f"{p['top1_agreement']:.3f}", end_section=i == len(stages) - 1)
+    output.show(table, stderr=True)
     if "auto" in result.report:
         auto = result.report["auto"]
         on = {r: "{backend}/{precision}".format(**rt) for r, rt in auto.get("runtime", {}).items()}
-        console.print(f"auto chose image={auto['chosen']['image-encoder']} on {on.get('image-encoder', '-')} "
-                      f"text={auto['chosen']['text-encoder']} on {on.get('text-encoder', '-')} "
-                      f"(fp32 top-1 {auto['fp32_top1']:.1f}%, {len(auto['candidates'])} candidates tried)")
+        output.say(f"auto chose image={auto['chosen']['image-encoder']} on {on.get('image-encoder', '-')} "
+                   f"text={auto['chosen']['text-encoder']} on {on.get('text-encoder', '-')} "
+                   f"(fp32 top-1 {auto['fp32_top1']:.1f}%, {len(auto['candidates'])} candidates tried)")
 
 
 def register(app: typer.Typer) -> None:

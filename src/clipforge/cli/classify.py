@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
+from clipforge import output
 from clipforge.cli import runtime_options as ro
 from clipforge.runtime.batches import ImageFailure, iter_image_batches
 from clipforge.runtime.labels import DEFAULT_TEMPLATE
+
+COLUMNS = ("image", "label", "score")
 
 
 def classify(
@@ -33,29 +33,32 @@ def classify(
         predictions = zs.classify(batch.images, label_list, template=template, top_k=top_k)
         results.update(zip(batch.names, predictions))
     _print(results, as_json)
-    _exit_on_failures(failures, len(names))
+    _exit_on_failures(failures, len(names), images)
 
 
 def _print(results: dict, as_json: bool) -> None:
     if as_json:
-        print(json.dumps([{"image": str(k), "predictions": v} for k, v in results.items()], indent=2))
+        output.print_json([{"image": str(k), "predictions": v} for k, v in results.items()])
         return
-    table = Table(title="zero-shot classification")
-    for column in ("image", "label", "score"):
-        table.add_column(column, justify="right" if column == "score" else "left")
+    if not results:
+        return  # said by _exit_on_failures: every image was unreadable
+    table = output.table("zero-shot classification", COLUMNS, numeric=("score",))
     for name, preds in results.items():
         for i, p in enumerate(preds):
-            table.add_row(str(name) if i == 0 else "", p["label"], f"{p['score']:.4f}")
-    Console().print(table)
+            table.add_row(str(name) if i == 0 else "", p["label"], f"{p['score']:.4f}", end_section=i == len(preds) - 1)
+    output.show(table)
 
 
-def _exit_on_failures(failures: list[ImageFailure], total: int) -> None:
+def _exit_on_failures(failures: list[ImageFailure], total: int, inputs: list | None = None) -> None:
+    """List the unreadable images and exit 1; when none was readable, say so first in one line."""
     if not failures:
         return
-    console = Console(stderr=True)
-    console.print(f"[red]{len(failures)} of {total} image(s) could not be read and were skipped:[/]")
+    if len(failures) < total or not inputs:
+        output.say(f"{len(failures)} of {total} image(s) could not be read and were skipped:", style="red")
+    else:
+        output.say(f"no readable images in {', '.join(map(str, inputs))} (all {total} unreadable):", style="red")
     for f in failures:
-        console.print(f"  {f.name}: {f.reason}")
+        output.say(f"  {f.name}: {f.reason}")
     raise typer.Exit(1)
 
 

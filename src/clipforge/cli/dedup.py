@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from clipforge import output
 from clipforge.cli import runtime_options as ro
 from clipforge.cli.index import Db, IndexModel
 
@@ -24,15 +23,13 @@ def dedup(
     with Index(db, model, device=device) as idx:
         groups = idx.duplicates(threshold)
     if as_json:
-        print(json.dumps([[{"id": h.id, "path": h.path, "score": round(h.score, 6)} for h in g] for g in groups],
-                         indent=2))
+        output.print_json([[{"id": h.id, "path": h.path, "score": round(h.score, 6)} for h in g] for g in groups])
         return
-    console = Console()
-    for n, group in enumerate(groups, 1):
-        console.print(f"group {n} ({len(group)} images)", highlight=False)
+    for n, group in enumerate(groups, 1):  # plain lines: a path is never broken, whatever the width
+        output.say(f"group {n} ({len(group)} images)", stderr=False)
         for h in group:
-            console.print(f"  {h.score:.4f}  {h.path}", highlight=False)
-    Console(stderr=True).print(f"{len(groups)} group(s) of near-duplicates at cosine >= {threshold}")
+            output.say(f"  {h.score:.4f}  {h.path}", stderr=False)
+    output.say(f"{len(groups)} group(s) of near-duplicates at cosine >= {threshold}")
 
 
 def register(app: typer.Typer) -> None:

@@ -7,13 +7,13 @@ from typing import Annotated
 
 import numpy as np
 import typer
-from rich.console import Console
 
 from clipforge._io import atomic_file
 from clipforge.cli import engine_options as eo
 from clipforge.cli import runtime_options as ro
 from clipforge.cli.classify import _exit_on_failures
 from clipforge.errors import InputError
+from clipforge.output import say
 from clipforge.runtime.batches import ImageFailure, iter_image_batches
 
 
@@ -45,8 +45,8 @@ def embed(
             chunks.append(zs.embed_images(batch.images, batch_size, normalize=normalize))
     vectors = np.concatenate(chunks) if chunks else np.zeros((0, zs.manifest.embed_dim), np.float32)
     _write(output, names, vectors)
-    Console(stderr=True).print(f"wrote {len(names)} embedding(s) of dim {vectors.shape[1]} to {output}")
-    _exit_on_failures(failures, len(names) + len(failures))
+    say(f"wrote {len(names)} embedding(s) of dim {vectors.shape[1]} to {output}")
+    _exit_on_failures(failures, len(names) + len(failures), inputs)
 
 
 def _embed_ray(inputs, output: Path, text: bool, model: str, device: str, threads, normalize: bool,
@@ -61,10 +61,9 @@ def _embed_ray(inputs, output: Path, text: bool, model: str, device: str, thread
     paths = ro.expand_images([Path(p) for p in inputs])
     folder = ro.model_folder(model)  # exports once if needed, on the driver; workers load the folder
     stats, written = embed_to_parquet(paths, folder, output, options, normalize, show=len(paths) > 1)
-    Console(stderr=True).print(
-        f"wrote {written} embedding(s) to {output} in {stats.seconds:.1f} s on {stats.workers} Ray worker(s) "
-        f"x {stats.cpus_per_worker} CPU", highlight=False)
-    _exit_on_failures([ImageFailure(p, r) for p, r in stats.unreadable], len(paths))
+    say(f"wrote {written} embedding(s) to {output} in {stats.seconds:.1f} s on {stats.workers} Ray worker(s) "
+        f"x {stats.cpus_per_worker} CPU")
+    _exit_on_failures([ImageFailure(p, r) for p, r in stats.unreadable], len(paths), inputs)
 
 
 def _write(output: Path, names: list[str], vectors: np.ndarray) -> None:

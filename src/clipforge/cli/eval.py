@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from clipforge import output
 from clipforge.cli import runtime_options as ro
 from clipforge.cli.options import Quiet
 from clipforge.errors import InputError
@@ -80,7 +81,8 @@ def eval_command(
                                                  "encoders are not in its folder.")] = None,
     device: ro.Device = "cpu", threads: ro.Threads = None, batch_size: ro.BatchSize = 32,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the --samples draw.")] = 0,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the full report as JSON.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the full report as JSON to FILE, or to "
+                                                  "stdout with '--json -' (instead of the table).")] = None,
     report: Annotated[Path | None, typer.Option("--report", help="Write a markdown table.")] = None,
     quiet: Quiet = False,
 ) -> None:
@@ -94,9 +96,11 @@ def eval_command(
                           read_class_names(class_names), templates, model_id, baseline, device, batch_size, seed,
                           manifest, threads, show=not quiet)
     result = run_eval(request)
-    reports.print_report(result)
-    if json_out:
-        reports.write_json(json_out, result)
+    if output.is_stdout(json_out):
+        reports.warn_unreadable(result)
+    else:
+        reports.print_report(result)
+    reports.write_json(json_out, result)
     if report:
         reports.write_markdown(report, result)
     _check_drop(result, max_drop)
@@ -107,9 +111,7 @@ def _check_drop(result: dict, max_drop: float | None) -> None:
         return
     drop = -result["delta"]["top1"]
     if drop > max_drop:
-        from rich.console import Console
-
-        Console(stderr=True).print(f"[red]ONNX top-1 is {drop:.2f} pp below PyTorch (allowed: {max_drop})[/]")
+        output.say(f"ONNX top-1 is {drop:.2f} pp below PyTorch (allowed: {max_drop})", style="red")
         raise typer.Exit(3)
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from clipforge import output
 from clipforge.cli import engine_options as eo
 from clipforge.cli import runtime_options as ro
 from clipforge.cli.options import Quiet
@@ -45,14 +44,13 @@ def index(
                               threads=decode_threads)
             total = idx.backend.count()
     if as_json:
-        print(json.dumps({**summary.to_dict(), "images": total}, indent=2))
+        output.print_json({**summary.to_dict(), "images": total})
         return
-    console = Console(stderr=True)
     for path, reason in summary.unreadable:
-        console.print(f"  [yellow]unreadable[/] {path}: {reason}", highlight=False)
-    console.print(f"added {summary.added}, updated {summary.updated}, removed {summary.removed}, unchanged "
-                  f"{summary.unchanged}, unreadable {len(summary.unreadable)} in {summary.seconds:.1f} s; "
-                  f"{total} image(s) in {_where(db)}", highlight=False)
+        output.say(f"  unreadable {path}: {reason}")
+    output.say(f"added {summary.added}, updated {summary.updated}, removed {summary.removed}, unchanged "
+               f"{summary.unchanged}, unreadable {len(summary.unreadable)} in {summary.seconds:.1f} s; "
+               f"{total} image(s) in {_where(db)}")
 
 
 def _where(db: str) -> str:

@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
-import json
-
 import typer
-from rich.console import Console
-from rich.table import Table
 
+from clipforge import output
+from clipforge.cli.runtime_options import AsJson
 from clipforge.registry import list_models
 
+COLUMNS = ("family", "checkpoint", "params", "dim", "image")
 
-def models(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
-    """List supported model families and well-known checkpoints."""
+
+def models(as_json: AsJson = False) -> None:
+    """List supported model families and well-known checkpoints (params in millions, embedding dim, image px)."""
     rows = list_models()
     if as_json:
-        print(json.dumps(rows, indent=2))
+        output.print_json(rows)
         return
-    table = Table(title="clipforge model families and known checkpoints")
-    for column in ("family", "checkpoint", "params (M)", "embed dim", "image size"):
-        table.add_column(column, justify="right" if column[0] in "pei" else "left")
+    table = output.table("known checkpoints (params in millions, embedding dim, image size in px)", COLUMNS,
+                         numeric=COLUMNS[2:])
     for r in rows:
         table.add_row(r["family"], r["name"], str(r["params_m"]), str(r["embed_dim"]), str(r["image_size"]))
-    Console().print(table)
+    output.show(table)
 
 
 def register(app: typer.Typer) -> None:

@@ -9,7 +9,8 @@ import typer
 
 Force = Annotated[bool, typer.Option("--force", help="Overwrite the output if it exists.")]
 Output = Annotated[Path, typer.Option("--output", "-o", help="Output folder.")]
-ModelArg = Annotated[str, typer.Argument(help="Hub id (e.g. openai/clip-vit-base-patch32) or local checkpoint folder.")]
+ModelArg = Annotated[str, typer.Argument(help="Hub id (e.g. openai/clip-vit-base-patch32), checkpoint folder or "
+                                               "open_clip source.")]
 Revision = Annotated[str | None, typer.Option("--revision", help="Hub revision (branch, tag or commit).")]
 Opset = Annotated[int, typer.Option("--opset", help="ONNX opset.")]
 Static = Annotated[bool, typer.Option("--static", help="Fixed shapes (NPU-style targets).")]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -30,7 +29,8 @@ def perf(
     iterations: Annotated[int, typer.Option("--iterations")] = 10,
     baseline: Annotated[str | None, typer.Option("--baseline", help="'torch' adds the PyTorch reference.")] = None,
     model_id: Annotated[str | None, typer.Option("--model-id", help="Checkpoint for --baseline torch.")] = None,
-    json_out: Annotated[Path | None, typer.Option("--json")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the rows as JSON to FILE, or to stdout with "
+                                                  "'--json -' (instead of the table).")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Throughput chart (PNG).")] = None,
     backend: Annotated[str, typer.Option("--backend", help="onnxruntime, openvino, or auto (what the build chose).")]
     = "auto",
@@ -39,7 +39,7 @@ def perf(
     gemm_size: Annotated[int, typer.Option("--gemm-size", help="GEMM side for --roofline peaks.")] = 2048,
 ) -> None:
     """Benchmark encoders: load time, p50/p90/p99 latency, items/s, peak memory."""
-    from clipforge._io import atomic_file
+    from clipforge import output
     from clipforge.perf.report import plot_throughput, print_table
     from clipforge.perf.runner import run_perf
 
@@ -50,10 +50,9 @@ def perf(
     opts = {"device": device, "threads": threads, "warmup": warmup, "iterations": iterations,
             "backend": check_backend(backend), "roofline": roofline and gemm_size}
     rows = run_perf(paths, _batches(batch_size), opts, model_id if baseline else None)
-    print_table(rows)
-    if json_out:
-        with atomic_file(json_out) as tmp:
-            tmp.write_text(json.dumps(rows, indent=2))
+    if not output.is_stdout(json_out):
+        print_table(rows)
+    output.write_json(json_out, rows)
     if plot:
         plot_throughput(rows, plot)
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from clipforge import output
+
+COLUMNS = ("build", "top-1", "top-5", "images/s", "p50 ms")
 
 
 def report(
@@ -18,13 +21,10 @@ def report(
     batch_size: Annotated[int, typer.Option("--batch-size", help="Batch for the speed measurement.")] = 8,
     iterations: Annotated[int, typer.Option("--iterations")] = 10,
     plot: Annotated[Path | None, typer.Option("--plot", help="Accuracy vs images/s chart (PNG).")] = None,
-    json_out: Annotated[Path | None, typer.Option("--json")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the rows as JSON to FILE, or to stdout with "
+                                                  "'--json -' (instead of the table).")] = None,
 ) -> None:
     """Evaluate and benchmark each build; print top-1 vs images/s."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from clipforge._io import atomic_file
     from clipforge.evaluation.combined import accuracy_vs_speed
     from clipforge.evaluation.combined import plot as draw
     from clipforge.evaluation.datasets import load_eval_data
@@ -33,17 +33,20 @@ def report(
     data = load_eval_data(dataset, split, samples)
     opts = {"device": "cpu", "threads": None, "warmup": 2, "iterations": iterations}
     rows = accuracy_vs_speed(builds, data, get_templates(templates), batch_size, opts)
-    table = Table(title=f"accuracy x speed on {dataset}:{split}")
-    for column in ("build", "top-1", "top-5", "images/s", "p50 ms"):
-        table.add_column(column)
-    for r in rows:
-        table.add_row(r["build"], f"{r['top1']:.1f}", f"{r['top5']:.1f}", f"{r['images_per_s']:.1f}", f"{r['p50_ms']:.1f}")
-    Console().print(table)
+    if not output.is_stdout(json_out):
+        output.show(_table(rows, f"{dataset}:{split}"))
     if plot:
         draw(rows, plot)
-    if json_out:
-        with atomic_file(json_out) as tmp:
-            tmp.write_text(json.dumps(rows, indent=2))
+    output.write_json(json_out, rows)
+
+
+def _table(rows: list[dict], data: str):
+    batch = rows[0]["batch"] if rows else "?"
+    table = output.table(f"accuracy x speed on {data} (image encoder, batch {batch})", COLUMNS, numeric=COLUMNS[1:])
+    for r in rows:
+        table.add_row(r["build"], f"{r['top1']:.1f}", f"{r['top5']:.1f}", f"{r['images_per_s']:.1f}",
+                      f"{r['p50_ms']:.1f}")
+    return table
 
 
 def register(app: typer.Typer) -> None:

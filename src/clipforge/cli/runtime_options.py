@@ -12,7 +12,8 @@ from clipforge.runtime.images import IMAGE_SUFFIXES
 
 DEFAULT_MODEL = "openai/clip-vit-base-patch32"
 
-Model = Annotated[str, typer.Option("--model", "-m", help="Exported folder, checkpoint folder or hub id.")]
+Model = Annotated[str, typer.Option("--model", "-m", help="Exported/built folder, checkpoint folder, hub id or "
+                                                          "open_clip source.")]
 Device = Annotated[str, typer.Option("--device", "-d", help="cpu, cuda, dml, openvino, qnn, ...")]
 Threads = Annotated[int | None, typer.Option("--threads", help="Intra-op threads (default: all cores).")]
 BatchSize = Annotated[int, typer.Option("--batch-size", "-b", help="Images per encoder run.")]

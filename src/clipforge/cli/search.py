@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
+from clipforge import output
 from clipforge.cli import runtime_options as ro
 from clipforge.cli.index import Db, IndexModel
 
@@ -30,17 +28,15 @@ def search(
         hits = idx.search(text=text or None, image=image or None, negative=negative or None, k=k,
                           min_score=min_score)
     if as_json:
-        print(json.dumps([{"id": h.id, "path": h.path, "score": round(h.score, 6)} for h in hits], indent=2))
+        output.print_json([{"id": h.id, "path": h.path, "score": round(h.score, 6)} for h in hits])
         return
     if not hits:
-        Console(stderr=True).print("no results" + (f" with score >= {min_score}" if min_score is not None else ""))
+        output.say("no results" + (f" with score >= {min_score}" if min_score is not None else ""))
         return
-    table = Table(title="search results")
-    table.add_column("score", justify="right")
-    table.add_column("path")
+    table = output.table("search results", ("score", "path"), numeric=("score",))
     for h in hits:
         table.add_row(f"{h.score:.4f}", h.path)
-    Console().print(table)
+    output.show(table)
 
 
 def register(app: typer.Typer) -> None:

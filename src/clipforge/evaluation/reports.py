@@ -3,10 +3,10 @@ plus per-class accuracy) and a rich table for the terminal."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
+from clipforge import output
 from clipforge._io import atomic_file
 
 PER_CLASS_ROWS = 100  # above this many classes the markdown lists the weakest ones only
@@ -66,20 +66,9 @@ def _per_class(report: dict) -> list[str]:
     return lines + [""]
 
 
-def clean(value):
-    """NaN -> None (strict JSON), recursively."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [clean(v) for v in value]
-    return value
-
-
-def write_json(path: Path, report) -> None:
-    with atomic_file(path) as tmp:
-        tmp.write_text(json.dumps(clean(report), indent=2, default=str))
+def write_json(path: Path | str, report) -> None:
+    """``path`` ``-``: print on stdout."""
+    output.write_json(path, report)
 
 
 def write_markdown(path: Path, report) -> None:
@@ -87,39 +76,32 @@ def write_markdown(path: Path, report) -> None:
         tmp.write_text(markdown(report))
 
 
-def wide_console():
-    """A stdout console; files and pipes get a wide one, so table columns are not truncated."""
-    from rich.console import Console
-
-    out = Console()
-    return out if out.is_terminal else Console(width=120)
-
-
 def print_report(report: dict) -> None:
-    from rich.console import Console
-
-    console = wide_console()
+    """The report as a table on stdout; unreadable images as one line on stderr."""
     if report["task"] == "zero-shot-retrieval":
-        console.print(_retrieval_table(report))
+        output.show(_retrieval_table(report))
     else:
-        console.print(_classification_table(report))
+        output.show(_classification_table(report))
         if report.get("agreement") is not None:
-            console.print(f"top-1 predictions equal to PyTorch's on {_fmt(report['agreement'])}% of images")
+            output.say(f"top-1 predictions equal to PyTorch's on {_fmt(report['agreement'])}% of images", stderr=False)
+    warn_unreadable(report)
+
+
+def warn_unreadable(report: dict) -> None:
     failures = report["onnx"]["failures"]
     if failures:
-        from rich.markup import escape
+        output.say(f"{len(failures)} unreadable image(s) skipped, e.g. {failures[0]['image']}: "
+                   f"{failures[0]['error']}", style="yellow")
 
-        Console(stderr=True).print(f"[yellow]{len(failures)} unreadable image(s) skipped, e.g. "
-                                   f"{escape(failures[0]['image'])}: {escape(failures[0]['error'])}[/]")
+
+CLASSIFICATION = ("model", "top-1", "top-5", "mean recall", "images", "unreadable", "images/s")
+RETRIEVAL = ("direction", "R@1", "R@5", "R@10")
 
 
 def _classification_table(report: dict):
-    from rich.table import Table
-
-    table = Table(title=f"{report['task']} on {report['source']} ({report['classes']} classes, "
-                        f"{report['template_count']} template(s))")
-    for column in ("model", "top-1", "top-5", "mean per-class recall", "evaluated", "unreadable", "images/s"):
-        table.add_column(column, justify="left" if column == "model" else "right")
+    table = output.table(f"{report['task']} on {report['source']} ({report['classes']} classes, "
+                         f"{report['template_count']} template(s))",
+                         CLASSIFICATION, numeric=CLASSIFICATION[1:])
     for name, label in (("onnx", "clipforge ONNX"), ("baseline", "PyTorch (transformers)")):
         if r := report.get(name):
             table.add_row(label, _fmt(r["top1"]), _fmt(r["top5"]), _fmt(r["mean_per_class_recall"]),
@@ -131,12 +113,9 @@ def _classification_table(report: dict):
 
 
 def _retrieval_table(report: dict):
-    from rich.table import Table
-
     o = report["onnx"]
-    table = Table(title=f"zero-shot retrieval on {report['source']} ({o['images']} images, {o['captions']} captions)")
-    for column in ("direction", "R@1", "R@5", "R@10"):
-        table.add_column(column, justify="left" if column == "direction" else "right")
+    table = output.table(f"zero-shot retrieval on {report['source']} ({o['images']} images, {o['captions']} "
+                         "captions)", RETRIEVAL, numeric=RETRIEVAL[1:])
     for key, label in (("image_to_text", "image → text"), ("text_to_image", "text → image")):
         table.add_row(label, *(_fmt(o[key][k]) for k in ("R@1", "R@5", "R@10")))
     return table

@@ -95,7 +95,8 @@ def rate_progress(total: int, show: bool):
 
     rate = TextColumn("{task.fields[rate]}")
     with Progress(TextColumn("indexing"), BarColumn(), MofNCompleteColumn(), rate, TextColumn("eta"),
-                  TimeRemainingColumn(), console=console, transient=not console.is_terminal) as bar:
+                  TimeRemainingColumn(), console=console, transient=not console.is_terminal,
+                  disable=not console.is_terminal) as bar:  # off a terminal rich would leave an empty line
         task = bar.add_task("indexing", total=total, rate="")
 
         def advance(n: int) -> None:

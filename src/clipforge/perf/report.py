@@ -1,27 +1,52 @@
-"""Perf results as a rich table and a throughput chart (PNG)."""
+"""Perf results as tables that fit 80 columns (the speed table, and the roofline table with ``--roofline``) and
+a throughput chart (PNG)."""
 
 from __future__ import annotations
 
+from itertools import groupby
 from pathlib import Path
+
+from clipforge import output
+
+KEY = "variant / encoder / runtime"
+SPEED = (KEY, "batch", "load s", "p50 ms", "p90 ms", "p99 ms", "items/s", "peak MB")
+ROOFLINE = (KEY, "batch", "items/s", "limit/s", "% of limit")
+
+
+def _key(r: dict) -> tuple[str, str, str]:
+    return r["variant"], r["encoder"], f"{r.get('backend', '')} {r.get('precision', '')}".strip()
+
+
+def _add_groups(table, rows: list[dict], cells) -> None:
+    """One group of rows per variant, encoder and runtime: the key (one line each) on its first row only."""
+    for key, group in groupby(rows, key=_key):
+        group = list(group)
+        for i, r in enumerate(group):
+            table.add_row("\n".join(key) if i == 0 else "", *cells(r), end_section=i == len(group) - 1)
+
+
+def speed_table(rows: list[dict]):
+    table = output.table("clipforge perf (each row measured in its own process)", SPEED, numeric=SPEED[1:])
+    _add_groups(table, rows, lambda r: (str(r["batch"]), f"{r['load_s']:.2f}", f"{r['p50_ms']:.1f}",
+                                        f"{r['p90_ms']:.1f}", f"{r['p99_ms']:.1f}", f"{r['items_per_s']:.1f}",
+                                        f"{r['peak_rss_mb']:.0f}"))
+    return table
+
+
+def roofline_table(rows: list[dict]):
+    table = output.table("roofline: the matmul limit of this machine in the row's precision, and the fraction "
+                         "reached", ROOFLINE, numeric=ROOFLINE[1:])
+    _add_groups(table, rows, lambda r: (str(r["batch"]), f"{r['items_per_s']:.1f}",
+                                        *((f"{r['limit_per_s']:.1f}", f"{100 * r['fraction']:.1f}")
+                                          if "fraction" in r else ("", ""))))
+    return table
 
 
 def print_table(rows: list[dict]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="clipforge perf (each row measured in its own process)")
-    roofline = any("fraction" in r for r in rows)
-    columns = ["variant", "encoder", "backend", "batch", "load s", "p50 ms", "p90 ms", "p99 ms", "items/s", "peak MB"]
-    for column in columns + (["limit/s", "% limit"] if roofline else []):
-        table.add_column(column, justify="left" if column in ("variant", "encoder", "backend") else "right")
-    for r in rows:
-        cells = [r["variant"], r["encoder"], f"{r.get('backend', '')}/{r.get('precision', '')}", str(r["batch"]),
-                 f"{r['load_s']:.2f}", f"{r['p50_ms']:.1f}", f"{r['p90_ms']:.1f}", f"{r['p99_ms']:.1f}",
-                 f"{r['items_per_s']:.1f}", f"{r['peak_rss_mb']:.0f}"]
-        if roofline:
-            cells += [f"{r['limit_per_s']:.1f}", f"{100 * r['fraction']:.1f}"] if "fraction" in r else ["", ""]
-        table.add_row(*cells)
-    Console().print(table)
+    output.show(speed_table(rows))
+    if any("fraction" in r for r in rows):
+        output.say("", stderr=False)
+        output.show(roofline_table(rows))
 
 
 def plot_throughput(rows: list[dict], path: Path) -> None:
