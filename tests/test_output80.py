@@ -183,20 +183,46 @@ def test_eval_retrieval(capsys, variants, images, tmp_path):
 
 
 def test_perf(capsys, variants, tmp_path):
-    """Two variants whose names share a long prefix: every row says which variant and encoder it measured."""
+    """Two variants whose names share a long prefix: every row says which variant and encoder it measured; the
+    roofline gets its own table."""
     fast = ["--batch-size", "1", "--iterations", "1", "--warmup", "0"]
-    code, out, _ = run(capsys, "perf", *variants, *fast, "--json", tmp_path / "p.json")
+    code, out, _ = run(capsys, "perf", *variants, *fast, "--roofline", "--gemm-size", "64",
+                       "--json", tmp_path / "p.json")
     rows = json.loads((tmp_path / "p.json").read_text())
     assert code == 0 and len(rows) == 4
-    readable(out, [LONG_VARIANT, OTHER_VARIANT, "image-encoder", "text-encoder", "onnxruntime fp32"])
-    groups = sections(out)
-    assert len(groups) == len(rows)
-    for group, r in zip(groups, rows):
-        assert whole(group, r["variant"]) and whole(group, r["encoder"]), group
-        assert group.splitlines()[0].split()[-2:] == [f"{r['items_per_s']:.1f}", f"{r['peak_rss_mb']:.0f}"]
-    code, js, _ = run(capsys, "perf", variants[0], *fast, "--json", "-")
-    assert code == 0 and [(r["variant"], r["encoder"]) for r in json.loads(js)] == \
-           [(LONG_VARIANT, "image-encoder"), (LONG_VARIANT, "text-encoder")]
+    speed, roofline = out.split("\nroofline: ")
+    for table, last in ((speed, ("items_per_s", "peak_rss_mb")), (roofline, ("limit_per_s", "fraction"))):
+        readable(table, [LONG_VARIANT, OTHER_VARIANT, "image-encoder", "text-encoder", "onnxruntime fp32"])
+        groups = sections(table)
+        assert len(groups) == len(rows)
+        for group, r in zip(groups, rows):
+            assert whole(group, r["variant"]) and whole(group, r["encoder"]), group
+            want = [f"{r[last[0]]:.1f}", f"{r['peak_rss_mb']:.0f}" if last[1] == "peak_rss_mb" else
+                    f"{100 * r['fraction']:.1f}"]
+            assert group.splitlines()[0].split()[-2:] == want, group
+
+
+def test_perf_shows_the_path_where_folder_names_collide_and_json_to_stdout(capsys, variants, tmp_path):
+    same = []
+    for parent in ("run-a", "run-b"):
+        (tmp_path / parent).mkdir()
+        (tmp_path / parent / "clip").symlink_to(variants[0], target_is_directory=True)
+        same.append(tmp_path / parent / "clip")
+    fast = ["--batch-size", "1", "--iterations", "1", "--warmup", "0"]
+    code, out, _ = run(capsys, "perf", *same, *fast)
+    assert code == 0
+    readable(out, [str(p) for p in same])
+    code, js, _ = run(capsys, "perf", variants[0] / "image-encoder", *fast, "--json", "-")
+    assert code == 0 and [(r["variant"], r["encoder"]) for r in json.loads(js)] == [(LONG_VARIANT, "image-encoder")]
+
+
+def test_build_summary(capsys, variants, tmp_path):
+    out_dir = tmp_path / LONG_FOLDER
+    code, out, err = run(capsys, "build", "-m", variants[0], "-o", out_dir, "-q")
+    assert code == 0 and out == ""  # the summary goes to stderr, beside the progress
+    report = json.loads((out_dir / "build.json").read_text())
+    readable(err, [str(out_dir), "image-encoder", "text-encoder"] +
+             [s["stage"] for info in report["roles"].values() for s in info["stages"]])
 
 
 def test_report(capsys, variants, images):

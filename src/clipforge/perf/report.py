@@ -7,20 +7,35 @@ from itertools import groupby
 from pathlib import Path
 
 from clipforge import output
+from clipforge.specs import ROLES
 
 KEY = "variant / encoder / runtime"
 SPEED = (KEY, "batch", "load s", "p50 ms", "p90 ms", "p99 ms", "items/s", "peak MB")
 ROOFLINE = (KEY, "batch", "items/s", "limit/s", "% of limit")
 
 
-def _key(r: dict) -> tuple[str, str, str]:
-    return r["variant"], r["encoder"], f"{r.get('backend', '')} {r.get('precision', '')}".strip()
+def _folder(r: dict) -> str | None:
+    """The folder a row's graph came from: OUT for OUT/<role>/model.onnx, else the graph's folder."""
+    if not r.get("model"):
+        return None
+    graph = Path(r["model"]).parent
+    return str(graph.parent if graph.name in ROLES else graph)
+
+
+def _names(rows: list[dict]) -> list[str]:
+    """The variant shown for each row: its folder's name, or the folder's path where two folders share a name."""
+    folders: dict[str, set] = {}
+    for r in rows:
+        folders.setdefault(r["variant"], set()).add(_folder(r))
+    return [r["variant"] if len(folders[r["variant"]]) == 1 else _folder(r) or r["variant"] for r in rows]
 
 
 def _add_groups(table, rows: list[dict], cells) -> None:
     """One group of rows per variant, encoder and runtime: the key (one line each) on its first row only."""
-    for key, group in groupby(rows, key=_key):
-        group = list(group)
+    keys = [(name, r["encoder"], f"{r.get('backend', '')} {r.get('precision', '')}".strip())
+            for name, r in zip(_names(rows), rows)]
+    for key, group in groupby(zip(keys, rows), key=lambda pair: pair[0]):
+        group = [r for _, r in group]
         for i, r in enumerate(group):
             table.add_row("\n".join(key) if i == 0 else "", *cells(r), end_section=i == len(group) - 1)
 
