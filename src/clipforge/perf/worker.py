@@ -12,6 +12,7 @@ import argparse
 import json
 import resource
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -41,8 +42,6 @@ def _onnx_call(args):
 
 def _fixed_text_length(model: str) -> int | None:
     """The context length when the export's manifest pads texts to it (open_clip graphs need exactly that)."""
-    from pathlib import Path
-
     from clipforge.specs import Manifest
 
     folder = Path(model).parent.parent
@@ -97,11 +96,22 @@ def measure(args) -> dict:
         t = time.perf_counter()
         call()
         times.append(time.perf_counter() - t)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     runs_on = {"backend": "pytorch", "precision": "fp32"} if args.torch else \
         {"backend": args.backend, "precision": args.precision}
     return {"batch": args.batch, "text_length": args.text_length, **runs_on, "load_s": load, **_percentiles(times), "items_per_s": args.batch / float(np.median(times)),
             "peak_rss_mb": peak_mb}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS in MB: VmHWM where /proc has it (ru_maxrss of a forked child starts at its
+    parent's RSS, so a large parent would inflate every worker's figure)."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> None:
