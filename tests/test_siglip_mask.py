@@ -148,13 +148,12 @@ def test_pipeline_graph_of_masked_export_emits_the_mask(masked, tmp_path):
     import onnx
 
     from clipforge.pipeline import export_pipeline
+    from clipforge.pipeline._graph import extensions_session
 
     result = export_pipeline(masked, tmp_path / "p", "multimodal_siglip", show_progress=False)
     text_graph = onnx.load(str(result.paths["text"]))
     assert "tok/attention_mask" in {n.name for n in text_graph.graph.node}
     model = ZeroShotModel.from_onnx(masked)
-    from clipforge.pipeline._graph import extensions_session
-
     got = extensions_session(text_graph).run(None, {"text": np.array(LABELS, dtype=object)})[0]
     np.testing.assert_allclose(got, model.embed_texts(LABELS), atol=PARITY)
 
@@ -169,3 +168,15 @@ def test_build_keeps_the_mask(masked, tiny_siglip, tmp_path):
     assert model.text_encoder.input_names == ["input_ids", "attention_mask"]
     text = result.report["roles"]["text-encoder"]["stages"][-1]["parity"]
     assert text["min_cosine"] > 0.99, text
+
+
+def test_eval_torch_baseline_follows_the_export(masked, tiny_siglip):
+    """``clipforge eval --baseline torch`` on a masked export compares with the masked PyTorch text tower."""
+    from clipforge.evaluation.baseline_torch import TorchZeroShot
+
+    texts = [f"a photo of {label}" for label in LABELS]
+    want = ZeroShotModel.from_onnx(masked).embed_texts(texts)
+    np.testing.assert_allclose(TorchZeroShot(str(tiny_siglip), text_attention_mask=True).embed_texts(texts), want,
+                               atol=PARITY)
+    unmasked = TorchZeroShot(str(tiny_siglip)).embed_texts(texts)  # the default: the trained, unmasked model
+    assert float((unmasked * want).sum(axis=1).min()) < 0.9
