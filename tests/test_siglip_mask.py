@@ -124,6 +124,9 @@ def test_resolver_keys_and_checks_the_option(masked, exported_tiny, tiny_siglip)
     from clipforge.resolve import cache_key, check_folder_matches, resolve_export
 
     assert cache_key(str(tiny_siglip), None, {"text_attention_mask": True}) != cache_key(str(tiny_siglip), None, {})
+    model = ZeroShotModel.from_pretrained(tiny_siglip, text_attention_mask=True, show_progress=False)
+    assert model.manifest.text.uses_attention_mask
+    assert model.folder.name == cache_key(str(tiny_siglip), None, {"text_attention_mask": True})
     assert resolve_export(masked, options={"text_attention_mask": True}) == masked
     with pytest.raises(InputError, match="text_attention_mask"):
         check_folder_matches(exported_tiny["siglip"], {"text_attention_mask": True})
