@@ -43,10 +43,10 @@ def _child_clipforge(folder: str, job: str, backend: str) -> dict:
 
 def _child_torch(folder: str, job: str) -> dict:
     marks = {"start": time.time()}
+    from _common import images, labels  # first: imports clipforge, whose guard makes torchvision importable
     import numpy as np
     import torch
     from transformers import CLIPModel, CLIPProcessor
-    from _common import images, labels
 
     marks["imports"] = time.time()
     model, proc = CLIPModel.from_pretrained(folder).eval(), CLIPProcessor.from_pretrained(folder)

@@ -144,3 +144,20 @@ def test_arena_option_reaches_the_session(exported, monkeypatch):
     assert [o.enable_cpu_mem_arena for o in seen] == [False, False]
     np.testing.assert_allclose(model.embed_texts(TEXTS),
                                ZeroShotModel.from_onnx(exported["clip"]).embed_texts(TEXTS), atol=1e-6)
+
+
+@needs_openvino
+def test_openvino_compiled_model_cache(exported, tmp_path, monkeypatch):
+    """A second load imports OpenVINO's compiled blob (same embeddings); the cache can be turned off."""
+    monkeypatch.setenv("CLIPFORGE_CACHE", str(tmp_path / "cache"))
+    images = _images(2)
+    first = ZeroShotModel.from_onnx(exported["clip"], backend="openvino").embed_images(images)
+    blobs = sorted((tmp_path / "cache" / "openvino").glob("*.blob"))
+    assert len(blobs) == 2  # one per encoder
+    again = ZeroShotModel.from_onnx(exported["clip"], backend="openvino").embed_images(images)
+    assert np.array_equal(first, again)
+    assert sorted((tmp_path / "cache" / "openvino").glob("*.blob")) == blobs
+    monkeypatch.setenv("CLIPFORGE_CACHE", str(tmp_path / "off"))
+    monkeypatch.setenv("CLIPFORGE_OPENVINO_CACHE", "0")
+    ZeroShotModel.from_onnx(exported["clip"], backend="openvino").embed_images(images)
+    assert not (tmp_path / "off").exists()

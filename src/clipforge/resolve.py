@@ -13,16 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
+from clipforge._io import cache_root
 from clipforge.errors import InputError
 from clipforge.options import ExportOptions, check_model_options, needs_build
 from clipforge.specs import IMAGE_ROLE, ROLES, TEXT_ROLE, Manifest
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("CLIPFORGE_CACHE", Path.home() / ".cache" / "clipforge"))
 
 
 def cache_key(model: str, revision: str | None, options: dict) -> str:
