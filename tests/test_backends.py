@@ -77,18 +77,6 @@ def test_bad_backend_and_device(exported):
             ZeroShotModel.from_onnx(exported["clip"], backend="openvino", device="cuda")
 
 
-@pytest.fixture
-def fake_cpu(tmp_path, monkeypatch):
-    """Point the CPU probe at a fake /proc/cpuinfo with the given flags."""
-    def make(flags: str):
-        path = tmp_path / "cpuinfo"
-        path.write_text(f"model name\t: Test CPU\nflags\t\t: {flags}\n")
-        monkeypatch.setenv("CLIPFORGE_CPUINFO", str(path))
-        cpu._cpuinfo.cache_clear()
-    yield make
-    cpu._cpuinfo.cache_clear()
-
-
 def test_bf16_is_refused_up_front_without_bf16_flags(fake_cpu):
     fake_cpu("fpu sse avx2 fma avx512f avx512_vnni")
     with pytest.raises(InputError, match=r"needs a CPU with AVX512-BF16 or AMX-BF16; this CPU \(Test CPU\)"):

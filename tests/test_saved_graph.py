@@ -57,17 +57,6 @@ def role_file(role: str) -> str:
     return f"{role}/model.onnx"
 
 
-@pytest.fixture
-def fake_cpu(tmp_path, monkeypatch):
-    def make(flags: str):
-        path = tmp_path / "cpuinfo"
-        path.write_text(f"model name\t: Other CPU\nflags\t\t: {flags}\n")
-        monkeypatch.setenv("CLIPFORGE_CPUINFO", str(path))
-        cpu._cpuinfo.cache_clear()
-    yield make
-    cpu._cpuinfo.cache_clear()
-
-
 def test_another_machine_loads_the_portable_graph(built, fake_cpu):
     model = built / role_file("image-encoder")
     fake_cpu("fpu sse avx2 fma")  # a CPU without the flags the graph was optimised for
