@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+import clipforge  # noqa: F401  installs the torchvision import guard before any transformers import
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 

@@ -1,11 +1,13 @@
 """Cold start and memory, each measured in a fresh process, side by side in one run (random-weight
 ViT-B/32-shaped CLIP builds from bench_encoders):
 
-- cold start: process start (the parent's clock before spawning) -> first image embedding, with the split
-  imports / sessions / first run printed by the child; clipforge builds vs PyTorch (transformers).
+- cold start: process start (the parent's clock before spawning) -> first embedding of a 640x480 JPEG read
+  from disk, with the split imports / sessions / first run printed by the child; clipforge builds (with the
+  optimised graphs the build saved for this machine, and without: '+portable') vs PyTorch (transformers).
+  Every target runs once untimed first (OpenVINO's compiled-model cache, the OS page cache), then round-robin.
 - classify peak RSS: 32 images x 100 labels, clipforge vs PyTorch doing the same work (labels encoded once,
-  images in batches of 16); peak RSS of each child (ru_maxrss).
-    python benchmarks/bench_startup.py [--repeats 3] [--builds int8-dynamic,none] [--backends onnxruntime,openvino]
+  images in batches of 16); peak RSS of each child (VmHWM).
+    python benchmarks/bench_startup.py [--repeats 3] [--builds int8-dynamic,none] [--backends onnxruntime+lazy,openvino]
     python benchmarks/bench_startup.py --sessions [--builds int8-dynamic]   # what session creation spends on
 """
 
@@ -13,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -22,20 +26,22 @@ from pathlib import Path
 from _common import WORK, b32_checkpoint
 
 HERE = Path(__file__).resolve().parent
+COLD_JPEG = WORK / "cold-640x480.jpg"
 
 
 def _child_clipforge(folder: str, job: str, backend: str) -> dict:
     marks = {"start": time.time()}
     from clipforge.runtime.model import ZeroShotModel
-    from _common import images, labels
 
     marks["imports"] = time.time()
     backend, *flags = backend.split("+")  # "+lazy": open each encoder on first use; "+noarena": arena off
     model = ZeroShotModel.from_onnx(folder, backend=backend, lazy="lazy" in flags, arena="noarena" not in flags)
     marks["sessions"] = time.time()
     if job == "cold":
-        model.embed_images(images(1))
+        model.embed_images([str(COLD_JPEG)])  # a JPEG on disk, as a user's first call would read it
     else:
+        from _common import images, labels
+
         model.classify(images(32), labels(100), batch_size=16)
     marks["done"] = time.time()
     return marks
@@ -43,16 +49,17 @@ def _child_clipforge(folder: str, job: str, backend: str) -> dict:
 
 def _child_torch(folder: str, job: str) -> dict:
     marks = {"start": time.time()}
+    from _common import images, labels  # first: imports clipforge, whose guard makes torchvision importable
     import numpy as np
     import torch
+    from PIL import Image
     from transformers import CLIPModel, CLIPProcessor
-    from _common import images, labels
 
     marks["imports"] = time.time()
     model, proc = CLIPModel.from_pretrained(folder).eval(), CLIPProcessor.from_pretrained(folder)
     marks["sessions"] = time.time()
     with torch.inference_mode():
-        imgs = images(1 if job == "cold" else 32)
+        imgs = [Image.open(COLD_JPEG)] if job == "cold" else images(32)
         if job != "cold":
             text = proc(text=[f"This is a photo of {x}." for x in labels(100)], return_tensors="pt", padding=True)
             t = model.get_text_features(**text).pooler_output
@@ -65,11 +72,11 @@ def _child_torch(folder: str, job: str) -> dict:
 
 
 def child(args) -> None:
-    import resource
-
     marks = _child_torch(args.folder, args.job) if args.backend == "pytorch" else \
         _child_clipforge(args.folder, args.job, args.backend)
-    marks["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    from clipforge.perf.worker import peak_rss_mb
+
+    marks["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(marks))
 
 
@@ -77,7 +84,8 @@ def spawn(folder: Path, job: str, backend: str) -> dict:
     begin = time.time()
     cmd = [sys.executable, str(HERE / "bench_startup.py"), "--child", job, "--folder", str(folder),
            "--backend", backend]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=HERE)
+    env = {**os.environ, "CLIPFORGE_CACHE": str(WORK / "cache")}  # OpenVINO's compiled-model cache
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=HERE, env=env)
     if proc.returncode:
         raise SystemExit(proc.stderr[-2000:])
     m = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -121,13 +129,36 @@ def session_split(folder: Path, repeats: int) -> dict:
             for name, runs in got.items()}
 
 
+def prepare(mode: str, portable: bool) -> Path:
+    """The build folder for ``mode`` (rebuilt if it predates saved optimised graphs); ``portable``: a copy
+    (hard links) without them, so both load paths are measured side by side."""
+    from bench_encoders import builds
+    from PIL import Image
+
+    import numpy as np
+
+    if not COLD_JPEG.is_file():
+        pixels = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(COLD_JPEG, quality=90)
+    folder = builds((mode,))[mode]
+    if not (folder / "image-encoder" / "model.optimized.json").is_file():
+        folder = builds((mode,), rebuild=(mode,))[mode]
+    if not portable:
+        return folder
+    copy = WORK / f"clip-b32-{mode}-portable"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(folder, copy, copy_function=os.link, ignore=shutil.ignore_patterns("*.optimized.*"))
+    return copy
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--builds", default="int8-dynamic,none")
-    parser.add_argument("--backends", default="onnxruntime,onnxruntime+lazy,onnxruntime+noarena",
+    parser.add_argument("--backends", default="onnxruntime+lazy,onnxruntime+lazy+portable,onnxruntime,openvino",
                         help="onnxruntime, openvino; '+lazy' opens each encoder on first use, '+noarena' turns "
-                        "onnxruntime's memory arena off")
+                        "onnxruntime's memory arena off, '+portable' loads the build without its saved "
+                        "optimised graphs")
     parser.add_argument("--child")
     parser.add_argument("--folder")
     parser.add_argument("--backend", default="onnxruntime")
@@ -144,8 +175,10 @@ def main() -> None:
         args.job = args.child
         return child(args)
     targets = [("pytorch", b32_checkpoint(), "pytorch")]
-    targets += [(f"{b} {be}", WORK / f"clip-b32-{b}", be) for b in args.builds.split(",")
+    targets += [(f"{b} {be}", prepare(b, "portable" in be), be) for b in args.builds.split(",")
                 for be in args.backends.split(",")]
+    for name, folder, backend in targets:  # fill OpenVINO's cache, the page cache and the JPEG first
+        spawn(folder, "cold", backend)
     rows = {}
     for job in ("cold", "classify"):
         runs = {name: [] for name, _, _ in targets}

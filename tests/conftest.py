@@ -136,3 +136,17 @@ def shapes_index(index_model, loaded_model, shapes_dataset, tmp_path_factory):
     yield idx
     idx.close()
 
+
+
+@pytest.fixture
+def fake_cpu(tmp_path, monkeypatch):
+    """``fake_cpu("avx2 fma ...")`` points the CPU probe (clipforge.runtime.cpu) at a fake /proc/cpuinfo."""
+    from clipforge.runtime import cpu
+
+    def make(flags: str, model: str = "Test CPU"):
+        path = tmp_path / "cpuinfo"
+        path.write_text(f"model name\t: {model}\nflags\t\t: {flags}\n")
+        monkeypatch.setenv("CLIPFORGE_CPUINFO", str(path))
+        cpu._cpuinfo.cache_clear()
+    yield make
+    cpu._cpuinfo.cache_clear()

@@ -77,18 +77,6 @@ def test_bad_backend_and_device(exported):
             ZeroShotModel.from_onnx(exported["clip"], backend="openvino", device="cuda")
 
 
-@pytest.fixture
-def fake_cpu(tmp_path, monkeypatch):
-    """Point the CPU probe at a fake /proc/cpuinfo with the given flags."""
-    def make(flags: str):
-        path = tmp_path / "cpuinfo"
-        path.write_text(f"model name\t: Test CPU\nflags\t\t: {flags}\n")
-        monkeypatch.setenv("CLIPFORGE_CPUINFO", str(path))
-        cpu._cpuinfo.cache_clear()
-    yield make
-    cpu._cpuinfo.cache_clear()
-
-
 def test_bf16_is_refused_up_front_without_bf16_flags(fake_cpu):
     fake_cpu("fpu sse avx2 fma avx512f avx512_vnni")
     with pytest.raises(InputError, match=r"needs a CPU with AVX512-BF16 or AMX-BF16; this CPU \(Test CPU\)"):
@@ -144,3 +132,20 @@ def test_arena_option_reaches_the_session(exported, monkeypatch):
     assert [o.enable_cpu_mem_arena for o in seen] == [False, False]
     np.testing.assert_allclose(model.embed_texts(TEXTS),
                                ZeroShotModel.from_onnx(exported["clip"]).embed_texts(TEXTS), atol=1e-6)
+
+
+@needs_openvino
+def test_openvino_compiled_model_cache(exported, tmp_path, monkeypatch):
+    """A second load imports OpenVINO's compiled blob (same embeddings); the cache can be turned off."""
+    monkeypatch.setenv("CLIPFORGE_CACHE", str(tmp_path / "cache"))
+    images = _images(2)
+    first = ZeroShotModel.from_onnx(exported["clip"], backend="openvino").embed_images(images)
+    blobs = sorted((tmp_path / "cache" / "openvino").glob("*.blob"))
+    assert len(blobs) == 2  # one per encoder
+    again = ZeroShotModel.from_onnx(exported["clip"], backend="openvino").embed_images(images)
+    assert np.array_equal(first, again)
+    assert sorted((tmp_path / "cache" / "openvino").glob("*.blob")) == blobs
+    monkeypatch.setenv("CLIPFORGE_CACHE", str(tmp_path / "off"))
+    monkeypatch.setenv("CLIPFORGE_OPENVINO_CACHE", "0")
+    ZeroShotModel.from_onnx(exported["clip"], backend="openvino").embed_images(images)
+    assert not (tmp_path / "off").exists()

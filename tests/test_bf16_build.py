@@ -41,14 +41,8 @@ def test_bf16_build_keeps_top1_within_half_a_point(trained_clip, shapes_dataset,
     assert cosine.min() >= 0.999 and np.abs(emb_bf16 - emb_fp32).max() > 1e-5  # bf16 really ran, and agrees
 
 
-def test_bf16_build_is_refused_up_front_without_bf16(tiny_clip, tmp_path, monkeypatch):
-    fake = tmp_path / "cpuinfo"
-    fake.write_text("model name\t: Old CPU\nflags\t\t: sse avx2 fma\n")
-    monkeypatch.setenv("CLIPFORGE_CPUINFO", str(fake))
-    cpu._cpuinfo.cache_clear()
-    try:
-        with pytest.raises(InputError, match=r"--quantize bf16 needs a CPU with AVX512-BF16 or AMX-BF16"):
-            build_composite(tiny_clip, tmp_path / "out", quantize="bf16", show_progress=False)
-    finally:
-        cpu._cpuinfo.cache_clear()
+def test_bf16_build_is_refused_up_front_without_bf16(tiny_clip, tmp_path, fake_cpu):
+    fake_cpu("sse avx2 fma", model="Old CPU")
+    with pytest.raises(InputError, match=r"--quantize bf16 needs a CPU with AVX512-BF16 or AMX-BF16"):
+        build_composite(tiny_clip, tmp_path / "out", quantize="bf16", show_progress=False)
     assert not (tmp_path / "out").exists()

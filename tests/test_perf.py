@@ -31,6 +31,7 @@ def test_perf_json_and_plot(folders, tiny_clip, tmp_path):
     assert len(rows) == 2 * 2 + 2 * 2 + 1 * 2  # torch (2 encoders), dyn (2 encoders), static image; x 2 batches
     assert {r["variant"] for r in rows} == {"pytorch", "dyn", "static"}
     assert all(r["items_per_s"] > 0 and r["peak_rss_mb"] > 0 for r in rows)
+    assert all(r["load_s"] < r["first_s"] < 60 for r in rows)  # process start -> first result includes the load
     assert [r["batch"] for r in rows if r["variant"] == "static"] == [2, 2]  # the graph's fixed batch
     assert png.read_bytes()[:4] == b"\x89PNG"
 

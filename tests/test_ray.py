@@ -169,3 +169,17 @@ def test_worker_steps_without_ray(clip_folder, photos, tmp_path):
     vectors = records.embed_decoded(model, decoded, batch_size=2)
     np.testing.assert_allclose(vectors[0], model.embed_images([good])[0], atol=1e-6)
     assert not vectors[1:].any()
+
+
+def test_worker_runs_on_the_backend_asked_for(clip_folder, monkeypatch, capsys):
+    """--backend reaches every worker (it was once dropped on the way to Ray); the driver checks it first."""
+    from clipforge.distributed.ray import EmbedActor, Job
+    from clipforge.runtime.backends import openvino_available
+
+    backend = "openvino" if openvino_available() else "onnxruntime"
+    actor = EmbedActor(Job(str(clip_folder), threads=1, batch_size=4, backend=backend))
+    actor.model.image_encoder.session  # opens the lazy encoder
+    assert actor.model.backends["image-encoder"] == f"{backend}/fp32"
+    code = main(["embed", "x.jpg", "-o", "out.parquet", "-m", str(clip_folder), "--engine", "ray",
+                 "--backend", "tensorflow"])
+    assert code == 2 and "unknown backend 'tensorflow'" in capsys.readouterr().err

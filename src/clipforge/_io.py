@@ -12,6 +12,11 @@ from pathlib import Path
 from clipforge.errors import InputError, OutputExistsError
 
 
+def cache_root() -> Path:
+    """Where clipforge caches exports and compiled models: ``$CLIPFORGE_CACHE``, else ``~/.cache/clipforge``."""
+    return Path(os.environ.get("CLIPFORGE_CACHE", Path.home() / ".cache" / "clipforge"))
+
+
 def check_output(out: Path, force: bool) -> None:
     """Fail early when ``out`` exists (without ``force``) or its parent cannot be written."""
     if out.exists() and not force:

@@ -45,6 +45,11 @@ class MissingDependencyError(ClipforgeError, ImportError):
     """An optional dependency (extra) is not installed."""
 
 
+class TextMaskWarning(UserWarning):
+    """A SigLIP export without a text mask was given an ``attention_mask`` with padding (transformers 5's
+    tokenizer returns one): it follows the trained model, not transformers 5's masked ``SiglipModel``."""
+
+
 def require(module: str, extra: str):
     """Import ``module`` or raise a one-line error naming the extra that provides it."""
     import importlib

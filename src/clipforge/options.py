@@ -23,6 +23,10 @@ class ExportOptions:
     validate: bool = True  # compare every encoder with PyTorch after export
     atol: float = 1e-4  # validation: max abs diff ...
     min_cosine: float = 0.9999  # ... and min cosine per row
+    # SigLIP: give the text graph an ``attention_mask`` input applied as transformers 5's ``SiglipTextModel``
+    # applies it (padding keys masked). Off: the trained semantics (no mask; padding attended), as open_clip,
+    # big_vision and transformers 4 run SigLIP. CLIP's text graph always takes its mask.
+    text_attention_mask: bool = False
 
     def __post_init__(self):
         self.check()
@@ -34,6 +38,8 @@ class ExportOptions:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise InputError(f"export.{name} = {value!r} must be a whole number of at least 1")
+        if not isinstance(self.text_attention_mask, bool):
+            raise InputError(f"export.text_attention_mask = {self.text_attention_mask!r} must be true or false")
         if self.atol <= 0:
             raise InputError(f"export.atol = {self.atol} must be > 0")
         return self
@@ -48,7 +54,7 @@ BUILD_OVERRIDES = {
     "calibration_samples": ("quantize", "calibration_samples"), "ep": ("compile", "ep"),
     "static": ("export", "static"), "batch_size": ("export", "batch_size"),
     "sequence_length": ("export", "sequence_length"), "image_size": ("export", "image_size"),
-    "opset": ("export", "opset"),
+    "opset": ("export", "opset"), "text_attention_mask": ("export", "text_attention_mask"),
 }
 # Keywords that need the build pipeline (anything beyond a plain export).
 BUILD_ONLY_KEYS = ("quantize", "max_accuracy_drop", "calibration_samples", "ep", "calibration_data")

@@ -4,7 +4,8 @@ imports it at module level) and below the commands: ``ZeroShotModel.from_pretrai
 
 - an exported or built folder (has ``manifest.json``) is returned as it is;
 - a hub id or checkpoint folder is exported once into the cache (``$CLIPFORGE_CACHE/models/<key>``), keyed by
-  source, revision, options, clipforge version and, for local folders, the files' sizes and mtimes;
+  source, revision, options (``text_attention_mask`` included: a masked and an unmasked SigLIP export of one
+  checkpoint are two entries), clipforge version and, for local folders, the files' sizes and mtimes;
 - options beyond a plain export (``quantize``, ``ep``, ...) go through ``build_composite`` instead.
 """
 
@@ -12,16 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
+from clipforge._io import cache_root
 from clipforge.errors import InputError
 from clipforge.options import ExportOptions, check_model_options, needs_build
 from clipforge.specs import IMAGE_ROLE, ROLES, TEXT_ROLE, Manifest
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("CLIPFORGE_CACHE", Path.home() / ".cache" / "clipforge"))
 
 
 def cache_key(model: str, revision: str | None, options: dict) -> str:
@@ -81,7 +78,10 @@ def check_folder_matches(folder: Path, options: dict) -> None:
     manifest = Manifest.load(folder)
     have = {"static": manifest.static, "image_size": manifest.image.output_size[0],
             "sequence_length": manifest.text.context_length if manifest.static else None,
-            "batch_size": manifest.build.get("static_batch_size") if manifest.static else None}
+            "batch_size": manifest.build.get("static_batch_size") if manifest.static else None,
+            # only SigLIP has the two variants; CLIP's text graph always takes its mask
+            "text_attention_mask": manifest.text.uses_attention_mask if manifest.family == "siglip"
+            else options.get("text_attention_mask")}
     wrong = {k: v for k, v in options.items() if k not in have or have[k] != v}
     if wrong:
         raise InputError(f"{folder} is already exported ({_describe(have)}), so {wrong} cannot apply; pass the "

@@ -168,7 +168,8 @@ def _finish(ctx: BuildContext, tmp: Path, report: dict, key: str) -> Manifest:
     single = len(ctx.config.roles) == 1
     if single:  # a one-encoder build: OUT/model.onnx
         role = ctx.config.roles[0]
-        (tmp / role / "model.onnx").rename(tmp / "model.onnx")
+        for item in (tmp / role).iterdir():  # model.onnx and its saved optimised graph
+            item.rename(tmp / item.name)
         (tmp / role).rmdir()
         manifest.encoders = {role: "model.onnx"}
     shutil.rmtree(ctx.work, ignore_errors=True)

@@ -71,7 +71,9 @@ class QuantizeSection:
 class CompileSection:
     ep: str = "cpu"
     optimization_level: str = "all"
-    save_optimized: bool = False  # write the provider-optimised graph (specific to this machine's EP)
+    # also save onnxruntime's optimised graph beside each encoder: sessions on this kind of machine (same
+    # onnxruntime, EP, CPU flags) skip optimisation; elsewhere the portable model.onnx is used
+    save_optimized: bool = True
 
     def check(self) -> None:
         _choice("compile", "ep", self.ep, EPS)

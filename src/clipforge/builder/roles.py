@@ -21,6 +21,8 @@ MIN_COSINE = {"optimize": 0.9999, "fp16": 0.999, "bf16": 0.999, "int8-dynamic": 
               "compile": 0.9999}
 # A fused graph is kept when its inference time is at most this factor of the unfused graph's (timing noise).
 NOT_SLOWER = 1.05
+# Largest difference (normalised embeddings) between the saved optimised graph and the portable one it came from.
+SAVED_GRAPH_TOLERANCE = 1e-5
 
 
 def kill_point(stage: str) -> None:
@@ -92,9 +94,12 @@ def _quantize(src: Path, work: Path, role: str, mode: str, ctx) -> tuple[Path, d
 
 
 def runtime_session(mode: str) -> SessionConfig:
-    """How a graph built in ``mode`` runs: bf16 keeps the fp32 graph and runs it with OpenVINO's bf16 hint."""
+    """How a graph built in ``mode`` runs: bf16 keeps the fp32 graph and runs it with OpenVINO's bf16 hint
+    (without OpenVINO's compiled-model cache: the build's scratch graphs would fill it)."""
     hint = RUNTIME_PRECISION.get(mode)
-    return SessionConfig(backend=hint["backend"], precision=hint["precision"]) if hint else SessionConfig()
+    if not hint:
+        return SessionConfig()
+    return SessionConfig(backend=hint["backend"], precision=hint["precision"], compile_cache=False)
 
 
 def _runtime_precision(src: Path, role: str, mode: str, ctx, start: float) -> tuple[Path, dict]:
@@ -124,6 +129,23 @@ def build_role(role: str, mode: str, out: Path, ctx) -> list[dict]:
     kill_point("compile")
     start = time.perf_counter()
     info = stages.compile_for(current, out, ctx.config.compile)
+    if info["saved_optimized"]:
+        info.update(_check_saved(out, role, ctx))
     records.append(_record("compile", out, start, role, ctx.probe, ctx.fp32, info, runtime_session(mode)))
     return records
+
+
+def _check_saved(out: Path, role: str, ctx) -> dict:
+    """The saved optimised graph must give what the portable graph gives on this machine (it is the same
+    optimisation, so it does, bit for bit, unless something is wrong): otherwise it is removed."""
+    from clipforge.builder.parity import embed
+    from clipforge.runtime import optimized
+
+    saved = embed(out, role, ctx.probe, ctx.fp32)
+    portable = embed(out, role, ctx.probe, ctx.fp32, SessionConfig(saved_graph=False))
+    diff = float(abs(saved - portable).max())
+    if diff > SAVED_GRAPH_TOLERANCE:
+        optimized.remove(out)
+        return {"saved_optimized": False, "why": f"saved graph differs from the portable one by {diff:.2e}"}
+    return {"saved_vs_portable_max_abs": diff}
 

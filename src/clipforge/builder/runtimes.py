@@ -29,7 +29,7 @@ class Runtime:
 
     @property
     def session(self) -> SessionConfig:
-        return SessionConfig(backend=self.backend, precision=self.precision)
+        return SessionConfig(backend=self.backend, precision=self.precision, compile_cache=False)
 
     @property
     def label(self) -> str:

@@ -146,23 +146,20 @@ def to_fp16(src: Path, dst: Path) -> dict:
 
 
 def compile_for(src: Path, dst: Path, section: CompileSection) -> dict:
-    """Check the EP is available; optionally save the provider-optimised graph."""
+    """Check the EP loads the graph and copy it to ``dst`` (the portable graph); with ``save_optimized`` also
+    save onnxruntime's optimised graph beside it, used by sessions on this kind of machine
+    (runtime/optimized.py)."""
     import shutil
 
-    from clipforge.runtime.sessions import SessionConfig, make_session, session_options
+    from clipforge.runtime import optimized
+    from clipforge.runtime.sessions import SessionConfig, make_session, providers_for, session_options
 
     config = SessionConfig(device=section.ep, optimization=section.optimization_level)
-    if not section.save_optimized:
-        make_session(src, config)  # loads on the EP: fails early, with the package to install
-        with atomic_file(dst) as tmp:
-            shutil.copyfile(src, tmp)
-        return {"ep": section.ep, "saved_optimized": False}
-    import onnxruntime as ort
-
-    from clipforge.runtime.sessions import providers_for
-
+    make_session(src, config)  # loads on the EP: fails early, with the package to install
     with atomic_file(dst) as tmp:
-        opts = session_options(config)
-        opts.optimized_model_filepath = str(tmp)
-        ort.InferenceSession(str(src), opts, providers=providers_for(section.ep))
-    return {"ep": section.ep, "saved_optimized": True}
+        shutil.copyfile(src, tmp)
+    optimized.remove(dst)
+    if not section.save_optimized or section.optimization_level != "all":
+        return {"ep": section.ep, "saved_optimized": False}
+    key = optimized.save(dst, section.ep, session_options(config), providers_for(section.ep))
+    return {"ep": section.ep, "saved_optimized": True, "optimized_for": key}

@@ -22,6 +22,7 @@ def build(
     max_accuracy_drop: Annotated[float | None, typer.Option("--max-accuracy-drop", help="pp, for auto.")] = None,
     ep: Annotated[str | None, typer.Option("--ep", help="cpu|cuda|openvino|qnn|dml|...")] = None,
     static: Annotated[bool, typer.Option("--static", help="Fixed shapes for NPU-style targets.")] = False,
+    text_attention_mask: o.TextAttentionMask = False,
     revision: o.Revision = None, force: o.Force = False, quiet: o.Quiet = False,
 ) -> None:
     """Build fast, validated encoders; writes model.onnx (or both encoders), build.json and manifest.json."""
@@ -30,7 +31,7 @@ def build(
     cfg = BuildConfig.load(config_path) if config_path else BuildConfig.for_task(task or "zero-shot-image-classification")
     result = build_composite(model, output, cfg, calibration_data=calibration_data, revision=revision, force=force,
                              show_progress=not quiet, quantize=quantize, ep=ep, max_accuracy_drop=max_accuracy_drop,
-                             static=static or None)
+                             static=static or None, text_attention_mask=text_attention_mask or None)
     _summary(result)
 
 

@@ -11,6 +11,7 @@ from clipforge.cli import options as o
 def export(
     model: o.ModelArg, output: o.Output, opset: o.Opset = 17, static: o.Static = False,
     batch_size: o.BatchSize = 1, sequence_length: o.SequenceLength = None, image_size: o.ImageSize = None,
+    text_attention_mask: o.TextAttentionMask = False,
     revision: o.Revision = None, force: o.Force = False, quiet: o.Quiet = False,
     validate: bool = typer.Option(True, "--validate/--no-validate", help="Compare with PyTorch after export."),
     atol: float = typer.Option(1e-4, "--atol", help="Max abs difference allowed by validation."),
@@ -24,7 +25,7 @@ def export(
         model = f"{model}:{pretrained}"
     opts = ExportOptions(
         opset=opset, static=static, batch_size=batch_size, sequence_length=sequence_length,
-        image_size=image_size, validate=validate, atol=atol,
+        image_size=image_size, validate=validate, atol=atol, text_attention_mask=text_attention_mask,
     )
     result = export_model(model, output, opts, revision=revision, force=force, show_progress=not quiet)
     _summary(result)

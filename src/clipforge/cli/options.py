@@ -17,4 +17,7 @@ Static = Annotated[bool, typer.Option("--static", help="Fixed shapes (NPU-style 
 BatchSize = Annotated[int, typer.Option("--batch-size", help="Batch size of a --static export.")]
 SequenceLength = Annotated[int | None, typer.Option("--sequence-length", help="Text length of a --static export.")]
 ImageSize = Annotated[int | None, typer.Option("--image-size", help="Square image size (default: the checkpoint's).")]
+TextAttentionMask = Annotated[bool, typer.Option(
+    "--text-attention-mask", help="SigLIP: the text graph takes attention_mask and masks the padding, as "
+    "transformers 5 does (default: no mask, as SigLIP was trained).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")]

@@ -19,10 +19,14 @@ from clipforge.runtime.scoring import l2_normalize
 class TorchZeroShot:
     """A transformers CLIP/SigLIP checkpoint with the zero-shot steps of the HF pipeline, batched."""
 
-    def __init__(self, model_id: str):
-        from clipforge.export.checkpoint import load_checkpoint
+    def __init__(self, model_id: str, text_attention_mask: bool = False):
+        """``text_attention_mask``: run SigLIP's text tower with the padding mask, as the export being compared
+        does when it was exported with that option (its manifest's ``text.uses_attention_mask``)."""
+        from clipforge.export.checkpoint import load_checkpoint, with_text_mask
 
         self.ckpt = load_checkpoint(model_id)
+        if text_attention_mask:
+            self.ckpt = with_text_mask(self.ckpt)
         self.ckpt.model.eval()
 
     def embed_texts(self, texts: list[str], batch_size: int = 256) -> np.ndarray:
@@ -66,10 +70,10 @@ def _features(output) -> np.ndarray:
 
 
 def evaluate_torch(model_id: str, data: EvalData, templates: list[str], batch_size: int = 32,
-                   show: bool = True) -> dict:
+                   show: bool = True, text_attention_mask: bool = False) -> dict:
     """The same metrics as ``evaluate_classification``, computed with the PyTorch model."""
     start = time.perf_counter()
-    model = TorchZeroShot(model_id)
+    model = TorchZeroShot(model_id, text_attention_mask)
     text = model.label_embeddings(data.class_names, templates)
     chunks, kept, failures = [], [], []
     for batch in prepared_batches(data.images, batch_size, model.pixel_values, show, what="images (PyTorch)"):

@@ -90,7 +90,8 @@ def run_eval(req: EvalRequest) -> dict:
     if req.baseline == "torch":
         from clipforge.evaluation.baseline_torch import evaluate_torch
 
-        base = report["baseline"] = evaluate_torch(req.model_id, data, templates, req.batch_size, req.show)
+        base = report["baseline"] = evaluate_torch(req.model_id, data, templates, req.batch_size, req.show,
+                                                   text_attention_mask=model.manifest.text.uses_attention_mask)
         onnx = report["onnx"]
         report["delta"] = {k: onnx[k] - base[k] for k in ("top1", "top5", "mean_per_class_recall")}
         report["delta_top1"] = report["delta"]["top1"]

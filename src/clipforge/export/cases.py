@@ -40,11 +40,11 @@ def tokenize(tokenizer, texts: list[str], text_spec, length: int | None = None) 
         kwargs = {"padding": "max_length", "max_length": length or text_spec.context_length}
     else:
         kwargs = {"padding": True, "max_length": text_spec.context_length}
-    enc = tokenizer(texts, truncation=True, return_tensors="np", **kwargs)
+    # the padding mask even where the tokenizer's model_input_names leave it out (SigLIP tokenizers saved by
+    # transformers 4): a masked SigLIP export is validated with the mask transformers 5 would pass
+    enc = tokenizer(texts, truncation=True, return_tensors="np", return_attention_mask=True, **kwargs)
     ids = enc["input_ids"].astype(np.int64)
-    mask = enc.get("attention_mask")
-    mask = (ids != -1).astype(np.int64) if mask is None else mask.astype(np.int64)
-    return {"input_ids": ids, "attention_mask": mask}
+    return {"input_ids": ids, "attention_mask": np.asarray(enc["attention_mask"]).astype(np.int64)}
 
 
 def text_cases(tokenizer, text_spec, batch_sizes: list[int], length: int | None = None) -> list[dict]:

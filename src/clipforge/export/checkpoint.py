@@ -69,6 +69,13 @@ def _load_openclip(model, source: OpenClipSource, revision: str | None) -> Check
     )
 
 
+def with_text_mask(ckpt: Checkpoint) -> Checkpoint:
+    """The checkpoint exported with a text graph that takes and applies ``attention_mask`` (SigLIP as transformers
+    5 runs it; ``ExportOptions.text_attention_mask``); an error for families without that variant."""
+    family = ckpt.family.with_text_mask()
+    return replace(ckpt, family=family, text=family.text_spec(ckpt.model, ckpt.tokenizer))
+
+
 def with_image_size(spec: ImageSpec, size: int | None) -> ImageSpec:
     """The pre-processing for a model exported at another square resolution (position embeddings interpolated)."""
     if not size or spec.output_size == (size, size):

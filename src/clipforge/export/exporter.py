@@ -11,7 +11,7 @@ import numpy as np
 from clipforge._io import atomic_dir, check_output, file_hashes
 from clipforge.errors import InputError
 from clipforge.export.cases import image_cases, text_cases
-from clipforge.export.checkpoint import Checkpoint, load_checkpoint, with_image_size
+from clipforge.export.checkpoint import Checkpoint, load_checkpoint, with_image_size, with_text_mask
 from clipforge.export.onnx_export import export_encoder
 from clipforge.export.support_files import save_support_files
 from clipforge.options import ExportOptions
@@ -107,6 +107,8 @@ def export_model(model: str | Path, output: str | Path, options: ExportOptions |
         step("load checkpoint")
         start = time.perf_counter()
         ckpt = load_checkpoint(model, revision)
+        if opts.text_attention_mask:
+            ckpt = with_text_mask(ckpt)
         shapes = _shapes(ckpt, opts)
         with atomic_dir(out, force) as tmp:
             validation = _export_and_validate(ckpt, shapes, opts, tmp, step)

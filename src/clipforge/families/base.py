@@ -112,6 +112,14 @@ class Family:
         """A ``torch.nn.Module``: the text inputs of ``text_io`` -> text_embeds."""
         raise NotImplementedError
 
+    def with_text_mask(self) -> "Family":
+        """This family with a text graph that takes ``attention_mask`` and applies it (the export option
+        ``text_attention_mask``); families whose text tower has no such variant refuse."""
+        from clipforge.errors import InputError
+
+        raise InputError(f"text_attention_mask applies to SigLIP checkpoints (transformers' SiglipModel); this is a "
+                         f"{self.name} checkpoint: export it without the option")
+
     # --- tiny checkpoints for tests and demos ----------------------------------------------------------
     def save_tiny_checkpoint(self, folder: str | Path, **overrides) -> Path:
         raise NotImplementedError

@@ -86,6 +86,9 @@ class ClipFamily(Family):
     def text_module(self, model):
         return _text_module(model, with_mask="attention_mask" in self.text_io.input_names)
 
+    def with_text_mask(self) -> Family:
+        return self  # CLIP's text graph always takes its attention mask
+
     def save_tiny_checkpoint(self, folder, *, shape: str = "tiny", image_size: int = 32, **overrides) -> Path:
         from clipforge.testing.tiny import save_clip_checkpoint
 

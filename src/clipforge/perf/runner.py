@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,7 @@ def run_one(target: Target, batch: int, opts: dict) -> dict:
         cmd += ["--model", target.model, "--backend", backend, "--precision", precision]
     if opts.get("threads"):
         cmd += ["--threads", str(opts["threads"])]
+    cmd += ["--spawned-at", repr(time.time())]  # the worker reports process start -> first result
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]

@@ -12,6 +12,7 @@ import argparse
 import json
 import resource
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -41,8 +42,6 @@ def _onnx_call(args):
 
 def _fixed_text_length(model: str) -> int | None:
     """The context length when the export's manifest pads texts to it (open_clip graphs need exactly that)."""
-    from pathlib import Path
-
     from clipforge.specs import Manifest
 
     folder = Path(model).parent.parent
@@ -90,18 +89,31 @@ def measure(args) -> dict:
     start = time.perf_counter()
     call = _torch_call(args) if args.torch else _onnx_call(args)
     load = time.perf_counter() - start
-    for _ in range(args.warmup):
+    call()  # the first result: process start -> here is the cold start
+    first = time.time() - args.spawned_at if args.spawned_at else None
+    for _ in range(max(0, args.warmup - 1)):
         call()
     times = []
     for _ in range(args.iterations):
         t = time.perf_counter()
         call()
         times.append(time.perf_counter() - t)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     runs_on = {"backend": "pytorch", "precision": "fp32"} if args.torch else \
         {"backend": args.backend, "precision": args.precision}
     return {"batch": args.batch, "text_length": args.text_length, **runs_on, "load_s": load, **_percentiles(times), "items_per_s": args.batch / float(np.median(times)),
-            "peak_rss_mb": peak_mb}
+            "peak_rss_mb": peak_mb, "first_s": first}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS in MB: VmHWM where /proc has it (ru_maxrss of a forked child starts at its
+    parent's RSS, so a large parent would inflate every worker's figure)."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> None:
@@ -117,6 +129,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--text-length", type=int, default=16)
+    parser.add_argument("--spawned-at", type=float, default=None, help="the parent's clock (time.time()) at spawn")
     args = parser.parse_args()
     print(json.dumps(measure(args)))
 

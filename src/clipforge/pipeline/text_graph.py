@@ -1,5 +1,6 @@
-"""Tokenization as an ONNX graph: ``text`` string [N] -> ``input_ids`` int64 [N, L] (+ ``attention_mask`` for
-CLIP), ids identical to the checkpoint's HF tokenizer for ordinary text.
+"""Tokenization as an ONNX graph: ``text`` string [N] -> ``input_ids`` int64 [N, L] (+ ``attention_mask`` when
+the spec uses one: CLIP, SigLIP exported with ``text_attention_mask``), ids identical to the checkpoint's HF
+tokenizer for ordinary text.
 
 CLIP (byte-level BPE): onnxruntime-extensions' ``HfJsonTokenizer`` op loaded with the folder's ``tokenizer.json``
 (it runs the CLIP pre-tokenizer regex from that file). Measured against ``tokenizers`` on a random multilingual

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from clipforge.errors import InputError
+from clipforge.errors import InputError, TextMaskWarning
 from clipforge.runtime.encoders import Encoder, fit_length
 from clipforge.runtime import scoring
 from clipforge.runtime.scoring import l2_normalize
@@ -33,6 +33,7 @@ class ZeroShotModel(HFCompatMixin):
         self._hf_config = hf_config
         self._tokenizer = None
         self._labels = LabelCache()
+        self._mask_warned = False
         for encoder in encoders.values():
             encoder.on_open = self._check_dims  # a lazy encoder is checked when it opens
         self._check_dims()
@@ -189,6 +190,7 @@ class ZeroShotModel(HFCompatMixin):
 
     # --- HF drop-in ------------------------------------------------------------------------------------
     def __call__(self, input_ids=None, pixel_values=None, attention_mask=None, return_dict=True, **_ignored):
+        self._check_text_mask(attention_mask)
         image = l2_normalize(self.encode_pixels(pixel_values)) if pixel_values is not None else None
         text = l2_normalize(self.encode_tokens(input_ids, attention_mask)) if input_ids is not None else None
         out = ZeroShotOutput(text_embeds=text, image_embeds=image)
@@ -198,6 +200,22 @@ class ZeroShotModel(HFCompatMixin):
         torch_in = is_torch(pixel_values) or is_torch(input_ids)
         out = out.as_torch() if torch_in else out
         return out if return_dict else out.to_tuple()
+
+    def _check_text_mask(self, attention_mask) -> None:
+        """Warn once when a SigLIP export without a text mask is given one that masks padding (transformers 5)."""
+        text = self.manifest.text
+        if (attention_mask is None or self._mask_warned or self.manifest.family != "siglip"
+                or text.uses_attention_mask or to_numpy(attention_mask, np.int64).all()):
+            return
+        self._mask_warned = True
+        warnings.warn(SIGLIP_MASK_WARNING, TextMaskWarning, stacklevel=3)
+
+
+SIGLIP_MASK_WARNING = (
+    "this SigLIP export ignores the attention_mask it was given and attends to the padding as SigLIP was trained "
+    "(like open_clip, big_vision and transformers 4), so its scores differ from transformers 5's SiglipModel, "
+    "which masks the padding; to match transformers 5 instead, re-export with text_attention_mask=True "
+    "('clipforge export --text-attention-mask')")
 
 
 def _session_config(manifest: Manifest, role: str, options: LoadOptions) -> SessionConfig:

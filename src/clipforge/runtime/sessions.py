@@ -38,6 +38,8 @@ class SessionConfig:
     backend: str = "onnxruntime"  # onnxruntime | openvino (resolved: never "auto" here)
     precision: str = "fp32"  # fp32 | bf16 (OpenVINO's inference precision; onnxruntime runs the graph as is)
     arena: bool = True  # onnxruntime's CPU memory arena: off keeps ~10% less peak RSS, same wall time (B/32 int8)
+    saved_graph: bool = True  # use the optimised graph a build saved for this machine (runtime/optimized.py)
+    compile_cache: bool = True  # OpenVINO's compiled-model cache (builds turn it off for their scratch graphs)
 
 
 def providers_for(device: str) -> list[str]:
@@ -92,13 +94,46 @@ def make_session(path: str | Path, config: SessionConfig = SessionConfig()):
         if config.device != "cpu":
             raise InputError(f"backend 'openvino' runs on the CPU here; got device {config.device!r} "
                              "(use backend='onnxruntime' with that device)")
-        return OpenVINOSession(path, config.threads, config.precision)
+        return OpenVINOSession(path, config.threads, config.precision, cache=config.compile_cache)
     import onnxruntime as ort
 
     path = Path(path)
     if not path.is_file():
         raise InputError(f"ONNX model {path} does not exist; pass the model.onnx written by export or build")
+    providers = providers_for(config.device)
+    saved = _saved_optimized(path, config, providers)
+    if saved is not None:
+        return saved
     try:
-        return ort.InferenceSession(str(path), session_options(config), providers=providers_for(config.device))
+        return ort.InferenceSession(str(path), session_options(config), providers=providers)
     except (ort.capi.onnxruntime_pybind11_state.InvalidProtobuf, ort.capi.onnxruntime_pybind11_state.Fail) as exc:
         raise InputError(f"cannot load {path}: {str(exc).splitlines()[0]}; re-export it") from exc
+
+
+def _saved_optimized(path: Path, config: SessionConfig, providers: list[str]):
+    """A session on the optimised graph the build saved for this machine (optimisation already applied), or
+    None: not saved, made elsewhere, another level asked for, or it fails to load (then the portable graph
+    is used; CLIPFORGE_DEBUG says why)."""
+    import onnxruntime as ort
+
+    from clipforge.runtime import optimized
+
+    use = config.saved_graph and config.optimization == "all"
+    graph = optimized.usable(path, config.device) if use else None
+    if graph is None:
+        return None
+    opts = session_options(config)
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    try:
+        return ort.InferenceSession(str(graph), opts, providers=providers)
+    except Exception as exc:  # noqa: BLE001  any failure: the portable graph still works
+        _debug(f"saved optimised graph {graph} not used: {str(exc).splitlines()[0]}")
+        return None
+
+
+def _debug(message: str) -> None:
+    import os
+    import sys
+
+    if os.environ.get("CLIPFORGE_DEBUG"):
+        print(f"clipforge: {message}", file=sys.stderr)
