@@ -5,7 +5,8 @@ be empty.
 Tables never cut a cell with an ellipsis: text columns (ids, paths, variant and encoder names, labels) wrap at
 spaces and fold long words onto the next line at the same column; numeric columns are right-aligned. Borders are
 minimal (a rule under the header, two spaces between columns) so narrow terminals keep their width for the
-data. Tables print at the width rich finds: the terminal's, ``COLUMNS``, or 80 columns in a pipe.
+data. Tables print at the width rich finds: ``COLUMNS`` when set, else the terminal's (also when stdout goes to
+a pipe or a file, as long as stdin or stderr is a terminal), else 80 columns.
 """
 
 from __future__ import annotations
