@@ -10,7 +10,7 @@ from clipforge import output
 from clipforge.specs import ROLES
 
 KEY = "variant / encoder / runtime"
-SPEED = (KEY, "batch", "load s", "p50 ms", "p90 ms", "p99 ms", "items/s", "peak MB")
+SPEED = (KEY, "batch", "load s", "first s", "p50 ms", "p90 ms", "p99 ms", "items/s", "peak MB")
 ROOFLINE = (KEY, "batch", "items/s", "limit/s", "% of limit")
 
 
@@ -42,10 +42,15 @@ def _add_groups(table, rows: list[dict], cells) -> None:
 
 def speed_table(rows: list[dict]):
     table = output.table("clipforge perf (each row measured in its own process)", SPEED, numeric=SPEED[1:])
-    _add_groups(table, rows, lambda r: (str(r["batch"]), f"{r['load_s']:.2f}", f"{r['p50_ms']:.1f}",
+    _add_groups(table, rows, lambda r: (str(r["batch"]), f"{r['load_s']:.2f}", _seconds(r.get("first_s")),
+                                        f"{r['p50_ms']:.1f}",
                                         f"{r['p90_ms']:.1f}", f"{r['p99_ms']:.1f}", f"{r['items_per_s']:.1f}",
                                         f"{r['peak_rss_mb']:.0f}"))
     return table
+
+
+def _seconds(value) -> str:
+    return "" if value is None else f"{value:.2f}"
 
 
 def roofline_table(rows: list[dict]):
