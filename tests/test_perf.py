@@ -54,6 +54,17 @@ def test_targets_and_errors(folders, tmp_path, capsys):
     assert "comma-separated" in capsys.readouterr().err
 
 
+def test_a_checkpoint_is_exported_once_then_measured(tiny_clip, capsys):
+    from pathlib import Path
+
+    targets = targets_for(tiny_clip)
+    assert [t.role for t in targets] == ["image-encoder", "text-encoder"]
+    assert targets[0].variant == str(tiny_clip) and Path(targets[0].model).is_file()
+    assert targets_for(tiny_clip)[0].model == targets[0].model  # the resolver's cache: no second export
+    assert main(["perf", "no/such-model-here", "--batch-size", "1"]) == 2
+    assert "no/such-model-here" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_report_accuracy_vs_speed(trained_clip, shapes_dataset, tmp_path):
     folder = export_model(trained_clip, tmp_path / "fp32", show_progress=False).path

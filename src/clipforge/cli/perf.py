@@ -21,7 +21,8 @@ def _batches(text: str) -> list[int]:
 
 
 def perf(
-    paths: Annotated[list[str], typer.Argument(help="Exported/built folders, encoder folders or model.onnx files.")],
+    paths: Annotated[list[str], typer.Argument(help="Exported/built folders, encoder folders, model.onnx files, or models to export first "
+                                                      "(checkpoint folder, hub id, open_clip source).")],
     device: Annotated[str, typer.Option("--device", "-d")] = "cpu",
     batch_size: Annotated[str, typer.Option("--batch-size", help="Comma-separated, e.g. 1,8,32.")] = "1,8",
     threads: Annotated[int | None, typer.Option("--threads")] = None,

@@ -13,7 +13,7 @@ COLUMNS = ("build", "top-1", "top-5", "images/s", "p50 ms")
 
 
 def report(
-    builds: Annotated[list[str], typer.Argument(help="Exported/built folders to compare.")],
+    builds: Annotated[list[str], typer.Argument(help="Exported/built folders (or models to export first) to compare.")],
     dataset: Annotated[str, typer.Option("--dataset", help="Labelled data (as for eval).")],
     split: Annotated[str, typer.Option("--split")] = "test",
     samples: Annotated[int | None, typer.Option("--samples")] = None,

@@ -25,19 +25,28 @@ class Target:
 
 
 def targets_for(path: str | Path) -> list[Target]:
-    """A composite folder (both encoders), an encoder folder, or a model.onnx."""
-    path = Path(path)
+    """A composite folder (both encoders), an encoder folder, a model.onnx, or any model the resolver takes
+    (checkpoint folder, hub id, open_clip source: exported once into the cache, named as given)."""
+    name, path = str(path), Path(path)
+    if not (path / "manifest.json").is_file() and not (path / "model.onnx").is_file() and path.suffix != ".onnx":
+        from clipforge.resolve import resolve_export
+
+        try:
+            path = resolve_export(name)
+        except InputError as exc:
+            raise InputError(f"{exc}; perf also takes an encoder folder or its model.onnx") from exc
     if path.is_dir() and (path / "manifest.json").is_file():
         manifest = Manifest.load(path)
         runtime = manifest.build.get("runtime", {})
-        return [Target(path.name, role, str(path / rel), **runtime.get(role, {}))
+        variant = path.name if name == str(path) else name
+        return [Target(variant, role, str(path / rel), **runtime.get(role, {}))
                 for role, rel in manifest.encoders.items()]
     model = path / "model.onnx" if path.is_dir() else path
     if not model.is_file():
         from clipforge.hub import found_at
 
         raise InputError(f"perf {path}: found {found_at(path)}; pass an exported or built folder (manifest.json), an "
-                         "encoder folder or a model.onnx (export a checkpoint, hub id or open_clip source first)")
+                         "encoder folder or a model.onnx")
     folder = model.parent
     variant = folder.parent.name if folder.name in ROLES else folder.name  # OUT/<role>/model.onnx -> OUT
     return [Target(variant, _role_of(model), str(model))]
