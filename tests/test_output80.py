@@ -225,6 +225,9 @@ def test_build_summary(capsys, variants, tmp_path):
     report = json.loads((out_dir / "build.json").read_text())
     readable(err, [str(out_dir), "image-encoder", "text-encoder"] +
              [s["stage"] for info in report["roles"].values() for s in info["stages"]])
+    code, out, _ = run(capsys, "build", "-m", variants[0], "-o", out_dir, "-q", "--json")  # unchanged: skipped
+    again = json.loads(out)
+    assert code == 0 and again["skipped"] and again["path"] == str(out_dir) and again["roles"] == report["roles"]
 
 
 def test_report(capsys, variants, images):

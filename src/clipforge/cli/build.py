@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from clipforge import output
+from clipforge.output import print_json  # `output` is the OUTPUT folder inside build()
 from clipforge.builder.config import TASK_ROLES, BuildConfig
 from clipforge.cli import options as o
 
@@ -24,6 +25,8 @@ def build(
     static: Annotated[bool, typer.Option("--static", help="Fixed shapes for NPU-style targets.")] = False,
     text_attention_mask: o.TextAttentionMask = False,
     revision: o.Revision = None, force: o.Force = False, quiet: o.Quiet = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print build.json's report on stdout instead of the "
+                                                         "summary table.")] = False,
 ) -> None:
     """Build fast, validated encoders; writes model.onnx (or both encoders), build.json and manifest.json."""
     from clipforge.builder import build_composite
@@ -32,6 +35,9 @@ def build(
     result = build_composite(model, output, cfg, calibration_data=calibration_data, revision=revision, force=force,
                              show_progress=not quiet, quantize=quantize, ep=ep, max_accuracy_drop=max_accuracy_drop,
                              static=static or None, text_attention_mask=text_attention_mask or None)
+    if as_json:
+        print_json({"path": str(result.path), "skipped": result.skipped, **result.manifest.build})
+        return
     _summary(result)
 
 
