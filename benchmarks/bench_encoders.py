@@ -25,7 +25,8 @@ VARIANTS = [("fp32 onnxruntime", "none", "onnxruntime"), ("fp32 openvino", "none
             ("int8-dynamic onnxruntime", "int8-dynamic", "onnxruntime"),
             ("int8-dynamic openvino", "int8-dynamic", "openvino"),
             ("int8-static onnxruntime", "int8-static", "onnxruntime"),
-            ("int8-static openvino", "int8-static", "openvino")]
+            ("int8-static openvino", "int8-static", "openvino"),
+            ("int8-static openvino+bf16", "int8-static", "openvino+bf16")]  # float parts in bf16
 TORCH = "pytorch eager fp32"
 
 
@@ -50,7 +51,8 @@ def torch_runs(folder, pixels, tokens):
 def clipforge_runs(folder, backend, pixels, tokens):
     from clipforge.runtime.model import ZeroShotModel
 
-    model = ZeroShotModel.from_onnx(folder, backend=backend)
+    backend, _, precision = backend.partition("+")  # "openvino+bf16": an explicit run-time precision
+    model = ZeroShotModel.from_onnx(folder, backend=backend, precision=precision or None)
     return (lambda: model.encode_pixels(pixels)), \
         (lambda: model.encode_tokens(tokens.input_ids, tokens.attention_mask)), model.backends
 
@@ -84,6 +86,7 @@ def precision_of(folder, role: str, backend_name: str) -> str:
 def setup(only: set | None):
     """Variants to time: {name: (image_fn, text_fn, {role: precision})}, plus pixels/tokens/folders."""
     from clipforge.runtime.backends import openvino_available
+    from clipforge.runtime.cpu import has_bf16
     from clipforge.runtime.model import ZeroShotModel
 
     folders = builds(rebuild=set(filter(None, os.environ.get("CLIPFORGE_BENCH_REBUILD", "").split(","))))
@@ -94,7 +97,8 @@ def setup(only: set | None):
     before = [(f"{n} (before)", f"{m}-before", b) for n, m, b in VARIANTS if f"{m}-before" in folders]
     for name, mode, backend in VARIANTS + before:
         wanted = not only or any(o in name for o in only)
-        if mode not in folders or not wanted or ("openvino" in name and not openvino_available()):
+        if mode not in folders or not wanted or ("openvino" in name and not openvino_available()) \
+                or (backend.endswith("+bf16") and not has_bf16()):
             continue
         image, text, used = clipforge_runs(folders[mode], backend, pixels, tokens)
         runs[name] = (image, text, {r: precision_of(folders[mode], r, b) for r, b in used.items()})

@@ -60,8 +60,11 @@ def test_available_runtimes_follow_the_machine(monkeypatch):
     monkeypatch.setattr(backends, "openvino_available", lambda: True)
     monkeypatch.setattr(cpu, "has_bf16", lambda: False)
     assert runtimes.available("bf16") == []
+    assert "int8-static@openvino/bf16" not in [r.label for r in runtimes.available("int8-static")]
     monkeypatch.setattr(cpu, "has_bf16", lambda: True)
     assert [r.label for r in runtimes.available("bf16")] == ["bf16@openvino/bf16"]
+    assert [r.label for r in runtimes.available("int8-static")] == [
+        "int8-static@onnxruntime/fp32", "int8-static@openvino/fp32", "int8-static@openvino/bf16"]
 
 
 @pytest.mark.slow
@@ -70,6 +73,7 @@ def test_auto_build_records_the_chosen_backend(tiny_clip, tmp_path):
     build.json records the backend, the table and the CPU, and the runtime loads it on OpenVINO."""
     from clipforge.builder import build_composite
     from clipforge.runtime.backends import openvino_available
+    from clipforge.runtime.cpu import has_bf16
     from clipforge.runtime.model import ZeroShotModel
 
     if not openvino_available():
@@ -77,17 +81,20 @@ def test_auto_build_records_the_chosen_backend(tiny_clip, tmp_path):
     data = noise_folder(tmp_path / "data")
     calls = []
 
+    fastest = {(IMAGE_ROLE, "int8-static", "openvino", "bf16"): 0.4, (IMAGE_ROLE, "int8-static", "openvino", "fp32"): 0.5}
+
     def timer(path, role, session=None):
-        backend = session.backend if session else "onnxruntime"
+        backend, precision = (session.backend, session.precision) if session else ("onnxruntime", "fp32")
         calls.append((role, path.parent.name, backend))
-        return 0.5 if (role, path.parent.name, backend) == (IMAGE_ROLE, "int8-static", "openvino") else 2.0
+        return fastest.get((role, path.parent.name, backend, precision), 2.0)
 
     result = build_composite(tiny_clip, tmp_path / "auto", quantize="auto", max_accuracy_drop=100.0,
                              calibration_data=data, timer=timer, show_progress=False)
     auto = result.report["auto"]
     assert {(r, m, b) for r, m, b in calls} >= {(IMAGE_ROLE, "none", "openvino"), (TEXT_ROLE, "none", "openvino")}
     assert auto["chosen"][IMAGE_ROLE] == "int8-static"
-    assert result.report["runtime"] == {IMAGE_ROLE: {"backend": "openvino", "precision": "fp32"}}
+    precision = "bf16" if has_bf16() else "fp32"  # int8 graph + bf16 float parts, where the CPU has bf16
+    assert result.report["runtime"] == {IMAGE_ROLE: {"backend": "openvino", "precision": precision}}
     assert result.report["cpu"]["flags"] and {"image_runtime", "text_runtime"} <= set(auto["candidates"][0])
     model = ZeroShotModel.from_onnx(result.path)
-    assert model.backends == {IMAGE_ROLE: "openvino/fp32", TEXT_ROLE: "onnxruntime/fp32"}
+    assert model.backends == {IMAGE_ROLE: f"openvino/{precision}", TEXT_ROLE: "onnxruntime/fp32"}

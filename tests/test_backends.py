@@ -149,3 +149,23 @@ def test_openvino_compiled_model_cache(exported, tmp_path, monkeypatch):
     monkeypatch.setenv("CLIPFORGE_OPENVINO_CACHE", "0")
     ZeroShotModel.from_onnx(exported["clip"], backend="openvino").embed_images(images)
     assert not (tmp_path / "off").exists()
+
+
+@needs_openvino
+def test_explicit_bf16_precision_on_openvino(exported, fake_cpu):
+    """precision='bf16' runs the graph's float parts in bf16 on OpenVINO; refused in one line where it cannot run."""
+    if not cpu.has_bf16():
+        pytest.skip(f"this CPU ({cpu.cpu_model()}) has no AVX512-BF16/AMX-BF16")
+    images = _images(3)
+    fp32 = ZeroShotModel.from_onnx(exported["clip"], backend="openvino").embed_images(images)
+    model = ZeroShotModel.from_onnx(exported["clip"], backend="auto", precision="bf16")
+    assert model.backends == {"image-encoder": "openvino/bf16", "text-encoder": "openvino/bf16"}
+    bf16 = model.embed_images(images)
+    assert (fp32 * bf16).sum(1).min() >= 0.999 and np.abs(fp32 - bf16).max() > 1e-6  # bf16 ran, and agrees
+    with pytest.raises(InputError, match="precision 'bf16' runs on OpenVINO"):
+        ZeroShotModel.from_onnx(exported["clip"], backend="onnxruntime", precision="bf16")
+    with pytest.raises(InputError, match="unknown precision 'fp16'"):
+        ZeroShotModel.from_onnx(exported["clip"], precision="fp16")
+    fake_cpu("avx2 fma avx512f")
+    with pytest.raises(InputError, match=r"precision='bf16' needs a CPU with AVX512-BF16"):
+        ZeroShotModel.from_onnx(exported["clip"], backend="openvino", precision="bf16")

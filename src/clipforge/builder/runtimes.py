@@ -14,7 +14,10 @@ from clipforge.specs import IMAGE_ROLE, TEXT_ROLE
 # Graph built in a mode -> the (backend, precision) pairs that may run it. bf16 keeps the fp32 graph.
 RUNTIMES = {"none": (("onnxruntime", "fp32"), ("openvino", "fp32")),
             "int8-dynamic": (("onnxruntime", "fp32"), ("openvino", "fp32")),
-            "int8-static": (("onnxruntime", "fp32"), ("openvino", "fp32")),
+            # OpenVINO with the bf16 hint on an int8 graph: quantised MatMuls stay int8, the float parts (the
+            # rest of attention, LayerNorm, GELU) run in bf16 (+14% img/s B/32 on an AVX512-BF16 EPYC, cosine
+            # 0.99987 to the fp32 hint)
+            "int8-static": (("onnxruntime", "fp32"), ("openvino", "fp32"), ("openvino", "bf16")),
             "bf16": (("openvino", "bf16"),)}
 
 # timer(session_factory, feeds) -> seconds per pass over the probe: the session is created by the caller

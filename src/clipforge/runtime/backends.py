@@ -44,11 +44,15 @@ def check_backend(backend: str) -> str:
     return backend
 
 
-def resolve(backend: str, recorded: dict | None) -> tuple[str, str]:
+def resolve(backend: str, recorded: dict | None, precision: str | None = None) -> tuple[str, str]:
     """(backend, precision) for one encoder: ``auto`` takes what the build recorded (its chosen backend and
-    precision), falling back to onnxruntime in fp32 with a warning when OpenVINO is not installed."""
+    precision), falling back to onnxruntime in fp32 with a warning when OpenVINO is not installed. An explicit
+    ``precision`` overrides the record: "bf16" runs the graph's float parts in bf16 on OpenVINO (an int8 graph's
+    quantised MatMuls stay int8)."""
     check_backend(backend)
     recorded = recorded or {}
+    if precision is not None:
+        return _explicit(backend, recorded, precision)
     precision = recorded.get("precision", "fp32")
     if backend == "auto":
         backend = recorded.get("backend", "onnxruntime")
@@ -60,6 +64,20 @@ def resolve(backend: str, recorded: dict | None) -> tuple[str, str]:
     if backend == "onnxruntime":
         precision = "fp32"  # onnxruntime's CPU provider has no bf16 GEMM: the fp32 graph runs as is
     return backend, precision
+
+
+def _explicit(backend: str, recorded: dict, precision: str) -> tuple[str, str]:
+    if precision not in PRECISIONS:
+        raise InputError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
+    if precision == "fp32":
+        return (recorded.get("backend", "onnxruntime") if backend == "auto" else backend), "fp32"
+    if backend == "onnxruntime":
+        raise InputError("precision 'bf16' runs on OpenVINO (onnxruntime's CPU provider has no bf16 GEMM); use "
+                         "backend='openvino' or 'auto'")
+    from clipforge.runtime.cpu import require_bf16
+
+    require_bf16("precision='bf16'")
+    return check_backend("openvino"), "bf16"
 
 
 @functools.lru_cache(maxsize=1)

@@ -23,6 +23,7 @@ class LoadOptions:
     threads: int | None = None
     spinning: bool = False
     backend: str = "auto"  # onnxruntime | openvino | auto (what the build recorded; onnxruntime otherwise)
+    precision: str | None = None  # fp32 | bf16 (OpenVINO: float parts in bf16); None: what the build recorded
     lazy: bool = False  # open each encoder's session on first use
     arena: bool = True  # onnxruntime's CPU memory arena (off: less peak memory, a little more CPU per run)
 

@@ -44,11 +44,12 @@ class ZeroShotModel(HFCompatMixin):
                   **kwargs) -> "ZeroShotModel":
         """``paths``: an exported/built folder, or ``{"image-encoder": path, "text-encoder": path}``; the
         manifest is found beside the encoders unless given (a path or a ``Manifest``). Keywords: those of
-        ``LoadOptions`` (task, hf_config, device, threads, spinning, backend, lazy); the graphs are used as built
+        ``LoadOptions`` (task, hf_config, device, threads, spinning, backend, precision, lazy, arena); the graphs are used as built
         (``skip_build=True``, the seeds' spelling; building is ``from_pretrained``'s or ``clipforge build``'s job).
         ``backend``: "onnxruntime", "openvino", or "auto" (what the build recorded; onnxruntime for plain
-        exports). ``lazy``: open each encoder's session on first use (an image-only job never loads the text
-        encoder)."""
+        exports). ``precision="bf16"``: OpenVINO runs the graph's float parts in bf16 (CPUs with AVX512-BF16/AMX;
+        an int8 graph's quantised MatMuls stay int8). ``lazy``: open each encoder's session on first use (an
+        image-only job never loads the text encoder)."""
         options, _ = LoadOptions.split(kwargs, "from_onnx")
         if skip_build is not True:
             raise InputError("from_onnx loads built graphs as they are (skip_build=True); to build from a "
@@ -221,7 +222,7 @@ SIGLIP_MASK_WARNING = (
 def _session_config(manifest: Manifest, role: str, options: LoadOptions) -> SessionConfig:
     from clipforge.runtime.backends import resolve
 
-    chosen, precision = resolve(options.backend, manifest.build.get("runtime", {}).get(role))
+    chosen, precision = resolve(options.backend, manifest.build.get("runtime", {}).get(role), options.precision)
     return SessionConfig(device=options.device, threads=options.threads, spinning=options.spinning,
                          backend=chosen, precision=precision, arena=options.arena)
 
