@@ -98,3 +98,20 @@ def test_save_optimized_off_writes_only_the_portable_graph(tiny_clip, tmp_path):
     config.compile.save_optimized = False
     build_composite(tiny_clip, tmp_path / "t", config, show_progress=False)
     assert not any(".optimized" in p.name for p in (tmp_path / "t").iterdir())
+
+
+def test_save_pretrained_carries_the_saved_graphs(built, tiny_clip, tmp_path):
+    from clipforge.builder import BuildConfig
+
+    copy = ZeroShotModel.from_onnx(built).save_pretrained(tmp_path / "copy")
+    for role in ("image-encoder", "text-encoder"):
+        model = copy / role_file(role)
+        assert _model_path(make_session(model)) == str(optimized.paths(model)[0])  # still the fast path
+    singles = {}
+    for role in ("image-encoder", "text-encoder"):  # one-encoder builds keep the graphs at their root
+        config = BuildConfig.for_task("zero-shot-image-classification", role)
+        build_composite(tiny_clip, tmp_path / role, config, show_progress=False)
+        singles[role] = tmp_path / role / "model.onnx"
+    out = ZeroShotModel.from_onnx(singles).save_pretrained(tmp_path / "joined")
+    assert not [p.name for p in out.iterdir() if ".optimized" in p.name]  # not copied as loose files
+    assert all(optimized.usable(out / role_file(role), "cpu") for role in singles)

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 from clipforge._io import atomic_dir, check_output, file_hashes
+from clipforge.runtime import optimized
 from clipforge.specs import ROLES
 
 SKIP = {"manifest.json", "model.onnx", "model.onnx.data"}
@@ -24,8 +25,11 @@ def save_folder(model, out: Path, force: bool = False) -> Path:
             data = src.with_name(src.name + ".data")
             if data.is_file():
                 shutil.copy2(data, tmp / role / data.name)
+            saved = optimized.paths(src) if src.name == "model.onnx" else ()  # the build's optimised graph + key
+            for extra in (p for p in saved if p.is_file()):
+                shutil.copy2(extra, tmp / role / extra.name)
         for item in model.folder.iterdir():
-            if item.is_file() and item.name not in SKIP:
+            if item.is_file() and item.name not in SKIP and optimized.SUFFIX not in item.name:
                 shutil.copy2(item, tmp / item.name)
         manifest = dataclasses.replace(model.manifest, encoders={r: f"{r}/model.onnx" for r in ROLES})
         manifest.files = file_hashes(tmp)
