@@ -15,8 +15,8 @@ from clipforge.specs import IMAGE_ROLE, TEXT_ROLE
 RUNTIMES = {"none": (("onnxruntime", "fp32"), ("openvino", "fp32")),
             "int8-dynamic": (("onnxruntime", "fp32"), ("openvino", "fp32")),
             # OpenVINO with the bf16 hint on an int8 graph: quantised MatMuls stay int8, the float parts (the
-            # rest of attention, LayerNorm, GELU) run in bf16 (+14% img/s B/32 on an AVX512-BF16 EPYC, cosine
-            # 0.99987 to the fp32 hint)
+            # rest of attention, LayerNorm, GELU) run in bf16 (B/32 on an AVX512-BF16 EPYC: cosine 0.99987 to the
+            # fp32 hint; as fast idle, +14% on a busy machine; measured per machine, like every pair)
             "int8-static": (("onnxruntime", "fp32"), ("openvino", "fp32"), ("openvino", "bf16")),
             "bf16": (("openvino", "bf16"),)}
 
