@@ -17,6 +17,14 @@
 4. Centre crop (zero padding first when the image is smaller than the crop, with HF's offsets).
 5. Rescale and normalise through the same 256-entry table per channel as ``clipforge.runtime.images``, so
    identical uint8 pixels give bit-identical ``pixel_values``.
+
+open_clip checkpoints (``ImageSpec.convention == "torchvision"``) follow ``runtime.images.torchvision_resized``
+instead at steps 3-5: the output size of ``shortest_edge`` as above, of ``fit_shortest``/``fit_longest``
+(open_clip's ``ResizeKeepRatio``) from the float64 ratio with sides rounded half to even, of ``exact`` (squash) as
+given; the same two-pass resize; torchvision's centre crop (pad with ``fill`` for ``fit_longest``, else 0,
+``missing // 2`` before; offsets ``round((side - crop) / 2)`` half to even); the table computed the torchvision
+way (``x / 255`` in float32). The Python runtime resizes an RGBA/P/L image in its own mode before ``convert("RGB")``
+only for PIL images handed to it; bytes are decoded to RGB first there as here.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ DECODE_NODE = "decode_image_expects_a_complete_PNG_or_JPEG_file"
 CHANNELS_NODE = "image_needs_1_or_3_channels__convert_CMYK_to_RGB_first"  # a CMYK JPEG decodes to 4 channels
 RESIZE_MODES = {3: "cubic", 2: "linear"}  # PIL resample code -> ONNX Resize mode
 BYTES_INPUT, PIXELS_INPUT, OUTPUT = "image", "pixels", "pixel_values"
+TORCHVISION_MODES = ("shortest_edge", "exact", "none", "fit_shortest", "fit_longest")  # open_clip's eval resizes
 INT32, INT64, FLOAT, DOUBLE = TensorProto.INT32, TensorProto.INT64, TensorProto.FLOAT, TensorProto.DOUBLE
 
 
@@ -59,12 +68,10 @@ def check_spec(spec: ImageSpec) -> None:
     if spec.resize_mode != "none" and spec.resample not in RESIZE_MODES:
         raise InputError(f"the checkpoint resizes with PIL filter {spec.resample}, which ONNX Resize cannot "
                          "reproduce (supported: 3 = bicubic, 2 = bilinear); use the Python runtime instead")
-    if spec.convention != "hf":
-        raise InputError("not supported yet: in-graph pre-processing of open_clip models (torchvision's crop "
-                         "rounding and float32 rescale are not reproduced in ONNX); use pixel_values input or the "
-                         "Python runtime")
-    if spec.resize_mode not in ("shortest_edge", "exact", "none"):
-        raise InputError(f"unknown resize mode {spec.resize_mode!r} in the manifest; re-export the model")
+    modes = TORCHVISION_MODES if spec.convention == "torchvision" else ("shortest_edge", "exact", "none")
+    if spec.resize_mode not in modes:
+        raise InputError(f"resize mode {spec.resize_mode!r} with the {spec.convention} convention has no in-graph "
+                         "pre-processing; use the pixel_values graphs or the Python runtime")
 
 
 # --- decoding -----------------------------------------------------------------------------------------------
@@ -97,7 +104,11 @@ def preprocess(g: GraphBuilder, hwc: str, spec: ImageSpec) -> str:
     x = g.op("Cast", [nchw], to=FLOAT)  # float32 holding integer levels 0..255
     if spec.resize_mode != "none":
         x = _resize(g, x, spec)
-    if spec.crop_size:
+    if spec.convention == "torchvision":
+        crop = spec.crop_size or (spec.size if spec.resize_mode in ("fit_shortest", "fit_longest") else None)
+        if crop:
+            x = _torchvision_crop(g, x, crop, spec.fill if spec.resize_mode == "fit_longest" else 0)
+    elif spec.crop_size:
         x = _center_crop(g, x, spec.crop_size)
     return _normalise(g, x, spec)
 
@@ -113,6 +124,8 @@ def _target_size(g: GraphBuilder, height: str, width: str, spec: ImageSpec) -> t
     ``int(size * long / short)`` computed in float64 as Python does."""
     if spec.resize_mode == "exact":
         return g.const(spec.size[0], np.int64), g.const(spec.size[1], np.int64)
+    if spec.resize_mode in ("fit_shortest", "fit_longest"):
+        return _fit_size(g, height, width, spec)
     target = g.const(spec.size[0], np.int64)
     short, long = g.op("Min", [height, width]), g.op("Max", [height, width])
     as_double = [g.op("Cast", [v], to=DOUBLE) for v in (target, long, short)]
@@ -120,6 +133,17 @@ def _target_size(g: GraphBuilder, height: str, width: str, spec: ImageSpec) -> t
     new_long = g.op("Cast", [g.op("Floor", [scaled])], to=INT64)
     portrait = g.op("LessOrEqual", [width, height])
     return g.op("Where", [portrait, new_long, target]), g.op("Where", [portrait, target, new_long])
+
+
+def _fit_size(g: GraphBuilder, height: str, width: str, spec: ImageSpec) -> tuple[str, str]:
+    """open_clip's ``ResizeKeepRatio`` as ``runtime.images.fit_size``: the short (fit_shortest) or long
+    (fit_longest) side's ratio to ``spec.size`` in float64, sides rounded half to even (ONNX ``Round``, as Python's
+    ``round``). A side that rounds to 0 pixels fails in ``Resize`` (the runtime refuses such images by name)."""
+    h, w = (g.op("Cast", [v], to=DOUBLE) for v in (height, width))
+    ratio_h = g.op("Div", [h, g.const(float(spec.size[0]), np.float64)])
+    ratio_w = g.op("Div", [w, g.const(float(spec.size[1]), np.float64)])
+    ratio = g.op("Max" if spec.resize_mode == "fit_longest" else "Min", [ratio_h, ratio_w])
+    return tuple(g.op("Cast", [g.op("Round", [g.op("Div", [v, ratio])])], to=INT64) for v in (h, w))
 
 
 def _resize(g: GraphBuilder, x: str, spec: ImageSpec) -> str:
@@ -168,6 +192,28 @@ def _center_crop(g: GraphBuilder, x: str, crop: tuple[int, int]) -> str:
     padded = g.op("Pad", [x, vector(before + after), g.const(0.0, np.float32), g.const([2, 3], np.int64)])
     new_dims = [g.op("Max", [c, d]) for c, d in zip(sizes, (height, width))]
     starts = [g.op("Div", [g.op("Sub", [d, c]), two]) for d, c in zip(new_dims, sizes)]
+    ends = [g.op("Add", [s, c]) for s, c in zip(starts, sizes)]
+    return g.op("Slice", [padded, vector(starts), vector(ends), g.const([2, 3], np.int64)])
+
+
+def _torchvision_crop(g: GraphBuilder, x: str, crop: tuple[int, int], fill: int) -> str:
+    """torchvision's ``center_crop`` as ``runtime.images.torchvision_crop``: pad a smaller image with ``fill``
+    (``missing // 2`` before, the rest after), then crop at offsets ``round((side - crop) / 2)`` rounded half to
+    even (0 where the padded side equals the crop)."""
+    height, width = _dims(g, x)
+    zero, two = g.const(0, np.int64), g.const(2, np.int64)
+    sizes = [g.const(crop[0], np.int64), g.const(crop[1], np.int64)]
+
+    def vector(values):
+        return g.op("Concat", [g.op("Unsqueeze", [v, g.const([0], np.int64)]) for v in values], axis=0)
+
+    missing = [g.op("Max", [g.op("Sub", [c, d]), zero]) for c, d in zip(sizes, (height, width))]
+    before = [g.op("Div", [m, two]) for m in missing]
+    after = [g.op("Sub", [m, b]) for m, b in zip(missing, before)]
+    padded = g.op("Pad", [x, vector(before + after), g.const(float(fill), np.float32), g.const([2, 3], np.int64)])
+    extra = [g.op("Sub", [g.op("Max", [c, d]), c]) for c, d in zip(sizes, (height, width))]
+    halves = [g.op("Div", [g.op("Cast", [e], to=DOUBLE), g.const(2.0, np.float64)]) for e in extra]
+    starts = [g.op("Cast", [g.op("Round", [h])], to=INT64) for h in halves]
     ends = [g.op("Add", [s, c]) for s, c in zip(starts, sizes)]
     return g.op("Slice", [padded, vector(starts), vector(ends), g.const([2, 3], np.int64)])
 
