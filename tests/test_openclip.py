@@ -257,12 +257,14 @@ def test_int8_static_on_trained_resnet_within_1pp(trained_resnet, shapes_dataset
     assert stage["ops"].get("QLinearConv", 0) + stage["ops"].get("DequantizeLinear", 0) > 0
 
 
-def test_export_pipeline_refuses_open_clip_up_front(sources, tmp_path, capsys):
+def test_export_pipeline_refuses_a_wrong_preset_up_front(sources, tmp_path, capsys):
+    """open_clip sources get multimodal_openclip (tests/test_openclip_pipeline.py); another family's preset is
+    refused before any export, leaving nothing behind."""
     from clipforge.cli.main import main
 
     source, _ = sources["resnet-hub"]
-    assert main(["export-pipeline", source, "-o", str(tmp_path / "p"), "-q"]) == 2
-    assert "no pipeline preset is for openclip" in capsys.readouterr().err
+    assert main(["export-pipeline", source, "-o", str(tmp_path / "p"), "--preset", "multimodal_clip", "-q"]) == 2
+    assert "is openclip; use multimodal_openclip" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
 

@@ -98,3 +98,133 @@ def test_the_hf_convention_would_be_measurably_wrong():
         array = noise(*size, seed=5)
         got = session.run(None, {"pixels": array})[0]
         assert level_diff(got, preprocess([Image.fromarray(array)], spec), spec) > 10, size
+
+
+# --- tokenizer graph and whole pipelines on tiny open_clip models -------------------------------------------
+open_clip = pytest.importorskip("open_clip")
+
+from test_pipeline import TRICKY, random_texts  # noqa: E402
+from test_text import CORPUS  # noqa: E402
+
+LABELS, TEMPLATES = ["red circle", "blue square", "a dog"], ["a photo of a {}.", "a drawing of a {}."]
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory):
+    """ViT with open_clip's default pre-processing (shortest side, bicubic); ModifiedResNet with resize_mode
+    "longest" and a grey fill colour (fit_longest: padding inside the graph)."""
+    from clipforge.testing.tiny_openclip import model_config, random_model, save_hub_layout
+
+    root = tmp_path_factory.mktemp("openclip-pipeline-sources")
+    vit, resnet = random_model(model_config("vit"), seed=1), random_model(model_config("resnet"), seed=2)
+    longest = {"resize_mode": "longest", "fill_color": 128, "interpolation": "bilinear"}
+    return {"vit": save_hub_layout(vit, model_config("vit"), root / "vit"),
+            "resnet": save_hub_layout(resnet, model_config("resnet"), root / "rn", longest)}
+
+
+@pytest.fixture(scope="module")
+def exported(sources, tmp_path_factory):
+    from clipforge.export.exporter import export_model
+
+    root = tmp_path_factory.mktemp("openclip-pipeline-exports")
+    return {name: export_model(str(src), root / name, show_progress=False).path for name, src in sources.items()}
+
+
+@pytest.fixture(scope="module")
+def pipelines(sources, exported, tmp_path_factory):
+    """export-pipeline from an exported folder (vit) and straight from the open_clip source (resnet)."""
+    from clipforge.cli.main import main
+
+    root = tmp_path_factory.mktemp("openclip-pipelines")
+    for name, model in [("vit", exported["vit"]), ("resnet", sources["resnet"])]:
+        assert main(["export-pipeline", str(model), "-o", str(root / name), "-q"]) == 0
+    return {name: root / name for name in ("vit", "resnet")}
+
+
+def _outside_the_graph(text: str) -> bool:
+    """Texts the documented exceptions touch: NUL, ftfy's width folding (of non-spaces), HTML entities."""
+    import html
+
+    from ftfy.chardata import WIDTH_MAP
+
+    width = any(ord(c) in WIDTH_MAP and not c.isspace() for c in text)
+    return "\x00" in text or html.unescape(text) != text or width
+
+
+def _graph_ids(folder, texts: list[str]) -> np.ndarray:
+    from clipforge.pipeline.text_graph import text_model
+    from clipforge.specs import Manifest
+
+    session = extensions_session(text_model(folder, Manifest.load(folder).text))
+    return session.run(None, {"text": np.array(texts, dtype=object)})[0]
+
+
+def test_token_ids_equal_open_clip(exported):
+    """open_clip's own SimpleTokenizer on the tricky corpora (curly quotes, ligatures, control characters, tabs and
+    newlines, special tokens written in the text, truncation to 77 with EOS kept, padding with 0)."""
+    texts = [t for t in CORPUS + TRICKY + random_texts(300, seed=7) if not _outside_the_graph(t)]
+    texts += ["“curly” ‘quotes’ ﬁne ﬂow ĳ", "x\x1cy\x0bz\u200bw", "<end_of_text> mid <start_of_text> text", "a " * 80]
+    got = _graph_ids(exported["vit"], texts)
+    want = open_clip.SimpleTokenizer()(texts).numpy()
+    assert got.shape == want.shape == (len(texts), 77)
+    bad = [t for t, a, b in zip(texts, got, want) if not np.array_equal(a, b)]
+    assert not bad, f"{len(bad)} of {len(texts)} texts differ, e.g. {bad[:3]}"
+    assert len(texts) > 300 and (got[:, -1] == 49407).any()  # some were truncated, ending in EOS
+
+
+def test_documented_tokenizer_limits_are_real(exported, pipelines):
+    """HTML entities and full-width forms, which open_clip's cleaning repairs, reach the BPE unchanged; the text
+    graph's metadata says so."""
+    import onnx
+
+    from clipforge.pipeline.text_graph import OPENCLIP_NOT_IN_GRAPH
+
+    texts = ["a &amp; b", "ＡＢＣ！"]
+    got, want = _graph_ids(exported["vit"], texts), open_clip.SimpleTokenizer()(texts).numpy()
+    assert all(not np.array_equal(a, b) for a, b in zip(got, want))
+    # the entity is tokenized as its characters: the words open_clip finds in "a & amp ; b"
+    np.testing.assert_array_equal(got[:1], open_clip.SimpleTokenizer()(["a & amp ; b"]).numpy())
+    meta = {p.key: p.value for p in onnx.load(f"{pipelines['vit']}_txt.onnx").metadata_props}
+    assert meta["tokenizer_limits"] == OPENCLIP_NOT_IN_GRAPH and "&amp;" in meta["tokenizer_limits"]
+
+
+@pytest.mark.parametrize("name", ["vit", "resnet"])
+def test_pipeline_classifies_like_the_runtime(name, pipelines, exported):
+    import json
+
+    from clipforge.export.validate import cosine_rows
+    from clipforge.pipeline import PipelineModel
+    from clipforge.runtime.model import ZeroShotModel
+
+    pipeline, runtime = PipelineModel.from_prefix(pipelines[name]), ZeroShotModel.from_onnx(exported[name])
+    record = json.loads(pipelines[name].with_name(f"{name}_pipeline.json").read_text())
+    assert record["preset"] == "multimodal_openclip" and record["validation"]["text"]["ids_identical"] is True
+    for i, size in enumerate([(50, 70), (90, 33), (64, 64)]):
+        data = encoded(smooth(*size, seed=i))
+        got = pipeline.classify(data, LABELS, TEMPLATES, top_k=3)
+        want = runtime.classify([data], LABELS, TEMPLATES, top_k=3)[0]
+        assert [g["label"] for g in got] == [w["label"] for w in want]
+        assert max(abs(g["score"] - w["score"]) for g, w in zip(got, want)) <= 1e-3
+        assert abs(sum(g["score"] for g in got) - 1.0) < 1e-5
+        np.testing.assert_allclose(pipeline.embed_pixels(smooth(*size, seed=i)), pipeline.embed_image(data),
+                                   atol=1e-6, rtol=0)
+    jpeg = encoded(smooth(120, 160), "JPEG", quality=95)
+    assert cosine_rows(pipeline.embed_image(jpeg), runtime.embed_images([jpeg])).min() >= 0.99
+    texts = ["a photo of a cat.", "naïve café", "x" * 300]
+    assert cosine_rows(pipeline.embed_texts(texts), runtime.embed_texts(texts)).min() >= 0.9999
+
+
+def test_classifier_with_preprocessing(exported, tmp_path):
+    from clipforge.cli.main import main
+    from clipforge.runtime.model import ZeroShotModel
+
+    out = tmp_path / "clf.onnx"
+    assert main(["export-classifier", str(exported["resnet"]), "-o", str(out), "-l", ",".join(LABELS),
+                 "--with-preprocessing"]) == 0
+    session, model = extensions_session(out), ZeroShotModel.from_onnx(exported["resnet"])
+    for i, size in enumerate([(40, 60), (90, 33), (300, 17)]):
+        data = encoded(smooth(*size, seed=i))
+        scores, _ = session.run(None, {"image": np.frombuffer(data, np.uint8)})
+        want = model.classify([data], LABELS, top_k=len(LABELS))[0]
+        got = {label: float(s) for label, s in zip(LABELS, scores[0])}
+        assert max(abs(got[p["label"]] - p["score"]) for p in want) <= 1e-3

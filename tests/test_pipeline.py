@@ -251,7 +251,7 @@ def test_presets_follow_the_family_and_can_be_overridden(tiny_clip, tmp_path, ca
     assert main(["export-pipeline", str(tiny_clip), "-o", str(tmp_path / "x"), "--preset", "multimodal_siglip"]) == 2
     assert "preset multimodal_siglip is for siglip checkpoints but" in capsys.readouterr().err
     assert main(["export-pipeline", str(tiny_clip), "-o", str(tmp_path / "x"), "--template", "nope"]) == 2
-    assert "unknown pipeline preset 'nope'; use one of: multimodal_clip, multimodal_siglip" in capsys.readouterr().err
+    assert "unknown pipeline preset 'nope'; use one of: multimodal_clip, multimodal_openclip, multimodal_siglip" in capsys.readouterr().err
     assert main(["export-pipeline", str(tiny_clip), "-o", str(tmp_path / "x.onnx")]) == 2
     assert "prefix" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
@@ -267,14 +267,16 @@ def test_every_known_checkpoint_gets_its_family_preset():
     from clipforge.errors import InputError
     from clipforge.pipeline.exporter import resolve_config
 
-    for row in list_models():
-        if row["family"] == "openclip":  # no preset reproduces open_clip's pre-processing: refused up front
-            with pytest.raises(InputError, match="no pipeline preset is for openclip"):
-                resolve_config(row["name"], None)
-            continue
+    families = set()
+    for row in list_models():  # open_clip ids (hf-hub:..., ARCH:FILE) included: known before any export
         config = resolve_config(row["name"], None)
         assert config.preset == f"multimodal_{row['family']}" and config.family == row["family"], row["name"]
-    assert list_presets() == {"multimodal_clip": "clip", "multimodal_siglip": "siglip"}
+        families.add(row["family"])
+    assert "openclip" in families
+    assert list_presets() == {"multimodal_clip": "clip", "multimodal_openclip": "openclip",
+                              "multimodal_siglip": "siglip"}
+    with pytest.raises(InputError, match="multimodal_openclip is for openclip checkpoints"):
+        resolve_config("openai/clip-vit-base-patch32", "multimodal_openclip")
 
 
 def test_existing_output_needs_force(pipelines, exported, tmp_path, capsys):

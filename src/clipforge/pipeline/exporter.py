@@ -126,7 +126,7 @@ def resolve_config(model: str | Path, preset: str | None) -> PipelineConfig | No
     if (path / "manifest.json").is_file():
         manifest = Manifest.load(path)
         return PipelineConfig.for_model(manifest.source, manifest.family, preset)
-    if looks_like_openclip(model):  # refused before any export: no pipeline preset fits open_clip's processing
+    if looks_like_openclip(model):  # known before the export: multimodal_openclip
         family = "openclip"
     else:
         family = family_for_checkpoint(path).name if (path / "config.json").is_file() else known_family(str(model))
@@ -172,6 +172,10 @@ def _metadata(kind: str, manifest: Manifest, config: PipelineConfig) -> dict:
             "custom_ops": "onnxruntime-extensions " + metadata.version("onnxruntime-extensions")}
     if kind == "text":
         meta["text_spec"] = manifest.text.__dict__
+        if manifest.text.kind == "openclip":
+            from clipforge.pipeline.text_graph import OPENCLIP_NOT_IN_GRAPH
+
+            meta["tokenizer_limits"] = OPENCLIP_NOT_IN_GRAPH
     else:
         meta["image_spec"] = manifest.image.__dict__
         meta["reference_pillow"] = metadata.version("pillow")

@@ -28,6 +28,7 @@ An empty tensor (no texts) fails in a node named ``text_tensor_is_empty__pass_at
 from __future__ import annotations
 
 import json
+import re
 import string
 from pathlib import Path
 
@@ -47,6 +48,10 @@ HF_SPACE = r"[\t\n\x{0B}\f\r \x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{202
 PY_SPACE = HF_SPACE[:-2] + r"\x{1C}-\x{1F}]+"
 PUNCTUATION = "[" + "".join("\\" + c for c in string.punctuation) + "]"
 SPIECE_SPACE = "\u2581"
+# what open_clip's cleaning does that the graph does not (also in the text graph's metadata and docs/openclip.md)
+OPENCLIP_NOT_IN_GRAPH = ("ftfy's mojibake repair and character-width folding (full-/half-width forms such as "
+                         "\uff21\uff22\uff23 or \uff76\uff9e), HTML entities (&amp; stays 4 characters), "
+                         "and NUL characters (the text ends there) are not reproduced")
 INT64_MAX = np.iinfo(np.int64).max
 
 
@@ -57,8 +62,12 @@ def text_model(folder: str | Path, spec: TextSpec, prefix: str = "tok/"):
 
     g = GraphBuilder(prefix)
     text = non_empty(g, TEXT_INPUT)
-    ids, mask = (_sentencepiece(g, text, Path(folder), spec) if spec.kind == "sentencepiece"
-                 else _bpe(g, text, Path(folder), spec))
+    if spec.kind == "sentencepiece":
+        ids, mask = _sentencepiece(g, text, Path(folder), spec)
+    elif spec.kind == "openclip":
+        ids, mask = _openclip(g, text, Path(folder), spec)
+    else:
+        ids, mask = _bpe(g, text, Path(folder), spec)
     outputs = [("input_ids", ids)] + ([("attention_mask", mask)] if spec.uses_attention_mask else [])
     for name, value in outputs:
         g.nodes.append(helper.make_node("Identity", [value], [name], name=f"{prefix}{name}"))
@@ -87,15 +96,68 @@ def _concat(g: GraphBuilder, left: str, right: str, like: str) -> str:
 
 
 # --- CLIP: byte-level BPE -------------------------------------------------------------------------------
-def _bpe(g: GraphBuilder, text: str, folder: Path, spec: TextSpec) -> tuple[str, str]:
-    vocab_json, config_json = _bpe_files(folder)
+def _bpe(g: GraphBuilder, text: str, folder: Path, spec: TextSpec, vocab_json: str | None = None,
+         config_json: str | None = None, space: str = HF_SPACE) -> tuple[str, str]:
+    if vocab_json is None:
+        vocab_json, config_json = _bpe_files(folder)
     sentinel = _sentinel_length(vocab_json)
-    text = _concat(g, _replace(g, text, HF_SPACE, " "), g.const([" " + SENTINEL]), text)
+    text = _concat(g, _replace(g, text, space, " "), g.const([" " + SENTINEL]), text)
     ids, mask = g.op("HfJsonTokenizer", [text], 2, domain=CONTRIB, tokenizer_vocab=vocab_json,
                      tokenizer_config=config_json)
     length = g.op("Sub", [g.op("ReduceSum", [mask, g.const([1], np.int64)], keepdims=1),
                           g.const(sentinel, np.int64)])
     return fit_length(g, ids, length, spec)
+
+
+# --- open_clip: SimpleTokenizer's cleaning (the parts a regex can do) and CLIP's split, then the same BPE -------
+def _openclip(g: GraphBuilder, text: str, folder: Path, spec: TextSpec) -> tuple[str, str]:
+    """``runtime.text._OpenClipIds`` in the graph: ftfy's character-level fixes that are plain replacements
+    (control characters removed, Latin ligatures expanded, curly quotes straightened, from ftfy's own tables),
+    whitespace runs (Python's ``str.split``) to one space, then the BPE op with open_clip's vocabulary and merges
+    in a CLIP-style tokenizer.json (NFC, lower-case, open_clip's split regex, ``</w>`` word ends)."""
+    for pattern, rewrite in _ftfy_replacements():
+        text = _replace(g, text, pattern, rewrite)
+    vocab_json, config_json = openclip_tokenizer_json(folder, spec)
+    return _bpe(g, text, folder, spec, vocab_json, config_json, space=PY_SPACE)
+
+
+def _ftfy_replacements() -> list[tuple[str, str]]:
+    """(RE2 pattern, rewrite) for ftfy's ``remove_control_chars``, ``fix_latin_ligatures`` and ``uncurl_quotes``.
+    NUL cannot be matched (the op's strings end there)."""
+    from ftfy.chardata import CONTROL_CHARS, LIGATURES
+
+    control = "".join(f"\\x{{{c:X}}}" for c in sorted(CONTROL_CHARS) if c)
+    rules = [(f"[{control}]", "")]
+    rules += [(f"\\x{{{c:X}}}", text) for c, text in sorted(LIGATURES.items())]
+    return rules + [(r"[\x{2BC}\x{2018}-\x{201B}]", "'"), (r"[\x{201C}-\x{201F}]", '"')]
+
+
+def openclip_tokenizer_json(folder: Path, spec: TextSpec) -> tuple[str, str]:
+    """(tokenizer.json, tokenizer_config.json) texts for the BPE op: the export's open_clip vocabulary, merges and
+    special tokens with CLIP's normaliser, open_clip's split regex (its special tokens first) and post-processor."""
+    from clipforge.runtime.text import OPENCLIP_SPLIT
+
+    path = folder / "tokenizer.json"
+    if not path.is_file():
+        raise InputError(f"{folder} has no tokenizer.json; re-export the model with 'clipforge export'")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    special = {t["id"]: t["content"] for t in data["added_tokens"] if t.get("special")}
+    starts = [i for i in special if i != spec.eos_id]
+    if spec.eos_id not in special or len(starts) != 1:
+        raise InputError(f"{path} must hold exactly open_clip's start and end tokens; re-export the model")
+    bos, eos = special[starts[0]], special[spec.eos_id]
+    split = "|".join(re.escape(t) for t in (bos, eos)) + "|" + OPENCLIP_SPLIT
+    data["normalizer"] = {"type": "Sequence", "normalizers": [
+        {"type": "NFC"}, {"type": "Replace", "pattern": {"Regex": r"\s+"}, "content": " "}, {"type": "Lowercase"}]}
+    data["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": split}, "behavior": "Removed", "invert": True},
+        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}]}
+    data["post_processor"] = {"type": "RobertaProcessing", "sep": [eos, spec.eos_id], "cls": [bos, starts[0]],
+                              "trim_offsets": False, "add_prefix_space": False}
+    data["model"]["unk_token"] = eos
+    config = {"tokenizer_class": "CLIPTokenizer", "bos_token": bos, "eos_token": eos, "pad_token": eos,
+              "unk_token": eos, "model_max_length": spec.context_length}
+    return json.dumps(data), json.dumps(config)
 
 
 def _bpe_files(folder: Path) -> tuple[str, str]:

@@ -1,7 +1,8 @@
 """Check pipeline graphs against the Python runtime and the HF tokenizer; collect every failure, raise once.
 
-- text: token ids of the in-graph tokenizer identical to the HF tokenizer's (same padding and truncation) on a
-  corpus of awkward prompts; embeddings vs ``ZeroShotModel.embed_texts`` (cosine >= 0.9999); an empty tensor fails.
+- text: token ids of the in-graph tokenizer identical to the HF tokenizer's (open_clip: the runtime's, which equal
+  open_clip's) with the same padding and truncation, on a corpus of awkward prompts; embeddings vs
+  ``ZeroShotModel.embed_texts`` (cosine >= 0.9999); an empty tensor fails.
 - image: in-graph pre-processing of PNG bytes vs ``runtime.images.preprocess`` (at most ``MAX_LEVELS`` uint8
   levels apart); embeddings vs ``ZeroShotModel.embed_images`` on the same bytes (cosine >= 0.999); the HWC-pixels
   graph equal to the bytes graph; bytes that are no image fail with the decode node's message. JPEG figures are
@@ -68,10 +69,16 @@ def _expect_error(session, feed: dict, marker: str, what: str, failures: list[st
 
 # --- text -------------------------------------------------------------------------------------------------------
 def hf_ids(folder: Path, texts: list[str], spec: TextSpec) -> np.ndarray:
+    """The reference ids: the HF tokenizer's; for open_clip exports (no HF tokenizer) the Python runtime's, which
+    equal open_clip's ``SimpleTokenizer`` (tests/test_openclip.py)."""
     from transformers import AutoTokenizer
 
     from clipforge.export.cases import tokenize
 
+    if spec.kind == "openclip":
+        from clipforge.runtime.text import TextTokenizer
+
+        return TextTokenizer.from_folder(folder, spec).encode(texts).input_ids
     return tokenize(AutoTokenizer.from_pretrained(str(folder)), texts, spec)["input_ids"]
 
 
