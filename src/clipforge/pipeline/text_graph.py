@@ -15,6 +15,11 @@ corpus, the older ``CLIPTokenizer`` op (vocab + merges attributes) differs: it p
   Not reproduced: NFC composition (decomposed accents tokenize differently) and the C0 separators U+001C-U+001F,
   which the op treats as spaces.
 
+open_clip (``TextSpec.kind == "openclip"``): the same op and fixes, given a CLIP-style tokenizer.json made from the
+export's open_clip vocabulary, merges and special tokens (``openclip_tokenizer_json``), after the parts of
+open_clip's ftfy cleaning that are plain replacements; whitespace as Python's ``str.split``; padded to 77 with 0.
+What stays outside the graph is ``OPENCLIP_NOT_IN_GRAPH`` (docs/openclip.md).
+
 SigLIP (SentencePiece): ``SiglipTokenizer`` step for step with string ops and ``SentencepieceTokenizer`` (the
 sentencepiece library itself, with the model proto as HF loaded it): ``"▁" + text``, lower-case (``StringLower``),
 ASCII punctuation removed, whitespace runs collapsed, trailing space stripped, then ``"<unk>" + text`` encoded and
