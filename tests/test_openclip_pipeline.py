@@ -142,13 +142,14 @@ def pipelines(sources, exported, tmp_path_factory):
 
 
 def _outside_the_graph(text: str) -> bool:
-    """Texts the documented exceptions touch: NUL, ftfy's width folding (of non-spaces), HTML entities."""
+    """Texts the documented exceptions touch: NUL, ftfy's NFC and width folding (of non-spaces), HTML entities."""
     import html
+    import unicodedata
 
     from ftfy.chardata import WIDTH_MAP
 
     width = any(ord(c) in WIDTH_MAP and not c.isspace() for c in text)
-    return "\x00" in text or html.unescape(text) != text or width
+    return "\x00" in text or html.unescape(text) != text or unicodedata.normalize("NFC", text) != text or width
 
 
 def _graph_ids(folder, texts: list[str]) -> np.ndarray:
@@ -173,13 +174,13 @@ def test_token_ids_equal_open_clip(exported):
 
 
 def test_documented_tokenizer_limits_are_real(exported, pipelines):
-    """HTML entities and full-width forms, which open_clip's cleaning repairs, reach the BPE unchanged; the text
-    graph's metadata says so."""
+    """HTML entities, full-width forms and decomposed accents, which open_clip's cleaning repairs, reach the BPE
+    unchanged; the text graph's metadata says so."""
     import onnx
 
     from clipforge.pipeline.text_graph import OPENCLIP_NOT_IN_GRAPH
 
-    texts = ["a &amp; b", "ＡＢＣ！"]
+    texts = ["a &amp; b", "ＡＢＣ！", "cafe\u0301"]
     got, want = _graph_ids(exported["vit"], texts), open_clip.SimpleTokenizer()(texts).numpy()
     assert all(not np.array_equal(a, b) for a, b in zip(got, want))
     # the entity is tokenized as its characters: the words open_clip finds in "a & amp ; b"

@@ -54,9 +54,10 @@ PY_SPACE = HF_SPACE[:-2] + r"\x{1C}-\x{1F}]+"
 PUNCTUATION = "[" + "".join("\\" + c for c in string.punctuation) + "]"
 SPIECE_SPACE = "\u2581"
 # what open_clip's cleaning does that the graph does not (also in the text graph's metadata and docs/openclip.md)
-OPENCLIP_NOT_IN_GRAPH = ("ftfy's mojibake repair and character-width folding (full-/half-width forms such as "
-                         "\uff21\uff22\uff23 or \uff76\uff9e), HTML entities (&amp; stays 4 characters), "
-                         "and NUL characters (the text ends there) are not reproduced")
+OPENCLIP_NOT_IN_GRAPH = ("ftfy's mojibake repair, its NFC composition (decomposed accents such as e + U+0301) and "
+                         "character-width folding (full-/half-width forms such as \uff21\uff22\uff23 or "
+                         "\uff76\uff9e), HTML entities (&amp; stays 4 characters), and NUL characters (the text ends "
+                         "there) are not reproduced")
 INT64_MAX = np.iinfo(np.int64).max
 
 
@@ -119,7 +120,8 @@ def _openclip(g: GraphBuilder, text: str, folder: Path, spec: TextSpec) -> tuple
     """``runtime.text._OpenClipIds`` in the graph: ftfy's character-level fixes that are plain replacements
     (control characters removed, Latin ligatures expanded, curly quotes straightened, from ftfy's own tables),
     whitespace runs (Python's ``str.split``) to one space, then the BPE op with open_clip's vocabulary and merges
-    in a CLIP-style tokenizer.json (NFC, lower-case, open_clip's split regex, ``</w>`` word ends)."""
+    in a CLIP-style tokenizer.json (lower-case, open_clip's split regex, ``</w>`` word ends; the op does not
+    compose to NFC although the file asks for it, as for CLIP)."""
     for pattern, rewrite in _ftfy_replacements():
         text = _replace(g, text, pattern, rewrite)
     vocab_json, config_json = openclip_tokenizer_json(folder, spec)
