@@ -3,6 +3,8 @@ selection, CPU-flag checks and their one-line errors/warnings."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -169,3 +171,23 @@ def test_explicit_bf16_precision_on_openvino(exported, fake_cpu):
     fake_cpu("avx2 fma avx512f")
     with pytest.raises(InputError, match=r"precision='bf16' needs a CPU with AVX512-BF16"):
         ZeroShotModel.from_onnx(exported["clip"], backend="openvino", precision="bf16")
+
+
+@needs_openvino
+def test_precision_flag_on_the_cli(exported, tmp_path, capsys):
+    from clipforge.cli.main import main
+
+    if not cpu.has_bf16():
+        pytest.skip(f"this CPU ({cpu.cpu_model()}) has no AVX512-BF16/AMX-BF16")
+    image = tmp_path / "a.png"
+    _images(1)[0].save(image)
+    args = ["classify", str(image), "-l", "red circle,blue square", "-m", str(exported["clip"]), "--json"]
+    assert main(args) == 0
+    fp32 = json.loads(capsys.readouterr().out)
+    assert main([*args, "--precision", "bf16"]) == 0
+    bf16 = json.loads(capsys.readouterr().out)
+    assert bf16[0]["image"] == str(image) and len(bf16[0]["predictions"]) == 2
+    scores = [{p["label"]: p["score"] for p in rows[0]["predictions"]} for rows in (fp32, bf16)]
+    assert max(abs(scores[0][k] - scores[1][k]) for k in scores[0]) <= 0.05  # bf16 arithmetic, same answer
+    assert main([*args, "--backend", "onnxruntime", "--precision", "bf16"]) == 2
+    assert "precision 'bf16' runs on OpenVINO" in capsys.readouterr().err

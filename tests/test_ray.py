@@ -183,3 +183,6 @@ def test_worker_runs_on_the_backend_asked_for(clip_folder, monkeypatch, capsys):
     code = main(["embed", "x.jpg", "-o", "out.parquet", "-m", str(clip_folder), "--engine", "ray",
                  "--backend", "tensorflow"])
     assert code == 2 and "unknown backend 'tensorflow'" in capsys.readouterr().err
+    code = main(["embed", "x.jpg", "-o", "out.parquet", "-m", str(clip_folder), "--engine", "ray",
+                 "--backend", "onnxruntime", "--precision", "bf16"])
+    assert code == 2 and "precision 'bf16' runs on OpenVINO" in capsys.readouterr().err

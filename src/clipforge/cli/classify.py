@@ -22,10 +22,10 @@ def classify(
     template: Annotated[str, typer.Option("--template", "-t", help="Prompt template with {}.")] = DEFAULT_TEMPLATE,
     top_k: Annotated[int, typer.Option("--top-k", "-k", help="Labels to show per image.")] = 5,
     batch_size: ro.BatchSize = 32, device: ro.Device = "cpu", threads: ro.Threads = None, as_json: ro.AsJson = False,
-    backend: ro.Backend = "auto",
+    backend: ro.Backend = "auto", precision: ro.Precision = None,
 ) -> None:
     """Rank LABELS for each image by cosine similarity of their embeddings."""
-    zs = ro.load_model(model, device, threads, backend)
+    zs = ro.load_model(model, device, threads, backend, precision=precision)
     names, label_list = ro.expand_images(images), ro.split_labels(labels)
     zs.label_embeddings(label_list, template)  # validates labels and template before any image work
     results, failures = {}, []

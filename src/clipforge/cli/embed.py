@@ -22,7 +22,7 @@ def embed(
     output: Annotated[Path, typer.Option("--output", "-o", help="out.npy (names in out.names.txt) or out.parquet")],
     text: Annotated[bool, typer.Option("--text", help="INPUTS are texts, not images.")] = False,
     model: ro.Model = ro.DEFAULT_MODEL, batch_size: ro.BatchSize = 32, device: ro.Device = "cpu",
-    threads: ro.Threads = None, backend: ro.Backend = "auto",
+    threads: ro.Threads = None, backend: ro.Backend = "auto", precision: ro.Precision = None,
     normalize: Annotated[bool, typer.Option("--normalize/--no-normalize", help="L2-normalise.")] = True,
     engine: eo.Engine = eo.EngineName.local, address: eo.Address = None, workers: eo.Workers = None,
     cpus_per_worker: eo.CpusPerWorker = 1,
@@ -32,9 +32,9 @@ def embed(
         raise InputError(f"output {output} must end in .npy or .parquet")
     if engine == eo.EngineName.ray:
         options = eo.ray_options(address, workers, cpus_per_worker, batch_size)
-        return _embed_ray(inputs, output, text, model, device, threads, normalize, options, backend)
+        return _embed_ray(inputs, output, text, model, device, threads, normalize, options, backend, precision)
     eo.check_local(engine, address, workers, cpus_per_worker)
-    zs = ro.load_model(model, device, threads, backend, lazy=True)  # one encoder is used
+    zs = ro.load_model(model, device, threads, backend, lazy=True, precision=precision)  # one encoder is used
     failures, names, chunks = [], [], []
     if text:
         names, chunks = list(inputs), [zs.embed_texts(inputs, normalize=normalize)]
@@ -50,21 +50,21 @@ def embed(
 
 
 def _embed_ray(inputs, output: Path, text: bool, model: str, device: str, threads, normalize: bool,
-               options, backend: str) -> None:
+               options, backend: str, precision: str | None) -> None:
     """``--engine ray``: images only, to parquet (path, sha256, embedding), on CPU workers."""
     from clipforge.distributed.ray import embed_to_parquet
 
-    from clipforge.runtime.backends import check_backend
+    from clipforge.runtime.backends import resolve
 
     eo.check_ray(text=text, device=device != "cpu", threads=threads is not None)
-    check_backend(backend)  # on the driver: a missing openvino is one line here, not a worker failure
+    resolve(backend, None, precision)  # on the driver: a missing openvino or bf16 is one line, not a worker failure
     if output.suffix != ".parquet":
         raise InputError(f"--engine ray writes parquet (path, sha256, embedding), not {output.suffix}; "
                          f"name the output {output.with_suffix('.parquet').name}")
     paths = ro.expand_images([Path(p) for p in inputs])
     folder = ro.model_folder(model)  # exports once if needed, on the driver; workers load the folder
     stats, written = embed_to_parquet(paths, folder, output, options, normalize, show=len(paths) > 1,
-                                      backend=backend)
+                                      backend=backend, precision=precision)
     say(f"wrote {written} embedding(s) to {output} in {stats.seconds:.1f} s on {stats.workers} Ray worker(s) "
         f"x {stats.cpus_per_worker} CPU")
     _exit_on_failures([ImageFailure(p, r) for p, r in stats.unreadable], len(paths), inputs)

@@ -35,6 +35,8 @@ def perf(
     plot: Annotated[Path | None, typer.Option("--plot", help="Throughput chart (PNG).")] = None,
     backend: Annotated[str, typer.Option("--backend", help="onnxruntime, openvino, or auto (what the build chose).")]
     = "auto",
+    precision: Annotated[str | None, typer.Option("--precision", help="fp32 or bf16 (OpenVINO); default: what "
+                                                  "the build chose.")] = None,
     roofline: Annotated[bool, typer.Option("--roofline", help="Add the matmul limit and the fraction reached "
                                            "(GEMM peaks measured now).")] = False,
     gemm_size: Annotated[int, typer.Option("--gemm-size", help="GEMM side for --roofline peaks.")] = 2048,
@@ -49,7 +51,7 @@ def perf(
     from clipforge.runtime.backends import check_backend
 
     opts = {"device": device, "threads": threads, "warmup": warmup, "iterations": iterations,
-            "backend": check_backend(backend), "roofline": roofline and gemm_size}
+            "backend": check_backend(backend), "precision": precision, "roofline": roofline and gemm_size}
     rows = run_perf(paths, _batches(batch_size), opts, model_id if baseline else None)
     if not output.is_stdout(json_out):
         print_table(rows)

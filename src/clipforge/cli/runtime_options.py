@@ -18,13 +18,18 @@ Device = Annotated[str, typer.Option("--device", "-d", help="cpu, cuda, dml, ope
 Threads = Annotated[int | None, typer.Option("--threads", help="Intra-op threads (default: all cores).")]
 BatchSize = Annotated[int, typer.Option("--batch-size", "-b", help="Images per encoder run.")]
 Backend = Annotated[str, typer.Option("--backend", help="onnxruntime, openvino, or auto (what the build chose).")]
+Precision = Annotated[str | None, typer.Option(
+    "--precision", help="fp32 or bf16 (OpenVINO: float parts in bf16; CPUs with AVX512-BF16/AMX); default: what "
+                        "the build chose.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
-def load_model(model: str, device: str, threads: int | None, backend: str = "auto", lazy: bool = False):
+def load_model(model: str, device: str, threads: int | None, backend: str = "auto", lazy: bool = False,
+               precision: str | None = None):
     from clipforge.runtime.model import ZeroShotModel
 
-    return ZeroShotModel.from_pretrained(model, device=device, threads=threads, backend=backend, lazy=lazy)
+    return ZeroShotModel.from_pretrained(model, device=device, threads=threads, backend=backend, lazy=lazy,
+                                         precision=precision)
 
 
 def model_folder(model: str) -> Path:

@@ -68,6 +68,7 @@ class Job:
     normalize: bool = True
     db: str | None = None
     backend: str = "auto"  # inference backend of every worker (onnxruntime | openvino | auto)
+    precision: str | None = None  # fp32 | bf16 (OpenVINO); None: what the build recorded
 
 
 @dataclass
@@ -95,7 +96,8 @@ class EmbedActor:
         self.job, self.kill_after, self.calls = job, kill_after, 0
         self.encoding = threading.Lock()
         # lazy: the text encoder is never used here, so its session is never created (~0.8 s, ~240 MB a worker)
-        self.model = ZeroShotModel.from_onnx(job.folder, threads=job.threads, lazy=True, backend=job.backend)
+        self.model = ZeroShotModel.from_onnx(job.folder, threads=job.threads, lazy=True, backend=job.backend,
+                                             precision=job.precision)
         self.writer = IndexWriter(job.db, self.model) if job.db else None
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -232,7 +234,8 @@ def _tally(stats: RunStats, batch: dict[str, np.ndarray]) -> None:
 
 # --- the two jobs -----------------------------------------------------------------------------------------------
 def embed_to_parquet(paths: list[Path], folder: Path, output: Path, options: RayOptions, normalize: bool = True,
-                     show: bool = True, backend: str = "auto") -> tuple[RunStats, int]:
+                     show: bool = True, backend: str = "auto",
+                     precision: str | None = None) -> tuple[RunStats, int]:
     """``clipforge embed --engine ray``: embeddings of ``paths`` (decoded exactly, as the local engine does)
     into one parquet file (path, sha256, embedding); returns the stats and the number of rows written."""
     from clipforge.distributed.records import ParquetWriter, file_table, stat_files
@@ -240,7 +243,7 @@ def embed_to_parquet(paths: list[Path], folder: Path, output: Path, options: Ray
 
     dim = Manifest.load(folder).embed_dim
     job = Job(str(Path(folder).resolve()), options.cpus_per_worker, options.batch_size, normalize=normalize,
-              backend=backend)
+              backend=backend, precision=precision)
     with ParquetWriter(output, dim) as writer:
         stats = run(file_table(stat_files(paths)), job, options, consume=writer.write, show=show)
     return stats, writer.count

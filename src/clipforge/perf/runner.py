@@ -65,7 +65,7 @@ def run_one(target: Target, batch: int, opts: dict) -> dict:
     if target.torch_id:
         cmd += ["--torch", target.torch_id]
     else:
-        backend, precision = _backend(target, opts.get("backend", "auto"))
+        backend, precision = _backend(target, opts.get("backend", "auto"), opts.get("precision"))
         cmd += ["--model", target.model, "--backend", backend, "--precision", precision]
     if opts.get("threads"):
         cmd += ["--threads", str(opts["threads"])]
@@ -79,10 +79,10 @@ def run_one(target: Target, batch: int, opts: dict) -> dict:
             **result}
 
 
-def _backend(target: Target, backend: str) -> tuple[str, str]:
+def _backend(target: Target, backend: str, precision: str | None = None) -> tuple[str, str]:
     from clipforge.runtime.backends import resolve
 
-    return resolve(backend, {"backend": target.backend, "precision": target.precision})
+    return resolve(backend, {"backend": target.backend, "precision": target.precision}, precision)
 
 
 def run_perf(paths: list[str], batch_sizes: list[int], opts: dict, baseline_id: str | None = None,
