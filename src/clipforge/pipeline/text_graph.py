@@ -54,10 +54,10 @@ PY_SPACE = HF_SPACE[:-2] + r"\x{1C}-\x{1F}]+"
 PUNCTUATION = "[" + "".join("\\" + c for c in string.punctuation) + "]"
 SPIECE_SPACE = "\u2581"
 # what open_clip's cleaning does that the graph does not (also in the text graph's metadata and docs/openclip.md)
-OPENCLIP_NOT_IN_GRAPH = ("ftfy's mojibake repair, its NFC composition (decomposed accents such as e + U+0301) and "
-                         "character-width folding (full-/half-width forms such as \uff21\uff22\uff23 or "
-                         "\uff76\uff9e), HTML entities (&amp; stays 4 characters), and NUL characters (the text ends "
-                         "there) are not reproduced")
+OPENCLIP_NOT_IN_GRAPH = ("ftfy's mojibake repair and its NFC composition (decomposed accents such as e + U+0301, "
+                         "half-width sound marks as in \uff76\uff9e), HTML entities (&amp; stays 4 characters), and "
+                         "NUL characters (the text ends there) are not reproduced")
+HALF_WIDTH_SOUND_MARKS = (0xFF9E, 0xFF9F)  # ftfy widens them to combining marks, which only NFC joins to the kana
 INT64_MAX = np.iinfo(np.int64).max
 
 
@@ -118,7 +118,8 @@ def _bpe(g: GraphBuilder, text: str, folder: Path, spec: TextSpec, vocab_json: s
 # --- open_clip: SimpleTokenizer's cleaning (the parts a regex can do) and CLIP's split, then the same BPE -------
 def _openclip(g: GraphBuilder, text: str, folder: Path, spec: TextSpec) -> tuple[str, str]:
     """``runtime.text._OpenClipIds`` in the graph: ftfy's character-level fixes that are plain replacements
-    (control characters removed, Latin ligatures expanded, curly quotes straightened, from ftfy's own tables),
+    (control characters removed, Latin ligatures expanded, full-/half-width forms folded, curly quotes
+    straightened, from ftfy's own tables),
     whitespace runs (Python's ``str.split``) to one space, then the BPE op with open_clip's vocabulary and merges
     in a CLIP-style tokenizer.json (lower-case, open_clip's split regex, ``</w>`` word ends; the op does not
     compose to NFC although the file asks for it, as for CLIP)."""
@@ -129,13 +130,16 @@ def _openclip(g: GraphBuilder, text: str, folder: Path, spec: TextSpec) -> tuple
 
 
 def _ftfy_replacements() -> list[tuple[str, str]]:
-    """(RE2 pattern, rewrite) for ftfy's ``remove_control_chars``, ``fix_latin_ligatures`` and ``uncurl_quotes``.
-    NUL cannot be matched (the op's strings end there)."""
-    from ftfy.chardata import CONTROL_CHARS, LIGATURES
+    """(RE2 pattern, rewrite) for ftfy's ``remove_control_chars``, ``fix_latin_ligatures``,
+    ``fix_character_width`` and ``uncurl_quotes``, one character each. NUL cannot be matched (the op's strings end
+    there); the half-width sound marks U+FF9E/U+FF9F are left (ftfy's NFC then joins them to the kana before,
+    which the op does not do)."""
+    from ftfy.chardata import CONTROL_CHARS, LIGATURES, WIDTH_MAP
 
     control = "".join(f"\\x{{{c:X}}}" for c in sorted(CONTROL_CHARS) if c)
     rules = [(f"[{control}]", "")]
-    rules += [(f"\\x{{{c:X}}}", text) for c, text in sorted(LIGATURES.items())]
+    single = {**LIGATURES, **{c: t for c, t in WIDTH_MAP.items() if c not in HALF_WIDTH_SOUND_MARKS}}
+    rules += [(f"\\x{{{c:X}}}", text) for c, text in sorted(single.items())]
     return rules + [(r"[\x{2BC}\x{2018}-\x{201B}]", "'"), (r"[\x{201C}-\x{201F}]", '"')]
 
 
