@@ -18,7 +18,8 @@ def export_pipeline(
     output: Annotated[Path, typer.Option(
         "--output", "-o", help="Prefix: PREFIX_img.onnx, PREFIX_img_hwc.onnx, PREFIX_txt.onnx, PREFIX_pipeline.json.")],
     preset: Annotated[str | None, typer.Option(
-        "--preset", help="Override the preset of the checkpoint's family (multimodal_clip, multimodal_siglip).")
+        "--preset", help="Override the preset of the checkpoint's family (multimodal_clip, multimodal_siglip, "
+                         "multimodal_openclip).")
     ] = None,
     template: Annotated[str | None, typer.Option("--template", hidden=True, help="Deprecated: --preset.")] = None,
     force: o.Force = False, quiet: o.Quiet = False,
@@ -37,7 +38,8 @@ def export_pipeline(
     report = result.validation
     if "text" in report:
         t = report["text"]
-        console.print(f"  text: token ids identical to HF: {t['ids_identical']}; min cosine vs runtime "
+        reference = "the runtime's (= open_clip's)" if result.config.family == "openclip" else "HF's"
+        console.print(f"  text: token ids identical to {reference}: {t['ids_identical']}; min cosine vs runtime "
                       f"{t['min_cosine']:.6f}")
     if "image" in report:
         i = report["image"]
