@@ -25,7 +25,7 @@ def demo(out: Annotated[Path, typer.Option("--out", "-o", help="Working folder."
     from clipforge.testing.shapes import shapes_dataset
     from clipforge.testing.trained import EVAL_TEMPLATE, trained_checkpoint
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)  # step lines never break, also at 80 columns in a pipe
     console.print("1/6 data + tiny CLIP trained on coloured shapes (cached after the first run)")
     with quiet_transformers():
         data, checkpoint = shapes_dataset(out / "fixtures"), trained_checkpoint("clip", out / "fixtures")
