@@ -55,6 +55,12 @@ def exported_tiny(tiny_checkpoints, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def clip_folder(exported_tiny):
+    """The tiny CLIP's exported folder (exported once per session)."""
+    return exported_tiny["clip"]
+
+
+@pytest.fixture(scope="session")
 def tiny_clip(tiny_checkpoints):
     return tiny_checkpoints["clip"]
 

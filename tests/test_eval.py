@@ -35,11 +35,6 @@ def trained_exports(request, tmp_path_factory):
     return get
 
 
-@pytest.fixture(scope="module")
-def tiny_export(exported_tiny):
-    return exported_tiny["clip"]
-
-
 def independent_topk(folder, dataset, templates: list[str]) -> tuple[float, float]:
     """Zero-shot top-1/top-5 with transformers only: the HF processor and tokenizer, get_*_features, prompt
     ensemble = mean of normalised prompt embeddings, renormalised; SigLIP text padded to max_length as HF does."""
@@ -115,11 +110,11 @@ def shapes_folder(root, broken: bool = True):
     return root
 
 
-def test_unreadable_images_counted_templates_file_and_reports(tiny_export, tmp_path, capsys):
+def test_unreadable_images_counted_templates_file_and_reports(clip_folder, tmp_path, capsys):
     root = shapes_folder(tmp_path / "data")
     (tmp_path / "templates.txt").write_text("a photo of a {}.\nart of the {}.\n")
     out, md = tmp_path / "r.json", tmp_path / "r.md"
-    assert main(["eval", "-m", str(tiny_export), "--dataset", str(root), "--templates", str(tmp_path / "templates.txt"),
+    assert main(["eval", "-m", str(clip_folder), "--dataset", str(root), "--templates", str(tmp_path / "templates.txt"),
                  "--batch-size", "4", "--json", str(out), "--report", str(md), "-q"]) == 0
     report = json.loads(out.read_text())
     onnx = report["onnx"]
@@ -131,10 +126,10 @@ def test_unreadable_images_counted_templates_file_and_reports(tiny_export, tmp_p
     assert "1 unreadable image(s) skipped" in captured.err and "| 1 |" in md.read_text()
 
 
-def test_all_images_unreadable_is_an_error(tiny_export, tmp_path, capsys):
+def test_all_images_unreadable_is_an_error(clip_folder, tmp_path, capsys):
     (tmp_path / "d" / "cat").mkdir(parents=True)
     (tmp_path / "d" / "cat" / "x.png").write_bytes(b"junk")
-    assert main(["eval", "-m", str(tiny_export), "--dataset", str(tmp_path / "d"), "-q"]) == 2
+    assert main(["eval", "-m", str(clip_folder), "--dataset", str(tmp_path / "d"), "-q"]) == 2
     assert "none of the 1 images could be read" in capsys.readouterr().err
 
 
@@ -160,7 +155,7 @@ def test_model_role_errors(models, message, tmp_path, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_option_errors(tiny_export, tmp_path, capsys):
+def test_option_errors(clip_folder, tmp_path, capsys):
     root = str(shapes_folder(tmp_path / "d", broken=False))
     cases = [(["--task", "zero-shot-detection"], "choose one of: zero-shot-image-classification, zero-shot-retrieval"),
              (["--baseline", "torch"], "needs --model-id"), (["--baseline", "onnx"], "not supported"),
@@ -168,7 +163,7 @@ def test_option_errors(tiny_export, tmp_path, capsys):
              (["--templates", "nope"], "unknown template set 'nope'"),
              (["--class-names", str(tmp_path / "none.txt")], "does not exist")]
     for extra, message in cases:
-        assert main(["eval", "-m", str(tiny_export), "--dataset", root, "-q", *extra]) == 2, extra
+        assert main(["eval", "-m", str(clip_folder), "--dataset", root, "-q", *extra]) == 2, extra
         assert message in capsys.readouterr().err, extra
 
 
@@ -203,7 +198,7 @@ def _independent_recall(folder, rows) -> dict:
                                                        for i in range(len(rows))]) for k in (1, 5, 10)}}
 
 
-def test_retrieval_recall(tiny_export, tmp_path):
+def test_retrieval_recall(clip_folder, tmp_path):
     rng = np.random.default_rng(0)
     rows = []
     for i in range(6):
@@ -214,11 +209,11 @@ def test_retrieval_recall(tiny_export, tmp_path):
     rows.append({"image": {"bytes": b"junk", "path": None}, "captions": ["lost"]})
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "pairs.parquet")
     out, md = tmp_path / "r.json", tmp_path / "r.md"
-    assert main(["eval", "-m", str(tiny_export), "--task", "zero-shot-retrieval", "--dataset",
+    assert main(["eval", "-m", str(clip_folder), "--task", "zero-shot-retrieval", "--dataset",
                  str(tmp_path / "pairs.parquet"), "--json", str(out), "--report", str(md), "-q"]) == 0
     report = json.loads(out.read_text())["onnx"]
     assert (report["images"], report["captions"], report["unreadable"]) == (6, 12, 1)
-    want = _independent_recall(tiny_export, rows[:6])
+    want = _independent_recall(clip_folder, rows[:6])
     assert report["text_to_image"] == pytest.approx(want["text_to_image"])
     assert report["image_to_text"] == pytest.approx(want["image_to_text"])
     assert "I→T R@1" in md.read_text()

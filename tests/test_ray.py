@@ -26,11 +26,6 @@ def ray_local():
 
 
 @pytest.fixture(scope="module")
-def clip_folder(exported_tiny):
-    return exported_tiny["clip"]
-
-
-@pytest.fixture(scope="module")
 def photos(tmp_path_factory):
     """40 JPEGs of different sizes in two folders, one corrupt file and one truncated JPEG."""
     root = tmp_path_factory.mktemp("photos")

@@ -14,11 +14,6 @@ from clipforge.cli.main import main
 
 
 @pytest.fixture(scope="module")
-def clip_folder(exported_tiny):
-    return exported_tiny["clip"]
-
-
-@pytest.fixture(scope="module")
 def image_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("imgs")
     rng = np.random.default_rng(0)
