@@ -155,11 +155,12 @@ def compile_for(src: Path, dst: Path, section: CompileSection) -> dict:
     from clipforge.runtime.sessions import SessionConfig, make_session, providers_for, session_options
 
     config = SessionConfig(device=section.ep, optimization=section.optimization_level)
-    make_session(src, config)  # loads on the EP: fails early, with the package to install
+    providers = providers_for(section.ep)  # a missing EP fails here, naming the package to install
     with atomic_file(dst) as tmp:
         shutil.copyfile(src, tmp)
     optimized.remove(dst)
     if not section.save_optimized or section.optimization_level != "all":
+        make_session(dst, config)  # loads on the EP
         return {"ep": section.ep, "saved_optimized": False}
-    key = optimized.save(dst, section.ep, session_options(config), providers_for(section.ep))
+    key = optimized.save(dst, section.ep, session_options(config), providers)  # its session loads on the EP
     return {"ep": section.ep, "saved_optimized": True, "optimized_for": key}

@@ -51,8 +51,10 @@ def resolve(backend: str, recorded: dict | None, precision: str | None = None) -
     quantised MatMuls stay int8)."""
     check_backend(backend)
     recorded = recorded or {}
-    if precision is not None:
-        return _explicit(backend, recorded, precision)
+    if precision not in (None, "fp32"):
+        return _bf16(backend, precision)
+    if precision == "fp32":  # the recorded backend (auto) with its usual fallback, in fp32 arithmetic
+        recorded = {**recorded, "precision": "fp32"}
     precision = recorded.get("precision", "fp32")
     if backend == "auto":
         backend = recorded.get("backend", "onnxruntime")
@@ -66,11 +68,10 @@ def resolve(backend: str, recorded: dict | None, precision: str | None = None) -
     return backend, precision
 
 
-def _explicit(backend: str, recorded: dict, precision: str) -> tuple[str, str]:
+def _bf16(backend: str, precision: str) -> tuple[str, str]:
+    """An explicit bf16 precision: OpenVINO on a CPU with bf16 arithmetic, else a one-line reason."""
     if precision not in PRECISIONS:
         raise InputError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
-    if precision == "fp32":
-        return (recorded.get("backend", "onnxruntime") if backend == "auto" else backend), "fp32"
     if backend == "onnxruntime":
         raise InputError("precision 'bf16' runs on OpenVINO (onnxruntime's CPU provider has no bf16 GEMM); use "
                          "backend='openvino' or 'auto'")
