@@ -120,6 +120,9 @@ class Backend(Protocol):
 
     def info(self) -> dict[str, Any]: ...
 
+    def problem(self) -> str | None:
+        """Why the database cannot be read now (file deleted, connection lost), or None; cheap, no query."""
+
     def close(self) -> None: ...
 
 
