@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 
 import pytest
 
@@ -69,6 +70,12 @@ def test_cli_indexes_searches_and_prints_a_non_utf8_name(folder, index_model, tm
     assert "\\xe9t\\xe9.png" in "".join(capsys.readouterr().out.split())  # the table may wrap the path
 
 
+def _wait_ready(client, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while client.get("/readyz").json()["status"] == "loading" and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def test_server_search_and_image_route_serve_a_non_utf8_name(folder, loaded_model, tmp_path):
     from fastapi.testclient import TestClient
 
@@ -77,6 +84,7 @@ def test_server_search_and_image_route_serve_a_non_utf8_name(folder, loaded_mode
     idx = Index(tmp_path / "serve.db", loaded_model)
     idx.add(folder)
     with TestClient(create_app(loaded_model, idx)) as client:
+        _wait_ready(client)
         found = client.post("/v1/search", json={"text": "a photo of a red circle.", "k": 2})
         assert found.status_code == 200, found.text
         odd = [r for r in found.json()["results"] if r["path"].endswith("\\xe9t\\xe9.png")]

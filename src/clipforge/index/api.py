@@ -70,6 +70,7 @@ class Index:
         if batch_size < 1:
             raise InputError(f"batch size must be at least 1, got {batch_size}")
         found = walk([paths] if isinstance(paths, (str, Path)) else paths)
+        self.backend.for_writing()
         self._ensure_record()
         stored = self.backend.files()
         counts = Counts(unreadable=list(found.unreadable))

@@ -175,6 +175,9 @@ class PostgresBackend:
         return {"backend": "postgresql", "db": self.where, "schema_version": version,
                 "search": f"pgvector HNSW cosine (ef_search {self.ef_search})"}
 
+    def for_writing(self) -> None:
+        """Writes need nothing more than the open connection (the server checks privileges per statement)."""
+
     def problem(self) -> str | None:
         return f"the connection to {self.where} is closed or broken; restart" if self.conn.broken else None
 

@@ -114,9 +114,11 @@ class SqliteBackend:
                               "writable or index into another --db")
         return InputError(f"cannot open {self.where} ({exc}); another process may hold it, retry later")
 
-    def _for_writing(self) -> None:
-        if not self._writable:
-            self._open(writable=True)
+    def for_writing(self) -> None:
+        """Reopen for writing (a read-only file or folder, or another application's database, is refused)."""
+        with self._lock:
+            if not self._writable:
+                self._open(writable=True)
 
     def _current(self) -> None:
         """Before a read: a deleted file is an error, a replaced one (new inode) is reopened."""
@@ -161,7 +163,7 @@ class SqliteBackend:
             return 0
 
     def _write(self):
-        self._for_writing()
+        self.for_writing()
         return _Transaction(self.conn, self._operational)
 
     def _bump(self) -> None:
