@@ -9,7 +9,7 @@ import typer
 
 from clipforge import output
 from clipforge._fspath import display
-from clipforge._redact import redact
+from clipforge._dblocation import redact
 from clipforge.cli import engine_options as eo
 from clipforge.cli import runtime_options as ro
 from clipforge.cli.options import Quiet

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from clipforge._redact import redact
+from clipforge._dblocation import is_postgres, redact
 from clipforge.errors import InputError
 from clipforge.index.base import Backend, Hit, IndexSummary, ModelRecord, Row
 from clipforge.index.dedup import duplicate_groups
@@ -36,8 +36,7 @@ class Index:
 
     def __init__(self, db: str | Path, model=None, *, device: str = "cpu", threads: int | None = None,
                  **backend_options):
-        if model is None and not str(db).startswith(("postgresql://", "postgres://")) and "://" not in str(db) \
-                and not Path(db).expanduser().exists():
+        if model is None and not is_postgres(db) and "://" not in str(db) and not Path(db).expanduser().exists():
             raise InputError(f"database {redact(db)} does not exist; index images into it first (clipforge index "
                              f"PATH --db {redact(db)} -m MODEL)")
         self.backend = open_backend(db, **backend_options)

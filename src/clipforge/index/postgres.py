@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from clipforge._fspath import from_db, to_db
-from clipforge._redact import redact, secrets_of
+from clipforge._dblocation import is_postgres, redact, secrets_of
 from clipforge.errors import InputError, require
 from clipforge.index import schema
 from clipforge.index.base import Hit, ModelRecord, Row, Stored, Touch
@@ -22,7 +22,8 @@ DEFAULT_EF_SEARCH = 100  # HNSW candidate list per query; docs/index.md has the 
 
 
 def is_postgres_url(db) -> bool:
-    return isinstance(db, str) and db.startswith(("postgresql://", "postgres://"))
+    """A PostgreSQL URL or libpq ``key=value`` string (see ``clipforge._dblocation.is_postgres``)."""
+    return is_postgres(db)
 
 
 class PostgresBackend:

@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from clipforge._fspath import from_db, to_db
-from clipforge._redact import redact
+from clipforge._dblocation import redact
 from clipforge.errors import InputError
 from clipforge.index import schema
 from clipforge.index.base import Hit, ModelRecord, Row, Stored, Touch, top_hits

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from clipforge._redact import redact
+from clipforge._dblocation import redact
 from clipforge.serve.deps import require_key, service
 
 router = APIRouter(tags=["health"])

@@ -1,4 +1,5 @@
-"""Hide passwords in database locations and in messages that may quote them (CLI errors, logs, /readyz).
+"""Database locations: which back-end one names (``is_postgres``), and hiding the passwords in them and in
+messages that may quote them (CLI errors, logs, /readyz).
 
 ``redact`` handles every form a PostgreSQL location takes: the URL's userinfo (``scheme://user:PASSWORD@host``,
 also when the password holds an unencoded ``@``), ``password=`` / ``passfile=`` / ``sslpassword=`` query
@@ -17,6 +18,13 @@ MASK = "***"
 _USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s'\"]*):(?P<pw>[^\s'\"]*)@")
 # password=..., PassFile=..., sslpassword=... in a query string or a key=value conninfo
 _KEYS = re.compile(r"(?i)(?P<key>\b\w*pass(?:word|file)\s*=\s*)(?P<value>'(?:[^'\\]|\\.)*'|[^&\s'\"#]+)")
+# a libpq key=value connection string: "host=db.example port=5432 dbname=photos user=me"
+_CONNINFO = re.compile(r"^\s*(host|hostaddr|dbname|user|port|service|password)\s*=")
+
+
+def is_postgres(db: object) -> bool:
+    """``postgresql://`` / ``postgres://`` URLs and libpq ``key=value`` strings name a PostgreSQL database."""
+    return isinstance(db, str) and (db.startswith(("postgresql://", "postgres://")) or bool(_CONNINFO.match(db)))
 
 
 def redact(text: object, secrets: tuple[str, ...] | list[str] = ()) -> str:
