@@ -92,6 +92,16 @@ def test_another_applications_database_is_refused_unchanged(tmp_path, index_mode
         assert sorted(p.name for p in tmp_path.iterdir()) == ["other_app.sqlite"], args
 
 
+def test_reading_a_missing_database_creates_nothing_until_the_first_write(tmp_path, loaded_model, capsys):
+    db = tmp_path / "new.db"
+    assert main(["search", "a red circle", "--db", str(db), "-m", str(loaded_model.folder)]) == 0
+    assert "no results" in capsys.readouterr().err and list(tmp_path.iterdir()) == []
+    with Index(db, loaded_model) as idx:
+        assert idx.search_vector(np.ones(loaded_model.manifest.embed_dim), 3) == [] and not db.exists()
+        idx.upsert(_rows(2, loaded_model.manifest.embed_dim, 0))
+        assert db.is_file() and idx.backend.count() == 2
+
+
 def test_a_database_replaced_while_open_is_reopened_and_a_deleted_one_reported(tmp_path, loaded_model):
     db = tmp_path / "photos.db"
     _filled(db, loaded_model, seed=0, prefix="/old")

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from clipforge import output
-from clipforge._fspath import display
 from clipforge._dblocation import redact
+from clipforge._fspath import display
 from clipforge.cli import engine_options as eo
 from clipforge.cli import runtime_options as ro
 from clipforge.cli.options import Quiet

@@ -10,8 +10,8 @@ from typing import Sequence
 
 import numpy as np
 
-from clipforge._fspath import from_db, to_db
 from clipforge._dblocation import is_postgres, redact, secrets_of
+from clipforge._fspath import from_db, to_db
 from clipforge.errors import InputError, require
 from clipforge.index import schema
 from clipforge.index.base import Hit, ModelRecord, Row, Stored, Touch

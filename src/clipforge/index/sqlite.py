@@ -3,10 +3,11 @@ float32 blobs, exact search in numpy over the vectors read once and cached until
 bumps ``meta.generation``, also from other processes). docs/index.md has the figures that chose numpy over
 ``sqlite-vec``.
 
-An existing database is opened read-only (``mode=ro``: no WAL switch, no schema change, works on a read-only
-file in a read-only folder) and reopened for writing at the first write, so searching never modifies a file; a
-database that is not a clipforge index is refused before anything is written. The file's identity is checked
-before every read: a database deleted while open is reported, one replaced at the same path is reopened."""
+A database is opened read-only (``mode=ro``: no WAL switch, no schema change, works on a read-only file in a
+read-only folder) and reopened for writing at the first write (which also creates a missing file), so searching
+never modifies or creates a file; a database that is not a clipforge index is refused before anything is written.
+The file's identity is checked before every read: a database deleted while open is reported, one replaced at the
+same path is reopened."""
 
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ from typing import Sequence
 
 import numpy as np
 
-from clipforge._fspath import from_db, to_db
 from clipforge._dblocation import redact
+from clipforge._fspath import from_db, to_db
 from clipforge.errors import InputError
 from clipforge.index import schema
 from clipforge.index.base import Hit, ModelRecord, Row, Stored, Touch, top_hits
@@ -40,14 +41,22 @@ class SqliteBackend:
         self._lock = threading.RLock()
         self._cache: tuple[int, np.ndarray, list[str], np.ndarray] | None = None
         self.conn: sqlite3.Connection | None = None
-        self._writable = False
+        self._writable, self._identity = False, None
         try:
-            self._open(writable=not self.path.exists())
+            self._open_existing()
         except BaseException:
             self.close()
             raise
 
     # --- opening ------------------------------------------------------------------------------------------
+    def _open_existing(self) -> None:
+        """Open the file read-only; a file that does not exist yet is created by the first write only (until
+        then the index reads as empty)."""
+        if self.path.exists():
+            self._open(writable=False)
+        else:
+            self.conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+
     def _open(self, writable: bool) -> None:
         """(Re)open the file: read-only, or for writing (WAL, schema migrated); the identity is recorded."""
         try:
@@ -122,6 +131,10 @@ class SqliteBackend:
 
     def _current(self) -> None:
         """Before a read: a deleted file is an error, a replaced one (new inode) is reopened."""
+        if self._identity is None:  # not created yet: another process may have created it since
+            if self.path.exists():
+                self._open(writable=False)
+            return
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
