@@ -7,8 +7,8 @@ import asyncio
 import functools
 import io
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 import numpy as np
