@@ -10,8 +10,10 @@ import fails with exactly that error. A CPU torchvision from PyTorch's CPU index
 ``install_import_guard`` (run by ``import clipforge``) makes that happen by itself: a meta-path finder that
 imports nothing until the first import of transformers, open_clip or torchvision, then removes itself and runs
 ``ensure_torchvision`` once, so every entry point (the CLI's demo training, evaluation baselines, benchmarks)
-gets the workaround without remembering to call it. ``ensure_torchvision`` is a no-op when torchvision is absent,
-already imported, or imports on its own.
+gets the workaround without remembering to call it. It works in any import order: when transformers came first
+(``onnxruntime_extensions`` imports it) the guard still catches torchvision's own import and loads it through a
+loader that repairs the failure; when torchvision's import already failed half-way, it is repaired at once.
+``ensure_torchvision`` is a no-op when torchvision is absent, already imported, or imports on its own.
 """
 
 from __future__ import annotations
@@ -29,22 +31,66 @@ _TRIGGERS = ("transformers", "open_clip", "torchvision")
 
 class _ImportGuard:
     """A meta-path finder (the protocol needs only ``find_spec``; importlib.abc would cost ~20 ms at start-up):
-    runs ``ensure_torchvision`` before the first import of a trigger package and finds nothing itself."""
+    runs ``ensure_torchvision`` before the first import of transformers or open_clip, and finds torchvision
+    itself with a loader that repairs its import (no nested import of the name being imported)."""
 
     def find_spec(self, name, path=None, target=None):
+        if name == "torchvision":
+            remove_import_guard()
+            return _repairing_spec(name, path, target)
         if name in _TRIGGERS:
             remove_import_guard()
             ensure_torchvision()
         return None
 
 
+class _RepairingLoader:
+    """Wraps torchvision's own loader: runs the package; on the missing-operator error it forgets the
+    half-imported submodules, defines the schemas and runs it again."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        global _state
+        module.__loader__ = module.__spec__.loader = self.loader
+        try:
+            self.loader.exec_module(module)
+            _state = "plain"
+        except RuntimeError as exc:
+            if "torchvision::nms" not in str(exc):
+                raise
+            _forget_partial_import(keep=module.__name__)
+            _define_schemas()
+            self.loader.exec_module(module)
+            _state = "patched"
+
+
 _GUARD = _ImportGuard()
 
 
+def _repairing_spec(name, path, target):
+    from importlib.machinery import PathFinder
+
+    spec = PathFinder.find_spec(name, path, target)
+    if _state is not None or spec is None or spec.loader is None:
+        return None  # settled or not found here: the other finders go on as usual
+    spec.loader = _RepairingLoader(spec.loader)
+    return spec
+
+
 def install_import_guard() -> None:
-    """Idempotent; a no-op once torchvision's state is settled or a trigger package is already imported."""
-    if _state is None and _GUARD not in sys.meta_path and not any(t in sys.modules for t in _TRIGGERS):
-        sys.meta_path.insert(0, _GUARD)
+    """Idempotent. Installs the guard while torchvision is not imported (also when transformers already is);
+    a torchvision import that already failed half-way is repaired now."""
+    if _state is not None or _GUARD in sys.meta_path or "torchvision" in sys.modules:
+        return
+    if any(m.startswith("torchvision.") for m in sys.modules):
+        ensure_torchvision()
+        return
+    sys.meta_path.insert(0, _GUARD)
 
 
 def remove_import_guard() -> None:
@@ -63,6 +109,8 @@ def ensure_torchvision() -> str:
     if importlib.util.find_spec("torchvision") is None:
         _state = "absent"
         return _state
+    if "torchvision" not in sys.modules:
+        _forget_partial_import()  # submodules left by an import that failed before clipforge was imported
     try:
         import torchvision  # noqa: F401
         _state = "plain"
@@ -76,9 +124,10 @@ def ensure_torchvision() -> str:
     return _state
 
 
-def _forget_partial_import() -> None:
+def _forget_partial_import(keep: str | None = None) -> None:
     for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
-        del sys.modules[name]
+        if name != keep:
+            del sys.modules[name]
 
 
 def _define_schemas() -> None:

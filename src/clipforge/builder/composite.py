@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clipforge._io import atomic_dir, file_hashes
+from clipforge._io import atomic_dir, file_hashes, sweep
 from clipforge.builder.auto import choose_auto
 from clipforge.builder.calibration import load_calibration
 from clipforge.builder.config import RUNTIME_PRECISION, BuildConfig
@@ -24,6 +24,7 @@ from clipforge.progress import steps
 from clipforge.resolve import cache_key, resolve_export
 from clipforge.runtime.model import ZeroShotModel
 from clipforge.specs import Manifest
+
 
 @dataclass
 class BuildContext:
@@ -83,11 +84,11 @@ def build_composite(model, output, config: BuildConfig | None = None, *, calibra
     _check_machine(config)
     out = Path(output)
     key = _key(model, revision, config, calibration_data)
+    sweep(out.parent, out.name)  # killed builds' temporary folders, also when this run has nothing to do
     if (done := _up_to_date(out, key)) is not None:
         return BuildResult(out, done, done.build, skipped=True)
     if out.exists() and not force and not (out / "manifest.json").is_file():
         raise OutputExistsError(f"output {out} exists and is not a clipforge build; pass --force to replace it")
-    _remove_stale_temps(out)
     with steps(show_progress, total=2 + 3 * len(config.roles)) as step, atomic_dir(out, force=True) as tmp:
         ctx = _prepare(model, revision, config, calibration_data, tmp, step, timer)
         report = _build_roles(ctx, tmp, step)
@@ -110,12 +111,6 @@ def _runtime_record(report: dict) -> dict:
     """role -> the backend/precision the runtime applies (modes whose graph stays fp32, e.g. bf16)."""
     modes = {role: info["quantize"] for role, info in report["roles"].items()}
     return {role: RUNTIME_PRECISION[mode] for role, mode in modes.items() if mode in RUNTIME_PRECISION}
-
-
-def _remove_stale_temps(out: Path) -> None:
-    """Temporary folders of builds that were killed (SIGKILL leaves them behind)."""
-    for stale in out.parent.glob(f".{out.name}.tmp-*") if out.parent.exists() else []:
-        shutil.rmtree(stale, ignore_errors=True)
 
 
 def _prepare(model, revision, config, calibration_data, tmp: Path, step, timer) -> BuildContext:

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from clipforge import output
+from clipforge._fspath import display
 from clipforge.cli import runtime_options as ro
 from clipforge.cli.index import Db, IndexModel
 
@@ -28,7 +29,7 @@ def dedup(
     for n, group in enumerate(groups, 1):  # plain lines: a path is never broken, whatever the width
         output.say(f"group {n} ({len(group)} images)", stderr=False)
         for h in group:
-            output.say(f"  {h.score:.4f}  {h.path}", stderr=False)
+            output.say(f"  {h.score:.4f}  {display(h.path)}", stderr=False)
     output.say(f"{len(groups)} group(s) of near-duplicates at cosine >= {threshold}")
 
 

@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 
 from clipforge import output
+from clipforge._dblocation import redact
+from clipforge._fspath import display
 from clipforge.cli import engine_options as eo
 from clipforge.cli import runtime_options as ro
 from clipforge.cli.options import Quiet
@@ -47,16 +49,10 @@ def index(
         output.print_json({**summary.to_dict(), "images": total})
         return
     for path, reason in summary.unreadable:
-        output.say(f"  unreadable {path}: {reason}")
+        output.say(f"  unreadable {display(path)}: {reason}")
     output.say(f"added {summary.added}, updated {summary.updated}, removed {summary.removed}, unchanged "
                f"{summary.unchanged}, unreadable {len(summary.unreadable)} in {summary.seconds:.1f} s; "
-               f"{total} image(s) in {_where(db)}")
-
-
-def _where(db: str) -> str:
-    from clipforge.index.postgres import redact
-
-    return redact(db) if "://" in db else db
+               f"{total} image(s) in {redact(db)}")
 
 
 def register(app: typer.Typer) -> None:

@@ -11,6 +11,7 @@ import sys
 
 import typer
 
+from clipforge._dblocation import redact
 from clipforge.errors import ClipforgeError
 
 COMMAND_MODULES = ["demo", "models", "export", "config", "build", "classify", "embed", "eval", "perf", "report", "export-classifier", "export-pipeline", "index", "search", "dedup", "serve"]
@@ -65,7 +66,7 @@ def _click_or_unexpected(exc: Exception) -> int:
 def _fail(exc: BaseException, code: int, prefix: str = "") -> int:
     if os.environ.get("CLIPFORGE_DEBUG"):
         raise exc
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    message = redact(str(exc).strip().splitlines()[0]) if str(exc).strip() else type(exc).__name__
     hint = " (set CLIPFORGE_DEBUG=1 for the traceback)" if code == 1 else ""
     print(f"error: {prefix}{message}{hint}", file=sys.stderr)
     return code

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from clipforge import output
+from clipforge._fspath import display
 from clipforge.cli import runtime_options as ro
 from clipforge.cli.index import Db, IndexModel
 
@@ -35,7 +36,7 @@ def search(
         return
     table = output.table("search results", ("score", "path"), numeric=("score",))
     for h in hits:
-        table.add_row(f"{h.score:.4f}", h.path)
+        table.add_row(f"{h.score:.4f}", display(h.path))
     output.show(table)
 
 

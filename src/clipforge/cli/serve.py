@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from clipforge._dblocation import is_postgres, redact
 from clipforge.cli import runtime_options as ro
 from clipforge.errors import InputError, require
 
@@ -37,8 +38,8 @@ def serve(
     settings = ServeSettings(max_batch=max_batch, max_wait_ms=max_wait_ms, api_key=api_key, max_images=max_images,
                              max_labels=max_labels, max_body_bytes=int(max_body_mb * 1024 * 1024),
                              request_timeout_s=timeout, model_name=Path(model).name)
-    if db and "://" not in db and not Path(db).is_file():
-        raise InputError(f"index {db} does not exist; create it with 'clipforge index' first")
+    if db and not is_postgres(db) and "://" not in db and not Path(db).is_file():
+        raise InputError(f"index {redact(db)} does not exist; create it with 'clipforge index' first")
     app = create_app(lambda: _load_model(model, device, threads), _index_loader(db), settings)
     typer.echo(f"serving {model} on http://{host}:{port}/ (docs at /docs)", err=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=drain,

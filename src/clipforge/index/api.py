@@ -9,6 +9,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from clipforge._dblocation import is_postgres, redact
 from clipforge.errors import InputError
 from clipforge.index.base import Backend, Hit, IndexSummary, ModelRecord, Row
 from clipforge.index.dedup import duplicate_groups
@@ -23,7 +24,7 @@ def open_backend(db: str | Path, **options) -> Backend:
     if is_postgres_url(db):
         return PostgresBackend(str(db), **options)
     if isinstance(db, str) and "://" in db:
-        raise InputError(f"database {db!r} is neither a file path nor a postgresql:// URL")
+        raise InputError(f"database {redact(db)!r} is neither a file path nor a postgresql:// URL")
     from clipforge.index.sqlite import SqliteBackend
 
     return SqliteBackend(db)
@@ -35,10 +36,9 @@ class Index:
 
     def __init__(self, db: str | Path, model=None, *, device: str = "cpu", threads: int | None = None,
                  **backend_options):
-        if model is None and not str(db).startswith(("postgresql://", "postgres://")) and "://" not in str(db) \
-                and not Path(db).expanduser().exists():
-            raise InputError(f"database {db} does not exist; index images into it first (clipforge index PATH "
-                             f"--db {db} -m MODEL)")
+        if model is None and not is_postgres(db) and "://" not in str(db) and not Path(db).expanduser().exists():
+            raise InputError(f"database {redact(db)} does not exist; index images into it first (clipforge index "
+                             f"PATH --db {redact(db)} -m MODEL)")
         self.backend = open_backend(db, **backend_options)
         try:
             self.record = self.backend.model_record()
@@ -69,6 +69,7 @@ class Index:
         if batch_size < 1:
             raise InputError(f"batch size must be at least 1, got {batch_size}")
         found = walk([paths] if isinstance(paths, (str, Path)) else paths)
+        self.backend.for_writing()
         self._ensure_record()
         stored = self.backend.files()
         counts = Counts(unreadable=list(found.unreadable))
@@ -177,6 +178,10 @@ class Index:
     def stats(self) -> dict[str, Any]:
         record = self.record.__dict__ if self.record else None
         return {**self.backend.info(), "images": self.backend.count(), "model": record}
+
+    def problem(self) -> str | None:
+        """Why the database cannot serve searches now (e.g. its file was deleted while open), or None."""
+        return self.backend.problem()
 
     def close(self) -> None:
         self.backend.close()

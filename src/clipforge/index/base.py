@@ -98,6 +98,9 @@ class Backend(Protocol):
 
     def model_record(self) -> ModelRecord | None: ...
 
+    def for_writing(self) -> None:
+        """Make ready to write (before an indexing run); a database that cannot be written is refused here."""
+
     def set_model_record(self, record: ModelRecord) -> None:
         """Record the model (creating the schema on first use); refuses to replace a different one."""
 
@@ -119,6 +122,9 @@ class Backend(Protocol):
     def count(self) -> int: ...
 
     def info(self) -> dict[str, Any]: ...
+
+    def problem(self) -> str | None:
+        """Why the database cannot be read now (file deleted, connection lost), or None; cheap, no query."""
 
     def close(self) -> None: ...
 

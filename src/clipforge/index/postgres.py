@@ -5,12 +5,13 @@ server at once: every batch is one transaction and schema changes hold an adviso
 from __future__ import annotations
 
 import json
-import re
 import threading
 from typing import Sequence
 
 import numpy as np
 
+from clipforge._dblocation import is_postgres, redact, secrets_of
+from clipforge._fspath import from_db, to_db
 from clipforge.errors import InputError, require
 from clipforge.index import schema
 from clipforge.index.base import Hit, ModelRecord, Row, Stored, Touch
@@ -21,24 +22,23 @@ DEFAULT_EF_SEARCH = 100  # HNSW candidate list per query; docs/index.md has the 
 
 
 def is_postgres_url(db) -> bool:
-    return isinstance(db, str) and db.startswith(("postgresql://", "postgres://"))
-
-
-def redact(url: str) -> str:
-    return re.sub(r"://([^:/@]*):[^@]*@", r"://\1:***@", url)
+    """A PostgreSQL URL or libpq ``key=value`` string (see ``clipforge._dblocation.is_postgres``)."""
+    return is_postgres(db)
 
 
 class PostgresBackend:
     def __init__(self, url: str, ef_search: int = DEFAULT_EF_SEARCH):
         psycopg = require("psycopg", "index")
         self.where, self.ef_search = redact(url), int(ef_search)
+        _check_userinfo(url, self.where)
         self._lock = threading.RLock()
         try:
             self.conn = psycopg.connect(url, autocommit=True)
-        except psycopg.Error as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        except psycopg.Error as exc:  # libpq may quote the URL or a piece of the password: redacted, not chained
+            message = redact(str(exc).strip(), secrets_of(url))
+            first = message.splitlines()[0] if message else type(exc).__name__
             raise InputError(f"cannot connect to {self.where} ({first}); check the URL and that the server "
-                             "runs") from exc
+                             "runs") from None
         self._vector_ready = False
         if self._table_exists("meta"):
             if schema.pending(schema.POSTGRES, self._version(), self.where):
@@ -104,7 +104,7 @@ class PostgresBackend:
             return {}
         with self._lock:
             rows = self.conn.execute("SELECT path, size, mtime, sha256 FROM clipforge.images").fetchall()
-        return {path: Stored(size, mtime, sha) for path, size, mtime, sha in rows}
+        return {from_db(path): Stored(size, mtime, sha) for path, size, mtime, sha in rows}
 
     def apply(self, upserts: Sequence[Row] = (), touches: Sequence[Touch] = (),
               removals: Sequence[str] = ()) -> int:
@@ -115,13 +115,13 @@ class PostgresBackend:
                 "INSERT INTO clipforge.images (path, size, mtime, sha256, embedding) VALUES (%s, %s, %s, %s, %s) "
                 "ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime = excluded.mtime, "
                 "sha256 = excluded.sha256, embedding = excluded.embedding, indexed_at = now()",
-                [(r.path, r.size, r.mtime, r.sha256, np.asarray(r.embedding, np.float32)) for r in upserts])
+                [(to_db(r.path), r.size, r.mtime, r.sha256, np.asarray(r.embedding, np.float32)) for r in upserts])
             if touches:
                 cur.executemany("UPDATE clipforge.images SET size = %s, mtime = %s WHERE path = %s",
-                                [(t.size, t.mtime, t.path) for t in touches])
+                                [(t.size, t.mtime, to_db(t.path)) for t in touches])
             removed = 0
             if removals:
-                cur.execute("DELETE FROM clipforge.images WHERE path = ANY(%s)", (list(removals),))
+                cur.execute("DELETE FROM clipforge.images WHERE path = ANY(%s)", ([to_db(p) for p in removals],))
                 removed = cur.rowcount
             if upserts or touches or removed:
                 cur.execute("UPDATE clipforge.meta SET value = (value::bigint + 1)::text WHERE key = 'generation'")
@@ -137,7 +137,7 @@ class PostgresBackend:
             rows = self.conn.execute(
                 "SELECT id, path, 1 - (embedding <=> %s) FROM clipforge.images ORDER BY embedding <=> %s LIMIT %s",
                 (vector, vector, int(k))).fetchall()
-        return [Hit(int(i), p, float(s)) for i, p, s in rows]
+        return [Hit(int(i), from_db(p), float(s)) for i, p, s in rows]
 
     def _set_ef_search(self, value: int) -> None:
         """A session setting, sent only when it changes (one round trip per search, not four)."""
@@ -152,14 +152,14 @@ class PostgresBackend:
             rows = self.conn.execute("SELECT id, path, embedding FROM clipforge.images ORDER BY id").fetchall()
         ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
         matrix = np.stack([_array(r[2]) for r in rows]) if rows else np.zeros((0, 0), np.float32)
-        return ids, [r[1] for r in rows], matrix
+        return ids, [from_db(r[1]) for r in rows], matrix
 
     def path_of(self, image_id: int) -> str | None:
         if not self._vector_ready:
             return None
         with self._lock:
             row = self.conn.execute("SELECT path FROM clipforge.images WHERE id = %s", (int(image_id),)).fetchone()
-        return row[0] if row else None
+        return from_db(row[0]) if row else None
 
     def count(self) -> int:
         if not self._vector_ready:
@@ -176,9 +176,24 @@ class PostgresBackend:
         return {"backend": "postgresql", "db": self.where, "schema_version": version,
                 "search": f"pgvector HNSW cosine (ef_search {self.ef_search})"}
 
+    def for_writing(self) -> None:
+        """Writes need nothing more than the open connection (the server checks privileges per statement)."""
+
+    def problem(self) -> str | None:
+        return f"the connection to {self.where} is closed or broken; restart" if self.conn.broken else None
+
     def close(self) -> None:
         with self._lock:
             self.conn.close()
+
+
+def _check_userinfo(url: str, where: str) -> None:
+    """A password holding an unencoded ``@`` is split at the wrong place by libpq (and half of it ends up in
+    its messages as the host name): refused before connecting."""
+    head = url.partition("://")[2].split("?", 1)[0]
+    if "@" in head.rsplit("@", 1)[0]:
+        raise InputError(f"the user or password in {where} holds an unencoded '@'; write it as %40 (or pass "
+                         "password=... in the query string)")
 
 
 def _array(value) -> np.ndarray:

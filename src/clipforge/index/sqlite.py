@@ -1,11 +1,18 @@
 """SQLite back-end (stdlib ``sqlite3``): one file, WAL mode (searches run while an indexer writes), vectors as
 float32 blobs, exact search in numpy over the vectors read once and cached until the table changes (every write
 bumps ``meta.generation``, also from other processes). docs/index.md has the figures that chose numpy over
-``sqlite-vec``."""
+``sqlite-vec``.
+
+A database is opened read-only (``mode=ro``: no WAL switch, no schema change, works on a read-only file in a
+read-only folder) and reopened for writing at the first write (which also creates a missing file), so searching
+never modifies or creates a file; a database that is not a clipforge index is refused before anything is written.
+The file's identity is checked before every read: a database deleted while open is reported, one replaced at the
+same path is reopened."""
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -13,32 +20,137 @@ from typing import Sequence
 
 import numpy as np
 
+from clipforge._dblocation import redact
+from clipforge._fspath import from_db, to_db
 from clipforge.errors import InputError
 from clipforge.index import schema
 from clipforge.index.base import Hit, ModelRecord, Row, Stored, Touch, top_hits
 
 MODEL_COLUMNS = ("family", "source", "folder", "manifest_sha256", "embed_dim", "preprocessing")
+CLIPFORGE_TABLES = {"meta", "model", "images"}
 
 
 class SqliteBackend:
     def __init__(self, path: str | Path):
         self.path = Path(path).expanduser()
-        self.where = str(self.path)
+        self.where = redact(self.path)
         if self.path.exists() and not self.path.is_file():
-            raise InputError(f"database {self.path} is not a file; pass a .db file path or a postgresql:// URL")
+            raise InputError(f"database {self.where} is not a file; pass a .db file path or a postgresql:// URL")
         if not self.path.parent.is_dir():
-            raise InputError(f"folder {self.path.parent} of database {self.path} does not exist; create it first")
+            raise InputError(f"folder {self.path.parent} of database {self.where} does not exist; create it first")
         self._lock = threading.RLock()
         self._cache: tuple[int, np.ndarray, list[str], np.ndarray] | None = None
+        self.conn: sqlite3.Connection | None = None
+        self._writable, self._identity = False, None
         try:
-            self.conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=NORMAL")  # with WAL: a killed process loses nothing committed
-            self._migrate()
+            self._open_existing()
+        except BaseException:
+            self.close()
+            raise
+
+    # --- opening ------------------------------------------------------------------------------------------
+    def _open_existing(self) -> None:
+        """Open the file read-only; a file that does not exist yet is created by the first write only (until
+        then the index reads as empty)."""
+        if self.path.exists():
+            self._open(writable=False)
+        else:
+            self.conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+
+    def _open(self, writable: bool) -> None:
+        """(Re)open the file: read-only, or for writing (WAL, schema migrated); the identity is recorded."""
+        try:
+            conn = self._connect_writing() if writable else self._connect_reading()
+            self._swap(conn, writable)
+            self._check_clipforge()
+            if writable:
+                self._migrate()
         except sqlite3.OperationalError as exc:
-            raise InputError(f"cannot open {self.path} ({exc}); another process may hold it, retry later") from exc
+            raise self._operational(exc) from None
         except sqlite3.DatabaseError as exc:
-            raise InputError(f"{self.path} is not a clipforge SQLite index ({exc}); pass another --db") from exc
+            raise InputError(f"{self.where} is not a clipforge SQLite index ({exc}); pass another --db") from None
+
+    def _connect_reading(self) -> sqlite3.Connection:
+        uri = f"{self.path.resolve().as_uri()}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, timeout=60, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError:
+            conn.close()
+            if os.access(self.path.parent, os.W_OK):
+                raise
+        # a WAL database in a folder nobody may write to: no writer can exist, so read it as immutable
+        return sqlite3.connect(f"{uri}&immutable=1", uri=True, isolation_level=None, check_same_thread=False)
+
+    def _connect_writing(self) -> sqlite3.Connection:
+        self._check_writable()
+        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")  # with WAL: a killed process loses nothing committed
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _swap(self, conn: sqlite3.Connection, writable: bool) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.conn, self._writable, self._cache = conn, writable, None
+        st = os.stat(self.path)
+        self._identity = (st.st_dev, st.st_ino)
+
+    def _check_writable(self) -> None:
+        if self.path.exists() and not os.access(self.path, os.W_OK):
+            raise InputError(f"database {self.where} is read-only; make it writable (chmod u+w) or index into "
+                             "another --db")
+        if not os.access(self.path.parent, os.W_OK):
+            raise InputError(f"folder {self.path.parent} of database {self.where} is read-only (SQLite writes its "
+                             "journal beside the database); make it writable or index into another --db")
+
+    def _check_clipforge(self) -> None:
+        """Refuse a database that holds other tables and no clipforge index (another application's file)."""
+        tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables and not (CLIPFORGE_TABLES <= tables and self._version()):
+            others = ", ".join(sorted(tables - CLIPFORGE_TABLES)[:5]) or ", ".join(sorted(tables))
+            raise InputError(f"{self.where} is not a clipforge index (it holds tables {others}); it was left "
+                             "unchanged; pass another --db")
+
+    def _operational(self, exc: sqlite3.OperationalError) -> InputError:
+        if "readonly" in str(exc) or "read-only" in str(exc):
+            return InputError(f"database {self.where} is read-only ({exc}); make the file and its folder "
+                              "writable or index into another --db")
+        return InputError(f"cannot open {self.where} ({exc}); another process may hold it, retry later")
+
+    def for_writing(self) -> None:
+        """Reopen for writing (a read-only file or folder, or another application's database, is refused)."""
+        with self._lock:
+            if not self._writable:
+                self._open(writable=True)
+
+    def _current(self) -> None:
+        """Before a read: a deleted file is an error, a replaced one (new inode) is reopened."""
+        if self._identity is None:  # not created yet: another process may have created it since
+            if self.path.exists():
+                self._open(writable=False)
+            return
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            raise InputError(f"database {self.where} was deleted while open; restore it or index again, then "
+                             "restart") from None
+        if (st.st_dev, st.st_ino) != self._identity:
+            self._open(writable=self._writable)
+
+    def problem(self) -> str | None:
+        """Why the database cannot be read now (deleted while open), or None."""
+        try:
+            with self._lock:
+                self._current()
+        except InputError as exc:
+            return str(exc)
+        return None
 
     # --- schema -------------------------------------------------------------------------------------------
     def _migrate(self) -> None:
@@ -57,11 +169,15 @@ class SqliteBackend:
     def _version(self) -> int:
         if not self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone():
             return 0
-        row = self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        return int(row[0]) if row else 0
+        try:
+            row = self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            return int(row[0]) if row else 0
+        except (sqlite3.OperationalError, ValueError):  # a 'meta' table of another application
+            return 0
 
     def _write(self):
-        return _Transaction(self.conn)
+        self.for_writing()
+        return _Transaction(self.conn, self._operational)
 
     def _bump(self) -> None:
         self.conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
@@ -72,6 +188,9 @@ class SqliteBackend:
     # --- model --------------------------------------------------------------------------------------------
     def model_record(self) -> ModelRecord | None:
         with self._lock:
+            self._current()
+            if not self._version():
+                return None
             row = self.conn.execute(f"SELECT {', '.join(MODEL_COLUMNS)} FROM model WHERE id = 1").fetchone()
         if row is None:
             return None
@@ -90,8 +209,11 @@ class SqliteBackend:
     # --- rows ---------------------------------------------------------------------------------------------
     def files(self) -> dict[str, Stored]:
         with self._lock:
+            self._current()
+            if not self._version():
+                return {}
             rows = self.conn.execute("SELECT path, size, mtime, sha256 FROM images").fetchall()
-        return {path: Stored(size, mtime, sha) for path, size, mtime, sha in rows}
+        return {from_db(path): Stored(size, mtime, sha) for path, size, mtime, sha in rows}
 
     def apply(self, upserts: Sequence[Row] = (), touches: Sequence[Touch] = (),
               removals: Sequence[str] = ()) -> int:
@@ -100,11 +222,11 @@ class SqliteBackend:
                 "INSERT INTO images (path, size, mtime, sha256, embedding) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime = excluded.mtime, "
                 "sha256 = excluded.sha256, embedding = excluded.embedding, indexed_at = CURRENT_TIMESTAMP",
-                [(r.path, r.size, r.mtime, r.sha256, _blob(r.embedding)) for r in upserts])
+                [(to_db(r.path), r.size, r.mtime, r.sha256, _blob(r.embedding)) for r in upserts])
             self.conn.executemany("UPDATE images SET size = ?, mtime = ? WHERE path = ?",
-                                  [(t.size, t.mtime, t.path) for t in touches])
+                                  [(t.size, t.mtime, to_db(t.path)) for t in touches])
             before = self.conn.total_changes
-            self.conn.executemany("DELETE FROM images WHERE path = ?", [(p,) for p in removals])
+            self.conn.executemany("DELETE FROM images WHERE path = ?", [(to_db(p),) for p in removals])
             removed = self.conn.total_changes - before
             if upserts or touches or removed:
                 self._bump()
@@ -114,6 +236,9 @@ class SqliteBackend:
     def vectors(self) -> tuple[np.ndarray, list[str], np.ndarray]:
         """All rows, read once and cached until ``meta.generation`` changes."""
         with self._lock:
+            self._current()
+            if not self._version():
+                return np.zeros(0, np.int64), [], np.zeros((0, 0), np.float32)
             generation = self._generation()
             if self._cache is None or self._cache[0] != generation:
                 self._cache = self._read_all()
@@ -130,7 +255,7 @@ class SqliteBackend:
         matrix = np.empty((len(rows), dim), np.float32)  # owned and aligned: ~25% faster products than frombuffer
         for i, row in enumerate(rows):
             matrix[i] = np.frombuffer(row[2], "<f4")
-        return generation, ids, [r[1] for r in rows], matrix
+        return generation, ids, [from_db(r[1]) for r in rows], matrix
 
     def _dim(self) -> int:
         row = self.conn.execute("SELECT embed_dim FROM model WHERE id = 1").fetchone()
@@ -144,37 +269,52 @@ class SqliteBackend:
 
     def path_of(self, image_id: int) -> str | None:
         with self._lock:
+            self._current()
+            if not self._version():
+                return None
             row = self.conn.execute("SELECT path FROM images WHERE id = ?", (int(image_id),)).fetchone()
-        return row[0] if row else None
+        return from_db(row[0]) if row else None
 
     def count(self) -> int:
         with self._lock:
-            return int(self.conn.execute("SELECT count(*) FROM images").fetchone()[0])
+            self._current()
+            return int(self.conn.execute("SELECT count(*) FROM images").fetchone()[0]) if self._version() else 0
 
     def info(self) -> dict:
         with self._lock:
-            version = self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+            version = self._version()
         size = sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
-        return {"backend": "sqlite", "db": self.where, "schema_version": int(version), "search": "numpy exact",
+        return {"backend": "sqlite", "db": self.where, "schema_version": version, "search": "numpy exact",
                 "bytes": size}
 
     def close(self) -> None:
         with self._lock:
-            self.conn.close()
+            if self.conn is not None:
+                self.conn.close()
 
 
 class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK`` on error): writers queue instead of failing."""
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK`` on error): writers queue instead of failing. A
+    write refused by the file system (read-only file or folder) becomes one ``InputError`` line."""
 
-    def __init__(self, conn: sqlite3.Connection):
-        self.conn = conn
+    def __init__(self, conn: sqlite3.Connection, explain):
+        self.conn, self.explain = conn, explain
 
     def __enter__(self):
-        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise self.explain(exc) from None
         return self.conn
 
     def __exit__(self, kind, exc, tb):
-        self.conn.execute("COMMIT" if kind is None else "ROLLBACK")
+        try:
+            self.conn.execute("COMMIT" if kind is None else "ROLLBACK")
+        except sqlite3.OperationalError as error:
+            if kind is None:
+                raise self.explain(error) from None
+        if isinstance(exc, sqlite3.OperationalError):
+            raise self.explain(exc) from None
         return False
 
 

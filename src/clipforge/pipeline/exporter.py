@@ -7,11 +7,10 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from clipforge._io import check_output
+from clipforge._io import check_output, temp_dir
 from clipforge.errors import InputError
 from clipforge.pipeline.compose import embedding_model, load_encoder, set_metadata
 from clipforge.pipeline.config import IMAGE_INPUTS, PipelineConfig
@@ -96,7 +95,7 @@ def staging(paths: dict[str, Path]):
     (graphs and any external-data files) is renamed into place, else the folder goes away with all of it."""
     parent = next(iter(paths.values())).parent
     parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=".pipeline.tmp-", dir=parent))
+    stage = temp_dir(parent, "pipeline")
     try:
         yield {k: stage / p.name for k, p in paths.items()}
         for item in sorted(stage.iterdir()):

@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
+from clipforge._io import temp_dir
 from clipforge.runtime import cpu
 
 SUFFIX = ".optimized"
@@ -53,7 +53,7 @@ def save(model: Path, ep: str, options, providers: list[str]) -> dict:
 
     model = Path(model)
     graph, data, record = paths(model)
-    tmp = Path(tempfile.mkdtemp(prefix=".optimized.tmp-", dir=model.parent))
+    tmp = temp_dir(model.parent, "optimized")
     try:
         options.optimized_model_filepath = str(tmp / graph.name)
         options.add_session_config_entry("session.optimized_model_external_initializers_file_name", data.name)

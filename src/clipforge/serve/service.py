@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from clipforge._dblocation import redact
 from clipforge.runtime.scoring import l2_normalize
 from clipforge.serve.batcher import Batcher
 from clipforge.serve.decoding import decode_pixels
@@ -86,7 +87,7 @@ class Service:
             self.ready = True
             log.info("model %s ready", self.model_name)
         except Exception as exc:  # noqa: BLE001 - reported by /readyz instead of killing the server
-            self.error = f"{type(exc).__name__}: {exc}"
+            self.error = redact(f"{type(exc).__name__}: {exc}")  # /readyz needs no key
             log.error("model failed to load: %s", self.error)
 
     async def _probe(self) -> None:

@@ -10,6 +10,7 @@ import numpy as np
 from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse, Response
 
+from clipforge._fspath import display
 from clipforge.runtime.scoring import l2_normalize
 from clipforge.serve.decoding import b64_bytes, decode_thumbnail
 from clipforge.serve.deps import ready_service, require_json, require_key
@@ -40,7 +41,7 @@ async def search(body: SearchRequest, svc: Service = Depends(ready_service)) -> 
     image = b64_bytes(body.image, "image") if body.image is not None else None
     hits = await svc.within_timeout(_run_search(svc, index, body, image))
     return SearchResponse(model=svc.model_name, results=[
-        SearchHit(id=h.id, path=str(h.path), score=float(h.score), image_url=f"/v1/images/{h.id}",
+        SearchHit(id=h.id, path=display(str(h.path)), score=float(h.score), image_url=f"/v1/images/{h.id}",
                   thumbnail_url=f"/v1/images/{h.id}/thumbnail") for h in hits])
 
 
