@@ -3,13 +3,17 @@ words for a refused or unreadable image, and the resize bounded for thin images 
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 import os
 import struct
 import subprocess
 import sys
 import textwrap
+import time
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -171,8 +175,55 @@ def test_a_thin_image_costs_its_pixels_not_its_resize(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     for which in ("library", "server", "indexer"):
         script = textwrap.dedent(PEAK)
-        run = subprocess.run([sys.executable, "-c", script, str(path), which], capture_output=True, text=True,
-                             timeout=120, env=env)
+        run = subprocess.run([sys.executable, "-c", script, str(path), which], check=False, capture_output=True,
+                             text=True, timeout=120, env=env)
         assert run.returncode == 0, run.stderr[-2000:]
         shape, peak_mb = run.stdout.rsplit(" ", 1)
         assert "224, 224" in shape and int(peak_mb) < 500, (which, run.stdout)
+
+
+# --- every entry point: the same images accepted, the same words for a refused one ---------------------------
+def test_thin_tiny_and_bomb_images_through_library_cli_index_and_server(loaded_model, index_model, tmp_path, capsys):
+    """A 7x300 and a 1x1 PNG embed equally through ``ZeroShotModel``, ``clipforge classify``/``index`` and
+    ``/v1/embeddings``; a header declaring 100,000x100,000 is refused by each in the same words."""
+    from fastapi.testclient import TestClient
+
+    from clipforge.cli.main import main
+    from clipforge.index import Index
+    from clipforge.serve import create_app
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    files = {"thin.png": _png(7, 300), "dot.png": _png(1, 1), "bomb.png": _declared(100_000, 100_000)}
+    for name, data in files.items():
+        (photos / name).write_bytes(data)
+    good = [photos / "thin.png", photos / "dot.png"]
+    want = loaded_model.embed_images([str(p) for p in good])
+    with pytest.raises(ImageTooLargeError) as info:
+        loaded_model.embed_images([str(photos / "bomb.png")])
+    words = str(info.value).split(" is ", 1)[1]  # the part after the culprit's name
+
+    capsys.readouterr()
+    assert main(["classify", str(photos), "-l", "a,b", "-m", str(index_model), "--json"]) == 1
+    out = capsys.readouterr()
+    assert sorted(Path(r["image"]).name for r in json.loads(out.out)) == ["dot.png", "thin.png"]
+    assert words in " ".join(out.err.split())
+
+    with Index(tmp_path / "i.db", loaded_model) as idx:
+        summary = idx.add(photos, exact_decode=True)
+        assert summary.added == 2 and [words in reason for _, reason in summary.unreadable] == [True]
+        stored = {Path(p).name: v for p, v in zip(*idx.backend.vectors()[1:])}
+    np.testing.assert_allclose([stored["thin.png"], stored["dot.png"]], want, atol=1e-5)
+
+    with TestClient(create_app(loaded_model)) as client:
+        deadline = time.monotonic() + 30
+        while client.get("/readyz").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        body = {"input": [base64.b64encode(files[n]).decode() for n in ("thin.png", "dot.png")], "modality": "image"}
+        reply = client.post("/v1/embeddings", json=body)
+        assert reply.status_code == 200, reply.text
+        got = [d["embedding"] for d in sorted(reply.json()["data"], key=lambda d: d["index"])]
+        np.testing.assert_allclose(got, want, atol=1e-5)
+        body["input"].append(base64.b64encode(files["bomb.png"]).decode())
+        error = client.post("/v1/embeddings", json=body).json()["error"]
+        assert (error["status"], error["field"], error["message"]) == (413, "input[2]", f"image input[2] is {words}")

@@ -350,7 +350,7 @@ def test_32_concurrent_requests_are_batched_and_correct(server, model, photos):
 
 
 def test_a_bad_item_fails_only_its_own_request(server, model, photos):
-    bad = {3: truncated_jpeg(), 9: png(1, 1), 14: b"\x89PNG\r\n\x1a\n garbage"}
+    bad = {3: truncated_jpeg(), 9: b"GIF89a broken", 14: b"\x89PNG\r\n\x1a\n garbage"}
     payloads = [bad.get(i, p) for i, p in enumerate(photos[:16])]
     replies = _concurrently([lambda p=p: embed_images(server, [p]) for p in payloads])
     for i, reply in enumerate(replies):
