@@ -17,7 +17,13 @@
 and pipelines use for paths): decode fully, apply the EXIF orientation, ``convert("RGB")`` (which drops alpha:
 HF composites onto white only for PIL images handed to the processor directly). A PIL image is returned as is.
 Truncated files are errors: Pillow's ``LOAD_TRUNCATED_IMAGES`` is never set, so a cut-off download is reported
-instead of being classified with a grey lower half.
+instead of being classified with a grey lower half. What is accepted (declared pixels, sides, first frame) and
+the error text are the image policy's (``runtime.image_policy``), shared with the CLI, the indexer and the server.
+
+The resize before a centre crop is bounded by the policy's ``max_resized_pixels``: below it (every ordinary
+photo) the steps above run as written, bit for bit; above it (a 8x4,000,000 strip would become 224x112,000,000)
+only the window the crop keeps is resampled, with Pillow's own filter positions, within one level of the full
+resize.
 
 Draft decoding (opt-in, ``load_image(source, draft=draft_request(spec))``): a JPEG is decoded by libjpeg at a
 reduced scale (1/2, 1/4 or 1/8) that still keeps at least twice the model's resize target on both sides, then goes
