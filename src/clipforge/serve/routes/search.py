@@ -12,7 +12,13 @@ from clipforge.runtime.scoring import l2_normalize
 from clipforge.serve.decoding import b64_bytes, decode_thumbnail
 from clipforge.serve.deps import ready_service, require_json, require_key
 from clipforge.serve.errors import ApiError
-from clipforge.serve.indexed_images import IMAGE_HEADERS, ThumbnailCache, media_type, parse_id, read_indexed
+from clipforge.serve.indexed_images import (
+    IMAGE_HEADERS,
+    ThumbnailCache,
+    media_type,
+    parse_id,
+    read_indexed,
+)
 from clipforge.serve.routes.common import check_text, first_error
 from clipforge.serve.schemas import SearchHit, SearchRequest, SearchResponse
 from clipforge.serve.service import Service
