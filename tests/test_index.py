@@ -4,6 +4,7 @@ incremental updates, model records, kill-safety."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -65,6 +66,9 @@ def test_index_then_search_by_text_and_image(db, photos, loaded_model):
         assert hits[0].path == str(query) and hits[0].score == pytest.approx(1.0, abs=1e-4)
         assert _classes(hits).count("green cross") >= 2
         assert idx.path_of(hits[1].id) == hits[1].path and idx.path_of(10**9) is None
+        path, stored = idx.file_of(hits[0].id)  # what /v1/images checks a file against before serving it
+        assert (path, stored.size, stored.mtime) == (str(query), query.stat().st_size, query.stat().st_mtime)
+        assert stored.sha256 == hashlib.sha256(query.read_bytes()).hexdigest() and idx.file_of(10**9) is None
         assert idx.search(image=[query], text="a photo of a green cross.", k=1)[0].path.find("green cross") > 0
         cut = idx.search("a photo of a red circle.", k=50, min_score=0.5)
         assert cut and all(h.score >= 0.5 for h in cut) and len(cut) < 50

@@ -6,11 +6,14 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import re
 import signal
 import struct
 import threading
+import time
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -150,11 +153,83 @@ def test_images_are_served_by_id_only(server, index):
 
     assert thumb.headers["content-type"] == "image/jpeg"
     assert max(Image.open(io.BytesIO(thumb.body)).size) <= 256
-    for path, status, field in ((f"/v1/images/{10**9}", 404, "id"), ("/v1/images/abc", 422, "image_id"),
+    for path, status, field in ((f"/v1/images/{10**9}", 404, "id"), ("/v1/images/abc", 422, "id"),
                                 ("/v1/images/..%2F..%2Fetc%2Fpasswd", 404, "path"),
-                                ("/v1/images/-1/thumbnail", 404, "id")):
+                                ("/v1/images/-1/thumbnail", 422, "id")):
         reply = request("GET", server.url + path)
         assert (reply.status, reply.json()["error"]["field"]) == (status, field), path
+
+
+# --- /v1/images: only the indexed image, strict ids, type from the decoded format ------------------------
+@pytest.fixture
+def own_index(loaded_model, tmp_path):
+    """A fresh SQLite index of two PNGs, one named page.html (a PNG/HTML polyglot), and a client on the app."""
+    from fastapi.testclient import TestClient
+
+    from clipforge.index import Index
+    from clipforge.serve import ServeSettings, create_app
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a.png").write_bytes(png(40, 30))
+    (photos / "page.html").write_bytes(png(30, 40) + b"<html><script>alert(1)</script></html>")
+    idx = Index(tmp_path / "own.db", loaded_model)
+    idx.add([photos / "a.png", photos / "page.html"])
+    ids = {Path(path).name: i for i, path in zip(*idx.backend.vectors()[:2])}
+    with TestClient(create_app(loaded_model, idx, ServeSettings())) as client:
+        deadline = time.monotonic() + 30
+        while client.get("/readyz").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        yield client, photos, {k: int(v) for k, v in ids.items()}
+    idx.close()
+
+
+def _error(reply, status: int, field: str = "id") -> str:
+    assert (reply.status_code, reply.json()["error"]["field"]) == (status, field), reply.text
+    return reply.json()["error"]["message"]
+
+
+def test_image_ids_are_parsed_strictly(own_index):
+    client, _, ids = own_index
+    for bad in ("9223372036854775808", "12345678901234567890", "99999999999999999999999"):
+        for suffix in ("", "/thumbnail"):
+            assert "no image with id" in _error(client.get(f"/v1/images/{bad}{suffix}"), 404)
+    for bad in ("1_0", "+1", "1.0", "%201", "0x1", "١"):
+        for suffix in ("", "/thumbnail"):
+            assert "not a decimal number" in _error(client.get(f"/v1/images/{bad}{suffix}"), 422)
+    assert client.get(f"/v1/images/{ids['a.png']}").status_code == 200
+
+
+def test_images_get_the_decoded_type_and_safe_headers(own_index):
+    client, photos, ids = own_index
+    reply = client.get(f"/v1/images/{ids['page.html']}")
+    assert reply.status_code == 200 and reply.content == (photos / "page.html").read_bytes()
+    assert reply.headers["content-type"] == "image/png"
+    for path in (f"/v1/images/{ids['page.html']}", f"/v1/images/{ids['a.png']}/thumbnail"):
+        headers = client.get(path).headers
+        assert headers["x-content-type-options"] == "nosniff"
+        assert "default-src 'none'" in headers["content-security-policy"]
+
+
+@pytest.mark.parametrize("change", ["symlink", "replaced", "touched", "deleted", "fifo"])
+def test_a_file_changed_since_indexing_is_not_served(own_index, change):
+    client, photos, ids = own_index
+    target = photos / "a.png"
+    original = target.read_bytes()
+    stat = target.stat()
+    target.unlink()
+    if change == "symlink":  # the indexed file replaced by a link to a file outside the photos
+        target.symlink_to("/etc/passwd")
+    elif change == "replaced":  # same size and mtime, other bytes
+        target.write_bytes(bytes(len(original)))
+        os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    elif change == "touched":
+        target.write_bytes(original)
+    elif change == "fifo":
+        os.mkfifo(target)
+    for suffix in ("", "/thumbnail"):
+        message = _error(client.get(f"/v1/images/{ids['a.png']}{suffix}"), 404)
+        assert "changed since it was indexed" in message and "re-index" in message
 
 
 # --- bad input: 4xx JSON naming the field, and the server keeps serving ---------------------------------
@@ -169,7 +244,8 @@ BAD = {  # name: (path, json body or request kwargs, status, field)
                         422, "input[0]"),
     "truncated jpeg": ("/v1/embeddings", {"input": [b64(png(32, 32)), b64(truncated_jpeg())], "modality": "image"},
                        422, "input[1]"),
-    "1x1 image": ("/v1/embeddings", {"input": [b64(png(1, 1))], "modality": "image"}, 422, "input[0]"),
+    "100000x100000 image header": ("/v1/embeddings", {"input": [b64(png(8, 8)), b64(huge_png_header(100000, 100000))],
+                                                      "modality": "image"}, 413, "input[1]"),
     "20000x20000 image": ("/v1/embeddings", {"input": [b64(huge_png_header())], "modality": "image"}, 413, "input[0]"),
     "too many images": ("/v1/embeddings", {"input": [b64(png(16, 16))] * 9, "modality": "image"}, 413, "input"),
     "empty text": ("/v1/embeddings", {"input": ["ok", "  "]}, 422, "input[1]"),
@@ -199,7 +275,7 @@ BAD = {  # name: (path, json body or request kwargs, status, field)
     "search without a query": ("/v1/search", {"k": 5}, 422, "text"),
     "search k zero": ("/v1/search", {"text": "a red circle", "k": 0}, 422, "k"),
     "search k over the limit": ("/v1/search", {"text": "a red circle", "k": 5000}, 422, "k"),
-    "search bad image": ("/v1/search", {"image": b64(png(1, 1))}, 422, "image"),
+    "search bad image": ("/v1/search", {"image": b64(b"not an image")}, 422, "image"),
     "search empty negative": ("/v1/search", {"text": "a red circle", "negative": " "}, 422, "negative"),
     "unknown route": ("/v1/nothing", {"x": 1}, 404, "path"),
 }
@@ -274,7 +350,7 @@ def test_32_concurrent_requests_are_batched_and_correct(server, model, photos):
 
 
 def test_a_bad_item_fails_only_its_own_request(server, model, photos):
-    bad = {3: truncated_jpeg(), 9: png(1, 1), 14: b"\x89PNG\r\n\x1a\n garbage"}
+    bad = {3: truncated_jpeg(), 9: b"GIF89a broken", 14: b"\x89PNG\r\n\x1a\n garbage"}
     payloads = [bad.get(i, p) for i, p in enumerate(photos[:16])]
     replies = _concurrently([lambda p=p: embed_images(server, [p]) for p in payloads])
     for i, reply in enumerate(replies):

@@ -11,7 +11,7 @@ import numpy as np
 
 from clipforge._dblocation import is_postgres, redact
 from clipforge.errors import InputError
-from clipforge.index.base import Backend, Hit, IndexSummary, ModelRecord, Row
+from clipforge.index.base import Backend, Hit, IndexSummary, ModelRecord, Row, Stored
 from clipforge.index.dedup import duplicate_groups
 from clipforge.index.ingest import Counts, ingest, plan
 from clipforge.index.walker import walk
@@ -152,6 +152,10 @@ class Index:
 
     def path_of(self, image_id: int) -> str | None:
         return self.backend.path_of(image_id)
+
+    def file_of(self, image_id: int) -> tuple[str, Stored] | None:
+        """The path of image ``image_id`` and the size, mtime and sha256 it was indexed with."""
+        return self.backend.file_of(image_id)
 
     def classify(self, labels: Sequence[str], template=None, top_k: int = 1) -> list[dict[str, Any]]:
         """Zero-shot labels for every indexed image from the stored vectors (nothing is re-encoded):

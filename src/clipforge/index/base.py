@@ -119,6 +119,9 @@ class Backend(Protocol):
 
     def path_of(self, image_id: int) -> str | None: ...
 
+    def file_of(self, image_id: int) -> tuple[str, Stored] | None:
+        """The path of row ``image_id`` and the size, mtime and sha256 it was indexed with."""
+
     def count(self) -> int: ...
 
     def info(self) -> dict[str, Any]: ...

@@ -161,6 +161,14 @@ class PostgresBackend:
             row = self.conn.execute("SELECT path FROM clipforge.images WHERE id = %s", (int(image_id),)).fetchone()
         return from_db(row[0]) if row else None
 
+    def file_of(self, image_id: int) -> tuple[str, Stored] | None:
+        if not self._vector_ready:
+            return None
+        with self._lock:
+            row = self.conn.execute("SELECT path, size, mtime, sha256 FROM clipforge.images WHERE id = %s",
+                                    (int(image_id),)).fetchone()
+        return (from_db(row[0]), Stored(row[1], row[2], row[3])) if row else None
+
     def count(self) -> int:
         if not self._vector_ready:
             return 0

@@ -275,6 +275,15 @@ class SqliteBackend:
             row = self.conn.execute("SELECT path FROM images WHERE id = ?", (int(image_id),)).fetchone()
         return from_db(row[0]) if row else None
 
+    def file_of(self, image_id: int) -> tuple[str, Stored] | None:
+        with self._lock:
+            self._current()
+            if not self._version():
+                return None
+            row = self.conn.execute("SELECT path, size, mtime, sha256 FROM images WHERE id = ?",
+                                    (int(image_id),)).fetchone()
+        return (from_db(row[0]), Stored(row[1], row[2], row[3])) if row else None
+
     def count(self) -> int:
         with self._lock:
             self._current()

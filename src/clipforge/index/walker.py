@@ -16,6 +16,7 @@ from typing import Iterable
 import numpy as np
 
 from clipforge.errors import InputError
+from clipforge.runtime.image_policy import ImagePolicy
 from clipforge.runtime.images import IMAGE_SUFFIXES
 from clipforge.specs import ImageSpec
 
@@ -76,7 +77,7 @@ class Decoder:
     def __init__(self, spec: ImageSpec, exact: bool, threads: int | None = None):
         from clipforge.runtime.images import draft_request
 
-        self.spec = spec
+        self.spec, self.policy = spec, ImagePolicy.from_env()
         self.draft = None if exact else draft_request(spec)
         self.pool = ThreadPoolExecutor(max_workers=threads or min(4, os.cpu_count() or 1),
                                        thread_name_prefix="clipforge-decode")
@@ -96,10 +97,10 @@ class Decoder:
         if digest == known_sha:
             return Decoded(state, digest, unchanged=True)
         try:
-            pixels = resized_pixels(load_image(data, draft=self.draft), self.spec)
-        except InputError as exc:
-            cause = exc.__cause__ or exc
-            return Decoded(state, digest, error=f"unreadable, truncated or not an image ({cause})")
+            image = load_image(data, draft=self.draft, name=state.path, policy=self.policy)
+            pixels = resized_pixels(image, self.spec, self.policy)
+        except InputError as exc:  # the image policy's words, as the library, CLI and server say them
+            return Decoded(state, digest, error=str(exc))
         return Decoded(state, digest, pixels)
 
     def close(self) -> None:

@@ -17,7 +17,13 @@
 and pipelines use for paths): decode fully, apply the EXIF orientation, ``convert("RGB")`` (which drops alpha:
 HF composites onto white only for PIL images handed to the processor directly). A PIL image is returned as is.
 Truncated files are errors: Pillow's ``LOAD_TRUNCATED_IMAGES`` is never set, so a cut-off download is reported
-instead of being classified with a grey lower half.
+instead of being classified with a grey lower half. What is accepted (declared pixels, sides, first frame) and
+the error text are the image policy's (``runtime.image_policy``), shared with the CLI, the indexer and the server.
+
+The resize before a centre crop is bounded by the policy's ``max_resized_pixels``: below it (every ordinary
+photo) the steps above run as written, bit for bit; above it (a 8x4,000,000 strip would become 224x112,000,000)
+only the window the crop keeps is resampled, with Pillow's own filter positions, within one level of the full
+resize.
 
 Draft decoding (opt-in, ``load_image(source, draft=draft_request(spec))``): a JPEG is decoded by libjpeg at a
 reduced scale (1/2, 1/4 or 1/8) that still keeps at least twice the model's resize target on both sides, then goes
@@ -38,36 +44,49 @@ from PIL import Image, ImageOps
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm"})
 
 from clipforge.errors import InputError
+from clipforge.runtime.image_policy import MAX_RESIZED_ENV, ImagePolicy, unreadable
 from clipforge.specs import ImageSpec
 
 _SINGLE = (Image.Image, str, Path, bytes, bytearray, memoryview)
 
 
 # --- loading -----------------------------------------------------------------------------------------------
-def load_image(source, draft: tuple[int, int] | None = None) -> Image.Image:
-    """A PIL image from a PIL image (returned unchanged), a file path or encoded bytes (decoded, EXIF-rotated,
-    RGB). An unreadable, truncated or corrupt file raises ``InputError`` naming it. ``draft``: decode JPEGs at
-    the smallest libjpeg scale whose size is still at least ``draft`` (width, height); other formats ignore it."""
+def load_image(source, draft: tuple[int, int] | None = None, *, name: str | None = None,
+               policy: ImagePolicy | None = None) -> Image.Image:
+    """A PIL image from a PIL image (returned unchanged), a file path or encoded bytes (decoded, first frame,
+    EXIF-rotated, RGB). ``policy`` (default: ``ImagePolicy.from_env()``) is checked on the header before any
+    pixel is decoded; a refused, unreadable, truncated or corrupt image raises ``InputError`` naming ``name``
+    (default: the path, or ``<N bytes>``). ``draft``: decode JPEGs at the smallest libjpeg scale whose size is
+    still at least ``draft`` (width, height); other formats ignore it."""
     if isinstance(source, Image.Image):
         return source
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        name, stream = f"<{len(source)} bytes>", io.BytesIO(bytes(source))
-    elif isinstance(source, (str, Path)):
-        name, stream = str(source), Path(source)
-        if not stream.is_file():
-            what = "is not a file" if stream.exists() else "does not exist"
-            raise InputError(f"image {name} {what}; check the path")
-    else:
-        raise InputError(f"cannot read an image from a {type(source).__name__}; pass a PIL image, a path or bytes")
+    name, stream = _stream(source, name)
+    policy = policy or ImagePolicy.from_env()
     try:
         with Image.open(stream) as image:
+            policy.check_size(image.width, image.height, name)
             if draft is not None:
                 image.draft(None, draft)
             image.load()
-            return ImageOps.exif_transpose(image).convert("RGB")
+            ImageOps.exif_transpose(image, in_place=True)  # no copy: a 32 Mpx strip is decoded once
+            return image.convert("RGB")
+    except InputError:
+        raise
     except Exception as exc:  # decoders raise OSError, SyntaxError, ValueError, struct.error, ... on bad data
-        raise InputError(f"image {name} is unreadable, truncated or not an image ({exc}); "
-                         "replace or remove it") from exc
+        raise unreadable(name, exc, policy) from exc
+
+
+def _stream(source, name: str | None):
+    """(name, what ``Image.open`` reads) for a path or bytes."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return name or f"<{len(source)} bytes>", io.BytesIO(bytes(source))
+    if isinstance(source, (str, Path)):
+        name, path = name or str(source), Path(source)
+        if not path.is_file():
+            what = "is not a file" if path.exists() else "does not exist"
+            raise InputError(f"image {name} {what}; check the path")
+        return name, path
+    raise InputError(f"cannot read an image from a {type(source).__name__}; pass a PIL image, a path or bytes")
 
 
 def draft_request(spec: ImageSpec) -> tuple[int, int] | None:
@@ -86,7 +105,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")
-    return image.convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def resize_size(height: int, width: int, spec: ImageSpec) -> tuple[int, int]:
@@ -123,17 +142,77 @@ def _without_conversion(image: Image.Image) -> Image.Image:
     return Image.fromarray(array.astype(np.uint8))
 
 
-def resized_pixels(image: Image.Image, spec: ImageSpec) -> np.ndarray:
-    """One image after RGB conversion, resize and crop: an HWC array (uint8 unless resizing was off)."""
+def bounded_resize(image: Image.Image, size: tuple[int, int], crop: tuple[int, int] | None, spec: ImageSpec,
+                   policy: ImagePolicy, offset) -> Image.Image:
+    """``image`` resized to ``size`` (h, w) with the spec's filter. When that is over the policy's
+    ``max_resized_pixels`` and a crop to ``crop`` (h, w) at ``offset(resized, cropped)`` follows, only the window
+    the crop keeps is resized (Pillow's ``box``: the same filter taps as the full resize); without a crop such an
+    image is refused."""
+    h, w = size
+    if h * w <= policy.max_resized_pixels:
+        return image.resize((w, h), resample=spec.resample)
+    if crop is None:
+        raise InputError(f"a {image.width}x{image.height} image would be resized to {w}x{h} = {h * w / 1e6:.1f} "
+                         f"Mpx for this model (no centre crop), over the limit of "
+                         f"{policy.max_resized_pixels / 1e6:.1f} Mpx ({MAX_RESIZED_ENV}); crop it closer to square")
+    return _window_resize(image, size, (_window(h, crop[0], offset), _window(w, crop[1], offset)), spec.resample)
+
+
+def _window_resize(image: Image.Image, size: tuple[int, int], window, resample: int) -> Image.Image:
+    """The ``window`` ((top, height), (left, width)) of ``image`` resized to ``size`` (h, w) as Pillow's full
+    resize computes it: premultiplied alpha, two one-axis passes in Pillow's order (vertical first when the
+    height shrinks), on only the source pixels the window reaches (so the float32 box stays precise)."""
+    (top, wh), (left, ww) = window
+    (h, w), (height, width) = size, (image.height, image.width)
+    y0, y1, x0, x1 = top * height / h, (top + wh) * height / h, left * width / w, (left + ww) * width / w
+    (ylo, yhi), (xlo, xhi) = _reach(y0, y1, height / h, height), _reach(x0, x1, width / w, width)
+    y0, y1, x0, x1 = y0 - ylo, y1 - ylo, x0 - xlo, x1 - xlo
+    mode = image.mode
+    premultiplied = {"RGBA": "RGBa", "LA": "La"}.get(mode) if resample != Image.Resampling.NEAREST else None
+    part = image.crop((xlo, ylo, xhi, yhi))
+    part, rows, cols = (part.convert(premultiplied) if premultiplied else part), yhi - ylo, xhi - xlo
+    if h < height:
+        part = part.resize((cols, wh), resample, box=(0, y0, cols, y1))
+        part = part.resize((ww, wh), resample, box=(x0, 0, x1, wh))
+    else:
+        part = part.resize((ww, rows), resample, box=(x0, 0, x1, rows))
+        part = part.resize((ww, wh), resample, box=(0, y0, ww, y1))
+    return part.convert(mode) if premultiplied else part
+
+
+def _reach(start: float, end: float, scale: float, length: int) -> tuple[int, int]:
+    """Source pixels a resampling filter reads for output coordinates ``start..end`` (with room for Lanczos,
+    the widest: 3 source pixels per output pixel when downscaling)."""
+    margin = 3 * max(scale, 1.0) + 2
+    return max(0, int(start - margin)), min(length, int(end + margin) + 1)
+
+
+def _window(resized: int, cropped: int, offset) -> tuple[int, int]:
+    """(start, length) along one axis of the resized image that a crop keeps (all of it when the crop pads)."""
+    return (offset(resized, cropped), cropped) if cropped < resized else (0, resized)
+
+
+def _hf_offset(resized: int, cropped: int) -> int:
+    return (resized - cropped) // 2
+
+
+def _torchvision_offset(resized: int, cropped: int) -> int:
+    return int(round((resized - cropped) / 2.0))
+
+
+def resized_pixels(image: Image.Image, spec: ImageSpec, policy: ImagePolicy | None = None) -> np.ndarray:
+    """One image after RGB conversion, resize and crop: an HWC array (uint8 unless resizing was off).
+    ``policy`` (default: ``ImagePolicy.from_env()``) bounds the resize."""
+    policy = policy or ImagePolicy.from_env()
     if spec.convention == "torchvision":
-        return np.asarray(torchvision_resized(image, spec))
+        return np.asarray(torchvision_resized(image, spec, policy))
     if spec.do_convert_rgb:
         image = to_rgb(image)
     elif spec.resize_mode != "none":
         image = _without_conversion(image)
     if spec.resize_mode != "none":
-        h, w = resize_size(image.height, image.width, spec)
-        image = image.resize((w, h), resample=spec.resample)
+        size = resize_size(image.height, image.width, spec)
+        image = bounded_resize(image, size, spec.crop_size, spec, policy, _hf_offset)
     array = np.asarray(image)
     array = array[..., None] if array.ndim == 2 else array
     return center_crop(array, spec.crop_size) if spec.crop_size else array
@@ -169,16 +248,17 @@ def torchvision_crop(image: Image.Image, size: tuple[int, int], fill: int = 0) -
     return image.crop((left, top, left + cw, top + ch))
 
 
-def torchvision_resized(image: Image.Image, spec: ImageSpec) -> Image.Image:
-    """open_clip's eval transform up to ``ToTensor``: resize and crop in the image's own mode, then RGB."""
+def torchvision_resized(image: Image.Image, spec: ImageSpec, policy: ImagePolicy | None = None) -> Image.Image:
+    """open_clip's eval transform up to ``ToTensor``: resize (bounded by ``policy``) and crop in the image's own
+    mode, then RGB."""
+    crop = spec.crop_size or (spec.size if spec.resize_mode in ("fit_shortest", "fit_longest") else None)
     if spec.resize_mode != "none":
         if spec.resize_mode in ("fit_shortest", "fit_longest"):
             h, w = fit_size(image.height, image.width, spec)
         else:
             h, w = resize_size(image.height, image.width, spec)
         if (h, w) != (image.height, image.width):
-            image = image.resize((w, h), resample=spec.resample)
-    crop = spec.crop_size or (spec.size if spec.resize_mode in ("fit_shortest", "fit_longest") else None)
+            image = bounded_resize(image, (h, w), crop, spec, policy or ImagePolicy.from_env(), _torchvision_offset)
     if crop:
         image = torchvision_crop(image, crop, spec.fill if spec.resize_mode == "fit_longest" else 0)
     return image.convert("RGB") if spec.do_convert_rgb else image
@@ -228,12 +308,14 @@ def to_pixel_values(arrays: list[np.ndarray], spec: ImageSpec) -> np.ndarray:
     return out
 
 
-def preprocess(images: Sequence, spec: ImageSpec) -> np.ndarray:
+def preprocess(images: Sequence, spec: ImageSpec, policy: ImagePolicy | None = None) -> np.ndarray:
     """Images (PIL images, paths or encoded bytes; or one of them) -> ``pixel_values`` float32 [N, 3, H, W],
-    equal to what the checkpoint's HF image processor (PIL backend) returns for the same PIL images."""
+    equal to what the checkpoint's HF image processor (PIL backend) returns for the same PIL images (``policy``:
+    see ``runtime.image_policy``)."""
     if isinstance(images, _SINGLE):
         images = [images]
-    arrays = [resized_pixels(load_image(image), spec) for image in images]
+    policy = policy or ImagePolicy.from_env()
+    arrays = [resized_pixels(load_image(image, policy=policy), spec, policy) for image in images]
     if not arrays:
         return np.zeros((0, 3, *spec.output_size), np.float32)
     return to_pixel_values(arrays, spec)

@@ -1,5 +1,5 @@
-"""Request images -> pixel arrays: base64 / data URI -> bytes -> size check from the header -> the runtime's own
-decoding and pre-processing (so a served embedding equals ``ZeroShotModel.embed_images`` on the same bytes).
+"""Request images -> pixel arrays: base64 / data URI -> bytes -> the runtime's own decoding (its image policy
+checks the header before decoding) and pre-processing (so a served embedding equals ``ZeroShotModel.embed_images`` on the same bytes).
 Runs in worker threads, never on the event loop."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import io
 import re
 
 import numpy as np
-from PIL import Image
 
 from clipforge.errors import InputError
+from clipforge.runtime.image_policy import ImagePolicy, ImageTooLargeError
 from clipforge.runtime.images import load_image, preprocess
 from clipforge.serve.errors import ApiError
 from clipforge.serve.settings import ServeSettings
@@ -36,40 +36,21 @@ def b64_bytes(value: str, field: str) -> bytes:
         raise ApiError(422, field, f"not valid base64 ({exc}); send the image as base64 or a data URI") from exc
 
 
-def check_size(data: bytes, field: str, settings: ServeSettings) -> None:
-    """Refuse images that are not images, too small (tracking pixels) or too large, before decoding pixels."""
-    if not data:
-        raise ApiError(422, field, "the image is empty (0 bytes)")
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
-    except Image.DecompressionBombError as exc:
-        raise ApiError(413, field, f"the image is too large to decode ({exc})") from exc
-    except Exception as exc:  # UnidentifiedImageError, OSError, SyntaxError...: not a format Pillow knows
-        raise ApiError(422, field, f"not an image Pillow can read ({len(data)} bytes; "
-                                   "send PNG, JPEG, WebP, GIF, BMP or TIFF)") from exc
-    if width * height > settings.max_image_pixels:
-        raise ApiError(413, field, f"the image is {width}x{height} = {width * height / 1e6:.0f} Mpx; "
-                                   f"the limit is {settings.max_image_pixels / 1e6:.0f} Mpx, downscale it")
-    if min(width, height) < settings.min_image_side:
-        raise ApiError(422, field, f"the image is {width}x{height} pixels; images must be at least "
-                                   f"{settings.min_image_side} pixels on each side")
-
-
 def decode_pixels(data: bytes, field: str, spec: ImageSpec, settings: ServeSettings) -> np.ndarray:
-    """Checked bytes -> ``pixel_values`` of one image, float32 [3, H, W]."""
-    check_size(data, field, settings)
+    """Request bytes -> ``pixel_values`` of one image, float32 [3, H, W], through the runtime's image policy
+    (the server's ``max_image_pixels``/``min_image_side``): 413 for a too large image, 422 for anything else."""
+    policy = settings.image_policy()
     try:
-        return preprocess([load_image(data)], spec)[0]
+        return preprocess([load_image(data, name=field, policy=policy)], spec, policy)[0]
+    except ImageTooLargeError as exc:
+        raise ApiError(413, field, str(exc)) from exc
     except InputError as exc:
-        raise ApiError(422, field, f"the image is unreadable or truncated: {exc}") from exc
-    except Image.DecompressionBombError as exc:
-        raise ApiError(413, field, f"the image is too large to decode ({exc})") from exc
+        raise ApiError(422, field, str(exc)) from exc
 
 
-def decode_thumbnail(path: str, size: int) -> bytes:
-    """A JPEG thumbnail (longest side ``size``) of an indexed file."""
-    image = load_image(path)
+def decode_thumbnail(data: bytes, name: str, size: int, policy: ImagePolicy) -> bytes:
+    """A JPEG thumbnail (longest side ``size``) of an indexed file's bytes."""
+    image = load_image(data, name=name, policy=policy)
     image.thumbnail((size, size))
     out = io.BytesIO()
     image.save(out, "JPEG", quality=85)

@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass
 
 from clipforge.errors import InputError
+from clipforge.runtime.image_policy import ImagePolicy
 
 API_KEY_ENV = "CLIPFORGE_API_KEY"
 
@@ -23,8 +24,9 @@ class ServeSettings:
     max_texts: int = 256  # per request
     max_labels: int = 1000
     max_text_chars: int = 2000  # per text or label
-    max_image_pixels: int = 50_000_000  # width * height, checked from the header before decoding
-    min_image_side: int = 8  # smaller images (tracking pixels) are refused
+    # the runtime's image policy (CLIPFORGE_MAX_IMAGE_PIXELS / CLIPFORGE_MIN_IMAGE_SIDE give the defaults)
+    max_image_pixels: int = dataclasses.field(default_factory=lambda: ImagePolicy.from_env().max_pixels)
+    min_image_side: int = dataclasses.field(default_factory=lambda: ImagePolicy.from_env().min_side)
     max_k: int = 1000
     request_timeout_s: float = 60.0
     max_queue: int = 4096  # items waiting for the encoders; beyond this, 503
@@ -41,3 +43,7 @@ class ServeSettings:
             raise InputError("bad serve settings: " + "; ".join(problems))
         if self.api_key is None:
             self.api_key = os.environ.get(API_KEY_ENV) or None
+
+    def image_policy(self) -> ImagePolicy:
+        """The runtime's image policy with this server's pixel and side limits."""
+        return ImagePolicy.from_env(max_pixels=self.max_image_pixels, min_side=self.min_image_side)

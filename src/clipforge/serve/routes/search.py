@@ -3,18 +3,23 @@
 
 from __future__ import annotations
 
-import functools
-import os
-
 import numpy as np
 from fastapi import APIRouter, Depends
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import Response
 
 from clipforge._fspath import display
+from clipforge.errors import InputError
 from clipforge.runtime.scoring import l2_normalize
 from clipforge.serve.decoding import b64_bytes, decode_thumbnail
 from clipforge.serve.deps import ready_service, require_json, require_key
 from clipforge.serve.errors import ApiError
+from clipforge.serve.indexed_images import (
+    IMAGE_HEADERS,
+    ThumbnailCache,
+    media_type,
+    parse_id,
+    read_indexed,
+)
 from clipforge.serve.routes.common import check_text, first_error
 from clipforge.serve.schemas import SearchHit, SearchRequest, SearchResponse
 from clipforge.serve.service import Service
@@ -60,31 +65,35 @@ async def _run_search(svc: Service, index, body: SearchRequest, image: bytes | N
     return [h for h in hits if body.min_score is None or h.score >= body.min_score]
 
 
-async def _indexed_file(svc: Service, image_id: int) -> str:
-    path = await svc.in_decode_thread(_index(svc).path_of, image_id)
-    if path is None:
-        raise ApiError(404, "id", f"no image with id {image_id} in the index")
-    if not os.path.isfile(path):
-        raise ApiError(404, "id", f"image {image_id} is indexed but its file is gone; re-index the folder")
-    return path
+async def _indexed_file(svc: Service, image_id: str) -> tuple[int, bytes, str]:
+    """(id, bytes, sha256) of the indexed image ``image_id``, checked to be the file that was indexed."""
+    number = parse_id(image_id)
+    found = await svc.in_decode_thread(_index(svc).file_of, number)
+    if found is None:
+        raise ApiError(404, "id", f"no image with id {number} in the index")
+    path, stored = found
+    return number, await svc.in_decode_thread(read_indexed, number, path, stored), stored.sha256
 
 
-@router.get("/v1/images/{image_id}", response_class=FileResponse)
-async def image(image_id: int, svc: Service = Depends(ready_service)) -> FileResponse:
-    return FileResponse(await _indexed_file(svc, image_id), headers={"Cache-Control": "private, max-age=3600"})
+@router.get("/v1/images/{image_id}")
+async def image(image_id: str, svc: Service = Depends(ready_service)) -> Response:
+    number, data, _ = await _indexed_file(svc, image_id)
+    return Response(data, media_type=media_type(number, data), headers=IMAGE_HEADERS)
 
 
 @router.get("/v1/images/{image_id}/thumbnail")
-async def thumbnail(image_id: int, svc: Service = Depends(ready_service)) -> Response:
-    path = await _indexed_file(svc, image_id)
-    stat = os.stat(path)
-    try:
-        data = await svc.in_decode_thread(_thumbnail, path, stat.st_mtime_ns, stat.st_size, svc.settings.thumbnail_size)
-    except Exception as exc:  # noqa: BLE001 - an indexed file that no longer decodes
-        raise ApiError(404, "id", f"image {image_id} cannot be decoded any more ({exc})") from exc
-    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+async def thumbnail(image_id: str, svc: Service = Depends(ready_service)) -> Response:
+    number, data, sha256 = await _indexed_file(svc, image_id)
+    key = (sha256, svc.settings.thumbnail_size)
+    jpeg = _thumbnails.get(key)
+    if jpeg is None:
+        try:
+            jpeg = await svc.in_decode_thread(decode_thumbnail, data, f"id {number}", svc.settings.thumbnail_size,
+                                              svc.settings.image_policy())
+        except InputError as exc:  # an indexed file that no longer decodes under this server's policy
+            raise ApiError(404, "id", f"image {number} cannot be decoded any more ({exc})") from exc
+        _thumbnails.put(key, jpeg)
+    return Response(jpeg, media_type="image/jpeg", headers=IMAGE_HEADERS)
 
 
-@functools.lru_cache(maxsize=512)
-def _thumbnail(path: str, mtime_ns: int, size_bytes: int, size: int) -> bytes:
-    return decode_thumbnail(path, size)
+_thumbnails = ThumbnailCache()
