@@ -53,7 +53,7 @@ def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
 
 
 def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-    field = "path" if exc.status_code in (404, 405) else None
+    field = {404: "path", 405: "path", 400: "body", 408: "body", 413: "body"}.get(exc.status_code)
     return JSONResponse(error_body(exc.status_code, field, str(exc.detail)), exc.status_code,
                         headers=getattr(exc, "headers", None))
 

@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass
 
 from clipforge.errors import InputError
+from clipforge.serve.validation import check_api_key
 
 API_KEY_ENV = "CLIPFORGE_API_KEY"
 
@@ -27,6 +28,7 @@ class ServeSettings:
     min_image_side: int = 8  # smaller images (tracking pixels) are refused
     max_k: int = 1000
     request_timeout_s: float = 60.0
+    body_timeout_s: float = 30.0  # a body still arriving after this gets 408
     max_queue: int = 4096  # items waiting for the encoders; beyond this, 503
     decode_threads: int = 2  # image decoding and pre-processing, off the event loop
     thumbnail_size: int = 256
@@ -40,4 +42,5 @@ class ServeSettings:
         if problems:
             raise InputError("bad serve settings: " + "; ".join(problems))
         if self.api_key is None:
-            self.api_key = os.environ.get(API_KEY_ENV) or None
+            self.api_key = os.environ.get(API_KEY_ENV)
+        check_api_key(self.api_key)
