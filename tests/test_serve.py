@@ -474,7 +474,7 @@ def test_an_empty_or_non_ascii_api_key_is_refused_in_one_line(env, args, expecte
     import sys
 
     out = subprocess.run([sys.executable, "-m", "clipforge.cli.main", "serve", "-m", str(tmp_path), *args],
-                         capture_output=True, text=True, timeout=60, env={**os.environ, **env})
+                         capture_output=True, text=True, timeout=60, env={**os.environ, **env}, check=False)
     assert out.returncode != 0
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0], out.stderr

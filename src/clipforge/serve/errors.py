@@ -49,7 +49,20 @@ def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
     first = errors[0] if errors else {"field": "body", "message": "invalid request"}
     if any(e.get("type") == "json_invalid" for e in exc.errors()):
         return JSONResponse(error_body(400, "body", "the body is not valid JSON; send a JSON object"), 400)
-    return JSONResponse(error_body(422, first["field"], first["message"], errors=errors), 422)
+    field = field_name(first_loc([tuple(e.get("loc", ())) for e in exc.errors()])) if errors else "body"
+    return JSONResponse(error_body(422, field, first["message"], errors=errors), 422)
+
+
+def first_loc(locs: list[tuple]) -> tuple:
+    """The first error's location; when several errors concern the same field (one per member of a union
+    such as ``str | list[str]``: ``input.str``, ``input.list[str]``), their common part (``input``)."""
+    group = [loc for loc in locs if loc[:2] == locs[0][:2]]
+    common = []
+    for parts in zip(*group):
+        if any(p != parts[0] for p in parts):
+            break
+        common.append(parts[0])
+    return tuple(common)
 
 
 def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
