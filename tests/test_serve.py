@@ -521,6 +521,53 @@ def test_idle_and_slow_clients_are_cut_after_the_read_timeout(index_model):
         assert request("GET", srv.url + "/healthz").status == 200
 
 
+@pytest.mark.parametrize("parser", ["httptools", "h11"])
+def test_the_header_deadline_closes_idle_connections_with_either_parser(parser):
+    """uvicorn with ``protocol_class`` (on a two-line ASGI app): an idle connection is closed after the deadline,
+    a prompt request is answered and its kept-alive connection gets a fresh deadline."""
+    import asyncio
+    import socket
+    import time
+
+    import uvicorn
+
+    from clipforge.serve.protocol import protocol_class
+    from clipforge.testing.server import free_port
+
+    pytest.importorskip(parser)
+
+    async def app(scope, receive, send):
+        if scope["type"] == "http":
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, http=protocol_class(0.5, parser), lifespan="off",
+                            timeout_keep_alive=30, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    try:
+        for _ in range(100):
+            if server.started:
+                break
+            time.sleep(0.05)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            start = time.monotonic()
+            assert sock.recv(64) == b"" and time.monotonic() - start < 3
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            answer = b""
+            while not answer.endswith(b"ok") and len(answer) < 4096:
+                answer += sock.recv(1024)
+            assert answer.startswith(b"HTTP/1.1 200")
+            start = time.monotonic()  # kept alive (30 s) but idle: the header deadline closes it
+            assert sock.recv(64) == b"" and time.monotonic() - start < 3
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
 def test_unloadable_model_is_reported_by_readyz(tmp_path):
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "manifest.json").write_text("{")

@@ -44,24 +44,37 @@ class _HeaderDeadline:
             self.transport.close()
 
 
-def protocol_class(read_timeout: float) -> type[asyncio.Protocol]:
-    """The protocol uvicorn would pick ("auto": httptools when installed, else h11) with the header deadline."""
-    try:
-        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as base
+def protocol_class(read_timeout: float, parser: str = "auto") -> type[asyncio.Protocol]:
+    """uvicorn's protocol for ``parser`` ("httptools", "h11", or "auto": httptools when installed, as uvicorn
+    picks) with the header deadline."""
+    if parser == "auto":
+        try:
+            import httptools  # noqa: F401
+            parser = "httptools"
+        except ImportError:
+            parser = "h11"
+    timed = _timed_httptools() if parser == "httptools" else _timed_h11()
+    return type(timed.__name__, (timed,), {"read_timeout": read_timeout})
 
-        class Timed(_HeaderDeadline, base):
-            def on_headers_complete(self) -> None:
+
+def _timed_httptools() -> type:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class HeaderDeadlineHttpToolsProtocol(_HeaderDeadline, HttpToolsProtocol):
+        def on_headers_complete(self) -> None:
+            self._headers_arrived()
+            super().on_headers_complete()
+
+    return HeaderDeadlineHttpToolsProtocol
+
+
+def _timed_h11() -> type:
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderDeadlineH11Protocol(_HeaderDeadline, H11Protocol):
+        def handle_events(self) -> None:
+            super().handle_events()
+            if self.cycle is not None and not self.cycle.response_complete:
                 self._headers_arrived()
-                super().on_headers_complete()
-    except ImportError:
-        from uvicorn.protocols.http.h11_impl import H11Protocol as base
 
-        class Timed(_HeaderDeadline, base):
-            def handle_events(self) -> None:
-                super().handle_events()
-                if self.cycle is not None and not self.cycle.response_complete:
-                    self._headers_arrived()
-
-    Timed.read_timeout = read_timeout
-    Timed.__name__ = Timed.__qualname__ = f"HeaderDeadline{base.__name__}"
-    return Timed
+    return HeaderDeadlineH11Protocol
