@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from clipforge.errors import InputError
 
@@ -75,6 +76,11 @@ def _input(_: Request, exc: InputError) -> JSONResponse:
     return JSONResponse(error_body(422, None, str(exc)), 422)
 
 
+def _disconnect(_: Request, exc: ClientDisconnect) -> JSONResponse:
+    """The client hung up with its body half sent: nobody reads this answer, and it is no server error."""
+    return JSONResponse(error_body(400, "body", "the client disconnected before sending the whole body"), 400)
+
+
 def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error")
     return JSONResponse(error_body(500, None, f"internal error ({type(exc).__name__}); see the server log"), 500)
@@ -85,4 +91,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(InputError, _input)
+    app.add_exception_handler(ClientDisconnect, _disconnect)
     app.add_exception_handler(Exception, _unexpected)
