@@ -500,6 +500,7 @@ def _trickle(sock, data: bytes, interval: float, limit_s: float) -> bytes:
     return _read_until_closed(sock, limit_s)
 
 
+@pytest.mark.slow
 def test_idle_and_slow_clients_are_cut_after_the_read_timeout(index_model):
     """--read-timeout 1: a connection that sends nothing, or headers a byte at a time, is closed; a body that
     trickles in gets 408. Before, all three held the connection for as long as the client liked."""
