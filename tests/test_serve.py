@@ -4,6 +4,7 @@ bad input is a 4xx JSON error naming the field, 32 concurrent requests are batch
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import os
@@ -281,6 +282,47 @@ BAD = {  # name: (path, json body or request kwargs, status, field)
 }
 
 
+def _raw_json(text: str) -> dict:
+    """A JSON body sent byte for byte (``json.dumps`` would never write a lone surrogate escape)."""
+    return {"data": text.encode(), "headers": {"Content-Type": "application/json"}}
+
+
+_IMG = b64(png(16, 16))
+_DEEP = "[" * 100_000 + "]" * 100_000
+BAD_500 = {  # inputs that answered 500 with a traceback before: (path, request kwargs or JSON body, status, field)
+    "template with two placeholders": ("/v1/classify", {"images": [_IMG], "labels": ["a", "b"],
+                                                        "templates": "{} and {}"}, 422, "templates"),
+    "template reading an attribute": ("/v1/classify", {"images": [_IMG], "labels": ["a", "b"],
+                                                       "templates": ["{0.__class__} {}"]}, 422, "templates"),
+    "template with an index": ("/v1/classify", {"images": [_IMG], "labels": ["a"], "templates": "{1} {}"},
+                               422, "templates"),
+    "template with a lone brace": ("/v1/classify", {"images": [_IMG], "labels": ["a"], "templates": "{} }"},
+                                   422, "templates"),
+    "lone surrogate label": ("/v1/classify", _raw_json(f'{{"images": ["{_IMG}"], "labels": ["\\ud800"]}}'),
+                             400, "body"),
+    "lone surrogate template": ("/v1/classify", _raw_json(
+        f'{{"images": ["{_IMG}"], "labels": ["a"], "templates": "\\udc00 {{}}"}}'), 400, "body"),
+    "lone surrogate search": ("/v1/search", _raw_json('{"text": "red \\ud800 circle"}'), 400, "body"),
+    "lone surrogate embeddings": ("/v1/embeddings", _raw_json('{"input": ["ok", "\\udfff"]}'), 400, "body"),
+    "utf-8 encoded surrogate": ("/v1/embeddings", {"data": b'{"input": ["\xed\xa0\x80"]}',
+                                                   "headers": {"Content-Type": "application/json"}}, 400, "body"),
+    "deep json classify": ("/v1/classify", _raw_json(_DEEP), 400, "body"),
+    "deep json search": ("/v1/search", _raw_json(_DEEP), 400, "body"),
+    "deep json embeddings": ("/v1/embeddings", _raw_json('{"input": ' + _DEEP + "}"), 400, "body"),
+    "5000-digit top_k json": ("/v1/classify", _raw_json(f'{{"images": ["{_IMG}"], "labels": ["a"], '
+                                                        f'"top_k": {"9" * 5000}}}'), 400, "body"),
+    "multipart superscript top_k": ("/v1/classify", _form([("images", ("a.png", png(16, 16))), ("labels", "a,b"),
+                                                           ("top_k", "\u00b2")]), 422, "top_k"),
+    "multipart 5000-digit top_k": ("/v1/classify", _form([("images", ("a.png", png(16, 16))), ("labels", "a,b"),
+                                                          ("top_k", "7" * 5000)]), 422, "top_k"),
+    "multipart labels as a file": ("/v1/classify", _form([("images", ("a.png", png(16, 16))),
+                                                          ("labels", ("labels.txt", b"a,b"))]), 422, "labels[0]"),
+    "multipart top_k as a file": ("/v1/classify", _form([("images", ("a.png", png(16, 16))), ("labels", "a,b"),
+                                                         ("top_k", ("k.txt", b"1"))]), 422, "top_k[0]"),
+}
+BAD.update(BAD_500)
+
+
 @pytest.mark.parametrize("name", list(BAD))
 def test_bad_input_is_a_4xx_json_error_naming_the_field(server, name):
     path, body, status, field = BAD[name]
@@ -305,6 +347,50 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(server):
     assert reply.status == 413
     assert json.loads(reply.read())["error"]["field"] == "body"
     conn.close()
+
+
+def _read_until_closed(sock, limit_s: float = 10.0) -> bytes:
+    """Everything the server sends until it closes the connection (the error answers say Connection: close)."""
+    sock.settimeout(limit_s)
+    out = b""
+    with contextlib.suppress(OSError):
+        while chunk := sock.recv(65536):
+            out += chunk
+    return out
+
+
+def test_a_chunked_body_over_the_limit_gets_413(server):
+    """No Content-Length: the body streams in 64 kB chunks and crosses the 2 MB limit while it is read (it
+    answered 400 "There was an error parsing the body")."""
+    import select
+    import socket
+
+    part = b'--x\r\nContent-Disposition: form-data; name="images"; filename="a.png"\r\n\r\n'
+    for path, kind, start in (("/v1/embeddings", "application/json", b'{"input": ["'),
+                              ("/v1/classify", "application/json", b'{"images": ["'),
+                              ("/v1/classify", "multipart/form-data; boundary=x", part)):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=15) as sock:
+            sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {kind}\r\n"
+                         "Transfer-Encoding: chunked\r\n\r\n".encode() + b"%x\r\n%s\r\n" % (len(start), start))
+            for _ in range(64):  # 4 MB at most, stopping as soon as the server answers
+                if select.select([sock], [], [], 0)[0]:
+                    break
+                try:
+                    sock.sendall(b"10000\r\n" + b"a" * 0x10000 + b"\r\n")
+                except OSError:  # the server answered and closed between the check and the send
+                    break
+            answer = _read_until_closed(sock)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 413"), (path, kind, answer[:300])
+        assert json.loads(body)["error"]["field"] == "body"
+
+
+def test_head_answers_like_get_without_a_body(server):
+    for path in ("/", "/healthz", "/readyz", "/static/app.js"):
+        get, head = request("GET", server.url + path), request("HEAD", server.url + path)
+        assert (head.status, head.body) == (200, b""), path
+        assert head.headers["content-length"] == get.headers["content-length"], path
+    assert request("HEAD", server.url + "/v1/embeddings").status == 405
 
 
 def test_server_keeps_serving_after_bad_input(server, photos):
@@ -399,6 +485,16 @@ def test_api_key_and_sigterm_drain(index_model, model, photos):
             reply = post(srv, "/v1/embeddings", {"input": ["x"]}, headers=headers)
             assert (reply.status, reply.json()["error"]["field"]) == (401, "Authorization")
         assert request("GET", srv.url + "/metrics").status == 401
+        for path in ("/docs", "/redoc", "/openapi.json", "/v1/info"):  # public before: the schema, the docs
+            reply = request("GET", srv.url + path)
+            assert (reply.status, reply.json()["error"]["field"]) == (401, "Authorization"), path
+        assert request("GET", srv.url + "/docs", headers=auth).status == 200
+        for path in ("/", "/healthz", "/readyz", "/static/app.js"):
+            assert request("GET", srv.url + path).status == 200, path
+        for path in ("/v1/embeddings", "/v1/search"):  # the key is checked before the body is read or parsed
+            reply = request("POST", srv.url + path, data=b'{"input": [', headers={"Content-Type": "application/json"})
+            assert reply.status == 401, path
+            assert _status_without_sending_the_body(srv, path, 30 * 1024 * 1024) == 401, path
         reply = post(srv, "/v1/search", {"text": "a red circle"}, headers=auth)
         assert (reply.status, reply.json()["error"]["field"]) == (404, "path")  # no --db: no search
         assert request("GET", srv.url + "/healthz").status == 200 and request("GET", srv.url + "/readyz").status == 200
@@ -424,6 +520,129 @@ def test_api_key_and_sigterm_drain(index_model, model, photos):
         assert srv.proc.wait(20) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal after draining
     finally:
         srv.stop()
+
+
+def _status_without_sending_the_body(srv, path: str, length: int, headers: dict | None = None) -> int:
+    """The status of a POST whose headers promise ``length`` bytes that never come (the answer must not wait)."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+    conn.putrequest("POST", path)
+    for name, value in {"Content-Type": "application/json", "Content-Length": str(length), **(headers or {})}.items():
+        conn.putheader(name, value)
+    conn.endheaders()
+    try:
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(("env", "args", "expected"), [
+    ({}, ["--api-key", ""], "the API key is empty"),
+    ({"CLIPFORGE_API_KEY": ""}, [], "the API key is empty"),
+    ({}, ["--api-key", "cl\u00e9-s3cr\u00e8te"], "outside printable ASCII"),
+    ({}, ["--api-key", "two s3cr words"], "outside printable ASCII"),
+])
+def test_an_empty_or_non_ascii_api_key_is_refused_in_one_line(env, args, expected, tmp_path):
+    """An empty key used to switch authentication off; a non-ASCII one made every request 401."""
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "clipforge.cli.main", "serve", "-m", str(tmp_path), *args],
+                         capture_output=True, text=True, timeout=60, env={**os.environ, **env}, check=False)
+    assert out.returncode != 0
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], out.stderr
+    assert "s3cr" not in out.stderr  # the key is never echoed
+
+
+def _trickle(sock, data: bytes, interval: float, limit_s: float) -> bytes:
+    """Send ``data`` a byte every ``interval`` s until the server answers or closes (then its answer, b"" for a
+    close) or ``limit_s`` passes (then None)."""
+    import select
+    import time
+
+    start = time.monotonic()
+    for byte in data:
+        if select.select([sock], [], [], interval)[0]:
+            break
+        try:
+            sock.sendall(bytes([byte]))
+        except OSError:
+            break
+        if time.monotonic() - start > limit_s:
+            return None
+    return _read_until_closed(sock, limit_s)
+
+
+@pytest.mark.slow
+def test_idle_and_slow_clients_are_cut_after_the_read_timeout(index_model):
+    """--read-timeout 1: a connection that sends nothing, or headers a byte at a time, is closed; a body that
+    trickles in gets 408. Before, all three held the connection for as long as the client liked."""
+    import socket
+    import time
+
+    with ServerProcess(["-m", str(index_model), "--threads", "1", "--read-timeout", "1"]) as srv:
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=6) as sock:  # idle: never sends
+            start = time.monotonic()
+            assert sock.recv(1024) == b"" and time.monotonic() - start < 5
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=6) as sock:  # headers trickle in
+            assert _trickle(sock, b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\n" * 10, 0.1, 4) == b""
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=6) as sock:  # the body trickles in
+            sock.sendall(b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 100\r\n\r\n")
+            answer = _trickle(sock, b'{"input": ["' + b"a" * 80, 0.2, 4)
+        assert answer is not None and answer.startswith(b"HTTP/1.1 408"), answer
+        assert b'"field":"body"' in answer.replace(b" ", b"")
+        assert request("GET", srv.url + "/healthz").status == 200
+
+
+@pytest.mark.parametrize("parser", ["httptools", "h11"])
+def test_the_header_deadline_closes_idle_connections_with_either_parser(parser):
+    """uvicorn with ``protocol_class`` (on a two-line ASGI app): an idle connection is closed after the deadline,
+    a prompt request is answered and its kept-alive connection gets a fresh deadline."""
+    import asyncio
+    import socket
+    import time
+
+    import uvicorn
+
+    from clipforge.serve.protocol import protocol_class
+    from clipforge.testing.server import free_port
+
+    pytest.importorskip(parser)
+
+    async def app(scope, receive, send):
+        if scope["type"] == "http":
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, http=protocol_class(0.5, parser), lifespan="off",
+                            timeout_keep_alive=30, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    try:
+        for _ in range(100):
+            if server.started:
+                break
+            time.sleep(0.05)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            start = time.monotonic()
+            assert sock.recv(64) == b"" and time.monotonic() - start < 3
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            answer = b""
+            while not answer.endswith(b"ok") and len(answer) < 4096:
+                answer += sock.recv(1024)
+            assert answer.startswith(b"HTTP/1.1 200")
+            start = time.monotonic()  # kept alive (30 s) but idle: the header deadline closes it
+            assert sock.recv(64) == b"" and time.monotonic() - start < 3
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 def test_unloadable_model_is_reported_by_readyz(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import string
 from typing import Callable, Sequence
 
 import numpy as np
@@ -32,10 +33,27 @@ def check_templates(template: str | Sequence[str]) -> list[str]:
     templates = [template] if isinstance(template, str) else list(template)
     if not templates:
         raise InputError("the template list is empty; pass at least one template such as 'a photo of a {}.'")
-    bad = [t for t in templates if "{}" not in t]
-    if bad:
-        raise InputError(f"template {bad[0]!r} has no '{{}}' placeholder for the label, e.g. 'a photo of a {{}}.'")
+    for text in templates:
+        problem = template_problem(text)
+        if problem:
+            raise InputError(f"template {str(text)[:100]!r} {problem}")
     return templates
+
+
+def template_problem(template: str) -> str | None:
+    """Templates are plain text with exactly one ``{}`` for the label (``{{`` and ``}}`` for literal braces):
+    ``str.format`` would index (``{1}``) or read attributes (``{0.__class__}``) of anything else."""
+    if not isinstance(template, str):
+        return "is not a string"
+    try:
+        fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(template) if name is not None]
+    except ValueError as exc:
+        return f"has unbalanced braces ({exc}); write literal braces as '{{{{' and '}}}}'"
+    if not fields:
+        return "has no '{}' placeholder for the label, e.g. 'a photo of a {}.'"
+    if len(fields) > 1 or fields[0] != ("", "", None):
+        return "must have exactly one plain '{}' placeholder (no names, indexes, attributes or formats)"
+    return None
 
 
 class LabelCache:

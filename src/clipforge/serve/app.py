@@ -10,7 +10,13 @@ from fastapi.staticfiles import StaticFiles
 
 from clipforge import __version__
 from clipforge.serve import errors
-from clipforge.serve.middleware import BodyLimitMiddleware, MetricsMiddleware
+from clipforge.serve.middleware import (
+    ApiKeyMiddleware,
+    BodyLimitMiddleware,
+    HeadMiddleware,
+    JsonGuardMiddleware,
+    MetricsMiddleware,
+)
 from clipforge.serve.routes import classify, embeddings, health, page, search
 from clipforge.serve.service import Service
 from clipforge.serve.settings import ServeSettings
@@ -37,6 +43,10 @@ def create_app(model: Any, index: Any = None, settings: ServeSettings | None = N
     for module in (health, embeddings, classify, search, page):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(page.STATIC)), name="static")
-    app.add_middleware(BodyLimitMiddleware, max_bytes=service.settings.max_body_bytes)
+    settings = service.settings  # middleware added last runs first: metrics, HEAD, key, body limits, JSON guard
+    app.add_middleware(JsonGuardMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
+    app.add_middleware(ApiKeyMiddleware, key=settings.api_key)
+    app.add_middleware(HeadMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=service.metrics)
     return app

@@ -29,6 +29,9 @@ def b64_bytes(value: str, field: str) -> bytes:
     match = _DATA_URI.match(value)
     if value.startswith("data:") and not match:
         raise ApiError(422, field, "data URI is not base64-encoded; use data:<type>;base64,<data>")
+    if match and match.group(1) and not match.group(1).lower().startswith("image/"):
+        raise ApiError(422, field, f"data URI type {match.group(1)[:60]} is not an image; use data:image/<type>;base64,"
+                                   "<data> (or plain base64)")
     payload = _WHITESPACE.sub("", value[match.end():] if match else value)
     try:
         return base64.b64decode(payload, validate=True)

@@ -15,19 +15,23 @@ def service(request: Request) -> Service:
 
 
 def require_key(request: Request) -> None:
-    """With an API key configured, ``Authorization: Bearer <key>`` must match it."""
+    """With an API key configured, ``Authorization: Bearer <key>`` must match it (``ApiKeyMiddleware`` checks
+    first, before the body is read; this keeps routes safe in an app built without it)."""
     key = request.app.state.service.settings.api_key
-    if not key:
-        return
-    header = request.headers.get("authorization")
-    challenge = {"WWW-Authenticate": "Bearer"}
+    problem = key_problem(dict(request.headers.raw).get(b"authorization"), key) if key else None
+    if problem:
+        raise ApiError(401, "Authorization", problem, {"WWW-Authenticate": "Bearer"})
+
+
+def key_problem(header: bytes | None, key: str) -> str | None:
+    """Why the raw ``Authorization`` header does not carry ``key`` (compared as bytes, in constant time), or
+    None when it does. The message never echoes what was sent."""
     if not header:
-        raise ApiError(401, "Authorization", "missing API key; send the header 'Authorization: Bearer <key>'",
-                       challenge)
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip().encode(), key.encode()):
-        raise ApiError(401, "Authorization", "wrong API key or scheme; send 'Authorization: Bearer <key>'",
-                       challenge)
+        return "missing API key; send the header 'Authorization: Bearer <key>'"
+    scheme, _, token = header.partition(b" ")
+    if scheme.lower() != b"bearer" or not secrets.compare_digest(token.strip(), key.encode()):
+        return "wrong API key or scheme; send 'Authorization: Bearer <key>'"
+    return None
 
 
 def require_json(request: Request) -> None:

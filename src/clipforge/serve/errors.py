@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from clipforge.errors import InputError
 
@@ -49,17 +50,35 @@ def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
     first = errors[0] if errors else {"field": "body", "message": "invalid request"}
     if any(e.get("type") == "json_invalid" for e in exc.errors()):
         return JSONResponse(error_body(400, "body", "the body is not valid JSON; send a JSON object"), 400)
-    return JSONResponse(error_body(422, first["field"], first["message"], errors=errors), 422)
+    field = field_name(first_loc([tuple(e.get("loc", ())) for e in exc.errors()])) if errors else "body"
+    return JSONResponse(error_body(422, field, first["message"], errors=errors), 422)
+
+
+def first_loc(locs: list[tuple]) -> tuple:
+    """The first error's location; when several errors concern the same field (one per member of a union
+    such as ``str | list[str]``: ``input.str``, ``input.list[str]``), their common part (``input``)."""
+    group = [loc for loc in locs if loc[:2] == locs[0][:2]]
+    common = []
+    for parts in zip(*group):
+        if any(p != parts[0] for p in parts):
+            break
+        common.append(parts[0])
+    return tuple(common)
 
 
 def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-    field = "path" if exc.status_code in (404, 405) else None
+    field = {404: "path", 405: "path", 400: "body", 408: "body", 413: "body"}.get(exc.status_code)
     return JSONResponse(error_body(exc.status_code, field, str(exc.detail)), exc.status_code,
                         headers=getattr(exc, "headers", None))
 
 
 def _input(_: Request, exc: InputError) -> JSONResponse:
     return JSONResponse(error_body(422, None, str(exc)), 422)
+
+
+def _disconnect(_: Request, exc: ClientDisconnect) -> JSONResponse:
+    """The client hung up with its body half sent: nobody reads this answer, and it is no server error."""
+    return JSONResponse(error_body(400, "body", "the client disconnected before sending the whole body"), 400)
 
 
 def _unexpected(_: Request, exc: Exception) -> JSONResponse:
@@ -72,4 +91,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(InputError, _input)
+    app.add_exception_handler(ClientDisconnect, _disconnect)
     app.add_exception_handler(Exception, _unexpected)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from clipforge.errors import InputError
 from clipforge.runtime.image_policy import ImagePolicy
+from clipforge.serve.validation import check_api_key
 
 API_KEY_ENV = "CLIPFORGE_API_KEY"
 
@@ -29,6 +30,7 @@ class ServeSettings:
     min_image_side: int = dataclasses.field(default_factory=lambda: ImagePolicy.from_env().min_side)
     max_k: int = 1000
     request_timeout_s: float = 60.0
+    body_timeout_s: float = 30.0  # a body still arriving after this gets 408
     max_queue: int = 4096  # items waiting for the encoders; beyond this, 503
     decode_threads: int = 2  # image decoding and pre-processing, off the event loop
     thumbnail_size: int = 256
@@ -42,7 +44,8 @@ class ServeSettings:
         if problems:
             raise InputError("bad serve settings: " + "; ".join(problems))
         if self.api_key is None:
-            self.api_key = os.environ.get(API_KEY_ENV) or None
+            self.api_key = os.environ.get(API_KEY_ENV)
+        check_api_key(self.api_key)
 
     def image_policy(self) -> ImagePolicy:
         """The runtime's image policy with this server's pixel and side limits."""

@@ -4,6 +4,7 @@ zero-shot pipeline's ``[{"label", "score"}]``, best first. Label embeddings come
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 from fastapi import APIRouter, Depends, Request
@@ -16,7 +17,12 @@ from clipforge.runtime.labels import DEFAULT_TEMPLATE, check_labels, check_templ
 from clipforge.serve.decoding import b64_bytes
 from clipforge.serve.deps import ready_service, require_key
 from clipforge.serve.errors import ApiError, field_name
-from clipforge.serve.routes.common import check_count, check_texts, embed_images
+from clipforge.serve.routes.common import (
+    check_count,
+    check_text,
+    check_texts,
+    embed_images,
+)
 from clipforge.serve.schemas import ClassifyRequest, ClassifyResponse
 from clipforge.serve.service import Service
 
@@ -65,6 +71,8 @@ def _parse_json(raw: bytes):
     except ValidationError as exc:
         first = exc.errors()[0]
         raise ApiError(422, field_name(first["loc"]), first["msg"]) from exc
+    except (ValueError, RecursionError) as exc:  # a number over Python's 4300-digit limit, deep nesting
+        raise ApiError(400, "body", f"the body cannot be parsed ({str(exc)[:120]})") from exc
     blobs = [b64_bytes(v, f"images[{i}]") for i, v in enumerate(body.images)]
     return blobs, body.labels, body.templates, body.top_k
 
@@ -77,12 +85,25 @@ async def _parse_form(request: Request, svc: Service):
         if not isinstance(part, UploadFile):
             raise ApiError(422, f"images[{i}]", "expected a file upload, got a text field")
         blobs.append(await part.read())
-    labels = [p.strip() for v in form.getlist("labels") for p in str(v).split(",")]
-    templates = [str(t) for t in form.getlist("templates")] or None
-    top_k = form.get("top_k")
-    if top_k is not None and (not str(top_k).isdigit() or int(top_k) < 1):
-        raise ApiError(422, "top_k", f"expected a positive integer, got {str(top_k)[:20]!r}")
-    return blobs, labels, templates, int(top_k) if top_k is not None else None
+    labels = [p.strip() for v in _text_fields(form, "labels") for p in v.split(",")]
+    templates = _text_fields(form, "templates") or None
+    top_k = _text_fields(form, "top_k")
+    if top_k and not _POSITIVE_INT.fullmatch(top_k[-1]):
+        raise ApiError(422, "top_k", f"expected a positive integer (at most 9 digits), got {top_k[-1][:20]!r}")
+    return blobs, labels, templates, int(top_k[-1]) if top_k else None
+
+
+_POSITIVE_INT = re.compile(r"0*[1-9][0-9]{0,8}")  # ASCII digits only: str.isdigit() accepts '²', int() does not
+
+
+def _text_fields(form, name: str) -> list[str]:
+    """The text values of a multipart field; a file sent under a text field's name is refused (its
+    ``str()`` is a description such as 'UploadFile(filename=..., size=3)', not the text)."""
+    values = form.getlist(name)
+    for i, value in enumerate(values):
+        if not isinstance(value, str):
+            raise ApiError(422, f"{name}[{i}]", "expected a text field, got a file upload; send it without a filename")
+    return values
 
 
 def _check_labels(labels: list[str], templates, svc: Service) -> tuple[list[str], list[str]]:
@@ -91,10 +112,12 @@ def _check_labels(labels: list[str], templates, svc: Service) -> tuple[list[str]
         labels = check_labels(labels)
     except InputError as exc:
         raise ApiError(422, "labels", str(exc)) from exc
+    if isinstance(templates, list) and len(templates) > 100:
+        raise ApiError(413, "templates", f"{len(templates)} templates; the limit is 100")
     try:
         templates = check_templates(templates if templates is not None else DEFAULT_TEMPLATE)
     except InputError as exc:
         raise ApiError(422, "templates", str(exc)) from exc
-    if len(templates) > 100:
-        raise ApiError(413, "templates", f"{len(templates)} templates; the limit is 100")
+    for i, template in enumerate(templates):
+        check_text(template, f"templates[{i}]", svc.settings)
     return labels, templates

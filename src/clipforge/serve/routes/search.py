@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
@@ -39,7 +41,9 @@ async def search(body: SearchRequest, svc: Service = Depends(ready_service)) -> 
     if body.text is None and body.image is None:
         raise ApiError(422, "text", "send a text query, an image query (base64) or both")
     if body.k > svc.settings.max_k:
-        raise ApiError(422, "k", f"k is {body.k}; the limit is {svc.settings.max_k}")
+        raise ApiError(422, "k", f"k is {str(body.k)[:30]}; the limit is {svc.settings.max_k}")
+    if body.min_score is not None and not math.isfinite(body.min_score):
+        raise ApiError(422, "min_score", f"min_score is {body.min_score}; send a finite number (cosine, -1 to 1)")
     for name in ("text", "negative"):
         if getattr(body, name) is not None:
             check_text(getattr(body, name), name, svc.settings)
