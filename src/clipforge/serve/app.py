@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 
 from clipforge import __version__
 from clipforge.serve import errors
+from clipforge.serve.drain import DrainMiddleware
 from clipforge.serve.middleware import BodyLimitMiddleware, MetricsMiddleware
 from clipforge.serve.routes import classify, embeddings, health, page, search
 from clipforge.serve.service import Service
@@ -38,5 +39,6 @@ def create_app(model: Any, index: Any = None, settings: ServeSettings | None = N
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(page.STATIC)), name="static")
     app.add_middleware(BodyLimitMiddleware, max_bytes=service.settings.max_body_bytes)
+    app.add_middleware(DrainMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=service.metrics)
     return app

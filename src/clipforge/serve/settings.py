@@ -22,6 +22,8 @@ class ServeSettings:
     max_images: int = 64  # per request
     max_texts: int = 256  # per request
     max_labels: int = 1000
+    max_templates: int = 100  # per classify request
+    max_prompts: int = 1000  # labels x templates per classify request (~6 s of fp32 ViT-B/32 text on 2 cores)
     max_text_chars: int = 2000  # per text or label
     max_image_pixels: int = 50_000_000  # width * height, checked from the header before decoding
     min_image_side: int = 8  # smaller images (tracking pixels) are refused
