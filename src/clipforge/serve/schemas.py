@@ -9,21 +9,31 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class EmbeddingsRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")  # OpenAI clients also send user, dimensions, ...
+    """Every field of OpenAI's embeddings request, plus ``modality`` (the OpenAI SDK sends it with
+    ``extra_body={"modality": "image"}``)."""
 
-    input: str | list[str] = Field(description="Texts, or images as base64 strings / data URIs.")
+    model_config = ConfigDict(extra="ignore")
+
+    input: str | list[str] | list[int] | list[list[int]] = Field(
+        description="Texts, or images as base64 strings / data URIs. Token-id arrays are refused: the server "
+                    "tokenizes itself.")
     modality: Literal["text", "image"] = "text"
-    model: str | None = Field(None, description="Ignored: the server has one model.")
-    encoding_format: Literal["float"] = "float"
+    model: str | None = Field(None, description="Ignored: the server has one model; responses name it.")
+    encoding_format: Literal["float", "base64"] = Field(
+        "float", description="'base64': each embedding as base64 of little-endian float32 bytes.")
+    dimensions: int | None = Field(None, description="Accepted only when equal to the model's embedding width.")
+    user: str | None = Field(None, description="Accepted and ignored.")
 
 
 class Embedding(BaseModel):
     object: Literal["embedding"] = "embedding"
-    embedding: list[float]
+    embedding: list[float] | str
     index: int
 
 
 class Usage(BaseModel):
+    """Text tokens as the encoder sees them (special tokens included, before padding); images count 0."""
+
     prompt_tokens: int = 0
     total_tokens: int = 0
 
