@@ -176,6 +176,8 @@ BAD = {  # name: (path, json body or request kwargs, status, field)
     "empty text": ("/v1/embeddings", {"input": ["ok", "  "]}, 422, "input[1]"),
     "over-long text": ("/v1/embeddings", {"input": ["word " * 1000]}, 422, "input[0]"),
     "empty input list": ("/v1/embeddings", {"input": []}, 422, "input"),
+    "input list of mixed types": ("/v1/embeddings", {"input": ["a red circle", 3]}, 422, "input"),
+    "token-id input": ("/v1/embeddings", {"input": [[101, 2023, 102]]}, 422, "input"),
     "missing input": ("/v1/embeddings", {"modality": "text"}, 422, "input"),
     "unknown modality": ("/v1/embeddings", {"input": ["x"], "modality": "video"}, 422, "modality"),
     "malformed json": ("/v1/embeddings", {"data": b'{"input": [', "headers": {"Content-Type": "application/json"}},

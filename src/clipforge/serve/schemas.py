@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
 class EmbeddingsRequest(BaseModel):
@@ -23,6 +23,16 @@ class EmbeddingsRequest(BaseModel):
         "float", description="'base64': each embedding as base64 of little-endian float32 bytes.")
     dimensions: int | None = Field(None, description="Accepted only when equal to the model's embedding width.")
     user: str | None = Field(None, description="Accepted and ignored.")
+
+    @field_validator("input", mode="wrap")
+    @classmethod
+    def _one_message(cls, value, handler):
+        """One error naming ``input`` instead of one per member of the union."""
+        try:
+            return handler(value)
+        except ValidationError as exc:
+            raise ValueError("expected a string or a list of strings (texts, or images as base64 / data URIs), "
+                             f"got {type(value).__name__} {str(value)[:40]!r}") from exc
 
 
 class Embedding(BaseModel):
