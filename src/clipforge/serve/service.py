@@ -8,6 +8,7 @@ import asyncio
 import functools
 import io
 import logging
+from collections import deque
 from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
@@ -136,16 +137,22 @@ class Service:
         return await _named(self.texts.submit(text), field)
 
     async def embed_texts(self, texts: list[str], field: str) -> list[np.ndarray]:
-        """Rows for ``texts`` (errors name ``field[i]``). At most ``max_batch`` of them wait in the text queue at
-        a time, so other requests' items join the next encoder run instead of queueing behind a long list, and
-        when the request is cancelled the texts not yet submitted never run."""
-        window = asyncio.Semaphore(self.settings.max_batch)
-
-        async def one(i: int, text: str) -> np.ndarray:
-            async with window:
-                return await self.embed_text(text, f"{field}[{i}]")
-
-        return await first_error([one(i, t) for i, t in enumerate(texts)])
+        """Rows for ``texts`` (errors name ``field[i]``), submitted in chunks of ``max_batch`` with at most two
+        chunks queued, so other requests' items join the next encoder run instead of queueing behind a long list,
+        and when the request is cancelled the chunks not yet submitted never run."""
+        step, rows, window = self.settings.max_batch, [], deque()
+        try:
+            for start in range(0, len(texts), step):
+                window.append(asyncio.ensure_future(first_error(
+                    [self.embed_text(t, f"{field}[{start + i}]") for i, t in enumerate(texts[start:start + step])])))
+                if len(window) == 2:
+                    rows += await window.popleft()
+            while window:
+                rows += await window.popleft()
+        finally:
+            for chunk in window:
+                chunk.cancel()
+        return rows
 
     async def label_embeddings(self, labels: list[str], templates: list[str]) -> np.ndarray:
         """Normalised class embeddings [L, D] (each label's prompts embedded through the text batcher, averaged
