@@ -81,8 +81,8 @@ def truncated_jpeg() -> bytes:
     return out.getvalue()[: len(out.getvalue()) // 2]
 
 
-def post(srv, path, body, **kw):
-    return request("POST", srv.url + path, json_body=body, timeout=30, **kw)
+def post(srv, path, body, timeout: float = 30, **kw):
+    return request("POST", srv.url + path, json_body=body, timeout=timeout, **kw)
 
 
 def embed_images(srv, images: list[bytes]):
@@ -252,6 +252,8 @@ BAD = {  # name: (path, json body or request kwargs, status, field)
     "empty text": ("/v1/embeddings", {"input": ["ok", "  "]}, 422, "input[1]"),
     "over-long text": ("/v1/embeddings", {"input": ["word " * 1000]}, 422, "input[0]"),
     "empty input list": ("/v1/embeddings", {"input": []}, 422, "input"),
+    "input list of mixed types": ("/v1/embeddings", {"input": ["a red circle", 3]}, 422, "input"),
+    "token-id input": ("/v1/embeddings", {"input": [[101, 2023, 102]]}, 422, "input"),
     "missing input": ("/v1/embeddings", {"modality": "text"}, 422, "input"),
     "unknown modality": ("/v1/embeddings", {"input": ["x"], "modality": "video"}, 422, "modality"),
     "malformed json": ("/v1/embeddings", {"data": b'{"input": [', "headers": {"Content-Type": "application/json"}},
@@ -265,6 +267,12 @@ BAD = {  # name: (path, json body or request kwargs, status, field)
                          422, "labels"),
     "10000 labels": ("/v1/classify", {"images": [b64(png(16, 16))], "labels": [f"l{i}" for i in range(10000)]},
                      413, "labels"),
+    "labels x templates over max_prompts": ("/v1/classify", {"images": [b64(png(16, 16))],
+                                                             "labels": [f"l{i}" for i in range(40)],
+                                                             "templates": [f"{{}} {j}" for j in range(30)]},
+                                            413, "labels"),
+    "101 templates": ("/v1/classify", {"images": [b64(png(16, 16))], "labels": ["a"],
+                                       "templates": [f"{{}} {j}" for j in range(101)]}, 413, "templates"),
     "template without placeholder": ("/v1/classify", {"images": [b64(png(16, 16))], "labels": ["a", "b"],
                                                       "templates": ["a photo"]}, 422, "templates"),
     "top_k zero": ("/v1/classify", {"images": [b64(png(16, 16))], "labels": ["a"], "top_k": 0}, 422, "top_k"),
@@ -674,3 +682,124 @@ def test_the_serving_path_imports_neither_torch_nor_transformers(index_model):
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+# --- bounded work: fairness, cancellation on timeout / disconnect, drain --------------------------------------
+def _big_classify(n_labels: int, n_templates: int) -> dict:
+    return {"images": [b64(png(16, 16))], "labels": [f"label number {i}" for i in range(n_labels)],
+            "templates": [f"a photo {j} of a {{}}." for j in range(n_templates)]}
+
+
+def _text_items(srv) -> int:
+    """Text items the server has handed to its text encoder so far."""
+    text = request("GET", srv.url + "/metrics").body.decode()
+    found = re.search(r'clipforge_batch_size_sum\{encoder="text"\} ([\d.]+)', text)
+    return int(float(found.group(1))) if found else 0
+
+
+def _wait_for_text_work(srv, start: int, timeout_s: float = 1.0) -> None:
+    """Until the text encoder has run items beyond ``start`` (a big request is under way), bounded."""
+    for _ in range(int(timeout_s * 20)):
+        if _text_items(srv) > start + 64:
+            return
+        threading.Event().wait(0.05)
+
+
+def _in_thread(fn):
+    out = {}
+
+    def run():
+        out["start"] = time.monotonic()
+        out["reply"] = fn()
+        out["end"] = time.monotonic()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, out
+
+
+def _server_with_log(index_model, tmp_path_factory, *args):
+    log = tmp_path_factory.mktemp("serve-log") / "server.log"
+    srv = ServerProcess(["-m", str(index_model), "--threads", "1", "--max-labels", "5000", "--max-prompts", "50000",
+                         *args], log_path=str(log)).start()
+    srv.log = log
+    return srv
+
+
+@pytest.fixture(scope="module")
+def short_server(index_model, tmp_path_factory):
+    """--timeout 2, and limits that let one classify run ~7 s of text encoding (50000 prompts)."""
+    srv = _server_with_log(index_model, tmp_path_factory, "--timeout", "2")
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def draining_server(index_model, tmp_path_factory):
+    """--drain 1 (the last test here stops it with SIGTERM), and the same limits as ``short_server``."""
+    srv = _server_with_log(index_model, tmp_path_factory, "--drain", "1")
+    yield srv
+    srv.stop()
+
+
+@pytest.mark.slow
+def test_a_small_request_is_not_stuck_behind_a_big_classify(draining_server, model):
+    srv, before = draining_server, _text_items(draining_server)
+    big, big_out = _in_thread(lambda: post(srv, "/v1/classify", _big_classify(4000, 5), timeout=120))
+    _wait_for_text_work(srv, before)
+    small, small_out = _in_thread(lambda: post(srv, "/v1/embeddings", {"input": ["a red circle"]}, timeout=120))
+    small.join(120)
+    big.join(120)
+    assert big_out["reply"].status == 200 and small_out["reply"].status == 200
+    np.testing.assert_allclose(vectors(small_out["reply"])[0], model.embed_texts(["a red circle"])[0], atol=1e-5)
+    # the small one is answered within the first half of what the big one had left when it came in
+    left = big_out["end"] - small_out["start"]
+    assert left > 0, "the big request was over before the small one started: nothing was measured"
+    assert small_out["end"] - small_out["start"] < left / 2, (small_out, big_out)
+    assert _text_items(srv) - before >= 20000  # the big one's prompts went through the text batcher
+
+
+@pytest.mark.slow
+def test_a_timed_out_request_stops_using_the_encoder(short_server):
+    srv, before = short_server, _text_items(short_server)
+    reply = post(srv, "/v1/classify", _big_classify(5000, 10), timeout=60)
+    assert reply.status == 503 and "longer than 2 s" in reply.json()["error"]["message"]
+    ran = _text_items(srv)
+    assert ran - before < 50000
+    # the model is free at once: a small request is answered (it used to wait behind the abandoned work)
+    assert post(srv, "/v1/embeddings", {"input": ["a red circle"]}, timeout=60).status == 200
+    threading.Event().wait(1.0)
+    assert _text_items(srv) == ran + 1, "items of the timed-out request reached the encoder after its 503"
+
+
+@pytest.mark.slow
+def test_a_client_that_disconnects_stops_its_work(draining_server):
+    import socket
+
+    srv, before = draining_server, _text_items(draining_server)
+    body = json.dumps(_big_classify(5000, 10)).encode()
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
+        sock.sendall(b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        _wait_for_text_work(srv, before)
+    threading.Event().wait(0.5)
+    ran = _text_items(srv)
+    threading.Event().wait(1.0)
+    assert _text_items(srv) == ran < before + 50000, "the work went on after the client left"
+    metrics = request("GET", srv.url + "/metrics").body.decode()
+    assert re.search(r'clipforge_requests_total\{endpoint="/v1/classify",method="POST",status="499"\} 1', metrics)
+
+
+@pytest.mark.slow
+def test_sigterm_with_a_short_drain_answers_503_without_tracebacks(draining_server):
+    srv, before = draining_server, _text_items(draining_server)
+    big, out = _in_thread(lambda: post(srv, "/v1/classify", _big_classify(5000, 10), timeout=60))
+    _wait_for_text_work(srv, before)
+    srv.terminate()
+    big.join(30)
+    reply = out["reply"]
+    assert reply.status == 503 and reply.headers["content-type"].startswith("application/json")
+    assert "shutting down" in reply.json()["error"]["message"]
+    assert srv.proc.wait(20) in (0, -signal.SIGTERM)
+    log = srv.log.read_text()
+    assert "Traceback" not in log and "CancelledError" not in log, log[-3000:]

@@ -126,3 +126,31 @@ def test_bad_settings_are_refused_with_every_problem():
 
     with pytest.raises(InputError, match="max_batch must be > 0.*max_wait_ms must be >= 0"):
         ServeSettings(max_batch=0, max_wait_ms=-1)
+
+
+def test_cancelled_items_leave_the_queue_and_never_run():
+    """A request that times out or loses its client cancels its waits: its queued items go at once (the queue
+    depth drops, the encoder never sees them) while an item in a running batch finishes."""
+    encoder = FakeEncoder(delay=0.2)
+
+    async def scenario():
+        with ThreadPoolExecutor(1) as pool:
+            batcher = Batcher("fake", encoder, pool, max_batch=2, max_wait_ms=0)
+            batcher.start()
+            running = asyncio.ensure_future(batcher.submit(1))  # occupies the encoder for 0.2 s
+            await asyncio.sleep(0.05)
+            doomed = asyncio.ensure_future(asyncio.gather(*[batcher.submit(i) for i in range(100, 110)]))
+            await asyncio.sleep(0.01)
+            queued = batcher.depth
+            doomed.cancel()
+            await asyncio.gather(doomed, return_exceptions=True)
+            left = batcher.depth
+            survivor = await batcher.submit(7)
+            first = await running
+            await batcher.stop()
+            return queued, left, first, survivor
+
+    queued, left, first, survivor = _run(scenario())
+    assert (queued, left) == (10, 0)
+    assert (first[0], survivor[0]) == (2.0, 14.0)
+    assert encoder.batches == [[1], [7]]

@@ -20,6 +20,8 @@ CHROMIUM = os.environ.get("CLIPFORGE_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--no-first-run", "--disable-sync"]
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "serve.png"
+BROKEN_IMAGES = """[...document.images].filter(i => i.getClientRects().length > 0 || !i.getAttribute('src'))
+    .filter(i => !i.getAttribute('src') || (i.complete && i.naturalWidth === 0)).map(i => i.id || i.alt)"""
 LABELS = ["red circle", "blue square", "green triangle", "yellow cross", "purple circle"]
 
 
@@ -60,6 +62,9 @@ def test_page_search_and_classify_with_the_keyboard(browser, server, shapes_inde
     page.goto(server.url + "/")
     page.wait_for_selector("body[data-ready='1']", timeout=20_000)
     assert page.is_visible("#search-panel")
+    # before any image is chosen: an empty-state hint, and no broken image (an <img> without a loaded picture)
+    assert page.evaluate(BROKEN_IMAGES) == []
+    assert page.is_visible("#classify-empty")
 
     # text search: type, press Enter; the grid holds the index's top hits, best first
     page.fill("#search-k", "10")
@@ -97,6 +102,8 @@ def test_page_search_and_classify_with_the_keyboard(browser, server, shapes_inde
     page.focus("#classify-drop")
     page.keyboard.press("Enter")
     _next_chooser(page, choosers).set_files(str(photo))
+    page.wait_for_function("document.querySelector('#classify-preview')?.naturalWidth > 0", timeout=20_000)
+    assert not page.is_visible("#classify-empty") and page.evaluate(BROKEN_IMAGES) == []
     page.fill("#labels", ", ".join(LABELS))
     page.focus("#classify-form button[type=submit]")
     page.keyboard.press("Enter")

@@ -25,14 +25,19 @@ def serve(
     threads: ro.Threads = None, device: ro.Device = "cpu",
     max_images: Annotated[int, typer.Option("--max-images", help="Images per request.")] = 64,
     max_labels: Annotated[int, typer.Option("--max-labels", help="Labels per request.")] = 1000,
+    max_templates: Annotated[int, typer.Option("--max-templates", help="Templates per classify request.")] = 100,
+    max_prompts: Annotated[int, typer.Option(
+        "--max-prompts", help="Labels x templates per classify request (bounds its text-encoding time).")] = 1000,
     max_body_mb: Annotated[float, typer.Option("--max-body-mb", help="Largest request body.")] = 32.0,
-    timeout: Annotated[float, typer.Option("--timeout", help="Per-request time limit, seconds.")] = 60.0,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", help="Per-request time limit, seconds (503 after; the request's queued work is dropped).")] = 60.0,
     read_timeout: Annotated[float, typer.Option(
         "--read-timeout", help="Seconds a client may take to send a request's headers, and again its body "
                                "(then 408 / the connection is closed).")] = 30.0,
     keep_alive: Annotated[float, typer.Option(
         "--keep-alive", help="Seconds an idle kept-alive connection stays open.")] = 5.0,
-    drain: Annotated[float, typer.Option("--drain", help="Seconds to finish in-flight requests on SIGTERM.")] = 30.0,
+    drain: Annotated[float, typer.Option(
+        "--drain", help="Seconds to finish in-flight requests on SIGTERM; requests still running then get 503.")] = 30.0,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve embeddings, zero-shot classification and search over HTTP, with a web page at /."""
@@ -42,7 +47,8 @@ def serve(
     from clipforge.serve.protocol import protocol_class
 
     settings = ServeSettings(max_batch=max_batch, max_wait_ms=max_wait_ms, api_key=api_key, max_images=max_images,
-                             max_labels=max_labels, max_body_bytes=int(max_body_mb * 1024 * 1024),
+                             max_labels=max_labels, max_templates=max_templates, max_prompts=max_prompts,
+                             max_body_bytes=int(max_body_mb * 1024 * 1024),
                              request_timeout_s=timeout, body_timeout_s=read_timeout, model_name=Path(model).name)
     if keep_alive <= 0:
         raise InputError(f"--keep-alive must be > 0 seconds (got {keep_alive:g})")

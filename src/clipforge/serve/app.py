@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 
 from clipforge import __version__
 from clipforge.serve import errors
+from clipforge.serve.drain import DrainMiddleware
 from clipforge.serve.middleware import (
     ApiKeyMiddleware,
     BodyLimitMiddleware,
@@ -43,10 +44,11 @@ def create_app(model: Any, index: Any = None, settings: ServeSettings | None = N
     for module in (health, embeddings, classify, search, page):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(page.STATIC)), name="static")
-    settings = service.settings  # middleware added last runs first: metrics, HEAD, key, body limits, JSON guard
+    settings = service.settings  # middleware added last runs first: metrics, drain, HEAD, key, body limits, JSON guard
     app.add_middleware(JsonGuardMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
     app.add_middleware(ApiKeyMiddleware, key=settings.api_key)
     app.add_middleware(HeadMiddleware)
+    app.add_middleware(DrainMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=service.metrics)
     return app

@@ -4,7 +4,8 @@ The first item of a batch waits for company only while more items are known to b
 ``expect`` while their images are being decoded), and at most ``max_wait_ms`` (less if it already waited while
 the encoder was busy): a lone request never pays the wait. A batch holds at most ``max_batch`` items, and runs
 happen in the model's executor, off the event loop. If a batch run raises, every item is retried alone, so one
-bad item fails only its own request.
+bad item fails only its own request. Items whose caller is cancelled (the request timed out, its client went
+away, the server is shutting down) leave the queue at once and never reach the encoder.
 """
 
 from __future__ import annotations
@@ -77,7 +78,16 @@ class Batcher:
         entry = _Entry(item, asyncio.get_running_loop().create_future())
         self._items.append(entry)
         self._wake.set()
-        return await entry.future
+        try:
+            return await entry.future
+        except asyncio.CancelledError:
+            self._drop_abandoned()
+            raise
+
+    def _drop_abandoned(self) -> None:
+        """Remove queued items nobody waits for any more (their futures were cancelled with their callers)."""
+        if any(e.future.done() for e in self._items):
+            self._items = deque(e for e in self._items if not e.future.done())
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()

@@ -5,25 +5,45 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
 class EmbeddingsRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")  # OpenAI clients also send user, dimensions, ...
+    """Every field of OpenAI's embeddings request, plus ``modality`` (the OpenAI SDK sends it with
+    ``extra_body={"modality": "image"}``)."""
 
-    input: str | list[str] = Field(description="Texts, or images as base64 strings / data URIs.")
+    model_config = ConfigDict(extra="ignore")
+
+    input: str | list[str] | list[int] | list[list[int]] = Field(
+        description="Texts, or images as base64 strings / data URIs. Token-id arrays are refused: the server "
+                    "tokenizes itself.")
     modality: Literal["text", "image"] = "text"
-    model: str | None = Field(None, description="Ignored: the server has one model.")
-    encoding_format: Literal["float"] = "float"
+    model: str | None = Field(None, description="Ignored: the server has one model; responses name it.")
+    encoding_format: Literal["float", "base64"] = Field(
+        "float", description="'base64': each embedding as base64 of little-endian float32 bytes.")
+    dimensions: int | None = Field(None, description="Accepted only when equal to the model's embedding width.")
+    user: str | None = Field(None, description="Accepted and ignored.")
+
+    @field_validator("input", mode="wrap")
+    @classmethod
+    def _one_message(cls, value, handler):
+        """One error naming ``input`` instead of one per member of the union."""
+        try:
+            return handler(value)
+        except ValidationError as exc:
+            raise ValueError("expected a string or a list of strings (texts, or images as base64 / data URIs), "
+                             f"got {type(value).__name__} {str(value)[:40]!r}") from exc
 
 
 class Embedding(BaseModel):
     object: Literal["embedding"] = "embedding"
-    embedding: list[float]
+    embedding: list[float] | str
     index: int
 
 
 class Usage(BaseModel):
+    """Text tokens as the encoder sees them (special tokens included, before padding); images count 0."""
+
     prompt_tokens: int = 0
     total_tokens: int = 0
 

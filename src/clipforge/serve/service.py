@@ -1,5 +1,6 @@
 """What the routes share: the model (loaded in the background so /healthz answers at once), the index, the
-image and text batchers, the decode and model executors, metrics and the readiness probe."""
+image and text batchers, the decode and model executors, metrics, the readiness probe, the label-embedding cache,
+and the per-request time limit (which also ends a request's work when its client disconnects)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import asyncio
 import functools
 import io
 import logging
+from collections import deque
 from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 import numpy as np
+from starlette.requests import Request
 
 from clipforge._dblocation import redact
 from clipforge.runtime.scoring import l2_normalize
@@ -22,6 +25,8 @@ from clipforge.serve.metrics import Metrics
 from clipforge.serve.settings import ServeSettings
 
 log = logging.getLogger("clipforge.serve")
+
+LABEL_CACHE_ENTRIES = 100_000
 
 
 def _probe_png() -> bytes:
@@ -56,6 +61,7 @@ class Service:
         self.metrics.gauge("clipforge_queue_depth", "Items waiting for an encoder.",
                            lambda: {"image": self.images.depth, "text": self.texts.depth})
         self._loading: asyncio.Task | None = None
+        self._labels: dict[tuple[tuple[str, ...], str], np.ndarray] = {}
 
     # --- life cycle ----------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -131,6 +137,41 @@ class Service:
     async def embed_text(self, text: str, field: str) -> np.ndarray:
         return await _named(self.texts.submit(text), field)
 
+    async def embed_texts(self, texts: list[str], field: str) -> list[np.ndarray]:
+        """Rows for ``texts`` (errors name ``field[i]``), submitted in chunks of ``max_batch`` with at most two
+        chunks queued, so other requests' items join the next encoder run instead of queueing behind a long list,
+        and when the request is cancelled the chunks not yet submitted never run."""
+        step, rows, window = self.settings.max_batch, [], deque()
+        try:
+            for start in range(0, len(texts), step):
+                window.append(asyncio.ensure_future(first_error(
+                    [self.embed_text(t, f"{field}[{start + i}]") for i, t in enumerate(texts[start:start + step])])))
+                if len(window) == 2:
+                    rows += await window.popleft()
+            while window:
+                rows += await window.popleft()
+        finally:
+            for chunk in window:
+                chunk.cancel()
+        return rows
+
+    async def label_embeddings(self, labels: list[str], templates: list[str]) -> np.ndarray:
+        """Normalised class embeddings [L, D] (each label's prompts embedded through the text batcher, averaged
+        over the templates, as ``ZeroShotModel.label_embeddings``), cached per templates + label."""
+        key = tuple(templates)
+        todo = [label for label in dict.fromkeys(labels) if (key, label) not in self._labels]
+        if todo:
+            rows = await self.embed_texts([t.format(label) for label in todo for t in templates], "labels")
+            means = l2_normalize(np.stack(rows).reshape(len(todo), len(templates), -1).mean(axis=1))
+            if len(self._labels) + len(todo) > LABEL_CACHE_ENTRIES:
+                self._labels.clear()
+            self._labels.update({(key, label): row for label, row in zip(todo, means)})
+        return np.stack([self._labels[(key, label)] for label in labels])
+
+    def token_counts(self, texts: list[str]) -> list[int]:
+        """Tokens per text as the encoder sees them: special tokens included, before padding."""
+        return [len(ids) for ids in self.model.tokenizer.ids(texts)[0]]
+
     async def in_model_thread(self, fn: Callable, *args):
         """Run ``fn`` in the model's executor (serialised with the batches: no oversubscribed cores)."""
         return await asyncio.get_running_loop().run_in_executor(self.model_executor, fn, *args)
@@ -138,12 +179,39 @@ class Service:
     async def in_decode_thread(self, fn: Callable, *args):
         return await asyncio.get_running_loop().run_in_executor(self.decode_executor, fn, *args)
 
-    async def within_timeout(self, coro):
+    async def within_timeout(self, coro, request: Request | None = None):
+        """Await ``coro`` for at most ``request_timeout_s`` (503 after), and only while ``request``'s client is
+        connected: either way the work is cancelled, so its queued items never reach the encoders."""
+        work = asyncio.ensure_future(coro)
+        gone = asyncio.ensure_future(_disconnect(request)) if request is not None else None
         try:
-            return await asyncio.wait_for(coro, self.settings.request_timeout_s)
-        except TimeoutError as exc:
-            raise ApiError(503, None, f"the request took longer than {self.settings.request_timeout_s:g} s; "
-                                      "send fewer items or retry") from exc
+            done, _ = await asyncio.wait({work, gone} - {None}, timeout=self.settings.request_timeout_s,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (work, gone):
+                if task is not None and not task.done():
+                    task.cancel()
+        if work in done:
+            return work.result()
+        if gone in done:
+            raise ApiError(499, None, "the client closed the connection; its work was cancelled")
+        raise ApiError(503, None, f"the request took longer than {self.settings.request_timeout_s:g} s; "
+                                  "send fewer items or retry")
+
+
+async def first_error(coros: list) -> list:
+    """Await all; raise the first failure in input order, else return the results in order."""
+    outcomes = await asyncio.gather(*coros, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return outcomes
+
+
+async def _disconnect(request: Request) -> None:
+    """Returns when the client of ``request`` (whose body has been read) closes the connection."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 async def _named(awaitable, field: str):

@@ -24,6 +24,8 @@ class ServeSettings:
     max_images: int = 64  # per request
     max_texts: int = 256  # per request
     max_labels: int = 1000
+    max_templates: int = 100  # per classify request
+    max_prompts: int = 1000  # labels x templates per classify request (~6 s of fp32 ViT-B/32 text on 2 cores)
     max_text_chars: int = 2000  # per text or label
     # the runtime's image policy (CLIPFORGE_MAX_IMAGE_PIXELS / CLIPFORGE_MIN_IMAGE_SIDE give the defaults)
     max_image_pixels: int = dataclasses.field(default_factory=lambda: ImagePolicy.from_env().max_pixels)

@@ -1,5 +1,6 @@
 """``POST /v1/classify``: images (multipart upload or base64 JSON) + labels (+ templates) -> per image the HF
-zero-shot pipeline's ``[{"label", "score"}]``, best first. Label embeddings come from the runtime's cache."""
+zero-shot pipeline's ``[{"label", "score"}]``, best first. Each label x template prompt is one text-batcher item
+(labels x templates is capped by ``max_prompts``), and label embeddings are cached per templates + label."""
 
 from __future__ import annotations
 
@@ -44,11 +45,11 @@ async def classify(request: Request, svc: Service = Depends(ready_service)) -> C
     check_count(blobs, "images", svc.settings.max_images)
 
     async def work():
-        text = await svc.in_model_thread(svc.model.label_embeddings, labels, templates)
+        text = await svc.label_embeddings(labels, templates)
         rows = await embed_images(svc, blobs, "images")
         return svc.model.scores(svc.model.logits(np.stack(rows), text))
 
-    probs = await svc.within_timeout(work())
+    probs = await svc.within_timeout(work(), request)
     k = top_k or len(labels)
     return ClassifyResponse(results=[scoring.top_k(row, labels, k) for row in probs], model=svc.model_name)
 
@@ -112,12 +113,17 @@ def _check_labels(labels: list[str], templates, svc: Service) -> tuple[list[str]
         labels = check_labels(labels)
     except InputError as exc:
         raise ApiError(422, "labels", str(exc)) from exc
-    if isinstance(templates, list) and len(templates) > 100:
-        raise ApiError(413, "templates", f"{len(templates)} templates; the limit is 100")
+    limits = svc.settings
+    if isinstance(templates, list) and len(templates) > limits.max_templates:
+        raise ApiError(413, "templates", f"{len(templates)} templates; the limit is {limits.max_templates}")
     try:
         templates = check_templates(templates if templates is not None else DEFAULT_TEMPLATE)
     except InputError as exc:
         raise ApiError(422, "templates", str(exc)) from exc
     for i, template in enumerate(templates):
         check_text(template, f"templates[{i}]", svc.settings)
+    if len(labels) * len(templates) > limits.max_prompts:
+        raise ApiError(413, "labels", f"{len(labels)} labels x {len(templates)} templates = "
+                                      f"{len(labels) * len(templates)} prompts to embed; the limit is "
+                                      f"{limits.max_prompts} per request: send fewer labels or templates")
     return labels, templates

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from clipforge.serve.errors import ApiError
-from clipforge.serve.service import Service
+from clipforge.serve.service import Service, first_error
 from clipforge.serve.settings import ServeSettings
+
+__all__ = ["check_count", "check_text", "check_texts", "embed_images", "embed_texts", "first_error"]
 
 
 def check_count(items: list, field: str, limit: int) -> None:
@@ -29,18 +29,9 @@ def check_texts(texts: list[str], field: str, settings: ServeSettings, limit: in
         check_text(text, f"{field}[{i}]", settings)
 
 
-async def first_error(coros: list) -> list:
-    """Await all; raise the first failure in input order, else return the results in order."""
-    outcomes = await asyncio.gather(*coros, return_exceptions=True)
-    for outcome in outcomes:
-        if isinstance(outcome, BaseException):
-            raise outcome
-    return outcomes
-
-
 async def embed_images(svc: Service, blobs: list[bytes], field: str) -> list:
     return await first_error([svc.embed_image(b, f"{field}[{i}]") for i, b in enumerate(blobs)])
 
 
 async def embed_texts(svc: Service, texts: list[str], field: str) -> list:
-    return await first_error([svc.embed_text(t, f"{field}[{i}]") for i, t in enumerate(texts)])
+    return await svc.embed_texts(texts, field)

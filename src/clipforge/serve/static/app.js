@@ -189,9 +189,17 @@ function dropZone(zoneId, inputId, onFile) {
 
 function setClassifyFile(file) {
   state.classifyFile = file;
-  const preview = $("classify-preview");
+  // the preview <img> exists only once a file is chosen: before that an empty-state hint, never a broken image
+  let preview = $("classify-preview");
+  if (!preview) {
+    preview = document.createElement("img");
+    preview.id = "classify-preview";
+    preview.alt = "the image to classify";
+    $("classify-preview-box").append(preview);
+  }
+  if (preview.src.startsWith("blob:")) URL.revokeObjectURL(preview.src);
   preview.src = URL.createObjectURL(file);
-  preview.hidden = false;
+  $("classify-empty").hidden = true;
 }
 
 function setSearchFile(file) {
