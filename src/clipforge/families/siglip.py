@@ -12,7 +12,6 @@ trained model; ``ExportOptions(text_attention_mask=True)`` exports the transform
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 from clipforge.families.base import Family
 from clipforge.families.clip import ClipFamily
@@ -48,11 +47,6 @@ class SiglipFamily(ClipFamily):
 
     def with_text_mask(self) -> Family:
         return MaskedSiglipFamily()
-
-    def save_tiny_checkpoint(self, folder, *, shape: str = "tiny", image_size: int = 32, **overrides) -> Path:
-        from clipforge.testing.tiny import save_siglip_checkpoint
-
-        return save_siglip_checkpoint(Path(folder), shape=shape, image_size=image_size, **overrides)
 
 
 class MaskedSiglipFamily(SiglipFamily):
