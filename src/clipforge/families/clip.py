@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from clipforge.families.base import Family
 from clipforge.families.known import CLIP_CHECKPOINTS
-from clipforge.registry import register_family
 from clipforge.specs import EncoderIO, TensorSpec, TextSpec
 
 CLIP_TEXT_IO = EncoderIO(
@@ -50,7 +49,6 @@ def _text_module(model, with_mask: bool):
     return TextEncoder().eval()
 
 
-@register_family
 class ClipFamily(Family):
     name = "clip"
     model_types = ("clip",)

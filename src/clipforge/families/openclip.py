@@ -19,7 +19,6 @@ from clipforge.families.base import Family
 from clipforge.families.known import OPENCLIP_CHECKPOINTS
 from clipforge.families.openclip_io import load_openclip
 from clipforge.hub import OpenClipSource
-from clipforge.registry import register_family
 from clipforge.specs import EncoderIO, TensorSpec, TextSpec
 
 OPENCLIP_TEXT_IO = EncoderIO(
@@ -70,7 +69,6 @@ def _heads(transformer) -> int:
     return int(attn.num_heads)
 
 
-@register_family
 class OpenClipFamily(Family):
     name = "openclip"
     model_types = ()  # found by open_clip_config.json or a weights file, not config.json

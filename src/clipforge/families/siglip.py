@@ -16,13 +16,11 @@ from dataclasses import replace
 from clipforge.families.base import Family
 from clipforge.families.clip import ClipFamily
 from clipforge.families.known import SIGLIP_CHECKPOINTS
-from clipforge.registry import register_family
 from clipforge.specs import EncoderIO, TextSpec
 
 SIGLIP_TEXT_IO = EncoderIO(inputs=ClipFamily.text_io.inputs[:1], outputs=ClipFamily.text_io.outputs)
 
 
-@register_family
 class SiglipFamily(ClipFamily):
     name = "siglip"
     model_types = ("siglip",)
