@@ -11,7 +11,8 @@ import pytest  # noqa: E402
 
 import clipforge  # noqa: E402,F401  (installs the import guard that applies the torchvision workaround)
 
-from clipforge.registry import get_family, list_families  # noqa: E402
+from clipforge.registry import list_families  # noqa: E402
+from clipforge.testing.checkpoints import save_tiny_checkpoint  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -31,7 +32,7 @@ def clipforge_cache(tmp_path_factory):
 def tiny_checkpoints(tmp_path_factory):
     """One tiny random-weight checkpoint folder per registered family, built once per session."""
     root = tmp_path_factory.mktemp("tiny")
-    return {name: get_family(name).save_tiny_checkpoint(root / name) for name in list_families()}
+    return {name: save_tiny_checkpoint(name, root / name) for name in list_families()}
 
 
 HF_FAMILIES = ("clip", "siglip")  # transformers-format families; open_clip has its own tests (test_openclip.py)

@@ -13,7 +13,7 @@ import pytest
 from clipforge.builder import BuildConfig, build_composite
 from clipforge.cli.main import main
 from clipforge.errors import InputError
-from clipforge.runtime.model import ZeroShotModel
+from clipforge.models import ZeroShotModel
 
 
 def test_config_round_trip_and_errors(tmp_path):

@@ -13,7 +13,7 @@ from clipforge.builder import BuildConfig, build_composite
 from clipforge.builder.auto import pick_fastest
 from clipforge.builder.stages import op_counts
 from clipforge.builder.timing import InferenceTimer, median_seconds
-from clipforge.resolve import resolve_export
+from clipforge.models import model_folder
 from clipforge.runtime.model import ZeroShotModel
 from clipforge.testing.shapes import noise_folder
 
@@ -29,7 +29,7 @@ def test_inference_timer_creates_one_session_outside_the_loop(tiny_clip, monkeyp
     import clipforge.builder.timing as timing
     from clipforge.builder.calibration import load_calibration
     from clipforge.builder.parity import make_probe
-    folder = resolve_export(tiny_clip, show_progress=False)
+    folder = model_folder(tiny_clip, show_progress=False)
     probe = make_probe(ZeroShotModel.from_onnx(folder), load_calibration(None, 4))
     sessions, runs = [], []
 
@@ -70,7 +70,7 @@ def test_fused_graph_is_kept_only_when_not_slower(tiny_clip, tmp_path, fused_sec
         return fused_seconds if path.name == "optimized.onnx" else 1.0
 
     config = BuildConfig.for_task("image-feature-extraction")
-    fp32_ops = op_counts(resolve_export(tiny_clip, show_progress=False) / "image-encoder" / "model.onnx")
+    fp32_ops = op_counts(model_folder(tiny_clip, show_progress=False) / "image-encoder" / "model.onnx")
     result = build_composite(tiny_clip, tmp_path / "o", config, timer=timer, show_progress=False)
     stages = result.report["roles"]["image-encoder"]["stages"]
     optimize = stages[0]

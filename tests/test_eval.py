@@ -183,7 +183,7 @@ def test_recall_at_k_known_answers():
 
 def _independent_recall(folder, rows) -> dict:
     """Recall@k computed here from the runtime's embeddings, with numpy's argsort (12 captions, 6 images)."""
-    from clipforge.runtime.model import ZeroShotModel
+    from clipforge.models import ZeroShotModel
 
     model = ZeroShotModel.from_onnx(folder)
     images = model.embed_images([r["image"]["bytes"] for r in rows])

@@ -14,6 +14,7 @@ from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
 from clipforge._io import sha256
 from clipforge.cli.main import main
 from clipforge.export import ExportOptions, export_model
+from clipforge.testing.checkpoints import save_tiny_checkpoint
 
 PROMPTS = ["cat", "a photo of a red circle.", "This is a much longer prompt, with punctuation; and more words!",
            "two dogs"]
@@ -98,9 +99,7 @@ def test_static_export_at_other_image_size(tiny_siglip, tmp_path):
 
 @pytest.mark.slow
 def test_base_shaped_clip_exports_and_validates(tmp_path):
-    from clipforge.registry import get_family
-
-    ckpt = get_family("clip").save_tiny_checkpoint(tmp_path / "b32", shape="base")
+    ckpt = save_tiny_checkpoint("clip", tmp_path / "b32", shape="base")
     result = export_model(ckpt, tmp_path / "out", show_progress=False)
     assert result.manifest.embed_dim == 512
     assert result.manifest.validation["image-encoder"]["max_abs_diff"] < 1e-4

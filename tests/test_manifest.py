@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from clipforge.errors import BuildError, InputError
-from clipforge.resolve import resolve_export
+from clipforge.models import model_folder
 from clipforge.runtime.model import ZeroShotModel
 from clipforge.specs import MANIFEST_SCHEMA_VERSION, Manifest
 
@@ -25,7 +25,7 @@ def _as_v1(data: dict) -> dict:
 
 def test_v1_manifest_loads_and_embeds_like_v2(tiny_checkpoint, tmp_path):
     family, checkpoint = tiny_checkpoint
-    folder = resolve_export(checkpoint, show_progress=False)
+    folder = model_folder(checkpoint, show_progress=False)
     v1 = tmp_path / "v1"
     shutil.copytree(folder, v1)
     data = json.loads((folder / "manifest.json").read_text())
@@ -43,7 +43,7 @@ def test_v1_manifest_loads_and_embeds_like_v2(tiny_checkpoint, tmp_path):
 
 
 def test_newer_schema_and_bad_kind_are_refused(tiny_clip, tmp_path):
-    folder = resolve_export(tiny_clip, show_progress=False)
+    folder = model_folder(tiny_clip, show_progress=False)
     data = json.loads((folder / "manifest.json").read_text())
     for change, message in ((dict(schema_version=MANIFEST_SCHEMA_VERSION + 1), "newer than this clipforge"),
                             (dict(text=dict(data["text"], kind="wordpiece")), "text.kind 'wordpiece'")):
@@ -53,6 +53,6 @@ def test_newer_schema_and_bad_kind_are_refused(tiny_clip, tmp_path):
 
 
 def test_current_manifest_has_no_dead_fields(tiny_clip):
-    data = json.loads((resolve_export(tiny_clip, show_progress=False) / "manifest.json").read_text())
+    data = json.loads((model_folder(tiny_clip, show_progress=False) / "manifest.json").read_text())
     assert not {"bos_id", "pooling", "strip_punctuation"} & set(data["text"])
     assert data["towers"]["image-encoder"] == {"arch": "transformer", "num_heads": 4, "hidden_size": 32}

@@ -108,7 +108,7 @@ TRANSFORMS = [
 
 
 def _spec_and_transform(cfg: dict):
-    from clipforge.families.openclip import image_spec_from_cfg
+    from clipforge.families.openclip_io import image_spec_from_cfg
     from open_clip.transform import PreprocessCfg, image_transform_v2
 
     full = {**PreprocessCfg().__dict__, **cfg}

@@ -20,7 +20,7 @@ from clipforge.pipeline._graph import extensions_session
 from clipforge.pipeline.config import PipelineConfig
 from clipforge.pipeline.text_graph import text_model
 from clipforge.registry import list_models
-from clipforge.runtime.model import ZeroShotModel
+from clipforge.models import ZeroShotModel
 from clipforge.specs import Manifest
 
 TRICKY = ["", " ", "a photo of a cat.", "A Photo Of  THE  Eiffel Tower!!", "it's 2024, isn't it? 3.14 - 1,000",

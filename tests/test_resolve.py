@@ -15,15 +15,15 @@ from PIL import Image
 import clipforge.builder
 import clipforge.export
 from clipforge.errors import InputError
-from clipforge.resolve import resolve_export, shape_options
-from clipforge.runtime.model import ZeroShotModel
+import clipforge.export.cache
+from clipforge.models import ZeroShotModel, model_folder, shape_options
 
 
 @pytest.fixture
 def counted(monkeypatch):
-    """Counts calls of export_model and build_composite (the resolver imports them at call time)."""
+    """Counts calls of export_model and build_composite (export_model as the export cache calls it; build_composite, which clipforge.models imports at call time)."""
     calls = {"export": 0, "build": 0}
-    real_export, real_build = clipforge.export.export_model, clipforge.builder.build_composite
+    real_export, real_build = clipforge.export.cache.export_model, clipforge.builder.build_composite
 
     def export(*args, **kwargs):
         calls["export"] += 1
@@ -33,7 +33,7 @@ def counted(monkeypatch):
         calls["build"] += 1
         return real_build(*args, **kwargs)
 
-    monkeypatch.setattr(clipforge.export, "export_model", export)
+    monkeypatch.setattr(clipforge.export.cache, "export_model", export)
     monkeypatch.setattr(clipforge.builder, "build_composite", build)
     return calls
 
@@ -67,13 +67,13 @@ def test_build_options_build_once_and_stay_close_to_fp32(tiny_clip, tmp_path, co
 
 
 def test_exported_folder_passes_through_and_unmet_options_are_errors(tiny_clip, tmp_path, counted):
-    folder = resolve_export(tiny_clip, cache_dir=tmp_path, show_progress=False)
-    assert resolve_export(folder) == folder and counted["export"] == 1
-    assert resolve_export(folder, options={"static": False}) == folder
+    folder = model_folder(tiny_clip, cache_dir=tmp_path, show_progress=False)
+    assert model_folder(folder) == folder and counted["export"] == 1
+    assert model_folder(folder, options={"static": False}) == folder
     with pytest.raises(InputError, match="already exported.*static.*pass the checkpoint"):
-        resolve_export(folder, options={"static": True, "sequence_length": 16})
+        model_folder(folder, options={"static": True, "sequence_length": 16})
     with pytest.raises(InputError, match=r"unknown export/build option\(s\) \['quantise'\]; valid: opset"):
-        resolve_export(tiny_clip, options={"quantise": "int8-dynamic"})
+        model_folder(tiny_clip, options={"quantise": "int8-dynamic"})
 
 
 def test_shape_config_to_options_and_its_errors():
@@ -90,7 +90,7 @@ def test_shape_config_to_options_and_its_errors():
 
 
 def test_unknown_keywords_tasks_and_skip_build_are_one_line_errors(tiny_clip, tmp_path):
-    folder = resolve_export(tiny_clip, show_progress=False)
+    folder = model_folder(tiny_clip, show_progress=False)
     with pytest.raises(InputError, match=r"from_onnx\(\) got unknown keyword\(s\) \['provider'\]; accepted: task, "
                                          "hf_config, device, threads, spinning"):
         ZeroShotModel.from_onnx(folder, provider="cuda")
@@ -118,7 +118,7 @@ def test_save_pretrained_writes_a_folder_that_loads_the_same(tiny_clip, tmp_path
 
 RUNTIME_ONLY = """
 import sys
-from clipforge.runtime.model import ZeroShotModel
+from clipforge import ZeroShotModel
 from PIL import Image
 model = ZeroShotModel.from_pretrained({folder!r})  # an exported folder: no export, no build
 model.classify([Image.new("RGB", (40, 30), (200, 10, 10))], ["red", "blue"])
@@ -129,13 +129,13 @@ print(bad)
 
 
 def test_runtime_imports_no_export_builder_torch_or_transformers(tiny_clip):
-    folder = resolve_export(tiny_clip, show_progress=False)
+    folder = model_folder(tiny_clip, show_progress=False)
     out = subprocess.run([sys.executable, "-c", textwrap.dedent(RUNTIME_ONLY.format(folder=str(folder)))],
                          capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
 
-def test_runtime_sources_never_import_export_builder_or_resolve():
+def test_runtime_sources_never_import_export_builder_or_models():
     from pathlib import Path
 
     import clipforge.runtime
@@ -148,7 +148,7 @@ def test_runtime_sources_never_import_export_builder_or_resolve():
             if code.startswith(("import clipforge.", "from clipforge.")) and \
                     code.split()[1].startswith(("clipforge.export", "clipforge.builder", "clipforge.pipeline")):
                 offenders.append(f"{path.name}:{number}: {code}")
-            if "clipforge.resolve" in code and path.name != "model.py":
+            if "clipforge.models" in code:
                 offenders.append(f"{path.name}:{number}: {code}")
     assert offenders == []
 
@@ -159,7 +159,7 @@ def test_eval_takes_a_checkpoint_through_the_resolver(tiny_clip, tmp_path, count
     for name in ("red", "blue"):
         (tmp_path / "d" / name).mkdir(parents=True)
         Image.new("RGB", (30, 30), name).save(tmp_path / "d" / name / "0.png")
-    folder = resolve_export(tiny_clip, show_progress=False)
+    folder = model_folder(tiny_clip, show_progress=False)
     exports = counted["export"]
     assert main(["eval", "-m", str(tiny_clip), "--dataset", str(tmp_path / "d"), "-q"]) == 0
     assert counted["export"] == exports  # the cached export of the same checkpoint is reused

@@ -8,7 +8,7 @@ from PIL import Image
 
 from clipforge.errors import InputError
 from clipforge.export import ExportOptions, export_model
-from clipforge.runtime.model import ZeroShotModel
+from clipforge.models import ZeroShotModel
 
 LABELS = ["red circle", "blue square", "green triangle", "a dog", "a very long label about a yellow star"]
 

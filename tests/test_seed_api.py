@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from clipforge.cli.main import main
-from clipforge.registry import get_family
+from clipforge.testing.checkpoints import save_tiny_checkpoint
 
 LABELS = ["a photo of a cat", "a photo of a dog", "a photo of a car"]
 
@@ -17,7 +17,7 @@ LABELS = ["a photo of a cat", "a photo of a dog", "a photo of a car"]
 @pytest.fixture(scope="module")
 def seed_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("seed")
-    ckpt = get_family("clip").save_tiny_checkpoint(root / "clip-ckpt", image_size=224, patch_size=32)  # 7x7 grid
+    ckpt = save_tiny_checkpoint("clip", root / "clip-ckpt", image_size=224, patch_size=32)  # 7x7 grid
     Image.fromarray(np.random.default_rng(1).integers(0, 256, (180, 240, 3), dtype=np.uint8)).save(root / "cat.jpg")
     return root, str(ckpt)
 

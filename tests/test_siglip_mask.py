@@ -12,7 +12,7 @@ import pytest
 
 from clipforge.errors import InputError, TextMaskWarning
 from clipforge.export import ExportOptions
-from clipforge.runtime.model import ZeroShotModel
+from clipforge.models import ZeroShotModel
 from clipforge.specs import Manifest
 from clipforge.testing.siglip_mask import LABELS, hf_pipeline, sample_images, score_diff, text_cosines
 
@@ -121,13 +121,14 @@ def test_manifest_round_trips_the_option_and_old_manifests_load(masked, exported
 
 
 def test_resolver_keys_and_checks_the_option(masked, exported_tiny, tiny_siglip):
-    from clipforge.resolve import cache_key, check_folder_matches, resolve_export
+    from clipforge.folders import cache_key, check_folder_matches
+    from clipforge.models import model_folder
 
     assert cache_key(str(tiny_siglip), None, {"text_attention_mask": True}) != cache_key(str(tiny_siglip), None, {})
     model = ZeroShotModel.from_pretrained(tiny_siglip, text_attention_mask=True, show_progress=False)
     assert model.manifest.text.uses_attention_mask
     assert model.folder.name == cache_key(str(tiny_siglip), None, {"text_attention_mask": True})
-    assert resolve_export(masked, options={"text_attention_mask": True}) == masked
+    assert model_folder(masked, options={"text_attention_mask": True}) == masked
     with pytest.raises(InputError, match="text_attention_mask"):
         check_folder_matches(exported_tiny["siglip"], {"text_attention_mask": True})
     with pytest.raises(InputError, match="text_attention_mask"):

@@ -21,9 +21,10 @@ _LAZY = {
     "list_families": "clipforge.registry",
     "list_models": "clipforge.registry",
     "ExportOptions": "clipforge.options",
-    "resolve_export": "clipforge.resolve",
+    "model_folder": "clipforge.models",
+    "open_model": "clipforge.models",
     "export_model": "clipforge.export",
-    "ZeroShotModel": "clipforge.runtime.model",
+    "ZeroShotModel": "clipforge.models",
     "Index": "clipforge.index",
 }
 # Seed-compatible alias for users coming from composite-model tooling.

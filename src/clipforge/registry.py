@@ -1,17 +1,17 @@
-"""Model-family registry: ``@register_family`` adds a family; lookups that fail list the valid names."""
+"""Model-family registry: the built-in families (``clipforge.families.BUILTIN``) and any ``@register_family``
+adds; lookups that fail list the valid names. Sits above ``families`` (which never import it)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from clipforge.errors import InputError, UnsupportedModelError
+from clipforge.families import BUILTIN
+from clipforge.families.base import Family
+from clipforge.hub import is_openclip_folder, is_weights_file, not_a_model
 
-if TYPE_CHECKING:
-    from clipforge.families.base import Family
-
-_FAMILIES: dict[str, "Family"] = {}
+_FAMILIES: dict[str, Family] = {}
 
 
 def register_family(cls):
@@ -21,24 +21,17 @@ def register_family(cls):
     return cls
 
 
-def _load_builtin() -> None:
-    import clipforge.families  # noqa: F401  (registers the built-in families)
-
-
 def list_families() -> list[str]:
-    _load_builtin()
     return sorted(_FAMILIES)
 
 
-def get_family(name: str) -> "Family":
-    _load_builtin()
+def get_family(name: str) -> Family:
     if name not in _FAMILIES:
         raise UnsupportedModelError(f"unknown family {name!r}; supported: {', '.join(list_families())}")
     return _FAMILIES[name]
 
 
-def family_for_model_type(model_type: str) -> "Family":
-    _load_builtin()
+def family_for_model_type(model_type: str) -> Family:
     for family in _FAMILIES.values():
         if model_type in family.model_types:
             return family
@@ -47,10 +40,9 @@ def family_for_model_type(model_type: str) -> "Family":
     )
 
 
-def family_for_checkpoint(folder: str | Path) -> "Family":
+def family_for_checkpoint(folder: str | Path) -> Family:
     """Find the family from a checkpoint folder's ``config.json``; open_clip folders (``open_clip_config.json``)
     and weights files are the ``openclip`` family."""
-    from clipforge.hub import is_openclip_folder, is_weights_file, not_a_model
 
     if is_openclip_folder(Path(folder)) or is_weights_file(Path(folder)):
         return get_family("openclip")
@@ -69,5 +61,8 @@ def family_for_checkpoint(folder: str | Path) -> "Family":
 
 def list_models() -> list[dict]:
     """Well-known checkpoints of every family, as rows (name, family, params, embed_dim, image_size)."""
-    _load_builtin()
     return [dict(row, family=f.name) for f in _FAMILIES.values() for row in f.checkpoints]
+
+
+for _builtin in BUILTIN:
+    register_family(_builtin)

@@ -19,9 +19,10 @@ from clipforge.builder.parity import Probe, make_probe
 from clipforge.builder.roles import build_role, kill_point
 from clipforge.builder.timing import InferenceTimer, Timer
 from clipforge.errors import InputError, OutputExistsError
+from clipforge.folders import cache_key
 from clipforge.options import BUILD_OVERRIDES, ExportOptions
 from clipforge.progress import steps
-from clipforge.resolve import cache_key, resolve_export
+from clipforge.export.cache import cached_export
 from clipforge.runtime.model import ZeroShotModel
 from clipforge.specs import Manifest
 
@@ -116,8 +117,8 @@ def _runtime_record(report: dict) -> dict:
 def _prepare(model, revision, config, calibration_data, tmp: Path, step, timer) -> BuildContext:
     step("export fp32")
     kill_point("export")
-    fp32_folder = resolve_export(model, revision=revision, options=_export_options(config.export),
-                                 show_progress=False)
+    fp32_folder = cached_export(model, revision=revision, options=_export_options(config.export),
+                                show_progress=False)
     step("calibration data")
     kill_point("calibrate")
     fp32 = ZeroShotModel.from_onnx(fp32_folder)

@@ -9,6 +9,7 @@ import typer
 
 from clipforge import output
 from clipforge.cli import runtime_options as ro
+from clipforge.models import open_model
 from clipforge.runtime.batches import ImageFailure, iter_image_batches
 from clipforge.runtime.labels import DEFAULT_TEMPLATE
 
@@ -25,7 +26,7 @@ def classify(
     backend: ro.Backend = "auto", precision: ro.Precision = None,
 ) -> None:
     """Rank LABELS for each image by cosine similarity of their embeddings."""
-    zs = ro.load_model(model, device, threads, backend, precision=precision)
+    zs = open_model(model, device=device, threads=threads, backend=backend, precision=precision)
     names, label_list = ro.expand_images(images), ro.split_labels(labels)
     zs.label_embeddings(label_list, template)  # validates labels and template before any image work
     results, failures = {}, []

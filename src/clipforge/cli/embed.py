@@ -13,8 +13,10 @@ from clipforge.cli import engine_options as eo
 from clipforge.cli import runtime_options as ro
 from clipforge.cli.classify import _exit_on_failures
 from clipforge.errors import InputError
+from clipforge.models import model_folder, open_model
 from clipforge.output import say
 from clipforge.runtime.batches import ImageFailure, iter_image_batches
+from clipforge.specs import Manifest
 
 
 def embed(
@@ -34,7 +36,8 @@ def embed(
         options = eo.ray_options(address, workers, cpus_per_worker, batch_size)
         return _embed_ray(inputs, output, text, model, device, threads, normalize, options, backend, precision)
     eo.check_local(engine, address, workers, cpus_per_worker)
-    zs = ro.load_model(model, device, threads, backend, lazy=True, precision=precision)  # one encoder is used
+    zs = open_model(model, device=device, threads=threads, backend=backend, lazy=True,
+                    precision=precision)  # one encoder is used
     failures, names, chunks = [], [], []
     if text:
         names, chunks = list(inputs), [zs.embed_texts(inputs, normalize=normalize)]
@@ -62,7 +65,8 @@ def _embed_ray(inputs, output: Path, text: bool, model: str, device: str, thread
         raise InputError(f"--engine ray writes parquet (path, sha256, embedding), not {output.suffix}; "
                          f"name the output {output.with_suffix('.parquet').name}")
     paths = ro.expand_images([Path(p) for p in inputs])
-    folder = ro.model_folder(model)  # exports once if needed, on the driver; workers load the folder
+    folder = model_folder(model)  # exports once if needed, on the driver; workers load the folder
+    Manifest.load(folder)  # a broken folder is reported before any worker starts
     stats, written = embed_to_parquet(paths, folder, output, options, normalize, show=len(paths) > 1,
                                       backend=backend, precision=precision)
     say(f"wrote {written} embedding(s) to {output} in {stats.seconds:.1f} s on {stats.workers} Ray worker(s) "

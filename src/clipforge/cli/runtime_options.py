@@ -24,25 +24,6 @@ Precision = Annotated[str | None, typer.Option(
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
-def load_model(model: str, device: str, threads: int | None, backend: str = "auto", lazy: bool = False,
-               precision: str | None = None):
-    from clipforge.runtime.model import ZeroShotModel
-
-    return ZeroShotModel.from_pretrained(model, device=device, threads=threads, backend=backend, lazy=lazy,
-                                         precision=precision)
-
-
-def model_folder(model: str) -> Path:
-    """The exported/built folder of MODEL, without loading it (a hub id or checkpoint is exported into the
-    cache once); its manifest is read, so a broken folder is reported before any worker starts."""
-    from clipforge.resolve import resolve_export
-    from clipforge.specs import Manifest
-
-    folder = resolve_export(model)
-    Manifest.load(folder)
-    return folder
-
-
 def expand_images(inputs: list[Path]) -> list[Path]:
     """Files as given; folders expand to the image files inside them (recursively, sorted)."""
     paths = []

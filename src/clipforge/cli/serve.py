@@ -63,10 +63,9 @@ def serve(
 def _load_model(model: str, device: str, threads: int | None):
     """In the server's loader thread: a hub id or checkpoint is exported once into the cache (the resolver),
     an exported or built folder is used as it is."""
-    from clipforge.resolve import resolve_export
-    from clipforge.runtime.model import ZeroShotModel
+    from clipforge.models import open_model
 
-    return ZeroShotModel.from_onnx(resolve_export(model, show_progress=False), device=device, threads=threads)
+    return open_model(model, device=device, threads=threads, show_progress=False)
 
 
 def _index_loader(db: str | None):

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from clipforge.errors import InputError
+from clipforge.models import open_model
+from clipforge.runtime.model import ZeroShotModel
 
 CLASSIFICATION = "zero-shot-image-classification"
 RETRIEVAL = "zero-shot-retrieval"
@@ -57,13 +59,9 @@ def _model_name(models) -> str:
 
 
 def _load_model(req: EvalRequest):
-    from clipforge.runtime.model import ZeroShotModel
-
     models = req.models
     if isinstance(models, (str, Path)) and req.manifest is None:  # a hub id or checkpoint: its cached export
-        from clipforge.resolve import resolve_export
-
-        models = resolve_export(models)
+        return open_model(models, device=req.device, threads=req.threads)
     return ZeroShotModel.from_onnx(models, manifest=req.manifest, device=req.device, threads=req.threads)
 
 

@@ -57,7 +57,7 @@ def load_checkpoint(model: str | Path, revision: str | None = None) -> Checkpoin
 
 
 def _load_openclip(model, source: OpenClipSource, revision: str | None) -> Checkpoint:
-    from clipforge.export.openclip_io import load_openclip
+    from clipforge.families.openclip_io import load_openclip
     from clipforge.registry import get_family
 
     family = get_family("openclip")

@@ -1,3 +1,8 @@
-"""Built-in model families; importing this package registers them."""
+"""Built-in model families. ``clipforge.registry`` (the layer above) registers ``BUILTIN``; the families never
+import the registry."""
 
-from clipforge.families import clip, openclip, siglip  # noqa: F401
+from clipforge.families.clip import ClipFamily
+from clipforge.families.openclip import OpenClipFamily
+from clipforge.families.siglip import SiglipFamily
+
+BUILTIN = (ClipFamily, OpenClipFamily, SiglipFamily)  # registration order: clip, openclip, siglip

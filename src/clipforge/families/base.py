@@ -119,7 +119,3 @@ class Family:
 
         raise InputError(f"text_attention_mask applies to SigLIP checkpoints (transformers' SiglipModel); this is a "
                          f"{self.name} checkpoint: export it without the option")
-
-    # --- tiny checkpoints for tests and demos ----------------------------------------------------------
-    def save_tiny_checkpoint(self, folder: str | Path, **overrides) -> Path:
-        raise NotImplementedError

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from clipforge.families.base import Family
 from clipforge.families.known import CLIP_CHECKPOINTS
-from clipforge.registry import register_family
 from clipforge.specs import EncoderIO, TensorSpec, TextSpec
 
 CLIP_TEXT_IO = EncoderIO(
@@ -51,7 +49,6 @@ def _text_module(model, with_mask: bool):
     return TextEncoder().eval()
 
 
-@register_family
 class ClipFamily(Family):
     name = "clip"
     model_types = ("clip",)
@@ -88,8 +85,3 @@ class ClipFamily(Family):
 
     def with_text_mask(self) -> Family:
         return self  # CLIP's text graph always takes its attention mask
-
-    def save_tiny_checkpoint(self, folder, *, shape: str = "tiny", image_size: int = 32, **overrides) -> Path:
-        from clipforge.testing.tiny import save_clip_checkpoint
-
-        return save_clip_checkpoint(Path(folder), shape=shape, image_size=image_size, **overrides)

@@ -14,40 +14,17 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from clipforge.errors import InputError, UnsupportedModelError
+from clipforge.errors import InputError
 from clipforge.families.base import Family
 from clipforge.families.known import OPENCLIP_CHECKPOINTS
-from clipforge.registry import register_family
-from clipforge.specs import EncoderIO, ImageSpec, TensorSpec, TextSpec
+from clipforge.families.openclip_io import load_openclip
+from clipforge.hub import OpenClipSource
+from clipforge.specs import EncoderIO, TensorSpec, TextSpec
 
 OPENCLIP_TEXT_IO = EncoderIO(
     inputs=(TensorSpec("input_ids", "int64", ("batch_size", "sequence_length")),),
     outputs=(TensorSpec("text_embeds", "float32", ("batch_size", "embed_dim")),),
 )
-INTERPOLATION = {"bicubic": 3, "bilinear": 2, "random": 3}  # open_clip evaluates "random" as bicubic
-
-
-def _wrap(model):
-    """The open_clip model with the two calls the rest of clipforge makes on a PyTorch model
-    (``get_image_features(pixel_values=)``, ``get_text_features(input_ids=)``) and its logit parameters."""
-    import torch
-
-    class OpenClipModel(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.inner = model.eval()
-            self.logit_scale = model.logit_scale
-            self.logit_bias = getattr(model, "logit_bias", None)
-
-        def get_image_features(self, pixel_values, **_):
-            return self.inner.encode_image(pixel_values)
-
-        def get_text_features(self, input_ids, attention_mask=None):
-            return self.inner.encode_text(input_ids)
-
-    return OpenClipModel().eval()
-
-
 @contextlib.contextmanager
 def _plain_attention():
     """nn.MultiheadAttention without its inference fast path (``aten::_native_multi_head_attention`` has no
@@ -92,30 +69,6 @@ def _heads(transformer) -> int:
     return int(attn.num_heads)
 
 
-def image_spec_from_cfg(cfg: dict) -> ImageSpec:
-    """open_clip's ``preprocess_cfg`` (size, mean, std, interpolation, resize_mode, fill_color) as an ImageSpec."""
-    size = cfg["size"]
-    h, w = (size, size) if isinstance(size, int) else tuple(size)
-    mode = cfg.get("resize_mode", "shortest")
-    if mode == "squash":
-        resize, crop = "exact", None
-    elif mode == "longest":
-        resize, crop = "fit_longest", (h, w)
-    elif mode == "shortest":
-        resize, crop = ("shortest_edge", (h, w)) if h == w else ("fit_shortest", (h, w))
-    else:
-        raise UnsupportedModelError(f"not supported yet: open_clip resize_mode {mode!r}")
-    interpolation = cfg.get("interpolation", "bicubic")
-    if interpolation not in INTERPOLATION:
-        raise UnsupportedModelError(f"not supported yet: open_clip interpolation {interpolation!r}")
-    return ImageSpec(
-        resize_mode=resize, size=(h, w), crop_size=crop, resample=INTERPOLATION[interpolation],
-        rescale_factor=1 / 255, mean=tuple(float(m) for m in cfg["mean"]), std=tuple(float(s) for s in cfg["std"]),
-        convention="torchvision", fill=int(cfg.get("fill_color", 0) or 0),
-    )
-
-
-@register_family
 class OpenClipFamily(Family):
     name = "openclip"
     model_types = ()  # found by open_clip_config.json or a weights file, not config.json
@@ -124,9 +77,6 @@ class OpenClipFamily(Family):
     static_sequence_length = 77
 
     def load_model(self, folder):
-        from clipforge.export.openclip_io import load_openclip
-        from clipforge.hub import OpenClipSource
-
         return load_openclip(OpenClipSource(Path(folder))).model
 
     def text_spec(self, model, tokenizer) -> TextSpec:
@@ -171,12 +121,3 @@ class OpenClipFamily(Family):
 
     def text_module(self, model):
         return _encoder(model, "text-encoder")
-
-    def save_tiny_checkpoint(self, folder, *, kind: str = "vit", layout: str = "hub", **overrides) -> Path:
-        from clipforge.testing.tiny_openclip import save_openclip_checkpoint
-
-        return save_openclip_checkpoint(Path(folder), kind=kind, layout=layout, **overrides)
-
-
-def wrap_model(model):
-    return _wrap(model)

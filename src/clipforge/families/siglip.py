@@ -12,18 +12,15 @@ trained model; ``ExportOptions(text_attention_mask=True)`` exports the transform
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 from clipforge.families.base import Family
 from clipforge.families.clip import ClipFamily
 from clipforge.families.known import SIGLIP_CHECKPOINTS
-from clipforge.registry import register_family
 from clipforge.specs import EncoderIO, TextSpec
 
 SIGLIP_TEXT_IO = EncoderIO(inputs=ClipFamily.text_io.inputs[:1], outputs=ClipFamily.text_io.outputs)
 
 
-@register_family
 class SiglipFamily(ClipFamily):
     name = "siglip"
     model_types = ("siglip",)
@@ -48,11 +45,6 @@ class SiglipFamily(ClipFamily):
 
     def with_text_mask(self) -> Family:
         return MaskedSiglipFamily()
-
-    def save_tiny_checkpoint(self, folder, *, shape: str = "tiny", image_size: int = 32, **overrides) -> Path:
-        from clipforge.testing.tiny import save_siglip_checkpoint
-
-        return save_siglip_checkpoint(Path(folder), shape=shape, image_size=image_size, **overrides)
 
 
 class MaskedSiglipFamily(SiglipFamily):

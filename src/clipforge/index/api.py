@@ -198,12 +198,13 @@ class Index:
 
 
 def _load_model(model, record: ModelRecord | None, where: str, device: str, threads: int | None):
+    from clipforge.models import open_model
     from clipforge.runtime.model import ZeroShotModel
 
     if isinstance(model, ZeroShotModel):
         return model
     if model is not None:
-        return ZeroShotModel.from_pretrained(model, device=device, threads=threads)
+        return open_model(model, device=device, threads=threads)
     if record is None:
         raise InputError(f"{where} records no model yet; pass one (-m MODEL / model=...) to index with")
     if not (Path(record.folder) / "manifest.json").is_file():

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clipforge.errors import ClipforgeError, InputError
+from clipforge.hub import found_at
+from clipforge.models import model_folder
 from clipforge.progress import track
 from clipforge.specs import ROLES, Manifest
 
@@ -29,10 +31,8 @@ def targets_for(path: str | Path) -> list[Target]:
     (checkpoint folder, hub id, open_clip source: exported once into the cache, named as given)."""
     name, path = str(path), Path(path)
     if not (path / "manifest.json").is_file() and not (path / "model.onnx").is_file() and path.suffix != ".onnx":
-        from clipforge.resolve import resolve_export
-
         try:
-            path = resolve_export(name)
+            path = model_folder(name)
         except InputError as exc:
             raise InputError(f"{exc}; perf also takes an encoder folder or its model.onnx") from exc
     if path.is_dir() and (path / "manifest.json").is_file():
@@ -43,8 +43,6 @@ def targets_for(path: str | Path) -> list[Target]:
                 for role, rel in manifest.encoders.items()]
     model = path / "model.onnx" if path.is_dir() else path
     if not model.is_file():
-        from clipforge.hub import found_at
-
         raise InputError(f"perf {path}: found {found_at(path)}; pass an exported or built folder (manifest.json), an "
                          "encoder folder or a model.onnx")
     folder = model.parent

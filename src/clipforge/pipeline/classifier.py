@@ -17,6 +17,7 @@ import numpy as np
 
 from clipforge._io import atomic_file, check_output
 from clipforge.errors import ValidationError
+from clipforge.models import open_model
 from clipforge.runtime.labels import check_labels, check_templates
 
 
@@ -141,12 +142,10 @@ def export_classifier(model_id, output: str | Path, labels: list[str], templates
     ``with_preprocessing`` makes its input encoded PNG/JPEG bytes instead of ``pixel_values``."""
     import onnx
 
-    from clipforge.runtime.model import ZeroShotModel
-
     labels, templates = check_labels(labels), check_templates(templates)
     output = Path(output)
     check_output(output, force)
-    model = ZeroShotModel.from_pretrained(model_id, show_progress=False)  # a checkpoint is exported once, cached
+    model = open_model(model_id, show_progress=False)  # a checkpoint is exported once, cached
     graph = build_graph(model.folder / model.manifest.encoders["image-encoder"], model, labels, templates)
     if with_preprocessing:
         graph = add_preprocessing(graph, model.manifest.image)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from clipforge._io import check_output, temp_dir
 from clipforge.errors import InputError
+from clipforge.models import model_folder
 from clipforge.pipeline.compose import embedding_model, load_encoder, set_metadata
 from clipforge.pipeline.config import IMAGE_INPUTS, PipelineConfig
 from clipforge.progress import steps
@@ -106,9 +107,7 @@ def staging(paths: dict[str, Path]):
 
 def exported_folder(model: str | Path) -> Path:
     """``model`` itself when it is an exported folder (dynamic shapes), else its cached validated fp32 export."""
-    from clipforge.resolve import resolve_export
-
-    path = resolve_export(model, show_progress=False)
+    path = model_folder(model, show_progress=False)
     if Manifest.load(path).static:
         raise InputError(f"{path} is a --static export; pipelines need dynamic shapes, export without --static")
     return path

@@ -64,23 +64,6 @@ class ZeroShotModel(HFCompatMixin):
         warn_if_cpu_lacks(manifest)
         return cls(manifest, encoders, folder, options.hf_config, paths=resolved)
 
-    @classmethod
-    def from_pretrained(cls, model: str | Path, *, revision: str | None = None, cache_dir: str | Path | None = None,
-                        sub_model_kwargs: dict | None = None, show_progress: bool = True,
-                        **kwargs) -> "ZeroShotModel":
-        """A hub id, checkpoint folder or exported/built folder; checkpoints are exported (or, with build
-        options such as ``quantize=``, built) once into the cache by ``clipforge.resolve.resolve_export``.
-        ``sub_model_kwargs={"image-encoder": {"shape_config": {"height": H, "width": W}}, "text-encoder":
-        {"shape_config": {"sequence_length": L}}}`` exports static shapes per sub-model."""
-        from clipforge.options import MODEL_OPTION_KEYS
-        from clipforge.resolve import resolve_export, shape_options  # the layer above: lazy, keeps runtime light
-
-        load, options = LoadOptions.split(kwargs, "from_pretrained", MODEL_OPTION_KEYS)
-        options = {**options, **shape_options(sub_model_kwargs)}
-        folder = resolve_export(model, revision=revision, options=options, cache_dir=cache_dir,
-                                show_progress=show_progress)
-        return cls.from_onnx(folder, **{k: getattr(load, k) for k in LoadOptions.names()})
-
     def save_pretrained(self, folder: str | Path, force: bool = False) -> Path:
         """Write this model as an exported folder (both encoders, manifest, tokenizer and processor files) that
         ``from_onnx``/``from_pretrained`` load; written in a temporary folder renamed at the end."""

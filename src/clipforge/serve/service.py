@@ -38,9 +38,9 @@ def _probe_png() -> bytes:
 
 
 def _load_folder(folder):
-    from clipforge.runtime.model import ZeroShotModel
+    from clipforge.models import open_model
 
-    return ZeroShotModel.from_pretrained(folder)
+    return open_model(folder)
 
 
 class Service:

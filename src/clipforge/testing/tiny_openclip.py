@@ -28,7 +28,7 @@ DEFAULT_PREPROCESS = {"mean": [0.48145466, 0.4578275, 0.40821073], "std": [0.268
 def model_config(kind: str = "vit", shape: str = "tiny", arch: str | None = None) -> dict:
     if shape == "tiny":
         return json.loads(json.dumps(TINY_CONFIGS[kind]))
-    from clipforge.export.openclip_io import import_open_clip
+    from clipforge.families.openclip_io import import_open_clip
 
     open_clip = import_open_clip()
     name = arch or ("RN50" if kind == "resnet" else "ViT-B-32")
@@ -41,7 +41,7 @@ def model_config(kind: str = "vit", shape: str = "tiny", arch: str | None = None
 def random_model(config: dict, seed: int = 0):
     import torch
 
-    from clipforge.export.openclip_io import import_open_clip
+    from clipforge.families.openclip_io import import_open_clip
 
     open_clip = import_open_clip()
     torch.manual_seed(seed)

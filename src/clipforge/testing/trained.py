@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from clipforge._context import temporarily
+from clipforge.testing.checkpoints import save_tiny_checkpoint
 from clipforge.testing.corpus import TEMPLATES
 from clipforge.testing.shapes import GENERATOR_VERSION, ShapesDataset, cached_folder, shapes_dataset
 
@@ -174,10 +175,8 @@ def train_checkpoint(family: str, dataset: ShapesDataset, out: Path) -> dict:
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from clipforge.registry import get_family
-
     recipe = RECIPES[family]
-    get_family(family).save_tiny_checkpoint(out, image_size=recipe["image_size"], tower=TOWER)
+    save_tiny_checkpoint(family, out, image_size=recipe["image_size"], tower=TOWER)
     with torch_threads(recipe["threads"]):
         torch.manual_seed(recipe["seed"])
         model = AutoModel.from_pretrained(out, attn_implementation="eager")

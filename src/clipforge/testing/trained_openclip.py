@@ -64,7 +64,7 @@ def zero_shot_top1(folder: Path, dataset: ShapesDataset) -> float:
     """Top-1 of ``EVAL_TEMPLATE`` zero-shot classification, with open_clip only."""
     import torch
 
-    from clipforge.export.openclip_io import import_open_clip
+    from clipforge.families.openclip_io import import_open_clip
 
     open_clip = import_open_clip()
     model, _, transform = open_clip.create_model_and_transforms(f"local-dir:{folder}")
@@ -77,7 +77,7 @@ def zero_shot_top1(folder: Path, dataset: ShapesDataset) -> float:
 
 
 def train_checkpoint(dataset: ShapesDataset, out: Path) -> dict:
-    from clipforge.export.openclip_io import import_open_clip
+    from clipforge.families.openclip_io import import_open_clip
     from clipforge.testing.tiny_openclip import random_model, save_hub_layout
 
     open_clip = import_open_clip()

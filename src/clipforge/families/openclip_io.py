@@ -1,6 +1,6 @@
-"""Loading open_clip sources (export side: torch, open_clip, torchvision), and the tokenizer and image
-processor of an open_clip model behind the HF call conventions the exporter, the validation cases and the torch
-baselines use."""
+"""open_clip I/O, all in one place: importing open_clip (with torch and torchvision), loading a source into a
+wrapped model, its pre-processing as an ``ImageSpec``, and the tokenizer and image processor of an open_clip
+model behind the HF call conventions the exporter, the validation cases and the torch baselines use."""
 
 from __future__ import annotations
 
@@ -11,14 +11,18 @@ from typing import Any
 
 import numpy as np
 
+from clipforge._torchvision import ensure_torchvision
 from clipforge.errors import InputError, UnsupportedModelError, require
 from clipforge.hub import OpenClipSource
 from clipforge.specs import ImageSpec
 
 
+INTERPOLATION = {"bicubic": 3, "bilinear": 2, "random": 3}  # open_clip evaluates "random" as bicubic
+
+
 @dataclass
 class LoadedOpenClip:
-    model: Any  # families.openclip's wrapper around the open_clip model
+    model: Any  # wrap_model's wrapper around the open_clip model
     tokenizer: "OpenClipTokenizer"
     processor: "OpenClipProcessor"
     image: ImageSpec
@@ -26,8 +30,6 @@ class LoadedOpenClip:
 
 
 def import_open_clip():
-    from clipforge._torchvision import ensure_torchvision
-
     require("torch", "export")
     ensure_torchvision()
     return require("open_clip", "openclip")
@@ -36,8 +38,6 @@ def import_open_clip():
 def load_openclip(source: OpenClipSource) -> LoadedOpenClip:
     """Build the open_clip model, its tokenizer and pre-processing for ``source``."""
     open_clip = import_open_clip()
-    from clipforge.families.openclip import image_spec_from_cfg, wrap_model
-
     try:
         model, arch, tokenizer = _create(open_clip, source)
     except (RuntimeError, KeyError, ValueError, OSError, AssertionError) as exc:
@@ -50,6 +50,54 @@ def load_openclip(source: OpenClipSource) -> LoadedOpenClip:
     wrapped = wrap_model(model.float().eval())
     image = image_spec_from_cfg(cfg)
     return LoadedOpenClip(wrapped, OpenClipTokenizer(tokenizer), OpenClipProcessor(image, open_clip, cfg), image, arch)
+
+
+def wrap_model(model):
+    return _wrap(model)
+
+
+def _wrap(model):
+    """The open_clip model with the two calls the rest of clipforge makes on a PyTorch model
+    (``get_image_features(pixel_values=)``, ``get_text_features(input_ids=)``) and its logit parameters."""
+    import torch
+
+    class OpenClipModel(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = model.eval()
+            self.logit_scale = model.logit_scale
+            self.logit_bias = getattr(model, "logit_bias", None)
+
+        def get_image_features(self, pixel_values, **_):
+            return self.inner.encode_image(pixel_values)
+
+        def get_text_features(self, input_ids, attention_mask=None):
+            return self.inner.encode_text(input_ids)
+
+    return OpenClipModel().eval()
+
+
+def image_spec_from_cfg(cfg: dict) -> ImageSpec:
+    """open_clip's ``preprocess_cfg`` (size, mean, std, interpolation, resize_mode, fill_color) as an ImageSpec."""
+    size = cfg["size"]
+    h, w = (size, size) if isinstance(size, int) else tuple(size)
+    mode = cfg.get("resize_mode", "shortest")
+    if mode == "squash":
+        resize, crop = "exact", None
+    elif mode == "longest":
+        resize, crop = "fit_longest", (h, w)
+    elif mode == "shortest":
+        resize, crop = ("shortest_edge", (h, w)) if h == w else ("fit_shortest", (h, w))
+    else:
+        raise UnsupportedModelError(f"not supported yet: open_clip resize_mode {mode!r}")
+    interpolation = cfg.get("interpolation", "bicubic")
+    if interpolation not in INTERPOLATION:
+        raise UnsupportedModelError(f"not supported yet: open_clip interpolation {interpolation!r}")
+    return ImageSpec(
+        resize_mode=resize, size=(h, w), crop_size=crop, resample=INTERPOLATION[interpolation],
+        rescale_factor=1 / 255, mean=tuple(float(m) for m in cfg["mean"]), std=tuple(float(s) for s in cfg["std"]),
+        convention="torchvision", fill=int(cfg.get("fill_color", 0) or 0),
+    )
 
 
 def _create(open_clip, source: OpenClipSource):
