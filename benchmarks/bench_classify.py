@@ -65,8 +65,8 @@ def main() -> None:
     }
     print(json.dumps(result, indent=2))
     scaled = " (pipeline timed on a subset, per-image time scaled)" if n_pipe < args.images else ""
-    print(f"clipforge fp32 is {result['speedup']:.1f}x (median of {args.repeats}) the HF pipeline loop at N={args.images}{scaled}; "
-          f"top-1 agreement {agree:.3f}")
+    print(f"clipforge fp32 is {result['speedup']:.1f}x (median of {args.repeats}) the HF pipeline loop at "
+          f"N={args.images}{scaled}; top-1 agreement {agree:.3f}")
 
 
 if __name__ == "__main__":

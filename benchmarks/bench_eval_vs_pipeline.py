@@ -14,7 +14,6 @@ import json
 import time
 
 import numpy as np
-
 from _common import WORK, b32_checkpoint, b32_export, images, labels
 
 TEMPLATE = "This is a photo of {}."

@@ -3,8 +3,9 @@
     python benchmarks/bench_index.py [--images 300] [--vectors 100000] [--queries 200] [--skip-photos|--skip-vectors]
 
 1. Photos: N 4000x3000 JPEGs (30 generated photos repeated under N names, cached under $CLIPFORGE_BENCH_DIR),
-   an int8-dynamic ViT-B/32-shaped build (random weights; ``--model`` reuses an existing one). Per image decode + pre-process (exact vs JPEG draft); indexing into SQLite with draft
-   decode vs exact decode vs the bare ``embed_images`` loop over the same files; cosine of draft vs exact
+   an int8-dynamic ViT-B/32-shaped build (random weights; ``--model`` reuses an existing one). Per image decode
+   + pre-process (exact vs JPEG draft); indexing into SQLite with draft decode vs exact decode vs the bare
+   ``embed_images`` loop over the same files; cosine of draft vs exact
    embeddings. Targets: draft indexing >= 3x exact indexing; database overhead (exact indexing vs the bare loop)
    <= 10%; mean cosine >= 0.995.
 2. Vectors: 100k random unit vectors (dim 512) and random queries, k = 10, twice: uniform on the sphere (the
@@ -29,7 +30,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-
 from _common import WORK, b32_checkpoint
 
 K = 10
@@ -245,7 +245,7 @@ def load_pg(conn, data: np.ndarray) -> dict:
             copy.write_row((f"/v/{i}", 1, 0.0, "", v))
     copied = time.perf_counter() - start
     conn.execute("SET maintenance_work_mem = '2GB'")
-    conn.execute("SET max_parallel_maintenance_workers = %s" % max(1, (os.cpu_count() or 2) - 1))
+    conn.execute(f"SET max_parallel_maintenance_workers = {max(1, (os.cpu_count() or 2) - 1)}")
     start = time.perf_counter()
     conn.execute("CREATE INDEX images_embedding_hnsw ON clipforge.images USING hnsw (embedding vector_cosine_ops)")
     return {"copy_s": round(copied, 1), "hnsw_build_s": round(time.perf_counter() - start, 1)}
@@ -256,7 +256,8 @@ def recall(found: list[list[int]], exact_ids: np.ndarray) -> float:
 
 
 def clustered_unit(n: int, dim: int, seed: int, per_cluster: int = 100, spread: float = 0.8) -> np.ndarray:
-    """Embedding-like data: unit vectors around n / per_cluster random centres (members at cosine ~0.6 to each other)."""
+    """Embedding-like data: unit vectors around n / per_cluster random centres (members at cosine ~0.6 to each
+    other)."""
     rng = np.random.default_rng(seed)
     centres = random_unit(max(1, n // per_cluster), dim, 12345)  # the same centres for data and queries
     x = centres[rng.integers(0, len(centres), n)] + spread * rng.standard_normal((n, dim), np.float32) / np.sqrt(dim)
@@ -320,8 +321,9 @@ def summary(result: dict) -> list[str]:
                              f"{r['recall@10']} (target p50 <= 10 at recall >= 0.95)")
     ph = result.get("photos")
     if ph:
-        lines.append(f"photos {ph['images']} x 4000x3000 JPEG: decode+preprocess exact {ph['exact_decode_preprocess_ms']}"
-                     f" ms, draft {ph['draft_decode_preprocess_ms']} ms per image; images/s {ph['images_per_s']}")
+        lines.append(f"photos {ph['images']} x 4000x3000 JPEG: decode+preprocess exact "
+                     f"{ph['exact_decode_preprocess_ms']} ms, draft {ph['draft_decode_preprocess_ms']} ms per image; "
+                     f"images/s {ph['images_per_s']}")
         lines.append(f"  draft indexing {ph['draft_speedup_vs_exact_indexing']}x exact indexing (target >= 3); "
                      f"DB overhead vs bare embed_images {100 * ph['db_overhead_exact_vs_bare']:.1f}% (target <= 10%); "
                      f"draft vs exact cosine mean {ph['draft_vs_exact_cosine']['mean']} min "

@@ -17,7 +17,6 @@ import statistics
 import time
 
 import numpy as np
-
 from _common import WORK, b32_export, images
 
 
@@ -75,7 +74,8 @@ def main() -> None:
         text_pipe += _per_call(pipeline.embed_texts, [texts], 1)
         text_run += _per_call(runtime.embed_texts, [texts], 1)
     report["image_ms"] = {"pipeline": 1e3 * statistics.median(pipe_t), "runtime": 1e3 * statistics.median(run_t)}
-    report["text_20_ms"] = {"pipeline": 1e3 * statistics.median(text_pipe), "runtime": 1e3 * statistics.median(text_run)}
+    report["text_20_ms"] = {"pipeline": 1e3 * statistics.median(text_pipe),
+                            "runtime": 1e3 * statistics.median(text_run)}
     report["text_cosine_min"] = float(cosine_rows(pipeline.embed_texts(texts), runtime.embed_texts(texts)).min())
     print(json.dumps(report, indent=2))
     if args.json:

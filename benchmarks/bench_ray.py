@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from _common import WORK, b32_export, images
+
 from clipforge.runtime.cpu import describe
 
 CONFIGS = {"local": None, "ray 1x2": (1, 2), "ray 2x1": (2, 1)}

@@ -22,8 +22,10 @@ import re
 import statistics
 import threading
 import time
+from pathlib import Path
 
 from _common import WORK, b32_checkpoint, images
+
 from clipforge.runtime.cpu import describe
 
 MODES = {"batching": ["--max-batch", "32", "--max-wait-ms", "5"], "max-batch-1": ["--max-batch", "1",
@@ -39,7 +41,7 @@ def int8_build():
 
 def encoded_images(n: int) -> list[bytes]:
     out = []
-    for i, image in enumerate(images(n)):
+    for image in images(n):
         buf = io.BytesIO()
         image.save(buf, "JPEG", quality=85)
         out.append(buf.getvalue())
@@ -87,7 +89,7 @@ def load(url: str, payloads: list[bytes], clients: int, requests: int, duration:
 
 def cpu_seconds(pid: int) -> float:
     """user + system CPU time of a process (all its threads) so far, from /proc."""
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 

@@ -50,6 +50,7 @@ def _child_clipforge(folder: str, job: str, backend: str) -> dict:
 def _child_torch(folder: str, job: str) -> dict:
     marks = {"start": time.time()}
     from _common import images, labels  # first: imports clipforge, whose guard makes torchvision importable
+    # isort: split
     import numpy as np
     import torch
     from PIL import Image
@@ -132,10 +133,9 @@ def session_split(folder: Path, repeats: int) -> dict:
 def prepare(mode: str, portable: bool) -> Path:
     """The build folder for ``mode`` (rebuilt if it predates saved optimised graphs); ``portable``: a copy
     (hard links) without them, so both load paths are measured side by side."""
+    import numpy as np
     from bench_encoders import builds
     from PIL import Image
-
-    import numpy as np
 
     if not COLD_JPEG.is_file():
         pixels = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
@@ -177,7 +177,7 @@ def main() -> None:
     targets = [("pytorch", b32_checkpoint(), "pytorch")]
     targets += [(f"{b} {be}", prepare(b, "portable" in be), be) for b in args.builds.split(",")
                 for be in args.backends.split(",")]
-    for name, folder, backend in targets:  # fill OpenVINO's cache, the page cache and the JPEG first
+    for _name, folder, backend in targets:  # fill OpenVINO's cache, the page cache and the JPEG first
         spawn(folder, "cold", backend)
     rows = {}
     for job in ("cold", "classify"):

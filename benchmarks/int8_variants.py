@@ -13,7 +13,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-
 from _common import WORK, b32_export, images
 
 VARIANTS = {  # name: (kind, per_channel, extra_options)
@@ -39,9 +38,10 @@ def quantize(pre: Path, out: Path, feeds: list, kind: str, per_channel: bool, ex
                          weight_type=QuantType.QInt8, nodes_to_exclude=last_matmul(pre),
                          extra_options={"MatMulConstBOnly": True, **extra})
     else:
-        quantize_static(str(pre), str(out), _Reader(feeds), quant_format=QuantFormat.QDQ, op_types_to_quantize=["MatMul"],
-                        per_channel=per_channel, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        nodes_to_exclude=last_matmul(pre), extra_options={"MatMulConstBOnly": True, **extra})
+        quantize_static(str(pre), str(out), _Reader(feeds), quant_format=QuantFormat.QDQ,
+                        op_types_to_quantize=["MatMul"], per_channel=per_channel, activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8, nodes_to_exclude=last_matmul(pre),
+                        extra_options={"MatMulConstBOnly": True, **extra})
 
 
 def main() -> None:

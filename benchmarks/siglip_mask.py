@@ -64,6 +64,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import clipforge  # noqa: F401  (import guard before transformers)
+    # isort: split
     import transformers
 
     from clipforge.testing.siglip_mask import measure, sample_images

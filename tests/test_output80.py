@@ -1,4 +1,4 @@
-"""Human output at 80 columns off a terminal (issue 18): every command's table keeps ids, paths, variant and
+"""Human output at 80 columns off a terminal: every command's table keeps ids, paths, variant and
 encoder names and labels whole (folded onto more lines, never cut with an ellipsis), --json prints the same rows,
 a run without rows says so in one line, and a MODEL that is none of the accepted kinds is named in one line.
 

@@ -1,4 +1,4 @@
-"""SigLIP and the text attention mask (issue 17): transformers 5's SiglipTokenizer returns a mask that
+"""SigLIP and the text attention mask: transformers 5's SiglipTokenizer returns a mask that
 SiglipModel applies, SigLIP was trained without one. The default export follows the trained model and warns when
 given a padding mask; ``--text-attention-mask`` exports the masked variant, validated against the masked model."""
 

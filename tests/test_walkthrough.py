@@ -1,4 +1,4 @@
-"""The seed document's CLIP walkthrough (config -> build per sub-model -> Python API), run as written with a local
+"""The CLIP walkthrough (config -> build per sub-model -> WinML-style Python API), run as written with a local
 tiny checkpoint (native 224 px with 32 px patches like ViT-B/32, so the HF processor's pixels fit the static 224
 graph) instead of the hub id."""
 
@@ -15,8 +15,8 @@ LABELS = ["a photo of a cat", "a photo of a dog", "a photo of a car"]
 
 
 @pytest.fixture(scope="module")
-def seed_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("seed")
+def walkthrough_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("walkthrough")
     ckpt = save_tiny_checkpoint("clip", root / "clip-ckpt", image_size=224, patch_size=32)  # 7x7 grid
     Image.fromarray(np.random.default_rng(1).integers(0, 256, (180, 240, 3), dtype=np.uint8)).save(root / "cat.jpg")
     return root, str(ckpt)
@@ -33,7 +33,7 @@ def _reference_probs(ckpt, root):
 
 
 def _run_inference(model, ckpt, root):
-    """Step 4's inference code, as in the seed (the hub id replaced by ``ckpt``, cat.jpg in ``root``)."""
+    """Step 4's inference code, as in the walkthrough (the hub id replaced by ``ckpt``, cat.jpg in ``root``)."""
     from PIL import Image
     from transformers import CLIPProcessor
 
@@ -51,8 +51,8 @@ def _run_inference(model, ckpt, root):
 
 
 @pytest.mark.slow
-def test_seed_walkthrough(seed_dir, monkeypatch):
-    root, ckpt = seed_dir
+def test_config_build_and_python_api_walkthrough(walkthrough_dir, monkeypatch):
+    root, ckpt = walkthrough_dir
     monkeypatch.chdir(root)
     want = _reference_probs(ckpt, root)
 
