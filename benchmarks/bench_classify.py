@@ -20,9 +20,12 @@ from _common import b32_checkpoint, b32_export, images, labels
 def make_pipeline(folder):
     from transformers import AutoImageProcessor, AutoModel, AutoTokenizer, pipeline
 
-    return pipeline("zero-shot-image-classification", model=AutoModel.from_pretrained(folder),
-                    tokenizer=AutoTokenizer.from_pretrained(folder),
-                    image_processor=AutoImageProcessor.from_pretrained(folder))
+    return pipeline(
+        "zero-shot-image-classification",
+        model=AutoModel.from_pretrained(folder),
+        tokenizer=AutoTokenizer.from_pretrained(folder),
+        image_processor=AutoImageProcessor.from_pretrained(folder),
+    )
 
 
 def run_pipeline(pipe, imgs, label_list):
@@ -59,14 +62,21 @@ def main() -> None:
         ratios.append(hf_times[-1] / cf_times[-1])
     agree = sum(a == b for a, b in zip(hf_top, cf_top)) / n_pipe
     result = {
-        "images": args.images, "labels": len(label_list), "pipeline_images_timed": n_pipe,
-        "hf_pipeline_s_per_image": statistics.median(hf_times), "clipforge_s_per_image": statistics.median(cf_times),
-        "speedups": ratios, "speedup": statistics.median(ratios), "top1_agreement": agree,
+        "images": args.images,
+        "labels": len(label_list),
+        "pipeline_images_timed": n_pipe,
+        "hf_pipeline_s_per_image": statistics.median(hf_times),
+        "clipforge_s_per_image": statistics.median(cf_times),
+        "speedups": ratios,
+        "speedup": statistics.median(ratios),
+        "top1_agreement": agree,
     }
     print(json.dumps(result, indent=2))
     scaled = " (pipeline timed on a subset, per-image time scaled)" if n_pipe < args.images else ""
-    print(f"clipforge fp32 is {result['speedup']:.1f}x (median of {args.repeats}) the HF pipeline loop at "
-          f"N={args.images}{scaled}; top-1 agreement {agree:.3f}")
+    print(
+        f"clipforge fp32 is {result['speedup']:.1f}x (median of {args.repeats}) the HF pipeline loop at "
+        f"N={args.images}{scaled}; top-1 agreement {agree:.3f}"
+    )
 
 
 if __name__ == "__main__":

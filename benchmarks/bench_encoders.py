@@ -20,13 +20,16 @@ import os
 from _common import WORK, b32_checkpoint, images, labels
 
 # (row name, build mode, backend); bf16 runs where the build says (OpenVINO with the bf16 hint)
-VARIANTS = [("fp32 onnxruntime", "none", "onnxruntime"), ("fp32 openvino", "none", "openvino"),
-            ("bf16 openvino", "bf16", "auto"),
-            ("int8-dynamic onnxruntime", "int8-dynamic", "onnxruntime"),
-            ("int8-dynamic openvino", "int8-dynamic", "openvino"),
-            ("int8-static onnxruntime", "int8-static", "onnxruntime"),
-            ("int8-static openvino", "int8-static", "openvino"),
-            ("int8-static openvino+bf16", "int8-static", "openvino+bf16")]  # float parts in bf16
+VARIANTS = [
+    ("fp32 onnxruntime", "none", "onnxruntime"),
+    ("fp32 openvino", "none", "openvino"),
+    ("bf16 openvino", "bf16", "auto"),
+    ("int8-dynamic onnxruntime", "int8-dynamic", "onnxruntime"),
+    ("int8-dynamic openvino", "int8-dynamic", "openvino"),
+    ("int8-static onnxruntime", "int8-static", "onnxruntime"),
+    ("int8-static openvino", "int8-static", "openvino"),
+    ("int8-static openvino+bf16", "int8-static", "openvino+bf16"),
+]  # float parts in bf16
 TORCH = "pytorch eager fp32"
 
 
@@ -53,8 +56,11 @@ def clipforge_runs(folder, backend, pixels, tokens):
 
     backend, _, precision = backend.partition("+")  # "openvino+bf16": an explicit run-time precision
     model = ZeroShotModel.from_onnx(folder, backend=backend, precision=precision or None)
-    return (lambda: model.encode_pixels(pixels)), \
-        (lambda: model.encode_tokens(tokens.input_ids, tokens.attention_mask)), model.backends
+    return (
+        (lambda: model.encode_pixels(pixels)),
+        (lambda: model.encode_tokens(tokens.input_ids, tokens.attention_mask)),
+        model.backends,
+    )
 
 
 def builds(modes=("none", "int8-dynamic", "int8-static", "bf16"), rebuild=()) -> dict:
@@ -97,8 +103,12 @@ def setup(only: set | None):
     before = [(f"{n} (before)", f"{m}-before", b) for n, m, b in VARIANTS if f"{m}-before" in folders]
     for name, mode, backend in VARIANTS + before:
         wanted = not only or any(o in name for o in only)
-        if mode not in folders or not wanted or ("openvino" in name and not openvino_available()) \
-                or (backend.endswith("+bf16") and not has_bf16()):
+        if (
+            mode not in folders
+            or not wanted
+            or ("openvino" in name and not openvino_available())
+            or (backend.endswith("+bf16") and not has_bf16())
+        ):
             continue
         image, text, used = clipforge_runs(folders[mode], backend, pixels, tokens)
         runs[name] = (image, text, {r: precision_of(folders[mode], r, b) for r, b in used.items()})
@@ -112,8 +122,10 @@ def item_flops(folders, tokens) -> dict:
 
     folder = folders.get("bf16") or folders["int8-dynamic"]  # graphs without ORT contrib fusions: quick to infer
     enc = Manifest.load(folder).encoders
-    return {"image-encoder": flops_per_item(folder / enc["image-encoder"]),
-            "text-encoder": flops_per_item(folder / enc["text-encoder"], tokens.input_ids.shape[1])}
+    return {
+        "image-encoder": flops_per_item(folder / enc["image-encoder"]),
+        "text-encoder": flops_per_item(folder / enc["text-encoder"], tokens.input_ids.shape[1]),
+    }
 
 
 def measure(repeats: int, only: set | None) -> dict:
@@ -122,8 +134,11 @@ def measure(repeats: int, only: set | None) -> dict:
     from clipforge.perf.roofline import CLOCKS, gemm_calls, round_robin
 
     runs, _, tokens, folders = setup(only)
-    calls = {(name, role): fn for name, (image, text, _) in runs.items()
-             for role, fn in (("image-encoder", image), ("text-encoder", text))}
+    calls = {
+        (name, role): fn
+        for name, (image, text, _) in runs.items()
+        for role, fn in (("image-encoder", image), ("text-encoder", text))
+    }
     gemms, reasons = gemm_calls()
     calls.update({("gemm", *key): fn for key, fn in gemms.items()})
     medians = round_robin(calls, repeats)
@@ -142,25 +157,34 @@ def _rows(runs: dict, seconds: dict, reasons: dict, flops: dict, texts: int, clo
     for (name, role), t in ((k, v) for k, v in seconds.items() if k[0] != "gemm"):
         precision = runs[name][2][role]
         rate = per_second(n[role], t, clock)
-        rows.setdefault(name, {})[role] = {"per_s": round(rate, 2), "precision": precision,
-                                           **fraction(rate, flops[role], best[precision][0]),
-                                           "x_torch": round(seconds[(TORCH, role)] / t, 2)}
+        rows.setdefault(name, {})[role] = {
+            "per_s": round(rate, 2),
+            "precision": precision,
+            **fraction(rate, flops[role], best[precision][0]),
+            "x_torch": round(seconds[(TORCH, role)] / t, 2),
+        }
     return {"gemm_peaks": peaks, "best_peaks": best, "rows": rows}
 
 
 def print_rows(result: dict) -> None:
-    print(f"{'variant':28} {'prec':>5} {'img/s':>7} {'limit':>7} {'%lim':>5} {'x torch':>7} "
-          f"{'txt/s':>7} {'limit':>7} {'%lim':>5} {'x torch':>7}")
+    print(
+        f"{'variant':28} {'prec':>5} {'img/s':>7} {'limit':>7} {'%lim':>5} {'x torch':>7} "
+        f"{'txt/s':>7} {'limit':>7} {'%lim':>5} {'x torch':>7}"
+    )
     for name, r in result["rows"].items():
         i, t = r["image-encoder"], r["text-encoder"]
-        print(f"{name:28} {i['precision']:>5} {i['per_s']:7.1f} {i['limit_per_s']:7.1f} {100 * i['fraction']:5.1f} "
-              f"{i['x_torch']:7.2f} {t['per_s']:7.1f} {t['limit_per_s']:7.1f} {100 * t['fraction']:5.1f} "
-              f"{t['x_torch']:7.2f}")
+        print(
+            f"{name:28} {i['precision']:>5} {i['per_s']:7.1f} {i['limit_per_s']:7.1f} {100 * i['fraction']:5.1f} "
+            f"{i['x_torch']:7.2f} {t['per_s']:7.1f} {t['limit_per_s']:7.1f} {100 * t['fraction']:5.1f} "
+            f"{t['x_torch']:7.2f}"
+        )
 
 
 def print_all(result: dict, print_peaks=None) -> None:
-    for clock, title in (("wall", "wall-clock"), ("cpu", "CPU-time basis (rate if the process had the cores "
-                                                          "alone; robust to time-slicing on a shared machine)")):
+    for clock, title in (
+        ("wall", "wall-clock"),
+        ("cpu", "CPU-time basis (rate if the process had the cores alone; robust to time-slicing on a shared machine)"),
+    ):
         print(f"\n== {title}")
         if print_peaks:
             print_peaks(result[clock]["gemm_peaks"])

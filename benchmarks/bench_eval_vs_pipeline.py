@@ -23,12 +23,17 @@ def seeds_loop(imgs, class_names):
     from transformers import AutoImageProcessor, AutoModel, AutoTokenizer, pipeline
 
     folder = b32_checkpoint()
-    pipe = pipeline("zero-shot-image-classification", model=AutoModel.from_pretrained(folder),
-                    tokenizer=AutoTokenizer.from_pretrained(folder),
-                    image_processor=AutoImageProcessor.from_pretrained(folder))
+    pipe = pipeline(
+        "zero-shot-image-classification",
+        model=AutoModel.from_pretrained(folder),
+        tokenizer=AutoTokenizer.from_pretrained(folder),
+        image_processor=AutoImageProcessor.from_pretrained(folder),
+    )
     start = time.perf_counter()
-    preds = [class_names.index(pipe(image, candidate_labels=class_names, hypothesis_template=TEMPLATE)[0]["label"])
-             for image in imgs]
+    preds = [
+        class_names.index(pipe(image, candidate_labels=class_names, hypothesis_template=TEMPLATE)[0]["label"])
+        for image in imgs
+    ]
     return time.perf_counter() - start, preds
 
 
@@ -56,21 +61,34 @@ def main() -> None:
     cf_s, cf_pred = clipforge_eval(imgs, class_names, b32_export())
     hf_s, hf_pred = seeds_loop(imgs[:n_pipe], class_names)
     hf_per, cf_per = hf_s / n_pipe, cf_s / args.images
-    result = {"images": args.images, "classes": len(class_names), "pipeline_images_timed": n_pipe,
-              "seeds_loop_s_per_image": hf_per, "clipforge_eval_s_per_image": cf_per, "speedup": hf_per / cf_per,
-              "same_predictions": float(np.mean(np.array(hf_pred) == np.array(cf_pred[:n_pipe])))}
+    result = {
+        "images": args.images,
+        "classes": len(class_names),
+        "pipeline_images_timed": n_pipe,
+        "seeds_loop_s_per_image": hf_per,
+        "clipforge_eval_s_per_image": cf_per,
+        "speedup": hf_per / cf_per,
+        "same_predictions": float(np.mean(np.array(hf_pred) == np.array(cf_pred[:n_pipe]))),
+    }
     if args.int8:
         from clipforge.builder import build_composite
 
-        folder = build_composite(b32_checkpoint(), WORK / "clip-b32-int8-dynamic", quantize="int8-dynamic",
-                                 show_progress=False).path
+        folder = build_composite(
+            b32_checkpoint(), WORK / "clip-b32-int8-dynamic", quantize="int8-dynamic", show_progress=False
+        ).path
         i8_s, i8_pred = clipforge_eval(imgs, class_names, folder)
-        result.update({"int8_speedup": hf_per / (i8_s / args.images),
-                       "int8_same_predictions": float(np.mean(np.array(i8_pred[:n_pipe]) == np.array(hf_pred)))})
+        result.update(
+            {
+                "int8_speedup": hf_per / (i8_s / args.images),
+                "int8_same_predictions": float(np.mean(np.array(i8_pred[:n_pipe]) == np.array(hf_pred))),
+            }
+        )
     print(json.dumps(result, indent=2))
     scaled = " (pipeline timed on a subset, per-image time scaled)" if n_pipe < args.images else ""
-    print(f"clipforge eval fp32 is {result['speedup']:.1f}x the seeds' per-image pipeline loop{scaled}; "
-          f"same predictions on {100 * result['same_predictions']:.1f}% of images")
+    print(
+        f"clipforge eval fp32 is {result['speedup']:.1f}x the seeds' per-image pipeline loop{scaled}; "
+        f"same predictions on {100 * result['same_predictions']:.1f}% of images"
+    )
 
 
 if __name__ == "__main__":

@@ -37,8 +37,10 @@ K = 10
 
 def cpu() -> str:
     text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    name = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")),
-                platform.processor())
+    name = next(
+        (line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")),
+        platform.processor(),
+    )
     flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
     wanted = ["avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_int8", "amx_bf16"]
     return f"{name}, {os.cpu_count()} cores, flags: {' '.join(f for f in wanted if f in flags) or 'none of note'}"
@@ -88,8 +90,9 @@ def photos(n: int, unique: int = 30) -> Path:
 def int8_b32() -> Path:
     from clipforge.builder import build_composite
 
-    return build_composite(b32_checkpoint(), WORK / "clip-b32-int8-dynamic", quantize="int8-dynamic",
-                           show_progress=False).path
+    return build_composite(
+        b32_checkpoint(), WORK / "clip-b32-int8-dynamic", quantize="int8-dynamic", show_progress=False
+    ).path
 
 
 def decode_ms(files: list[Path], spec) -> dict:
@@ -119,20 +122,22 @@ def bench_photos(n: int, build: str | None, rounds: int = 3) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         indexes = {m: Index(Path(tmp) / f"{m}.db", model) for m in ("exact", "draft")}
         for r in range(rounds):
-            chunk = files[r * n // rounds:(r + 1) * n // rounds]
-            for way in list(seconds)[r % 3:] + list(seconds)[:r % 3]:
+            chunk = files[r * n // rounds : (r + 1) * n // rounds]
+            for way in list(seconds)[r % 3 :] + list(seconds)[: r % 3]:
                 seconds[way] += _time_way(way, chunk, model, indexes)
         vectors = {m: dict(zip(*idx.backend.vectors()[1:])) for m, idx in indexes.items()}
         for idx in indexes.values():
             idx.close()
     cos = np.array([float(vectors["exact"][p] @ vectors["draft"][p]) for p in vectors["exact"]])
     out.update({f"{k}_s": round(v, 2) for k, v in seconds.items()})
-    out.update({
-        "images_per_s": {k: round(len(files) / v, 2) for k, v in seconds.items()},
-        "draft_speedup_vs_exact_indexing": round(seconds["index_exact"] / seconds["index_draft"], 2),
-        "db_overhead_exact_vs_bare": round(seconds["index_exact"] / seconds["bare_embed_images"] - 1, 3),
-        "draft_vs_exact_cosine": {"mean": round(float(cos.mean()), 5), "min": round(float(cos.min()), 5)},
-    })
+    out.update(
+        {
+            "images_per_s": {k: round(len(files) / v, 2) for k, v in seconds.items()},
+            "draft_speedup_vs_exact_indexing": round(seconds["index_exact"] / seconds["index_draft"], 2),
+            "db_overhead_exact_vs_bare": round(seconds["index_exact"] / seconds["bare_embed_images"] - 1, 3),
+            "draft_vs_exact_cosine": {"mean": round(float(cos.mean()), 5), "min": round(float(cos.min()), 5)},
+        }
+    )
     return out
 
 
@@ -213,8 +218,9 @@ def bench_sqlite_vec(path: Path, queries: np.ndarray, exact_ids: np.ndarray) -> 
     return {**percentiles(times), "recall@10": recall(hits, exact_ids), "queries": len(queries), "via": via}
 
 
-def bench_pgvector(server: str, data: np.ndarray, queries: np.ndarray, exact_ids: np.ndarray,
-                   ef_values: list[int]) -> dict:
+def bench_pgvector(
+    server: str, data: np.ndarray, queries: np.ndarray, exact_ids: np.ndarray, ef_values: list[int]
+) -> dict:
     from clipforge.index.postgres import PostgresBackend
     from clipforge.testing.postgres import fresh_database
 
@@ -238,8 +244,12 @@ def load_pg(conn, data: np.ndarray) -> dict:
     """COPY the rows in (binary), then build the HNSW index (faster than maintaining it row by row)."""
     conn.execute("DROP INDEX clipforge.images_embedding_hnsw")
     start = time.perf_counter()
-    with conn.cursor() as cur, cur.copy("COPY clipforge.images (path, size, mtime, sha256, embedding) "
-                                        "FROM STDIN WITH (FORMAT BINARY)") as copy:
+    with (
+        conn.cursor() as cur,
+        cur.copy(
+            "COPY clipforge.images (path, size, mtime, sha256, embedding) FROM STDIN WITH (FORMAT BINARY)"
+        ) as copy,
+    ):
         copy.set_types(["text", "int8", "float8", "text", "vector"])
         for i, v in enumerate(data):
             copy.write_row((f"/v/{i}", 1, 0.0, "", v))
@@ -268,9 +278,11 @@ def bench_vectors(n: int, n_queries: int, dim: int = 512, pgvector: bool = True)
     from clipforge.testing.postgres import postgres_server
 
     out = {"vectors": n, "dim": dim, "queries": n_queries, "k": K}
-    sets = {"uniform": (random_unit(n, dim, 0), random_unit(n_queries, dim, 1)),
-            "clustered": (clustered_unit(n, dim, 0), clustered_unit(n_queries, dim, 1))}
-    with (postgres_server(durable=True) if pgvector else contextlib.nullcontext()) as server:
+    sets = {
+        "uniform": (random_unit(n, dim, 0), random_unit(n_queries, dim, 1)),
+        "clustered": (clustered_unit(n, dim, 0), clustered_unit(n_queries, dim, 1)),
+    }
+    with postgres_server(durable=True) if pgvector else contextlib.nullcontext() as server:
         for name, (data, queries) in sets.items():
             exact_ids = np.argsort(-(queries @ data.T), axis=1, kind="stable")[:, :K]  # row i has id i + 1
             with tempfile.TemporaryDirectory() as tmp:
@@ -312,22 +324,30 @@ def summary(result: dict) -> list[str]:
         if not v:
             continue
         sq, pg = v["sqlite"], v.get("pgvector", {})
-        lines.append(f"{name} {result['vectors']['vectors']} x {result['vectors']['dim']}: SQLite numpy exact p50 "
-                     f"{sq['numpy_exact']['p50_ms']} ms p99 {sq['numpy_exact']['p99_ms']} ms (target p50 <= 100); "
-                     f"sqlite-vec p50 {sq['sqlite_vec']['p50_ms']} ms; HNSW build {pg.get('hnsw_build_s')} s")
+        lines.append(
+            f"{name} {result['vectors']['vectors']} x {result['vectors']['dim']}: SQLite numpy exact p50 "
+            f"{sq['numpy_exact']['p50_ms']} ms p99 {sq['numpy_exact']['p99_ms']} ms (target p50 <= 100); "
+            f"sqlite-vec p50 {sq['sqlite_vec']['p50_ms']} ms; HNSW build {pg.get('hnsw_build_s')} s"
+        )
         for key, r in pg.items():
             if key.startswith("hnsw_ef"):
-                lines.append(f"  pgvector {key}: p50 {r['p50_ms']} ms p99 {r['p99_ms']} ms recall@10 "
-                             f"{r['recall@10']} (target p50 <= 10 at recall >= 0.95)")
+                lines.append(
+                    f"  pgvector {key}: p50 {r['p50_ms']} ms p99 {r['p99_ms']} ms recall@10 "
+                    f"{r['recall@10']} (target p50 <= 10 at recall >= 0.95)"
+                )
     ph = result.get("photos")
     if ph:
-        lines.append(f"photos {ph['images']} x 4000x3000 JPEG: decode+preprocess exact "
-                     f"{ph['exact_decode_preprocess_ms']} ms, draft {ph['draft_decode_preprocess_ms']} ms per image; "
-                     f"images/s {ph['images_per_s']}")
-        lines.append(f"  draft indexing {ph['draft_speedup_vs_exact_indexing']}x exact indexing (target >= 3); "
-                     f"DB overhead vs bare embed_images {100 * ph['db_overhead_exact_vs_bare']:.1f}% (target <= 10%); "
-                     f"draft vs exact cosine mean {ph['draft_vs_exact_cosine']['mean']} min "
-                     f"{ph['draft_vs_exact_cosine']['min']} (target mean >= 0.995)")
+        lines.append(
+            f"photos {ph['images']} x 4000x3000 JPEG: decode+preprocess exact "
+            f"{ph['exact_decode_preprocess_ms']} ms, draft {ph['draft_decode_preprocess_ms']} ms per image; "
+            f"images/s {ph['images_per_s']}"
+        )
+        lines.append(
+            f"  draft indexing {ph['draft_speedup_vs_exact_indexing']}x exact indexing (target >= 3); "
+            f"DB overhead vs bare embed_images {100 * ph['db_overhead_exact_vs_bare']:.1f}% (target <= 10%); "
+            f"draft vs exact cosine mean {ph['draft_vs_exact_cosine']['mean']} min "
+            f"{ph['draft_vs_exact_cosine']['min']} (target mean >= 0.995)"
+        )
     return lines
 
 

@@ -56,12 +56,16 @@ def quantized(fp32: Path, feeds: list[dict]) -> dict[str, Path]:
 
     src, work = fp32 / "image-encoder" / "model.onnx", WORK / "openclip-rn50-quant"
     work.mkdir(parents=True, exist_ok=True)
-    out = {"int8-dynamic (MatMul)": work / "dyn.onnx", "int8-static (MatMul)": work / "static-mm.onnx",
-           "int8-static (MatMul+Conv)": work / "static-conv.onnx"}
+    out = {
+        "int8-dynamic (MatMul)": work / "dyn.onnx",
+        "int8-static (MatMul)": work / "static-mm.onnx",
+        "int8-static (MatMul+Conv)": work / "static-conv.onnx",
+    }
     stages.quantize_dynamic(src, out["int8-dynamic (MatMul)"], QuantizeSection(), work)
     stages.quantize_static(src, out["int8-static (MatMul)"], QuantizeSection(), feeds, work)
-    stages.quantize_static(src, out["int8-static (MatMul+Conv)"], QuantizeSection(op_types=["MatMul", "Conv"]),
-                           feeds, work)
+    stages.quantize_static(
+        src, out["int8-static (MatMul+Conv)"], QuantizeSection(op_types=["MatMul", "Conv"]), feeds, work
+    )
     return out
 
 
@@ -105,14 +109,25 @@ def main() -> None:
         seconds, out = timed(run, args.repeats)
         norms = np.linalg.norm(out, axis=1) * np.linalg.norm(reference, axis=1)
         cos = float(np.min(np.sum(out * reference, 1) / norms))
-        rows[f"clipforge {name}"] = {"seconds": seconds, "images_per_s": 16 / seconds, "ratio": t_torch / seconds,
-                                     "min_cosine_vs_torch": cos, "bytes": path.stat().st_size}
+        rows[f"clipforge {name}"] = {
+            "seconds": seconds,
+            "images_per_s": 16 / seconds,
+            "ratio": t_torch / seconds,
+            "min_cosine_vs_torch": cos,
+            "bytes": path.stat().st_size,
+        }
     report["image_tower_rn50_batch16"] = rows
     for name, row in rows.items():
         extra = f"  cos {row['min_cosine_vs_torch']:.5f}" if "min_cosine_vs_torch" in row else ""
         print(f"{name:34s} {row['images_per_s']:7.1f} img/s  {row['ratio']:5.2f}x{extra}")
-    print("export seconds:", {k: round(v, 1) for k, v in report["export_seconds"].items()}, "|", report["cpu"],
-          report["flags"], f"torch threads {report['torch_threads']}")
+    print(
+        "export seconds:",
+        {k: round(v, 1) for k, v in report["export_seconds"].items()},
+        "|",
+        report["cpu"],
+        report["flags"],
+        f"torch threads {report['torch_threads']}",
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
 

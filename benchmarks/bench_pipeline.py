@@ -57,8 +57,11 @@ def main() -> None:
     export_s = time.perf_counter() - start
     pipeline, runtime = PipelineModel.from_prefix(prefix, threads=2), ZeroShotModel.from_onnx(folder, threads=2)
 
-    report = {"export_and_validate_s": export_s, "validation": result.validation,
-              "sizes_mb": {k: p.stat().st_size / 1e6 for k, p in result.paths.items()}}
+    report = {
+        "export_and_validate_s": export_s,
+        "validation": result.validation,
+        "sizes_mb": {k: p.stat().st_size / 1e6 for k, p in result.paths.items()},
+    }
     texts = [f"a photo of a {w}." for w in ("cat", "dog", "red circle", "car", "tree")] * 4
     for fmt in ("PNG", "JPEG"):
         data = _encoded(8, fmt)
@@ -74,8 +77,10 @@ def main() -> None:
         text_pipe += _per_call(pipeline.embed_texts, [texts], 1)
         text_run += _per_call(runtime.embed_texts, [texts], 1)
     report["image_ms"] = {"pipeline": 1e3 * statistics.median(pipe_t), "runtime": 1e3 * statistics.median(run_t)}
-    report["text_20_ms"] = {"pipeline": 1e3 * statistics.median(text_pipe),
-                            "runtime": 1e3 * statistics.median(text_run)}
+    report["text_20_ms"] = {
+        "pipeline": 1e3 * statistics.median(text_pipe),
+        "runtime": 1e3 * statistics.median(text_run),
+    }
     report["text_cosine_min"] = float(cosine_rows(pipeline.embed_texts(texts), runtime.embed_texts(texts)).min())
     print(json.dumps(report, indent=2))
     if args.json:

@@ -62,8 +62,9 @@ def embed_ray(config, paths: list[Path], model: Path, out: Path) -> tuple[float,
     from clipforge.distributed.ray import RayOptions, embed_to_parquet
 
     start = time.perf_counter()
-    stats, written = embed_to_parquet(paths, model, out, RayOptions(workers=config[0], cpus_per_worker=config[1]),
-                                      show=False)
+    stats, written = embed_to_parquet(
+        paths, model, out, RayOptions(workers=config[0], cpus_per_worker=config[1]), show=False
+    )
     if written != len(paths):
         sys.exit(f"ray {config}: {written} of {len(paths)} embedded")
     return time.perf_counter() - start, stats.first_result_seconds
@@ -78,8 +79,9 @@ def _upserts(backend, vectors, batch: int) -> float:
 
     start = time.perf_counter()
     for i in range(0, len(vectors), batch):
-        backend.apply([Row(f"/img/{j}.jpg", 1000, 0.0, f"{j:064d}", vectors[j])
-                       for j in range(i, min(i + batch, len(vectors)))])
+        backend.apply(
+            [Row(f"/img/{j}.jpg", 1000, 0.0, f"{j:064d}", vectors[j]) for j in range(i, min(i + batch, len(vectors)))]
+        )
     return len(vectors) / (time.perf_counter() - start)
 
 
@@ -105,8 +107,9 @@ def insert_rates(rows: int, dim: int = 512, batch: int = 32) -> dict[str, float]
             out["upserts_with_hnsw" if with_index else "upserts_without_index"] = _upserts(backend, vectors, batch)
             if not with_index:
                 start = time.perf_counter()
-                backend.conn.execute("CREATE INDEX images_embedding_hnsw ON clipforge.images "
-                                     "USING hnsw (embedding vector_cosine_ops)")
+                backend.conn.execute(
+                    "CREATE INDEX images_embedding_hnsw ON clipforge.images USING hnsw (embedding vector_cosine_ops)"
+                )
                 out["hnsw_build_rows"] = rows / (time.perf_counter() - start)
             backend.close()
     return {k: round(v, 1) for k, v in out.items()}
@@ -119,13 +122,18 @@ def projection(per_core: float, pg: dict[str, float], node_cores: int, days: flo
     rows = []
     for n in (10_000_000, 100_000_000):
         core_hours = n / per_core / 3600
-        row = {"images": n, "core_hours": round(core_hours), "node_cores": node_cores,
-               f"nodes_for_{days:g}_days": int(-(-core_hours // (node_cores * 24 * days))),
-               "hours_on_10_nodes": round(core_hours / (10 * node_cores), 1)}
+        row = {
+            "images": n,
+            "core_hours": round(core_hours),
+            "node_cores": node_cores,
+            f"nodes_for_{days:g}_days": int(-(-core_hours // (node_cores * 24 * days))),
+            "hours_on_10_nodes": round(core_hours / (10 * node_cores), 1),
+        }
         if pg:
             row["pg_hours_upserting_with_hnsw"] = round(n / pg["upserts_with_hnsw"] / 3600, 1)
             row["pg_hours_bulk_then_build_hnsw"] = round(
-                (n / pg["upserts_without_index"] + n / pg["hnsw_build_rows"]) / 3600, 1)
+                (n / pg["upserts_without_index"] + n / pg["hnsw_build_rows"]) / 3600, 1
+            )
         rows.append(row)
     return rows
 
@@ -153,25 +161,30 @@ def main() -> None:
         ray.shutdown()
     rates = {name: args.images / statistics.median(t) for name, t in times.items()}
     report = {
-        "cpu": describe(), "images": args.images, "repeats": args.repeats,
+        "cpu": describe(),
+        "images": args.images,
+        "repeats": args.repeats,
         "model": "random-weight CLIP ViT-B/32 (fp32 ONNX)",
         "img_per_s": {k: round(v, 2) for k, v in rates.items()},
         "ray_vs_local": {k: round(v / rates["local"], 3) for k, v in rates.items() if k != "local"},
         "seconds": {k: [round(x, 2) for x in t] for k, t in times.items()},
         "startup_seconds": {k: [round(x, 2) for x in t] for k, t in startup.items()},
         "startup_note": "local: model load; ray: until the first batch came back (workers started, model "
-                        "loaded, one batch embedded; Ray Data may hold results back, so this overstates start-up)",
+        "loaded, one batch embedded; Ray Data may hold results back, so this overstates start-up)",
     }
     if args.inserts:
         report["pgvector_rows_per_s"] = insert_rates(args.inserts)
         report["pgvector_rows"] = args.inserts
     report["per_core_img_per_s"] = round(rates["ray 2x1"] / 2, 2)
-    report["projection"] = projection(rates["ray 2x1"] / 2, report.get("pgvector_rows_per_s", {}), args.node_cores,
-                                      args.days)
+    report["projection"] = projection(
+        rates["ray 2x1"] / 2, report.get("pgvector_rows_per_s", {}), args.node_cores, args.days
+    )
     print(json.dumps(report, indent=2))
     for name, ratio in report["ray_vs_local"].items():
-        print(f"{name}: {rates[name]:.2f} img/s = {ratio:.2f}x local ({rates['local']:.2f} img/s); "
-              f"target >= 0.8x: {'met' if ratio >= 0.8 else 'NOT met'}")
+        print(
+            f"{name}: {rates[name]:.2f} img/s = {ratio:.2f}x local ({rates['local']:.2f} img/s); "
+            f"target >= 0.8x: {'met' if ratio >= 0.8 else 'NOT met'}"
+        )
 
 
 if __name__ == "__main__":

@@ -28,15 +28,18 @@ from _common import WORK, b32_checkpoint, images
 
 from clipforge.runtime.cpu import describe
 
-MODES = {"batching": ["--max-batch", "32", "--max-wait-ms", "5"], "max-batch-1": ["--max-batch", "1",
-                                                                                  "--max-wait-ms", "0"]}
+MODES = {
+    "batching": ["--max-batch", "32", "--max-wait-ms", "5"],
+    "max-batch-1": ["--max-batch", "1", "--max-wait-ms", "0"],
+}
 
 
 def int8_build():
     from clipforge.builder import build_composite
 
-    return build_composite(b32_checkpoint(), WORK / "clip-b32-int8-dynamic", quantize="int8-dynamic",
-                           show_progress=False).path
+    return build_composite(
+        b32_checkpoint(), WORK / "clip-b32-int8-dynamic", quantize="int8-dynamic", show_progress=False
+    ).path
 
 
 def encoded_images(n: int) -> list[bytes]:
@@ -65,8 +68,13 @@ def load(url: str, payloads: list[bytes], clients: int, requests: int, duration:
                 return
             start = time.perf_counter()
             try:
-                reply = request("POST", url + "/v1/embeddings", data=bodies[i % len(bodies)],
-                                headers={"Content-Type": "application/json"}, timeout=60)
+                reply = request(
+                    "POST",
+                    url + "/v1/embeddings",
+                    data=bodies[i % len(bodies)],
+                    headers={"Content-Type": "application/json"},
+                    timeout=60,
+                )
                 ok = reply.status == 200 and len(json.loads(reply.body)["data"]) == 1
             except OSError:
                 ok = False
@@ -82,9 +90,15 @@ def load(url: str, payloads: list[bytes], clients: int, requests: int, duration:
         t.join()
     wall = time.perf_counter() - start
     lat = sorted(latencies)
-    return {"clients": clients, "requests": len(lat), "errors": errors[0], "wall_s": round(wall, 3),
-            "images_per_s": len(lat) / wall, "p50_ms": 1000 * statistics.median(lat),
-            "p99_ms": 1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))]}
+    return {
+        "clients": clients,
+        "requests": len(lat),
+        "errors": errors[0],
+        "wall_s": round(wall, 3),
+        "images_per_s": len(lat) / wall,
+        "p50_ms": 1000 * statistics.median(lat),
+        "p99_ms": 1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))],
+    }
 
 
 def cpu_seconds(pid: int) -> float:
@@ -152,8 +166,6 @@ def direct_rate(model, payloads, batch_size: int) -> tuple[float, float]:
     return len(payloads) / (time.perf_counter() - start), 1000 * (time.process_time() - cpu) / len(payloads)
 
 
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=96, help="requests per client-count level")
@@ -180,12 +192,16 @@ def summarise(runs: dict, direct: dict, top: int) -> dict:
     batch = max(direct)
     (rate_b, cpu_b), (rate_1, cpu_1) = direct[batch], direct[1]
     return {
-        "runs": runs, "top_clients": top, "direct_batch": batch,
+        "runs": runs,
+        "top_clients": top,
+        "direct_batch": batch,
         "direct": {b: {"images_per_s": r, "cpu_ms_per_image": c} for b, (r, c) in direct.items()},
         "batching_speedup": on["images_per_s"] / off["images_per_s"],
         "batching_speedup_cpu": off["server_cpu_ms_per_image"] / on["server_cpu_ms_per_image"],
-        "encoder_batch_gain": rate_b / rate_1, "encoder_batch_gain_cpu": cpu_1 / cpu_b,
-        "overhead": rate_b / on["images_per_s"] - 1, "overhead_cpu": on["server_cpu_ms_per_image"] / cpu_b - 1,
+        "encoder_batch_gain": rate_b / rate_1,
+        "encoder_batch_gain_cpu": cpu_1 / cpu_b,
+        "overhead": rate_b / on["images_per_s"] - 1,
+        "overhead_cpu": on["server_cpu_ms_per_image"] / cpu_b - 1,
         "overhead_batch_1": rate_1 / off["images_per_s"] - 1,
         "overhead_batch_1_cpu": off["server_cpu_ms_per_image"] / cpu_1 - 1,
         "errors": sum(r["errors"] for rows in runs.values() for r in rows),
@@ -195,24 +211,37 @@ def summarise(runs: dict, direct: dict, top: int) -> dict:
 def print_table(s: dict, rounds: int) -> None:
     top, batch = s["top_clients"], s["direct_batch"]
     cpu = s["cpu"]
-    print(f"\n{cpu['model']}, {cpu['cores']} cores, flags: {' '.join(cpu['flags']) or 'none'}"
-          " (wall-clock figures are noisy on a shared machine)")
-    print(f"{'mode':12} {'clients':>7} {'img/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} {'batch':>6} "
-          f"{'cpu ms/img':>10}")
+    print(
+        f"\n{cpu['model']}, {cpu['cores']} cores, flags: {' '.join(cpu['flags']) or 'none'}"
+        " (wall-clock figures are noisy on a shared machine)"
+    )
+    print(
+        f"{'mode':12} {'clients':>7} {'img/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} {'batch':>6} "
+        f"{'cpu ms/img':>10}"
+    )
     for mode, rows in s["runs"].items():
         for r in rows:
-            print(f"{mode:12} {r['clients']:7d} {r['images_per_s']:7.1f} {r['p50_ms']:8.1f} {r['p99_ms']:8.1f} "
-                  f"{r['errors']:6d} {r['mean_batch']:6.1f} {r['server_cpu_ms_per_image']:10.1f}")
-    rates = ", ".join(f"batch {b}: {d['images_per_s']:.1f} img/s, {d['cpu_ms_per_image']:.1f} cpu ms/img"
-                      for b, d in s["direct"].items())
+            print(
+                f"{mode:12} {r['clients']:7d} {r['images_per_s']:7.1f} {r['p50_ms']:8.1f} {r['p99_ms']:8.1f} "
+                f"{r['errors']:6d} {r['mean_batch']:6.1f} {r['server_cpu_ms_per_image']:10.1f}"
+            )
+    rates = ", ".join(
+        f"batch {b}: {d['images_per_s']:.1f} img/s, {d['cpu_ms_per_image']:.1f} cpu ms/img"
+        for b, d in s["direct"].items()
+    )
     print(f"embed_images in-process (medians of {rounds}): {rates}")
-    print(f"batching vs --max-batch 1 at {top} clients: {s['batching_speedup']:.2f}x wall, "
-          f"{s['batching_speedup_cpu']:.2f}x per CPU second (target >= 1.3x; embed_images itself gains "
-          f"{s['encoder_batch_gain']:.2f}x wall / {s['encoder_batch_gain_cpu']:.2f}x CPU from batch 1 to {batch})")
-    print(f"server overhead vs embed_images at batch {batch}: {100 * s['overhead']:.1f}% wall, "
-          f"{100 * s['overhead_cpu']:.1f}% CPU; at batch 1 (--max-batch 1): {100 * s['overhead_batch_1']:.1f}% wall, "
-          f"{100 * s['overhead_batch_1_cpu']:.1f}% CPU (target <= 15%)")
+    print(
+        f"batching vs --max-batch 1 at {top} clients: {s['batching_speedup']:.2f}x wall, "
+        f"{s['batching_speedup_cpu']:.2f}x per CPU second (target >= 1.3x; embed_images itself gains "
+        f"{s['encoder_batch_gain']:.2f}x wall / {s['encoder_batch_gain_cpu']:.2f}x CPU from batch 1 to {batch})"
+    )
+    print(
+        f"server overhead vs embed_images at batch {batch}: {100 * s['overhead']:.1f}% wall, "
+        f"{100 * s['overhead_cpu']:.1f}% CPU; at batch 1 (--max-batch 1): {100 * s['overhead_batch_1']:.1f}% wall, "
+        f"{100 * s['overhead_batch_1_cpu']:.1f}% CPU (target <= 15%)"
+    )
     print(f"errors: {s['errors']} (target 0)")
+
 
 if __name__ == "__main__":
     main()

@@ -50,6 +50,7 @@ def _child_clipforge(folder: str, job: str, backend: str) -> dict:
 def _child_torch(folder: str, job: str) -> dict:
     marks = {"start": time.time()}
     from _common import images, labels  # first: imports clipforge, whose guard makes torchvision importable
+
     # isort: split
     import numpy as np
     import torch
@@ -65,7 +66,7 @@ def _child_torch(folder: str, job: str) -> dict:
             text = proc(text=[f"This is a photo of {x}." for x in labels(100)], return_tensors="pt", padding=True)
             t = model.get_text_features(**text).pooler_output
         for i in range(0, len(imgs), 16):
-            e = model.get_image_features(**proc(images=imgs[i:i + 16], return_tensors="pt")).pooler_output
+            e = model.get_image_features(**proc(images=imgs[i : i + 16], return_tensors="pt")).pooler_output
             if job != "cold":
                 np.asarray((e @ t.T).softmax(-1))
     marks["done"] = time.time()
@@ -73,8 +74,11 @@ def _child_torch(folder: str, job: str) -> dict:
 
 
 def child(args) -> None:
-    marks = _child_torch(args.folder, args.job) if args.backend == "pytorch" else \
-        _child_clipforge(args.folder, args.job, args.backend)
+    marks = (
+        _child_torch(args.folder, args.job)
+        if args.backend == "pytorch"
+        else _child_clipforge(args.folder, args.job, args.backend)
+    )
     from clipforge.perf.worker import peak_rss_mb
 
     marks["peak_rss_mb"] = peak_rss_mb()
@@ -83,16 +87,29 @@ def child(args) -> None:
 
 def spawn(folder: Path, job: str, backend: str) -> dict:
     begin = time.time()
-    cmd = [sys.executable, str(HERE / "bench_startup.py"), "--child", job, "--folder", str(folder),
-           "--backend", backend]
+    cmd = [
+        sys.executable,
+        str(HERE / "bench_startup.py"),
+        "--child",
+        job,
+        "--folder",
+        str(folder),
+        "--backend",
+        backend,
+    ]
     env = {**os.environ, "CLIPFORGE_CACHE": str(WORK / "cache")}  # OpenVINO's compiled-model cache
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=HERE, env=env)
     if proc.returncode:
         raise SystemExit(proc.stderr[-2000:])
     m = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {"total_s": m["done"] - begin, "interpreter_s": m["start"] - begin, "imports_s": m["imports"] - m["start"],
-            "load_s": m["sessions"] - m["imports"], "work_s": m["done"] - m["sessions"],
-            "peak_rss_mb": m["peak_rss_mb"]}
+    return {
+        "total_s": m["done"] - begin,
+        "interpreter_s": m["start"] - begin,
+        "imports_s": m["imports"] - m["start"],
+        "load_s": m["sessions"] - m["imports"],
+        "work_s": m["done"] - m["sessions"],
+        "peak_rss_mb": m["peak_rss_mb"],
+    }
 
 
 def session_split(folder: Path, repeats: int) -> dict:
@@ -109,9 +126,11 @@ def session_split(folder: Path, repeats: int) -> dict:
         opts = ort.SessionOptions()
         opts.optimized_model_filepath, opts.log_severity_level = str(saved), 3
         ort.InferenceSession(str(image), opts, providers=["CPUExecutionProvider"])
-    cases = {"as built (optimise all)": (image, "ORT_ENABLE_ALL", "0"),
-             "saved optimised, optimise off": (saved, "ORT_DISABLE_ALL", "0"),
-             "as built, no weight prepacking": (image, "ORT_ENABLE_ALL", "1")}
+    cases = {
+        "as built (optimise all)": (image, "ORT_ENABLE_ALL", "0"),
+        "saved optimised, optimise off": (saved, "ORT_DISABLE_ALL", "0"),
+        "as built, no weight prepacking": (image, "ORT_ENABLE_ALL", "1"),
+    }
     got = {name: [] for name in cases}
     for _ in range(repeats):
         for name, (path, level, no_prepack) in cases.items():
@@ -126,8 +145,7 @@ def session_split(folder: Path, repeats: int) -> dict:
             events = json.loads(Path(session.end_profiling()).read_text())
             split = {e["name"]: e["dur"] / 1e6 for e in events if e.get("cat") == "Session"}
             got[name].append({"total_s": total, **split})
-    return {name: {k: round(statistics.median(r[k] for r in runs), 3) for k in runs[0]}
-            for name, runs in got.items()}
+    return {name: {k: round(statistics.median(r[k] for r in runs), 3) for k in runs[0]} for name, runs in got.items()}
 
 
 def prepare(mode: str, portable: bool) -> Path:
@@ -155,10 +173,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--builds", default="int8-dynamic,none")
-    parser.add_argument("--backends", default="onnxruntime+lazy,onnxruntime+lazy+portable,onnxruntime,openvino",
-                        help="onnxruntime, openvino; '+lazy' opens each encoder on first use, '+noarena' turns "
-                        "onnxruntime's memory arena off, '+portable' loads the build without its saved "
-                        "optimised graphs")
+    parser.add_argument(
+        "--backends",
+        default="onnxruntime+lazy,onnxruntime+lazy+portable,onnxruntime,openvino",
+        help="onnxruntime, openvino; '+lazy' opens each encoder on first use, '+noarena' turns "
+        "onnxruntime's memory arena off, '+portable' loads the build without its saved "
+        "optimised graphs",
+    )
     parser.add_argument("--child")
     parser.add_argument("--folder")
     parser.add_argument("--backend", default="onnxruntime")
@@ -175,8 +196,11 @@ def main() -> None:
         args.job = args.child
         return child(args)
     targets = [("pytorch", b32_checkpoint(), "pytorch")]
-    targets += [(f"{b} {be}", prepare(b, "portable" in be), be) for b in args.builds.split(",")
-                for be in args.backends.split(",")]
+    targets += [
+        (f"{b} {be}", prepare(b, "portable" in be), be)
+        for b in args.builds.split(",")
+        for be in args.backends.split(",")
+    ]
     for _name, folder, backend in targets:  # fill OpenVINO's cache, the page cache and the JPEG first
         spawn(folder, "cold", backend)
     rows = {}
@@ -190,9 +214,11 @@ def main() -> None:
     torch_rss = rows["classify: pytorch"]["peak_rss_mb"]
     for name, r in rows.items():
         r["rss_x_torch"] = round(r["peak_rss_mb"] / torch_rss, 2) if name.startswith("classify") else None
-        print(f"{name:32} total {r['total_s']:6.2f}s (interpreter {r['interpreter_s']:.2f}, imports "
-              f"{r['imports_s']:.2f}, load {r['load_s']:.2f}, work {r['work_s']:.2f})  peak RSS "
-              f"{r['peak_rss_mb']:.0f} MB" + (f" = {r['rss_x_torch']:.2f}x PyTorch" if r["rss_x_torch"] else ""))
+        print(
+            f"{name:32} total {r['total_s']:6.2f}s (interpreter {r['interpreter_s']:.2f}, imports "
+            f"{r['imports_s']:.2f}, load {r['load_s']:.2f}, work {r['work_s']:.2f})  peak RSS "
+            f"{r['peak_rss_mb']:.0f} MB" + (f" = {r['rss_x_torch']:.2f}x PyTorch" if r["rss_x_torch"] else "")
+        )
     print(json.dumps(rows))
 
 

@@ -52,8 +52,10 @@ def _first_run_share(events: list) -> float:
 def print_split(name: str, per_op: dict[str, float], runs: int) -> None:
     total = sum(per_op.values())
     floaty = sum(v for k, v in per_op.items() if k in FLOAT_COMPUTE)
-    print(f"\n{name}: {total / runs / 1e3:.1f} ms per run in kernels; float matmul-class ops "
-          f"({', '.join(sorted(k for k in per_op if k in FLOAT_COMPUTE))}) {100 * floaty / total:.1f}%")
+    print(
+        f"\n{name}: {total / runs / 1e3:.1f} ms per run in kernels; float matmul-class ops "
+        f"({', '.join(sorted(k for k in per_op if k in FLOAT_COMPUTE))}) {100 * floaty / total:.1f}%"
+    )
     for op, us in sorted(per_op.items(), key=lambda kv: -kv[1])[:12]:
         print(f"  {op:28} {100 * us / total:5.1f}%  {us / runs / 1e3:7.1f} ms")
 
@@ -63,8 +65,11 @@ def feeds():
 
     model = ZeroShotModel.from_onnx(WORK / "clip-b32-none", backend="onnxruntime")
     tokens = model.tokenizer.encode([f"a photo of a {x}." for x in labels(100)])
-    return {"pixel_values": model.preprocess(images(16)), "input_ids": tokens.input_ids,
-            "attention_mask": tokens.attention_mask}
+    return {
+        "pixel_values": model.preprocess(images(16)),
+        "input_ids": tokens.input_ids,
+        "attention_mask": tokens.attention_mask,
+    }
 
 
 def main() -> None:
@@ -75,8 +80,9 @@ def main() -> None:
     args = parser.parse_args()
     from clipforge.specs import Manifest
 
-    folders = [Path(f) for f in args.folders] or [WORK / f"clip-b32-{m}" for m in ("none", "int8-dynamic",
-                                                                                    "int8-static")]
+    folders = [Path(f) for f in args.folders] or [
+        WORK / f"clip-b32-{m}" for m in ("none", "int8-dynamic", "int8-static")
+    ]
     feed, result = feeds(), {}
     for folder in folders:
         if folder.suffix == ".onnx":  # a bare image-encoder graph (e.g. from int8_variants.py)

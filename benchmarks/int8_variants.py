@@ -34,14 +34,28 @@ def quantize(pre: Path, out: Path, feeds: list, kind: str, per_channel: bool, ex
     if out.is_file():
         return
     if kind == "dynamic":
-        quantize_dynamic(str(pre), str(out), op_types_to_quantize=["MatMul"], per_channel=per_channel,
-                         weight_type=QuantType.QInt8, nodes_to_exclude=last_matmul(pre),
-                         extra_options={"MatMulConstBOnly": True, **extra})
+        quantize_dynamic(
+            str(pre),
+            str(out),
+            op_types_to_quantize=["MatMul"],
+            per_channel=per_channel,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=last_matmul(pre),
+            extra_options={"MatMulConstBOnly": True, **extra},
+        )
     else:
-        quantize_static(str(pre), str(out), _Reader(feeds), quant_format=QuantFormat.QDQ,
-                        op_types_to_quantize=["MatMul"], per_channel=per_channel, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8, nodes_to_exclude=last_matmul(pre),
-                        extra_options={"MatMulConstBOnly": True, **extra})
+        quantize_static(
+            str(pre),
+            str(out),
+            _Reader(feeds),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=["MatMul"],
+            per_channel=per_channel,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=last_matmul(pre),
+            extra_options={"MatMulConstBOnly": True, **extra},
+        )
 
 
 def main() -> None:
@@ -65,7 +79,7 @@ def main() -> None:
     from clipforge.runtime.model import ZeroShotModel
 
     pixels = ZeroShotModel.from_onnx(b32_export(), backend="onnxruntime").preprocess(images(args.calibration, 3))
-    feeds = [{"pixel_values": pixels[i:i + 8]} for i in range(0, len(pixels), 8)]
+    feeds = [{"pixel_values": pixels[i : i + 8]} for i in range(0, len(pixels), 8)]
     paths = {"fp32": src, "int8-dynamic": work / "dynamic.onnx"}
     if not paths["int8-dynamic"].is_file():
         quantize_dynamic(src, paths["int8-dynamic"], QuantizeSection(), work)
@@ -78,8 +92,9 @@ def main() -> None:
     batch = np.concatenate([pixels, pixels])[:16]
     ref = fp32.run(None, {"pixel_values": batch})[0]
     sessions = {name: make_session(p, SessionConfig()) for name, p in paths.items()}
-    medians = round_robin({n: (lambda s=s: s.run(None, {"pixel_values": batch})) for n, s in sessions.items()},
-                          args.repeats)
+    medians = round_robin(
+        {n: (lambda s=s: s.run(None, {"pixel_values": batch})) for n, s in sessions.items()}, args.repeats
+    )
     rows = {}
     for name, s in sessions.items():
         out = s.run(None, {"pixel_values": batch})[0]
@@ -89,8 +104,10 @@ def main() -> None:
             rows[name][f"img_per_s_{clock}"] = round(per_second(16, seconds[name], clock), 2)
             rows[name][f"x_dynamic_{clock}"] = round(seconds["int8-dynamic"] / seconds[name], 2)
         r = rows[name]
-        print(f"{name:42} wall {r['img_per_s_wall']:6.2f} img/s x{r['x_dynamic_wall']:.2f} dynamic | cpu-time "
-              f"{r['img_per_s_cpu']:6.2f} img/s x{r['x_dynamic_cpu']:.2f} | min cos {r['min_cosine']}")
+        print(
+            f"{name:42} wall {r['img_per_s_wall']:6.2f} img/s x{r['x_dynamic_wall']:.2f} dynamic | cpu-time "
+            f"{r['img_per_s_cpu']:6.2f} img/s x{r['x_dynamic_cpu']:.2f} | min cos {r['min_cosine']}"
+        )
     print(json.dumps(rows))
 
 

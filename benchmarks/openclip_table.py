@@ -64,8 +64,9 @@ def run_arch(arch: str, timeout: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         try:
-            proc = subprocess.run([sys.executable, "-c", WORKER, arch, tmp], capture_output=True, text=True,
-                                  timeout=timeout)
+            proc = subprocess.run(
+                [sys.executable, "-c", WORKER, arch, tmp], capture_output=True, text=True, timeout=timeout
+            )
         except subprocess.TimeoutExpired:
             return {"arch": arch, "exports": False, "reason": f"not measured: over the {timeout} s timeout"}
         rows = [line[4:] for line in proc.stdout.splitlines() if line.startswith("ROW ")]
@@ -76,15 +77,19 @@ def run_arch(arch: str, timeout: int) -> dict:
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| architecture | exports | image / text tower | max abs diff | export s | params (M) | note |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| architecture | exports | image / text tower | max abs diff | export s | params (M) | note |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in sorted(rows, key=lambda r: r["arch"].lower()):
         towers = r.get("towers") or {}
         tower = " / ".join(str(towers.get(k, "")) for k in ("image-encoder", "text-encoder")) if towers else ""
         diff = f"{r['max_abs_diff']:.1e}" if "max_abs_diff" in r else ""
         exports = {True: "yes", False: "no", None: "?"}[r["exports"]]
-        lines.append(f"| {r['arch']} | {exports} | {tower} | {diff} | "
-                     f"{r.get('export_seconds', '')} | {r.get('params_m', '')} | {r.get('reason', '')} |")
+        lines.append(
+            f"| {r['arch']} | {exports} | {tower} | {diff} | "
+            f"{r.get('export_seconds', '')} | {r.get('params_m', '')} | {r.get('reason', '')} |"
+        )
     return "\n".join(lines)
 
 
@@ -103,8 +108,11 @@ def main() -> None:
     open_clip = import_open_clip()
     if args.markdown:
         seen = {r["arch"] for r in done}
-        missing = [{"arch": a, "exports": None, "reason": "not measured in this run (time on 2 shared cores)"}
-                   for a in open_clip.list_models() if a not in seen]
+        missing = [
+            {"arch": a, "exports": None, "reason": "not measured in this run (time on 2 shared cores)"}
+            for a in open_clip.list_models()
+            if a not in seen
+        ]
         print(markdown(done + missing))
         return
     seen = {r["arch"] for r in done}
@@ -114,15 +122,21 @@ def main() -> None:
         size = estimated_params_m(config)
         hf_tokenizer = config.get("text_cfg", {}).get("hf_tokenizer_name")
         if hf_tokenizer:  # refused by clipforge before any export (export.openclip_io), no need to build it
-            row = {"arch": arch, "exports": False,
-                   "reason": f"not supported yet: its tokenizer is HF's {hf_tokenizer} (only open_clip's CLIP BPE "
-                             "is reproduced without torch)"}
+            row = {
+                "arch": arch,
+                "exports": False,
+                "reason": f"not supported yet: its tokenizer is HF's {hf_tokenizer} (only open_clip's CLIP BPE "
+                "is reproduced without torch)",
+            }
         elif args.static_only:
             continue
         elif size > args.max_params_m:
-            row = {"arch": arch, "exports": False,
-                   "reason": f"skipped: ~{size:.0f}M parameters estimated, over the {args.max_params_m:.0f}M limit "
-                             "of this run (2 shared cores, timeout per architecture)"}
+            row = {
+                "arch": arch,
+                "exports": False,
+                "reason": f"skipped: ~{size:.0f}M parameters estimated, over the {args.max_params_m:.0f}M limit "
+                "of this run (2 shared cores, timeout per architecture)",
+            }
         else:
             row = run_arch(arch, args.timeout)
         with args.out.open("a") as f:

@@ -32,8 +32,9 @@ def checkpoints(trained: bool, base: bool) -> dict[str, Path]:
 
         found["tiny-trained"] = trained_checkpoint("siglip", os.environ.get("CLIPFORGE_FIXTURE_CACHE", WORK))
     if base:
-        found["base-random"] = _once(WORK / "siglip-base-random",
-                                     lambda p: family.save_tiny_checkpoint(p, shape="base"))
+        found["base-random"] = _once(
+            WORK / "siglip-base-random", lambda p: family.save_tiny_checkpoint(p, shape="base")
+        )
     return found
 
 
@@ -50,8 +51,7 @@ def exports(name: str, checkpoint: Path) -> dict[str, Path]:
     for variant, masked in (("default", False), ("--text-attention-mask", True)):
         folder = WORK / f"siglip-mask-{name}-{'masked' if masked else 'default'}"
         if not (folder / "manifest.json").is_file():
-            export_model(checkpoint, folder, ExportOptions(text_attention_mask=masked), force=True,
-                         show_progress=False)
+            export_model(checkpoint, folder, ExportOptions(text_attention_mask=masked), force=True, show_progress=False)
         out[variant] = folder
     return out
 
@@ -64,6 +64,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import clipforge  # noqa: F401  (import guard before transformers)
+
     # isort: split
     import transformers
 
@@ -71,8 +72,10 @@ def main() -> None:
 
     images, rows = sample_images(4), []
     print(f"transformers {transformers.__version__}; reference = SiglipModel through the zero-shot pipeline")
-    print(f"{'model':<12} {'clipforge export':<22} {'reference tokenizer':<32} {'max score diff':>15} "
-          f"{'min text cos':>13}")
+    print(
+        f"{'model':<12} {'clipforge export':<22} {'reference tokenizer':<32} {'max score diff':>15} "
+        f"{'min text cos':>13}"
+    )
     for name, checkpoint in checkpoints(args.trained, args.base).items():
         for variant, folder in exports(name, checkpoint).items():
             for mask in (False, True):
@@ -81,8 +84,10 @@ def main() -> None:
                     figures = measure(checkpoint, folder, mask, images)
                 reference = "input_ids + attention_mask (v5)" if mask else "input_ids only (v4, trained)"
                 rows.append({"model": name, "export": variant, "reference_mask": mask, **figures})
-                print(f"{name:<12} {variant:<22} {reference:<32} {figures['max_score_diff']:>15.2e} "
-                      f"{figures['min_text_cosine']:>13.7f}")
+                print(
+                    f"{name:<12} {variant:<22} {reference:<32} {figures['max_score_diff']:>15.2e} "
+                    f"{figures['min_text_cosine']:>13.7f}"
+                )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 

@@ -10,7 +10,6 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import pytest  # noqa: E402
 
 import clipforge  # noqa: E402,F401  (installs the import guard that applies the torchvision workaround)
-
 from clipforge.registry import list_families  # noqa: E402
 from clipforge.testing.checkpoints import save_tiny_checkpoint  # noqa: E402
 
@@ -51,8 +50,7 @@ def exported_tiny(tiny_checkpoints, tmp_path_factory):
     from clipforge.export import export_model
 
     root = tmp_path_factory.mktemp("exported")
-    return {name: export_model(path, root / name, show_progress=False).path
-            for name, path in tiny_checkpoints.items()}
+    return {name: export_model(path, root / name, show_progress=False).path for name, path in tiny_checkpoints.items()}
 
 
 @pytest.fixture(scope="session")
@@ -144,7 +142,6 @@ def shapes_index(index_model, loaded_model, shapes_dataset, tmp_path_factory):
     idx.close()
 
 
-
 @pytest.fixture
 def fake_cpu(tmp_path, monkeypatch):
     """``fake_cpu("avx2 fma ...")`` points the CPU probe (clipforge.runtime.cpu) at a fake /proc/cpuinfo."""
@@ -155,5 +152,6 @@ def fake_cpu(tmp_path, monkeypatch):
         path.write_text(f"model name\t: {model}\nflags\t\t: {flags}\n")
         monkeypatch.setenv("CLIPFORGE_CPUINFO", str(path))
         cpu._cpuinfo.cache_clear()
+
     yield make
     cpu._cpuinfo.cache_clear()

@@ -31,9 +31,14 @@ def _top1(image, text):
 
 
 def test_fastest_within_the_drop_wins_across_backends():
-    seconds = {(IMAGE_ROLE, "none@onnxruntime/fp32"): 1.0, (IMAGE_ROLE, "bf16@openvino/bf16"): 0.4,
-               (IMAGE_ROLE, "int8-static@openvino/fp32"): 0.3, (IMAGE_ROLE, "int8-dynamic@onnxruntime/fp32"): 0.5,
-               (TEXT_ROLE, "none@onnxruntime/fp32"): 0.2, (TEXT_ROLE, "bf16@openvino/bf16"): 0.1}
+    seconds = {
+        (IMAGE_ROLE, "none@onnxruntime/fp32"): 1.0,
+        (IMAGE_ROLE, "bf16@openvino/bf16"): 0.4,
+        (IMAGE_ROLE, "int8-static@openvino/fp32"): 0.3,
+        (IMAGE_ROLE, "int8-dynamic@onnxruntime/fp32"): 0.5,
+        (TEXT_ROLE, "none@onnxruntime/fp32"): 0.2,
+        (TEXT_ROLE, "bf16@openvino/bf16"): 0.1,
+    }
     tried = combinations(_variants(seconds, {"int8-static@openvino/fp32": 2}), _top1, 100.0)
     assert len(tried) == 8
     best = pick(tried, max_drop=1.0)  # int8-static on OpenVINO is fastest but loses 25 pp
@@ -44,8 +49,11 @@ def test_fastest_within_the_drop_wins_across_backends():
 
 
 def test_fp32_onnxruntime_always_qualifies():
-    seconds = {(IMAGE_ROLE, "none@onnxruntime/fp32"): 1.0, (IMAGE_ROLE, "int8-dynamic@openvino/fp32"): 0.1,
-               (TEXT_ROLE, "none@onnxruntime/fp32"): 1.0}
+    seconds = {
+        (IMAGE_ROLE, "none@onnxruntime/fp32"): 1.0,
+        (IMAGE_ROLE, "int8-dynamic@openvino/fp32"): 0.1,
+        (TEXT_ROLE, "none@onnxruntime/fp32"): 1.0,
+    }
     best = pick(combinations(_variants(seconds, {"int8-dynamic@openvino/fp32": 3}), _top1, 100.0), 0.0)
     assert (best["image"], best["image_runtime"]["backend"]) == ("none", "onnxruntime")
 
@@ -64,7 +72,10 @@ def test_available_runtimes_follow_the_machine(monkeypatch):
     monkeypatch.setattr(cpu, "has_bf16", lambda: True)
     assert [r.label for r in runtimes.available("bf16")] == ["bf16@openvino/bf16"]
     assert [r.label for r in runtimes.available("int8-static")] == [
-        "int8-static@onnxruntime/fp32", "int8-static@openvino/fp32", "int8-static@openvino/bf16"]
+        "int8-static@onnxruntime/fp32",
+        "int8-static@openvino/fp32",
+        "int8-static@openvino/bf16",
+    ]
 
 
 @pytest.mark.slow
@@ -81,15 +92,25 @@ def test_auto_build_records_the_chosen_backend(tiny_clip, tmp_path):
     data = noise_folder(tmp_path / "data")
     calls = []
 
-    fastest = {(IMAGE_ROLE, "int8-static", "openvino", "bf16"): 0.4, (IMAGE_ROLE, "int8-static", "openvino", "fp32"): 0.5}
+    fastest = {
+        (IMAGE_ROLE, "int8-static", "openvino", "bf16"): 0.4,
+        (IMAGE_ROLE, "int8-static", "openvino", "fp32"): 0.5,
+    }
 
     def timer(path, role, session=None):
         backend, precision = (session.backend, session.precision) if session else ("onnxruntime", "fp32")
         calls.append((role, path.parent.name, backend))
         return fastest.get((role, path.parent.name, backend, precision), 2.0)
 
-    result = build_composite(tiny_clip, tmp_path / "auto", quantize="auto", max_accuracy_drop=100.0,
-                             calibration_data=data, timer=timer, show_progress=False)
+    result = build_composite(
+        tiny_clip,
+        tmp_path / "auto",
+        quantize="auto",
+        max_accuracy_drop=100.0,
+        calibration_data=data,
+        timer=timer,
+        show_progress=False,
+    )
     auto = result.report["auto"]
     assert {(r, m, b) for r, m, b in calls} >= {(IMAGE_ROLE, "none", "openvino"), (TEXT_ROLE, "none", "openvino")}
     assert auto["chosen"][IMAGE_ROLE] == "int8-static"

@@ -15,8 +15,9 @@ from clipforge.runtime import cpu
 from clipforge.runtime.backends import openvino_available
 from clipforge.runtime.model import ZeroShotModel
 
-needs_openvino = pytest.mark.skipif(not openvino_available(),
-                                    reason="openvino is not installed (pip install 'clipforge[openvino]')")
+needs_openvino = pytest.mark.skipif(
+    not openvino_available(), reason="openvino is not installed (pip install 'clipforge[openvino]')"
+)
 BACKENDS = ["onnxruntime", pytest.param("openvino", marks=needs_openvino)]
 LABELS = ["red circle", "blue square", "green triangle", "a dog"]
 TEXTS = LABELS + ["a photo of a very small yellow star on a wooden table, seen from above"]
@@ -39,12 +40,14 @@ def test_backend_matches_onnxruntime(exported, tiny_checkpoint, backend):
     model = ZeroShotModel.from_onnx(exported[family], backend=backend)
     assert model.backends["image-encoder"] == f"{backend}/fp32"
     assert model.image_encoder.session.get_providers()[0].startswith(
-        "OpenVINO" if backend == "openvino" else "CPUExecutionProvider")
+        "OpenVINO" if backend == "openvino" else "CPUExecutionProvider"
+    )
     images = _images(5)
     np.testing.assert_allclose(model.embed_images(images, batch_size=2), ref.embed_images(images), atol=1e-4)
     np.testing.assert_allclose(model.embed_texts(TEXTS), ref.embed_texts(TEXTS), atol=1e-4)
-    assert [r[0]["label"] for r in model.classify(images, LABELS)] == \
-        [r[0]["label"] for r in ref.classify(images, LABELS)]
+    assert [r[0]["label"] for r in model.classify(images, LABELS)] == [
+        r[0]["label"] for r in ref.classify(images, LABELS)
+    ]
 
 
 @needs_openvino
@@ -62,8 +65,9 @@ def test_auto_uses_the_recorded_backend(exported):
     from clipforge.specs import Manifest
 
     manifest = Manifest.load(exported["clip"])
-    assert ZeroShotModel.from_onnx(exported["clip"], manifest=manifest).backends["text-encoder"] == \
-        "onnxruntime/fp32"  # a plain export records nothing
+    assert (
+        ZeroShotModel.from_onnx(exported["clip"], manifest=manifest).backends["text-encoder"] == "onnxruntime/fp32"
+    )  # a plain export records nothing
     if not openvino_available():
         pytest.skip("openvino is not installed")
     manifest.build = {"runtime": {"image-encoder": {"backend": "openvino", "precision": "fp32"}}}
@@ -93,10 +97,15 @@ def test_warning_when_cpu_lacks_what_the_build_was_chosen_for(exported, fake_cpu
     from clipforge.specs import Manifest
 
     manifest = Manifest.load(exported["clip"])
-    manifest.build = {"runtime": {"image-encoder": {"backend": "onnxruntime", "precision": "bf16"}},
-                      "cpu": {"model": "Big Xeon", "flags": ["avx512f", "amx_int8"], "relied_on": ["amx_int8"]}}
+    manifest.build = {
+        "runtime": {"image-encoder": {"backend": "onnxruntime", "precision": "bf16"}},
+        "cpu": {"model": "Big Xeon", "flags": ["avx512f", "amx_int8"], "relied_on": ["amx_int8"]},
+    }
     fake_cpu("avx2 avx512f")
-    with pytest.warns(UserWarning, match=r"chosen on Big Xeon and relies on amx_int8, avx512_bf16/amx_bf16, which this CPU \(Test CPU\) lacks"):
+    with pytest.warns(
+        UserWarning,
+        match=r"chosen on Big Xeon and relies on amx_int8, avx512_bf16/amx_bf16, which this CPU \(Test CPU\) lacks",
+    ):
         warn_if_cpu_lacks(manifest)
     fake_cpu("avx2 avx512f avx512_bf16 amx_int8 amx_tile amx_bf16")
     import warnings
@@ -117,8 +126,13 @@ def test_lazy_model_opens_only_the_encoder_it_uses(exported):
 
 def test_lazy_model_checks_dims_when_the_encoder_opens(exported):
     clip, siglip = exported["clip"], exported["siglip"]
-    mixed = ZeroShotModel.from_onnx({"image-encoder": clip / "image-encoder" / "model.onnx",
-                                     "text-encoder": siglip / "text-encoder" / "model.onnx"}, lazy=True)
+    mixed = ZeroShotModel.from_onnx(
+        {
+            "image-encoder": clip / "image-encoder" / "model.onnx",
+            "text-encoder": siglip / "text-encoder" / "model.onnx",
+        },
+        lazy=True,
+    )
     mixed.embed_images(_images(1))
     with pytest.raises(InputError, match="different models"):
         mixed.embed_texts(["a dog"])
@@ -132,8 +146,9 @@ def test_arena_option_reaches_the_session(exported, monkeypatch):
     monkeypatch.setattr(sessions, "session_options", lambda c: seen.append(original(c)) or seen[-1])
     model = ZeroShotModel.from_onnx(exported["clip"], arena=False, backend="onnxruntime")
     assert [o.enable_cpu_mem_arena for o in seen] == [False, False]
-    np.testing.assert_allclose(model.embed_texts(TEXTS),
-                               ZeroShotModel.from_onnx(exported["clip"]).embed_texts(TEXTS), atol=1e-6)
+    np.testing.assert_allclose(
+        model.embed_texts(TEXTS), ZeroShotModel.from_onnx(exported["clip"]).embed_texts(TEXTS), atol=1e-6
+    )
 
 
 @needs_openvino

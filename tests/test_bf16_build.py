@@ -25,8 +25,13 @@ def _top1(model: ZeroShotModel, dataset) -> tuple[float, np.ndarray]:
 @pytest.mark.skipif(not openvino_available(), reason="openvino is not installed (pip install 'clipforge[openvino]')")
 @pytest.mark.skipif(not cpu.has_bf16(), reason=f"this CPU ({cpu.cpu_model()}) has no AVX512-BF16/AMX-BF16")
 def test_bf16_build_keeps_top1_within_half_a_point(trained_clip, shapes_dataset, tmp_path):
-    result = build_composite(trained_clip, tmp_path / "bf16", quantize="bf16",
-                             calibration_data=shapes_dataset.folder("train"), show_progress=False)
+    result = build_composite(
+        trained_clip,
+        tmp_path / "bf16",
+        quantize="bf16",
+        calibration_data=shapes_dataset.folder("train"),
+        show_progress=False,
+    )
     for role in ("image-encoder", "text-encoder"):
         stage = result.report["roles"][role]["stages"][0]
         assert stage["stage"] == "quantize:bf16" and stage["parity"]["min_cosine"] >= 0.999, stage

@@ -41,8 +41,21 @@ def test_config_command_writes_one_file_per_sub_model(tmp_path):
 def test_build_from_a_config_written_single_encoder_config(tiny_clip, tmp_path):
     assert main(["config", "-m", str(tiny_clip), "--quantize", "int8-dynamic", "-o", str(tmp_path / "c.json")]) == 0
     for role in ("image-encoder", "text-encoder"):
-        assert main(["build", "-c", str(tmp_path / f"c_{role}.json"), "-m", str(tiny_clip), "-o",
-                     str(tmp_path / role), "-q"]) == 0
+        assert (
+            main(
+                [
+                    "build",
+                    "-c",
+                    str(tmp_path / f"c_{role}.json"),
+                    "-m",
+                    str(tiny_clip),
+                    "-o",
+                    str(tmp_path / role),
+                    "-q",
+                ]
+            )
+            == 0
+        )
         manifest = json.loads((tmp_path / role / "manifest.json").read_text())
         assert manifest["encoders"] == {role: "model.onnx"} and manifest["build"]["config"]["roles"] == [role]
         assert manifest["build"]["roles"][role]["quantize"] == "int8-dynamic"
@@ -71,8 +84,10 @@ def test_composite_build_loads_with_runtime(tiny_checkpoint, tmp_path, mode, mon
     assert np.sum(model.embed_images(images) * fp32.embed_images(images), axis=1).min() >= floor
     assert np.sum(model.embed_texts(texts) * fp32.embed_texts(texts), axis=1).min() >= floor
     if mode == "int8-dynamic":
-        assert any("MatMulInteger" in s["ops"] or "DynamicQuantizeLinear" in s["ops"]
-                   for s in report["roles"]["image-encoder"]["stages"])
+        assert any(
+            "MatMulInteger" in s["ops"] or "DynamicQuantizeLinear" in s["ops"]
+            for s in report["roles"]["image-encoder"]["stages"]
+        )
 
 
 def _png(seed: int = 0):
@@ -109,8 +124,19 @@ def test_static_build_for_npu_targets(tiny_clip, tmp_path):
 def test_killed_build_leaves_nothing_and_rebuilds(tiny_clip, tmp_path, stage):
     out = tmp_path / "out"
     quant = "int8-dynamic" if stage == "quantize" else "none"
-    cmd = [sys.executable, "-m", "clipforge.cli.main", "build", "-m", str(tiny_clip), "-o", str(out),
-           "--quantize", quant, "-q"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "clipforge.cli.main",
+        "build",
+        "-m",
+        str(tiny_clip),
+        "-o",
+        str(out),
+        "--quantize",
+        quant,
+        "-q",
+    ]
     env = dict(os.environ, CLIPFORGE_DEBUG_KILL_AT=stage)
     killed = subprocess.run(cmd, env=env, capture_output=True)
     assert killed.returncode == -9
@@ -125,8 +151,19 @@ def test_missing_calibration_data_is_a_one_line_error(tiny_clip, tmp_path, capsy
     from clipforge.cli.main import main
 
     missing = tmp_path / "no-such-folder"
-    code = main(["build", "-m", str(tiny_clip), "-o", str(tmp_path / "out"), "--quantize", "int8-static",
-                 "--calibration-data", str(missing)])
+    code = main(
+        [
+            "build",
+            "-m",
+            str(tiny_clip),
+            "-o",
+            str(tmp_path / "out"),
+            "--quantize",
+            "int8-static",
+            "--calibration-data",
+            str(missing),
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
     assert str(missing) in err and "does not exist" in err and "unexpected" not in err

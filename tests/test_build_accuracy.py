@@ -26,8 +26,13 @@ def fp32_top1(trained_clip, shapes_dataset, tmp_path_factory):
 
 @pytest.mark.slow
 def test_int8_static_keeps_top1_within_1pp(trained_clip, shapes_dataset, fp32_top1, tmp_path):
-    result = build_composite(trained_clip, tmp_path / "int8", quantize="int8-static",
-                             calibration_data=shapes_dataset.folder("train"), show_progress=False)
+    result = build_composite(
+        trained_clip,
+        tmp_path / "int8",
+        quantize="int8-static",
+        calibration_data=shapes_dataset.folder("train"),
+        show_progress=False,
+    )
     int8 = top1(result.path, shapes_dataset)
     assert fp32_top1 >= 80
     assert fp32_top1 - int8 <= 1.0, (fp32_top1, int8)
@@ -54,8 +59,14 @@ def _ort_optimized(path):
 
 @pytest.mark.slow
 def test_auto_choice_keeps_top1_on_the_test_split(trained_clip, shapes_dataset, fp32_top1, tmp_path):
-    result = build_composite(trained_clip, tmp_path / "auto", quantize="auto", max_accuracy_drop=1.0,
-                             calibration_data=shapes_dataset.folder("train"), show_progress=False)
+    result = build_composite(
+        trained_clip,
+        tmp_path / "auto",
+        quantize="auto",
+        max_accuracy_drop=1.0,
+        calibration_data=shapes_dataset.folder("train"),
+        show_progress=False,
+    )
     auto = result.report["auto"]
     from clipforge.builder.auto import CANDIDATE_MODES
     from clipforge.builder.runtimes import available

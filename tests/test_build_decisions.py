@@ -29,6 +29,7 @@ def test_inference_timer_creates_one_session_outside_the_loop(tiny_clip, monkeyp
     import clipforge.builder.timing as timing
     from clipforge.builder.calibration import load_calibration
     from clipforge.builder.parity import make_probe
+
     folder = model_folder(tiny_clip, show_progress=False)
     probe = make_probe(ZeroShotModel.from_onnx(folder), load_calibration(None, 4))
     sessions, runs = [], []
@@ -55,10 +56,12 @@ class _Spy:
 
 
 def test_auto_picks_the_least_time_within_the_drop():
-    tried = [{"image": "none", "text": "none", "drop_pp": 0.0, "seconds": 5.0},
-             {"image": "int8-static", "text": "none", "drop_pp": 2.5, "seconds": 1.0},
-             {"image": "int8-dynamic", "text": "int8-dynamic", "drop_pp": 0.5, "seconds": 2.0},
-             {"image": "int8-dynamic", "text": "none", "drop_pp": 0.9, "seconds": 3.0}]
+    tried = [
+        {"image": "none", "text": "none", "drop_pp": 0.0, "seconds": 5.0},
+        {"image": "int8-static", "text": "none", "drop_pp": 2.5, "seconds": 1.0},
+        {"image": "int8-dynamic", "text": "int8-dynamic", "drop_pp": 0.5, "seconds": 2.0},
+        {"image": "int8-dynamic", "text": "none", "drop_pp": 0.9, "seconds": 3.0},
+    ]
     assert pick_fastest(tried, 1.0) == {"image-encoder": "int8-dynamic", "text-encoder": "int8-dynamic"}
     assert pick_fastest(tried, 3.0) == {"image-encoder": "int8-static", "text-encoder": "none"}
     assert pick_fastest(tried, 0.0) == {"image-encoder": "none", "text-encoder": "none"}
@@ -118,8 +121,9 @@ def _picked(total, samples):
 
 
 def test_siglip_int8_static_from_parquet(tiny_siglip, labelled_parquet, tmp_path):
-    result = build_composite(tiny_siglip, tmp_path / "s8", quantize="int8-static", calibration_data=labelled_parquet,
-                             show_progress=False)
+    result = build_composite(
+        tiny_siglip, tmp_path / "s8", quantize="int8-static", calibration_data=labelled_parquet, show_progress=False
+    )
     assert result.report["calibration"] == str(labelled_parquet)
     for role in ("image-encoder", "text-encoder"):
         stage = result.report["roles"][role]["stages"][0]
@@ -133,15 +137,26 @@ def test_siglip_int8_static_from_parquet(tiny_siglip, labelled_parquet, tmp_path
 def test_auto_choice_follows_injected_inference_times(tiny_clip, tmp_path):
     """With every candidate allowed (drop 100 pp), auto must take the combination the timer says is fastest."""
     data = noise_folder(tmp_path / "data")
-    times = {("image-encoder", "none"): 3.0, ("image-encoder", "int8-dynamic"): 2.0,
-             ("image-encoder", "int8-static"): 1.0, ("text-encoder", "none"): 1.0,
-             ("text-encoder", "int8-dynamic"): 2.0}
+    times = {
+        ("image-encoder", "none"): 3.0,
+        ("image-encoder", "int8-dynamic"): 2.0,
+        ("image-encoder", "int8-static"): 1.0,
+        ("text-encoder", "none"): 1.0,
+        ("text-encoder", "int8-dynamic"): 2.0,
+    }
 
     def timer(path, role, session=None):  # candidates live in .../auto/<role>/<mode>/model.onnx
         return times.get((role, path.parent.name), 1.0)
 
-    result = build_composite(tiny_clip, tmp_path / "auto", quantize="auto", max_accuracy_drop=100.0,
-                             calibration_data=data, timer=timer, show_progress=False)
+    result = build_composite(
+        tiny_clip,
+        tmp_path / "auto",
+        quantize="auto",
+        max_accuracy_drop=100.0,
+        calibration_data=data,
+        timer=timer,
+        show_progress=False,
+    )
     auto = result.report["auto"]
     assert auto["chosen"] == {"image-encoder": "int8-static", "text-encoder": "none"}
     assert {(c["image"], c["text"]): c["seconds"] for c in auto["candidates"]}[("int8-static", "none")] == 2.0

@@ -23,8 +23,21 @@ def exported(exported_tiny, hf_checkpoints):
 def test_scores_match_runtime_classify(exported, tiny_checkpoint, tmp_path):
     family, _ = tiny_checkpoint
     out = tmp_path / "clf.onnx"
-    assert main(["export-classifier", str(exported[family]), "-o", str(out), "-l", ",".join(LABELS),
-                 "--templates", "cifar10"]) == 0
+    assert (
+        main(
+            [
+                "export-classifier",
+                str(exported[family]),
+                "-o",
+                str(out),
+                "-l",
+                ",".join(LABELS),
+                "--templates",
+                "cifar10",
+            ]
+        )
+        == 0
+    )
     model = ZeroShotModel.from_onnx(exported[family])
     images = [np.random.default_rng(i).integers(0, 255, (40, 30 + i, 3), dtype=np.uint8) for i in range(3)]
     from PIL import Image
@@ -45,11 +58,35 @@ def test_scores_match_runtime_classify(exported, tiny_checkpoint, tmp_path):
 
 def test_zero_labels_and_bad_template(exported, tmp_path, capsys):
     (tmp_path / "empty.txt").write_text("\n")
-    assert main(["export-classifier", str(exported["clip"]), "-o", str(tmp_path / "a.onnx"),
-                 "--labels-file", str(tmp_path / "empty.txt")]) == 2
+    assert (
+        main(
+            [
+                "export-classifier",
+                str(exported["clip"]),
+                "-o",
+                str(tmp_path / "a.onnx"),
+                "--labels-file",
+                str(tmp_path / "empty.txt"),
+            ]
+        )
+        == 2
+    )
     assert "empty" in capsys.readouterr().err
-    assert main(["export-classifier", str(exported["clip"]), "-o", str(tmp_path / "b.onnx"), "-l", "a,b",
-                 "-t", "no placeholder"]) == 2
+    assert (
+        main(
+            [
+                "export-classifier",
+                str(exported["clip"]),
+                "-o",
+                str(tmp_path / "b.onnx"),
+                "-l",
+                "a,b",
+                "-t",
+                "no placeholder",
+            ]
+        )
+        == 2
+    )
     assert "placeholder" in capsys.readouterr().err
     assert not list(tmp_path.glob("*.onnx"))
 
@@ -64,14 +101,18 @@ def test_with_preprocessing_takes_png_bytes(exported, tiny_checkpoint, tmp_path)
 
     family, _ = tiny_checkpoint
     out = tmp_path / "clf_bytes.onnx"
-    assert main(["export-classifier", str(exported[family]), "-o", str(out), "-l", ",".join(LABELS),
-                 "--with-preprocessing"]) == 0
+    assert (
+        main(
+            ["export-classifier", str(exported[family]), "-o", str(out), "-l", ",".join(LABELS), "--with-preprocessing"]
+        )
+        == 0
+    )
     graph = onnx.load(str(out))
     assert [i.name for i in graph.graph.input] == ["image"]
     assert "bytes" in {p.key: p.value for p in graph.metadata_props}["input"]
     model, session = ZeroShotModel.from_onnx(exported[family]), extensions_session(out)
     for size in [(40, 60), (90, 33), (32, 32)]:
-        y, x = np.mgrid[0:size[0], 0:size[1]]
+        y, x = np.mgrid[0 : size[0], 0 : size[1]]
         array = np.stack([127 + 120 * np.sin(x / 7 + c) * np.cos(y / 5) for c in range(3)], -1).astype(np.uint8)
         buffer = io.BytesIO()
         Image.fromarray(array).save(buffer, "PNG")

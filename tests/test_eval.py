@@ -65,8 +65,27 @@ def independent_topk(folder, dataset, templates: list[str]) -> tuple[float, floa
 def test_eval_matches_independent_pytorch(trained_exports, shapes_dataset, tmp_path, family, templates):
     ckpt, folder = trained_exports(family)
     out, md = tmp_path / "r.json", tmp_path / "r.md"
-    assert main(["eval", "-m", str(folder), "--dataset", str(shapes_dataset.root), "--split", "test", "-q",
-                 "--templates", templates, "--json", str(out), "--report", str(md)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "-m",
+                str(folder),
+                "--dataset",
+                str(shapes_dataset.root),
+                "--split",
+                "test",
+                "-q",
+                "--templates",
+                templates,
+                "--json",
+                str(out),
+                "--report",
+                str(md),
+            ]
+        )
+        == 0
+    )
     report = json.loads(out.read_text())
     top1, top5 = independent_topk(ckpt, shapes_dataset, get_templates(templates))
     assert (report["onnx"]["top1"], report["onnx"]["top5"]) == (top1, top5)
@@ -79,10 +98,28 @@ def test_eval_matches_independent_pytorch(trained_exports, shapes_dataset, tmp_p
 def test_baseline_torch_side_by_side(trained_exports, shapes_dataset, tmp_path, capsys):
     ckpt, folder = trained_exports("clip")
     out, md = tmp_path / "r.json", tmp_path / "r.md"
-    args = ["eval", "-m", f"image-encoder={folder}/image-encoder/model.onnx", "-m",
-            f"text-encoder={folder}/text-encoder/model.onnx", "--model-id", str(ckpt), "--dataset",
-            str(shapes_dataset.parquet("test")), "--samples", "60", "--baseline", "torch", "--max-drop", "0.5",
-            "--json", str(out), "--report", str(md), "-q"]
+    args = [
+        "eval",
+        "-m",
+        f"image-encoder={folder}/image-encoder/model.onnx",
+        "-m",
+        f"text-encoder={folder}/text-encoder/model.onnx",
+        "--model-id",
+        str(ckpt),
+        "--dataset",
+        str(shapes_dataset.parquet("test")),
+        "--samples",
+        "60",
+        "--baseline",
+        "torch",
+        "--max-drop",
+        "0.5",
+        "--json",
+        str(out),
+        "--report",
+        str(md),
+        "-q",
+    ]
     assert main(args) == 0
     report = json.loads(out.read_text())
     assert report["onnx"]["predictions"] == report["baseline"]["predictions"] and report["agreement"] == 100.0
@@ -114,8 +151,27 @@ def test_unreadable_images_counted_templates_file_and_reports(clip_folder, tmp_p
     root = shapes_folder(tmp_path / "data")
     (tmp_path / "templates.txt").write_text("a photo of a {}.\nart of the {}.\n")
     out, md = tmp_path / "r.json", tmp_path / "r.md"
-    assert main(["eval", "-m", str(clip_folder), "--dataset", str(root), "--templates", str(tmp_path / "templates.txt"),
-                 "--batch-size", "4", "--json", str(out), "--report", str(md), "-q"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "-m",
+                str(clip_folder),
+                "--dataset",
+                str(root),
+                "--templates",
+                str(tmp_path / "templates.txt"),
+                "--batch-size",
+                "4",
+                "--json",
+                str(out),
+                "--report",
+                str(md),
+                "-q",
+            ]
+        )
+        == 0
+    )
     report = json.loads(out.read_text())
     onnx = report["onnx"]
     assert onnx["unreadable"] == 1 and onnx["evaluated"] == 6 and onnx["samples"] == 7
@@ -136,17 +192,35 @@ def test_all_images_unreadable_is_an_error(clip_folder, tmp_path, capsys):
 def test_siglip_eval_runs(tiny_siglip, tmp_path):
     folder = export_model(tiny_siglip, tmp_path / "s", show_progress=False).path
     out = tmp_path / "r.json"
-    assert main(["eval", "-m", str(folder), "--dataset", str(shapes_folder(tmp_path / "d", broken=False)),
-                 "--templates", "imagenet-7", "--json", str(out), "-q"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "-m",
+                str(folder),
+                "--dataset",
+                str(shapes_folder(tmp_path / "d", broken=False)),
+                "--templates",
+                "imagenet-7",
+                "--json",
+                str(out),
+                "-q",
+            ]
+        )
+        == 0
+    )
     report = json.loads(out.read_text())
     assert report["family"] == "siglip" and report["onnx"]["evaluated"] == 6
 
 
-@pytest.mark.parametrize("models,message", [
-    (["vision=x.onnx"], "unknown role 'vision'; valid roles: image-encoder, text-encoder"),
-    (["image-encoder=a.onnx"], "missing -m text-encoder=PATH"),
-    (["image-encoder=a", "image-encoder=b"], "given twice"),
-])
+@pytest.mark.parametrize(
+    "models,message",
+    [
+        (["vision=x.onnx"], "unknown role 'vision'; valid roles: image-encoder, text-encoder"),
+        (["image-encoder=a.onnx"], "missing -m text-encoder=PATH"),
+        (["image-encoder=a", "image-encoder=b"], "given twice"),
+    ],
+)
 def test_model_role_errors(models, message, tmp_path, capsys):
     args = ["eval", "--dataset", str(tmp_path)]
     for m in models:
@@ -157,11 +231,14 @@ def test_model_role_errors(models, message, tmp_path, capsys):
 
 def test_option_errors(clip_folder, tmp_path, capsys):
     root = str(shapes_folder(tmp_path / "d", broken=False))
-    cases = [(["--task", "zero-shot-detection"], "choose one of: zero-shot-image-classification, zero-shot-retrieval"),
-             (["--baseline", "torch"], "needs --model-id"), (["--baseline", "onnx"], "not supported"),
-             (["--column", "image=img"], "KEY one of input_column, label_column, caption_column"),
-             (["--templates", "nope"], "unknown template set 'nope'"),
-             (["--class-names", str(tmp_path / "none.txt")], "does not exist")]
+    cases = [
+        (["--task", "zero-shot-detection"], "choose one of: zero-shot-image-classification, zero-shot-retrieval"),
+        (["--baseline", "torch"], "needs --model-id"),
+        (["--baseline", "onnx"], "not supported"),
+        (["--column", "image=img"], "KEY one of input_column, label_column, caption_column"),
+        (["--templates", "nope"], "unknown template set 'nope'"),
+        (["--class-names", str(tmp_path / "none.txt")], "does not exist"),
+    ]
     for extra, message in cases:
         assert main(["eval", "-m", str(clip_folder), "--dataset", root, "-q", *extra]) == 2, extra
         assert message in capsys.readouterr().err, extra
@@ -170,9 +247,13 @@ def test_option_errors(clip_folder, tmp_path, capsys):
 def test_recall_at_k_known_answers():
     from clipforge.evaluation.metrics import classification_metrics, recall_at_k
 
-    similarity = np.array([[0.9, 0.1, 0.0, 0.5],    # truth 0: rank 1
-                           [0.8, 0.2, 0.7, 0.1],    # truth 1: rank 3
-                           [0.1, 0.3, 0.2, 0.4]])   # truth {0, 2}: best true one at rank 3
+    similarity = np.array(
+        [
+            [0.9, 0.1, 0.0, 0.5],  # truth 0: rank 1
+            [0.8, 0.2, 0.7, 0.1],  # truth 1: rank 3
+            [0.1, 0.3, 0.2, 0.4],
+        ]
+    )  # truth {0, 2}: best true one at rank 3
     got = recall_at_k(similarity, [{0}, {1}, {0, 2}], ks=(1, 2, 3))
     assert got == pytest.approx({"R@1": 100 / 3, "R@2": 100 / 3, "R@3": 100.0})
     scores = np.array([[0.1, 0.7, 0.2], [0.5, 0.4, 0.1], [0.3, 0.3, 0.4], [0.2, 0.5, 0.3]])
@@ -192,10 +273,15 @@ def _independent_recall(folder, rows) -> dict:
     sim = images @ model.embed_texts(captions).T
     t2i = np.argsort(-sim.T, axis=1, kind="stable")
     i2t = np.argsort(-sim, axis=1, kind="stable")
-    return {"text_to_image": {f"R@{k}": 100 * np.mean([owner[t] in t2i[t, :k] for t in range(len(captions))])
-                              for k in (1, 5, 10)},
-            "image_to_text": {f"R@{k}": 100 * np.mean([bool(set(np.flatnonzero(owner == i)) & set(i2t[i, :k]))
-                                                       for i in range(len(rows))]) for k in (1, 5, 10)}}
+    return {
+        "text_to_image": {
+            f"R@{k}": 100 * np.mean([owner[t] in t2i[t, :k] for t in range(len(captions))]) for k in (1, 5, 10)
+        },
+        "image_to_text": {
+            f"R@{k}": 100 * np.mean([bool(set(np.flatnonzero(owner == i)) & set(i2t[i, :k])) for i in range(len(rows))])
+            for k in (1, 5, 10)
+        },
+    }
 
 
 def test_retrieval_recall(clip_folder, tmp_path):
@@ -204,13 +290,31 @@ def test_retrieval_recall(clip_folder, tmp_path):
     for i in range(6):
         buf = io.BytesIO()
         Image.fromarray(rng.integers(0, 255, (30, 30, 3), dtype=np.uint8)).save(buf, "PNG")
-        rows.append({"image": {"bytes": buf.getvalue(), "path": None},
-                     "captions": [f"picture number {i}", f"another view {i}"]})
+        rows.append(
+            {"image": {"bytes": buf.getvalue(), "path": None}, "captions": [f"picture number {i}", f"another view {i}"]}
+        )
     rows.append({"image": {"bytes": b"junk", "path": None}, "captions": ["lost"]})
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "pairs.parquet")
     out, md = tmp_path / "r.json", tmp_path / "r.md"
-    assert main(["eval", "-m", str(clip_folder), "--task", "zero-shot-retrieval", "--dataset",
-                 str(tmp_path / "pairs.parquet"), "--json", str(out), "--report", str(md), "-q"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "-m",
+                str(clip_folder),
+                "--task",
+                "zero-shot-retrieval",
+                "--dataset",
+                str(tmp_path / "pairs.parquet"),
+                "--json",
+                str(out),
+                "--report",
+                str(md),
+                "-q",
+            ]
+        )
+        == 0
+    )
     report = json.loads(out.read_text())["onnx"]
     assert (report["images"], report["captions"], report["unreadable"]) == (6, 12, 1)
     want = _independent_recall(clip_folder, rows[:6])

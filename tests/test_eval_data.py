@@ -90,7 +90,8 @@ def test_split_folders_shards_and_paths(tmp_path):
 
 def test_arrow_stream_file_and_save_to_disk(tmp_path):
     table = pa.table({"img": [png()] * 2, "fine_label": [0, 1]}).replace_schema_metadata(
-        {"class_names": json.dumps(["a", "b"])})
+        {"class_names": json.dumps(["a", "b"])}
+    )
     for name, writer in (("s.arrow", pa.ipc.new_stream), ("f.arrow", pa.ipc.new_file)):
         with writer(str(tmp_path / name), table.schema) as w:
             w.write_table(table)
@@ -98,8 +99,9 @@ def test_arrow_stream_file_and_save_to_disk(tmp_path):
         assert data.labels == [0, 1] and data.class_names == ["a", "b"]
     datasets = pytest.importorskip("datasets")
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["cat", "dog"])})
-    ds = datasets.Dataset.from_dict({"image": [{"bytes": png(), "path": None}] * 3, "label": [1, 0, 1]},
-                                    features=features)
+    ds = datasets.Dataset.from_dict(
+        {"image": [{"bytes": png(), "path": None}] * 3, "label": [1, 0, 1]}, features=features
+    )
     datasets.DatasetDict({"test": ds}).save_to_disk(str(tmp_path / "saved"))
     data = load_eval_data(str(tmp_path / "saved"), split="test")
     assert data.class_names == ["cat", "dog"] and data.labels == [1, 0, 1]
@@ -122,8 +124,10 @@ def test_manifests(tmp_path):
 def test_hub_ids_go_through_datasets(tmp_path, monkeypatch):
     datasets = pytest.importorskip("datasets")
     features = datasets.Features({"img": datasets.Image(), "fine_label": datasets.ClassLabel(names=["a", "b"])})
-    ds = datasets.Dataset.from_dict({"img": [{"bytes": png(), "path": None}, {"bytes": b"junk", "path": None}],
-                                     "fine_label": [1, 0]}, features=features)
+    ds = datasets.Dataset.from_dict(
+        {"img": [{"bytes": png(), "path": None}, {"bytes": b"junk", "path": None}], "fine_label": [1, 0]},
+        features=features,
+    )
     calls = []
     monkeypatch.setattr(sources, "load_hub", lambda name, split: calls.append((name, split)) or ds)
     data = load_eval_data("uoft-cs/cifar100", "test", columns={"input_column": "img", "label_column": "fine_label"})
@@ -139,8 +143,11 @@ def test_hub_errors_are_one_line():
 
 def test_bad_dataset_input(tmp_path):
     path = write_parquet(tmp_path / "d.parquet", [0, 1, 1], ["a", "b"])
-    with pytest.raises(InputError, match=r"column 'img' \(--column input_column=img\) not found; the dataset has: "
-                                         "image, label"):
+    with pytest.raises(
+        InputError,
+        match=r"column 'img' \(--column input_column=img\) not found; the dataset has: "
+        "image, label",
+    ):
         load_eval_data(str(path), columns={"input_column": "img"})
     with pytest.raises(InputError, match=r"larger than .*d.parquet \(3 rows\); use at most 3"):
         load_eval_data(str(path), samples=10)
@@ -169,14 +176,17 @@ def test_bad_dataset_input(tmp_path):
 
 def test_missing_label_column_names_the_columns(tmp_path):
     pq.write_table(pa.table({"image": [b""], "y": [0]}), tmp_path / "n.parquet")
-    with pytest.raises(InputError, match="no label column found .*the dataset has: image, y; pass --column "
-                                         "label_column=NAME"):
+    with pytest.raises(
+        InputError, match="no label column found .*the dataset has: image, y; pass --column label_column=NAME"
+    ):
         load_eval_data(str(tmp_path / "n.parquet"))
 
 
 def test_retrieval_data_multi_caption(tmp_path):
-    rows = [{"image": {"bytes": png(), "path": None}, "captions": ["a red square", "red"]},
-            {"image": {"bytes": png("blue"), "path": None}, "captions": ["a blue square"]}]
+    rows = [
+        {"image": {"bytes": png(), "path": None}, "captions": ["a red square", "red"]},
+        {"image": {"bytes": png("blue"), "path": None}, "captions": ["a blue square"]},
+    ]
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "p.parquet")
     data = load_retrieval_data(str(tmp_path / "p.parquet"))
     assert data.captions == ["a red square", "red", "a blue square"] and data.caption_image == [0, 0, 1]

@@ -16,8 +16,12 @@ from clipforge.cli.main import main
 from clipforge.export import ExportOptions, export_model
 from clipforge.testing.checkpoints import save_tiny_checkpoint
 
-PROMPTS = ["cat", "a photo of a red circle.", "This is a much longer prompt, with punctuation; and more words!",
-           "two dogs"]
+PROMPTS = [
+    "cat",
+    "a photo of a red circle.",
+    "This is a much longer prompt, with punctuation; and more words!",
+    "two dogs",
+]
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +69,9 @@ def test_ort_matches_transformers(exported, tiny_checkpoint, batch):
     model = AutoModel.from_pretrained(folder).eval()
     image = ort.InferenceSession(str(exported[family] / "image-encoder" / "model.onnx"))
     text = ort.InferenceSession(str(exported[family] / "text-encoder" / "model.onnx"))
-    pixels = AutoImageProcessor.from_pretrained(folder, backend="pil")(images=_images(batch, batch), return_tensors="pt")
+    pixels = AutoImageProcessor.from_pretrained(folder, backend="pil")(
+        images=_images(batch, batch), return_tensors="pt"
+    )
     tokens = _hf_text(folder, family, PROMPTS[:batch])
     with torch.no_grad():
         want_img = model.get_image_features(**pixels).pooler_output.numpy()
@@ -90,8 +96,7 @@ def test_static_export_has_fixed_shapes(tiny_clip, tmp_path):
 
 
 def test_static_export_at_other_image_size(tiny_siglip, tmp_path):
-    result = export_model(tiny_siglip, tmp_path / "s48", ExportOptions(static=True, image_size=48),
-                          show_progress=False)
+    result = export_model(tiny_siglip, tmp_path / "s48", ExportOptions(static=True, image_size=48), show_progress=False)
     session = ort.InferenceSession(str(tmp_path / "s48" / "image-encoder" / "model.onnx"))
     assert session.get_inputs()[0].shape == [1, 3, 48, 48]
     assert result.manifest.image.output_size == (48, 48)

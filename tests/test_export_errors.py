@@ -86,11 +86,14 @@ def test_unknown_family_name_lists_valid_ones():
         get_family("blip")
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["build", "x"], "Missing option '--model'"),
-    (["export"], "Missing argument 'model'"),
-    (["classify", "--nope"], "No such option: --nope"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["build", "x"], "Missing option '--model'"),
+        (["export"], "Missing argument 'model'"),
+        (["classify", "--nope"], "No such option: --nope"),
+    ],
+)
 def test_usage_errors_are_click_messages_not_unexpected(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err

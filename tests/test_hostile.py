@@ -31,6 +31,7 @@ TIMEOUT_S = 15.0  # per request: a hang fails the case by name
 READ_TIMEOUT_S = 2  # the server's --read-timeout, for the slow-body cases
 MAX_BODY_MB = 2
 
+
 # --- payloads --------------------------------------------------------------------------------------------
 def png(width: int, height: int, color=(10, 200, 30)) -> bytes:
     from PIL import Image
@@ -88,8 +89,9 @@ def raw(name, path, data: bytes | str, status=200, field=None, kind="application
 
 def form(name, fields, status, field=None, **kw) -> Case:
     body, kind = multipart(fields)
-    return Case(name, "POST", "/v1/classify", data=body, headers={"Content-Type": kind}, status=status,
-                field=field, **kw)
+    return Case(
+        name, "POST", "/v1/classify", data=body, headers={"Content-Type": kind}, status=status, field=field, **kw
+    )
 
 
 def get(name, path, status, field=None, **kw) -> Case:
@@ -100,6 +102,7 @@ def embeds(n: int):
     def check(answer):
         assert len(answer["data"]) == n and all(len(d["embedding"]) > 8 for d in answer["data"])
         assert all(abs(np.linalg.norm(d["embedding"]) - 1) < 1e-3 for d in answer["data"])
+
     return check
 
 
@@ -116,6 +119,7 @@ def ranked(n_labels: int):
     def check(answer):
         row = answer["results"][0]
         assert len(row) == n_labels and abs(sum(r["score"] for r in row) - 1) < 1e-3
+
     return check
 
 
@@ -160,37 +164,81 @@ GROUPS: dict[str, list[Case]] = {
         raw("min_score -Infinity", S, '{"text": "a", "min_score": -Infinity}', 422, "min_score"),
         js("top_k negative", C, {"images": [IMG], "labels": ["a", "b"], "top_k": -3}, 422, "top_k"),
         js("top_k huge", C, {"images": [IMG], "labels": ["a", "b"], "top_k": 10**30}, check=ranked(2)),
-        form("multipart top_k superscript", [("images", ("a.png", PNG)), ("labels", "a,b"), ("top_k", "\u00b2")],
-             422, "top_k"),
-        form("multipart top_k 5000 digits", [("images", ("a.png", PNG)), ("labels", "a,b"), ("top_k", "7" * 5000)],
-             422, "top_k"),
-        form("multipart top_k negative", [("images", ("a.png", PNG)), ("labels", "a,b"), ("top_k", "-1")],
-             422, "top_k"),
+        form(
+            "multipart top_k superscript",
+            [("images", ("a.png", PNG)), ("labels", "a,b"), ("top_k", "\u00b2")],
+            422,
+            "top_k",
+        ),
+        form(
+            "multipart top_k 5000 digits",
+            [("images", ("a.png", PNG)), ("labels", "a,b"), ("top_k", "7" * 5000)],
+            422,
+            "top_k",
+        ),
+        form(
+            "multipart top_k negative", [("images", ("a.png", PNG)), ("labels", "a,b"), ("top_k", "-1")], 422, "top_k"
+        ),
     ],
     "labels and templates": [
         js("10000 labels", C, {"images": [IMG], "labels": [f"l{i}" for i in range(10_000)]}, 413, "labels"),
         js("1 MB label", C, {"images": [IMG], "labels": ["x" * 1_000_000]}, 422, "labels[0]"),
-        js("1 MB template", C, {"images": [IMG], "labels": ["a"], "templates": "{}" + "x" * 1_000_000}, 422,
-           "templates[0]"),
-        js("template two placeholders", C, {"images": [IMG], "labels": ["a"], "templates": "{} and {}"}, 422,
-           "templates"),
-        js("template attribute", C, {"images": [IMG], "labels": ["a"], "templates": "{0.__class__} {}"}, 422,
-           "templates"),
+        js(
+            "1 MB template",
+            C,
+            {"images": [IMG], "labels": ["a"], "templates": "{}" + "x" * 1_000_000},
+            422,
+            "templates[0]",
+        ),
+        js(
+            "template two placeholders",
+            C,
+            {"images": [IMG], "labels": ["a"], "templates": "{} and {}"},
+            422,
+            "templates",
+        ),
+        js(
+            "template attribute",
+            C,
+            {"images": [IMG], "labels": ["a"], "templates": "{0.__class__} {}"},
+            422,
+            "templates",
+        ),
         js("template named field", C, {"images": [IMG], "labels": ["a"], "templates": "{label}"}, 422, "templates"),
-        js("template format spec", C, {"images": [IMG], "labels": ["a"], "templates": "{:>99999999}"}, 422,
-           "templates"),
-        js("template escaped braces", C, {"images": [IMG], "labels": ["a", "b"], "templates": "{{x}} {}"},
-           check=ranked(2)),
+        js(
+            "template format spec", C, {"images": [IMG], "labels": ["a"], "templates": "{:>99999999}"}, 422, "templates"
+        ),
+        js(
+            "template escaped braces",
+            C,
+            {"images": [IMG], "labels": ["a", "b"], "templates": "{{x}} {}"},
+            check=ranked(2),
+        ),
         js("label with braces", C, {"images": [IMG], "labels": ["{0.__class__}", "{}"]}, check=ranked(2)),
-        js("101 templates", C, {"images": [IMG], "labels": ["a"], "templates": [f"{i} {{}}" for i in range(101)]},
-           413, "templates"),
+        js(
+            "101 templates",
+            C,
+            {"images": [IMG], "labels": ["a"], "templates": [f"{i} {{}}" for i in range(101)]},
+            413,
+            "templates",
+        ),
         raw("lone surrogate label", C, f'{{"images": ["{IMG}"], "labels": ["\\ud800"]}}', 400, "body"),
-        raw("lone surrogate template", C, f'{{"images": ["{IMG}"], "labels": ["a"], "templates": "\\udc00 {{}}"}}',
-            400, "body"),
-        form("multipart labels as a file", [("images", ("a.png", PNG)), ("labels", ("l.txt", b"a,b"))], 422,
-             "labels[0]"),
-        form("multipart templates as a file", [("images", ("a.png", PNG)), ("labels", "a,b"),
-                                               ("templates", ("t.txt", b"{}"))], 422, "templates[0]"),
+        raw(
+            "lone surrogate template",
+            C,
+            f'{{"images": ["{IMG}"], "labels": ["a"], "templates": "\\udc00 {{}}"}}',
+            400,
+            "body",
+        ),
+        form(
+            "multipart labels as a file", [("images", ("a.png", PNG)), ("labels", ("l.txt", b"a,b"))], 422, "labels[0]"
+        ),
+        form(
+            "multipart templates as a file",
+            [("images", ("a.png", PNG)), ("labels", "a,b"), ("templates", ("t.txt", b"{}"))],
+            422,
+            "templates[0]",
+        ),
         form("multipart unknown field", [("image", ("a.png", PNG)), ("labels", "a,b")], 422, "images"),
         form("multipart no labels", [("images", ("a.png", PNG))], 422, "labels"),
         form("multipart images as text", [("images", IMG), ("labels", "a,b")], 422, "images[0]"),
@@ -200,29 +248,40 @@ GROUPS: dict[str, list[Case]] = {
     "images": [
         js("base64 garbage", E, {"input": ["@@@not base64@@@"], "modality": "image"}, 422, "input[0]"),
         js("base64 of text", E, {"input": [b64(b"hello world")], "modality": "image"}, 422, "input[0]"),
-        js("data uri text/html", E, {"input": ["data:text/html;base64," + IMG], "modality": "image"}, 422,
-           "input[0]"),
+        js("data uri text/html", E, {"input": ["data:text/html;base64," + IMG], "modality": "image"}, 422, "input[0]"),
         js("data uri not base64", E, {"input": ["data:image/png,rawdata"], "modality": "image"}, 422, "input[0]"),
-        js("data uri jpeg holding a png", E, {"input": ["data:image/jpeg;base64," + IMG], "modality": "image"},
-           check=embeds(1)),
-        js("100000x100000 header", E, {"input": [b64(png_claiming(100_000, 100_000))], "modality": "image"}, 413,
-           "input[0]"),
+        js(
+            "data uri jpeg holding a png",
+            E,
+            {"input": ["data:image/jpeg;base64," + IMG], "modality": "image"},
+            check=embeds(1),
+        ),
+        js(
+            "100000x100000 header",
+            E,
+            {"input": [b64(png_claiming(100_000, 100_000))], "modality": "image"},
+            413,
+            "input[0]",
+        ),
         js("truncated jpeg", E, {"input": [b64(JPEG_TRUNCATED)], "modality": "image"}, 422, "input[0]"),
         js("zero bytes", E, {"input": [""], "modality": "image"}, 422, "input[0]"),
         form("multipart zero-byte file", [("images", ("a.png", b"")), ("labels", "a,b")], 422, "images[0]"),
         js("polyglot png+html", E, {"input": [b64(POLYGLOT)], "modality": "image"}, check=embeds(1)),
         js("html with png magic", E, {"input": [b64(HTML_WITH_PNG_MAGIC)], "modality": "image"}, 422, "input[0]"),
         js("1x1 image", E, {"input": [b64(png(1, 1))], "modality": "image"}, check=embeds(1)),
-        js("thin 8x4000 image", E, {"input": [b64(png(4000, 8))], "modality": "image"}, (200, 413, 422),
-           heavy=True),
+        js("thin 8x4000 image", E, {"input": [b64(png(4000, 8))], "modality": "image"}, (200, 413, 422), heavy=True),
         js("search with a garbage image", S, {"image": "%%%"}, 422, "image"),
     ],
     "text": [
         js("sql injection search", S, {"text": "' OR 1=1; DROP TABLE images; --", "k": 3}, check=hits),
-        js("sql injection negative", S, {"text": "red", "negative": "\"); DELETE FROM images; --"}, check=hits),
+        js("sql injection negative", S, {"text": "red", "negative": '"); DELETE FROM images; --'}, check=hits),
         js("search still finds after injection", S, {"text": "a photo of a red circle", "k": 5}, check=hits),
-        js("rtl override", E, {"input": ["\u202egnp.exe", "\u0627\u0644\u0639\u0631\u0628\u064a\u0629"]},
-           check=embeds(2)),
+        js(
+            "rtl override",
+            E,
+            {"input": ["\u202egnp.exe", "\u0627\u0644\u0639\u0631\u0628\u064a\u0629"]},
+            check=embeds(2),
+        ),
         js("zero-width text", E, {"input": ["a\u200b\u200c\u200d\ufeffb"]}, check=embeds(1)),
         js("only zero-width", E, {"input": ["\u200b\u200b"]}, (200, 422)),
         js("nul byte", E, {"input": ["a\u0000b"]}, check=embeds(1)),
@@ -255,12 +314,36 @@ GROUPS: dict[str, list[Case]] = {
     ],
     "api key": [
         js("no key", E, {"input": ["x"]}, 401, "Authorization", auth=False),
-        Case("wrong key", "POST", E, json={"input": ["x"]}, headers={"Authorization": "Bearer nope"}, status=401,
-             field="Authorization", auth=False),
-        Case("basic scheme", "POST", E, json={"input": ["x"]}, headers={"Authorization": f"Basic {KEY}"},
-             status=401, field="Authorization", auth=False),
-        Case("key with extra bytes", "POST", E, json={"input": ["x"]}, headers={"Authorization": f"Bearer {KEY}x"},
-             status=401, field="Authorization", auth=False),
+        Case(
+            "wrong key",
+            "POST",
+            E,
+            json={"input": ["x"]},
+            headers={"Authorization": "Bearer nope"},
+            status=401,
+            field="Authorization",
+            auth=False,
+        ),
+        Case(
+            "basic scheme",
+            "POST",
+            E,
+            json={"input": ["x"]},
+            headers={"Authorization": f"Basic {KEY}"},
+            status=401,
+            field="Authorization",
+            auth=False,
+        ),
+        Case(
+            "key with extra bytes",
+            "POST",
+            E,
+            json={"input": ["x"]},
+            headers={"Authorization": f"Bearer {KEY}x"},
+            status=401,
+            field="Authorization",
+            auth=False,
+        ),
         raw("no key malformed body", S, '{"text": ', 401, "Authorization", auth=False),
         get("no key docs", "/docs", 401, "Authorization", auth=False),
         get("no key openapi", "/openapi.json", 401, "Authorization", auth=False),
@@ -322,9 +405,24 @@ def _rss_kb(pid: int) -> int:
 @pytest.fixture(scope="module")
 def server(index_model, shapes_index, tmp_path_factory):
     log = tmp_path_factory.mktemp("hostile-log") / "server.log"
-    args = ["-m", str(index_model), "--db", str(shapes_index.backend.path), "--api-key", KEY, "--threads", "1",
-            "--max-body-mb", str(MAX_BODY_MB), "--max-images", "8", "--max-labels", "50",
-            "--read-timeout", str(READ_TIMEOUT_S)]
+    args = [
+        "-m",
+        str(index_model),
+        "--db",
+        str(shapes_index.backend.path),
+        "--api-key",
+        KEY,
+        "--threads",
+        "1",
+        "--max-body-mb",
+        str(MAX_BODY_MB),
+        "--max-images",
+        "8",
+        "--max-labels",
+        "50",
+        "--read-timeout",
+        str(READ_TIMEOUT_S),
+    ]
     with ServerProcess(args, log_path=str(log)) as srv:
         srv.log_file = log
         yield srv
@@ -376,18 +474,34 @@ def _raw_exchange(srv, head: bytes, chunks, interval: float = 0.0, limit_s: floa
 
 def test_bodies_over_the_limit_and_slow_bodies(server):
     auth = f"Authorization: Bearer {KEY}\r\n".encode()
-    declared = _raw_exchange(server, b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\n" + auth +
-                             b"Content-Type: application/json\r\nContent-Length: 99999999\r\n\r\n", [])
+    declared = _raw_exchange(
+        server,
+        b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\n"
+        + auth
+        + b"Content-Type: application/json\r\nContent-Length: 99999999\r\n\r\n",
+        [],
+    )
     assert _status_line(declared).startswith(b"HTTP/1.1 413"), declared[:200]
     chunk = b"10000\r\n" + b"a" * 0x10000 + b"\r\n"
-    chunked = _raw_exchange(server, b"POST /v1/search HTTP/1.1\r\nHost: x\r\n" + auth +
-                            b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
-                            b'd\r\n{"text": "aaa\r\n', [chunk] * (MAX_BODY_MB * 16 + 16))
+    chunked = _raw_exchange(
+        server,
+        b"POST /v1/search HTTP/1.1\r\nHost: x\r\n"
+        + auth
+        + b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b'd\r\n{"text": "aaa\r\n',
+        [chunk] * (MAX_BODY_MB * 16 + 16),
+    )
     assert _status_line(chunked).startswith(b"HTTP/1.1 413"), chunked[:200]
     assert json.loads(chunked.partition(b"\r\n\r\n")[2])["error"]["field"] == "body"
     start = time.monotonic()
-    slow = _raw_exchange(server, b"POST /v1/classify HTTP/1.1\r\nHost: x\r\n" + auth +
-                         b"Content-Type: application/json\r\nContent-Length: 500\r\n\r\n", [b"{"] * 500, 0.25)
+    slow = _raw_exchange(
+        server,
+        b"POST /v1/classify HTTP/1.1\r\nHost: x\r\n"
+        + auth
+        + b"Content-Type: application/json\r\nContent-Length: 500\r\n\r\n",
+        [b"{"] * 500,
+        0.25,
+    )
     assert _status_line(slow).startswith(b"HTTP/1.1 408"), slow[:200]
     assert time.monotonic() - start < READ_TIMEOUT_S + 3
     _healthy(server)
@@ -397,13 +511,18 @@ def test_uploads_cut_off_midway_leave_no_traceback(server):
     """The client hangs up with the body half sent: nobody gets an answer, the log gets no traceback."""
     offset = server.log_file.stat().st_size
     part = b'--x\r\nContent-Disposition: form-data; name="images"; filename="a.png"\r\n\r\n' + PNG[:100]
-    for path, kind, body in (("/v1/classify", "multipart/form-data; boundary=x", part),
-                             ("/v1/classify", "application/json", b'{"images": ["' + IMG[:100].encode()),
-                             ("/v1/embeddings", "application/json", b'{"input": ["abc'),
-                             ("/v1/search", "application/json", b'{"text": "abc')):
+    for path, kind, body in (
+        ("/v1/classify", "multipart/form-data; boundary=x", part),
+        ("/v1/classify", "application/json", b'{"images": ["' + IMG[:100].encode()),
+        ("/v1/embeddings", "application/json", b'{"input": ["abc'),
+        ("/v1/search", "application/json", b'{"text": "abc'),
+    ):
         with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
-            sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
-                         f"Content-Type: {kind}\r\nContent-Length: 100000\r\n\r\n".encode() + body)
+            sock.sendall(
+                f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+                f"Content-Type: {kind}\r\nContent-Length: 100000\r\n\r\n".encode()
+                + body
+            )
             time.sleep(0.2)
     time.sleep(0.5)
     _healthy(server)
@@ -412,8 +531,12 @@ def test_uploads_cut_off_midway_leave_no_traceback(server):
 
 
 def test_no_traceback_and_memory_stays_flat_over_2000_requests(server):
-    cheap = [case for _, case in ALL if not case.heavy
-             and len(case.data or b"") + (len(json.dumps(case.json)) if case.json is not None else 0) < 300_000]
+    cheap = [
+        case
+        for _, case in ALL
+        if not case.heavy
+        and len(case.data or b"") + (len(json.dumps(case.json)) if case.json is not None else 0) < 300_000
+    ]
     pid = server.proc.pid
     for i in range(2000):
         if i == 200:

@@ -113,15 +113,19 @@ def test_an_animated_gif_is_its_first_frame():
     out = io.BytesIO()
     frames[0].save(out, "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
     assert np.asarray(load_image(out.getvalue())).reshape(-1, 3).tolist()[0] == [255, 0, 0]
-    np.testing.assert_array_equal(decode_pixels(out.getvalue(), "input[0]", CLIP_224, ServeSettings()),
-                                  preprocess([frames[0]], CLIP_224)[0])
+    np.testing.assert_array_equal(
+        decode_pixels(out.getvalue(), "input[0]", CLIP_224, ServeSettings()), preprocess([frames[0]], CLIP_224)[0]
+    )
 
 
-SPECS = {"hf": CLIP_224, "hf-bilinear-odd": ImageSpec("shortest_edge", (37, 37), (30, 31), 2, 1 / 255, MEAN, MEAN),
-         "open_clip": ImageSpec("shortest_edge", (224, 224), (224, 224), 3, 1 / 255, MEAN, MEAN,
-                                convention="torchvision"),
-         "open_clip-fit_shortest": ImageSpec("fit_shortest", (60, 45), None, 3, 1 / 255, MEAN, MEAN,
-                                             convention="torchvision")}
+SPECS = {
+    "hf": CLIP_224,
+    "hf-bilinear-odd": ImageSpec("shortest_edge", (37, 37), (30, 31), 2, 1 / 255, MEAN, MEAN),
+    "open_clip": ImageSpec("shortest_edge", (224, 224), (224, 224), 3, 1 / 255, MEAN, MEAN, convention="torchvision"),
+    "open_clip-fit_shortest": ImageSpec(
+        "fit_shortest", (60, 45), None, 3, 1 / 255, MEAN, MEAN, convention="torchvision"
+    ),
+}
 
 
 @pytest.mark.parametrize("spec", list(SPECS))
@@ -175,8 +179,14 @@ def test_a_thin_image_costs_its_pixels_not_its_resize(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     for which in ("library", "server", "indexer"):
         script = textwrap.dedent(PEAK)
-        run = subprocess.run([sys.executable, "-c", script, str(path), which], check=False, capture_output=True,
-                             text=True, timeout=120, env=env)
+        run = subprocess.run(
+            [sys.executable, "-c", script, str(path), which],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
         assert run.returncode == 0, run.stderr[-2000:]
         shape, peak_mb = run.stdout.rsplit(" ", 1)
         assert "224, 224" in shape and int(peak_mb) < 500, (which, run.stdout)

@@ -19,8 +19,20 @@ from clipforge.errors import InputError
 from clipforge.families.base import image_spec_from_processor
 from clipforge.runtime.images import load_image, preprocess
 
-SIZES = [(1, 1), (2, 3), (7, 5), (32, 32), (33, 47), (224, 224), (225, 223), (480, 640), (1, 300), (300, 7),
-         (1000, 333), (17, 1200)]
+SIZES = [
+    (1, 1),
+    (2, 3),
+    (7, 5),
+    (32, 32),
+    (33, 47),
+    (224, 224),
+    (225, 223),
+    (480, 640),
+    (1, 300),
+    (300, 7),
+    (1000, 333),
+    (17, 1200),
+]
 MODES = ["RGB", "RGBA", "L", "LA", "P", "P+transparency", "PA", "CMYK", "I;16", "I", "F", "1", "YCbCr"]
 
 # (name, base fixture, changes to its preprocessor_config.json)
@@ -93,7 +105,9 @@ def test_spec_from_the_family_matches_the_processor(tiny_checkpoint):
     family, folder = tiny_checkpoint
     image = _image("RGBA", (50, 70))
     spec = get_family(family).image_spec(folder)
-    want = AutoImageProcessor.from_pretrained(folder, backend="pil")(images=[image], return_tensors="np")["pixel_values"]
+    want = AutoImageProcessor.from_pretrained(folder, backend="pil")(images=[image], return_tensors="np")[
+        "pixel_values"
+    ]
     np.testing.assert_array_equal(preprocess([image], spec), want)
 
 
@@ -117,10 +131,12 @@ def test_paths_and_bytes_load_like_hf(tmp_path, tiny_clip):
     spec = image_spec_from_processor(proc)
     exif = Image.Exif()
     exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise
-    files = {"rgb.png": _encoded(_image("RGB", (40, 50)), "PNG"),
-             "rgba.png": _encoded(_image("RGBA", (30, 20)), "PNG"),
-             "gray.jpg": _encoded(_image("L", (41, 23)), "JPEG"),
-             "rotated.jpg": _encoded(_image("RGB", (20, 60)), "JPEG", exif=exif)}
+    files = {
+        "rgb.png": _encoded(_image("RGB", (40, 50)), "PNG"),
+        "rgba.png": _encoded(_image("RGBA", (30, 20)), "PNG"),
+        "gray.jpg": _encoded(_image("L", (41, 23)), "JPEG"),
+        "rotated.jpg": _encoded(_image("RGB", (20, 60)), "JPEG", exif=exif),
+    }
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
         want = proc(images=str(tmp_path / name), return_tensors="np")["pixel_values"]

@@ -14,13 +14,16 @@ from pathlib import Path
 import pytest
 
 SRC = str(Path(__file__).parents[1] / "src")
-CHECK = ("import torchvision.transforms, clipforge._torchvision as g; "
-         "assert g._state in ('plain', 'patched'), g._state; print('state', g._state)")
+CHECK = (
+    "import torchvision.transforms, clipforge._torchvision as g; "
+    "assert g._state in ('plain', 'patched'), g._state; print('state', g._state)"
+)
 ORDERS = {
     "transformers imported first": (
         "from onnxruntime_extensions import get_library_path\n"
         "import clipforge\n"
-        "from transformers import AutoImageProcessor\n"),
+        "from transformers import AutoImageProcessor\n"
+    ),
     "torchvision failed half-way before clipforge": (
         "from onnxruntime_extensions import get_library_path\n"
         "try:\n"
@@ -28,7 +31,8 @@ ORDERS = {
         "except Exception:\n"
         "    pass\n"
         "import clipforge\n"
-        "from transformers import AutoImageProcessor\n"),
+        "from transformers import AutoImageProcessor\n"
+    ),
     "torchvision imported directly": "import clipforge\nimport torchvision\n",
 }
 
@@ -40,7 +44,8 @@ def test_torchvision_imports_in_any_order(order):
         if importlib.util.find_spec(package) is None:
             pytest.skip(f"{package} is not installed")
     env = {**os.environ, "PYTHONPATH": SRC}
-    done = subprocess.run([sys.executable, "-c", ORDERS[order] + CHECK], capture_output=True, text=True, env=env,
-                          timeout=180)
+    done = subprocess.run(
+        [sys.executable, "-c", ORDERS[order] + CHECK], capture_output=True, text=True, env=env, timeout=180
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "state" in done.stdout

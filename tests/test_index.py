@@ -19,8 +19,12 @@ import pytest
 from clipforge.errors import InputError
 from clipforge.index import Hit, Index
 
-BAD_FILES = {"truncated.jpg": None, "notes.png": b"not an image at all", "empty.jpg": b"",
-             "noise.webp": bytes(range(256)) * 4}
+BAD_FILES = {
+    "truncated.jpg": None,
+    "notes.png": b"not an image at all",
+    "empty.jpg": b"",
+    "noise.webp": bytes(range(256)) * 4,
+}
 READABLE = 200  # the shapes test split: 20 classes x 10
 
 
@@ -77,8 +81,11 @@ def test_index_then_search_by_text_and_image(db, photos, loaded_model):
 def test_changed_and_deleted_files_are_picked_up(db, photos, loaded_model):
     with Index(db, loaded_model) as idx:
         idx.add([photos])
-        changed, touched, deleted = photos / "red circle" / "0.png", photos / "red circle" / "1.png", \
-            photos / "red square" / "0.png"
+        changed, touched, deleted = (
+            photos / "red circle" / "0.png",
+            photos / "red circle" / "1.png",
+            photos / "red square" / "0.png",
+        )
         shutil.copyfile(photos / "blue cross" / "0.png", changed)  # now a blue cross
         os.utime(touched, (time.time() + 5, time.time() + 5))  # same content, new mtime
         deleted.unlink()
@@ -127,8 +134,9 @@ def test_dedup_groups_copies(db, photos, loaded_model):
         idx.add([photos])
         groups = idx.duplicates(threshold=0.9999)
     paths = [{h.path for h in g} for g in groups]
-    assert {str(original), str(photos / "copy-of-2.png")} in [p & {str(original), str(photos / "copy-of-2.png")}
-                                                             for p in paths]
+    assert {str(original), str(photos / "copy-of-2.png")} in [
+        p & {str(original), str(photos / "copy-of-2.png")} for p in paths
+    ]
     assert sum(len(g) for g in groups) < READABLE / 2
 
 
@@ -153,8 +161,13 @@ def test_without_a_model_a_fresh_database_is_an_error(db):
 
 def _cli(args: list[str], **env) -> subprocess.CompletedProcess:
     environment = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src"), **env}
-    return subprocess.run([sys.executable, "-m", "clipforge.cli.main", *args], capture_output=True, text=True,
-                          env=environment, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "clipforge.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=300,
+    )
 
 
 def test_sigkill_after_the_first_batch_then_rerun_equals_an_uninterrupted_run(db, photos, index_model, tmp_path):

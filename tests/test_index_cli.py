@@ -50,8 +50,23 @@ def test_search_text_image_negative_and_cutoff(small_photos, db, capsys):
     assert json.loads(capsys.readouterr().out)[0]["path"] == str(query)
     assert main(["search", "a photo of a red circle.", "--db", str(db), "--min-score", "1.01", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
-    assert main(["search", "--db", str(db), "-k", "2", "--image", str(small_photos / "red circle" / "4.png"),
-                 "--negative", "red", "--json"]) == 0
+    assert (
+        main(
+            [
+                "search",
+                "--db",
+                str(db),
+                "-k",
+                "2",
+                "--image",
+                str(small_photos / "red circle" / "4.png"),
+                "--negative",
+                "red",
+                "--json",
+            ]
+        )
+        == 0
+    )
     assert all("blue circle" in h["path"] for h in json.loads(capsys.readouterr().out))  # a circle, not red
 
 
@@ -81,10 +96,12 @@ def test_errors_are_one_line(small_photos, db, tmp_path, capsys):
 
 
 def test_search_imports_neither_torch_nor_transformers(db):
-    code = ("import sys; from clipforge import Index\n"
-            f"idx = Index({str(db)!r}); hits = idx.search('a photo of a red circle.', k=2)\n"
-            "assert len(hits) == 2, hits\n"
-            "bad = [m for m in ('torch', 'transformers') if m in sys.modules]; assert not bad, bad")
+    code = (
+        "import sys; from clipforge import Index\n"
+        f"idx = Index({str(db)!r}); hits = idx.search('a photo of a red circle.', k=2)\n"
+        "assert len(hits) == 2, hits\n"
+        "bad = [m for m in ('torch', 'transformers') if m in sys.modules]; assert not bad, bad"
+    )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr

@@ -53,4 +53,3 @@ def test_exact_decode_stores_the_runtime_embeddings_and_draft_stays_close(loaded
     np.testing.assert_allclose(stored["exact"], reference, atol=1e-6)
     cosine = (stored["draft"] * reference).sum(axis=1)
     assert cosine.mean() >= 0.99 and not np.allclose(stored["draft"], reference, atol=1e-6)
-

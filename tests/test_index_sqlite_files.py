@@ -40,8 +40,13 @@ def _clipforge_bound_by_modes(args: list[str]) -> subprocess.CompletedProcess:
             pytest.skip("running as root without setpriv: file modes cannot be enforced")
         prefix = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search,-fowner"]
     env = {**os.environ, "PYTHONPATH": SRC}
-    return subprocess.run([*prefix, sys.executable, "-m", "clipforge.cli.main", *args], capture_output=True,
-                          text=True, env=env, timeout=120)
+    return subprocess.run(
+        [*prefix, sys.executable, "-m", "clipforge.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
 
 
 @pytest.fixture
@@ -56,7 +61,8 @@ def shared_folder(tmp_path):
 
 @pytest.mark.slow
 def test_a_read_only_database_in_a_read_only_folder_is_searched_and_not_indexed_into(
-        shared_folder, index_model, shapes_dataset):
+    shared_folder, index_model, shapes_dataset
+):
     model = shutil.copytree(index_model, shared_folder / "model")
     photos = shutil.copytree(shapes_dataset.folder("test") / "red circle", shared_folder / "photos")
     db = shared_folder / "photos.db"
@@ -72,8 +78,11 @@ def test_a_read_only_database_in_a_read_only_folder_is_searched_and_not_indexed_
     line = refused.stderr.strip()
     assert len(line.splitlines()) == 1 and "read-only" in line and str(db) in line, line
     assert "unexpected" not in line
-    assert db.read_bytes() == before and sorted(p.name for p in shared_folder.iterdir()) == \
-        ["model", "photos", "photos.db"]
+    assert db.read_bytes() == before and sorted(p.name for p in shared_folder.iterdir()) == [
+        "model",
+        "photos",
+        "photos.db",
+    ]
 
 
 def test_another_applications_database_is_refused_unchanged(tmp_path, index_model, capsys):
@@ -83,8 +92,11 @@ def test_another_applications_database_is_refused_unchanged(tmp_path, index_mode
         conn.execute("INSERT INTO notes (body) VALUES ('keep me')")
     conn.close()
     before = other.read_bytes()
-    for args in (["search", "x", "--db", str(other)], ["dedup", "--db", str(other)],
-                 ["index", str(tmp_path), "--db", str(other), "-m", str(index_model), "--quiet"]):
+    for args in (
+        ["search", "x", "--db", str(other)],
+        ["dedup", "--db", str(other)],
+        ["index", str(tmp_path), "--db", str(other), "-m", str(index_model), "--quiet"],
+    ):
         assert main(args) == 2, args
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "is not a clipforge index" in err and str(other) in err, err
@@ -114,8 +126,7 @@ def test_a_database_replaced_while_open_is_reopened_and_a_deleted_one_reported(t
             idx.search_vector(np.ones(loaded_model.manifest.embed_dim), k=1)
         _filled(db, loaded_model, seed=1, prefix="/new")
         assert idx.problem() is None
-        assert {h.path.split("/")[1] for h in idx.search_vector(np.ones(loaded_model.manifest.embed_dim), 5)} \
-            == {"new"}
+        assert {h.path.split("/")[1] for h in idx.search_vector(np.ones(loaded_model.manifest.embed_dim), 5)} == {"new"}
 
 
 def _wait_ready(client, seconds: float = 30.0) -> None:

@@ -34,8 +34,9 @@ def test_v1_manifest_loads_and_embeds_like_v2(tiny_checkpoint, tmp_path):
     assert manifest.schema_version == MANIFEST_SCHEMA_VERSION and manifest.towers == {}
     assert manifest.text.kind == ("sentencepiece" if family == "siglip" else "bpe")
     texts = ["A Photo, of THE red circle!", "dog"]
-    np.testing.assert_array_equal(ZeroShotModel.from_onnx(v1).embed_texts(texts),
-                                  ZeroShotModel.from_onnx(folder).embed_texts(texts))
+    np.testing.assert_array_equal(
+        ZeroShotModel.from_onnx(v1).embed_texts(texts), ZeroShotModel.from_onnx(folder).embed_texts(texts)
+    )
     from clipforge.builder.roles import tower_shape
 
     with pytest.raises(BuildError, match="re-export"):
@@ -45,8 +46,10 @@ def test_v1_manifest_loads_and_embeds_like_v2(tiny_checkpoint, tmp_path):
 def test_newer_schema_and_bad_kind_are_refused(tiny_clip, tmp_path):
     folder = model_folder(tiny_clip, show_progress=False)
     data = json.loads((folder / "manifest.json").read_text())
-    for change, message in ((dict(schema_version=MANIFEST_SCHEMA_VERSION + 1), "newer than this clipforge"),
-                            (dict(text=dict(data["text"], kind="wordpiece")), "text.kind 'wordpiece'")):
+    for change, message in (
+        (dict(schema_version=MANIFEST_SCHEMA_VERSION + 1), "newer than this clipforge"),
+        (dict(text=dict(data["text"], kind="wordpiece")), "text.kind 'wordpiece'"),
+    ):
         (tmp_path / "manifest.json").write_text(json.dumps(dict(data, **change)))
         with pytest.raises(InputError, match=message):
             Manifest.load(tmp_path)

@@ -58,7 +58,8 @@ def test_export_matches_open_clip(name, sources, exported):
     assert model.manifest.towers["image-encoder"]["arch"] == arch
     tokenizer = open_clip.get_tokenizer(f"local-dir:{source}") if "hub" in name else open_clip.SimpleTokenizer()
     _, _, transform = open_clip.create_model_and_transforms(
-        f"local-dir:{source}" if "hub" in name else "RN50", pretrained=None)
+        f"local-dir:{source}" if "hub" in name else "RN50", pretrained=None
+    )
     if "hub" not in name:  # an OpenAI file: the default preprocess at the model's size
         transform = open_clip.image_transform(model.manifest.image.size[0], is_train=False)
     images = [_image("RGB", (40 + 7 * i, 90 - 11 * i), seed=i) for i in range(3)]
@@ -78,20 +79,29 @@ def test_export_matches_open_clip(name, sources, exported):
 def test_token_ids_equal_open_clip(exported):
     reference = open_clip.SimpleTokenizer()
     tok = ZeroShotModel.from_onnx(exported["resnet-hub"]).tokenizer
-    texts = CORPUS + _random_texts(seed=3, count=200, max_parts=25) + [
-        "&amp;lt;b&amp;gt; html &quot;twice&quot;", "mojibake: cafÃ© rÃ©sumÃ©",
-        "<end_of_text> literal <START_OF_TEXT>",
-        "ﬁ\u0085next\u2028line\u001c sep", "x!<end_of_text>y"]
+    texts = (
+        CORPUS
+        + _random_texts(seed=3, count=200, max_parts=25)
+        + [
+            "&amp;lt;b&amp;gt; html &quot;twice&quot;",
+            "mojibake: cafÃ© rÃ©sumÃ©",
+            "<end_of_text> literal <START_OF_TEXT>",
+            "ﬁ\u0085next\u2028line\u001c sep",
+            "x!<end_of_text>y",
+        ]
+    )
     assert tok.encode(texts).input_ids.tolist() == reference(texts).tolist()
     for text in texts[:25]:  # one at a time too
         assert tok.encode([text]).input_ids.tolist() == reference([text]).tolist()
 
 
 def test_tokenizer_runtime_is_torch_free(exported):
-    code = (f"from clipforge.runtime.model import ZeroShotModel; import sys; "
-            f"m = ZeroShotModel.from_onnx({str(exported['vit-hub'])!r}); m.embed_texts(['a cat']); "
-            f"m.embed_images([__import__('PIL.Image').Image.new('RGB', (40, 30))]); "
-            f"print(sorted(k for k in ('torch', 'torchvision', 'open_clip', 'transformers') if k in sys.modules))")
+    code = (
+        f"from clipforge.runtime.model import ZeroShotModel; import sys; "
+        f"m = ZeroShotModel.from_onnx({str(exported['vit-hub'])!r}); m.embed_texts(['a cat']); "
+        f"m.embed_images([__import__('PIL.Image').Image.new('RGB', (40, 30))]); "
+        f"print(sorted(k for k in ('torch', 'torchvision', 'open_clip', 'transformers') if k in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -108,8 +118,9 @@ TRANSFORMS = [
 
 
 def _spec_and_transform(cfg: dict):
-    from clipforge.families.openclip_io import image_spec_from_cfg
     from open_clip.transform import PreprocessCfg, image_transform_v2
+
+    from clipforge.families.openclip_io import image_spec_from_cfg
 
     full = {**PreprocessCfg().__dict__, **cfg}
     return image_spec_from_cfg(full), image_transform_v2(PreprocessCfg(**full), is_train=False)
@@ -177,9 +188,11 @@ def test_image_size_is_refused_for_resnet(sources, tmp_path):
 def test_torchvision_workaround_is_guarded():
     """ensure_torchvision imports torchvision, patched only where the plain import fails (the rest of the suite
     imports transformers after conftest's ensure_torchvision, which fails without it in that case)."""
-    code = ("try:\n import torchvision\n plain = True\nexcept RuntimeError:\n plain = False\n"
-            "from clipforge._torchvision import ensure_torchvision as e\n"
-            "state = e()\nimport torchvision.transforms\nprint(plain, state, e())")
+    code = (
+        "try:\n import torchvision\n plain = True\nexcept RuntimeError:\n plain = False\n"
+        "from clipforge._torchvision import ensure_torchvision as e\n"
+        "state = e()\nimport torchvision.transforms\nprint(plain, state, e())"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out in (["True", "plain", "plain"], ["False", "patched", "patched"])
 
@@ -188,9 +201,11 @@ def test_import_guard_applies_the_workaround_for_any_entry_point():
     """A fresh process that imports clipforge and then transformers/open_clip directly (as the demo's training,
     evaluation baselines and benchmarks do) works whether or not torchvision imports on its own; importing
     clipforge alone imports no torch."""
-    code = ("import sys, clipforge\nassert 'torch' not in sys.modules\n"
-            "from transformers import CLIPModel\nimport open_clip\n"
-            "from clipforge._torchvision import _state, _GUARD\nprint(_state, _GUARD in sys.meta_path)")
+    code = (
+        "import sys, clipforge\nassert 'torch' not in sys.modules\n"
+        "from transformers import CLIPModel\nimport open_clip\n"
+        "from clipforge._torchvision import _state, _GUARD\nprint(_state, _GUARD in sys.meta_path)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-800:]
     assert out.stdout.split() in (["plain", "False"], ["patched", "False"])
@@ -244,12 +259,18 @@ def trained_resnet(fixture_cache, shapes_dataset):
 @pytest.mark.slow
 def test_int8_static_on_trained_resnet_within_1pp(trained_resnet, shapes_dataset, tmp_path):
     """The trained open_clip ModifiedResNet: int8-static (Convs quantised too) keeps zero-shot top-1 within 1 pp."""
-    from clipforge.builder import build_composite
     from test_build_accuracy import top1
 
+    from clipforge.builder import build_composite
+
     fp32 = top1(export_model(trained_resnet, tmp_path / "fp32", show_progress=False).path, shapes_dataset)
-    result = build_composite(trained_resnet, tmp_path / "int8", quantize="int8-static",
-                             calibration_data=shapes_dataset.folder("train"), show_progress=False)
+    result = build_composite(
+        trained_resnet,
+        tmp_path / "int8",
+        quantize="int8-static",
+        calibration_data=shapes_dataset.folder("train"),
+        show_progress=False,
+    )
     int8 = top1(result.path, shapes_dataset)
     assert fp32 >= 60 and fp32 - int8 <= 1.0, (fp32, int8)
     stage = result.report["roles"]["image-encoder"]["stages"][0]

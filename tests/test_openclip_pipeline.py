@@ -19,14 +19,18 @@ OPENAI_MEAN, OPENAI_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26
 # open_clip's resize modes as image_spec_from_cfg writes them: shortest (square), shortest (non-square size),
 # longest with a fill colour, squash; bicubic and bilinear
 SPECS = {
-    "shortest-bicubic": ImageSpec("shortest_edge", (64, 64), (64, 64), 3, 1 / 255, OPENAI_MEAN, OPENAI_STD,
-                                  convention="torchvision"),
-    "shortest-bilinear": ImageSpec("shortest_edge", (48, 48), (48, 48), 2, 1 / 255, (0.5, 0.4, 0.3),
-                                   (0.2, 0.25, 0.3), convention="torchvision"),
-    "fit-shortest": ImageSpec("fit_shortest", (64, 40), (64, 40), 3, 1 / 255, OPENAI_MEAN, OPENAI_STD,
-                              convention="torchvision"),
-    "fit-longest-fill": ImageSpec("fit_longest", (56, 56), (56, 56), 3, 1 / 255, OPENAI_MEAN, OPENAI_STD,
-                                  convention="torchvision", fill=127),
+    "shortest-bicubic": ImageSpec(
+        "shortest_edge", (64, 64), (64, 64), 3, 1 / 255, OPENAI_MEAN, OPENAI_STD, convention="torchvision"
+    ),
+    "shortest-bilinear": ImageSpec(
+        "shortest_edge", (48, 48), (48, 48), 2, 1 / 255, (0.5, 0.4, 0.3), (0.2, 0.25, 0.3), convention="torchvision"
+    ),
+    "fit-shortest": ImageSpec(
+        "fit_shortest", (64, 40), (64, 40), 3, 1 / 255, OPENAI_MEAN, OPENAI_STD, convention="torchvision"
+    ),
+    "fit-longest-fill": ImageSpec(
+        "fit_longest", (56, 56), (56, 56), 3, 1 / 255, OPENAI_MEAN, OPENAI_STD, convention="torchvision", fill=127
+    ),
     "squash": ImageSpec("exact", (40, 52), None, 2, 1 / 255, OPENAI_MEAN, OPENAI_STD, convention="torchvision"),
 }
 # (height, width): downscaling both ways, upscaling, a long thin image (padding in fit_longest), and sizes whose
@@ -118,8 +122,10 @@ def sources(tmp_path_factory):
     root = tmp_path_factory.mktemp("openclip-pipeline-sources")
     vit, resnet = random_model(model_config("vit"), seed=1), random_model(model_config("resnet"), seed=2)
     longest = {"resize_mode": "longest", "fill_color": 128, "interpolation": "bilinear"}
-    return {"vit": save_hub_layout(vit, model_config("vit"), root / "vit"),
-            "resnet": save_hub_layout(resnet, model_config("resnet"), root / "rn", longest)}
+    return {
+        "vit": save_hub_layout(vit, model_config("vit"), root / "vit"),
+        "resnet": save_hub_layout(resnet, model_config("resnet"), root / "rn", longest),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -163,8 +169,13 @@ def test_token_ids_equal_open_clip(exported):
     """open_clip's own SimpleTokenizer on the tricky corpora (curly quotes, ligatures, control characters, tabs and
     newlines, special tokens written in the text, truncation to 77 with EOS kept, padding with 0)."""
     texts = [t for t in CORPUS + TRICKY + random_texts(300, seed=7) if not _outside_the_graph(t)]
-    texts += ["“curly” ‘quotes’ ﬁne ﬂow ĳ", "x\x1cy\x0bz\u200bw", "<end_of_text> mid <start_of_text> text", "a " * 80,
-              "ＦＵＬＬ－ｗｉｄｔｈ ＡＢＣ！ 猫の写真！？，１００％ ｱｲｳ ￥５"]
+    texts += [
+        "“curly” ‘quotes’ ﬁne ﬂow ĳ",
+        "x\x1cy\x0bz\u200bw",
+        "<end_of_text> mid <start_of_text> text",
+        "a " * 80,
+        "ＦＵＬＬ－ｗｉｄｔｈ ＡＢＣ！ 猫の写真！？，１００％ ｱｲｳ ￥５",
+    ]
     got = _graph_ids(exported["vit"], texts)
     want = open_clip.SimpleTokenizer()(texts).numpy()
     assert got.shape == want.shape == (len(texts), 77)
@@ -207,8 +218,9 @@ def test_pipeline_classifies_like_the_runtime(name, pipelines, exported):
         assert [g["label"] for g in got] == [w["label"] for w in want]
         assert max(abs(g["score"] - w["score"]) for g, w in zip(got, want)) <= 1e-3
         assert abs(sum(g["score"] for g in got) - 1.0) < 1e-5
-        np.testing.assert_allclose(pipeline.embed_pixels(smooth(*size, seed=i)), pipeline.embed_image(data),
-                                   atol=1e-6, rtol=0)
+        np.testing.assert_allclose(
+            pipeline.embed_pixels(smooth(*size, seed=i)), pipeline.embed_image(data), atol=1e-6, rtol=0
+        )
     jpeg = encoded(smooth(120, 160), "JPEG", quality=95)
     assert cosine_rows(pipeline.embed_image(jpeg), runtime.embed_images([jpeg])).min() >= 0.99
     texts = ["a photo of a cat.", "naïve café", "x" * 300]
@@ -220,8 +232,20 @@ def test_classifier_with_preprocessing(exported, tmp_path):
     from clipforge.runtime.model import ZeroShotModel
 
     out = tmp_path / "clf.onnx"
-    assert main(["export-classifier", str(exported["resnet"]), "-o", str(out), "-l", ",".join(LABELS),
-                 "--with-preprocessing"]) == 0
+    assert (
+        main(
+            [
+                "export-classifier",
+                str(exported["resnet"]),
+                "-o",
+                str(out),
+                "-l",
+                ",".join(LABELS),
+                "--with-preprocessing",
+            ]
+        )
+        == 0
+    )
     session, model = extensions_session(out), ZeroShotModel.from_onnx(exported["resnet"])
     for i, size in enumerate([(40, 60), (90, 33), (300, 17)]):
         data = encoded(smooth(*size, seed=i))

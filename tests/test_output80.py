@@ -42,8 +42,9 @@ def variants(exported_tiny, tmp_path_factory):
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
     """A labelled folder of 4 images (2 classes) whose paths are longer than 80 columns."""
-    return noise_folder(tmp_path_factory.mktemp("data") / LONG_FOLDER, classes=("red circle", "blue square"),
-                        per_class=2)
+    return noise_folder(
+        tmp_path_factory.mktemp("data") / LONG_FOLDER, classes=("red circle", "blue square"), per_class=2
+    )
 
 
 @pytest.fixture(scope="module")
@@ -119,8 +120,14 @@ def test_models(capsys):
 def test_models_in_a_pipe_without_columns():
     """Every stream a pipe and no COLUMNS: rich falls back to 80 columns; ids are still whole."""
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
-    proc = subprocess.run([sys.executable, "-m", "clipforge.cli.main", "models"], stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, env=env, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "clipforge.cli.main", "models"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     readable(proc.stdout, [r["name"] for r in list_models()])
 
@@ -167,8 +174,10 @@ def test_eval_retrieval(capsys, variants, images, tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    rows = [{"image": {"bytes": png.read_bytes(), "path": None}, "captions": [f"picture of a {png.parent.name}"]}
-            for png in sorted(images.rglob("*.png"))]
+    rows = [
+        {"image": {"bytes": png.read_bytes(), "path": None}, "captions": [f"picture of a {png.parent.name}"]}
+        for png in sorted(images.rglob("*.png"))
+    ]
     pairs = tmp_path / f"{LONG_FOLDER}.parquet"
     pq.write_table(pa.Table.from_pylist(rows), pairs)
     args = ["eval", "-m", variants[0], "--task", "zero-shot-retrieval", "--dataset", pairs, "-q"]
@@ -186,8 +195,9 @@ def test_perf(capsys, variants, tmp_path):
     """Two variants whose names share a long prefix: every row says which variant and encoder it measured; the
     roofline gets its own table."""
     fast = ["--batch-size", "1", "--iterations", "1", "--warmup", "0"]
-    code, out, _ = run(capsys, "perf", *variants, *fast, "--roofline", "--gemm-size", "64",
-                       "--json", tmp_path / "p.json")
+    code, out, _ = run(
+        capsys, "perf", *variants, *fast, "--roofline", "--gemm-size", "64", "--json", tmp_path / "p.json"
+    )
     rows = json.loads((tmp_path / "p.json").read_text())
     assert code == 0 and len(rows) == 4
     speed, roofline = out.split("\nroofline: ")
@@ -197,8 +207,10 @@ def test_perf(capsys, variants, tmp_path):
         assert len(groups) == len(rows)
         for group, r in zip(groups, rows):
             assert whole(group, r["variant"]) and whole(group, r["encoder"]), group
-            want = [f"{r[last[0]]:.1f}", f"{r['peak_rss_mb']:.0f}" if last[1] == "peak_rss_mb" else
-                    f"{100 * r['fraction']:.1f}"]
+            want = [
+                f"{r[last[0]]:.1f}",
+                f"{r['peak_rss_mb']:.0f}" if last[1] == "peak_rss_mb" else f"{100 * r['fraction']:.1f}",
+            ]
             assert group.splitlines()[0].split()[-2:] == want, group
             if table is speed:  # batch, load s, first s (process start -> first result) lead the numbers
                 assert group.splitlines()[0].split()[-8:-5] == ["1", f"{r['load_s']:.2f}", f"{r['first_s']:.2f}"]
@@ -223,8 +235,11 @@ def test_build_summary(capsys, variants, tmp_path):
     code, out, err = run(capsys, "build", "-m", variants[0], "-o", out_dir, "-q")
     assert code == 0 and out == ""  # the summary goes to stderr, beside the progress
     report = json.loads((out_dir / "build.json").read_text())
-    readable(err, [str(out_dir), "image-encoder", "text-encoder"] +
-             [s["stage"] for info in report["roles"].values() for s in info["stages"]])
+    readable(
+        err,
+        [str(out_dir), "image-encoder", "text-encoder"]
+        + [s["stage"] for info in report["roles"].values() for s in info["stages"]],
+    )
     code, out, _ = run(capsys, "build", "-m", variants[0], "-o", out_dir, "-q", "--json")  # unchanged: skipped
     again = json.loads(out)
     assert code == 0 and again["skipped"] and again["path"] == str(out_dir) and again["roles"] == report["roles"]
@@ -238,8 +253,9 @@ def test_report(capsys, variants, images):
     code, js, _ = run(capsys, *args, "--json", "-")
     rows = json.loads(js)
     assert code == 0 and [r["build"] for r in rows] == [str(v) for v in variants]
-    assert re.findall(r"\s(\d+\.\d)\s+(\d+\.\d)\s+\d+\.\d\s+\d+\.\d$", out, re.M) == \
-           [(f"{r['top1']:.1f}", f"{r['top5']:.1f}") for r in rows]
+    assert re.findall(r"\s(\d+\.\d)\s+(\d+\.\d)\s+\d+\.\d\s+\d+\.\d$", out, re.M) == [
+        (f"{r['top1']:.1f}", f"{r['top5']:.1f}") for r in rows
+    ]
 
 
 def test_search(capsys, index_db, images):
@@ -274,9 +290,12 @@ def test_model_errors_name_every_kind_and_what_was_found(capsys, tmp_path):
     for name in ("a.txt", "b.bin2", "c.json", "d.md"):
         (junk / name).write_text("x")
     (tmp_path / "notes.txt").write_text("hello")
-    cases = {junk: "a folder with 4 entries (a.txt, b.bin2, c.json and 1 more), no manifest.json/config.json/"
-                   "open_clip_config.json",
-             tmp_path / "notes.txt": "a .txt file of 5 bytes", tmp_path / "missing": "does not exist"}
+    cases = {
+        junk: "a folder with 4 entries (a.txt, b.bin2, c.json and 1 more), no manifest.json/config.json/"
+        "open_clip_config.json",
+        tmp_path / "notes.txt": "a .txt file of 5 bytes",
+        tmp_path / "missing": "does not exist",
+    }
     for model, found in cases.items():
         code, out, err = run(capsys, "classify", tmp_path / "x.png", "-l", "a", "-m", model)
         assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, err

@@ -16,17 +16,39 @@ from clipforge.perf.runner import targets_for
 def folders(tiny_clip, tmp_path_factory):
     root = tmp_path_factory.mktemp("perf")
     dyn = export_model(tiny_clip, root / "dyn", show_progress=False).path
-    static = export_model(tiny_clip, root / "static", ExportOptions(static=True, batch_size=2),
-                          show_progress=False).path
+    static = export_model(
+        tiny_clip, root / "static", ExportOptions(static=True, batch_size=2), show_progress=False
+    ).path
     return dyn, static
 
 
 def test_perf_json_and_plot(folders, tiny_clip, tmp_path):
     dyn, static = folders
     out, png = tmp_path / "p.json", tmp_path / "p.png"
-    assert main(["perf", str(dyn), str(static / "image-encoder" / "model.onnx"), "--batch-size", "1,4",
-                 "--iterations", "2", "--warmup", "1", "--baseline", "torch", "--model-id", str(tiny_clip),
-                 "--json", str(out), "--plot", str(png)]) == 0
+    assert (
+        main(
+            [
+                "perf",
+                str(dyn),
+                str(static / "image-encoder" / "model.onnx"),
+                "--batch-size",
+                "1,4",
+                "--iterations",
+                "2",
+                "--warmup",
+                "1",
+                "--baseline",
+                "torch",
+                "--model-id",
+                str(tiny_clip),
+                "--json",
+                str(out),
+                "--plot",
+                str(png),
+            ]
+        )
+        == 0
+    )
     rows = json.loads(out.read_text())
     assert len(rows) == 2 * 2 + 2 * 2 + 1 * 2  # torch (2 encoders), dyn (2 encoders), static image; x 2 batches
     assert {r["variant"] for r in rows} == {"pytorch", "dyn", "static"}
@@ -69,7 +91,24 @@ def test_a_checkpoint_is_exported_once_then_measured(tiny_clip, capsys):
 def test_report_accuracy_vs_speed(trained_clip, shapes_dataset, tmp_path):
     folder = export_model(trained_clip, tmp_path / "fp32", show_progress=False).path
     out, png = tmp_path / "r.json", tmp_path / "r.png"
-    assert main(["report", str(folder), "--dataset", str(shapes_dataset.root), "--samples", "40",
-                 "--iterations", "2", "--plot", str(png), "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "report",
+                str(folder),
+                "--dataset",
+                str(shapes_dataset.root),
+                "--samples",
+                "40",
+                "--iterations",
+                "2",
+                "--plot",
+                str(png),
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     rows = json.loads(out.read_text())
     assert rows[0]["top1"] > 50 and rows[0]["images_per_s"] > 0 and png.is_file()

@@ -15,19 +15,64 @@ from transformers import AutoTokenizer
 
 from clipforge.cli.main import main
 from clipforge.export.validate import cosine_rows
+from clipforge.models import ZeroShotModel
 from clipforge.pipeline import PipelineModel, list_presets
 from clipforge.pipeline._graph import extensions_session
 from clipforge.pipeline.config import PipelineConfig
 from clipforge.pipeline.text_graph import text_model
 from clipforge.registry import list_models
-from clipforge.models import ZeroShotModel
 from clipforge.specs import Manifest
 
-TRICKY = ["", " ", "a photo of a cat.", "A Photo Of  THE  Eiffel Tower!!", "it's 2024, isn't it? 3.14 - 1,000",
-          "tab\tand\nnewline\r\n", "naïve café, Über-straße", "emoji 😀 中文 русский", "x <a", "<<", "a <|endoftext|> b",
-          "\u00a0non\u2009breaking\u3000spaces", "don't 'quote' me", "x" * 300, "many words " * 40, "▁underline▁"]
-PIECES = ["cat", "Dog", "a", "photo", "of", "Café", "2024", "3.14", "'s", "don't", "...", "!!", "—", "(", ")", "#",
-          "😀", "中文", " ", "  ", "\t", "\n", "<", ">", "_", "CAPS", "x²", "ﬁ", "\u00a0", "▁"]
+TRICKY = [
+    "",
+    " ",
+    "a photo of a cat.",
+    "A Photo Of  THE  Eiffel Tower!!",
+    "it's 2024, isn't it? 3.14 - 1,000",
+    "tab\tand\nnewline\r\n",
+    "naïve café, Über-straße",
+    "emoji 😀 中文 русский",
+    "x <a",
+    "<<",
+    "a <|endoftext|> b",
+    "\u00a0non\u2009breaking\u3000spaces",
+    "don't 'quote' me",
+    "x" * 300,
+    "many words " * 40,
+    "▁underline▁",
+]
+PIECES = [
+    "cat",
+    "Dog",
+    "a",
+    "photo",
+    "of",
+    "Café",
+    "2024",
+    "3.14",
+    "'s",
+    "don't",
+    "...",
+    "!!",
+    "—",
+    "(",
+    ")",
+    "#",
+    "😀",
+    "中文",
+    " ",
+    "  ",
+    "\t",
+    "\n",
+    "<",
+    ">",
+    "_",
+    "CAPS",
+    "x²",
+    "ﬁ",
+    "\u00a0",
+    "▁",
+]
 
 
 def random_texts(n: int, seed: int = 0) -> list[str]:
@@ -116,8 +161,15 @@ def test_text_embeddings_match_runtime(pipelines, exported, tiny_checkpoint):
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
 
 
-IMAGES = [((40, 50), None), ((300, 200), None), ((90, 30), "L"), ((64, 64), "RGBA"), ((17, 230), "P"),
-          ((33, 57), None), ((500, 333), None)]
+IMAGES = [
+    ((40, 50), None),
+    ((300, 200), None),
+    ((90, 30), "L"),
+    ((64, 64), "RGBA"),
+    ((17, 230), "P"),
+    ((33, 57), None),
+    ((500, 333), None),
+]
 
 
 def test_png_embeddings_match_runtime(pipelines, exported, tiny_checkpoint):
@@ -207,7 +259,7 @@ from onnxruntime_extensions import get_library_path
 def session(path):
     o = ort.SessionOptions(); o.register_custom_ops_library(get_library_path()); o.log_severity_level = 4
     return ort.InferenceSession(path, o, providers=["CPUExecutionProvider"])
-img, txt = session("{pipelines['clip']}_img.onnx"), session("{pipelines['clip']}_txt.onnx")
+img, txt = session("{pipelines["clip"]}_img.onnx"), session("{pipelines["clip"]}_txt.onnx")
 for name in {list(BAD_BYTES)!r}:
     try:
         img.run(None, {{"image": np.fromfile(r"{tmp_path}/" + name, dtype=np.uint8)}}); print(name, "NO ERROR")
@@ -232,8 +284,12 @@ def test_pipeline_model_errors(pipelines):
     pipeline = PipelineModel.from_prefix(pipelines["clip"])
     corrupt = bytearray(png(smooth(64, 64), fmt="JPEG"))
     corrupt[200:400] = b"\xff" * 200  # complete file (start and end markers), garbage inside
-    for data, message in [(_bad("garbage"), "not a PNG or JPEG"), (_bad("truncated_jpeg"), "truncated JPEG"),
-                          (bytes(corrupt), "corrupt JPEG"), (_bad("gif"), "not a PNG or JPEG")]:
+    for data, message in [
+        (_bad("garbage"), "not a PNG or JPEG"),
+        (_bad("truncated_jpeg"), "truncated JPEG"),
+        (bytes(corrupt), "corrupt JPEG"),
+        (_bad("gif"), "not a PNG or JPEG"),
+    ]:
         with pytest.raises(InputError, match=message):
             pipeline.embed_image(data)
     with pytest.raises(InputError, match="empty"):
@@ -251,7 +307,10 @@ def test_presets_follow_the_family_and_can_be_overridden(tiny_clip, tmp_path, ca
     assert main(["export-pipeline", str(tiny_clip), "-o", str(tmp_path / "x"), "--preset", "multimodal_siglip"]) == 2
     assert "preset multimodal_siglip is for siglip checkpoints but" in capsys.readouterr().err
     assert main(["export-pipeline", str(tiny_clip), "-o", str(tmp_path / "x"), "--template", "nope"]) == 2
-    assert "unknown pipeline preset 'nope'; use one of: multimodal_clip, multimodal_openclip, multimodal_siglip" in capsys.readouterr().err
+    assert (
+        "unknown pipeline preset 'nope'; use one of: multimodal_clip, multimodal_openclip, multimodal_siglip"
+        in capsys.readouterr().err
+    )
     assert main(["export-pipeline", str(tiny_clip), "-o", str(tmp_path / "x.onnx")]) == 2
     assert "prefix" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
@@ -273,8 +332,11 @@ def test_every_known_checkpoint_gets_its_family_preset():
         assert config.preset == f"multimodal_{row['family']}" and config.family == row["family"], row["name"]
         families.add(row["family"])
     assert "openclip" in families
-    assert list_presets() == {"multimodal_clip": "clip", "multimodal_openclip": "openclip",
-                              "multimodal_siglip": "siglip"}
+    assert list_presets() == {
+        "multimodal_clip": "clip",
+        "multimodal_openclip": "openclip",
+        "multimodal_siglip": "siglip",
+    }
     with pytest.raises(InputError, match="multimodal_openclip is for openclip checkpoints"):
         resolve_config("openai/clip-vit-base-patch32", "multimodal_openclip")
 
@@ -318,16 +380,19 @@ def test_minimal_example_runs_without_clipforge(pipelines, exported, tiny_checkp
     image = tmp_path / "photo.png"
     image.write_bytes(png(smooth(70, 90, seed=5)))
     labels = ["a red circle", "a blue square", "a dog"]
-    runner = (f"import runpy, sys; sys.argv = {[str(script), str(pipelines[family]), str(image), *labels]!r}; "
-              "runpy.run_path(sys.argv[0], run_name='__main__'); "
-              "print('IMPORTED', 'clipforge' in sys.modules)")
+    runner = (
+        f"import runpy, sys; sys.argv = {[str(script), str(pipelines[family]), str(image), *labels]!r}; "
+        "runpy.run_path(sys.argv[0], run_name='__main__'); "
+        "print('IMPORTED', 'clipforge' in sys.modules)"
+    )
     done = subprocess.run([sys.executable, "-c", runner], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-800:]
     *rows, imported = done.stdout.strip().splitlines()
     assert imported == "IMPORTED False"
     got = {line.split("  ", 1)[1]: float(line.split("  ", 1)[0]) for line in rows}
-    want = ZeroShotModel.from_onnx(exported[family]).classify([image], labels, template="a photo of {}.",
-                                                               top_k=len(labels))[0]
+    want = ZeroShotModel.from_onnx(exported[family]).classify(
+        [image], labels, template="a photo of {}.", top_k=len(labels)
+    )[0]
     assert list(got) == [p["label"] for p in want]
     assert max(abs(got[p["label"]] - p["score"]) for p in want) <= 1e-3
 
@@ -337,10 +402,12 @@ def test_pipeline_model_is_torch_free(pipelines):
     import subprocess
     import sys
 
-    code = (f"import sys; from clipforge.pipeline import PipelineModel; "
-            f"m = PipelineModel.from_prefix(r'{pipelines['clip']}'); m.embed_texts(['a cat']); "
-            "import numpy as np; m.embed_pixels(np.zeros((20, 30, 3), np.uint8)); "
-            "print(sorted(x for x in ('torch', 'transformers', 'onnxruntime_extensions') if x in sys.modules))")
+    code = (
+        f"import sys; from clipforge.pipeline import PipelineModel; "
+        f"m = PipelineModel.from_prefix(r'{pipelines['clip']}'); m.embed_texts(['a cat']); "
+        "import numpy as np; m.embed_pixels(np.zeros((20, 30, 3), np.uint8)); "
+        "print(sorted(x for x in ('torch', 'transformers', 'onnxruntime_extensions') if x in sys.modules))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-800:]
     assert done.stdout.strip() == "[]"
@@ -367,11 +434,16 @@ def test_pipeline_model_imports_and_classifies_without_onnx(pipelines, exported,
 
     image = tmp_path / "photo.png"
     image.write_bytes(png(smooth(40, 50, seed=2)))
-    done = subprocess.run([sys.executable, "-c", BLOCK_ONNX, str(pipelines["clip"]), str(image)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", BLOCK_ONNX, str(pipelines["clip"]), str(image)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-800:]
-    want = ZeroShotModel.from_onnx(exported["clip"]).classify([image],
-                                                              ["a red circle", "a dog"], top_k=1)[0][0]["label"]
+    want = ZeroShotModel.from_onnx(exported["clip"]).classify([image], ["a red circle", "a dog"], top_k=1)[0][0][
+        "label"
+    ]
     assert done.stdout.strip() == want
 
 
@@ -395,8 +467,7 @@ def test_large_model_layout_and_failed_validation_leave_nothing(exported, tmp_pa
     """Over the 2 GiB limit the weights go to PREFIX_*.onnx.data; a failed validation leaves no file at all."""
     from clipforge.errors import ValidationError
     from clipforge.export import onnx_export
-    from clipforge.pipeline import export_pipeline
-    from clipforge.pipeline import validate as validate_module
+    from clipforge.pipeline import export_pipeline, validate as validate_module
 
     monkeypatch.setattr(onnx_export, "EXTERNAL_DATA_BYTES", 0)  # treat the tiny model as "over 2 GB"
     result = export_pipeline(exported["clip"], tmp_path / "ok" / "big", "multimodal_clip", show_progress=False)
@@ -425,8 +496,9 @@ def test_pipeline_and_classifier_from_an_fp16_build(tiny_siglip, tmp_path):
     data = png(smooth(60, 80))
     got = PipelineModel.from_prefix(tmp_path / "h").embed_image(data)
     assert cosine_rows(got, ZeroShotModel.from_onnx(built).embed_images([data])).min() >= 0.999
-    report = export_classifier(built, tmp_path / "clf.onnx", ["red circle", "blue square"], ["a photo of a {}."],
-                               with_preprocessing=True)
+    report = export_classifier(
+        built, tmp_path / "clf.onnx", ["red circle", "blue square"], ["a photo of a {}."], with_preprocessing=True
+    )
     assert report["atol"] == 1e-3 and report["max_abs_diff"] <= 1e-3
 
 
@@ -437,8 +509,11 @@ def test_topological_sort_fixes_node_order():
 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])
-    nodes = [helper.make_node("Relu", ["b"], ["y"]), helper.make_node("Neg", ["a"], ["b"]),
-             helper.make_node("Abs", ["x"], ["a"])]
+    nodes = [
+        helper.make_node("Relu", ["b"], ["y"]),
+        helper.make_node("Neg", ["a"], ["b"]),
+        helper.make_node("Abs", ["x"], ["a"]),
+    ]
     model = helper.make_model(helper.make_graph(nodes, "g", [x], [y]), opset_imports=[helper.make_opsetid("", 18)])
     topological_sort(model.graph)
     assert [n.op_type for n in model.graph.node] == ["Abs", "Neg", "Relu"]

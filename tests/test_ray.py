@@ -53,8 +53,24 @@ def test_embed_ray_matches_local(ray_local, clip_folder, photos, tmp_path, capsy
     local, distributed = tmp_path / "local.parquet", tmp_path / "ray.parquet"
     assert main(["embed", str(photos), "-o", str(local), "-m", str(clip_folder)]) == 1
     capsys.readouterr()
-    code = main(["embed", str(photos), "-o", str(distributed), "-m", str(clip_folder), "--engine", "ray",
-                 "--workers", "2", "--cpus-per-worker", "1", "--batch-size", "8"])
+    code = main(
+        [
+            "embed",
+            str(photos),
+            "-o",
+            str(distributed),
+            "-m",
+            str(clip_folder),
+            "--engine",
+            "ray",
+            "--workers",
+            "2",
+            "--cpus-per-worker",
+            "1",
+            "--batch-size",
+            "8",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1  # two unreadable files: reported, not fatal
     assert "2 of 42 image(s)" in err and "broken.jpg" in err and "truncated.jpg" in err and "Ray" in err
@@ -67,7 +83,7 @@ def test_embed_ray_matches_local(ray_local, clip_folder, photos, tmp_path, capsy
     import hashlib
 
     digests = dict(zip(table["path"].to_pylist(), table["sha256"].to_pylist()))
-    assert all(digests[p] == hashlib.sha256(open(p, "rb").read()).hexdigest() for p in digests)
+    assert all(digests[p] == hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in digests)
 
 
 def _index_rows(db):
@@ -88,8 +104,9 @@ def _index(db, photos, clip_folder, capsys, *extra):
 
 
 @pytest.mark.slow
-def test_index_ray_into_postgres_matches_local_despite_a_killed_worker(ray_local, pg_url, clip_folder, photos,
-                                                                      tmp_path, monkeypatch, capsys):
+def test_index_ray_into_postgres_matches_local_despite_a_killed_worker(
+    ray_local, pg_url, clip_folder, photos, tmp_path, monkeypatch, capsys
+):
     """One worker is SIGKILLed after committing its second batch; Ray restarts it and retries that batch. The
     index still ends with every readable image exactly once, equal to the local engine's: rows, vectors, hits."""
     import psycopg
@@ -99,8 +116,7 @@ def test_index_ray_into_postgres_matches_local_despite_a_killed_worker(ray_local
     local_db, ray_db, marker = fresh_database(pg_url), fresh_database(pg_url), tmp_path / "killed"
     local = _index(local_db, photos, clip_folder, capsys)
     monkeypatch.setenv("CLIPFORGE_RAY_KILL_AFTER", f"2:{marker}")
-    distributed = _index(ray_db, photos, clip_folder, capsys, "--engine", "ray", "--workers", "2",
-                         "--batch-size", "4")
+    distributed = _index(ray_db, photos, clip_folder, capsys, "--engine", "ray", "--workers", "2", "--batch-size", "4")
     assert marker.exists()  # the worker really died
     for summary in (local, distributed):
         assert (summary["added"], summary["updated"], summary["images"]) == (N_IMAGES, 0, N_IMAGES)
@@ -173,11 +189,26 @@ def test_worker_runs_on_the_backend_asked_for(clip_folder, monkeypatch, capsys):
 
     backend = "openvino" if openvino_available() else "onnxruntime"
     actor = EmbedActor(Job(str(clip_folder), threads=1, batch_size=4, backend=backend))
-    actor.model.image_encoder.session  # opens the lazy encoder
+    actor.model.image_encoder.session  # noqa: B018 -- opens the lazy encoder
     assert actor.model.backends["image-encoder"] == f"{backend}/fp32"
-    code = main(["embed", "x.jpg", "-o", "out.parquet", "-m", str(clip_folder), "--engine", "ray",
-                 "--backend", "tensorflow"])
+    code = main(
+        ["embed", "x.jpg", "-o", "out.parquet", "-m", str(clip_folder), "--engine", "ray", "--backend", "tensorflow"]
+    )
     assert code == 2 and "unknown backend 'tensorflow'" in capsys.readouterr().err
-    code = main(["embed", "x.jpg", "-o", "out.parquet", "-m", str(clip_folder), "--engine", "ray",
-                 "--backend", "onnxruntime", "--precision", "bf16"])
+    code = main(
+        [
+            "embed",
+            "x.jpg",
+            "-o",
+            "out.parquet",
+            "-m",
+            str(clip_folder),
+            "--engine",
+            "ray",
+            "--backend",
+            "onnxruntime",
+            "--precision",
+            "bf16",
+        ]
+    )
     assert code == 2 and "precision 'bf16' runs on OpenVINO" in capsys.readouterr().err

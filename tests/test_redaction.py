@@ -42,16 +42,21 @@ def test_redact_hides_every_form(location):
 def test_redact_scrubs_driver_messages_and_keeps_the_rest():
     url = f"postgresql://me:{SECRET}@127.0.0.1:1/photos"
     message = "failed to resolve host 'pw@127.0.0.1': [Errno -2] Name or service not known"
-    assert redact(message, secrets_of(url)) == "failed to resolve host '***@127.0.0.1': [Errno -2] Name or " \
+    assert (
+        redact(message, secrets_of(url)) == "failed to resolve host '***@127.0.0.1': [Errno -2] Name or "
         "service not known"
+    )
     assert redact("postgresql://me@h/db") == "postgresql://me@h/db" and redact("/photos/x.db") == "/photos/x.db"
     assert is_postgres("host=h dbname=x") and is_postgres("postgres://h/x") and not is_postgres("/tmp/x.db")
 
 
 @pytest.mark.parametrize("location", LOCATIONS)
 def test_cli_errors_never_show_the_password(location, index_model, tmp_path, capsys):
-    commands = [["index", str(tmp_path), "--db", location, "-m", str(index_model), "--quiet"],
-                ["search", "a red circle", "--db", location], ["dedup", "--db", location]]
+    commands = [
+        ["index", str(tmp_path), "--db", location, "-m", str(index_model), "--quiet"],
+        ["search", "a red circle", "--db", location],
+        ["dedup", "--db", location],
+    ]
     for args in commands:
         code = main(args)
         err = capsys.readouterr().err
@@ -75,13 +80,16 @@ def test_server_log_and_endpoints_never_show_the_password(location, index_model,
 
     log = tmp_path / "server.log"
     key = {"Authorization": "Bearer k3y"}
-    with ServerProcess(["-m", str(index_model), "--db", location, "--api-key", "k3y", "--threads", "1"],
-                       log_path=str(log)).start(wait_ready=False) as srv:
+    with ServerProcess(
+        ["-m", str(index_model), "--db", location, "--api-key", "k3y", "--threads", "1"], log_path=str(log)
+    ).start(wait_ready=False) as srv:
         deadline = time.monotonic() + 60
         while request("GET", srv.url + "/readyz").json()["status"] == "loading" and time.monotonic() < deadline:
             time.sleep(0.1)
-        replies = {path: request("GET", srv.url + path, headers=key) for path in
-                   ("/readyz", "/healthz", "/v1/info", "/metrics")}
+        replies = {
+            path: request("GET", srv.url + path, headers=key)
+            for path in ("/readyz", "/healthz", "/v1/info", "/metrics")
+        }
     assert replies["/readyz"].json()["status"] == "failed", replies["/readyz"].body
     for path, reply in replies.items():
         body = reply.body.decode()

@@ -14,14 +14,15 @@ from PIL import Image
 
 import clipforge.builder
 import clipforge.export
-from clipforge.errors import InputError
 import clipforge.export.cache
+from clipforge.errors import InputError
 from clipforge.models import ZeroShotModel, model_folder, shape_options
 
 
 @pytest.fixture
 def counted(monkeypatch):
-    """Counts calls of export_model and build_composite (export_model as the export cache calls it; build_composite, which clipforge.models imports at call time)."""
+    """Counts calls of export_model (as the export cache calls it) and build_composite (which clipforge.models
+    imports at call time)."""
     calls = {"export": 0, "build": 0}
     real_export, real_build = clipforge.export.cache.export_model, clipforge.builder.build_composite
 
@@ -38,8 +39,7 @@ def counted(monkeypatch):
     return calls
 
 
-def test_checkpoint_is_exported_once_for_from_pretrained_and_the_classifier(tiny_clip, tmp_path, monkeypatch,
-                                                                            counted):
+def test_checkpoint_is_exported_once_for_from_pretrained_and_the_classifier(tiny_clip, tmp_path, monkeypatch, counted):
     from clipforge.pipeline.classifier import export_classifier
 
     monkeypatch.setenv("CLIPFORGE_CACHE", str(tmp_path / "cache"))
@@ -55,10 +55,12 @@ def test_checkpoint_is_exported_once_for_from_pretrained_and_the_classifier(tiny
 
 def test_build_options_build_once_and_stay_close_to_fp32(tiny_clip, tmp_path, counted):
     fp32 = ZeroShotModel.from_pretrained(tiny_clip, cache_dir=tmp_path / "c", show_progress=False)
-    model = ZeroShotModel.from_pretrained(tiny_clip, cache_dir=tmp_path / "c", quantize="int8-dynamic",
-                                          show_progress=False)
-    again = ZeroShotModel.from_pretrained(tiny_clip, cache_dir=tmp_path / "c", quantize="int8-dynamic",
-                                          show_progress=False)
+    model = ZeroShotModel.from_pretrained(
+        tiny_clip, cache_dir=tmp_path / "c", quantize="int8-dynamic", show_progress=False
+    )
+    again = ZeroShotModel.from_pretrained(
+        tiny_clip, cache_dir=tmp_path / "c", quantize="int8-dynamic", show_progress=False
+    )
     assert counted["build"] == 1 and again.folder == model.folder != fp32.folder
     assert model.manifest.build["config"]["quantize"]["mode"] == "int8-dynamic"
     images = [Image.fromarray(np.random.default_rng(i).integers(0, 256, (40, 40, 3), np.uint8)) for i in range(4)]
@@ -77,13 +79,18 @@ def test_exported_folder_passes_through_and_unmet_options_are_errors(tiny_clip, 
 
 
 def test_shape_config_to_options_and_its_errors():
-    assert shape_options({"image-encoder": {"shape_config": {"height": 64, "width": 64}},
-                          "text-encoder": {"shape_config": {"sequence_length": 16}}}) == \
-        {"static": True, "batch_size": 1, "image_size": 64, "sequence_length": 16}
-    cases = [({"vision": {}}, "unknown sub-model 'vision'; valid: image-encoder, text-encoder"),
-             ({"image-encoder": {"shape": {}}}, r"unknown key\(s\) \['shape'\]; valid: shape_config"),
-             ({"text-encoder": {"shape_config": {"height": 3}}}, "valid for text-encoder: sequence_length, batch"),
-             ({"image-encoder": {"shape_config": {"height": 64, "width": 48}}}, "only square")]
+    assert shape_options(
+        {
+            "image-encoder": {"shape_config": {"height": 64, "width": 64}},
+            "text-encoder": {"shape_config": {"sequence_length": 16}},
+        }
+    ) == {"static": True, "batch_size": 1, "image_size": 64, "sequence_length": 16}
+    cases = [
+        ({"vision": {}}, "unknown sub-model 'vision'; valid: image-encoder, text-encoder"),
+        ({"image-encoder": {"shape": {}}}, r"unknown key\(s\) \['shape'\]; valid: shape_config"),
+        ({"text-encoder": {"shape_config": {"height": 3}}}, "valid for text-encoder: sequence_length, batch"),
+        ({"image-encoder": {"shape_config": {"height": 64, "width": 48}}}, "only square"),
+    ]
     for kwargs, message in cases:
         with pytest.raises(InputError, match=message):
             shape_options(kwargs)
@@ -91,11 +98,17 @@ def test_shape_config_to_options_and_its_errors():
 
 def test_unknown_keywords_tasks_and_skip_build_are_one_line_errors(tiny_clip, tmp_path):
     folder = model_folder(tiny_clip, show_progress=False)
-    with pytest.raises(InputError, match=r"from_onnx\(\) got unknown keyword\(s\) \['provider'\]; accepted: task, "
-                                         "hf_config, device, threads, spinning"):
+    with pytest.raises(
+        InputError,
+        match=r"from_onnx\(\) got unknown keyword\(s\) \['provider'\]; accepted: task, "
+        "hf_config, device, threads, spinning",
+    ):
         ZeroShotModel.from_onnx(folder, provider="cuda")
-    with pytest.raises(InputError, match=r"from_pretrained\(\) got unknown keyword\(s\) \['quantise'\]; "
-                                         "accepted: task, .* quantize"):
+    with pytest.raises(
+        InputError,
+        match=r"from_pretrained\(\) got unknown keyword\(s\) \['quantise'\]; "
+        "accepted: task, .* quantize",
+    ):
         ZeroShotModel.from_pretrained(folder, quantise="int8-dynamic")
     with pytest.raises(InputError, match="task 'image-to-text' is not supported.*zero-shot-image-classification"):
         ZeroShotModel.from_pretrained(folder, task="image-to-text")
@@ -109,7 +122,8 @@ def test_save_pretrained_writes_a_folder_that_loads_the_same(tiny_clip, tmp_path
     again = ZeroShotModel.from_onnx(out)
     manifest = json.loads((out / "manifest.json").read_text())
     assert sorted(manifest["files"]) == sorted(
-        str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and p.name != "manifest.json")
+        str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and p.name != "manifest.json"
+    )
     np.testing.assert_array_equal(again.embed_texts(["a red circle"]), model.embed_texts(["a red circle"]))
     assert not list(tmp_path.glob(".saved.tmp-*"))
     with pytest.raises(Exception, match="exists"):
@@ -130,8 +144,12 @@ print(bad)
 
 def test_runtime_imports_no_export_builder_torch_or_transformers(tiny_clip):
     folder = model_folder(tiny_clip, show_progress=False)
-    out = subprocess.run([sys.executable, "-c", textwrap.dedent(RUNTIME_ONLY.format(folder=str(folder)))],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(RUNTIME_ONLY.format(folder=str(folder)))],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert out.strip() == "[]"
 
 
@@ -145,8 +163,9 @@ def test_runtime_sources_never_import_export_builder_or_models():
     for path in root.glob("*.py"):
         for number, line in enumerate(path.read_text().splitlines(), 1):
             code = line.strip()
-            if code.startswith(("import clipforge.", "from clipforge.")) and \
-                    code.split()[1].startswith(("clipforge.export", "clipforge.builder", "clipforge.pipeline")):
+            if code.startswith(("import clipforge.", "from clipforge.")) and code.split()[1].startswith(
+                ("clipforge.export", "clipforge.builder", "clipforge.pipeline")
+            ):
                 offenders.append(f"{path.name}:{number}: {code}")
             if "clipforge.models" in code:
                 offenders.append(f"{path.name}:{number}: {code}")

@@ -27,8 +27,10 @@ def test_hf_pipeline_drop_in_matches_pytorch(exported, tiny_checkpoint):
     from transformers import AutoImageProcessor, AutoModel, AutoTokenizer, pipeline
 
     family, folder = tiny_checkpoint
-    kwargs = {"tokenizer": AutoTokenizer.from_pretrained(folder),
-              "image_processor": AutoImageProcessor.from_pretrained(folder)}
+    kwargs = {
+        "tokenizer": AutoTokenizer.from_pretrained(folder),
+        "image_processor": AutoImageProcessor.from_pretrained(folder),
+    }
     torch_pipe = pipeline("zero-shot-image-classification", model=AutoModel.from_pretrained(folder), **kwargs)
     onnx_pipe = pipeline("zero-shot-image-classification", model=ZeroShotModel.from_onnx(exported[family]), **kwargs)
     for image in _images(3):
@@ -39,8 +41,13 @@ def test_hf_pipeline_drop_in_matches_pytorch(exported, tiny_checkpoint):
 
 def test_from_onnx_dict_with_seed_style_arguments(exported):
     folder = exported["clip"]
-    model = ZeroShotModel.from_onnx({"image-encoder": folder / "image-encoder" / "model.onnx",
-                                     "text-encoder": folder / "text-encoder" / "model.onnx"}, hf_config=None)
+    model = ZeroShotModel.from_onnx(
+        {
+            "image-encoder": folder / "image-encoder" / "model.onnx",
+            "text-encoder": folder / "text-encoder" / "model.onnx",
+        },
+        hf_config=None,
+    )
     assert model.manifest.family == "clip"
 
 
@@ -101,12 +108,15 @@ def test_over_long_text_is_truncated_with_a_warning(exported):
     assert out.shape == (1, model.manifest.embed_dim)
 
 
-@pytest.mark.parametrize("labels, template, message", [
-    ([], "a {}", "empty"),
-    (["cat", "cat"], "a {}", "duplicate"),
-    (["cat", " "], "a {}", "empty"),
-    (["cat"], "a photo", "placeholder"),
-])
+@pytest.mark.parametrize(
+    "labels, template, message",
+    [
+        ([], "a {}", "empty"),
+        (["cat", "cat"], "a {}", "duplicate"),
+        (["cat", " "], "a {}", "empty"),
+        (["cat"], "a photo", "placeholder"),
+    ],
+)
 def test_bad_labels_and_templates(exported, labels, template, message):
     model = ZeroShotModel.from_onnx(exported["clip"])
     with pytest.raises(InputError, match=message):
@@ -116,11 +126,16 @@ def test_bad_labels_and_templates(exported, labels, template, message):
 def test_wrong_roles_and_mismatched_encoders(exported):
     clip, siglip = exported["clip"], exported["siglip"]
     with pytest.raises(InputError, match="valid roles"):
-        ZeroShotModel.from_onnx({"vision": clip / "image-encoder" / "model.onnx",
-                                 "text-encoder": clip / "text-encoder" / "model.onnx"})
+        ZeroShotModel.from_onnx(
+            {"vision": clip / "image-encoder" / "model.onnx", "text-encoder": clip / "text-encoder" / "model.onnx"}
+        )
     with pytest.raises(InputError, match="different models"):
-        ZeroShotModel.from_onnx({"image-encoder": clip / "image-encoder" / "model.onnx",
-                                 "text-encoder": siglip / "text-encoder" / "model.onnx"})
+        ZeroShotModel.from_onnx(
+            {
+                "image-encoder": clip / "image-encoder" / "model.onnx",
+                "text-encoder": siglip / "text-encoder" / "model.onnx",
+            }
+        )
 
 
 def test_missing_provider_names_the_package(exported):
@@ -131,7 +146,7 @@ def test_missing_provider_names_the_package(exported):
 def test_similarity_known_answer_on_embeddings(exported):
     model = ZeroShotModel.from_onnx(exported["clip"])
     got = model.similarity(np.array([[3.0, 4.0], [1.0, 0.0]]), np.array([[0.0, 2.0], [1.0, 1.0]]))
-    np.testing.assert_allclose(got, [[0.8, 0.7 * 2 ** 0.5], [0.0, 2 ** -0.5]], atol=1e-12)
+    np.testing.assert_allclose(got, [[0.8, 0.7 * 2**0.5], [0.0, 2**-0.5]], atol=1e-12)
 
 
 def _torch_reference(folder, family, images, texts):

@@ -23,14 +23,28 @@ def image_dir(tmp_path_factory):
 
 
 def test_classify_json(clip_folder, image_dir, capsys):
-    code = main(["classify", str(image_dir), "-l", "red circle,blue square", "-l", "dog", "-m", str(clip_folder),
-                 "--json", "-k", "2"])
+    code = main(
+        [
+            "classify",
+            str(image_dir),
+            "-l",
+            "red circle,blue square",
+            "-l",
+            "dog",
+            "-m",
+            str(clip_folder),
+            "--json",
+            "-k",
+            "2",
+        ]
+    )
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and len(out) == 3
     from clipforge.runtime.model import ZeroShotModel
 
-    want = ZeroShotModel.from_onnx(clip_folder).classify(sorted(image_dir.iterdir()),
-                                                         ["red circle", "blue square", "dog"], top_k=2)
+    want = ZeroShotModel.from_onnx(clip_folder).classify(
+        sorted(image_dir.iterdir()), ["red circle", "blue square", "dog"], top_k=2
+    )
     assert [r["predictions"] for r in out] == want
 
 
@@ -39,8 +53,19 @@ def test_unreadable_images_are_skipped_and_reported(clip_folder, image_dir, tmp_
     good = image_dir / "img0.png"
     truncated = tmp_path / "truncated.png"
     truncated.write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
-    code = main(["classify", str(good), str(tmp_path / "broken.png"), str(truncated), "-l", "a,b",
-                 "-m", str(clip_folder), "--json"])
+    code = main(
+        [
+            "classify",
+            str(good),
+            str(tmp_path / "broken.png"),
+            str(truncated),
+            "-l",
+            "a,b",
+            "-m",
+            str(clip_folder),
+            "--json",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 1
     assert len(json.loads(captured.out)) == 1
@@ -74,7 +99,7 @@ def test_classify_never_imports_torch_or_transformers(clip_folder, image_dir):
 import sys
 from clipforge.runtime.model import ZeroShotModel
 m = ZeroShotModel.from_onnx({str(clip_folder)!r})
-r = m.classify([{str(image_dir / 'img0.png')!r}], ["red circle", "dog"], top_k=1)
+r = m.classify([{str(image_dir / "img0.png")!r}], ["red circle", "dog"], top_k=1)
 e = m.embed_texts(["a cat"])
 assert r and e.shape == (1, 16)
 from clipforge.cli.main import main

@@ -46,8 +46,9 @@ def test_build_saves_and_checks_the_optimised_graph(built):
 def test_saved_and_portable_graphs_embed_alike(built):
     model = ZeroShotModel.from_onnx(built)
     assert _model_path(model.text_encoder.session).endswith("model.optimized.onnx")
-    portable = Encoder(make_session(built / role_file("text-encoder"), SessionConfig(saved_graph=False)),
-                       "text-encoder")
+    portable = Encoder(
+        make_session(built / role_file("text-encoder"), SessionConfig(saved_graph=False)), "text-encoder"
+    )
     tokens = model.tokenizer.encode(TEXTS)
     feed = {"input_ids": tokens.input_ids, "attention_mask": tokens.attention_mask}
     assert np.abs(model.text_encoder(feed) - portable(feed)).max() <= 1e-5

@@ -40,8 +40,22 @@ def index(shapes_index):
 @pytest.fixture(scope="module")
 def server(index_model, index, tmp_path_factory):
     log = tmp_path_factory.mktemp("serve-log") / "server.log"
-    args = ["-m", str(index_model), "--db", str(index.backend.path), "--max-images", "8",
-            "--max-labels", "50", "--max-body-mb", "2", "--max-wait-ms", "20", "--threads", "1"]
+    args = [
+        "-m",
+        str(index_model),
+        "--db",
+        str(index.backend.path),
+        "--max-images",
+        "8",
+        "--max-labels",
+        "50",
+        "--max-body-mb",
+        "2",
+        "--max-wait-ms",
+        "20",
+        "--threads",
+        "1",
+    ]
     with ServerProcess(args, log_path=str(log)) as srv:
         yield srv
 
@@ -50,7 +64,7 @@ def server(index_model, index, tmp_path_factory):
 def photos(shapes_dataset):
     """Encoded PNG/JPEG bytes of 32 test images, several classes."""
     files = sorted(p for p in (shapes_dataset.root / "test").rglob("*") if p.is_file())
-    return [p.read_bytes() for p in files[::len(files) // 32][:32]]
+    return [p.read_bytes() for p in files[:: len(files) // 32][:32]]
 
 
 def b64(data: bytes) -> str:
@@ -110,8 +124,15 @@ def test_classify_json_and_multipart_equal_the_runtime(server, model, photos):
     reply = post(server, "/v1/classify", {"images": [b64(p) for p in photos[:3]], "labels": LABELS})
     assert reply.status == 200, reply.body
     _same_rankings(reply.json()["results"], expected)
-    body, kind = multipart([("images", ("a.png", photos[0])), ("labels", "red circle, blue square"),
-                            ("labels", "green triangle"), ("labels", "yellow cross"), ("top_k", "2")])
+    body, kind = multipart(
+        [
+            ("images", ("a.png", photos[0])),
+            ("labels", "red circle, blue square"),
+            ("labels", "green triangle"),
+            ("labels", "yellow cross"),
+            ("top_k", "2"),
+        ]
+    )
     reply = request("POST", server.url + "/v1/classify", data=body, headers={"Content-Type": kind})
     assert reply.status == 200, reply.body
     _same_rankings(reply.json()["results"], [expected[0][:2]])
@@ -119,8 +140,9 @@ def test_classify_json_and_multipart_equal_the_runtime(server, model, photos):
 
 def _same_rankings(got, expected):
     assert [[r["label"] for r in row] for row in got] == [[r["label"] for r in row] for row in expected]
-    np.testing.assert_allclose([[r["score"] for r in row] for row in got],
-                               [[r["score"] for r in row] for row in expected], atol=1e-5)
+    np.testing.assert_allclose(
+        [[r["score"] for r in row] for row in got], [[r["score"] for r in row] for row in expected], atol=1e-5
+    )
 
 
 # --- search and indexed images -------------------------------------------------------------------------------
@@ -137,8 +159,7 @@ def test_search_equals_the_index_and_finds_the_class(server, index, shapes_datas
     np.testing.assert_allclose([g[2] for g in got], [h.score for h in expected], atol=1e-5)
     assert all("/red circle/" in path for _, path, _ in got[:5])
     example = next((shapes_dataset.root / "test" / "blue square").iterdir()).read_bytes()
-    both = {"text": "a photo of a blue square.", "image": b64(example), "negative": "red", "k": 5,
-            "min_score": 0.0}
+    both = {"text": "a photo of a blue square.", "image": b64(example), "negative": "red", "k": 5, "min_score": 0.0}
     expected = index.search(text=both["text"], image=example, negative="red", k=5, min_score=0.0)
     got = _hits(post(server, "/v1/search", both))
     assert [g[0] for g in got] == [h.id for h in expected]
@@ -148,15 +169,18 @@ def test_search_equals_the_index_and_finds_the_class(server, index, shapes_datas
 def test_images_are_served_by_id_only(server, index):
     hit = index.search(text="a green triangle", k=1)[0]
     reply = request("GET", f"{server.url}/v1/images/{hit.id}")
-    assert reply.status == 200 and reply.body == open(hit.path, "rb").read()
+    assert reply.status == 200 and reply.body == Path(hit.path).read_bytes()
     thumb = request("GET", f"{server.url}/v1/images/{hit.id}/thumbnail")
     from PIL import Image
 
     assert thumb.headers["content-type"] == "image/jpeg"
     assert max(Image.open(io.BytesIO(thumb.body)).size) <= 256
-    for path, status, field in ((f"/v1/images/{10**9}", 404, "id"), ("/v1/images/abc", 422, "id"),
-                                ("/v1/images/..%2F..%2Fetc%2Fpasswd", 404, "path"),
-                                ("/v1/images/-1/thumbnail", 422, "id")):
+    for path, status, field in (
+        (f"/v1/images/{10**9}", 404, "id"),
+        ("/v1/images/abc", 422, "id"),
+        ("/v1/images/..%2F..%2Fetc%2Fpasswd", 404, "path"),
+        ("/v1/images/-1/thumbnail", 422, "id"),
+    ):
         reply = request("GET", server.url + path)
         assert (reply.status, reply.json()["error"]["field"]) == (status, field), path
 
@@ -241,12 +265,24 @@ def _form(fields):
 
 BAD = {  # name: (path, json body or request kwargs, status, field)
     "garbage base64": ("/v1/embeddings", {"input": ["%%%not base64%%%"], "modality": "image"}, 422, "input[0]"),
-    "non-image bytes": ("/v1/embeddings", {"input": [b64(b"just some text, no image")], "modality": "image"},
-                        422, "input[0]"),
-    "truncated jpeg": ("/v1/embeddings", {"input": [b64(png(32, 32)), b64(truncated_jpeg())], "modality": "image"},
-                       422, "input[1]"),
-    "100000x100000 image header": ("/v1/embeddings", {"input": [b64(png(8, 8)), b64(huge_png_header(100000, 100000))],
-                                                      "modality": "image"}, 413, "input[1]"),
+    "non-image bytes": (
+        "/v1/embeddings",
+        {"input": [b64(b"just some text, no image")], "modality": "image"},
+        422,
+        "input[0]",
+    ),
+    "truncated jpeg": (
+        "/v1/embeddings",
+        {"input": [b64(png(32, 32)), b64(truncated_jpeg())], "modality": "image"},
+        422,
+        "input[1]",
+    ),
+    "100000x100000 image header": (
+        "/v1/embeddings",
+        {"input": [b64(png(8, 8)), b64(huge_png_header(100000, 100000))], "modality": "image"},
+        413,
+        "input[1]",
+    ),
     "20000x20000 image": ("/v1/embeddings", {"input": [b64(huge_png_header())], "modality": "image"}, 413, "input[0]"),
     "too many images": ("/v1/embeddings", {"input": [b64(png(16, 16))] * 9, "modality": "image"}, 413, "input"),
     "empty text": ("/v1/embeddings", {"input": ["ok", "  "]}, 422, "input[1]"),
@@ -256,30 +292,72 @@ BAD = {  # name: (path, json body or request kwargs, status, field)
     "token-id input": ("/v1/embeddings", {"input": [[101, 2023, 102]]}, 422, "input"),
     "missing input": ("/v1/embeddings", {"modality": "text"}, 422, "input"),
     "unknown modality": ("/v1/embeddings", {"input": ["x"], "modality": "video"}, 422, "modality"),
-    "malformed json": ("/v1/embeddings", {"data": b'{"input": [', "headers": {"Content-Type": "application/json"}},
-                       400, "body"),
-    "wrong content type": ("/v1/embeddings", {"data": b"input=x", "headers": {"Content-Type": "text/plain"}},
-                           415, "Content-Type"),
-    "classify wrong content type": ("/v1/classify", {"data": b"x", "headers": {"Content-Type": "text/csv"}},
-                                    415, "Content-Type"),
+    "malformed json": (
+        "/v1/embeddings",
+        {"data": b'{"input": [', "headers": {"Content-Type": "application/json"}},
+        400,
+        "body",
+    ),
+    "wrong content type": (
+        "/v1/embeddings",
+        {"data": b"input=x", "headers": {"Content-Type": "text/plain"}},
+        415,
+        "Content-Type",
+    ),
+    "classify wrong content type": (
+        "/v1/classify",
+        {"data": b"x", "headers": {"Content-Type": "text/csv"}},
+        415,
+        "Content-Type",
+    ),
     "empty labels": ("/v1/classify", {"images": [b64(png(16, 16))], "labels": []}, 422, "labels"),
-    "duplicate labels": ("/v1/classify", {"images": [b64(png(16, 16))], "labels": ["cat", "dog", "cat"]},
-                         422, "labels"),
-    "10000 labels": ("/v1/classify", {"images": [b64(png(16, 16))], "labels": [f"l{i}" for i in range(10000)]},
-                     413, "labels"),
-    "labels x templates over max_prompts": ("/v1/classify", {"images": [b64(png(16, 16))],
-                                                             "labels": [f"l{i}" for i in range(40)],
-                                                             "templates": [f"{{}} {j}" for j in range(30)]},
-                                            413, "labels"),
-    "101 templates": ("/v1/classify", {"images": [b64(png(16, 16))], "labels": ["a"],
-                                       "templates": [f"{{}} {j}" for j in range(101)]}, 413, "templates"),
-    "template without placeholder": ("/v1/classify", {"images": [b64(png(16, 16))], "labels": ["a", "b"],
-                                                      "templates": ["a photo"]}, 422, "templates"),
+    "duplicate labels": (
+        "/v1/classify",
+        {"images": [b64(png(16, 16))], "labels": ["cat", "dog", "cat"]},
+        422,
+        "labels",
+    ),
+    "10000 labels": (
+        "/v1/classify",
+        {"images": [b64(png(16, 16))], "labels": [f"l{i}" for i in range(10000)]},
+        413,
+        "labels",
+    ),
+    "labels x templates over max_prompts": (
+        "/v1/classify",
+        {
+            "images": [b64(png(16, 16))],
+            "labels": [f"l{i}" for i in range(40)],
+            "templates": [f"{{}} {j}" for j in range(30)],
+        },
+        413,
+        "labels",
+    ),
+    "101 templates": (
+        "/v1/classify",
+        {"images": [b64(png(16, 16))], "labels": ["a"], "templates": [f"{{}} {j}" for j in range(101)]},
+        413,
+        "templates",
+    ),
+    "template without placeholder": (
+        "/v1/classify",
+        {"images": [b64(png(16, 16))], "labels": ["a", "b"], "templates": ["a photo"]},
+        422,
+        "templates",
+    ),
     "top_k zero": ("/v1/classify", {"images": [b64(png(16, 16))], "labels": ["a"], "top_k": 0}, 422, "top_k"),
-    "bad image in classify": ("/v1/classify", {"images": [b64(png(16, 16)), b64(b"GIF89a broken")],
-                                               "labels": ["a", "b"]}, 422, "images[1]"),
-    "multipart image as text field": ("/v1/classify", _form([("images", "not a file"), ("labels", "a,b")]),
-                                      422, "images[0]"),
+    "bad image in classify": (
+        "/v1/classify",
+        {"images": [b64(png(16, 16)), b64(b"GIF89a broken")], "labels": ["a", "b"]},
+        422,
+        "images[1]",
+    ),
+    "multipart image as text field": (
+        "/v1/classify",
+        _form([("images", "not a file"), ("labels", "a,b")]),
+        422,
+        "images[0]",
+    ),
     "multipart without images": ("/v1/classify", _form([("labels", "a,b")]), 422, "images"),
     "search without a query": ("/v1/search", {"k": 5}, 422, "text"),
     "search k zero": ("/v1/search", {"text": "a red circle", "k": 0}, 422, "k"),
@@ -298,35 +376,83 @@ def _raw_json(text: str) -> dict:
 _IMG = b64(png(16, 16))
 _DEEP = "[" * 100_000 + "]" * 100_000
 BAD_500 = {  # inputs that answered 500 with a traceback before: (path, request kwargs or JSON body, status, field)
-    "template with two placeholders": ("/v1/classify", {"images": [_IMG], "labels": ["a", "b"],
-                                                        "templates": "{} and {}"}, 422, "templates"),
-    "template reading an attribute": ("/v1/classify", {"images": [_IMG], "labels": ["a", "b"],
-                                                       "templates": ["{0.__class__} {}"]}, 422, "templates"),
-    "template with an index": ("/v1/classify", {"images": [_IMG], "labels": ["a"], "templates": "{1} {}"},
-                               422, "templates"),
-    "template with a lone brace": ("/v1/classify", {"images": [_IMG], "labels": ["a"], "templates": "{} }"},
-                                   422, "templates"),
-    "lone surrogate label": ("/v1/classify", _raw_json(f'{{"images": ["{_IMG}"], "labels": ["\\ud800"]}}'),
-                             400, "body"),
-    "lone surrogate template": ("/v1/classify", _raw_json(
-        f'{{"images": ["{_IMG}"], "labels": ["a"], "templates": "\\udc00 {{}}"}}'), 400, "body"),
+    "template with two placeholders": (
+        "/v1/classify",
+        {"images": [_IMG], "labels": ["a", "b"], "templates": "{} and {}"},
+        422,
+        "templates",
+    ),
+    "template reading an attribute": (
+        "/v1/classify",
+        {"images": [_IMG], "labels": ["a", "b"], "templates": ["{0.__class__} {}"]},
+        422,
+        "templates",
+    ),
+    "template with an index": (
+        "/v1/classify",
+        {"images": [_IMG], "labels": ["a"], "templates": "{1} {}"},
+        422,
+        "templates",
+    ),
+    "template with a lone brace": (
+        "/v1/classify",
+        {"images": [_IMG], "labels": ["a"], "templates": "{} }"},
+        422,
+        "templates",
+    ),
+    "lone surrogate label": (
+        "/v1/classify",
+        _raw_json(f'{{"images": ["{_IMG}"], "labels": ["\\ud800"]}}'),
+        400,
+        "body",
+    ),
+    "lone surrogate template": (
+        "/v1/classify",
+        _raw_json(f'{{"images": ["{_IMG}"], "labels": ["a"], "templates": "\\udc00 {{}}"}}'),
+        400,
+        "body",
+    ),
     "lone surrogate search": ("/v1/search", _raw_json('{"text": "red \\ud800 circle"}'), 400, "body"),
     "lone surrogate embeddings": ("/v1/embeddings", _raw_json('{"input": ["ok", "\\udfff"]}'), 400, "body"),
-    "utf-8 encoded surrogate": ("/v1/embeddings", {"data": b'{"input": ["\xed\xa0\x80"]}',
-                                                   "headers": {"Content-Type": "application/json"}}, 400, "body"),
+    "utf-8 encoded surrogate": (
+        "/v1/embeddings",
+        {"data": b'{"input": ["\xed\xa0\x80"]}', "headers": {"Content-Type": "application/json"}},
+        400,
+        "body",
+    ),
     "deep json classify": ("/v1/classify", _raw_json(_DEEP), 400, "body"),
     "deep json search": ("/v1/search", _raw_json(_DEEP), 400, "body"),
     "deep json embeddings": ("/v1/embeddings", _raw_json('{"input": ' + _DEEP + "}"), 400, "body"),
-    "5000-digit top_k json": ("/v1/classify", _raw_json(f'{{"images": ["{_IMG}"], "labels": ["a"], '
-                                                        f'"top_k": {"9" * 5000}}}'), 400, "body"),
-    "multipart superscript top_k": ("/v1/classify", _form([("images", ("a.png", png(16, 16))), ("labels", "a,b"),
-                                                           ("top_k", "\u00b2")]), 422, "top_k"),
-    "multipart 5000-digit top_k": ("/v1/classify", _form([("images", ("a.png", png(16, 16))), ("labels", "a,b"),
-                                                          ("top_k", "7" * 5000)]), 422, "top_k"),
-    "multipart labels as a file": ("/v1/classify", _form([("images", ("a.png", png(16, 16))),
-                                                          ("labels", ("labels.txt", b"a,b"))]), 422, "labels[0]"),
-    "multipart top_k as a file": ("/v1/classify", _form([("images", ("a.png", png(16, 16))), ("labels", "a,b"),
-                                                         ("top_k", ("k.txt", b"1"))]), 422, "top_k[0]"),
+    "5000-digit top_k json": (
+        "/v1/classify",
+        _raw_json(f'{{"images": ["{_IMG}"], "labels": ["a"], "top_k": {"9" * 5000}}}'),
+        400,
+        "body",
+    ),
+    "multipart superscript top_k": (
+        "/v1/classify",
+        _form([("images", ("a.png", png(16, 16))), ("labels", "a,b"), ("top_k", "\u00b2")]),
+        422,
+        "top_k",
+    ),
+    "multipart 5000-digit top_k": (
+        "/v1/classify",
+        _form([("images", ("a.png", png(16, 16))), ("labels", "a,b"), ("top_k", "7" * 5000)]),
+        422,
+        "top_k",
+    ),
+    "multipart labels as a file": (
+        "/v1/classify",
+        _form([("images", ("a.png", png(16, 16))), ("labels", ("labels.txt", b"a,b"))]),
+        422,
+        "labels[0]",
+    ),
+    "multipart top_k as a file": (
+        "/v1/classify",
+        _form([("images", ("a.png", png(16, 16))), ("labels", "a,b"), ("top_k", ("k.txt", b"1"))]),
+        422,
+        "top_k[0]",
+    ),
 }
 BAD.update(BAD_500)
 
@@ -374,12 +500,17 @@ def test_a_chunked_body_over_the_limit_gets_413(server):
     import socket
 
     part = b'--x\r\nContent-Disposition: form-data; name="images"; filename="a.png"\r\n\r\n'
-    for path, kind, start in (("/v1/embeddings", "application/json", b'{"input": ["'),
-                              ("/v1/classify", "application/json", b'{"images": ["'),
-                              ("/v1/classify", "multipart/form-data; boundary=x", part)):
+    for path, kind, start in (
+        ("/v1/embeddings", "application/json", b'{"input": ["'),
+        ("/v1/classify", "application/json", b'{"images": ["'),
+        ("/v1/classify", "multipart/form-data; boundary=x", part),
+    ):
         with socket.create_connection(("127.0.0.1", server.port), timeout=15) as sock:
-            sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {kind}\r\n"
-                         "Transfer-Encoding: chunked\r\n\r\n".encode() + b"%x\r\n%s\r\n" % (len(start), start))
+            sock.sendall(
+                f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {kind}\r\n"
+                "Transfer-Encoding: chunked\r\n\r\n".encode()
+                + b"%x\r\n%s\r\n" % (len(start), start)
+            )
             for _ in range(64):  # 4 MB at most, stopping as soon as the server answers
                 if select.select([sock], [], [], 0)[0]:
                     break
@@ -475,8 +606,11 @@ def test_health_ready_and_prometheus_metrics(server, photos):
 def test_page_is_self_contained(server):
     reply = request("GET", server.url + "/")
     assert reply.status == 200 and b'id="classify-form"' in reply.body
-    for asset in (reply.body, request("GET", server.url + "/static/app.js").body,
-                  request("GET", server.url + "/static/style.css").body):
+    for asset in (
+        reply.body,
+        request("GET", server.url + "/static/app.js").body,
+        request("GET", server.url + "/static/style.css").body,
+    ):
         assert not re.search(rb"(src|href)=\"https?://|url\(https?:|import .* from \"https?:", asset)
     assert request("GET", server.url + "/docs").status == 200
     schema = request("GET", server.url + "/openapi.json").json()
@@ -519,7 +653,7 @@ def test_api_key_and_sigterm_drain(index_model, model, photos):
         srv.terminate()
         threading.Event().wait(0.5)
         assert srv.proc.poll() is None, "the server exited with a request in flight"
-        conn.send(body[len(body) // 2:])
+        conn.send(body[len(body) // 2 :])
         reply = conn.getresponse()
         assert reply.status == 200
         got = np.array(json.loads(reply.read())["data"][0]["embedding"], np.float32)
@@ -545,20 +679,29 @@ def _status_without_sending_the_body(srv, path: str, length: int, headers: dict 
         conn.close()
 
 
-@pytest.mark.parametrize(("env", "args", "expected"), [
-    ({}, ["--api-key", ""], "the API key is empty"),
-    ({"CLIPFORGE_API_KEY": ""}, [], "the API key is empty"),
-    ({}, ["--api-key", "cl\u00e9-s3cr\u00e8te"], "outside printable ASCII"),
-    ({}, ["--api-key", "two s3cr words"], "outside printable ASCII"),
-])
+@pytest.mark.parametrize(
+    ("env", "args", "expected"),
+    [
+        ({}, ["--api-key", ""], "the API key is empty"),
+        ({"CLIPFORGE_API_KEY": ""}, [], "the API key is empty"),
+        ({}, ["--api-key", "cl\u00e9-s3cr\u00e8te"], "outside printable ASCII"),
+        ({}, ["--api-key", "two s3cr words"], "outside printable ASCII"),
+    ],
+)
 def test_an_empty_or_non_ascii_api_key_is_refused_in_one_line(env, args, expected, tmp_path):
     """An empty key used to switch authentication off; a non-ASCII one made every request 401."""
     import os
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "clipforge.cli.main", "serve", "-m", str(tmp_path), *args],
-                         capture_output=True, text=True, timeout=60, env={**os.environ, **env}, check=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "clipforge.cli.main", "serve", "-m", str(tmp_path), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **env},
+        check=False,
+    )
     assert out.returncode != 0
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0], out.stderr
@@ -598,8 +741,10 @@ def test_idle_and_slow_clients_are_cut_after_the_read_timeout(index_model):
         with socket.create_connection(("127.0.0.1", srv.port), timeout=6) as sock:  # headers trickle in
             assert _trickle(sock, b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\n" * 10, 0.1, 4) == b""
         with socket.create_connection(("127.0.0.1", srv.port), timeout=6) as sock:  # the body trickles in
-            sock.sendall(b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: 100\r\n\r\n")
+            sock.sendall(
+                b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 100\r\n\r\n"
+            )
             answer = _trickle(sock, b'{"input": ["' + b"a" * 80, 0.2, 4)
         assert answer is not None and answer.startswith(b"HTTP/1.1 408"), answer
         assert b'"field":"body"' in answer.replace(b" ", b"")
@@ -627,8 +772,15 @@ def test_the_header_deadline_closes_idle_connections_with_either_parser(parser):
             await send({"type": "http.response.body", "body": b"ok"})
 
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, http=protocol_class(0.5, parser), lifespan="off",
-                            timeout_keep_alive=30, log_level="warning")
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        http=protocol_class(0.5, parser),
+        lifespan="off",
+        timeout_keep_alive=30,
+        log_level="warning",
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
     thread.start()
@@ -673,21 +825,25 @@ def test_the_serving_path_imports_neither_torch_nor_transformers(index_model):
     import subprocess
     import sys
 
-    code = ("import sys; from clipforge.cli import serve; from clipforge.serve import create_app; "
-            "from clipforge.serve.routes import search; from clipforge.index import Index; "
-            "from clipforge.runtime.model import ZeroShotModel; m = ZeroShotModel.from_onnx(sys.argv[1]); "
-            "create_app(m); m.embed_texts(['a red circle']); "
-            "print([x for x in ('torch', 'transformers') if x in sys.modules])")
-    out = subprocess.run([sys.executable, "-c", code, str(index_model)], capture_output=True, text=True,
-                         timeout=120)
+    code = (
+        "import sys; from clipforge.cli import serve; from clipforge.serve import create_app; "
+        "from clipforge.serve.routes import search; from clipforge.index import Index; "
+        "from clipforge.runtime.model import ZeroShotModel; m = ZeroShotModel.from_onnx(sys.argv[1]); "
+        "create_app(m); m.embed_texts(['a red circle']); "
+        "print([x for x in ('torch', 'transformers') if x in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(index_model)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
 
 
 # --- bounded work: fairness, cancellation on timeout / disconnect, drain --------------------------------------
 def _big_classify(n_labels: int, n_templates: int) -> dict:
-    return {"images": [b64(png(16, 16))], "labels": [f"label number {i}" for i in range(n_labels)],
-            "templates": [f"a photo {j} of a {{}}." for j in range(n_templates)]}
+    return {
+        "images": [b64(png(16, 16))],
+        "labels": [f"label number {i}" for i in range(n_labels)],
+        "templates": [f"a photo {j} of a {{}}." for j in range(n_templates)],
+    }
 
 
 def _text_items(srv) -> int:
@@ -720,8 +876,10 @@ def _in_thread(fn):
 
 def _server_with_log(index_model, tmp_path_factory, *args):
     log = tmp_path_factory.mktemp("serve-log") / "server.log"
-    srv = ServerProcess(["-m", str(index_model), "--threads", "1", "--max-labels", "5000", "--max-prompts", "50000",
-                         *args], log_path=str(log)).start()
+    srv = ServerProcess(
+        ["-m", str(index_model), "--threads", "1", "--max-labels", "5000", "--max-prompts", "50000", *args],
+        log_path=str(log),
+    ).start()
     srv.log = log
     return srv
 
@@ -779,8 +937,11 @@ def test_a_client_that_disconnects_stops_its_work(draining_server):
     srv, before = draining_server, _text_items(draining_server)
     body = json.dumps(_big_classify(5000, 10)).encode()
     with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
-        sock.sendall(b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        sock.sendall(
+            b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
         _wait_for_text_work(srv, before)
     threading.Event().wait(0.5)
     ran = _text_items(srv)

@@ -99,8 +99,9 @@ def test_a_full_queue_is_refused_with_503():
     out = _run(scenario())
     refused = [o for o in out if isinstance(o, ApiError)]
     assert refused and all(o.status == 503 for o in refused)
-    assert [o[0] for o in out if not isinstance(o, ApiError)] == [2.0 * i for i, o in enumerate(out)
-                                                                   if not isinstance(o, ApiError)]
+    assert [o[0] for o in out if not isinstance(o, ApiError)] == [
+        2.0 * i for i, o in enumerate(out) if not isinstance(o, ApiError)
+    ]
 
 
 def test_a_request_over_its_time_limit_is_a_503():

@@ -17,8 +17,15 @@ from clipforge.runtime.model import ZeroShotModel  # noqa: E402
 from clipforge.testing.server import ServerProcess  # noqa: E402
 
 CHROMIUM = os.environ.get("CLIPFORGE_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "serve.png"
 BROKEN_IMAGES = """[...document.images].filter(i => i.getClientRects().length > 0 || !i.getAttribute('src'))
     .filter(i => !i.getAttribute('src') || (i.complete && i.naturalWidth === 0)).map(i => i.id || i.alt)"""
@@ -29,8 +36,10 @@ LABELS = ["red circle", "blue square", "green triangle", "yellow cross", "purple
 def browser():
     sync_api = pytest.importorskip("playwright.sync_api", reason="the 'playwright' package is not installed")
     if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
-        pytest.skip(f"no Chromium at {CHROMIUM}: install Debian's package with 'apt-get install -y chromium' "
-                    "(.ci/run does) or set CLIPFORGE_CHROMIUM")
+        pytest.skip(
+            f"no Chromium at {CHROMIUM}: install Debian's package with 'apt-get install -y chromium' "
+            "(.ci/run does) or set CLIPFORGE_CHROMIUM"
+        )
     with sync_api.sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield chromium
@@ -53,12 +62,15 @@ def _next_chooser(page, choosers, timeout_s: float = 20.0):
 
 
 @pytest.mark.slow
-def test_page_search_and_classify_with_the_keyboard(browser, server, shapes_index, shapes_dataset,
-                                                     index_model, tmp_path):
+def test_page_search_and_classify_with_the_keyboard(
+    browser, server, shapes_index, shapes_dataset, index_model, tmp_path
+):
     page = browser.new_page(viewport={"width": 1000, "height": 900})
     errors, choosers = [], []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("filechooser", lambda chooser: choosers.append(chooser))  # intercepting from the start: no race with the key press
+    page.on(
+        "filechooser", lambda chooser: choosers.append(chooser)
+    )  # intercepting from the start: no race with the key press
     page.goto(server.url + "/")
     page.wait_for_selector("body[data-ready='1']", timeout=20_000)
     assert page.is_visible("#search-panel")
@@ -74,8 +86,9 @@ def test_page_search_and_classify_with_the_keyboard(browser, server, shapes_inde
     ids = [int(x) for x in page.eval_on_selector_all("#search-results li.hit", "els => els.map(e => e.dataset.id)")]
     assert ids == [h.id for h in shapes_index.search(text="a photo of a red circle.", k=10)]
     assert page.eval_on_selector_all("#search-results .name", "els => els.map(e => e.textContent)")
-    page.wait_for_function("[...document.querySelectorAll('#search-results img')].every(i => i.naturalWidth > 0)",
-                           timeout=20_000)
+    page.wait_for_function(
+        "[...document.querySelectorAll('#search-results img')].every(i => i.naturalWidth > 0)", timeout=20_000
+    )
 
     # image search: an example image as the query, text cleared
     example = next((shapes_dataset.root / "test" / "blue square").iterdir())
@@ -84,18 +97,22 @@ def test_page_search_and_classify_with_the_keyboard(browser, server, shapes_inde
     page.fill("#search-text", "")
     page.click("#search-form button[type=submit]")
     expected = [h.id for h in shapes_index.search(image=example.read_bytes(), k=10)]
-    page.wait_for_function(f"document.querySelector('#search-results li.hit')?.dataset.id === '{expected[0]}'",
-                           timeout=20_000)
-    assert [int(x) for x in page.eval_on_selector_all("#search-results li.hit",
-                                                      "els => els.map(e => e.dataset.id)")] == expected
+    page.wait_for_function(
+        f"document.querySelector('#search-results li.hit')?.dataset.id === '{expected[0]}'", timeout=20_000
+    )
+    assert [
+        int(x) for x in page.eval_on_selector_all("#search-results li.hit", "els => els.map(e => e.dataset.id)")
+    ] == expected
     page.fill("#search-text", "a photo of a red circle.")
     page.click("#search-clear-image")
     assert not page.is_visible("#search-query")
     page.press("#search-text", "Enter")
-    page.wait_for_function(f"document.querySelector('#search-results li.hit')?.dataset.id === '{ids[0]}'",
-                           timeout=20_000)
-    page.wait_for_function("[...document.querySelectorAll('#search-results img')].every(i => i.naturalWidth > 0)",
-                           timeout=20_000)
+    page.wait_for_function(
+        f"document.querySelector('#search-results li.hit')?.dataset.id === '{ids[0]}'", timeout=20_000
+    )
+    page.wait_for_function(
+        "[...document.querySelectorAll('#search-results img')].every(i => i.naturalWidth > 0)", timeout=20_000
+    )
 
     # classify: open the file chooser from the drop zone with Enter, type labels, submit with Enter
     photo = next((shapes_dataset.root / "test" / "red circle").iterdir())
@@ -108,8 +125,9 @@ def test_page_search_and_classify_with_the_keyboard(browser, server, shapes_inde
     page.focus("#classify-form button[type=submit]")
     page.keyboard.press("Enter")
     page.wait_for_selector("#classify-results li.bar", timeout=20_000)
-    bars = page.eval_on_selector_all("#classify-results li.bar",
-                                     "els => els.map(e => [e.dataset.label, Number(e.dataset.score)])")
+    bars = page.eval_on_selector_all(
+        "#classify-results li.bar", "els => els.map(e => [e.dataset.label, Number(e.dataset.score)])"
+    )
     expected = ZeroShotModel.from_onnx(index_model).classify([photo], LABELS, top_k=len(LABELS))[0]
     assert [b[0] for b in bars] == [r["label"] for r in expected] and bars[0][0] == "red circle"
     assert bars[0][1] == pytest.approx(expected[0]["score"], abs=1e-5)

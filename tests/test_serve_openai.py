@@ -50,14 +50,14 @@ def test_sdk_default_call_equals_the_runtime(client, loaded_model):
     assert out.model == "clip"  # the request's model name is ignored; the answer names the served model
     tokens = sum(len(ids) for ids in loaded_model.tokenizer.ids(TEXTS)[0])
     assert out.usage.prompt_tokens == out.usage.total_tokens == tokens > len(TEXTS) * 2
-    one = client.embeddings.create(model="x", input="a red circle", user="someone",
-                                   dimensions=loaded_model.manifest.embed_dim)
+    one = client.embeddings.create(
+        model="x", input="a red circle", user="someone", dimensions=loaded_model.manifest.embed_dim
+    )
     np.testing.assert_array_equal(one.data[0].embedding, out.data[0].embedding)
 
 
 def test_sdk_images_via_extra_body(client, loaded_model, photos):
-    inputs = ["data:image/png;base64," + base64.b64encode(photos[0]).decode(),
-              base64.b64encode(photos[1]).decode()]
+    inputs = ["data:image/png;base64," + base64.b64encode(photos[0]).decode(), base64.b64encode(photos[1]).decode()]
     out = client.embeddings.create(model="x", input=inputs, extra_body={"modality": "image"})
     assert _cosines([d.embedding for d in out.data], loaded_model.embed_images(photos[:2])).min() >= 0.99999
     assert out.usage.prompt_tokens == 0
@@ -67,8 +67,9 @@ def test_base64_equals_float_bit_for_bit(server):
     auth = {"Authorization": f"Bearer {KEY}"}
     rows = {}
     for fmt in ("float", "base64"):
-        reply = request("POST", server.url + "/v1/embeddings", json_body={"input": TEXTS, "encoding_format": fmt},
-                        headers=auth)
+        reply = request(
+            "POST", server.url + "/v1/embeddings", json_body={"input": TEXTS, "encoding_format": fmt}, headers=auth
+        )
         assert reply.status == 200, reply.body
         rows[fmt] = [d["embedding"] for d in reply.json()["data"]]
     floats = np.array(rows["float"], np.float32)
@@ -76,12 +77,15 @@ def test_base64_equals_float_bit_for_bit(server):
     assert floats.tobytes() == decoded.tobytes()
 
 
-@pytest.mark.parametrize("kwargs, field", [
-    ({"input": ["a red circle"], "dimensions": 7}, "dimensions"),
-    ({"input": [1, 2, 3]}, "input"),
-    ({"input": [[1, 2, 3], [4, 5]]}, "input"),
-    ({"input": ["a red circle"], "encoding_format": "int8"}, "encoding_format"),
-])
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"input": ["a red circle"], "dimensions": 7}, "dimensions"),
+        ({"input": [1, 2, 3]}, "input"),
+        ({"input": [[1, 2, 3], [4, 5]]}, "input"),
+        ({"input": ["a red circle"], "encoding_format": "int8"}, "encoding_format"),
+    ],
+)
 def test_what_the_server_cannot_honour_is_a_4xx_naming_the_field(client, kwargs, field):
     with pytest.raises(openai.APIStatusError) as caught:
         client.embeddings.create(model="x", **kwargs)
@@ -95,8 +99,9 @@ def test_what_the_server_cannot_honour_is_a_4xx_naming_the_field(client, kwargs,
 def test_langchain_openai_embeddings(server, loaded_model):
     lc = pytest.importorskip("langchain_openai", reason="langchain-openai is not installed")
     # check_embedding_ctx_length=False: send texts, not tiktoken ids (the server tokenizes with its own tokenizer)
-    emb = lc.OpenAIEmbeddings(base_url=server.url + "/v1", api_key=KEY, model="clip",
-                              check_embedding_ctx_length=False, max_retries=0)
+    emb = lc.OpenAIEmbeddings(
+        base_url=server.url + "/v1", api_key=KEY, model="clip", check_embedding_ctx_length=False, max_retries=0
+    )
     got = emb.embed_documents(TEXTS)
     assert _cosines(got, loaded_model.embed_texts(TEXTS)).min() >= 0.99999
     assert _cosines([emb.embed_query(TEXTS[0])], loaded_model.embed_texts(TEXTS[:1])).min() >= 0.99999

@@ -55,8 +55,9 @@ def test_default_export_matches_unmasked_pytorch(exported_tiny, tiny_siglip, tor
     assert not [w for w in recwarn if issubclass(w.category, TextMaskWarning)]
 
 
-def test_default_export_warns_once_and_differs_from_masked_pytorch(exported_tiny, tiny_siglip, torch_pipes,
-                                                                   torch_model):
+def test_default_export_warns_once_and_differs_from_masked_pytorch(
+    exported_tiny, tiny_siglip, torch_pipes, torch_model
+):
     model = ZeroShotModel.from_onnx(exported_tiny["siglip"])
     pipe = hf_pipeline(model, tiny_siglip, mask=True)
     with warnings.catch_warnings(record=True) as caught:
@@ -165,8 +166,9 @@ def test_pipeline_graph_of_masked_export_emits_the_mask(masked, tmp_path):
 def test_build_keeps_the_mask(masked, tiny_siglip, tmp_path):
     from clipforge.builder import build_composite
 
-    result = build_composite(tiny_siglip, tmp_path / "b", quantize="int8-dynamic", text_attention_mask=True,
-                             show_progress=False)
+    result = build_composite(
+        tiny_siglip, tmp_path / "b", quantize="int8-dynamic", text_attention_mask=True, show_progress=False
+    )
     model = ZeroShotModel.from_onnx(result.path)
     assert model.manifest.text.uses_attention_mask
     assert model.text_encoder.input_names == ["input_ids", "attention_mask"]
@@ -180,7 +182,8 @@ def test_eval_torch_baseline_follows_the_export(masked, tiny_siglip):
 
     texts = [f"a photo of {label}" for label in LABELS]
     want = ZeroShotModel.from_onnx(masked).embed_texts(texts)
-    np.testing.assert_allclose(TorchZeroShot(str(tiny_siglip), text_attention_mask=True).embed_texts(texts), want,
-                               atol=PARITY)
+    np.testing.assert_allclose(
+        TorchZeroShot(str(tiny_siglip), text_attention_mask=True).embed_texts(texts), want, atol=PARITY
+    )
     unmasked = TorchZeroShot(str(tiny_siglip)).embed_texts(texts)  # the default: the trained, unmasked model
     assert float((unmasked * want).sum(axis=1).min()) < 0.9

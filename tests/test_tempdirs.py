@@ -95,8 +95,9 @@ def test_a_build_killed_while_replacing_its_output_leaves_no_hidden_folder(tiny_
     env = {**os.environ, "PYTHONPATH": SRC}
     assert subprocess.run([*cmd, "--quantize", "none"], env=env, capture_output=True, timeout=300).returncode == 0
     dynamic = [*cmd, "--quantize", "int8-dynamic"]
-    killed = subprocess.run(dynamic, env={**env, "CLIPFORGE_DEBUG_KILL_AT": "replaced"}, capture_output=True,
-                            timeout=300)
+    killed = subprocess.run(
+        dynamic, env={**env, "CLIPFORGE_DEBUG_KILL_AT": "replaced"}, capture_output=True, timeout=300
+    )
     assert killed.returncode == -signal.SIGKILL and _hidden(tmp_path), _hidden(tmp_path)
     rerun = subprocess.run(dynamic, env=env, capture_output=True, text=True, timeout=300)  # up to date: skipped
     assert rerun.returncode == 0, rerun.stderr

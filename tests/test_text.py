@@ -45,8 +45,10 @@ CORPUS = [
 ]
 pytestmark = pytest.mark.filterwarnings("ignore:This sequence already has </s>")  # HF, on "... </s>" texts
 
-HF_CALL = {"clip": {"padding": True, "truncation": True},
-           "siglip": {"padding": "max_length", "truncation": True, "max_length": 64}}
+HF_CALL = {
+    "clip": {"padding": True, "truncation": True},
+    "siglip": {"padding": "max_length", "truncation": True, "max_length": 64},
+}
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +70,48 @@ def _hf_ids(family: str, folder, texts: list[str]) -> list[list[int]]:
 
 def _random_texts(seed: int, count: int, max_parts: int) -> list[str]:
     parts = list("abcXYZ ,.!?'\"-_()[]{}<>/\\|@#$%^&*~`;:\t\n") + [
-        "▁", "é", "É", "ß", "İ", "ﬁ", "Ａ", "！", "“", "”", "…", "—", "🙂", "👍🏽", "漢", "\u200b", "\u00a0", "\u3000",
-        "</s>", "<unk>", "<pad>", "<|endoftext|>", "</S>", "  ", "\r\n", "Ⅻ", "½", "\u0301", "ﷺ", "12", "3.5",
-        "ｕ\u0302", "＜pad＞", "photo", " of a ", "Dog", "\u0000", "\ufeff", "ﾊﾟ", "가", "A\u030a"]
+        "▁",
+        "é",
+        "É",
+        "ß",
+        "İ",
+        "ﬁ",
+        "Ａ",
+        "！",
+        "“",
+        "”",
+        "…",
+        "—",
+        "🙂",
+        "👍🏽",
+        "漢",
+        "\u200b",
+        "\u00a0",
+        "\u3000",
+        "</s>",
+        "<unk>",
+        "<pad>",
+        "<|endoftext|>",
+        "</S>",
+        "  ",
+        "\r\n",
+        "Ⅻ",
+        "½",
+        "\u0301",
+        "ﷺ",
+        "12",
+        "3.5",
+        "ｕ\u0302",
+        "＜pad＞",
+        "photo",
+        " of a ",
+        "Dog",
+        "\u0000",
+        "\ufeff",
+        "ﾊﾟ",
+        "가",
+        "A\u030a",
+    ]
     rng = random.Random(seed)
     return ["".join(rng.choice(parts) for _ in range(rng.randint(0, max_parts))) for _ in range(count)]
 
@@ -103,27 +144,53 @@ def _sentencepiece_variant(folder, **options) -> None:
 
     folder.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
-    settings = dict(vocab_size=220, model_type="unigram", pad_id=0, eos_id=1, unk_id=2, bos_id=-1, pad_piece="<pad>",
-                    eos_piece="</s>", unk_piece="<unk>", character_coverage=0.995, hard_vocab_limit=False,
-                    minloglevel=2, normalization_rule_name="nmt_nfkc")
+    settings = dict(
+        vocab_size=220,
+        model_type="unigram",
+        pad_id=0,
+        eos_id=1,
+        unk_id=2,
+        bos_id=-1,
+        pad_piece="<pad>",
+        eos_piece="</s>",
+        unk_piece="<unk>",
+        character_coverage=0.995,
+        hard_vocab_limit=False,
+        minloglevel=2,
+        normalization_rule_name="nmt_nfkc",
+    )
     legacy = options.pop("legacy", True)
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(training_corpus()), model_writer=buffer,
-                                   **{**settings, **options})
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(training_corpus()), model_writer=buffer, **{**settings, **options}
+    )
     (folder / "spiece.model").write_bytes(buffer.getvalue())
     SiglipTokenizer(vocab_file=str(folder / "spiece.model"), legacy=legacy).save_pretrained(str(folder))
 
 
-@pytest.mark.parametrize("options", [{"add_dummy_prefix": False}, {"remove_extra_whitespaces": False},
-                                     {"normalization_rule_name": "identity"}, {"legacy": False}],
-                         ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()))
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"add_dummy_prefix": False},
+        {"remove_extra_whitespaces": False},
+        {"normalization_rule_name": "identity"},
+        {"legacy": False},
+    ],
+    ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()),
+)
 def test_sentencepiece_options_are_carried(tmp_path, options):
     """Normaliser flags travel through tokenizer.json; unknown characters (coverage < 1) are handled like HF."""
     _sentencepiece_variant(tmp_path / "hf", **options)
     hf = AutoTokenizer.from_pretrained(tmp_path / "hf")
     save_runtime_tokenizer(hf, tmp_path / "rt")
-    spec = TextSpec(context_length=64, padding="max_length", lowercase=True, pad_id=hf.pad_token_id,
-                    eos_id=hf.eos_token_id, uses_attention_mask=False,
-                    kind="sentencepiece")
+    spec = TextSpec(
+        context_length=64,
+        padding="max_length",
+        lowercase=True,
+        pad_id=hf.pad_token_id,
+        eos_id=hf.eos_token_id,
+        uses_attention_mask=False,
+        kind="sentencepiece",
+    )
     texts = CORPUS + _random_texts(seed=1, count=300, max_parts=30)
     got = TextTokenizer.from_folder(tmp_path / "rt", spec).encode(texts).input_ids.tolist()
     want = hf(texts, **HF_CALL["siglip"])["input_ids"]

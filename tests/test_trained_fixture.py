@@ -52,8 +52,10 @@ def test_trained_folder_is_a_normal_hf_checkpoint(family, request):
     assert {"config.json", "model.safetensors", "preprocessor_config.json", "tokenizer_config.json"} <= names
     model = AutoModel.from_pretrained(folder)
     assert type(model).__name__ == {"clip": "CLIPModel", "siglip": "SiglipModel"}[family]
-    assert type(AutoProcessor.from_pretrained(folder)).__name__ == {"clip": "CLIPProcessor",
-                                                                     "siglip": "SiglipProcessor"}[family]
+    assert (
+        type(AutoProcessor.from_pretrained(folder)).__name__
+        == {"clip": "CLIPProcessor", "siglip": "SiglipProcessor"}[family]
+    )
 
 
 def test_generator_is_deterministic(tmp_path):
@@ -99,9 +101,18 @@ def test_tiny_clip_tokenizer_is_the_same_in_every_process():
     import subprocess
     import sys
 
-    code = ("import hashlib, json; from clipforge.testing.tokenizers import clip_vocab_and_merges; "
-            "print(hashlib.sha256(json.dumps(clip_vocab_and_merges()).encode()).hexdigest())")
-    digests = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                              env={**__import__("os").environ, "PYTHONHASHSEED": seed}).stdout
-               for seed in ("1", "2", "3")}
+    code = (
+        "import hashlib, json; from clipforge.testing.tokenizers import clip_vocab_and_merges; "
+        "print(hashlib.sha256(json.dumps(clip_vocab_and_merges()).encode()).hexdigest())"
+    )
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**__import__("os").environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("1", "2", "3")
+    }
     assert len(digests) == 1

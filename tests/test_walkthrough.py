@@ -92,7 +92,7 @@ def test_config_build_and_python_api_walkthrough(walkthrough_dir, monkeypatch):
         task="zero-shot-image-classification",
         sub_model_kwargs={
             "image-encoder": {"shape_config": {"height": 224, "width": 224}},
-            "text-encoder":  {"shape_config": {"sequence_length": 77}},
+            "text-encoder": {"shape_config": {"sequence_length": 77}},
         },
     )
     pixels = model.image_encoder.session.get_inputs()[0].shape

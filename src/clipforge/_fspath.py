@@ -21,7 +21,7 @@ def to_db(path: str) -> str:
 
 def from_db(text: str) -> str:
     """The real path of a stored text (inverse of ``to_db``)."""
-    return os.fsdecode(unquote_to_bytes(text[len(PREFIX):])) if text.startswith(PREFIX) else text
+    return os.fsdecode(unquote_to_bytes(text[len(PREFIX) :])) if text.startswith(PREFIX) else text
 
 
 def display(path: str) -> str:

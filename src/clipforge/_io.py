@@ -75,14 +75,16 @@ def sweep(parent: Path, name: str) -> list[Path]:
     """Remove ``.NAME.tmp-*`` / ``.NAME.old-*`` entries in ``parent`` whose owner process is gone; returns them.
     Entries without an owner in their name (older clipforge) are left alone."""
     removed = []
-    entries = [e for kind in ("tmp", "old") for e in parent.glob(f".{glob.escape(name)}.{kind}-*")] \
-        if parent.is_dir() else []
+    entries = (
+        [e for kind in ("tmp", "old") for e in parent.glob(f".{glob.escape(name)}.{kind}-*")] if parent.is_dir() else []
+    )
     for entry in entries:
-        owner = _OWNED.match(entry.name[len(name) + 1:])
+        owner = _OWNED.match(entry.name[len(name) + 1 :])
         if owner is None or owner_alive(int(owner["pid"]), int(owner["start"])):
             continue
-        shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() and not entry.is_symlink() else \
-            entry.unlink(missing_ok=True)
+        shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() and not entry.is_symlink() else entry.unlink(
+            missing_ok=True
+        )
         removed.append(entry)
     return removed
 

@@ -113,6 +113,7 @@ def ensure_torchvision() -> str:
         _forget_partial_import()  # submodules left by an import that failed before clipforge was imported
     try:
         import torchvision  # noqa: F401
+
         _state = "plain"
     except RuntimeError as exc:
         if "torchvision::nms" not in str(exc):
@@ -120,6 +121,7 @@ def ensure_torchvision() -> str:
         _forget_partial_import()
         _define_schemas()
         import torchvision  # noqa: F401,F811
+
         _state = "patched"
     return _state
 

@@ -20,8 +20,9 @@ def cache_key(model: str, revision: str | None, options: dict) -> str:
     parts = {"model": str(model), "revision": revision, "options": options, "version": clipforge.__version__}
     folder = Path(model)
     if folder.is_dir():
-        parts["files"] = sorted((p.name, p.stat().st_size, int(p.stat().st_mtime)) for p in folder.iterdir()
-                                if p.is_file())
+        parts["files"] = sorted(
+            (p.name, p.stat().st_size, int(p.stat().st_mtime)) for p in folder.iterdir() if p.is_file()
+        )
         parts["model"] = str(folder.resolve())
         model = folder.resolve().name
     elif folder.is_file():  # an open_clip weights file
@@ -47,16 +48,22 @@ def check_folder_matches(folder: Path, options: dict) -> None:
     if not options:
         return
     manifest = Manifest.load(folder)
-    have = {"static": manifest.static, "image_size": manifest.image.output_size[0],
-            "sequence_length": manifest.text.context_length if manifest.static else None,
-            "batch_size": manifest.build.get("static_batch_size") if manifest.static else None,
-            # only SigLIP has the two variants; CLIP's text graph always takes its mask
-            "text_attention_mask": manifest.text.uses_attention_mask if manifest.family == "siglip"
-            else options.get("text_attention_mask")}
+    have = {
+        "static": manifest.static,
+        "image_size": manifest.image.output_size[0],
+        "sequence_length": manifest.text.context_length if manifest.static else None,
+        "batch_size": manifest.build.get("static_batch_size") if manifest.static else None,
+        # only SigLIP has the two variants; CLIP's text graph always takes its mask
+        "text_attention_mask": manifest.text.uses_attention_mask
+        if manifest.family == "siglip"
+        else options.get("text_attention_mask"),
+    }
     wrong = {k: v for k, v in options.items() if k not in have or have[k] != v}
     if wrong:
-        raise InputError(f"{folder} is already exported ({_describe(have)}), so {wrong} cannot apply; pass the "
-                         "checkpoint (hub id or folder) to export or build it with these options")
+        raise InputError(
+            f"{folder} is already exported ({_describe(have)}), so {wrong} cannot apply; pass the "
+            "checkpoint (hub id or folder) to export or build it with these options"
+        )
 
 
 def _describe(have: dict) -> str:

@@ -39,9 +39,11 @@ WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
 _ARCH_PREFIX = re.compile(r"^([A-Za-z0-9][\w.\-]+):(.+)$")  # two characters at least: not a Windows drive
 
 MARKERS = ("manifest.json", "config.json", OPENCLIP_CONFIG)  # exported/built, transformers, open_clip folders
-MODEL_KINDS = ("an exported or built folder (manifest.json), a checkpoint folder (config.json), a hub id (org/name) "
-               f"or an open_clip source (a folder with {OPENCLIP_CONFIG}, hf-hub:org/name, an OpenAI .pt file, "
-               "ARCH:FILE)")
+MODEL_KINDS = (
+    "an exported or built folder (manifest.json), a checkpoint folder (config.json), a hub id (org/name) "
+    f"or an open_clip source (a folder with {OPENCLIP_CONFIG}, hf-hub:org/name, an OpenAI .pt file, "
+    "ARCH:FILE)"
+)
 
 
 def found_at(path: str | Path) -> str:
@@ -56,8 +58,9 @@ def found_at(path: str | Path) -> str:
         return "an empty folder"
     shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
     markers = [m for m in MARKERS if m in names]
-    return (f"a folder with {len(names)} entries ({shown}), " +
-            (f"with {', '.join(markers)}" if markers else f"no {'/'.join(MARKERS)}"))
+    return f"a folder with {len(names)} entries ({shown}), " + (
+        f"with {', '.join(markers)}" if markers else f"no {'/'.join(MARKERS)}"
+    )
 
 
 def not_a_model(model: str | Path) -> ModelNotFoundError:
@@ -91,9 +94,9 @@ def openclip_source(model: str | Path, revision: str | None = None) -> OpenClipS
     exported folder, a hub id). ``hf-hub:`` ids are downloaded here."""
     text = str(model)
     if text.startswith(OPENCLIP_HUB_PREFIX):
-        return OpenClipSource(_download_openclip(text[len(OPENCLIP_HUB_PREFIX):], revision))
+        return OpenClipSource(_download_openclip(text[len(OPENCLIP_HUB_PREFIX) :], revision))
     if text.startswith("local-dir:"):  # open_clip's own spelling of a hub-layout folder
-        text = text[len("local-dir:"):]
+        text = text[len("local-dir:") :]
         if not is_openclip_folder(Path(text).expanduser()):
             raise ModelNotFoundError(f"{model}: {text} is not a folder with {OPENCLIP_CONFIG}")
     path = Path(text).expanduser()
@@ -127,8 +130,10 @@ def _download_openclip(repo_id: str, revision: str | None) -> Path:
         raise ModelNotFoundError(f"hf-hub:{repo_id} is not a hub id; pass hf-hub:org/name")
     folder, _ = _download(repo_id, revision, OPENCLIP_FILES)
     if not (folder / OPENCLIP_CONFIG).is_file():
-        raise ModelNotFoundError(f"hf-hub:{repo_id} has no {OPENCLIP_CONFIG}; it is not an open_clip checkpoint "
-                                 "(a transformers checkpoint is passed without the hf-hub: prefix)")
+        raise ModelNotFoundError(
+            f"hf-hub:{repo_id} has no {OPENCLIP_CONFIG}; it is not an open_clip checkpoint "
+            "(a transformers checkpoint is passed without the hf-hub: prefix)"
+        )
     return folder
 
 
@@ -148,8 +153,10 @@ def resolve_checkpoint(model: str | Path, revision: str | None = None) -> tuple[
             raise not_a_model(model)  # a file, but not a weights file
         return path, revision
     if not looks_like_hub_id(str(model)):
-        raise ModelNotFoundError(f"model {model} does not exist (no file or folder of that name) and is not a hub id "
-                                 f"(org/name); pass {MODEL_KINDS}")
+        raise ModelNotFoundError(
+            f"model {model} does not exist (no file or folder of that name) and is not a hub id "
+            f"(org/name); pass {MODEL_KINDS}"
+        )
     return _download(str(model), revision)
 
 

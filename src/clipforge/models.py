@@ -27,8 +27,14 @@ from clipforge.runtime.model import ZeroShotModel as RuntimeModel
 from clipforge.specs import IMAGE_ROLE, ROLES, TEXT_ROLE
 
 
-def model_folder(source: str | Path, *, revision: str | None = None, options: dict | None = None,
-                 cache_dir: str | Path | None = None, show_progress: bool = True) -> Path:
+def model_folder(
+    source: str | Path,
+    *,
+    revision: str | None = None,
+    options: dict | None = None,
+    cache_dir: str | Path | None = None,
+    show_progress: bool = True,
+) -> Path:
     """The folder of an exported/built ``source``: itself when it is one, else a cached export (or build)."""
     options = check_model_options(dict(options or {}))
     if is_exported_folder(source):
@@ -40,24 +46,30 @@ def model_folder(source: str | Path, *, revision: str | None = None, options: di
     from clipforge.export.cache import cached_export
 
     if not needs_build(options):
-        return cached_export(source, revision=revision, options=options, cache_dir=cache_dir,
-                             show_progress=show_progress)
+        return cached_export(
+            source, revision=revision, options=options, cache_dir=cache_dir, show_progress=show_progress
+        )
     folder = cache_folder(source, revision, options, cache_dir)
     if not (folder / "manifest.json").is_file():
         folder.parent.mkdir(parents=True, exist_ok=True)
-        builder.build_composite(source, folder, revision=revision, force=True, show_progress=show_progress,
-                                **options)
+        builder.build_composite(source, folder, revision=revision, force=True, show_progress=show_progress, **options)
     return folder
 
 
-def open_model(source: str | Path, *, revision: str | None = None, cache_dir: str | Path | None = None,
-               sub_model_kwargs: dict | None = None, show_progress: bool = True, **kwargs) -> "ZeroShotModel":
+def open_model(
+    source: str | Path,
+    *,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    sub_model_kwargs: dict | None = None,
+    show_progress: bool = True,
+    **kwargs,
+) -> ZeroShotModel:
     """``source`` loaded: its folder from ``model_folder`` (export and build keywords, ``sub_model_kwargs``'
     static shapes), run with the ``LoadOptions`` keywords (device, threads, backend, precision, lazy, ...)."""
     load, options = LoadOptions.split(kwargs, "from_pretrained", MODEL_OPTION_KEYS)
     options = {**options, **shape_options(sub_model_kwargs)}
-    folder = model_folder(source, revision=revision, options=options, cache_dir=cache_dir,
-                          show_progress=show_progress)
+    folder = model_folder(source, revision=revision, options=options, cache_dir=cache_dir, show_progress=show_progress)
     return ZeroShotModel.from_onnx(folder, **{k: getattr(load, k) for k in LoadOptions.names()})
 
 
@@ -65,15 +77,28 @@ class ZeroShotModel(RuntimeModel):
     """The runtime's ``ZeroShotModel`` plus ``from_pretrained``: any MODEL, exported or built once if needed."""
 
     @classmethod
-    def from_pretrained(cls, model: str | Path, *, revision: str | None = None, cache_dir: str | Path | None = None,
-                        sub_model_kwargs: dict | None = None, show_progress: bool = True,
-                        **kwargs) -> "ZeroShotModel":
+    def from_pretrained(
+        cls,
+        model: str | Path,
+        *,
+        revision: str | None = None,
+        cache_dir: str | Path | None = None,
+        sub_model_kwargs: dict | None = None,
+        show_progress: bool = True,
+        **kwargs,
+    ) -> ZeroShotModel:
         """A hub id, checkpoint folder or exported/built folder; checkpoints are exported (or, with build
         options such as ``quantize=``, built) once into the cache by ``model_folder``.
         ``sub_model_kwargs={"image-encoder": {"shape_config": {"height": H, "width": W}}, "text-encoder":
         {"shape_config": {"sequence_length": L}}}`` exports static shapes per sub-model."""
-        return open_model(model, revision=revision, cache_dir=cache_dir, sub_model_kwargs=sub_model_kwargs,
-                          show_progress=show_progress, **kwargs)
+        return open_model(
+            model,
+            revision=revision,
+            cache_dir=cache_dir,
+            sub_model_kwargs=sub_model_kwargs,
+            show_progress=show_progress,
+            **kwargs,
+        )
 
 
 SHAPE_KEYS = {IMAGE_ROLE: ("height", "width", "batch_size"), TEXT_ROLE: ("sequence_length", "batch_size")}
@@ -94,8 +119,10 @@ def shape_options(sub_model_kwargs: dict | None) -> dict:
         config = dict(kwargs.get("shape_config") or {})
         bad = sorted(set(config) - set(SHAPE_KEYS[role]))
         if bad:
-            raise InputError(f"sub_model_kwargs[{role!r}]['shape_config']: unknown key(s) {bad}; "
-                             f"valid for {role}: {', '.join(SHAPE_KEYS[role])}")
+            raise InputError(
+                f"sub_model_kwargs[{role!r}]['shape_config']: unknown key(s) {bad}; "
+                f"valid for {role}: {', '.join(SHAPE_KEYS[role])}"
+            )
         _merge_shape(shapes, role, config)
     return {"static": True, "batch_size": shapes.pop("batch_size", 1), **shapes}
 
@@ -104,8 +131,10 @@ def _merge_shape(shapes: dict, role: str, config: dict) -> None:
     if role == IMAGE_ROLE and ("height" in config or "width" in config):
         height, width = config.get("height", config.get("width")), config.get("width", config.get("height"))
         if height != width:
-            raise InputError(f"shape_config height {height} != width {width}: only square image sizes export "
-                             "(position embeddings are interpolated to a square grid)")
+            raise InputError(
+                f"shape_config height {height} != width {width}: only square image sizes export "
+                "(position embeddings are interpolated to a square grid)"
+            )
         shapes["image_size"] = height
     if "sequence_length" in config:
         shapes["sequence_length"] = config["sequence_length"]

@@ -31,7 +31,7 @@ class ExportOptions:
     def __post_init__(self):
         self.check()
 
-    def check(self) -> "ExportOptions":
+    def check(self) -> ExportOptions:
         if not 14 <= self.opset <= 21:
             raise InputError(f"export.opset = {self.opset} is not valid; use 14 to 21 (default 17)")
         for name in ("batch_size", "sequence_length", "image_size"):
@@ -50,11 +50,16 @@ EXPORT_KEYS = tuple(f.name for f in dataclasses.fields(ExportOptions))
 # Build options given as keywords (``build_composite(**overrides)``, ``from_pretrained(quantize=...)``):
 # keyword -> (config section, key).
 BUILD_OVERRIDES = {
-    "quantize": ("quantize", "mode"), "max_accuracy_drop": ("quantize", "max_accuracy_drop"),
-    "calibration_samples": ("quantize", "calibration_samples"), "ep": ("compile", "ep"),
-    "static": ("export", "static"), "batch_size": ("export", "batch_size"),
-    "sequence_length": ("export", "sequence_length"), "image_size": ("export", "image_size"),
-    "opset": ("export", "opset"), "text_attention_mask": ("export", "text_attention_mask"),
+    "quantize": ("quantize", "mode"),
+    "max_accuracy_drop": ("quantize", "max_accuracy_drop"),
+    "calibration_samples": ("quantize", "calibration_samples"),
+    "ep": ("compile", "ep"),
+    "static": ("export", "static"),
+    "batch_size": ("export", "batch_size"),
+    "sequence_length": ("export", "sequence_length"),
+    "image_size": ("export", "image_size"),
+    "opset": ("export", "opset"),
+    "text_attention_mask": ("export", "text_attention_mask"),
 }
 # Keywords that need the build pipeline (anything beyond a plain export).
 BUILD_ONLY_KEYS = ("quantize", "max_accuracy_drop", "calibration_samples", "ep", "calibration_data")

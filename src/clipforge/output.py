@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import Collection, Sequence
 
 STDOUT = "-"  # ``--json -``: print the JSON on stdout instead of writing a file
 
@@ -32,8 +32,15 @@ def table(title: str | None, columns: Sequence[str], numeric: Collection[str] = 
     from rich import box
     from rich.table import Table
 
-    out = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
-                padding=(0, 1), collapse_padding=True)
+    out = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        padding=(0, 1),
+        collapse_padding=True,
+    )
     for name in columns:
         out.add_column(name, justify="right" if name in numeric else "left", no_wrap=False, overflow="fold")
     return out

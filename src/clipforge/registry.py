@@ -48,8 +48,10 @@ def family_for_checkpoint(folder: str | Path) -> Family:
         return get_family("openclip")
     config = Path(folder) / "config.json"
     if (Path(folder) / "manifest.json").is_file() and not config.is_file():
-        raise InputError(f"{folder} is an exported folder (manifest.json), already ONNX: use it as it is (classify, "
-                         "embed, eval, perf, build, index, serve); to export again, pass its checkpoint (config.json)")
+        raise InputError(
+            f"{folder} is an exported folder (manifest.json), already ONNX: use it as it is (classify, "
+            "embed, eval, perf, build, index, serve); to export again, pass its checkpoint (config.json)"
+        )
     if not config.is_file():
         raise not_a_model(folder)
     try:

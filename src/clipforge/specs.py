@@ -120,7 +120,7 @@ class Manifest:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=False)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Manifest":
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
         data = _upgrade(dict(data))
         data["image"] = ImageSpec(**_tuples(data["image"]))
         data["text"] = TextSpec(**data["text"])
@@ -128,7 +128,7 @@ class Manifest:
         return cls(**{k: v for k, v in data.items() if k in known})
 
     @classmethod
-    def load(cls, path: str | Path) -> "Manifest":
+    def load(cls, path: str | Path) -> Manifest:
         path = Path(path)
         if path.is_dir():
             path = path / "manifest.json"
@@ -136,9 +136,11 @@ class Manifest:
             from clipforge.hub import found_at
 
             folder = path.parent if path.name == "manifest.json" else path
-            raise InputError(f"no manifest.json in {folder}: found {found_at(folder)}; pass a folder "
-                             "written by 'clipforge export' or 'build' (export a checkpoint, hub id or open_clip source "
-                             "first)")
+            raise InputError(
+                f"no manifest.json in {folder}: found {found_at(folder)}; pass a folder "
+                "written by 'clipforge export' or 'build' (export a checkpoint, hub id or open_clip source "
+                "first)"
+            )
         try:
             return cls.from_dict(json.loads(path.read_text()))
         except (KeyError, TypeError, ValueError) as exc:
@@ -150,8 +152,10 @@ def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
     the BPE/SentencePiece switch and had no ``towers``; ``text.bos_id`` and ``text.pooling`` were never read."""
     version = int(data.get("schema_version", 1))
     if version > MANIFEST_SCHEMA_VERSION:
-        raise ValueError(f"schema_version {version} is newer than this clipforge reads "
-                         f"({MANIFEST_SCHEMA_VERSION}); upgrade clipforge")
+        raise ValueError(
+            f"schema_version {version} is newer than this clipforge reads "
+            f"({MANIFEST_SCHEMA_VERSION}); upgrade clipforge"
+        )
     if version == 1:
         text = dict(data["text"])
         text["kind"] = "sentencepiece" if text.pop("strip_punctuation", False) else "bpe"

@@ -14,8 +14,10 @@ from clipforge.builder.runtimes import Runtime, available, combinations
 from clipforge.errors import BuildError, InputError
 from clipforge.specs import IMAGE_ROLE, ROLES, TEXT_ROLE
 
-CANDIDATE_MODES = {IMAGE_ROLE: ("none", "int8-dynamic", "int8-static", "bf16"),
-                   TEXT_ROLE: ("none", "int8-dynamic", "bf16")}
+CANDIDATE_MODES = {
+    IMAGE_ROLE: ("none", "int8-dynamic", "int8-static", "bf16"),
+    TEXT_ROLE: ("none", "int8-dynamic", "bf16"),
+}
 
 
 def _variants(ctx, tmp: Path) -> tuple[dict, dict]:
@@ -35,9 +37,12 @@ def _variants(ctx, tmp: Path) -> tuple[dict, dict]:
                 failed[f"{role}:{mode}"] = str(exc)
                 continue
             for rt in runtimes:
-                variants[(role, rt)] = {"path": path, "stages": records,
-                                        "embeddings": embed(path, role, ctx.probe, ctx.fp32, rt.session),
-                                        "seconds": time_on(ctx.timer, path, role, rt)}
+                variants[(role, rt)] = {
+                    "path": path,
+                    "stages": records,
+                    "embeddings": embed(path, role, ctx.probe, ctx.fp32, rt.session),
+                    "seconds": time_on(ctx.timer, path, role, rt),
+                }
     return variants, failed
 
 
@@ -65,8 +70,10 @@ def pick_candidate(tried: list[dict], max_drop: float) -> dict:
 def choose_auto(ctx, tmp: Path) -> dict:
     calib = ctx.probe.calibration
     if not calib.labels or not calib.class_names:
-        raise InputError("--quantize auto needs labelled data: pass --calibration-data with an image folder of "
-                         "class sub-folders or a labelled parquet file")
+        raise InputError(
+            "--quantize auto needs labelled data: pass --calibration-data with an image folder of "
+            "class sub-folders or a labelled parquet file"
+        )
     variants, failed = _variants(ctx, tmp)
     baseline = zero_shot_top1(ctx.probe.reference[IMAGE_ROLE], ctx.probe.reference[TEXT_ROLE], calib.labels)
     tried = combinations(variants, lambda i, t: zero_shot_top1(i, t, calib.labels), baseline)
@@ -76,9 +83,14 @@ def choose_auto(ctx, tmp: Path) -> dict:
     for role in ctx.config.roles:
         (tmp / role).mkdir(exist_ok=True)
         shutil.copyfile(variants[(role, runtime[role])]["path"], tmp / role / "model.onnx")
-    return {"fp32_top1": baseline, "max_accuracy_drop": ctx.config.quantize.max_accuracy_drop,
-            "candidates": tried, "chosen": chosen, "failed": failed,
-            "runtime": {r: {"backend": runtime[r].backend, "precision": runtime[r].precision}
-                        for r in ctx.config.roles},
-            "chosen_stages": {r: {"quantize": chosen[r], "stages": variants[(r, runtime[r])]["stages"]}
-                              for r in ctx.config.roles}}
+    return {
+        "fp32_top1": baseline,
+        "max_accuracy_drop": ctx.config.quantize.max_accuracy_drop,
+        "candidates": tried,
+        "chosen": chosen,
+        "failed": failed,
+        "runtime": {r: {"backend": runtime[r].backend, "precision": runtime[r].precision} for r in ctx.config.roles},
+        "chosen_stages": {
+            r: {"quantize": chosen[r], "stages": variants[(r, runtime[r])]["stages"]} for r in ctx.config.roles
+        },
+    }

@@ -44,19 +44,22 @@ def load_calibration(path: str | Path | None, samples: int, seed: int = 0) -> Ca
     path = Path(path)
     if path.is_dir() and _flat_images(path):
         files = _flat_images(path)
-        return CalibrationSet([load_image(files[i]) for i in _pick(len(files), samples, seed, str(path))], None,
-                              None, str(path))
+        return CalibrationSet(
+            [load_image(files[i]) for i in _pick(len(files), samples, seed, str(path))], None, None, str(path)
+        )
     from clipforge.evaluation.datasets import load_eval_data
     from clipforge.evaluation.sources import looks_like_hub_id
 
     if not path.exists() and not looks_like_hub_id(str(path)):
-        raise InputError(f"calibration data {path} does not exist; pass an image folder, a parquet file or a "
-                         "dataset id")
+        raise InputError(
+            f"calibration data {path} does not exist; pass an image folder, a parquet file or a dataset id"
+        )
 
     data = load_eval_data(str(path), CALIBRATION_SPLIT)
     rows = _pick(len(data.images), samples, seed, data.source)
-    return CalibrationSet([load_image(data.images[i]) for i in rows], [data.labels[i] for i in rows],
-                          data.class_names, data.source)
+    return CalibrationSet(
+        [load_image(data.images[i]) for i in rows], [data.labels[i] for i in rows], data.class_names, data.source
+    )
 
 
 def _flat_images(folder: Path) -> list[Path]:

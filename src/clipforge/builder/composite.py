@@ -19,10 +19,10 @@ from clipforge.builder.parity import Probe, make_probe
 from clipforge.builder.roles import build_role, kill_point
 from clipforge.builder.timing import InferenceTimer, Timer
 from clipforge.errors import InputError, OutputExistsError
+from clipforge.export.cache import cached_export
 from clipforge.folders import cache_key
 from clipforge.options import BUILD_OVERRIDES, ExportOptions
 from clipforge.progress import steps
-from clipforge.export.cache import cached_export
 from clipforge.runtime.model import ZeroShotModel
 from clipforge.specs import Manifest
 
@@ -73,9 +73,18 @@ def _up_to_date(out: Path, key: str) -> Manifest | None:
     return manifest if manifest.build.get("cache_key") == key else None
 
 
-def build_composite(model, output, config: BuildConfig | None = None, *, calibration_data=None,
-                    revision: str | None = None, force: bool = False, show_progress: bool = True,
-                    timer: Timer | None = None, **overrides) -> BuildResult:
+def build_composite(
+    model,
+    output,
+    config: BuildConfig | None = None,
+    *,
+    calibration_data=None,
+    revision: str | None = None,
+    force: bool = False,
+    show_progress: bool = True,
+    timer: Timer | None = None,
+    **overrides,
+) -> BuildResult:
     """Build ``model`` into ``output``; returns without work when the same inputs were built there before.
     ``timer`` replaces the inference timing behind the keep-fused and ``auto`` decisions (tests inject one)."""
     from clipforge.runtime.sessions import providers_for
@@ -117,14 +126,15 @@ def _runtime_record(report: dict) -> dict:
 def _prepare(model, revision, config, calibration_data, tmp: Path, step, timer) -> BuildContext:
     step("export fp32")
     kill_point("export")
-    fp32_folder = cached_export(model, revision=revision, options=_export_options(config.export),
-                                show_progress=False)
+    fp32_folder = cached_export(model, revision=revision, options=_export_options(config.export), show_progress=False)
     step("calibration data")
     kill_point("calibrate")
     fp32 = ZeroShotModel.from_onnx(fp32_folder)
     if fp32.manifest.build.get("config"):
-        raise InputError(f"{model} is a build (quantize {fp32.manifest.build['config']['quantize']['mode']}); "
-                         "build from the checkpoint or an fp32 export, not from another build")
+        raise InputError(
+            f"{model} is a build (quantize {fp32.manifest.build['config']['quantize']['mode']}); "
+            "build from the checkpoint or an fp32 export, not from another build"
+        )
     calib = load_calibration(calibration_data, config.quantize.calibration_samples)
     probe = make_probe(fp32, calib)
     return BuildContext(config, fp32_folder, fp32, probe, tmp / "_work", timer or InferenceTimer(probe))
@@ -141,8 +151,11 @@ def _build_roles(ctx: BuildContext, tmp: Path, step) -> dict:
     if ctx.config.quantize.mode == "auto":
         step("auto: try candidates")
         report["auto"] = choose_auto(ctx, tmp)
-        report["runtime"] = {r: rt for r, rt in report["auto"]["runtime"].items()
-                             if (rt["backend"], rt["precision"]) != ("onnxruntime", "fp32")}
+        report["runtime"] = {
+            r: rt
+            for r, rt in report["auto"]["runtime"].items()
+            if (rt["backend"], rt["precision"]) != ("onnxruntime", "fp32")
+        }
         for role in ctx.config.roles:
             report["roles"][role] = report["auto"]["chosen_stages"][role]
         return report
@@ -151,8 +164,11 @@ def _build_roles(ctx: BuildContext, tmp: Path, step) -> dict:
         start = time.perf_counter()
         (tmp / role).mkdir(exist_ok=True)
         records = build_role(role, ctx.config.quantize.mode, tmp / role / "model.onnx", ctx)
-        report["roles"][role] = {"quantize": ctx.config.quantize.mode, "stages": records,
-                                 "seconds": round(time.perf_counter() - start, 2)}
+        report["roles"][role] = {
+            "quantize": ctx.config.quantize.mode,
+            "stages": records,
+            "seconds": round(time.perf_counter() - start, 2),
+        }
     return report
 
 
@@ -173,9 +189,16 @@ def _finish(ctx: BuildContext, tmp: Path, report: dict, key: str) -> Manifest:
 
     runtime = report["runtime"] if "runtime" in report else _runtime_record(report)
     precisions = {i["precision"] for i in runtime.values()} | {
-        "int8" for i in report["roles"].values() if i["quantize"].startswith("int8")}
-    manifest.build = {**manifest.build, "cache_key": key, "config": ctx.config.to_dict(), **report,
-                      "runtime": runtime, "cpu": {**describe(), "relied_on": relied_on(precisions)}}
+        "int8" for i in report["roles"].values() if i["quantize"].startswith("int8")
+    }
+    manifest.build = {
+        **manifest.build,
+        "cache_key": key,
+        "config": ctx.config.to_dict(),
+        **report,
+        "runtime": runtime,
+        "cpu": {**describe(), "relied_on": relied_on(precisions)},
+    }
     (tmp / "build.json").write_text(json.dumps(manifest.build, indent=2))
     manifest.files = file_hashes(tmp)
     (tmp / "manifest.json").write_text(manifest.to_json())

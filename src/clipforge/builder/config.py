@@ -80,8 +80,12 @@ class CompileSection:
         _choice("compile", "optimization_level", self.optimization_level, OPT_LEVELS)
 
 
-SECTIONS = {"export": ExportOptions, "optimize": OptimizeSection, "quantize": QuantizeSection,
-            "compile": CompileSection}
+SECTIONS = {
+    "export": ExportOptions,
+    "optimize": OptimizeSection,
+    "quantize": QuantizeSection,
+    "compile": CompileSection,
+}
 
 
 @dataclass
@@ -93,7 +97,7 @@ class BuildConfig:
     quantize: QuantizeSection = field(default_factory=QuantizeSection)
     compile: CompileSection = field(default_factory=CompileSection)
 
-    def validate(self) -> "BuildConfig":
+    def validate(self) -> BuildConfig:
         _choice("config", "task", self.task, TASK_ROLES)
         for role in self.roles:
             _choice("config", "roles", role, ROLES)
@@ -102,7 +106,7 @@ class BuildConfig:
         return self
 
     @classmethod
-    def for_task(cls, task: str, role: str | None = None, **sections) -> "BuildConfig":
+    def for_task(cls, task: str, role: str | None = None, **sections) -> BuildConfig:
         _choice("config", "task", task, TASK_ROLES)
         roles = [role] if role else list(TASK_ROLES[task])
         return cls(task=task, roles=roles, **sections).validate()
@@ -114,7 +118,7 @@ class BuildConfig:
         return json.dumps(self.to_dict(), indent=2)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "BuildConfig":
+    def from_dict(cls, data: dict[str, Any]) -> BuildConfig:
         unknown = sorted(set(data) - {"task", "roles", *SECTIONS})
         if unknown:
             raise InputError(f"unknown config key(s) {unknown}; valid: task, roles, {', '.join(SECTIONS)}")
@@ -124,7 +128,7 @@ class BuildConfig:
         return cls(**kwargs).validate()
 
     @classmethod
-    def load(cls, path: str | Path) -> "BuildConfig":
+    def load(cls, path: str | Path) -> BuildConfig:
         path = Path(path)
         if not path.is_file():
             raise InputError(f"config {path} does not exist; write one with 'clipforge config'")

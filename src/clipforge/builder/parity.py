@@ -35,30 +35,33 @@ def make_probe(fp32: ZeroShotModel, calib: CalibrationSet) -> Probe:
     ids, mask = enc.input_ids, enc.attention_mask
     if fp32.text_encoder.static_length:
         ids, mask = fit_length(ids, mask, fp32.text_encoder.static_length, fp32.manifest.text)
-    reference = {IMAGE_ROLE: l2_normalize(fp32.encode_pixels(pixels)),
-                 TEXT_ROLE: l2_normalize(fp32.encode_tokens(ids, mask))}
+    reference = {
+        IMAGE_ROLE: l2_normalize(fp32.encode_pixels(pixels)),
+        TEXT_ROLE: l2_normalize(fp32.encode_tokens(ids, mask)),
+    }
     return Probe(pixels, ids, mask, reference, calib)
 
 
 def feeds(probe: Probe, role: str, encoder: Encoder, batch: int = 8) -> list[dict]:
     """Batches for calibration, shaped for ``encoder`` (fixed batch for static graphs)."""
     size = encoder.static_batch or batch
-    data = {"pixel_values": probe.pixels} if role == IMAGE_ROLE else {"input_ids": probe.ids,
-                                                                       "attention_mask": probe.mask}
+    data = (
+        {"pixel_values": probe.pixels} if role == IMAGE_ROLE else {"input_ids": probe.ids, "attention_mask": probe.mask}
+    )
     data = {k: v for k, v in data.items() if k in encoder.input_names}
     n = len(next(iter(data.values())))
     out = []
     for i in range(0, n - size + 1 if encoder.static_batch else n, size):
-        out.append({k: v[i:i + size] for k, v in data.items()})
+        out.append({k: v[i : i + size] for k, v in data.items()})
     return out or [{k: np.repeat(v[:1], size, axis=0) for k, v in data.items()}]
 
 
-def embed(model_path: Path, role: str, probe: Probe, fp32: ZeroShotModel,
-          session: SessionConfig = SessionConfig()) -> np.ndarray:
+def embed(
+    model_path: Path, role: str, probe: Probe, fp32: ZeroShotModel, session: SessionConfig = SessionConfig()
+) -> np.ndarray:
     """Embeddings of the probe through ``model_path`` (on the backend/precision ``session`` says)."""
     encoder = Encoder(make_session(model_path, session), role)
-    probe_model = ZeroShotModel(fp32.manifest, {role: encoder, OTHER[role]: _encoder(fp32, OTHER[role])},
-                                fp32.folder)
+    probe_model = ZeroShotModel(fp32.manifest, {role: encoder, OTHER[role]: _encoder(fp32, OTHER[role])}, fp32.folder)
     if role == IMAGE_ROLE:
         return l2_normalize(probe_model.encode_pixels(probe.pixels))
     return l2_normalize(probe_model.encode_tokens(probe.ids, probe.mask))
@@ -68,8 +71,9 @@ def _encoder(model: ZeroShotModel, role: str) -> Encoder:
     return model.image_encoder if role == IMAGE_ROLE else model.text_encoder
 
 
-def parity(model_path: Path, role: str, probe: Probe, fp32: ZeroShotModel,
-           session: SessionConfig = SessionConfig()) -> dict:
+def parity(
+    model_path: Path, role: str, probe: Probe, fp32: ZeroShotModel, session: SessionConfig = SessionConfig()
+) -> dict:
     emb = embed(model_path, role, probe, fp32, session)
     ref, other = probe.reference[role], probe.reference[OTHER[role]]
     cos = cosine_rows(emb, ref)

@@ -17,8 +17,14 @@ from clipforge.runtime.model import ZeroShotModel
 from clipforge.runtime.sessions import SessionConfig, make_session
 
 # Minimum cosine to the fp32 export a stage must keep, by what it does.
-MIN_COSINE = {"optimize": 0.9999, "fp16": 0.999, "bf16": 0.999, "int8-dynamic": 0.95, "int8-static": 0.95,
-              "compile": 0.9999}
+MIN_COSINE = {
+    "optimize": 0.9999,
+    "fp16": 0.999,
+    "bf16": 0.999,
+    "int8-dynamic": 0.95,
+    "int8-static": 0.95,
+    "compile": 0.9999,
+}
 # A fused graph is kept when its inference time is at most this factor of the unfused graph's (timing noise).
 NOT_SLOWER = 1.05
 # Largest difference (normalised embeddings) between the saved optimised graph and the portable one it came from.
@@ -41,11 +47,25 @@ def tower_shape(manifest, role: str) -> tuple[int, int] | None:
     return int(info["num_heads"]), int(info["hidden_size"])
 
 
-def _record(name: str, path: Path, start: float, role: str, probe: Probe, fp32: ZeroShotModel, extra: dict,
-            session: SessionConfig = SessionConfig()) -> dict:
+def _record(
+    name: str,
+    path: Path,
+    start: float,
+    role: str,
+    probe: Probe,
+    fp32: ZeroShotModel,
+    extra: dict,
+    session: SessionConfig = SessionConfig(),
+) -> dict:
     check = parity(path, role, probe, fp32, session)
-    return {"stage": name, "seconds": round(time.perf_counter() - start, 3), "bytes": path.stat().st_size,
-            "ops": stages.op_counts(path), "parity": check, **extra}
+    return {
+        "stage": name,
+        "seconds": round(time.perf_counter() - start, 3),
+        "bytes": path.stat().st_size,
+        "ops": stages.op_counts(path),
+        "parity": check,
+        **extra,
+    }
 
 
 def _optimize(src: Path, work: Path, role: str, ctx) -> tuple[Path, dict]:
@@ -88,8 +108,10 @@ def _quantize(src: Path, work: Path, role: str, mode: str, ctx) -> tuple[Path, d
         info = stages.to_fp16(src, dst)
     record = _record(f"quantize:{mode}", dst, start, role, ctx.probe, ctx.fp32, info)
     if record["parity"]["min_cosine"] < MIN_COSINE[mode]:
-        raise BuildError(f"{role} {mode}: min cosine to fp32 {record['parity']['min_cosine']:.4f} < "
-                         f"{MIN_COSINE[mode]}; exclude more nodes (quantize.exclude_nodes) or use another mode")
+        raise BuildError(
+            f"{role} {mode}: min cosine to fp32 {record['parity']['min_cosine']:.4f} < "
+            f"{MIN_COSINE[mode]}; exclude more nodes (quantize.exclude_nodes) or use another mode"
+        )
     return dst, record
 
 
@@ -105,11 +127,21 @@ def runtime_session(mode: str) -> SessionConfig:
 def _runtime_precision(src: Path, role: str, mode: str, ctx, start: float) -> tuple[Path, dict]:
     """The graph stays fp32 (weights, accumulation); the backend computes matmuls in ``mode`` at run time.
     Parity is measured on that backend, so the record is what the runtime will give."""
-    record = _record(f"quantize:{mode}", src, start, role, ctx.probe, ctx.fp32,
-                     {"runtime": RUNTIME_PRECISION[mode]}, runtime_session(mode))
+    record = _record(
+        f"quantize:{mode}",
+        src,
+        start,
+        role,
+        ctx.probe,
+        ctx.fp32,
+        {"runtime": RUNTIME_PRECISION[mode]},
+        runtime_session(mode),
+    )
     if record["parity"]["min_cosine"] < MIN_COSINE[mode]:
-        raise BuildError(f"{role} {mode}: min cosine to fp32 {record['parity']['min_cosine']:.4f} < "
-                         f"{MIN_COSINE[mode]}; use --quantize none")
+        raise BuildError(
+            f"{role} {mode}: min cosine to fp32 {record['parity']['min_cosine']:.4f} < "
+            f"{MIN_COSINE[mode]}; use --quantize none"
+        )
     return src, record
 
 
@@ -148,4 +180,3 @@ def _check_saved(out: Path, role: str, ctx) -> dict:
         optimized.remove(out)
         return {"saved_optimized": False, "why": f"saved graph differs from the portable one by {diff:.2e}"}
     return {"saved_vs_portable_max_abs": diff}
-

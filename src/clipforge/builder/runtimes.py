@@ -5,20 +5,22 @@ choice of the fastest (image, text) combination within ``max_accuracy_drop``."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 from clipforge.runtime.sessions import SessionConfig
 from clipforge.specs import IMAGE_ROLE, TEXT_ROLE
 
 # Graph built in a mode -> the (backend, precision) pairs that may run it. bf16 keeps the fp32 graph.
-RUNTIMES = {"none": (("onnxruntime", "fp32"), ("openvino", "fp32")),
-            "int8-dynamic": (("onnxruntime", "fp32"), ("openvino", "fp32")),
-            # OpenVINO with the bf16 hint on an int8 graph: quantised MatMuls stay int8, the float parts (the
-            # rest of attention, LayerNorm, GELU) run in bf16 (B/32 on an AVX512-BF16 EPYC: cosine 0.99987 to the
-            # fp32 hint; as fast idle, +14% on a busy machine; measured per machine, like every pair)
-            "int8-static": (("onnxruntime", "fp32"), ("openvino", "fp32"), ("openvino", "bf16")),
-            "bf16": (("openvino", "bf16"),)}
+RUNTIMES = {
+    "none": (("onnxruntime", "fp32"), ("openvino", "fp32")),
+    "int8-dynamic": (("onnxruntime", "fp32"), ("openvino", "fp32")),
+    # OpenVINO with the bf16 hint on an int8 graph: quantised MatMuls stay int8, the float parts (the
+    # rest of attention, LayerNorm, GELU) run in bf16 (B/32 on an AVX512-BF16 EPYC: cosine 0.99987 to the
+    # fp32 hint; as fast idle, +14% on a busy machine; measured per machine, like every pair)
+    "int8-static": (("onnxruntime", "fp32"), ("openvino", "fp32"), ("openvino", "bf16")),
+    "bf16": (("openvino", "bf16"),),
+}
 
 # timer(session_factory, feeds) -> seconds per pass over the probe: the session is created by the caller
 Timer = Callable[[Callable, list], float]
@@ -69,7 +71,17 @@ def combinations(variants: dict, top1: Callable, baseline: float) -> list[dict]:
     tried = []
     for (irt, iv), (trt, tv) in itertools.product(image, text):
         accuracy = top1(iv["embeddings"], tv["embeddings"])
-        tried.append({"image": irt.mode, "text": trt.mode, "image_runtime": asdict(irt), "text_runtime": asdict(trt),
-                      "top1": accuracy, "drop_pp": baseline - accuracy, "seconds": iv["seconds"] + tv["seconds"],
-                      "image_seconds": iv["seconds"], "text_seconds": tv["seconds"]})
+        tried.append(
+            {
+                "image": irt.mode,
+                "text": trt.mode,
+                "image_runtime": asdict(irt),
+                "text_runtime": asdict(trt),
+                "top1": accuracy,
+                "drop_pp": baseline - accuracy,
+                "seconds": iv["seconds"] + tv["seconds"],
+                "image_seconds": iv["seconds"],
+                "text_seconds": tv["seconds"],
+            }
+        )
     return tried

@@ -14,8 +14,16 @@ from clipforge._context import temporarily
 from clipforge._io import atomic_file
 from clipforge.builder.config import CompileSection, OptimizeSection, QuantizeSection
 
-FUSED_OPS = ("Attention", "MultiHeadAttention", "SkipLayerNormalization", "LayerNormalization", "QuickGelu",
-             "FastGelu", "BiasGelu", "Gelu")
+FUSED_OPS = (
+    "Attention",
+    "MultiHeadAttention",
+    "SkipLayerNormalization",
+    "LayerNormalization",
+    "QuickGelu",
+    "FastGelu",
+    "BiasGelu",
+    "Gelu",
+)
 
 
 @contextlib.contextmanager
@@ -34,8 +42,11 @@ def op_counts(path: Path) -> dict[str, int]:
 
     model = onnx.load(str(path), load_external_data=False)
     counts = collections.Counter(n.op_type for n in model.graph.node)
-    return {k: v for k, v in sorted(counts.items()) if k in FUSED_OPS or "Integer" in k or k.startswith(
-        ("Quantize", "Dequantize", "MatMul", "Cast"))}
+    return {
+        k: v
+        for k, v in sorted(counts.items())
+        if k in FUSED_OPS or "Integer" in k or k.startswith(("Quantize", "Dequantize", "MatMul", "Cast"))
+    }
 
 
 def optimize(src: Path, dst: Path, num_heads: int, hidden_size: int, section: OptimizeSection) -> dict:
@@ -48,8 +59,14 @@ def optimize(src: Path, dst: Path, num_heads: int, hidden_size: int, section: Op
     options.enable_gelu = options.enable_bias_gelu = options.enable_gelu_approximation = section.gelu
     options.enable_bias_skip_layer_norm = section.bias
     with _quiet():
-        model = optimize_model(str(src), model_type="clip", num_heads=num_heads, hidden_size=hidden_size,
-                               optimization_options=options, opt_level=0)
+        model = optimize_model(
+            str(src),
+            model_type="clip",
+            num_heads=num_heads,
+            hidden_size=hidden_size,
+            optimization_options=options,
+            opt_level=0,
+        )
     with atomic_file(dst) as tmp:
         model.save_model_to_file(str(tmp))
     return {"fused": {k: v for k, v in model.get_fused_operator_statistics().items() if v}}
@@ -88,9 +105,14 @@ def quantize_dynamic(src: Path, dst: Path, section: QuantizeSection, work: Path)
     _pre_process(src, pre)
     exclude = list(section.exclude_nodes) + (last_matmul(pre) if section.keep_projection_float else [])
     with atomic_file(dst) as tmp, _quiet():
-        ort_quantize_dynamic(str(pre), str(tmp), op_types_to_quantize=section.op_types,
-                             per_channel=section.per_channel, weight_type=QuantType.QInt8,
-                             nodes_to_exclude=exclude)
+        ort_quantize_dynamic(
+            str(pre),
+            str(tmp),
+            op_types_to_quantize=section.op_types,
+            per_channel=section.per_channel,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=exclude,
+        )
     return {"excluded_nodes": exclude, "op_types": section.op_types}
 
 
@@ -120,17 +142,33 @@ def quantize_static(src: Path, dst: Path, section: QuantizeSection, feeds: list[
     pre = work / f"{dst.stem}.pre.onnx"
     _pre_process(src, pre)
     exclude = list(section.exclude_nodes) + (last_matmul(pre) if section.keep_projection_float else [])
-    method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-              "percentile": CalibrationMethod.Percentile}[section.method]
+    method = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }[section.method]
     with atomic_file(dst) as tmp, _quiet():
-        ort_static(str(pre), str(tmp), _Reader(feeds), quant_format=QuantFormat.QDQ,
-                   op_types_to_quantize=section.op_types, per_channel=section.per_channel,
-                   activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=exclude,
-                   calibrate_method=method, extra_options=STATIC_EXTRA_OPTIONS)
-    return {"excluded_nodes": exclude, "op_types": section.op_types, "method": section.method,
-            "calibration_batches": len(feeds),
-            "kept_float": ("" if "Conv" in section.op_types else "Conv (patch embedding), ") + "LayerNorm, Softmax, "
-            "attention score/value MatMuls (MatMulConstBOnly), MatMul outputs (no Q after them) and the listed nodes"}
+        ort_static(
+            str(pre),
+            str(tmp),
+            _Reader(feeds),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=section.op_types,
+            per_channel=section.per_channel,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=exclude,
+            calibrate_method=method,
+            extra_options=STATIC_EXTRA_OPTIONS,
+        )
+    return {
+        "excluded_nodes": exclude,
+        "op_types": section.op_types,
+        "method": section.method,
+        "calibration_batches": len(feeds),
+        "kept_float": ("" if "Conv" in section.op_types else "Conv (patch embedding), ") + "LayerNorm, Softmax, "
+        "attention score/value MatMuls (MatMulConstBOnly), MatMul outputs (no Q after them) and the listed nodes",
+    }
 
 
 def to_fp16(src: Path, dst: Path) -> dict:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 from clipforge.builder.parity import Probe, feeds
 from clipforge.runtime.encoders import Encoder
@@ -25,8 +26,9 @@ class Timer(Protocol):
     def __call__(self, path: Path, role: str, session: SessionConfig = ...) -> float: ...
 
 
-def median_seconds(run: Callable[[], object], repeats: int = 3, warmup: int = 1,
-                   clock: Callable[[], float] = time.perf_counter) -> float:
+def median_seconds(
+    run: Callable[[], object], repeats: int = 3, warmup: int = 1, clock: Callable[[], float] = time.perf_counter
+) -> float:
     """Median wall time of ``run()`` over ``repeats`` calls after ``warmup`` untimed calls."""
     for _ in range(warmup):
         run()

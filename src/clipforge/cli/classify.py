@@ -22,8 +22,12 @@ def classify(
     model: ro.Model = ro.DEFAULT_MODEL,
     template: Annotated[str, typer.Option("--template", "-t", help="Prompt template with {}.")] = DEFAULT_TEMPLATE,
     top_k: Annotated[int, typer.Option("--top-k", "-k", help="Labels to show per image.")] = 5,
-    batch_size: ro.BatchSize = 32, device: ro.Device = "cpu", threads: ro.Threads = None, as_json: ro.AsJson = False,
-    backend: ro.Backend = "auto", precision: ro.Precision = None,
+    batch_size: ro.BatchSize = 32,
+    device: ro.Device = "cpu",
+    threads: ro.Threads = None,
+    as_json: ro.AsJson = False,
+    backend: ro.Backend = "auto",
+    precision: ro.Precision = None,
 ) -> None:
     """Rank LABELS for each image by cosine similarity of their embeddings."""
     zs = open_model(model, device=device, threads=threads, backend=backend, precision=precision)

@@ -16,7 +16,8 @@ def config(
     model: Annotated[str, typer.Option("--model", "-m", help="Hub id or checkpoint folder (recorded only).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="clip.json -> clip_<role>.json per sub-model.")],
     task: Annotated[str, typer.Option("--task", help=f"One of: {', '.join(TASK_ROLES)}.")] = (
-        "zero-shot-image-classification"),
+        "zero-shot-image-classification"
+    ),
     quantize: Annotated[str, typer.Option("--quantize", help="none|int8-dynamic|int8-static|fp16|auto")] = "none",
     static: Annotated[bool, typer.Option("--static", help="Fixed shapes (batch 1; text 77 CLIP / 64 SigLIP).")] = False,
     ep: Annotated[str, typer.Option("--ep", help="Execution provider.")] = "cpu",

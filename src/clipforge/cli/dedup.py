@@ -13,10 +13,18 @@ from clipforge.cli.index import Db, IndexModel
 
 
 def dedup(
-    db: Db, model: IndexModel = None,
-    threshold: Annotated[float, typer.Option("--threshold", "-t", help="Cosine at or above which images "
-                                             "count as duplicates (groups are joined transitively).")] = 0.95,
-    device: ro.Device = "cpu", as_json: ro.AsJson = False,
+    db: Db,
+    model: IndexModel = None,
+    threshold: Annotated[
+        float,
+        typer.Option(
+            "--threshold",
+            "-t",
+            help="Cosine at or above which images count as duplicates (groups are joined transitively).",
+        ),
+    ] = 0.95,
+    device: ro.Device = "cpu",
+    as_json: ro.AsJson = False,
 ) -> None:
     """Print groups of near-duplicate images, largest first."""
     from clipforge.index import Index

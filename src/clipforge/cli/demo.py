@@ -32,14 +32,17 @@ def demo(out: Annotated[Path, typer.Option("--out", "-o", help="Working folder."
     console.print("2/6 export fp32 (validated against PyTorch)")
     fp32 = export_model(checkpoint, out / "clip-fp32", force=True).path
     console.print("3/6 build int8-static, calibrated on the train split")
-    int8 = build_composite(checkpoint, out / "clip-int8", quantize="int8-static",
-                           calibration_data=data.folder("train")).path
+    int8 = build_composite(
+        checkpoint, out / "clip-int8", quantize="int8-static", calibration_data=data.folder("train")
+    ).path
     console.print("4/6 zero-shot eval on the test split")
     test = load_eval_data(str(data.root), "test")
     for name, folder in (("fp32", fp32), ("int8-static", int8)):
         r = evaluate_classification(ZeroShotModel.from_onnx(folder), test, [EVAL_TEMPLATE], show=False)
-        print(f"{name:12} top-1 {r['top1']:.1f}%  top-5 {r['top5']:.1f}%  ({r['evaluated']} images, "
-              f"{len(data.class_names)} classes)")
+        print(
+            f"{name:12} top-1 {r['top1']:.1f}%  top-5 {r['top5']:.1f}%  ({r['evaluated']} images, "
+            f"{len(data.class_names)} classes)"
+        )
     console.print("5/6 classify three test images with the int8 build")
     model = ZeroShotModel.from_onnx(int8)
     images = [sorted((data.folder("test") / c).iterdir())[0] for c in data.class_names[:3]]
@@ -48,9 +51,12 @@ def demo(out: Annotated[Path, typer.Option("--out", "-o", help="Working folder."
         print(f"{image.parent.name:>16}/{image.name}: {shown}")
     prefix = _pipeline_step(int8, out, images, data.class_names, console)
     image, int8_arg, prefix_arg = (shlex.quote(str(p)) for p in (images[0], int8, prefix))
-    console.print(f"[green]done[/]: builds in {out}; try\n  clipforge classify {image} -m {int8_arg} "
-                  f"-l 'red circle,blue square'\n  python examples/pipeline_minimal.py {prefix_arg} {image} "
-                  "'red circle' 'blue square'", soft_wrap=True)
+    console.print(
+        f"[green]done[/]: builds in {out}; try\n  clipforge classify {image} -m {int8_arg} "
+        f"-l 'red circle,blue square'\n  python examples/pipeline_minimal.py {prefix_arg} {image} "
+        "'red circle' 'blue square'",
+        soft_wrap=True,
+    )
 
 
 def _pipeline_step(build: Path, out: Path, images: list[Path], labels: list[str], console) -> Path:

@@ -9,8 +9,7 @@ import numpy as np
 import typer
 
 from clipforge._io import atomic_file
-from clipforge.cli import engine_options as eo
-from clipforge.cli import runtime_options as ro
+from clipforge.cli import engine_options as eo, runtime_options as ro
 from clipforge.cli.classify import _exit_on_failures
 from clipforge.errors import InputError
 from clipforge.models import model_folder, open_model
@@ -23,10 +22,16 @@ def embed(
     inputs: Annotated[list[str], typer.Argument(help="Image files/folders, or texts with --text.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="out.npy (names in out.names.txt) or out.parquet")],
     text: Annotated[bool, typer.Option("--text", help="INPUTS are texts, not images.")] = False,
-    model: ro.Model = ro.DEFAULT_MODEL, batch_size: ro.BatchSize = 32, device: ro.Device = "cpu",
-    threads: ro.Threads = None, backend: ro.Backend = "auto", precision: ro.Precision = None,
+    model: ro.Model = ro.DEFAULT_MODEL,
+    batch_size: ro.BatchSize = 32,
+    device: ro.Device = "cpu",
+    threads: ro.Threads = None,
+    backend: ro.Backend = "auto",
+    precision: ro.Precision = None,
     normalize: Annotated[bool, typer.Option("--normalize/--no-normalize", help="L2-normalise.")] = True,
-    engine: eo.Engine = eo.EngineName.local, address: eo.Address = None, workers: eo.Workers = None,
+    engine: eo.Engine = eo.EngineName.local,
+    address: eo.Address = None,
+    workers: eo.Workers = None,
     cpus_per_worker: eo.CpusPerWorker = 1,
 ) -> None:
     """Embed images (or texts with --text) into the model's shared space."""
@@ -36,8 +41,9 @@ def embed(
         options = eo.ray_options(address, workers, cpus_per_worker, batch_size)
         return _embed_ray(inputs, output, text, model, device, threads, normalize, options, backend, precision)
     eo.check_local(engine, address, workers, cpus_per_worker)
-    zs = open_model(model, device=device, threads=threads, backend=backend, lazy=True,
-                    precision=precision)  # one encoder is used
+    zs = open_model(
+        model, device=device, threads=threads, backend=backend, lazy=True, precision=precision
+    )  # one encoder is used
     failures, names, chunks = [], [], []
     if text:
         names, chunks = list(inputs), [zs.embed_texts(inputs, normalize=normalize)]
@@ -52,25 +58,39 @@ def embed(
     _exit_on_failures(failures, len(names) + len(failures), inputs)
 
 
-def _embed_ray(inputs, output: Path, text: bool, model: str, device: str, threads, normalize: bool,
-               options, backend: str, precision: str | None) -> None:
+def _embed_ray(
+    inputs,
+    output: Path,
+    text: bool,
+    model: str,
+    device: str,
+    threads,
+    normalize: bool,
+    options,
+    backend: str,
+    precision: str | None,
+) -> None:
     """``--engine ray``: images only, to parquet (path, sha256, embedding), on CPU workers."""
     from clipforge.distributed.ray import embed_to_parquet
-
     from clipforge.runtime.backends import resolve
 
     eo.check_ray(text=text, device=device != "cpu", threads=threads is not None)
     resolve(backend, None, precision)  # on the driver: a missing openvino or bf16 is one line, not a worker failure
     if output.suffix != ".parquet":
-        raise InputError(f"--engine ray writes parquet (path, sha256, embedding), not {output.suffix}; "
-                         f"name the output {output.with_suffix('.parquet').name}")
+        raise InputError(
+            f"--engine ray writes parquet (path, sha256, embedding), not {output.suffix}; "
+            f"name the output {output.with_suffix('.parquet').name}"
+        )
     paths = ro.expand_images([Path(p) for p in inputs])
     folder = model_folder(model)  # exports once if needed, on the driver; workers load the folder
     Manifest.load(folder)  # a broken folder is reported before any worker starts
-    stats, written = embed_to_parquet(paths, folder, output, options, normalize, show=len(paths) > 1,
-                                      backend=backend, precision=precision)
-    say(f"wrote {written} embedding(s) to {output} in {stats.seconds:.1f} s on {stats.workers} Ray worker(s) "
-        f"x {stats.cpus_per_worker} CPU")
+    stats, written = embed_to_parquet(
+        paths, folder, output, options, normalize, show=len(paths) > 1, backend=backend, precision=precision
+    )
+    say(
+        f"wrote {written} embedding(s) to {output} in {stats.seconds:.1f} s on {stats.workers} Ray worker(s) "
+        f"x {stats.cpus_per_worker} CPU"
+    )
     _exit_on_failures([ImageFailure(p, r) for p, r in stats.unreadable], len(paths), inputs)
 
 
@@ -83,9 +103,8 @@ def _write(output: Path, names: list[str], vectors: np.ndarray) -> None:
         with atomic_file(output) as tmp:
             pq.write_table(table, tmp)
         return
-    with atomic_file(output) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, vectors.astype(np.float32))
+    with atomic_file(output) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, vectors.astype(np.float32))
     with atomic_file(output.with_suffix(".names.txt")) as tmp:
         tmp.write_text("".join(n.replace("\n", " ") + "\n" for n in names))
 

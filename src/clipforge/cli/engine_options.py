@@ -15,15 +15,25 @@ class EngineName(str, Enum):
     ray = "ray"
 
 
-Engine = Annotated[EngineName, typer.Option(
-    "--engine", help="local: this process; ray: Ray Data workers (pip install 'clipforge[ray]').")]
-Address = Annotated[str | None, typer.Option(
-    "--address", help="Ray cluster address (e.g. ray://head:10001 or head:6379); default: $RAY_ADDRESS or a "
-                      "local Ray instance. --engine ray only.")]
-Workers = Annotated[int | None, typer.Option(
-    "--workers", help="Ray workers, each holding one model (default: cluster CPUs / --cpus-per-worker).")]
-CpusPerWorker = Annotated[int, typer.Option(
-    "--cpus-per-worker", help="CPUs per Ray worker = onnxruntime intra-op threads.")]
+Engine = Annotated[
+    EngineName,
+    typer.Option("--engine", help="local: this process; ray: Ray Data workers (pip install 'clipforge[ray]')."),
+]
+Address = Annotated[
+    str | None,
+    typer.Option(
+        "--address",
+        help="Ray cluster address (e.g. ray://head:10001 or head:6379); default: $RAY_ADDRESS or a "
+        "local Ray instance. --engine ray only.",
+    ),
+]
+Workers = Annotated[
+    int | None,
+    typer.Option("--workers", help="Ray workers, each holding one model (default: cluster CPUs / --cpus-per-worker)."),
+]
+CpusPerWorker = Annotated[
+    int, typer.Option("--cpus-per-worker", help="CPUs per Ray worker = onnxruntime intra-op threads.")
+]
 
 
 def ray_options(address: str | None, workers: int | None, cpus_per_worker: int, batch_size: int):
@@ -47,5 +57,7 @@ def check_ray(**given) -> None:
 
     wrong = [f"--{name.replace('_', '-')}" for name, bad in given.items() if bad]
     if wrong:
-        raise InputError(f"{', '.join(wrong)} cannot be used with --engine ray (CPU workers; set their threads "
-                         "with --cpus-per-worker); drop it or use the local engine")
+        raise InputError(
+            f"{', '.join(wrong)} cannot be used with --engine ray (CPU workers; set their threads "
+            "with --cpus-per-worker); drop it or use the local engine"
+        )

@@ -28,8 +28,10 @@ def parse_models(values: list[str]):
     for value in values:
         role, sep, path = value.partition("=")
         if not sep or role not in ROLES:
-            raise InputError(f"-m {value!r}: unknown role {role!r}; valid roles: {', '.join(ROLES)} "
-                             "(as ROLE=PATH), or pass a single exported folder")
+            raise InputError(
+                f"-m {value!r}: unknown role {role!r}; valid roles: {', '.join(ROLES)} "
+                "(as ROLE=PATH), or pass a single exported folder"
+            )
         if role in pairs:
             raise InputError(f"-m {role}=... given twice; pass each role once")
         pairs[role] = path
@@ -63,26 +65,40 @@ def read_class_names(path: Path | None) -> list[str] | None:
 def eval_command(
     models: Annotated[list[str], typer.Option("--model", "-m", help="OUT folder, or ROLE=PATH (repeat).")],
     dataset: Annotated[str, typer.Option("--dataset", help="Folder, parquet/arrow/csv/jsonl file, or hub id.")],
-    task: Annotated[str, typer.Option("--task", help="zero-shot-image-classification | zero-shot-retrieval")]
-    = "zero-shot-image-classification",
+    task: Annotated[
+        str, typer.Option("--task", help="zero-shot-image-classification | zero-shot-retrieval")
+    ] = "zero-shot-image-classification",
     split: Annotated[str, typer.Option("--split")] = "test",
     samples: Annotated[int | None, typer.Option("--samples", help="Random subset of the split (fixed --seed).")] = None,
-    column: Annotated[list[str] | None, typer.Option("--column", help="input_column=… label_column=… "
-                                                     "caption_column=…")] = None,
+    column: Annotated[
+        list[str] | None, typer.Option("--column", help="input_column=… label_column=… caption_column=…")
+    ] = None,
     class_names: Annotated[Path | None, typer.Option("--class-names", help="File, one class per line.")] = None,
-    templates: Annotated[str, typer.Option("--templates", help="default | cifar10 | cifar100 | imagenet | "
-                                           "imagenet-7 | FILE (one template per line)")] = "default",
-    model_id: Annotated[str | None, typer.Option("--model-id", help="The source checkpoint (for --baseline).")]
-    = None,
+    templates: Annotated[
+        str,
+        typer.Option(
+            "--templates", help="default | cifar10 | cifar100 | imagenet | imagenet-7 | FILE (one template per line)"
+        ),
+    ] = "default",
+    model_id: Annotated[str | None, typer.Option("--model-id", help="The source checkpoint (for --baseline).")] = None,
     baseline: Annotated[str | None, typer.Option("--baseline", help="'torch': also run the PyTorch model.")] = None,
-    max_drop: Annotated[float | None, typer.Option("--max-drop", help="Exit 3 if ONNX top-1 is more than PP "
-                                                   "below the baseline.")] = None,
-    manifest: Annotated[str | None, typer.Option("--manifest", help="manifest.json of the export, when the "
-                                                 "encoders are not in its folder.")] = None,
-    device: ro.Device = "cpu", threads: ro.Threads = None, batch_size: ro.BatchSize = 32,
+    max_drop: Annotated[
+        float | None, typer.Option("--max-drop", help="Exit 3 if ONNX top-1 is more than PP below the baseline.")
+    ] = None,
+    manifest: Annotated[
+        str | None,
+        typer.Option("--manifest", help="manifest.json of the export, when the encoders are not in its folder."),
+    ] = None,
+    device: ro.Device = "cpu",
+    threads: ro.Threads = None,
+    batch_size: ro.BatchSize = 32,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the --samples draw.")] = 0,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the full report as JSON to FILE, or to "
-                                                  "stdout with '--json -' (instead of the table).")] = None,
+    json_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--json", help="Write the full report as JSON to FILE, or to stdout with '--json -' (instead of the table)."
+        ),
+    ] = None,
     report: Annotated[Path | None, typer.Option("--report", help="Write a markdown table.")] = None,
     quiet: Quiet = False,
 ) -> None:
@@ -92,9 +108,24 @@ def eval_command(
 
     if max_drop is not None and baseline is None:
         raise InputError("--max-drop needs --baseline torch (and --model-id) to compare against")
-    request = EvalRequest(parse_models(models), dataset, task, split, samples, parse_columns(column or []),
-                          read_class_names(class_names), templates, model_id, baseline, device, batch_size, seed,
-                          manifest, threads, show=not quiet)
+    request = EvalRequest(
+        parse_models(models),
+        dataset,
+        task,
+        split,
+        samples,
+        parse_columns(column or []),
+        read_class_names(class_names),
+        templates,
+        model_id,
+        baseline,
+        device,
+        batch_size,
+        seed,
+        manifest,
+        threads,
+        show=not quiet,
+    )
     result = run_eval(request)
     if output.is_stdout(json_out):
         reports.warn_unreadable(result)

@@ -9,14 +9,24 @@ from clipforge.cli import options as o
 
 
 def export(
-    model: o.ModelArg, output: o.Output, opset: o.Opset = 17, static: o.Static = False,
-    batch_size: o.BatchSize = 1, sequence_length: o.SequenceLength = None, image_size: o.ImageSize = None,
+    model: o.ModelArg,
+    output: o.Output,
+    opset: o.Opset = 17,
+    static: o.Static = False,
+    batch_size: o.BatchSize = 1,
+    sequence_length: o.SequenceLength = None,
+    image_size: o.ImageSize = None,
     text_attention_mask: o.TextAttentionMask = False,
-    revision: o.Revision = None, force: o.Force = False, quiet: o.Quiet = False,
+    revision: o.Revision = None,
+    force: o.Force = False,
+    quiet: o.Quiet = False,
     validate: bool = typer.Option(True, "--validate/--no-validate", help="Compare with PyTorch after export."),
     atol: float = typer.Option(1e-4, "--atol", help="Max abs difference allowed by validation."),
-    pretrained: str = typer.Option(None, "--pretrained", help="open_clip weights file for MODEL = an open_clip "
-                                   "architecture name (same as MODEL 'ARCH:FILE')."),
+    pretrained: str = typer.Option(
+        None,
+        "--pretrained",
+        help="open_clip weights file for MODEL = an open_clip architecture name (same as MODEL 'ARCH:FILE').",
+    ),
 ) -> None:
     """Export a CLIP, SigLIP or open_clip checkpoint to OUT/image-encoder, OUT/text-encoder and OUT/manifest.json."""
     from clipforge.export import ExportOptions, export_model
@@ -24,8 +34,14 @@ def export(
     if pretrained:
         model = f"{model}:{pretrained}"
     opts = ExportOptions(
-        opset=opset, static=static, batch_size=batch_size, sequence_length=sequence_length,
-        image_size=image_size, validate=validate, atol=atol, text_attention_mask=text_attention_mask,
+        opset=opset,
+        static=static,
+        batch_size=batch_size,
+        sequence_length=sequence_length,
+        image_size=image_size,
+        validate=validate,
+        atol=atol,
+        text_attention_mask=text_attention_mask,
     )
     result = export_model(model, output, opts, revision=revision, force=force, show_progress=not quiet)
     _summary(result)
@@ -34,8 +50,9 @@ def export(
 def _summary(result) -> None:
     console = Console(stderr=True)
     m = result.manifest
-    console.print(f"[green]exported[/] {m.family} ({m.embed_dim}-d) to {result.path} "
-                  f"in {result.seconds.get('total', 0):.1f} s")
+    console.print(
+        f"[green]exported[/] {m.family} ({m.embed_dim}-d) to {result.path} in {result.seconds.get('total', 0):.1f} s"
+    )
     for role in ("image-encoder", "text-encoder"):
         if role in m.validation:
             v = m.validation[role]

@@ -16,12 +16,18 @@ from clipforge.errors import InputError
 def export_classifier(
     model: o.ModelArg,
     output: Annotated[Path, typer.Option("--output", "-o", help="clf.onnx")],
-    labels: Annotated[list[str] | None, typer.Option("--labels", "-l", help="Labels (repeat or comma-separated).")] = None,
+    labels: Annotated[
+        list[str] | None, typer.Option("--labels", "-l", help="Labels (repeat or comma-separated).")
+    ] = None,
     labels_file: Annotated[Path | None, typer.Option("--labels-file", help="One label per line.")] = None,
     template: Annotated[str | None, typer.Option("--template", "-t")] = None,
     templates: Annotated[str | None, typer.Option("--templates", help="Named ensemble or file.")] = None,
-    with_preprocessing: Annotated[bool, typer.Option(
-        "--with-preprocessing", help="Input encoded PNG/JPEG bytes, decoded and pre-processed in the graph.")] = False,
+    with_preprocessing: Annotated[
+        bool,
+        typer.Option(
+            "--with-preprocessing", help="Input encoded PNG/JPEG bytes, decoded and pre-processed in the graph."
+        ),
+    ] = False,
     force: o.Force = False,
 ) -> None:
     """Bake a label set into one graph: pixel_values (or image bytes) -> scores, label_index (metadata: labels,
@@ -41,8 +47,10 @@ def export_classifier(
     report = run(model, output, label_list, chosen, force=force, with_preprocessing=with_preprocessing)
     gap = report.get("max_abs_diff_vs_runtime_preprocessing")
     extra = f" ({gap:.1e} vs the runtime's own pre-processing of the same PNGs)" if gap is not None else ""
-    Console(stderr=True).print(f"[green]wrote[/] {output}: {report['labels']} labels, {report['templates']} "
-                               f"template(s); max score diff vs runtime {report['max_abs_diff']:.1e}{extra}")
+    Console(stderr=True).print(
+        f"[green]wrote[/] {output}: {report['labels']} labels, {report['templates']} "
+        f"template(s); max score diff vs runtime {report['max_abs_diff']:.1e}{extra}"
+    )
 
 
 def register(app: typer.Typer) -> None:

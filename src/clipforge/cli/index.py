@@ -10,24 +10,37 @@ import typer
 from clipforge import output
 from clipforge._dblocation import redact
 from clipforge._fspath import display
-from clipforge.cli import engine_options as eo
-from clipforge.cli import runtime_options as ro
+from clipforge.cli import engine_options as eo, runtime_options as ro
 from clipforge.cli.options import Quiet
 
 Db = Annotated[str, typer.Option("--db", help="SQLite file (created if missing) or postgresql://user@host/db.")]
-IndexModel = Annotated[str | None, typer.Option(
-    "--model", "-m", help="Exported/built folder, checkpoint or hub id (default: the model the database records).")]
+IndexModel = Annotated[
+    str | None,
+    typer.Option(
+        "--model", "-m", help="Exported/built folder, checkpoint or hub id (default: the model the database records)."
+    ),
+]
 
 
 def index(
     paths: Annotated[list[Path], typer.Argument(help="Image files or folders (walked recursively).")],
-    db: Db, model: IndexModel = None, batch_size: ro.BatchSize = 32, device: ro.Device = "cpu",
+    db: Db,
+    model: IndexModel = None,
+    batch_size: ro.BatchSize = 32,
+    device: ro.Device = "cpu",
     threads: ro.Threads = None,
     decode_threads: Annotated[int | None, typer.Option("--decode-threads", help="Image decoding threads.")] = None,
-    exact_decode: Annotated[bool, typer.Option(
-        "--exact-decode", help="Decode JPEGs fully (bit-identical to HF pre-processing; slower on big photos).")] = False,
-    quiet: Quiet = False, as_json: ro.AsJson = False,
-    engine: eo.Engine = eo.EngineName.local, address: eo.Address = None, workers: eo.Workers = None,
+    exact_decode: Annotated[
+        bool,
+        typer.Option(
+            "--exact-decode", help="Decode JPEGs fully (bit-identical to HF pre-processing; slower on big photos)."
+        ),
+    ] = False,
+    quiet: Quiet = False,
+    as_json: ro.AsJson = False,
+    engine: eo.Engine = eo.EngineName.local,
+    address: eo.Address = None,
+    workers: eo.Workers = None,
     cpus_per_worker: eo.CpusPerWorker = 1,
 ) -> None:
     """Embed new and changed images under PATHS, drop rows of deleted files; unreadable files are listed."""
@@ -42,17 +55,20 @@ def index(
     else:
         eo.check_local(engine, address, workers, cpus_per_worker)
         with Index(db, model, device=device, threads=threads) as idx:
-            summary = idx.add(paths, exact_decode=exact_decode, quiet=quiet or as_json, batch_size=batch_size,
-                              threads=decode_threads)
+            summary = idx.add(
+                paths, exact_decode=exact_decode, quiet=quiet or as_json, batch_size=batch_size, threads=decode_threads
+            )
             total = idx.backend.count()
     if as_json:
         output.print_json({**summary.to_dict(), "images": total})
         return
     for path, reason in summary.unreadable:
         output.say(f"  unreadable {display(path)}: {reason}")
-    output.say(f"added {summary.added}, updated {summary.updated}, removed {summary.removed}, unchanged "
-               f"{summary.unchanged}, unreadable {len(summary.unreadable)} in {summary.seconds:.1f} s; "
-               f"{total} image(s) in {redact(db)}")
+    output.say(
+        f"added {summary.added}, updated {summary.updated}, removed {summary.removed}, unchanged "
+        f"{summary.unchanged}, unreadable {len(summary.unreadable)} in {summary.seconds:.1f} s; "
+        f"{total} image(s) in {redact(db)}"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -14,10 +14,30 @@ import typer
 from clipforge._dblocation import redact
 from clipforge.errors import ClipforgeError
 
-COMMAND_MODULES = ["demo", "models", "export", "config", "build", "classify", "embed", "eval", "perf", "report", "export-classifier", "export-pipeline", "index", "search", "dedup", "serve"]
+COMMAND_MODULES = [
+    "demo",
+    "models",
+    "export",
+    "config",
+    "build",
+    "classify",
+    "embed",
+    "eval",
+    "perf",
+    "report",
+    "export-classifier",
+    "export-pipeline",
+    "index",
+    "search",
+    "dedup",
+    "serve",
+]
 
 app = typer.Typer(
-    name="clipforge", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    name="clipforge",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
     help="Fast, validated ONNX for CLIP-family dual encoders: export, build, classify, embed, perf, eval.",
 )
 

@@ -17,8 +17,9 @@ def models(as_json: AsJson = False) -> None:
     if as_json:
         output.print_json(rows)
         return
-    table = output.table("known checkpoints (params in millions, embedding dim, image size in px)", COLUMNS,
-                         numeric=COLUMNS[2:])
+    table = output.table(
+        "known checkpoints (params in millions, embedding dim, image size in px)", COLUMNS, numeric=COLUMNS[2:]
+    )
     for r in rows:
         table.add_row(r["family"], r["name"], str(r["params_m"]), str(r["embed_dim"]), str(r["image_size"]))
     output.show(table)

@@ -9,15 +9,21 @@ import typer
 
 Force = Annotated[bool, typer.Option("--force", help="Overwrite the output if it exists.")]
 Output = Annotated[Path, typer.Option("--output", "-o", help="Output folder.")]
-ModelArg = Annotated[str, typer.Argument(help="Hub id (e.g. openai/clip-vit-base-patch32), checkpoint folder or "
-                                               "open_clip source.")]
+ModelArg = Annotated[
+    str, typer.Argument(help="Hub id (e.g. openai/clip-vit-base-patch32), checkpoint folder or open_clip source.")
+]
 Revision = Annotated[str | None, typer.Option("--revision", help="Hub revision (branch, tag or commit).")]
 Opset = Annotated[int, typer.Option("--opset", help="ONNX opset.")]
 Static = Annotated[bool, typer.Option("--static", help="Fixed shapes (NPU-style targets).")]
 BatchSize = Annotated[int, typer.Option("--batch-size", help="Batch size of a --static export.")]
 SequenceLength = Annotated[int | None, typer.Option("--sequence-length", help="Text length of a --static export.")]
 ImageSize = Annotated[int | None, typer.Option("--image-size", help="Square image size (default: the checkpoint's).")]
-TextAttentionMask = Annotated[bool, typer.Option(
-    "--text-attention-mask", help="SigLIP: the text graph takes attention_mask and masks the padding, as "
-    "transformers 5 does (default: no mask, as SigLIP was trained).")]
+TextAttentionMask = Annotated[
+    bool,
+    typer.Option(
+        "--text-attention-mask",
+        help="SigLIP: the text graph takes attention_mask and masks the padding, as "
+        "transformers 5 does (default: no mask, as SigLIP was trained).",
+    ),
+]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")]

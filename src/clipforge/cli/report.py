@@ -21,12 +21,15 @@ def report(
     batch_size: Annotated[int, typer.Option("--batch-size", help="Batch for the speed measurement.")] = 8,
     iterations: Annotated[int, typer.Option("--iterations")] = 10,
     plot: Annotated[Path | None, typer.Option("--plot", help="Accuracy vs images/s chart (PNG).")] = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the rows as JSON to FILE, or to stdout with "
-                                                  "'--json -' (instead of the table).")] = None,
+    json_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--json", help="Write the rows as JSON to FILE, or to stdout with '--json -' (instead of the table)."
+        ),
+    ] = None,
 ) -> None:
     """Evaluate and benchmark each build; print top-1 vs images/s."""
-    from clipforge.evaluation.combined import accuracy_vs_speed
-    from clipforge.evaluation.combined import plot as draw
+    from clipforge.evaluation.combined import accuracy_vs_speed, plot as draw
     from clipforge.evaluation.datasets import load_eval_data
     from clipforge.zeroshot.templates import get_templates
 
@@ -44,8 +47,9 @@ def _table(rows: list[dict], data: str):
     batch = rows[0]["batch"] if rows else "?"
     table = output.table(f"accuracy x speed on {data} (image encoder, batch {batch})", COLUMNS, numeric=COLUMNS[1:])
     for r in rows:
-        table.add_row(r["build"], f"{r['top1']:.1f}", f"{r['top5']:.1f}", f"{r['images_per_s']:.1f}",
-                      f"{r['p50_ms']:.1f}")
+        table.add_row(
+            r["build"], f"{r['top1']:.1f}", f"{r['top5']:.1f}", f"{r['images_per_s']:.1f}", f"{r['p50_ms']:.1f}"
+        )
     return table
 
 

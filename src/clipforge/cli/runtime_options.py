@@ -12,15 +12,20 @@ from clipforge.runtime.images import IMAGE_SUFFIXES
 
 DEFAULT_MODEL = "openai/clip-vit-base-patch32"
 
-Model = Annotated[str, typer.Option("--model", "-m", help="Exported/built folder, checkpoint folder, hub id or "
-                                                          "open_clip source.")]
+Model = Annotated[
+    str, typer.Option("--model", "-m", help="Exported/built folder, checkpoint folder, hub id or open_clip source.")
+]
 Device = Annotated[str, typer.Option("--device", "-d", help="cpu, cuda, dml, openvino, qnn, ...")]
 Threads = Annotated[int | None, typer.Option("--threads", help="Intra-op threads (default: all cores).")]
 BatchSize = Annotated[int, typer.Option("--batch-size", "-b", help="Images per encoder run.")]
 Backend = Annotated[str, typer.Option("--backend", help="onnxruntime, openvino, or auto (what the build chose).")]
-Precision = Annotated[str | None, typer.Option(
-    "--precision", help="fp32 or bf16 (OpenVINO: float parts in bf16; CPUs with AVX512-BF16/AMX); default: what "
-                        "the build chose.")]
+Precision = Annotated[
+    str | None,
+    typer.Option(
+        "--precision",
+        help="fp32 or bf16 (OpenVINO: float parts in bf16; CPUs with AVX512-BF16/AMX); default: what the build chose.",
+    ),
+]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 

@@ -15,19 +15,23 @@ from clipforge.cli.index import Db, IndexModel
 
 def search(
     text: Annotated[list[str] | None, typer.Argument(help="Query text(s); their embeddings are averaged.")] = None,
-    db: Db = ..., model: IndexModel = None,
+    db: Db = ...,
+    model: IndexModel = None,
     image: Annotated[list[Path] | None, typer.Option("--image", "-i", help="Example image (repeatable).")] = None,
-    negative: Annotated[list[str] | None, typer.Option("--negative", "-n", help="Text to subtract (repeatable).")] = None,
+    negative: Annotated[
+        list[str] | None, typer.Option("--negative", "-n", help="Text to subtract (repeatable).")
+    ] = None,
     k: Annotated[int, typer.Option("-k", "--top-k", help="Number of results.")] = 20,
     min_score: Annotated[float | None, typer.Option("--min-score", help="Drop results below this cosine.")] = None,
-    device: ro.Device = "cpu", threads: ro.Threads = None, as_json: ro.AsJson = False,
+    device: ro.Device = "cpu",
+    threads: ro.Threads = None,
+    as_json: ro.AsJson = False,
 ) -> None:
     """Print the indexed images most similar to the query (path and cosine score), best first."""
     from clipforge.index import Index
 
     with Index(db, model, device=device, threads=threads) as idx:
-        hits = idx.search(text=text or None, image=image or None, negative=negative or None, k=k,
-                          min_score=min_score)
+        hits = idx.search(text=text or None, image=image or None, negative=negative or None, k=k, min_score=min_score)
     if as_json:
         output.print_json([{"id": h.id, "path": h.path, "score": round(h.score, 6)} for h in hits])
         return

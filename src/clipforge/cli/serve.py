@@ -17,27 +17,50 @@ def serve(
     db: Annotated[str | None, typer.Option("--db", help="Index to search: SQLite file or postgresql:// URL.")] = None,
     host: Annotated[str, typer.Option("--host", help="Address to bind (default: loopback only).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
-    api_key: Annotated[str | None, typer.Option(
-        "--api-key", envvar="CLIPFORGE_API_KEY", show_envvar=True,
-        help="Require 'Authorization: Bearer KEY' (printable ASCII) everywhere but /healthz, /readyz and the page.")] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            envvar="CLIPFORGE_API_KEY",
+            show_envvar=True,
+            help="Require 'Authorization: Bearer KEY' (printable ASCII) everywhere but /healthz, /readyz and the page.",
+        ),
+    ] = None,
     max_batch: Annotated[int, typer.Option("--max-batch", help="Items per encoder run (1: no batching).")] = 32,
     max_wait_ms: Annotated[float, typer.Option("--max-wait-ms", help="Longest wait for a batch to fill.")] = 5.0,
-    threads: ro.Threads = None, device: ro.Device = "cpu",
+    threads: ro.Threads = None,
+    device: ro.Device = "cpu",
     max_images: Annotated[int, typer.Option("--max-images", help="Images per request.")] = 64,
     max_labels: Annotated[int, typer.Option("--max-labels", help="Labels per request.")] = 1000,
     max_templates: Annotated[int, typer.Option("--max-templates", help="Templates per classify request.")] = 100,
-    max_prompts: Annotated[int, typer.Option(
-        "--max-prompts", help="Labels x templates per classify request (bounds its text-encoding time).")] = 1000,
+    max_prompts: Annotated[
+        int,
+        typer.Option("--max-prompts", help="Labels x templates per classify request (bounds its text-encoding time)."),
+    ] = 1000,
     max_body_mb: Annotated[float, typer.Option("--max-body-mb", help="Largest request body.")] = 32.0,
-    timeout: Annotated[float, typer.Option(
-        "--timeout", help="Per-request time limit, seconds (503 after; the request's queued work is dropped).")] = 60.0,
-    read_timeout: Annotated[float, typer.Option(
-        "--read-timeout", help="Seconds a client may take to send a request's headers, and again its body "
-                               "(then 408 / the connection is closed).")] = 30.0,
-    keep_alive: Annotated[float, typer.Option(
-        "--keep-alive", help="Seconds an idle kept-alive connection stays open.")] = 5.0,
-    drain: Annotated[float, typer.Option(
-        "--drain", help="Seconds to finish in-flight requests on SIGTERM; requests still running then get 503.")] = 30.0,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout", help="Per-request time limit, seconds (503 after; the request's queued work is dropped)."
+        ),
+    ] = 60.0,
+    read_timeout: Annotated[
+        float,
+        typer.Option(
+            "--read-timeout",
+            help="Seconds a client may take to send a request's headers, and again its body "
+            "(then 408 / the connection is closed).",
+        ),
+    ] = 30.0,
+    keep_alive: Annotated[
+        float, typer.Option("--keep-alive", help="Seconds an idle kept-alive connection stays open.")
+    ] = 5.0,
+    drain: Annotated[
+        float,
+        typer.Option(
+            "--drain", help="Seconds to finish in-flight requests on SIGTERM; requests still running then get 503."
+        ),
+    ] = 30.0,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve embeddings, zero-shot classification and search over HTTP, with a web page at /."""
@@ -46,18 +69,35 @@ def serve(
     from clipforge.serve import ServeSettings, create_app
     from clipforge.serve.protocol import protocol_class
 
-    settings = ServeSettings(max_batch=max_batch, max_wait_ms=max_wait_ms, api_key=api_key, max_images=max_images,
-                             max_labels=max_labels, max_templates=max_templates, max_prompts=max_prompts,
-                             max_body_bytes=int(max_body_mb * 1024 * 1024),
-                             request_timeout_s=timeout, body_timeout_s=read_timeout, model_name=Path(model).name)
+    settings = ServeSettings(
+        max_batch=max_batch,
+        max_wait_ms=max_wait_ms,
+        api_key=api_key,
+        max_images=max_images,
+        max_labels=max_labels,
+        max_templates=max_templates,
+        max_prompts=max_prompts,
+        max_body_bytes=int(max_body_mb * 1024 * 1024),
+        request_timeout_s=timeout,
+        body_timeout_s=read_timeout,
+        model_name=Path(model).name,
+    )
     if keep_alive <= 0:
         raise InputError(f"--keep-alive must be > 0 seconds (got {keep_alive:g})")
     if db and not is_postgres(db) and "://" not in db and not Path(db).is_file():
         raise InputError(f"index {redact(db)} does not exist; create it with 'clipforge index' first")
     app = create_app(lambda: _load_model(model, device, threads), _index_loader(db), settings)
     typer.echo(f"serving {model} on http://{host}:{port}/ (docs at /docs)", err=True)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=drain,
-                access_log=log_level == "debug", http=protocol_class(read_timeout), timeout_keep_alive=keep_alive)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        timeout_graceful_shutdown=drain,
+        access_log=log_level == "debug",
+        http=protocol_class(read_timeout),
+        timeout_keep_alive=keep_alive,
+    )
 
 
 def _load_model(model: str, device: str, threads: int | None):

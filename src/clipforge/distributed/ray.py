@@ -22,9 +22,9 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -96,8 +96,9 @@ class EmbedActor:
         self.job, self.kill_after, self.calls = job, kill_after, 0
         self.encoding = threading.Lock()
         # lazy: the text encoder is never used here, so its session is never created (~0.8 s, ~240 MB a worker)
-        self.model = ZeroShotModel.from_onnx(job.folder, threads=job.threads, lazy=True, backend=job.backend,
-                                             precision=job.precision)
+        self.model = ZeroShotModel.from_onnx(
+            job.folder, threads=job.threads, lazy=True, backend=job.backend, precision=job.precision
+        )
         self.writer = IndexWriter(job.db, self.model) if job.db else None
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -140,12 +141,18 @@ def connected(options: RayOptions) -> Iterator[int]:
     started = not ray.is_initialized()
     if started:
         try:
-            ray.init(address=options.address, include_dashboard=False, logging_level=_log_level(),
-                     log_to_driver=bool(os.environ.get("CLIPFORGE_DEBUG")))
+            ray.init(
+                address=options.address,
+                include_dashboard=False,
+                logging_level=_log_level(),
+                log_to_driver=bool(os.environ.get("CLIPFORGE_DEBUG")),
+            )
         except (ConnectionError, ValueError, RuntimeError) as exc:
-            raise InputError(f"cannot connect to Ray at {options.address or '$RAY_ADDRESS/local'} "
-                             f"({str(exc).strip().splitlines()[0]}); start it with 'ray start --head' or drop "
-                             "--address") from exc
+            raise InputError(
+                f"cannot connect to Ray at {options.address or '$RAY_ADDRESS/local'} "
+                f"({str(exc).strip().splitlines()[0]}); start it with 'ray start --head' or drop "
+                "--address"
+            ) from exc
     try:
         _quiet_data()
         yield _worker_count(ray, options)
@@ -171,8 +178,9 @@ def _quiet_data() -> None:
 def _worker_count(ray, options: RayOptions) -> int:
     cpus = int(ray.cluster_resources().get("CPU", 0))
     if options.cpus_per_worker > cpus:
-        raise InputError(f"--cpus-per-worker {options.cpus_per_worker} exceeds the cluster's {cpus} CPU(s); "
-                         "lower it or add nodes")
+        raise InputError(
+            f"--cpus-per-worker {options.cpus_per_worker} exceeds the cluster's {cpus} CPU(s); lower it or add nodes"
+        )
     return options.workers or max(1, cpus // options.cpus_per_worker)
 
 
@@ -190,18 +198,24 @@ def pipeline(files, job: Job, options: RayOptions, workers: int):
     with warnings.catch_warnings():  # Ray 2.60 deprecates actor options given as keywords but has no other way
         warnings.simplefilter("ignore", DeprecationWarning)
         return dataset.map_batches(
-            EmbedActor, fn_constructor_kwargs={"job": job, "kill_after": os.environ.get(KILL_SWITCH_ENV)},
-            batch_size=options.batch_size, batch_format="numpy", num_cpus=options.cpus_per_worker,
-            compute=ray.data.ActorPoolStrategy(size=workers, max_concurrent_calls_per_actor=CALLS_PER_WORKER,
-                                               enable_true_multi_threading=True),
-            max_restarts=MAX_RESTARTS, max_task_retries=MAX_TASK_RETRIES,
+            EmbedActor,
+            fn_constructor_kwargs={"job": job, "kill_after": os.environ.get(KILL_SWITCH_ENV)},
+            batch_size=options.batch_size,
+            batch_format="numpy",
+            num_cpus=options.cpus_per_worker,
+            compute=ray.data.ActorPoolStrategy(
+                size=workers, max_concurrent_calls_per_actor=CALLS_PER_WORKER, enable_true_multi_threading=True
+            ),
+            max_restarts=MAX_RESTARTS,
+            max_task_retries=MAX_TASK_RETRIES,
         )
 
 
-def run(files, job: Job, options: RayOptions, consume: Callable[[dict], None] | None = None,
-        show: bool = True) -> RunStats:
-    """Process the files in ``files`` (an Arrow table from ``records.file_table``); each result batch goes to ``consume`` on the
-    driver. Unreadable files are counted and listed, never fatal."""
+def run(
+    files, job: Job, options: RayOptions, consume: Callable[[dict], None] | None = None, show: bool = True
+) -> RunStats:
+    """Process the files in ``files`` (an Arrow table from ``records.file_table``); each result batch goes to
+    ``consume`` on the driver. Unreadable files are counted and listed, never fatal."""
     from clipforge.progress import counter
 
     start = time.perf_counter()
@@ -209,8 +223,12 @@ def run(files, job: Job, options: RayOptions, consume: Callable[[dict], None] | 
     if not files.num_rows:
         return stats
     # Ray's driver prints worker deaths and retries to stdout from a thread: keep stdout for --json output
-    with connected(options) as workers, counter("images", files.num_rows, show) as advance, \
-            contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
+    with (
+        connected(options) as workers,
+        counter("images", files.num_rows, show) as advance,
+        contextlib.redirect_stdout(sys.stderr),
+        warnings.catch_warnings(),
+    ):
         # a run with fewer batches than workers is no problem worth a warning
         warnings.filterwarnings("ignore", "The minimum number of concurrent actors", UserWarning)
         stats.workers = workers
@@ -233,24 +251,36 @@ def _tally(stats: RunStats, batch: dict[str, np.ndarray]) -> None:
 
 
 # --- the two jobs -----------------------------------------------------------------------------------------------
-def embed_to_parquet(paths: list[Path], folder: Path, output: Path, options: RayOptions, normalize: bool = True,
-                     show: bool = True, backend: str = "auto",
-                     precision: str | None = None) -> tuple[RunStats, int]:
+def embed_to_parquet(
+    paths: list[Path],
+    folder: Path,
+    output: Path,
+    options: RayOptions,
+    normalize: bool = True,
+    show: bool = True,
+    backend: str = "auto",
+    precision: str | None = None,
+) -> tuple[RunStats, int]:
     """``clipforge embed --engine ray``: embeddings of ``paths`` (decoded exactly, as the local engine does)
     into one parquet file (path, sha256, embedding); returns the stats and the number of rows written."""
     from clipforge.distributed.records import ParquetWriter, file_table, stat_files
     from clipforge.specs import Manifest
 
     dim = Manifest.load(folder).embed_dim
-    job = Job(str(Path(folder).resolve()), options.cpus_per_worker, options.batch_size, normalize=normalize,
-              backend=backend, precision=precision)
+    job = Job(
+        str(Path(folder).resolve()),
+        options.cpus_per_worker,
+        options.batch_size,
+        normalize=normalize,
+        backend=backend,
+        precision=precision,
+    )
     with ParquetWriter(output, dim) as writer:
         stats = run(file_table(stat_files(paths)), job, options, consume=writer.write, show=show)
     return stats, writer.count
 
 
-def index_into(db: str, model, paths: list[Path], options: RayOptions, exact_decode: bool = False,
-               show: bool = True):
+def index_into(db: str, model, paths: list[Path], options: RayOptions, exact_decode: bool = False, show: bool = True):
     """``clipforge index --engine ray``: what ``Index.add`` does, with the decoding, embedding and writes on Ray
     workers. ``db`` must be a PostgreSQL URL (many workers write at once). Returns the ``IndexSummary`` and the
     number of images the index then holds."""
@@ -258,8 +288,10 @@ def index_into(db: str, model, paths: list[Path], options: RayOptions, exact_dec
     from clipforge.index.postgres import is_postgres_url
 
     if not is_postgres_url(db):
-        raise InputError(f"--engine ray writes from many workers at once, which needs a PostgreSQL index "
-                         f"(--db postgresql://...), not the SQLite file {db}; use the local engine for SQLite")
+        raise InputError(
+            f"--engine ray writes from many workers at once, which needs a PostgreSQL index "
+            f"(--db postgresql://...), not the SQLite file {db}; use the local engine for SQLite"
+        )
     with Index(db, model) as index:
         summary = _index_add(index, db, paths, options, exact_decode, show)
         return summary, index.backend.count()
@@ -285,5 +317,11 @@ def _index_add(index, db: str, paths: list[Path], options: RayOptions, exact_dec
     job = Job(str(Path(index.model.folder).resolve()), options.cpus_per_worker, options.batch_size, draft, db=db)
     stats = run(file_table([f for f, _ in todo], {f.path: sha for f, sha in todo}), job, options, show=show)
     c = stats.counts
-    return IndexSummary(c.get("added", 0), c.get("updated", 0), removed, list(found.unreadable) + stats.unreadable,
-                        round(time.perf_counter() - start, 3), unchanged + c.get("unchanged", 0))
+    return IndexSummary(
+        c.get("added", 0),
+        c.get("updated", 0),
+        removed,
+        list(found.unreadable) + stats.unreadable,
+        round(time.perf_counter() - start, 3),
+        unchanged + c.get("unchanged", 0),
+    )

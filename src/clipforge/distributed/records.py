@@ -28,10 +28,14 @@ def file_table(states: list[FileState], known: dict[str, str | None] | None = No
     import pyarrow as pa
 
     known = known or {}
-    return pa.table({"path": pa.array([s.path for s in states], pa.string()),
-                     "size": pa.array([s.size for s in states], pa.int64()),
-                     "mtime": pa.array([s.mtime for s in states], pa.float64()),
-                     "known": pa.array([known.get(s.path) or "" for s in states], pa.string())})
+    return pa.table(
+        {
+            "path": pa.array([s.path for s in states], pa.string()),
+            "size": pa.array([s.size for s in states], pa.int64()),
+            "mtime": pa.array([s.mtime for s in states], pa.float64()),
+            "known": pa.array([known.get(s.path) or "" for s in states], pa.string()),
+        }
+    )
 
 
 def stat_files(paths: list[Path]) -> list[FileState]:
@@ -59,8 +63,9 @@ def read_files(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {**batch, "data": np.array(data, dtype=object), "read_error": np.array(errors, dtype=object)}
 
 
-def decode_blob(state: FileState, data: bytes, read_error: str, known_sha: str, spec,
-                draft: tuple[int, int] | None) -> Decoded:
+def decode_blob(
+    state: FileState, data: bytes, read_error: str, known_sha: str, spec, draft: tuple[int, int] | None
+) -> Decoded:
     """One file's bytes -> ``Decoded``, as the index's decoder does from a path: a file whose content equals
     its stored row (``known_sha``) is not decoded; ``draft`` None decodes exactly (as ``embed`` does)."""
     from clipforge.runtime.images import load_image, resized_pixels
@@ -80,8 +85,10 @@ def decode_blob(state: FileState, data: bytes, read_error: str, known_sha: str, 
 
 def decode_batch(batch: dict[str, np.ndarray], spec, draft) -> list[Decoded]:
     states = [FileState(str(p), int(s), float(m)) for p, s, m in zip(batch["path"], batch["size"], batch["mtime"])]
-    return [decode_blob(st, bytes(d), str(e), str(k), spec, draft)
-            for st, d, e, k in zip(states, batch["data"], batch["read_error"], batch["known"])]
+    return [
+        decode_blob(st, bytes(d), str(e), str(k), spec, draft)
+        for st, d, e, k in zip(states, batch["data"], batch["read_error"], batch["known"])
+    ]
 
 
 def embed_decoded(model, decoded: list[Decoded], batch_size: int, normalize: bool = True) -> np.ndarray:
@@ -92,7 +99,7 @@ def embed_decoded(model, decoded: list[Decoded], batch_size: int, normalize: boo
     vectors = np.zeros((len(decoded), model.manifest.embed_dim), np.float32)
     good = [i for i, d in enumerate(decoded) if d.pixels is not None]
     for start in range(0, len(good), batch_size):
-        rows = good[start:start + batch_size]
+        rows = good[start : start + batch_size]
         pixels = to_pixel_values([decoded[i].pixels for i in rows], model.manifest.image)
         out = model.encode_pixels(pixels)
         vectors[rows] = l2_normalize(out) if normalize else out
@@ -101,19 +108,25 @@ def embed_decoded(model, decoded: list[Decoded], batch_size: int, normalize: boo
 
 def embedding_columns(decoded: list[Decoded], vectors: np.ndarray) -> dict[str, np.ndarray]:
     """The embed result of a batch: path, sha256, embedding, error ("" when embedded)."""
-    return {"path": np.array([d.state.path for d in decoded], dtype=object),
-            "sha256": np.array([d.sha256 for d in decoded], dtype=object),
-            "embedding": vectors,
-            "error": np.array([d.error or "" for d in decoded], dtype=object)}
+    return {
+        "path": np.array([d.state.path for d in decoded], dtype=object),
+        "sha256": np.array([d.sha256 for d in decoded], dtype=object),
+        "embedding": vectors,
+        "error": np.array([d.error or "" for d in decoded], dtype=object),
+    }
 
 
 def status_columns(decoded: list[Decoded], known: np.ndarray) -> dict[str, np.ndarray]:
     """The index result of a batch: per file, its path, what happened (``STATUSES``) and the error."""
-    status = ["unreadable" if d.error else "unchanged" if d.unchanged else "updated" if k else "added"
-              for d, k in zip(decoded, known)]
-    return {"path": np.array([d.state.path for d in decoded], dtype=object),
-            "status": np.array(status, dtype=object),
-            "error": np.array([d.error or "" for d in decoded], dtype=object)}
+    status = [
+        "unreadable" if d.error else "unchanged" if d.unchanged else "updated" if k else "added"
+        for d, k in zip(decoded, known)
+    ]
+    return {
+        "path": np.array([d.state.path for d in decoded], dtype=object),
+        "status": np.array(status, dtype=object),
+        "error": np.array([d.error or "" for d in decoded], dtype=object),
+    }
 
 
 class IndexWriter:
@@ -130,8 +143,13 @@ class IndexWriter:
         """Encode the decoded files and store the batch, as the local ``Index.add`` does."""
         from clipforge.index.ingest import Counts, _store
 
-        _store(self.index.backend, self.index.model, decoded, Counts(),
-               known={d.state.path: (str(k) or None) for d, k in zip(decoded, known)})
+        _store(
+            self.index.backend,
+            self.index.model,
+            decoded,
+            Counts(),
+            known={d.state.path: (str(k) or None) for d, k in zip(decoded, known)},
+        )
 
     def close(self) -> None:
         self.index.close()
@@ -154,8 +172,9 @@ class ParquetWriter:
 
         self._atomic = atomic_file(self.output)
         tmp = self._atomic.__enter__()
-        self.schema = pa.schema([("path", pa.string()), ("sha256", pa.string()),
-                                 ("embedding", pa.list_(pa.float32(), self.dim))])
+        self.schema = pa.schema(
+            [("path", pa.string()), ("sha256", pa.string()), ("embedding", pa.list_(pa.float32(), self.dim))]
+        )
         self._writer = pq.ParquetWriter(tmp, self.schema)
         return self
 
@@ -174,11 +193,14 @@ class ParquetWriter:
         if not self.pending:
             return
         vectors = np.concatenate([p["embedding"] for p in self.pending]).astype(np.float32)
-        table = pa.table({
-            "path": pa.array(np.concatenate([p["path"] for p in self.pending]).tolist(), pa.string()),
-            "sha256": pa.array(np.concatenate([p["sha256"] for p in self.pending]).tolist(), pa.string()),
-            "embedding": pa.FixedSizeListArray.from_arrays(vectors.reshape(-1), self.dim),
-        }, schema=self.schema)
+        table = pa.table(
+            {
+                "path": pa.array(np.concatenate([p["path"] for p in self.pending]).tolist(), pa.string()),
+                "sha256": pa.array(np.concatenate([p["sha256"] for p in self.pending]).tolist(), pa.string()),
+                "embedding": pa.FixedSizeListArray.from_arrays(vectors.reshape(-1), self.dim),
+            },
+            schema=self.schema,
+        )
         self._writer.write_table(table)
         self.pending = []
 

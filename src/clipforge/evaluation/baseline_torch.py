@@ -36,7 +36,7 @@ class TorchZeroShot:
 
         chunks = []
         for i in range(0, len(texts), batch_size):
-            enc = tokenize(self.ckpt.tokenizer, texts[i:i + batch_size], self.ckpt.text)
+            enc = tokenize(self.ckpt.tokenizer, texts[i : i + batch_size], self.ckpt.text)
             feed = {"input_ids": torch.from_numpy(enc["input_ids"])}
             if self.ckpt.text.uses_attention_mask:
                 feed["attention_mask"] = torch.from_numpy(enc["attention_mask"])
@@ -69,8 +69,14 @@ def _features(output) -> np.ndarray:
     return tensor.float().numpy()
 
 
-def evaluate_torch(model_id: str, data: EvalData, templates: list[str], batch_size: int = 32,
-                   show: bool = True, text_attention_mask: bool = False) -> dict:
+def evaluate_torch(
+    model_id: str,
+    data: EvalData,
+    templates: list[str],
+    batch_size: int = 32,
+    show: bool = True,
+    text_attention_mask: bool = False,
+) -> dict:
     """The same metrics as ``evaluate_classification``, computed with the PyTorch model."""
     start = time.perf_counter()
     model = TorchZeroShot(model_id, text_attention_mask)

@@ -68,7 +68,7 @@ def prepared_batches(images: list, batch_size: int, convert, show: bool = True, 
         raise InputError(f"--batch-size must be at least 1, got {batch_size}")
     starts = list(range(0, len(images), batch_size))
     with ThreadPoolExecutor(max_workers=1) as pool:
-        submit = lambda s: pool.submit(prepare_batch, images[s:s + batch_size], s, convert)  # noqa: E731
+        submit = lambda s: pool.submit(prepare_batch, images[s : s + batch_size], s, convert)  # noqa: E731
         pending = submit(starts[0]) if starts else None
         for k, _ in enumerate(track(starts, f"{what} (batches of {batch_size})", total=len(starts), show=show)):
             batch = pending.result()
@@ -76,7 +76,9 @@ def prepared_batches(images: list, batch_size: int, convert, show: bool = True, 
             yield batch
 
 
-def embed_dataset(model, images: list, batch_size: int = 32, show: bool = True) -> tuple[np.ndarray, list[int], list[dict]]:
+def embed_dataset(
+    model, images: list, batch_size: int = 32, show: bool = True
+) -> tuple[np.ndarray, list[int], list[dict]]:
     """Normalised image embeddings of the readable images, their dataset indices, and the failures."""
     from clipforge.runtime.images import preprocess
     from clipforge.runtime.scoring import l2_normalize
@@ -94,21 +96,32 @@ def embed_dataset(model, images: list, batch_size: int = 32, show: bool = True) 
 
 def check_some_read(data_images: list, failures: list[dict], kept: list[int]) -> None:
     if data_images and not kept:
-        raise InputError(f"none of the {len(data_images)} images could be read (first error: "
-                         f"{failures[0]['error'] if failures else 'none'}); check the input column and the files")
+        raise InputError(
+            f"none of the {len(data_images)} images could be read (first error: "
+            f"{failures[0]['error'] if failures else 'none'}); check the input column and the files"
+        )
 
 
 def finish(scores: np.ndarray, data: EvalData, kept: list[int], failures: list[dict], start: float) -> dict:
     """Metrics over the evaluated rows plus the bookkeeping every report carries."""
     result = classification_metrics(scores, np.asarray(data.labels, dtype=np.int64)[kept], data.class_names)
     seconds = time.perf_counter() - start
-    result.update({"samples": len(data.images), "evaluated": len(kept), "unreadable": len(failures),
-                   "failures": failures, "seconds": seconds, "images_per_s": len(kept) / max(seconds, 1e-9)})
+    result.update(
+        {
+            "samples": len(data.images),
+            "evaluated": len(kept),
+            "unreadable": len(failures),
+            "failures": failures,
+            "seconds": seconds,
+            "images_per_s": len(kept) / max(seconds, 1e-9),
+        }
+    )
     return result
 
 
-def evaluate_classification(model, data: EvalData, templates: list[str], batch_size: int = 32,
-                            show: bool = True) -> dict:
+def evaluate_classification(
+    model, data: EvalData, templates: list[str], batch_size: int = 32, show: bool = True
+) -> dict:
     """Top-1/top-5, mean per-class recall and per-class accuracy of ``model`` on ``data`` with ``templates``."""
     start = time.perf_counter()
     text = model.label_embeddings(data.class_names, templates)

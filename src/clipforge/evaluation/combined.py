@@ -17,8 +17,16 @@ def accuracy_vs_speed(builds: list[str], data, templates: list[str], batch: int,
         result = evaluate_classification(model, data, templates, show=False)
         image = next(t for t in targets_for(build) if t.role == "image-encoder")
         speed = run_one(image, batch, perf_opts)
-        rows.append({"build": build, "top1": result["top1"], "top5": result["top5"],
-                     "images_per_s": speed["items_per_s"], "p50_ms": speed["p50_ms"], "batch": speed["batch"]})
+        rows.append(
+            {
+                "build": build,
+                "top1": result["top1"],
+                "top5": result["top5"],
+                "images_per_s": speed["items_per_s"],
+                "p50_ms": speed["p50_ms"],
+                "batch": speed["batch"],
+            }
+        )
     return rows
 
 

@@ -38,8 +38,14 @@ class EvalData:
         self.split_size = self.split_size or len(self.images)
 
 
-def load_eval_data(dataset: str, split: str = "test", samples: int | None = None, columns: dict | None = None,
-                   class_names: list[str] | None = None, seed: int = 0) -> EvalData:
+def load_eval_data(
+    dataset: str,
+    split: str = "test",
+    samples: int | None = None,
+    columns: dict | None = None,
+    class_names: list[str] | None = None,
+    seed: int = 0,
+) -> EvalData:
     columns, path = columns or {}, Path(dataset).expanduser()
     pick = (samples, seed)  # how many rows, and the seed that draws them
     if path.is_dir():
@@ -73,21 +79,26 @@ def label_ids(raw: list, class_names: list[str] | None, where: str) -> tuple[lis
     unknown = sorted(set(text) - set(names))
     if unknown:
         shown = ", ".join(names[:30]) + (f", ... ({len(names)} in all)" if len(names) > 30 else "")
-        raise InputError(f"{where}: unknown label(s) {unknown[:5]}{' ...' if len(unknown) > 5 else ''}; "
-                         f"known classes: {shown}")
+        raise InputError(
+            f"{where}: unknown label(s) {unknown[:5]}{' ...' if len(unknown) > 5 else ''}; known classes: {shown}"
+        )
     index = {n: i for i, n in enumerate(names)}
     return [index[t] for t in text], names
 
 
 def _int_labels(raw: list[int], class_names: list[str] | None, where: str) -> tuple[list[int], list[str]]:
     if class_names is None:
-        raise InputError(f"{where}: labels are class indices but the data names no classes; pass --class-names "
-                         "FILE (one class per line, in label order)")
+        raise InputError(
+            f"{where}: labels are class indices but the data names no classes; pass --class-names "
+            "FILE (one class per line, in label order)"
+        )
     bad = sorted({x for x in raw if not 0 <= x < len(class_names)})
     if bad:
         hint = " (-1 usually marks an unlabelled split, e.g. a hidden test set)" if bad[0] < 0 else ""
-        raise InputError(f"{where}: label {bad[0]} is out of range for {len(class_names)} classes "
-                         f"(valid: 0..{len(class_names) - 1}){hint}")
+        raise InputError(
+            f"{where}: label {bad[0]} is out of range for {len(class_names)} classes "
+            f"(valid: 0..{len(class_names) - 1}){hint}"
+        )
     return raw, list(class_names)
 
 
@@ -107,8 +118,10 @@ def _image_root(path: Path, split: str) -> Path:
 def _from_folder(root: Path, pick, class_names) -> EvalData:
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
-        raise InputError(f"{root} has no class sub-folders; expected <root>/<class name>/<image> "
-                         f"(or <root>/<split>/<class name>/<image>)")
+        raise InputError(
+            f"{root} has no class sub-folders; expected <root>/<class name>/<image> "
+            f"(or <root>/<split>/<class name>/<image>)"
+        )
     files = [(p, c) for c in classes for p in sorted((root / c).iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
     picked = [files[i] for i in subsample(len(files), pick[0], f"image folder {root}", pick[1])]
     labels, names = label_ids([c for _, c in picked], class_names or classes, f"image folder {root}")
@@ -133,8 +146,9 @@ def _from_manifest(path: Path, columns, class_names, pick) -> EvalData:
     label_col = pick_column(cols, columns.get("label_column"), LABEL_COLUMNS, "label_column") if rows else None
     picked = [rows[i] for i in subsample(len(rows), pick[0], f"manifest {path}", pick[1])]
     labels, names = label_ids([r.get(label_col) for r in picked], class_names, f"manifest {path}")
-    return EvalData([sources.image_value(r.get(image_col), path.parent) for r in picked], labels, names,
-                    str(path), len(rows))
+    return EvalData(
+        [sources.image_value(r.get(image_col), path.parent) for r in picked], labels, names, str(path), len(rows)
+    )
 
 
 def _from_hub(dataset: str, split: str, columns, class_names, pick) -> EvalData:

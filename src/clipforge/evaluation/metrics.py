@@ -16,15 +16,27 @@ def classification_metrics(scores: np.ndarray, labels: np.ndarray, class_names: 
     labels = np.asarray(labels, dtype=np.int64)
     k = min(5, len(class_names))
     if len(labels) == 0:
-        return {"top1": float("nan"), "top5": float("nan"), "top5_k": k, "mean_per_class_recall": float("nan"),
-                "per_class": {}, "predictions": []}
+        return {
+            "top1": float("nan"),
+            "top5": float("nan"),
+            "top5_k": k,
+            "mean_per_class_recall": float("nan"),
+            "per_class": {},
+            "predictions": [],
+        }
     top = ranked(scores, k)
     hit1, hitk = top[:, 0] == labels, (top == labels[:, None]).any(axis=1)
-    per_class = {name: 100.0 * float(hit1[labels == i].mean()) for i, name in enumerate(class_names)
-                 if (labels == i).any()}
-    return {"top1": 100.0 * float(hit1.mean()), "top5": 100.0 * float(hitk.mean()), "top5_k": k,
-            "mean_per_class_recall": float(np.mean(list(per_class.values()))), "per_class": per_class,
-            "predictions": top[:, 0].tolist()}
+    per_class = {
+        name: 100.0 * float(hit1[labels == i].mean()) for i, name in enumerate(class_names) if (labels == i).any()
+    }
+    return {
+        "top1": 100.0 * float(hit1.mean()),
+        "top5": 100.0 * float(hitk.mean()),
+        "top5_k": k,
+        "mean_per_class_recall": float(np.mean(list(per_class.values()))),
+        "per_class": per_class,
+        "predictions": top[:, 0].tolist(),
+    }
 
 
 def agreement(a: list[int], b: list[int]) -> float:

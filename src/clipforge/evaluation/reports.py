@@ -20,28 +20,38 @@ def _fmt(value, signed: bool = False) -> str:
 
 def _classification_row(r: dict) -> str:
     onnx, base, delta = r["onnx"], r.get("baseline") or {}, r.get("delta") or {}
-    return (f"| {r['model']} | {r['dataset']}:{r['split']} | {onnx['evaluated']} | {r['templates']} "
-            f"({r['template_count']}) | {_fmt(base.get('top1'))} | {_fmt(onnx['top1'])} | "
-            f"{_fmt(delta.get('top1'), True)} | {_fmt(base.get('top5'))} | {_fmt(onnx['top5'])} | "
-            f"{_fmt(delta.get('top5'), True)} | {_fmt(onnx['mean_per_class_recall'])} | {onnx['unreadable']} |")
+    return (
+        f"| {r['model']} | {r['dataset']}:{r['split']} | {onnx['evaluated']} | {r['templates']} "
+        f"({r['template_count']}) | {_fmt(base.get('top1'))} | {_fmt(onnx['top1'])} | "
+        f"{_fmt(delta.get('top1'), True)} | {_fmt(base.get('top5'))} | {_fmt(onnx['top5'])} | "
+        f"{_fmt(delta.get('top5'), True)} | {_fmt(onnx['mean_per_class_recall'])} | {onnx['unreadable']} |"
+    )
 
 
 def _retrieval_row(r: dict) -> str:
     o = r["onnx"]
     i2t, t2i = o["image_to_text"], o["text_to_image"]
     cells = [_fmt(i2t[k]) for k in ("R@1", "R@5", "R@10")] + [_fmt(t2i[k]) for k in ("R@1", "R@5", "R@10")]
-    return (f"| {r['model']} | {r['dataset']}:{r['split']} | {o['images']} | {o['captions']} | "
-            + " | ".join(cells) + f" | {o['unreadable']} |")
+    return (
+        f"| {r['model']} | {r['dataset']}:{r['split']} | {o['images']} | {o['captions']} | "
+        + " | ".join(cells)
+        + f" | {o['unreadable']} |"
+    )
 
 
 HEADERS = {
     "zero-shot-image-classification": (
         "| Model | Dataset | Samples | Templates | HF baseline (fp32, CPU) top-1 | ONNX top-1 | Δ top-1 | "
         "HF baseline top-5 | ONNX top-5 | Δ top-5 | ONNX mean per-class recall | Unreadable |",
-        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|", _classification_row),
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        _classification_row,
+    ),
     "zero-shot-retrieval": (
         "| Model | Dataset | Images | Captions | I→T R@1 | I→T R@5 | I→T R@10 | T→I R@1 | T→I R@5 | T→I R@10 | "
-        "Unreadable |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|", _retrieval_row),
+        "Unreadable |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        _retrieval_row,
+    ),
 }
 
 
@@ -90,8 +100,10 @@ def print_report(report: dict) -> None:
 def warn_unreadable(report: dict) -> None:
     failures = report["onnx"]["failures"]
     if failures:
-        output.say(f"{len(failures)} unreadable image(s) skipped, e.g. {failures[0]['image']}: "
-                   f"{failures[0]['error']}", style="yellow")
+        output.say(
+            f"{len(failures)} unreadable image(s) skipped, e.g. {failures[0]['image']}: {failures[0]['error']}",
+            style="yellow",
+        )
 
 
 CLASSIFICATION = ("model", "top-1", "top-5", "mean recall", "images", "unreadable", "images/s")
@@ -99,23 +111,42 @@ RETRIEVAL = ("direction", "R@1", "R@5", "R@10")
 
 
 def _classification_table(report: dict):
-    table = output.table(f"{report['task']} on {report['source']} ({report['classes']} classes, "
-                         f"{report['template_count']} template(s))",
-                         CLASSIFICATION, numeric=CLASSIFICATION[1:])
+    table = output.table(
+        f"{report['task']} on {report['source']} ({report['classes']} classes, {report['template_count']} template(s))",
+        CLASSIFICATION,
+        numeric=CLASSIFICATION[1:],
+    )
     for name, label in (("onnx", "clipforge ONNX"), ("baseline", "PyTorch (transformers)")):
         if r := report.get(name):
-            table.add_row(label, _fmt(r["top1"]), _fmt(r["top5"]), _fmt(r["mean_per_class_recall"]),
-                          str(r["evaluated"]), str(r["unreadable"]), f"{r['images_per_s']:.1f}")
+            table.add_row(
+                label,
+                _fmt(r["top1"]),
+                _fmt(r["top5"]),
+                _fmt(r["mean_per_class_recall"]),
+                str(r["evaluated"]),
+                str(r["unreadable"]),
+                f"{r['images_per_s']:.1f}",
+            )
     if d := report.get("delta"):
-        table.add_row("Δ (ONNX − PyTorch)", _fmt(d["top1"], True), _fmt(d["top5"], True),
-                      _fmt(d["mean_per_class_recall"], True), "", "", "")
+        table.add_row(
+            "Δ (ONNX − PyTorch)",
+            _fmt(d["top1"], True),
+            _fmt(d["top5"], True),
+            _fmt(d["mean_per_class_recall"], True),
+            "",
+            "",
+            "",
+        )
     return table
 
 
 def _retrieval_table(report: dict):
     o = report["onnx"]
-    table = output.table(f"zero-shot retrieval on {report['source']} ({o['images']} images, {o['captions']} "
-                         "captions)", RETRIEVAL, numeric=RETRIEVAL[1:])
+    table = output.table(
+        f"zero-shot retrieval on {report['source']} ({o['images']} images, {o['captions']} captions)",
+        RETRIEVAL,
+        numeric=RETRIEVAL[1:],
+    )
     for key, label in (("image_to_text", "image → text"), ("text_to_image", "text → image")):
         table.add_row(label, *(_fmt(o[key][k]) for k in ("R@1", "R@5", "R@10")))
     return table

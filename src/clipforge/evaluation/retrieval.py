@@ -25,7 +25,13 @@ def evaluate_retrieval(model, data: RetrievalData, batch_size: int = 32, show: b
     captions_of: list[set[int]] = [set() for _ in kept]
     for t, image in enumerate(owner):
         captions_of[image].add(t)
-    return {"image_to_text": recall_at_k(similarity, captions_of),
-            "text_to_image": recall_at_k(similarity.T, [{image} for image in owner]),
-            "images": len(kept), "captions": len(pairs), "samples": len(data.images), "unreadable": len(failures),
-            "failures": failures, "seconds": time.perf_counter() - start}
+    return {
+        "image_to_text": recall_at_k(similarity, captions_of),
+        "text_to_image": recall_at_k(similarity.T, [{image} for image in owner]),
+        "images": len(kept),
+        "captions": len(pairs),
+        "samples": len(data.images),
+        "unreadable": len(failures),
+        "failures": failures,
+        "seconds": time.perf_counter() - start,
+    }

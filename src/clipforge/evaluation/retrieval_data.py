@@ -24,14 +24,17 @@ class RetrievalData:
     split_size: int
 
 
-def load_retrieval_data(dataset: str, split: str = "test", samples: int | None = None, columns: dict | None = None,
-                        seed: int = 0) -> RetrievalData:
+def load_retrieval_data(
+    dataset: str, split: str = "test", samples: int | None = None, columns: dict | None = None, seed: int = 0
+) -> RetrievalData:
     columns, path = columns or {}, Path(dataset).expanduser()
     if path.is_dir():
         files = sources.split_files(path, split)
         if not files:
-            raise InputError(f"{path} has no table files for split {split!r}; retrieval needs a parquet/arrow "
-                             "table or CSV/JSONL manifest with image and caption columns")
+            raise InputError(
+                f"{path} has no table files for split {split!r}; retrieval needs a parquet/arrow "
+                "table or CSV/JSONL manifest with image and caption columns"
+            )
         table, base = sources.read_tables(files), files[0].parent
         cols, rows, where = table.column_names, None, f"{path}:{split}"
     elif path.is_file() and path.suffix in sources.TABLE_SUFFIXES:
@@ -43,8 +46,9 @@ def load_retrieval_data(dataset: str, split: str = "test", samples: int | None =
     elif sources.looks_like_hub_id(dataset):
         return _from_hub(dataset, split, samples, columns, seed)
     else:
-        raise InputError(f"dataset {dataset} does not exist or is not a parquet/arrow/csv/jsonl file, a dataset "
-                         "folder or a hub id")
+        raise InputError(
+            f"dataset {dataset} does not exist or is not a parquet/arrow/csv/jsonl file, a dataset folder or a hub id"
+        )
     n = table.num_rows if rows is None else len(rows)
     picked = subsample(n, samples, where, seed)
     image_col = pick_column(cols, columns.get("input_column"), IMAGE_COLUMNS, "input_column")

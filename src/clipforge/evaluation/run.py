@@ -49,9 +49,17 @@ class EvalRequest:
 
 
 def _header(req: EvalRequest, source: str, split_size: int, model) -> dict:
-    return {"task": req.task, "dataset": req.dataset, "split": req.split, "source": source, "split_size": split_size,
-            "model": str(req.model_id or _model_name(req.models)), "family": model.manifest.family,
-            "device": req.device, "seed": req.seed}
+    return {
+        "task": req.task,
+        "dataset": req.dataset,
+        "split": req.split,
+        "source": source,
+        "split_size": split_size,
+        "model": str(req.model_id or _model_name(req.models)),
+        "family": model.manifest.family,
+        "device": req.device,
+        "seed": req.seed,
+    }
 
 
 def _model_name(models) -> str:
@@ -82,14 +90,26 @@ def run_eval(req: EvalRequest) -> dict:
     data = load_eval_data(req.dataset, req.split, req.samples, req.columns, req.class_names, req.seed)
     model = _load_model(req)
     report = _header(req, data.source, data.split_size, model)
-    report.update({"templates": req.templates, "template_count": len(templates), "classes": len(data.class_names),
-                   "class_names": data.class_names})
+    report.update(
+        {
+            "templates": req.templates,
+            "template_count": len(templates),
+            "classes": len(data.class_names),
+            "class_names": data.class_names,
+        }
+    )
     report["onnx"] = evaluate_classification(model, data, templates, req.batch_size, req.show)
     if req.baseline == "torch":
         from clipforge.evaluation.baseline_torch import evaluate_torch
 
-        base = report["baseline"] = evaluate_torch(req.model_id, data, templates, req.batch_size, req.show,
-                                                   text_attention_mask=model.manifest.text.uses_attention_mask)
+        base = report["baseline"] = evaluate_torch(
+            req.model_id,
+            data,
+            templates,
+            req.batch_size,
+            req.show,
+            text_attention_mask=model.manifest.text.uses_attention_mask,
+        )
         onnx = report["onnx"]
         report["delta"] = {k: onnx[k] - base[k] for k in ("top1", "top5", "mean_per_class_recall")}
         report["delta_top1"] = report["delta"]["top1"]

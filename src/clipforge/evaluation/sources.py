@@ -22,14 +22,18 @@ def pick_column(columns: list[str], wanted: str | None, defaults: tuple[str, ...
     """``wanted`` (from ``--column KEY=NAME``) or the first default present; errors name the columns that exist."""
     if wanted:
         if wanted not in columns:
-            raise InputError(f"column {wanted!r} (--column {key}={wanted}) not found; the dataset has: "
-                             f"{', '.join(columns) or 'no columns'}")
+            raise InputError(
+                f"column {wanted!r} (--column {key}={wanted}) not found; the dataset has: "
+                f"{', '.join(columns) or 'no columns'}"
+            )
         return wanted
     for name in defaults:
         if name in columns:
             return name
-    raise InputError(f"no {key.replace('_column', '')} column found (looked for {', '.join(defaults)}); the dataset "
-                     f"has: {', '.join(columns) or 'no columns'}; pass --column {key}=NAME")
+    raise InputError(
+        f"no {key.replace('_column', '')} column found (looked for {', '.join(defaults)}); the dataset "
+        f"has: {', '.join(columns) or 'no columns'}; pass --column {key}=NAME"
+    )
 
 
 def subsample(n: int, samples: int | None, where: str, seed: int = 0) -> list[int]:
@@ -101,8 +105,14 @@ def split_files(folder: Path, split: str) -> list[Path] | None:
         if split not in splits:
             raise InputError(f"split {split!r} not found in {folder}; it has: {', '.join(splits)}")
         return _saved_files(folder / split)
-    for pattern in (f"{split}.parquet", f"{split}.arrow", f"{split}-*.parquet", f"data/{split}-*.parquet",
-                    f"data/{split}.parquet", f"{split}/*.parquet"):
+    for pattern in (
+        f"{split}.parquet",
+        f"{split}.arrow",
+        f"{split}-*.parquet",
+        f"data/{split}-*.parquet",
+        f"data/{split}.parquet",
+        f"{split}/*.parquet",
+    ):
         found = sorted(folder.glob(pattern))
         if found:
             return found
@@ -151,8 +161,12 @@ def read_manifest(path: Path) -> list[dict]:
 
 def looks_like_hub_id(dataset: str) -> bool:
     path = Path(dataset)
-    return not path.exists() and not dataset.startswith((".", "/", "~")) and path.suffix not in (
-        *TABLE_SUFFIXES, *MANIFEST_SUFFIXES) and dataset.count("/") <= 1
+    return (
+        not path.exists()
+        and not dataset.startswith((".", "/", "~"))
+        and path.suffix not in (*TABLE_SUFFIXES, *MANIFEST_SUFFIXES)
+        and dataset.count("/") <= 1
+    )
 
 
 def load_hub(dataset: str, split: str):
@@ -164,8 +178,9 @@ def load_hub(dataset: str, split: str):
         return datasets.load_dataset(dataset, split=split)
     except Exception as exc:  # offline, unknown id, unknown split, gated, ...: all one line
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-        raise InputError(f"cannot load dataset {dataset!r} split {split!r} (no local file or folder by that name "
-                         f"either): {first}") from exc
+        raise InputError(
+            f"cannot load dataset {dataset!r} split {split!r} (no local file or folder by that name either): {first}"
+        ) from exc
 
 
 def hub_image_values(ds, image_col: str) -> list:

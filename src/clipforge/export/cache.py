@@ -10,8 +10,14 @@ from clipforge.folders import cache_folder, check_folder_matches, is_exported_fo
 from clipforge.options import ExportOptions
 
 
-def cached_export(model: str | Path, *, revision: str | None = None, options: dict | None = None,
-                  cache_dir: str | Path | None = None, show_progress: bool = True) -> Path:
+def cached_export(
+    model: str | Path,
+    *,
+    revision: str | None = None,
+    options: dict | None = None,
+    cache_dir: str | Path | None = None,
+    show_progress: bool = True,
+) -> Path:
     """An exported folder as it is, else ``model`` exported with the export ``options`` once into the cache."""
     options = dict(options or {})
     if is_exported_folder(model):
@@ -20,6 +26,7 @@ def cached_export(model: str | Path, *, revision: str | None = None, options: di
     folder = cache_folder(model, revision, options, cache_dir)
     if not (folder / "manifest.json").is_file():
         folder.parent.mkdir(parents=True, exist_ok=True)
-        export_model(model, folder, ExportOptions(**options), revision=revision, force=True,
-                     show_progress=show_progress)
+        export_model(
+            model, folder, ExportOptions(**options), revision=revision, force=True, show_progress=show_progress
+        )
     return folder

@@ -50,8 +50,14 @@ def load_checkpoint(model: str | Path, revision: str | None = None) -> Checkpoin
     except (OSError, ValueError) as exc:
         raise InputError(f"cannot load checkpoint {model}: {str(exc).splitlines()[0]}") from exc
     return Checkpoint(
-        source=str(model), revision=revision, folder=folder, family=family, model=torch_model,
-        tokenizer=tokenizer, processor=processor, image=family.image_spec(folder),
+        source=str(model),
+        revision=revision,
+        folder=folder,
+        family=family,
+        model=torch_model,
+        tokenizer=tokenizer,
+        processor=processor,
+        image=family.image_spec(folder),
         text=family.text_spec(torch_model, tokenizer),
     )
 
@@ -63,8 +69,14 @@ def _load_openclip(model, source: OpenClipSource, revision: str | None) -> Check
     family = get_family("openclip")
     loaded = load_openclip(source)
     return Checkpoint(
-        source=str(model), revision=revision, folder=source.path, family=family, model=loaded.model,
-        tokenizer=loaded.tokenizer, processor=loaded.processor, image=loaded.image,
+        source=str(model),
+        revision=revision,
+        folder=source.path,
+        family=family,
+        model=loaded.model,
+        tokenizer=loaded.tokenizer,
+        processor=loaded.processor,
+        image=loaded.image,
         text=family.text_spec(loaded.model, loaded.tokenizer),
     )
 

@@ -14,8 +14,8 @@ from clipforge.export.cases import image_cases, text_cases
 from clipforge.export.checkpoint import Checkpoint, load_checkpoint, with_image_size, with_text_mask
 from clipforge.export.onnx_export import export_encoder
 from clipforge.export.support_files import save_support_files
-from clipforge.options import ExportOptions
 from clipforge.export.validate import Tolerance, compare_encoder, raise_on_failures
+from clipforge.options import ExportOptions
 from clipforge.progress import steps
 from clipforge.specs import IMAGE_ROLE, ROLES, TEXT_ROLE, Manifest
 
@@ -43,8 +43,10 @@ def _shapes(ckpt: Checkpoint, opts: ExportOptions) -> _Shapes:
         size = None
     if opts.static:
         if (opts.sequence_length or 0) > ckpt.text.context_length:
-            raise InputError(f"sequence_length {opts.sequence_length} is longer than {ckpt.source}'s text context "
-                             f"({ckpt.text.context_length} tokens); use at most {ckpt.text.context_length}")
+            raise InputError(
+                f"sequence_length {opts.sequence_length} is longer than {ckpt.source}'s text context "
+                f"({ckpt.text.context_length} tokens); use at most {ckpt.text.context_length}"
+            )
         length = min(opts.sequence_length or ckpt.family.static_sequence_length, ckpt.text.context_length)
         return _Shapes([opts.batch_size], [opts.batch_size], length, size)
     length = ckpt.text.context_length if ckpt.text.padding == "max_length" else None
@@ -90,14 +92,22 @@ def _export_and_validate(ckpt, shapes, opts, tmp: Path, step) -> dict:
         step(f"validate {role}")
         reference = _reference(modules[role])
         tol = Tolerance(opts.atol, opts.min_cosine)
-        reports.append(compare_encoder(tmp / role / "model.onnx", role, ckpt.family.io(role), reference,
-                                       cases[role], tol))
+        reports.append(
+            compare_encoder(tmp / role / "model.onnx", role, ckpt.family.io(role), reference, cases[role], tol)
+        )
     raise_on_failures("export", reports)
     return {r.role: r.as_dict() for r in reports} | {"atol": opts.atol, "min_cosine": opts.min_cosine}
 
 
-def export_model(model: str | Path, output: str | Path, options: ExportOptions | None = None,
-                 *, revision: str | None = None, force: bool = False, show_progress: bool = True) -> ExportResult:
+def export_model(
+    model: str | Path,
+    output: str | Path,
+    options: ExportOptions | None = None,
+    *,
+    revision: str | None = None,
+    force: bool = False,
+    show_progress: bool = True,
+) -> ExportResult:
     """Export ``model`` (hub id or checkpoint folder) to ``output``, validated against PyTorch."""
     opts = (options or ExportOptions()).check()
     out = Path(output)

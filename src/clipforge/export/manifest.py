@@ -28,9 +28,18 @@ def make_manifest(ckpt, image_spec, opts, validation: dict, sequence_length: int
     if opts.static and sequence_length:
         text = replace(text, context_length=sequence_length, padding="max_length")
     return Manifest(
-        family=ckpt.family.name, source=ckpt.source, revision=ckpt.revision, embed_dim=ckpt.embed_dim,
-        logit_scale=scale, logit_bias=bias, image=image_spec, text=text, opset=opts.opset,
-        static=opts.static, versions=package_versions(), validation=validation,
+        family=ckpt.family.name,
+        source=ckpt.source,
+        revision=ckpt.revision,
+        embed_dim=ckpt.embed_dim,
+        logit_scale=scale,
+        logit_bias=bias,
+        image=image_spec,
+        text=text,
+        opset=opts.opset,
+        static=opts.static,
+        versions=package_versions(),
+        validation=validation,
         build={"static_batch_size": opts.batch_size} if opts.static else {},
         towers={role: ckpt.family.tower_info(ckpt.model, role) for role in ROLES},
         clipforge_version=__version__,

@@ -29,10 +29,7 @@ def quiet_export():
 
 
 def dynamic_axes(io: EncoderIO) -> dict[str, dict[int, str]]:
-    return {
-        t.name: {i: a for i, a in enumerate(t.axes) if a in DYNAMIC_AXES}
-        for t in (*io.inputs, *io.outputs)
-    }
+    return {t.name: {i: a for i, a in enumerate(t.axes) if a in DYNAMIC_AXES} for t in (*io.inputs, *io.outputs)}
 
 
 def export_encoder(module, example: dict, io: EncoderIO, path: Path, *, opset: int, static: bool) -> Path:
@@ -51,9 +48,15 @@ def export_encoder(module, example: dict, io: EncoderIO, path: Path, *, opset: i
     try:
         with quiet_export(), torch.no_grad():
             torch.onnx.export(
-                module, args, str(raw), input_names=io.input_names, output_names=io.output_names,
-                dynamic_axes=None if static else dynamic_axes(io), opset_version=opset,
-                do_constant_folding=True, dynamo=False,
+                module,
+                args,
+                str(raw),
+                input_names=io.input_names,
+                output_names=io.output_names,
+                dynamic_axes=None if static else dynamic_axes(io),
+                opset_version=opset,
+                do_constant_folding=True,
+                dynamo=False,
             )
     except Exception as exc:
         raise ExportError(f"torch.onnx.export failed for {path.parent.name}: {type(exc).__name__}: {exc}") from exc
@@ -69,6 +72,9 @@ def save_onnx(model, path: Path) -> None:
 
     large = sum(t.ByteSize() for t in model.graph.initializer) > EXTERNAL_DATA_BYTES
     onnx.save_model(
-        model, str(path), save_as_external_data=large, all_tensors_to_one_file=True,
+        model,
+        str(path),
+        save_as_external_data=large,
+        all_tensors_to_one_file=True,
         location=f"{path.name}.data" if large else None,
     )

@@ -40,8 +40,10 @@ def save_runtime_tokenizer(hf_tokenizer, folder: str | Path) -> Path:
     elif getattr(hf_tokenizer, "sp_model", None) is not None:
         sentencepiece_to_tokenizers(hf_tokenizer).save(str(path))
     else:
-        raise ExportError(f"cannot write a tokenizer.json for {type(hf_tokenizer).__name__}: it is neither a fast "
-                          "tokenizer nor a SentencePiece one; open an issue with the checkpoint name")
+        raise ExportError(
+            f"cannot write a tokenizer.json for {type(hf_tokenizer).__name__}: it is neither a fast "
+            "tokenizer nor a SentencePiece one; open an issue with the checkpoint name"
+        )
     Tokenizer.from_file(str(path))  # fail here, not at inference time
     return path
 
@@ -54,10 +56,13 @@ def sentencepiece_to_tokenizers(hf_tokenizer):
     proto = _model_proto(hf_tokenizer)
     spec, trainer = proto.normalizer_spec, proto.trainer_spec
     if trainer.model_type != 1 or not spec.escape_whitespaces or trainer.treat_whitespace_as_suffix:
-        raise ExportError(f"{type(hf_tokenizer).__name__}: only SentencePiece Unigram models that escape spaces "
-                          f"as a '▁' prefix are supported (model type {trainer.model_type}); open an issue")
-    tokenizer = Tokenizer(Unigram([(p.piece, p.score) for p in proto.pieces], unk_id=trainer.unk_id,
-                                  byte_fallback=trainer.byte_fallback))
+        raise ExportError(
+            f"{type(hf_tokenizer).__name__}: only SentencePiece Unigram models that escape spaces "
+            f"as a '▁' prefix are supported (model type {trainer.model_type}); open an issue"
+        )
+    tokenizer = Tokenizer(
+        Unigram([(p.piece, p.score) for p in proto.pieces], unk_id=trainer.unk_id, byte_fallback=trainer.byte_fallback)
+    )
     tokenizer.normalizer = _normalizer(spec)
     scheme = "always" if spec.add_dummy_prefix else "never"
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme=scheme)
@@ -86,16 +91,30 @@ def _add_tokens(tokenizer, proto, hf_tokenizer) -> None:
     """SentencePiece's control/user-defined pieces, then HF's added tokens (their flags win), at HF's ids."""
     from tokenizers import AddedToken
 
-    tokens = {p.piece: (i, AddedToken(p.piece, special=p.type == _CONTROL, normalized=False))
-              for i, p in enumerate(proto.pieces) if p.type in (_CONTROL, _USER_DEFINED)}
+    tokens = {
+        p.piece: (i, AddedToken(p.piece, special=p.type == _CONTROL, normalized=False))
+        for i, p in enumerate(proto.pieces)
+        if p.type in (_CONTROL, _USER_DEFINED)
+    }
     for i, t in hf_tokenizer.added_tokens_decoder.items():
-        tokens[t.content] = (i, AddedToken(t.content, single_word=t.single_word, lstrip=t.lstrip, rstrip=t.rstrip,
-                                           normalized=False, special=t.special))
+        tokens[t.content] = (
+            i,
+            AddedToken(
+                t.content,
+                single_word=t.single_word,
+                lstrip=t.lstrip,
+                rstrip=t.rstrip,
+                normalized=False,
+                special=t.special,
+            ),
+        )
     for i, token in sorted(tokens.values(), key=lambda item: item[0]):
         (tokenizer.add_special_tokens if token.special else tokenizer.add_tokens)([token])
         if tokenizer.token_to_id(token.content) != i:
-            raise ExportError(f"added token {token.content!r} has id {i} in the HF tokenizer but "
-                              f"{tokenizer.token_to_id(token.content)} in tokenizer.json; open an issue")
+            raise ExportError(
+                f"added token {token.content!r} has id {i} in the HF tokenizer but "
+                f"{tokenizer.token_to_id(token.content)} in tokenizer.json; open an issue"
+            )
 
 
 def _append_eos(tokenizer, hf_tokenizer) -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -61,12 +61,17 @@ def _check_interface(session, io: EncoderIO, role: str) -> list[str]:
 
 
 def compare_encoder(
-    onnx_path: Path, role: str, io: EncoderIO, reference: Callable[[Inputs], np.ndarray],
-    cases: list[Inputs], tol: Tolerance = Tolerance(),
+    onnx_path: Path,
+    role: str,
+    io: EncoderIO,
+    reference: Callable[[Inputs], np.ndarray],
+    cases: list[Inputs],
+    tol: Tolerance | None = None,
 ) -> EncoderReport:
     """Run ``onnx_path`` and ``reference`` on each case and record max-abs-diff and cosine per case."""
     import onnxruntime as ort
 
+    tol = tol or Tolerance()
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     report = EncoderReport(role, failures=_check_interface(session, io, role))
     if report.failures:
@@ -80,8 +85,9 @@ def compare_encoder(
             continue
         diff = float(np.abs(got - want).max())
         cos = float(cosine_rows(got, want).min())
-        report.cases.append({"input_shape": list(next(iter(feed.values())).shape), "max_abs_diff": diff,
-                             "min_cosine": cos})
+        report.cases.append(
+            {"input_shape": list(next(iter(feed.values())).shape), "max_abs_diff": diff, "min_cosine": cos}
+        )
         if diff > tol.atol:
             report.failures.append(f"{name}: max abs diff {diff:.2e} > atol {tol.atol:.0e}")
         if cos < tol.min_cosine:

@@ -99,8 +99,11 @@ class Family:
         """What the build's fusion pass needs about a tower, recorded in the manifest's ``towers``:
         ``{"arch": "transformer", "num_heads": int, "hidden_size": int}`` (or ``{"arch": "resnet"}``)."""
         config = model.config.vision_config if role == "image-encoder" else model.config.text_config
-        return {"arch": "transformer", "num_heads": int(config.num_attention_heads),
-                "hidden_size": int(config.hidden_size)}
+        return {
+            "arch": "transformer",
+            "num_heads": int(config.num_attention_heads),
+            "hidden_size": int(config.hidden_size),
+        }
 
     # --- export --------------------------------------------------------------------------------------
     def image_module(self, model, interpolate: bool = False):
@@ -112,10 +115,12 @@ class Family:
         """A ``torch.nn.Module``: the text inputs of ``text_io`` -> text_embeds."""
         raise NotImplementedError
 
-    def with_text_mask(self) -> "Family":
+    def with_text_mask(self) -> Family:
         """This family with a text graph that takes ``attention_mask`` and applies it (the export option
         ``text_attention_mask``); families whose text tower has no such variant refuse."""
         from clipforge.errors import InputError
 
-        raise InputError(f"text_attention_mask applies to SigLIP checkpoints (transformers' SiglipModel); this is a "
-                         f"{self.name} checkpoint: export it without the option")
+        raise InputError(
+            f"text_attention_mask applies to SigLIP checkpoints (transformers' SiglipModel); this is a "
+            f"{self.name} checkpoint: export it without the option"
+        )

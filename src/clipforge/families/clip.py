@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from clipforge.families.base import Family
 from clipforge.families.known import CLIP_CHECKPOINTS
 from clipforge.specs import EncoderIO, TensorSpec, TextSpec

@@ -25,6 +25,8 @@ OPENCLIP_TEXT_IO = EncoderIO(
     inputs=(TensorSpec("input_ids", "int64", ("batch_size", "sequence_length")),),
     outputs=(TensorSpec("text_embeds", "float32", ("batch_size", "embed_dim")),),
 )
+
+
 @contextlib.contextmanager
 def _plain_attention():
     """nn.MultiheadAttention without its inference fast path (``aten::_native_multi_head_attention`` has no
@@ -82,8 +84,13 @@ class OpenClipFamily(Family):
     def text_spec(self, model, tokenizer) -> TextSpec:
         # open_clip adds all context_length position embeddings and a fixed causal mask: ids are always padded
         return TextSpec(
-            context_length=int(tokenizer.context_length), padding="max_length",
-            lowercase=True, pad_id=0, eos_id=int(tokenizer.eos_token_id), uses_attention_mask=False, kind="openclip",
+            context_length=int(tokenizer.context_length),
+            padding="max_length",
+            lowercase=True,
+            pad_id=0,
+            eos_id=int(tokenizer.eos_token_id),
+            uses_attention_mask=False,
+            kind="openclip",
         )
 
     def embed_dim(self, model) -> int:
@@ -103,8 +110,11 @@ class OpenClipFamily(Family):
             if kind == "ModifiedResNet":
                 return {"arch": "resnet", "fixed_image_size": True, "image_size": int(visual.image_size)}
             if kind == "VisionTransformer":
-                return {"arch": "transformer", "num_heads": _heads(visual.transformer),
-                        "hidden_size": int(visual.transformer.width)}
+                return {
+                    "arch": "transformer",
+                    "num_heads": _heads(visual.transformer),
+                    "hidden_size": int(visual.transformer.width),
+                }
             return {"arch": kind}
         _, transformer = text_tower(model)
         if transformer is None or not hasattr(transformer, "resblocks"):
@@ -114,8 +124,11 @@ class OpenClipFamily(Family):
     def image_module(self, model, interpolate: bool = False):
         if interpolate:
             kind = type(model.inner.visual).__name__
-            why = ("a ModifiedResNet's attention pooling has a fixed image size" if kind == "ModifiedResNet"
-                   else "position-embedding interpolation is not implemented for open_clip towers")
+            why = (
+                "a ModifiedResNet's attention pooling has a fixed image size"
+                if kind == "ModifiedResNet"
+                else "position-embedding interpolation is not implemented for open_clip towers"
+            )
             raise InputError(f"--image-size is not supported for open_clip models ({why}); export without it")
         return _encoder(model, "image-encoder")
 

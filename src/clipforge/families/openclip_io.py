@@ -16,15 +16,14 @@ from clipforge.errors import InputError, UnsupportedModelError, require
 from clipforge.hub import OpenClipSource
 from clipforge.specs import ImageSpec
 
-
 INTERPOLATION = {"bicubic": 3, "bilinear": 2, "random": 3}  # open_clip evaluates "random" as bicubic
 
 
 @dataclass
 class LoadedOpenClip:
     model: Any  # wrap_model's wrapper around the open_clip model
-    tokenizer: "OpenClipTokenizer"
-    processor: "OpenClipProcessor"
+    tokenizer: OpenClipTokenizer
+    processor: OpenClipProcessor
     image: ImageSpec
     arch: str
 
@@ -45,8 +44,10 @@ def load_openclip(source: OpenClipSource) -> LoadedOpenClip:
         raise InputError(f"cannot load open_clip model {source.path}: {type(exc).__name__}: {first}") from exc
     cfg = dict(getattr(model.visual, "preprocess_cfg", None) or _default_preprocess(model))
     if not _is_simple_tokenizer(tokenizer):
-        raise UnsupportedModelError(f"not supported yet: {arch}, its text tower uses a {type(tokenizer).__name__} "
-                                    "(only open_clip's CLIP BPE tokenizer is reproduced without torch)")
+        raise UnsupportedModelError(
+            f"not supported yet: {arch}, its text tower uses a {type(tokenizer).__name__} "
+            "(only open_clip's CLIP BPE tokenizer is reproduced without torch)"
+        )
     wrapped = wrap_model(model.float().eval())
     image = image_spec_from_cfg(cfg)
     return LoadedOpenClip(wrapped, OpenClipTokenizer(tokenizer), OpenClipProcessor(image, open_clip, cfg), image, arch)
@@ -94,9 +95,15 @@ def image_spec_from_cfg(cfg: dict) -> ImageSpec:
     if interpolation not in INTERPOLATION:
         raise UnsupportedModelError(f"not supported yet: open_clip interpolation {interpolation!r}")
     return ImageSpec(
-        resize_mode=resize, size=(h, w), crop_size=crop, resample=INTERPOLATION[interpolation],
-        rescale_factor=1 / 255, mean=tuple(float(m) for m in cfg["mean"]), std=tuple(float(s) for s in cfg["std"]),
-        convention="torchvision", fill=int(cfg.get("fill_color", 0) or 0),
+        resize_mode=resize,
+        size=(h, w),
+        crop_size=crop,
+        resample=INTERPOLATION[interpolation],
+        rescale_factor=1 / 255,
+        mean=tuple(float(m) for m in cfg["mean"]),
+        std=tuple(float(s) for s in cfg["std"]),
+        convention="torchvision",
+        fill=int(cfg.get("fill_color", 0) or 0),
     )
 
 
@@ -124,14 +131,20 @@ def _default_preprocess(model) -> dict:
     from open_clip.transform import PreprocessCfg
 
     size = getattr(model.visual, "image_size", 224)
-    return {**PreprocessCfg().__dict__, "size": size if isinstance(size, int) else tuple(size),
-            "mean": getattr(model.visual, "image_mean", PreprocessCfg().mean),
-            "std": getattr(model.visual, "image_std", PreprocessCfg().std)}
+    return {
+        **PreprocessCfg().__dict__,
+        "size": size if isinstance(size, int) else tuple(size),
+        "mean": getattr(model.visual, "image_mean", PreprocessCfg().mean),
+        "std": getattr(model.visual, "image_std", PreprocessCfg().std),
+    }
 
 
 def _is_simple_tokenizer(tokenizer) -> bool:
-    return (type(tokenizer).__name__ == "SimpleTokenizer" and getattr(tokenizer, "reduction_fn", None) is None
-            and getattr(getattr(tokenizer, "clean_fn", None), "__name__", "") == "_clean_lower")
+    return (
+        type(tokenizer).__name__ == "SimpleTokenizer"
+        and getattr(tokenizer, "reduction_fn", None) is None
+        and getattr(getattr(tokenizer, "clean_fn", None), "__name__", "") == "_clean_lower"
+    )
 
 
 # --- tokenizer -----------------------------------------------------------------------------------------------
@@ -154,7 +167,7 @@ class OpenClipTokenizer:
         ids = self.tok(texts, context_length=limit).numpy().astype(np.int64)
         lengths = self.lengths(texts, limit)
         if not fixed:
-            ids = ids[:, :max(lengths, default=1)]
+            ids = ids[:, : max(lengths, default=1)]
         mask = (np.arange(ids.shape[1])[None, :] < np.asarray(lengths)[:, None]).astype(np.int64)
         return {"input_ids": ids, "attention_mask": mask}
 
@@ -173,8 +186,12 @@ def runtime_tokenizer(simple_tokenizer):
     from tokenizers.models import BPE
 
     ranks = sorted(simple_tokenizer.bpe_ranks.items(), key=lambda item: item[1])
-    model = BPE(vocab=dict(simple_tokenizer.encoder), merges=[pair for pair, _ in ranks], continuing_subword_prefix="",
-                end_of_word_suffix="</w>")
+    model = BPE(
+        vocab=dict(simple_tokenizer.encoder),
+        merges=[pair for pair, _ in ranks],
+        continuing_subword_prefix="",
+        end_of_word_suffix="</w>",
+    )
     tokenizer = Tokenizer(model)
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     tokenizer.decoder = decoders.ByteLevel()

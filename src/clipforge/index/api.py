@@ -4,8 +4,9 @@ by text, by example image, or both. torch-free."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -34,11 +35,14 @@ class Index:
     """``Index(db, model=None)``: ``model`` is a ``ZeroShotModel``, a model folder/hub id, or None to load the
     model recorded in the database. A model other than the recorded one is refused."""
 
-    def __init__(self, db: str | Path, model=None, *, device: str = "cpu", threads: int | None = None,
-                 **backend_options):
+    def __init__(
+        self, db: str | Path, model=None, *, device: str = "cpu", threads: int | None = None, **backend_options
+    ):
         if model is None and not is_postgres(db) and "://" not in str(db) and not Path(db).expanduser().exists():
-            raise InputError(f"database {redact(db)} does not exist; index images into it first (clipforge index "
-                             f"PATH --db {redact(db)} -m MODEL)")
+            raise InputError(
+                f"database {redact(db)} does not exist; index images into it first (clipforge index "
+                f"PATH --db {redact(db)} -m MODEL)"
+            )
         self.backend = open_backend(db, **backend_options)
         try:
             self.record = self.backend.model_record()
@@ -47,7 +51,8 @@ class Index:
             if self.record is not None and not self.record.same_model(self._mine):
                 raise InputError(
                     f"{self.backend.where} was indexed with {self.record.describe()}, not {self._mine.describe()}; "
-                    "use that model (or leave -m out) or index into another database")
+                    "use that model (or leave -m out) or index into another database"
+                )
         except BaseException:
             self.backend.close()
             raise
@@ -58,11 +63,20 @@ class Index:
             self.backend.set_model_record(self._mine)
             self.record = self.backend.model_record()
             if not self.record.same_model(self._mine):  # another process recorded a different model first
-                raise InputError(f"{self.backend.where} was just indexed with {self.record.describe()} by "
-                                 f"another process, not {self._mine.describe()}")
+                raise InputError(
+                    f"{self.backend.where} was just indexed with {self.record.describe()} by "
+                    f"another process, not {self._mine.describe()}"
+                )
 
-    def add(self, paths: Sequence[str | Path] | str | Path, *, exact_decode: bool = False, quiet: bool = True,
-            batch_size: int = 32, threads: int | None = None) -> IndexSummary:
+    def add(
+        self,
+        paths: Sequence[str | Path] | str | Path,
+        *,
+        exact_decode: bool = False,
+        quiet: bool = True,
+        batch_size: int = 32,
+        threads: int | None = None,
+    ) -> IndexSummary:
         """Embed new and changed images under ``paths`` (files or folders, recursively) and drop the rows of
         files deleted under them. Unreadable files are reported in the summary, never fatal."""
         start = time.perf_counter()
@@ -77,10 +91,24 @@ class Index:
         gone = [p for p in stored if p not in present and found.covers(p)]
         counts.removed = self.backend.apply(removals=gone) if gone else 0
         todo, counts.unchanged = plan(found.files, stored)
-        ingest(self.backend, self.model, todo, counts, exact=exact_decode, batch_size=batch_size,
-               threads=threads, show=not quiet)
-        return IndexSummary(counts.added, counts.updated, counts.removed, counts.unreadable,
-                            round(time.perf_counter() - start, 3), counts.unchanged)
+        ingest(
+            self.backend,
+            self.model,
+            todo,
+            counts,
+            exact=exact_decode,
+            batch_size=batch_size,
+            threads=threads,
+            show=not quiet,
+        )
+        return IndexSummary(
+            counts.added,
+            counts.updated,
+            counts.removed,
+            counts.unreadable,
+            round(time.perf_counter() - start, 3),
+            counts.unchanged,
+        )
 
     def upsert(self, rows: Sequence[Row | tuple]) -> None:
         """Store precomputed rows ``(path, size, mtime, sha256, embedding float32[D])`` in one transaction
@@ -114,8 +142,10 @@ class Index:
 
         positives = [*self._embed_texts(text), *self._embed_images(image)]
         if not positives:
-            raise InputError("search needs a text or an image query (or both); pass a query text or --image "
-                             "(Python: text=... / image=...)")
+            raise InputError(
+                "search needs a text or an image query (or both); pass a query text or --image "
+                "(Python: text=... / image=...)"
+            )
         query = np.mean(positives, axis=0)
         negatives = self._embed_texts(negative)
         if len(negatives):
@@ -190,7 +220,7 @@ class Index:
     def close(self) -> None:
         self.backend.close()
 
-    def __enter__(self) -> "Index":
+    def __enter__(self) -> Index:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -208,6 +238,8 @@ def _load_model(model, record: ModelRecord | None, where: str, device: str, thre
     if record is None:
         raise InputError(f"{where} records no model yet; pass one (-m MODEL / model=...) to index with")
     if not (Path(record.folder) / "manifest.json").is_file():
-        raise InputError(f"{where} was indexed with {record.describe()} from {record.folder}, which no longer "
-                         "exists; pass that model with -m")
+        raise InputError(
+            f"{where} was indexed with {record.describe()} from {record.folder}, which no longer "
+            "exists; pass that model with -m"
+        )
     return ZeroShotModel.from_onnx(record.folder, device=device, threads=threads)

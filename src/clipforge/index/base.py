@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -76,18 +77,24 @@ class ModelRecord:
     preprocessing: dict
 
     @classmethod
-    def of(cls, model) -> "ModelRecord":
+    def of(cls, model) -> ModelRecord:
         """The record of a ``ZeroShotModel`` (its exported/built folder and manifest)."""
         manifest = Path(model.folder) / "manifest.json"
         digest = hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.is_file() else "unknown"
         spec = asdict(model.manifest.image)
-        return cls(model.manifest.family, model.manifest.source, str(Path(model.folder).resolve()), digest,
-                   int(model.manifest.embed_dim), json.loads(json.dumps(spec)))
+        return cls(
+            model.manifest.family,
+            model.manifest.source,
+            str(Path(model.folder).resolve()),
+            digest,
+            int(model.manifest.embed_dim),
+            json.loads(json.dumps(spec)),
+        )
 
     def describe(self) -> str:
         return f"{self.family} {self.source} (manifest {self.manifest_sha256[:12]}, dim {self.embed_dim})"
 
-    def same_model(self, other: "ModelRecord") -> bool:
+    def same_model(self, other: ModelRecord) -> bool:
         return self.manifest_sha256 == other.manifest_sha256 and self.embed_dim == other.embed_dim
 
 
@@ -106,8 +113,7 @@ class Backend(Protocol):
 
     def files(self) -> dict[str, Stored]: ...
 
-    def apply(self, upserts: Sequence[Row] = (), touches: Sequence[Touch] = (),
-              removals: Sequence[str] = ()) -> int:
+    def apply(self, upserts: Sequence[Row] = (), touches: Sequence[Touch] = (), removals: Sequence[str] = ()) -> int:
         """One transaction: insert-or-replace rows (keyed by path), update stats, delete paths; returns the
         number of rows deleted. A crash leaves the database as it was before or after, never between."""
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -19,10 +19,10 @@ def duplicate_groups(ids: np.ndarray, paths: Sequence[str], matrix: np.ndarray, 
     parent = np.arange(len(ids))
     best = np.full(len(ids), -np.inf, np.float32)
     for start in range(0, len(ids), BLOCK):
-        sims = matrix[start:start + BLOCK] @ matrix.T
+        sims = matrix[start : start + BLOCK] @ matrix.T
         rows = np.arange(sims.shape[0])
         sims[rows, rows + start] = -np.inf  # an image is not its own duplicate
-        best[start:start + len(rows)] = sims.max(axis=1) if sims.shape[1] else -np.inf
+        best[start : start + len(rows)] = sims.max(axis=1) if sims.shape[1] else -np.inf
         for i, j in zip(*np.nonzero(sims >= threshold)):
             _union(parent, start + int(i), int(j))
     groups: dict[int, list[int]] = {}

@@ -38,12 +38,21 @@ def plan(files: list[FileState], stored: dict[str, Stored]) -> tuple[list[tuple[
     return todo, unchanged
 
 
-def ingest(backend: Backend, model, todo: list[tuple[FileState, str | None]], counts: Counts, *,
-           exact: bool, batch_size: int, threads: int | None, show: bool) -> None:
+def ingest(
+    backend: Backend,
+    model,
+    todo: list[tuple[FileState, str | None]],
+    counts: Counts,
+    *,
+    exact: bool,
+    batch_size: int,
+    threads: int | None,
+    show: bool,
+) -> None:
     """Embed and store ``todo`` in batches of ``batch_size``."""
     if not todo:
         return
-    batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
+    batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
     decoder = Decoder(model.manifest.image, exact, threads)
     try:
         with rate_progress(len(todo), show) as advance:
@@ -64,8 +73,11 @@ def _store(backend: Backend, model, results: list[Decoded], counts: Counts, know
     from clipforge.runtime.scoring import l2_normalize
 
     good = [d for d in results if d.pixels is not None]
-    vectors = l2_normalize(model.encode_pixels(to_pixel_values([d.pixels for d in good], model.manifest.image))) \
-        if good else []
+    vectors = (
+        l2_normalize(model.encode_pixels(to_pixel_values([d.pixels for d in good], model.manifest.image)))
+        if good
+        else []
+    )
     rows = [Row(d.state.path, d.state.size, d.state.mtime, d.sha256, v) for d, v in zip(good, vectors)]
     touches = [Touch(d.state.path, d.state.size, d.state.mtime) for d in results if d.unchanged]
     bad = [d for d in results if d.error]
@@ -94,9 +106,17 @@ def rate_progress(total: int, show: bool):
     from clipforge.progress import console
 
     rate = TextColumn("{task.fields[rate]}")
-    with Progress(TextColumn("indexing"), BarColumn(), MofNCompleteColumn(), rate, TextColumn("eta"),
-                  TimeRemainingColumn(), console=console, transient=not console.is_terminal,
-                  disable=not console.is_terminal) as bar:  # off a terminal rich would leave an empty line
+    with Progress(
+        TextColumn("indexing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        rate,
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=not console.is_terminal,
+        disable=not console.is_terminal,
+    ) as bar:  # off a terminal rich would leave an empty line
         task = bar.add_task("indexing", total=total, rate="")
 
         def advance(n: int) -> None:

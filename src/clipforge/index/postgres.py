@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -37,8 +37,9 @@ class PostgresBackend:
         except psycopg.Error as exc:  # libpq may quote the URL or a piece of the password: redacted, not chained
             message = redact(str(exc).strip(), secrets_of(url))
             first = message.splitlines()[0] if message else type(exc).__name__
-            raise InputError(f"cannot connect to {self.where} ({first}); check the URL and that the server "
-                             "runs") from None
+            raise InputError(
+                f"cannot connect to {self.where} ({first}); check the URL and that the server runs"
+            ) from None
         self._vector_ready = False
         if self._table_exists("meta"):
             if schema.pending(schema.POSTGRES, self._version(), self.where):
@@ -63,8 +64,11 @@ class PostgresBackend:
             for version, statements in steps:
                 for statement in statements:
                     self.conn.execute(statement.format(dim=dim))
-                self.conn.execute("INSERT INTO clipforge.meta (key, value) VALUES ('schema_version', %s) "
-                                  "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(version),))
+                self.conn.execute(
+                    "INSERT INTO clipforge.meta (key, value) VALUES ('schema_version', %s) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (str(version),),
+                )
         self._register_vector()
 
     def _version(self) -> int:
@@ -94,9 +98,11 @@ class PostgresBackend:
         values = [getattr(record, c) for c in MODEL_COLUMNS]
         values[-1] = json.dumps(record.preprocessing, sort_keys=True)
         with self._lock:
-            self.conn.execute(f"INSERT INTO clipforge.model (id, {', '.join(MODEL_COLUMNS)}) "
-                              f"VALUES (1, {', '.join(['%s'] * len(MODEL_COLUMNS))}) ON CONFLICT (id) DO NOTHING",
-                              values)
+            self.conn.execute(
+                f"INSERT INTO clipforge.model (id, {', '.join(MODEL_COLUMNS)}) "
+                f"VALUES (1, {', '.join(['%s'] * len(MODEL_COLUMNS))}) ON CONFLICT (id) DO NOTHING",
+                values,
+            )
 
     # --- rows ---------------------------------------------------------------------------------------------
     def files(self) -> dict[str, Stored]:
@@ -106,8 +112,7 @@ class PostgresBackend:
             rows = self.conn.execute("SELECT path, size, mtime, sha256 FROM clipforge.images").fetchall()
         return {from_db(path): Stored(size, mtime, sha) for path, size, mtime, sha in rows}
 
-    def apply(self, upserts: Sequence[Row] = (), touches: Sequence[Touch] = (),
-              removals: Sequence[str] = ()) -> int:
+    def apply(self, upserts: Sequence[Row] = (), touches: Sequence[Touch] = (), removals: Sequence[str] = ()) -> int:
         if not self._vector_ready:
             raise InputError(f"{self.where} has no clipforge index yet; record a model first (index some images)")
         with self._lock, self.conn.transaction(), self.conn.cursor() as cur:
@@ -115,10 +120,13 @@ class PostgresBackend:
                 "INSERT INTO clipforge.images (path, size, mtime, sha256, embedding) VALUES (%s, %s, %s, %s, %s) "
                 "ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime = excluded.mtime, "
                 "sha256 = excluded.sha256, embedding = excluded.embedding, indexed_at = now()",
-                [(to_db(r.path), r.size, r.mtime, r.sha256, np.asarray(r.embedding, np.float32)) for r in upserts])
+                [(to_db(r.path), r.size, r.mtime, r.sha256, np.asarray(r.embedding, np.float32)) for r in upserts],
+            )
             if touches:
-                cur.executemany("UPDATE clipforge.images SET size = %s, mtime = %s WHERE path = %s",
-                                [(t.size, t.mtime, to_db(t.path)) for t in touches])
+                cur.executemany(
+                    "UPDATE clipforge.images SET size = %s, mtime = %s WHERE path = %s",
+                    [(t.size, t.mtime, to_db(t.path)) for t in touches],
+                )
             removed = 0
             if removals:
                 cur.execute("DELETE FROM clipforge.images WHERE path = ANY(%s)", ([to_db(p) for p in removals],))
@@ -136,7 +144,8 @@ class PostgresBackend:
             self._set_ef_search(max(self.ef_search, int(k)))  # HNSW returns at most ef_search rows
             rows = self.conn.execute(
                 "SELECT id, path, 1 - (embedding <=> %s) FROM clipforge.images ORDER BY embedding <=> %s LIMIT %s",
-                (vector, vector, int(k))).fetchall()
+                (vector, vector, int(k)),
+            ).fetchall()
         return [Hit(int(i), from_db(p), float(s)) for i, p, s in rows]
 
     def _set_ef_search(self, value: int) -> None:
@@ -165,8 +174,9 @@ class PostgresBackend:
         if not self._vector_ready:
             return None
         with self._lock:
-            row = self.conn.execute("SELECT path, size, mtime, sha256 FROM clipforge.images WHERE id = %s",
-                                    (int(image_id),)).fetchone()
+            row = self.conn.execute(
+                "SELECT path, size, mtime, sha256 FROM clipforge.images WHERE id = %s", (int(image_id),)
+            ).fetchone()
         return (from_db(row[0]), Stored(row[1], row[2], row[3])) if row else None
 
     def count(self) -> int:
@@ -181,8 +191,12 @@ class PostgresBackend:
             if self._table_exists("meta"):
                 row = self.conn.execute("SELECT value FROM clipforge.meta WHERE key = 'schema_version'").fetchone()
                 version = int(row[0]) if row else None
-        return {"backend": "postgresql", "db": self.where, "schema_version": version,
-                "search": f"pgvector HNSW cosine (ef_search {self.ef_search})"}
+        return {
+            "backend": "postgresql",
+            "db": self.where,
+            "schema_version": version,
+            "search": f"pgvector HNSW cosine (ef_search {self.ef_search})",
+        }
 
     def for_writing(self) -> None:
         """Writes need nothing more than the open connection (the server checks privileges per statement)."""
@@ -200,8 +214,10 @@ def _check_userinfo(url: str, where: str) -> None:
     its messages as the host name): refused before connecting."""
     head = url.partition("://")[2].split("?", 1)[0]
     if "@" in head.rsplit("@", 1)[0]:
-        raise InputError(f"the user or password in {where} holds an unencoded '@'; write it as %40 (or pass "
-                         "password=... in the query string)")
+        raise InputError(
+            f"the user or password in {where} holds an unencoded '@'; write it as %40 (or pass "
+            "password=... in the query string)"
+        )
 
 
 def _array(value) -> np.ndarray:

@@ -16,42 +16,48 @@ from __future__ import annotations
 SCHEMA_VERSION = 1
 
 SQLITE: list[tuple[int, list[str]]] = [
-    (1, [
-        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-        """CREATE TABLE model (
+    (
+        1,
+        [
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            """CREATE TABLE model (
             id INTEGER PRIMARY KEY CHECK (id = 1),
             family TEXT NOT NULL, source TEXT NOT NULL, folder TEXT NOT NULL,
             manifest_sha256 TEXT NOT NULL, embed_dim INTEGER NOT NULL, preprocessing TEXT NOT NULL,
             created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)""",
-        """CREATE TABLE images (
+            """CREATE TABLE images (
             id INTEGER PRIMARY KEY,
             path TEXT NOT NULL UNIQUE, size INTEGER NOT NULL, mtime REAL NOT NULL, sha256 TEXT NOT NULL,
             embedding BLOB NOT NULL,
             indexed_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)""",
-        "CREATE INDEX images_sha256 ON images (sha256)",
-        "INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', '0')",
-    ]),
+            "CREATE INDEX images_sha256 ON images (sha256)",
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', '0')",
+        ],
+    ),
 ]
 
 # ``{dim}`` is the model's embedding size, known when the first model is recorded.
 POSTGRES: list[tuple[int, list[str]]] = [
-    (1, [
-        "CREATE EXTENSION IF NOT EXISTS vector",
-        "CREATE TABLE IF NOT EXISTS clipforge.meta (key text PRIMARY KEY, value text NOT NULL)",
-        """CREATE TABLE clipforge.model (
+    (
+        1,
+        [
+            "CREATE EXTENSION IF NOT EXISTS vector",
+            "CREATE TABLE IF NOT EXISTS clipforge.meta (key text PRIMARY KEY, value text NOT NULL)",
+            """CREATE TABLE clipforge.model (
             id integer PRIMARY KEY CHECK (id = 1),
             family text NOT NULL, source text NOT NULL, folder text NOT NULL,
             manifest_sha256 text NOT NULL, embed_dim integer NOT NULL, preprocessing jsonb NOT NULL,
             created_at timestamptz NOT NULL DEFAULT now())""",
-        """CREATE TABLE clipforge.images (
+            """CREATE TABLE clipforge.images (
             id bigserial PRIMARY KEY,
             path text NOT NULL UNIQUE, size bigint NOT NULL, mtime double precision NOT NULL,
             sha256 text NOT NULL, embedding vector({dim}) NOT NULL,
             indexed_at timestamptz NOT NULL DEFAULT now())""",
-        "CREATE INDEX images_sha256 ON clipforge.images (sha256)",
-        "CREATE INDEX images_embedding_hnsw ON clipforge.images USING hnsw (embedding vector_cosine_ops)",
-        "INSERT INTO clipforge.meta (key, value) VALUES ('generation', '0') ON CONFLICT DO NOTHING",
-    ]),
+            "CREATE INDEX images_sha256 ON clipforge.images (sha256)",
+            "CREATE INDEX images_embedding_hnsw ON clipforge.images USING hnsw (embedding vector_cosine_ops)",
+            "INSERT INTO clipforge.meta (key, value) VALUES ('generation', '0') ON CONFLICT DO NOTHING",
+        ],
+    ),
 ]
 
 
@@ -61,6 +67,7 @@ def pending(steps: list[tuple[int, list[str]]], current: int, where: str) -> lis
     if current > latest:
         from clipforge.errors import InputError
 
-        raise InputError(f"{where} has index schema version {current}, newer than this clipforge reads "
-                         f"({latest}); upgrade clipforge")
+        raise InputError(
+            f"{where} has index schema version {current}, newer than this clipforge reads ({latest}); upgrade clipforge"
+        )
     return [(version, statements) for version, statements in steps if version > current]

@@ -15,8 +15,8 @@ import json
 import os
 import sqlite3
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -103,24 +103,31 @@ class SqliteBackend:
 
     def _check_writable(self) -> None:
         if self.path.exists() and not os.access(self.path, os.W_OK):
-            raise InputError(f"database {self.where} is read-only; make it writable (chmod u+w) or index into "
-                             "another --db")
+            raise InputError(
+                f"database {self.where} is read-only; make it writable (chmod u+w) or index into another --db"
+            )
         if not os.access(self.path.parent, os.W_OK):
-            raise InputError(f"folder {self.path.parent} of database {self.where} is read-only (SQLite writes its "
-                             "journal beside the database); make it writable or index into another --db")
+            raise InputError(
+                f"folder {self.path.parent} of database {self.where} is read-only (SQLite writes its "
+                "journal beside the database); make it writable or index into another --db"
+            )
 
     def _check_clipforge(self) -> None:
         """Refuse a database that holds other tables and no clipforge index (another application's file)."""
         tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if tables and not (CLIPFORGE_TABLES <= tables and self._version()):
+        if tables and not (tables >= CLIPFORGE_TABLES and self._version()):
             others = ", ".join(sorted(tables - CLIPFORGE_TABLES)[:5]) or ", ".join(sorted(tables))
-            raise InputError(f"{self.where} is not a clipforge index (it holds tables {others}); it was left "
-                             "unchanged; pass another --db")
+            raise InputError(
+                f"{self.where} is not a clipforge index (it holds tables {others}); it was left "
+                "unchanged; pass another --db"
+            )
 
     def _operational(self, exc: sqlite3.OperationalError) -> InputError:
         if "readonly" in str(exc) or "read-only" in str(exc):
-            return InputError(f"database {self.where} is read-only ({exc}); make the file and its folder "
-                              "writable or index into another --db")
+            return InputError(
+                f"database {self.where} is read-only ({exc}); make the file and its folder "
+                "writable or index into another --db"
+            )
         return InputError(f"cannot open {self.where} ({exc}); another process may hold it, retry later")
 
     def for_writing(self) -> None:
@@ -138,8 +145,9 @@ class SqliteBackend:
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
-            raise InputError(f"database {self.where} was deleted while open; restore it or index again, then "
-                             "restart") from None
+            raise InputError(
+                f"database {self.where} was deleted while open; restore it or index again, then restart"
+            ) from None
         if (st.st_dev, st.st_ino) != self._identity:
             self._open(writable=self._writable)
 
@@ -163,8 +171,9 @@ class SqliteBackend:
             for version, statements in schema.pending(schema.SQLITE, self._version(), self.where):
                 for statement in statements:
                     self.conn.execute(statement)
-                self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
-                                  (str(version),))
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (str(version),)
+                )
 
     def _version(self) -> int:
         if not self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone():
@@ -203,8 +212,9 @@ class SqliteBackend:
         values[-1] = json.dumps(record.preprocessing, sort_keys=True)
         with self._lock, self._write():
             marks = ", ".join("?" * len(MODEL_COLUMNS))
-            self.conn.execute(f"INSERT OR IGNORE INTO model (id, {', '.join(MODEL_COLUMNS)}) VALUES (1, {marks})",
-                              values)
+            self.conn.execute(
+                f"INSERT OR IGNORE INTO model (id, {', '.join(MODEL_COLUMNS)}) VALUES (1, {marks})", values
+            )
 
     # --- rows ---------------------------------------------------------------------------------------------
     def files(self) -> dict[str, Stored]:
@@ -215,16 +225,18 @@ class SqliteBackend:
             rows = self.conn.execute("SELECT path, size, mtime, sha256 FROM images").fetchall()
         return {from_db(path): Stored(size, mtime, sha) for path, size, mtime, sha in rows}
 
-    def apply(self, upserts: Sequence[Row] = (), touches: Sequence[Touch] = (),
-              removals: Sequence[str] = ()) -> int:
+    def apply(self, upserts: Sequence[Row] = (), touches: Sequence[Touch] = (), removals: Sequence[str] = ()) -> int:
         with self._lock, self._write():
             self.conn.executemany(
                 "INSERT INTO images (path, size, mtime, sha256, embedding) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime = excluded.mtime, "
                 "sha256 = excluded.sha256, embedding = excluded.embedding, indexed_at = CURRENT_TIMESTAMP",
-                [(to_db(r.path), r.size, r.mtime, r.sha256, _blob(r.embedding)) for r in upserts])
-            self.conn.executemany("UPDATE images SET size = ?, mtime = ? WHERE path = ?",
-                                  [(t.size, t.mtime, to_db(t.path)) for t in touches])
+                [(to_db(r.path), r.size, r.mtime, r.sha256, _blob(r.embedding)) for r in upserts],
+            )
+            self.conn.executemany(
+                "UPDATE images SET size = ?, mtime = ? WHERE path = ?",
+                [(t.size, t.mtime, to_db(t.path)) for t in touches],
+            )
             before = self.conn.total_changes
             self.conn.executemany("DELETE FROM images WHERE path = ?", [(to_db(p),) for p in removals])
             removed = self.conn.total_changes - before
@@ -280,8 +292,9 @@ class SqliteBackend:
             self._current()
             if not self._version():
                 return None
-            row = self.conn.execute("SELECT path, size, mtime, sha256 FROM images WHERE id = ?",
-                                    (int(image_id),)).fetchone()
+            row = self.conn.execute(
+                "SELECT path, size, mtime, sha256 FROM images WHERE id = ?", (int(image_id),)
+            ).fetchone()
         return (from_db(row[0]), Stored(row[1], row[2], row[3])) if row else None
 
     def count(self) -> int:
@@ -293,8 +306,13 @@ class SqliteBackend:
         with self._lock:
             version = self._version()
         size = sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
-        return {"backend": "sqlite", "db": self.where, "schema_version": version, "search": "numpy exact",
-                "bytes": size}
+        return {
+            "backend": "sqlite",
+            "db": self.where,
+            "schema_version": version,
+            "search": "numpy exact",
+            "bytes": size,
+        }
 
     def close(self) -> None:
         with self._lock:

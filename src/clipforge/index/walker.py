@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -49,8 +49,9 @@ def walk(paths: Iterable[str | Path]) -> Walk:
             raise InputError(f"{given} does not exist; pass image files or folders")
         root = root.resolve()
         roots.append(str(root))
-        candidates = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES) \
-            if root.is_dir() else [root]
+        candidates = (
+            sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if root.is_dir() else [root]
+        )
         for path in candidates:
             try:
                 st = path.stat()
@@ -79,8 +80,9 @@ class Decoder:
 
         self.spec, self.policy = spec, ImagePolicy.from_env()
         self.draft = None if exact else draft_request(spec)
-        self.pool = ThreadPoolExecutor(max_workers=threads or min(4, os.cpu_count() or 1),
-                                       thread_name_prefix="clipforge-decode")
+        self.pool = ThreadPoolExecutor(
+            max_workers=threads or min(4, os.cpu_count() or 1), thread_name_prefix="clipforge-decode"
+        )
 
     def submit(self, items: list[tuple[FileState, str | None]]) -> list[Future]:
         """``items``: (file, sha256 of its stored row or None) -> futures of ``Decoded``."""

@@ -32,8 +32,10 @@ def _names(rows: list[dict]) -> list[str]:
 
 def _add_groups(table, rows: list[dict], cells) -> None:
     """One group of rows per variant, encoder and runtime: the key (one line each) on its first row only."""
-    keys = [(name, r["encoder"], f"{r.get('backend', '')} {r.get('precision', '')}".strip())
-            for name, r in zip(_names(rows), rows)]
+    keys = [
+        (name, r["encoder"], f"{r.get('backend', '')} {r.get('precision', '')}".strip())
+        for name, r in zip(_names(rows), rows)
+    ]
     for key, group in groupby(zip(keys, rows), key=lambda pair: pair[0]):
         group = [r for _, r in group]
         for i, r in enumerate(group):
@@ -42,10 +44,20 @@ def _add_groups(table, rows: list[dict], cells) -> None:
 
 def speed_table(rows: list[dict]):
     table = output.table("clipforge perf (each row measured in its own process)", SPEED, numeric=SPEED[1:])
-    _add_groups(table, rows, lambda r: (str(r["batch"]), f"{r['load_s']:.2f}", _seconds(r.get("first_s")),
-                                        f"{r['p50_ms']:.1f}",
-                                        f"{r['p90_ms']:.1f}", f"{r['p99_ms']:.1f}", f"{r['items_per_s']:.1f}",
-                                        f"{r['peak_rss_mb']:.0f}"))
+    _add_groups(
+        table,
+        rows,
+        lambda r: (
+            str(r["batch"]),
+            f"{r['load_s']:.2f}",
+            _seconds(r.get("first_s")),
+            f"{r['p50_ms']:.1f}",
+            f"{r['p90_ms']:.1f}",
+            f"{r['p99_ms']:.1f}",
+            f"{r['items_per_s']:.1f}",
+            f"{r['peak_rss_mb']:.0f}",
+        ),
+    )
     return table
 
 
@@ -54,11 +66,20 @@ def _seconds(value) -> str:
 
 
 def roofline_table(rows: list[dict]):
-    table = output.table("roofline: the matmul limit of this machine in the row's precision, and the fraction "
-                         "reached", ROOFLINE, numeric=ROOFLINE[1:])
-    _add_groups(table, rows, lambda r: (str(r["batch"]), f"{r['items_per_s']:.1f}",
-                                        *((f"{r['limit_per_s']:.1f}", f"{100 * r['fraction']:.1f}")
-                                          if "fraction" in r else ("", ""))))
+    table = output.table(
+        "roofline: the matmul limit of this machine in the row's precision, and the fraction reached",
+        ROOFLINE,
+        numeric=ROOFLINE[1:],
+    )
+    _add_groups(
+        table,
+        rows,
+        lambda r: (
+            str(r["batch"]),
+            f"{r['items_per_s']:.1f}",
+            *((f"{r['limit_per_s']:.1f}", f"{100 * r['fraction']:.1f}") if "fraction" in r else ("", "")),
+        ),
+    )
     return table
 
 
@@ -82,8 +103,10 @@ def plot_throughput(rows: list[dict], path: Path) -> None:
     width = 0.8 / max(1, len(variants))
     fig, ax = plt.subplots(figsize=(max(6, 1.5 * len(groups)), 4))
     for i, v in enumerate(variants):
-        values = [next((r["items_per_s"] for r in rows if r["variant"] == v and (r["encoder"], r["batch"]) == g), 0)
-                  for g in groups]
+        values = [
+            next((r["items_per_s"] for r in rows if r["variant"] == v and (r["encoder"], r["batch"]) == g), 0)
+            for g in groups
+        ]
         ax.bar([j + i * width for j in range(len(groups))], values, width, label=v)
     ax.set_xticks([j + width * (len(variants) - 1) / 2 for j in range(len(groups))])
     ax.set_xticklabels([f"{e}\nbatch {b}" for e, b in groups])

@@ -14,8 +14,14 @@ from pathlib import Path
 import numpy as np
 
 GEMM_N = 2048
-MATMUL_LIKE = {"MatMul": (0, 1), "MatMulInteger": (0, 1), "QLinearMatMul": (0, 3), "MatMulIntegerToFloat": (0, 1),
-               "DynamicQuantizeMatMul": (0, 1), "FusedMatMul": (0, 1)}
+MATMUL_LIKE = {
+    "MatMul": (0, 1),
+    "MatMulInteger": (0, 1),
+    "QLinearMatMul": (0, 3),
+    "MatMulIntegerToFloat": (0, 1),
+    "DynamicQuantizeMatMul": (0, 1),
+    "FusedMatMul": (0, 1),
+}
 
 
 CLOCKS = ("wall", "cpu")
@@ -56,14 +62,21 @@ def _ort_gemm(precision: str, n: int, threads: int):
         out_type = TensorProto.FLOAT
     elif precision == "int8":  # what int8-dynamic runs: u8 activations x s8 constant weights -> s32
         a = rng.integers(0, 256, (n, n), dtype=np.uint8)
-        inits = [numpy_helper.from_array(rng.integers(-127, 128, (n, n), dtype=np.int8), "b"),
-                 numpy_helper.from_array(np.array(128, np.uint8), "za")]
+        inits = [
+            numpy_helper.from_array(rng.integers(-127, 128, (n, n), dtype=np.int8), "b"),
+            numpy_helper.from_array(np.array(128, np.uint8), "za"),
+        ]
         node, a_type = helper.make_node("MatMulInteger", ["a", "b", "za"], ["c"]), TensorProto.UINT8
         out_type = TensorProto.INT32
     else:  # bf16: tried as is; onnxruntime's CPU provider has no bf16 MatMul kernel (NOT_IMPLEMENTED)
         return _ort_bf16_session(n, threads)
-    graph = helper.make_graph([node], "gemm", [helper.make_tensor_value_info("a", a_type, [n, n])],
-                              [helper.make_tensor_value_info("c", out_type, [n, n])], inits)
+    graph = helper.make_graph(
+        [node],
+        "gemm",
+        [helper.make_tensor_value_info("a", a_type, [n, n])],
+        [helper.make_tensor_value_info("c", out_type, [n, n])],
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
@@ -101,8 +114,9 @@ def _ov_gemm(precision: str, n: int, threads: int):
         right = ops.fake_quantize(weight, lo, hi, lo, hi, 255)
     model = ov.Model([ops.matmul(left, right, False, False)], [param])
     hint = "bf16" if precision == "bf16" else "f32"
-    compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": hint, "NUM_STREAMS": "1",
-                                                      "INFERENCE_NUM_THREADS": str(threads)})
+    compiled = ov.Core().compile_model(
+        model, "CPU", {"INFERENCE_PRECISION_HINT": hint, "NUM_STREAMS": "1", "INFERENCE_NUM_THREADS": str(threads)}
+    )
     request = compiled.create_infer_request()
     return (lambda: request.infer({0: a})), None
 
@@ -144,12 +158,13 @@ def peaks_from(medians: dict, reasons: dict, n: int = GEMM_N, clock: str = "wall
     peaks = {b: dict(row) for b, row in reasons.items()}
     for key, seconds in medians.items():
         if isinstance(key, tuple) and len(key) == 2 and key[0] in peaks:
-            peaks[key[0]][key[1]] = round(per_second(2 * n ** 3 / 1e9, seconds, clock), 1)
+            peaks[key[0]][key[1]] = round(per_second(2 * n**3 / 1e9, seconds, clock), 1)
     return peaks
 
 
-def gemm_peaks(backends=tuple(GEMMS), n: int = GEMM_N, threads: int | None = None, repeats: int = 5,
-               clock: str = "wall") -> dict:
+def gemm_peaks(
+    backends=tuple(GEMMS), n: int = GEMM_N, threads: int | None = None, repeats: int = 5, clock: str = "wall"
+) -> dict:
     """{backend: {precision: GFLOP/s (GOP/s for int8) or a string saying why not measured}}."""
     calls, reasons = gemm_calls(backends, n, threads)
     return peaks_from(round_robin(calls, repeats)[clock], reasons, n, clock)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,12 +39,15 @@ def targets_for(path: str | Path) -> list[Target]:
         manifest = Manifest.load(path)
         runtime = manifest.build.get("runtime", {})
         variant = path.name if name == str(path) else name
-        return [Target(variant, role, str(path / rel), **runtime.get(role, {}))
-                for role, rel in manifest.encoders.items()]
+        return [
+            Target(variant, role, str(path / rel), **runtime.get(role, {})) for role, rel in manifest.encoders.items()
+        ]
     model = path / "model.onnx" if path.is_dir() else path
     if not model.is_file():
-        raise InputError(f"perf {path}: found {found_at(path)}; pass an exported or built folder (manifest.json), an "
-                         "encoder folder or a model.onnx")
+        raise InputError(
+            f"perf {path}: found {found_at(path)}; pass an exported or built folder (manifest.json), an "
+            "encoder folder or a model.onnx"
+        )
     folder = model.parent
     variant = folder.parent.name if folder.name in ROLES else folder.name  # OUT/<role>/model.onnx -> OUT
     return [Target(variant, _role_of(model), str(model))]
@@ -58,8 +61,21 @@ def _role_of(model: Path) -> str:
 
 
 def run_one(target: Target, batch: int, opts: dict) -> dict:
-    cmd = [sys.executable, "-m", "clipforge.perf.worker", "--role", target.role, "--batch", str(batch),
-           "--warmup", str(opts["warmup"]), "--iterations", str(opts["iterations"]), "--device", opts["device"]]
+    cmd = [
+        sys.executable,
+        "-m",
+        "clipforge.perf.worker",
+        "--role",
+        target.role,
+        "--batch",
+        str(batch),
+        "--warmup",
+        str(opts["warmup"]),
+        "--iterations",
+        str(opts["iterations"]),
+        "--device",
+        opts["device"],
+    ]
     if target.torch_id:
         cmd += ["--torch", target.torch_id]
     else:
@@ -73,8 +89,13 @@ def run_one(target: Target, batch: int, opts: dict) -> dict:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise ClipforgeError(f"perf worker failed for {target.variant} {target.role} batch {batch}: {last}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {"variant": target.variant, "encoder": target.role, "requested_batch": batch, "model": target.model,
-            **result}
+    return {
+        "variant": target.variant,
+        "encoder": target.role,
+        "requested_batch": batch,
+        "model": target.model,
+        **result,
+    }
 
 
 def _backend(target: Target, backend: str, precision: str | None = None) -> tuple[str, str]:
@@ -83,8 +104,9 @@ def _backend(target: Target, backend: str, precision: str | None = None) -> tupl
     return resolve(backend, {"backend": target.backend, "precision": target.precision}, precision)
 
 
-def run_perf(paths: list[str], batch_sizes: list[int], opts: dict, baseline_id: str | None = None,
-             show: bool = True) -> list[dict]:
+def run_perf(
+    paths: list[str], batch_sizes: list[int], opts: dict, baseline_id: str | None = None, show: bool = True
+) -> list[dict]:
     targets = [t for p in paths for t in targets_for(p)]
     if baseline_id:
         roles = sorted({t.role for t in targets}, key=ROLES.index)

@@ -19,8 +19,11 @@ import numpy as np
 
 def _percentiles(times: list[float]) -> dict:
     ms = np.asarray(times) * 1000
-    return {"p50_ms": float(np.percentile(ms, 50)), "p90_ms": float(np.percentile(ms, 90)),
-            "p99_ms": float(np.percentile(ms, 99))}
+    return {
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p90_ms": float(np.percentile(ms, 90)),
+        "p99_ms": float(np.percentile(ms, 99)),
+    }
 
 
 def _onnx_call(args):
@@ -99,10 +102,21 @@ def measure(args) -> dict:
         call()
         times.append(time.perf_counter() - t)
     peak_mb = peak_rss_mb()
-    runs_on = {"backend": "pytorch", "precision": "fp32"} if args.torch else \
-        {"backend": args.backend, "precision": args.precision}
-    return {"batch": args.batch, "text_length": args.text_length, **runs_on, "load_s": load, **_percentiles(times), "items_per_s": args.batch / float(np.median(times)),
-            "peak_rss_mb": peak_mb, "first_s": first}
+    runs_on = (
+        {"backend": "pytorch", "precision": "fp32"}
+        if args.torch
+        else {"backend": args.backend, "precision": args.precision}
+    )
+    return {
+        "batch": args.batch,
+        "text_length": args.text_length,
+        **runs_on,
+        "load_s": load,
+        **_percentiles(times),
+        "items_per_s": args.batch / float(np.median(times)),
+        "peak_rss_mb": peak_mb,
+        "first_s": first,
+    }
 
 
 def peak_rss_mb() -> float:

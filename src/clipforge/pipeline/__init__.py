@@ -9,9 +9,12 @@ from __future__ import annotations
 import importlib
 
 _LAZY = {
-    "PipelineConfig": "clipforge.pipeline.config", "list_presets": "clipforge.pipeline.config",
-    "PipelineResult": "clipforge.pipeline.exporter", "export_pipeline": "clipforge.pipeline.exporter",
-    "PipelineModel": "clipforge.pipeline.runner", "check_image_bytes": "clipforge.pipeline.runner",
+    "PipelineConfig": "clipforge.pipeline.config",
+    "list_presets": "clipforge.pipeline.config",
+    "PipelineResult": "clipforge.pipeline.exporter",
+    "export_pipeline": "clipforge.pipeline.exporter",
+    "PipelineModel": "clipforge.pipeline.runner",
+    "check_image_bytes": "clipforge.pipeline.runner",
 }
 
 __all__ = sorted(_LAZY)

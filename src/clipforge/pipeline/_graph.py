@@ -37,8 +37,9 @@ class GraphBuilder:
         self.initializers.append(numpy_helper.from_array(array, name))
         return name
 
-    def op(self, op_type: str, inputs: list[str], outputs: int = 1, *, domain: str = "", name: str | None = None,
-           **attrs):
+    def op(
+        self, op_type: str, inputs: list[str], outputs: int = 1, *, domain: str = "", name: str | None = None, **attrs
+    ):
         from onnx import helper
 
         outs = [self.name(op_type.lower()) for _ in range(outputs)]

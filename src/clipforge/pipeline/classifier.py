@@ -22,8 +22,10 @@ from clipforge.runtime.labels import check_labels, check_templates
 
 
 def _head_nodes(helper, numpy_helper, embeds: str, text: np.ndarray, scale: float, bias: float | None):
-    consts = [numpy_helper.from_array(text.T.astype(np.float32), "clf_text_embeds_T"),
-              numpy_helper.from_array(np.array(scale, np.float32), "clf_logit_scale")]
+    consts = [
+        numpy_helper.from_array(text.T.astype(np.float32), "clf_text_embeds_T"),
+        numpy_helper.from_array(np.array(scale, np.float32), "clf_logit_scale"),
+    ]
     nodes = [
         helper.make_node("ReduceL2", [embeds], ["clf_norm"], axes=[1], keepdims=1),  # opset 17 form
         helper.make_node("Div", [embeds, "clf_norm"], ["clf_unit"]),
@@ -34,8 +36,10 @@ def _head_nodes(helper, numpy_helper, embeds: str, text: np.ndarray, scale: floa
         nodes.append(helper.make_node("Softmax", ["clf_logits"], ["scores"], axis=-1))
     else:
         consts.append(numpy_helper.from_array(np.array(bias, np.float32), "clf_logit_bias"))
-        nodes += [helper.make_node("Add", ["clf_logits", "clf_logit_bias"], ["clf_biased"]),
-                  helper.make_node("Sigmoid", ["clf_biased"], ["scores"])]
+        nodes += [
+            helper.make_node("Add", ["clf_logits", "clf_logit_bias"], ["clf_biased"]),
+            helper.make_node("Sigmoid", ["clf_biased"], ["scores"]),
+        ]
     nodes.append(helper.make_node("ArgMax", ["scores"], ["label_index"], axis=1, keepdims=0))
     return nodes, consts
 
@@ -55,8 +59,12 @@ def build_graph(image_onnx: Path, model, labels: list[str], templates: list[str]
     graph.node.extend(nodes)
     graph.initializer.extend(consts)
     del graph.output[:]
-    graph.output.extend([helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch_size", len(labels)]),
-                         helper.make_tensor_value_info("label_index", TensorProto.INT64, ["batch_size"])])
+    graph.output.extend(
+        [
+            helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch_size", len(labels)]),
+            helper.make_tensor_value_info("label_index", TensorProto.INT64, ["batch_size"]),
+        ]
+    )
     topological_sort(graph)  # fp16 builds put their input casts last
     return graph_model
 
@@ -71,11 +79,18 @@ def add_preprocessing(graph_model, spec):
 
 def _metadata(model, labels: list[str], templates: list[str], encoded: bool) -> dict:
     m = model.manifest
-    return {"labels": json.dumps(labels), "templates": json.dumps(templates), "family": m.family,
-            "image_size": json.dumps(list(m.image.output_size)), "mean": json.dumps(list(m.image.mean)),
-            "std": json.dumps(list(m.image.std)), "rescale_factor": str(m.image.rescale_factor),
-            "preprocessing": json.dumps(m.image.__dict__), "source": m.source,
-            "input": "encoded PNG/JPEG bytes (uint8 [num_bytes])" if encoded else "pixel_values [batch, 3, H, W]"}
+    return {
+        "labels": json.dumps(labels),
+        "templates": json.dumps(templates),
+        "family": m.family,
+        "image_size": json.dumps(list(m.image.output_size)),
+        "mean": json.dumps(list(m.image.mean)),
+        "std": json.dumps(list(m.image.std)),
+        "rescale_factor": str(m.image.rescale_factor),
+        "preprocessing": json.dumps(m.image.__dict__),
+        "source": m.source,
+        "input": "encoded PNG/JPEG bytes (uint8 [num_bytes])" if encoded else "pixel_values [batch, 3, H, W]",
+    }
 
 
 def _simplify(model):
@@ -100,7 +115,8 @@ def validate_classifier(path: Path, model, labels: list[str], templates: list[st
 
     images = random_images(5, seed=7)
     scores, index = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
-        None, {"pixel_values": model.preprocess(images)})
+        None, {"pixel_values": model.preprocess(images)}
+    )
     want = model.scores(model.logits(model.embed_images(images), model.label_embeddings(labels, templates)))
     diff = float(np.abs(scores - want).max())
     failures = [f"scores differ from ZeroShotModel.classify by {diff:.2e} > {atol:.0e}"] if diff > atol else []
@@ -111,8 +127,7 @@ def validate_classifier(path: Path, model, labels: list[str], templates: list[st
     return {"max_abs_diff": diff}
 
 
-def validate_encoded_classifier(path: Path, model, labels: list[str], templates: list[str],
-                                atol: float = 1e-5) -> dict:
+def validate_encoded_classifier(path: Path, model, labels: list[str], templates: list[str], atol: float = 1e-5) -> dict:
     """Scores on PNG bytes vs the runtime fed the graph's own pixels (``atol``) and vs ``classify`` (reported)."""
     from clipforge.pipeline._graph import extensions_session
     from clipforge.pipeline.image_graph import image_model
@@ -136,8 +151,14 @@ def validate_encoded_classifier(path: Path, model, labels: list[str], templates:
     return {"max_abs_diff": exact, "max_abs_diff_vs_runtime_preprocessing": gap}
 
 
-def export_classifier(model_id, output: str | Path, labels: list[str], templates: list[str],
-                      force: bool = False, with_preprocessing: bool = False) -> dict:
+def export_classifier(
+    model_id,
+    output: str | Path,
+    labels: list[str],
+    templates: list[str],
+    force: bool = False,
+    with_preprocessing: bool = False,
+) -> dict:
     """Export ``model_id`` (checkpoint, hub id or exported folder) as one classifier graph at ``output``;
     ``with_preprocessing`` makes its input encoded PNG/JPEG bytes instead of ``pixel_values``."""
     import onnx

@@ -12,8 +12,17 @@ from clipforge.pipeline._graph import IR_VERSION, OPSET, GraphBuilder
 
 EMBEDDING = "embedding"
 # ops whose signature changed between opsets 17 and 18 (``axes`` moved from attribute to input)
-_CHANGED_AT_18 = {"ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceLogSum",
-                  "ReduceLogSumExp", "ReduceSumSquare"}
+_CHANGED_AT_18 = {
+    "ReduceMean",
+    "ReduceMax",
+    "ReduceMin",
+    "ReduceProd",
+    "ReduceL1",
+    "ReduceL2",
+    "ReduceLogSum",
+    "ReduceLogSumExp",
+    "ReduceSumSquare",
+}
 
 
 def load_encoder(path: Path):
@@ -84,8 +93,9 @@ def at_opset(model, opset: int = OPSET):
     try:
         return onnx.version_converter.convert_version(model, opset)
     except Exception as exc:  # the converter raises several C++-side error types
-        raise ExportError(f"cannot convert the encoder from opset {current} to {opset} ({exc}); "
-                          f"re-export it with --opset {opset}") from exc
+        raise ExportError(
+            f"cannot convert the encoder from opset {current} to {opset} ({exc}); re-export it with --opset {opset}"
+        ) from exc
 
 
 def _op_types(graph) -> set[str]:

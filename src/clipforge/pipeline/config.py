@@ -54,11 +54,13 @@ class PipelineConfig:
             raise InputError(f"preset {self.preset}: text_padding {self.text_padding!r} is not one of {PADDINGS}")
         bad = [i for i in self.image_inputs if i not in IMAGE_INPUTS]
         if bad or not self.image_inputs:
-            raise InputError(f"preset {self.preset}: image_inputs {list(self.image_inputs)} must be a "
-                             f"non-empty subset of {list(IMAGE_INPUTS)}")
+            raise InputError(
+                f"preset {self.preset}: image_inputs {list(self.image_inputs)} must be a "
+                f"non-empty subset of {list(IMAGE_INPUTS)}"
+            )
 
     @classmethod
-    def from_preset(cls, name: str, **overrides) -> "PipelineConfig":
+    def from_preset(cls, name: str, **overrides) -> PipelineConfig:
         if name not in _data():
             raise InputError(f"unknown pipeline preset {name!r}; use one of: {', '.join(list_presets())}")
         values = dict(_data()[name], **overrides)
@@ -70,7 +72,7 @@ class PipelineConfig:
         return cls(preset=name, **values)
 
     @classmethod
-    def for_model(cls, source: str, family: str | None, preset: str | None = None) -> "PipelineConfig | None":
+    def for_model(cls, source: str, family: str | None, preset: str | None = None) -> PipelineConfig | None:
         """``preset`` if given (it must fit ``family`` when that is known), else the preset of ``family``; None
         when neither is known yet (a hub id outside the known list: decided from its export's manifest)."""
         if preset is not None:
@@ -82,15 +84,19 @@ class PipelineConfig:
             return None
         name = preset_for_family(family)
         if name is None:
-            raise InputError(f"{source} is a {family} checkpoint and no pipeline preset is for {family}; pass "
-                             f"--preset ({', '.join(list_presets())}) if one fits")
+            raise InputError(
+                f"{source} is a {family} checkpoint and no pipeline preset is for {family}; pass "
+                f"--preset ({', '.join(list_presets())}) if one fits"
+            )
         return cls.from_preset(name)
 
     def check_family(self, source: str, family: str) -> None:
         if self.family != family:
             fitting = [name for name, fam in list_presets().items() if fam == family]
-            raise InputError(f"preset {self.preset} is for {self.family} checkpoints but {source} is {family}; "
-                             f"use {', '.join(fitting) or 'none (no preset for this family)'}")
+            raise InputError(
+                f"preset {self.preset} is for {self.family} checkpoints but {source} is {family}; "
+                f"use {', '.join(fitting) or 'none (no preset for this family)'}"
+            )
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))

@@ -33,14 +33,17 @@ class PipelineResult:
 def output_paths(prefix: str | Path, config: PipelineConfig | None) -> dict[str, Path]:
     prefix = Path(prefix)
     if not prefix.name or prefix.name.endswith(".onnx"):
-        raise InputError(f"-o {prefix} should be a prefix such as out/clip (gives out/clip_img.onnx, "
-                         "out/clip_txt.onnx), not a file name")
+        raise InputError(
+            f"-o {prefix} should be a prefix such as out/clip (gives out/clip_img.onnx, "
+            "out/clip_txt.onnx), not a file name"
+        )
     kinds = ["text"] + [KIND_OF_INPUT[i] for i in (config.image_inputs if config else IMAGE_INPUTS)]
     return {k: prefix.with_name(prefix.name + SUFFIXES[k]) for k in sorted(kinds)}
 
 
-def export_pipeline(model: str | Path, prefix: str | Path, preset: str | None = None, *, force: bool = False,
-                    show_progress: bool = True) -> PipelineResult:
+def export_pipeline(
+    model: str | Path, prefix: str | Path, preset: str | None = None, *, force: bool = False, show_progress: bool = True
+) -> PipelineResult:
     """Export ``model`` (hub id, checkpoint folder or exported folder) as pipeline graphs named after ``prefix``;
     ``preset`` overrides the one of the model's family."""
     from clipforge.pipeline.validate import validate_pipeline
@@ -73,8 +76,9 @@ def record_path(prefix: str | Path) -> Path:
     return prefix.with_name(prefix.name + RECORD_SUFFIX)
 
 
-def write_record(staged: dict[str, Path], final: Path, manifest: Manifest, config: PipelineConfig,
-                 report: dict) -> None:
+def write_record(
+    staged: dict[str, Path], final: Path, manifest: Manifest, config: PipelineConfig, report: dict
+) -> None:
     """``PREFIX_pipeline.json`` beside the graphs (staged with them): what was exported from what, the validation
     figures and the sha256 of every file, for machines and audits."""
     import json
@@ -83,10 +87,16 @@ def write_record(staged: dict[str, Path], final: Path, manifest: Manifest, confi
     from clipforge._io import sha256
 
     folder = next(iter(staged.values())).parent
-    record = {"family": manifest.family, "source": manifest.source, "revision": manifest.revision,
-              "preset": config.preset, "config": json.loads(config.to_json()),
-              "files": {p.name: sha256(p) for p in sorted(folder.iterdir())}, "validation": report,
-              "clipforge_version": clipforge.__version__}
+    record = {
+        "family": manifest.family,
+        "source": manifest.source,
+        "revision": manifest.revision,
+        "preset": config.preset,
+        "config": json.loads(config.to_json()),
+        "files": {p.name: sha256(p) for p in sorted(folder.iterdir())},
+        "validation": report,
+        "clipforge_version": clipforge.__version__,
+    }
     (folder / final.name).write_text(json.dumps(record, indent=2, default=float) + "\n", encoding="utf-8")
 
 
@@ -146,13 +156,20 @@ def build_graphs(folder: Path, manifest: Manifest, config: PipelineConfig) -> di
     dim, graphs = manifest.embed_dim, {}
     text_encoder = load_encoder(folder / manifest.encoders[TEXT_ROLE])
     joins = [i.name for i in text_encoder.graph.input]
-    graphs["text"] = embedding_model(text_model(folder, text_spec(manifest, config)), text_encoder, joins,
-                                     text_encoder.graph.output[0].name, dim, config.normalize)
+    graphs["text"] = embedding_model(
+        text_model(folder, text_spec(manifest, config)),
+        text_encoder,
+        joins,
+        text_encoder.graph.output[0].name,
+        dim,
+        config.normalize,
+    )
     image_encoder = load_encoder(folder / manifest.encoders[IMAGE_ROLE])
     for choice in config.image_inputs:  # onnx's merge copies its inputs, so one encoder serves every variant
         pre = image_model(manifest.image, encoded=choice == "bytes")
-        graphs[KIND_OF_INPUT[choice]] = embedding_model(pre, image_encoder, ["pixel_values"],
-                                                        image_encoder.graph.output[0].name, dim, config.normalize)
+        graphs[KIND_OF_INPUT[choice]] = embedding_model(
+            pre, image_encoder, ["pixel_values"], image_encoder.graph.output[0].name, dim, config.normalize
+        )
     for kind, graph in graphs.items():
         set_metadata(graph, _metadata(kind, manifest, config))
     return graphs
@@ -163,11 +180,18 @@ def _metadata(kind: str, manifest: Manifest, config: PipelineConfig) -> dict:
 
     import clipforge
 
-    meta = {"clipforge_pipeline": kind, "family": manifest.family, "source": manifest.source,
-            "preset": config.preset, "config": config.to_json(), "embed_dim": manifest.embed_dim,
-            "logit_scale": manifest.logit_scale, "logit_bias": manifest.logit_bias,
-            "clipforge_version": clipforge.__version__,
-            "custom_ops": "onnxruntime-extensions " + metadata.version("onnxruntime-extensions")}
+    meta = {
+        "clipforge_pipeline": kind,
+        "family": manifest.family,
+        "source": manifest.source,
+        "preset": config.preset,
+        "config": config.to_json(),
+        "embed_dim": manifest.embed_dim,
+        "logit_scale": manifest.logit_scale,
+        "logit_bias": manifest.logit_bias,
+        "clipforge_version": clipforge.__version__,
+        "custom_ops": "onnxruntime-extensions " + metadata.version("onnxruntime-extensions"),
+    }
     if kind == "text":
         meta["text_spec"] = manifest.text.__dict__
         if manifest.text.kind == "openclip":
@@ -187,5 +211,10 @@ def save(model, path: Path) -> None:
     from clipforge.export.onnx_export import EXTERNAL_DATA_BYTES
 
     large = sum(t.ByteSize() for t in model.graph.initializer) > EXTERNAL_DATA_BYTES
-    onnx.save_model(model, str(path), save_as_external_data=large, all_tensors_to_one_file=True,
-                    location=f"{path.name}.data" if large else None)
+    onnx.save_model(
+        model,
+        str(path),
+        save_as_external_data=large,
+        all_tensors_to_one_file=True,
+        location=f"{path.name}.data" if large else None,
+    )

@@ -66,12 +66,16 @@ def image_model(spec: ImageSpec, encoded: bool = True, prefix: str = "pre/"):
 
 def check_spec(spec: ImageSpec) -> None:
     if spec.resize_mode != "none" and spec.resample not in RESIZE_MODES:
-        raise InputError(f"the checkpoint resizes with PIL filter {spec.resample}, which ONNX Resize cannot "
-                         "reproduce (supported: 3 = bicubic, 2 = bilinear); use the Python runtime instead")
+        raise InputError(
+            f"the checkpoint resizes with PIL filter {spec.resample}, which ONNX Resize cannot "
+            "reproduce (supported: 3 = bicubic, 2 = bilinear); use the Python runtime instead"
+        )
     modes = TORCHVISION_MODES if spec.convention == "torchvision" else ("shortest_edge", "exact", "none")
     if spec.resize_mode not in modes:
-        raise InputError(f"resize mode {spec.resize_mode!r} with the {spec.convention} convention has no in-graph "
-                         "pre-processing; use the pixel_values graphs or the Python runtime")
+        raise InputError(
+            f"resize mode {spec.resize_mode!r} with the {spec.convention} convention has no in-graph "
+            "pre-processing; use the pixel_values graphs or the Python runtime"
+        )
 
 
 # --- decoding -----------------------------------------------------------------------------------------------
@@ -115,8 +119,10 @@ def preprocess(g: GraphBuilder, hwc: str, spec: ImageSpec) -> str:
 
 def _dims(g: GraphBuilder, x: str) -> tuple[str, str]:
     shape = g.op("Shape", [x])
-    return (g.op("Gather", [shape, g.const(2, np.int64)], axis=0),
-            g.op("Gather", [shape, g.const(3, np.int64)], axis=0))
+    return (
+        g.op("Gather", [shape, g.const(2, np.int64)], axis=0),
+        g.op("Gather", [shape, g.const(3, np.int64)], axis=0),
+    )
 
 
 def _target_size(g: GraphBuilder, height: str, width: str, spec: ImageSpec) -> tuple[str, str]:
@@ -151,11 +157,14 @@ def _resize(g: GraphBuilder, x: str, spec: ImageSpec) -> str:
     new_h, new_w = _target_size(g, height, width, spec)
     shrink_h, shrink_w = g.op("Sub", [height, new_h]), g.op("Sub", [width, new_w])
     twice_w = g.op("Mul", [shrink_w, g.const(2, np.int64)])
-    height_first = g.op("And", [g.op("Greater", [shrink_h, g.const(0, np.int64)]),
-                                g.op("Greater", [shrink_h, twice_w])])
+    height_first = g.op(
+        "And", [g.op("Greater", [shrink_h, g.const(0, np.int64)]), g.op("Greater", [shrink_h, twice_w])]
+    )
     mode = RESIZE_MODES[spec.resample]
-    sizes = {2: g.op("Unsqueeze", [new_h, g.const([0], np.int64)]),
-             3: g.op("Unsqueeze", [new_w, g.const([0], np.int64)])}
+    sizes = {
+        2: g.op("Unsqueeze", [new_h, g.const([0], np.int64)]),
+        3: g.op("Unsqueeze", [new_w, g.const([0], np.int64)]),
+    }
     then_branch = _two_passes(g, x, sizes, (2, 3), mode, "then")
     else_branch = _two_passes(g, x, sizes, (3, 2), mode, "else")
     return g.op("If", [height_first], then_branch=then_branch, else_branch=else_branch)
@@ -169,8 +178,16 @@ def _two_passes(g: GraphBuilder, x: str, sizes: dict, order: tuple[int, int], mo
     low, high, half = (sub.const(v, np.float32) for v in (0.0, 255.0, 0.5))
     y = x
     for axis in order:
-        y = sub.op("Resize", [y, "", "", sizes[axis]], mode=mode, axes=[axis], antialias=1, exclude_outside=1,
-                   cubic_coeff_a=-0.5, coordinate_transformation_mode="half_pixel")
+        y = sub.op(
+            "Resize",
+            [y, "", "", sizes[axis]],
+            mode=mode,
+            axes=[axis],
+            antialias=1,
+            exclude_outside=1,
+            cubic_coeff_a=-0.5,
+            coordinate_transformation_mode="half_pixel",
+        )
         rounded = sub.op("Floor", [sub.op("Add", [y, half])])  # PIL rounds halves up (fixed point + 2^21 >> 22)
         y = sub.op("Clip", [rounded, low, high])
     out = helper.make_tensor_value_info(y, FLOAT, None)

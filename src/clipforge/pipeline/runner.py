@@ -10,8 +10,8 @@ could read.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -26,8 +26,10 @@ def check_image_bytes(data: bytes, name: str = "image") -> None:
     if head == PNG_SIGNATURE:
         return
     if head[:3] != JPEG_START:
-        raise InputError(f"{name} is not a PNG or JPEG file (it starts with {bytes(data[:8])!r}); the pipeline "
-                         "graph decodes only those two formats, so convert it first")
+        raise InputError(
+            f"{name} is not a PNG or JPEG file (it starts with {bytes(data[:8])!r}); the pipeline "
+            "graph decodes only those two formats, so convert it first"
+        )
     if tail != JPEG_END:
         raise InputError(f"{name} is a truncated JPEG (no end-of-image marker); replace it")
     from PIL import Image
@@ -39,8 +41,9 @@ def check_image_bytes(data: bytes, name: str = "image") -> None:
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError... on corrupt data
         raise InputError(f"{name} is a corrupt JPEG ({exc}); replace it") from exc
     if mode not in ("L", "RGB"):
-        raise InputError(f"{name} is a {mode} JPEG; the pipeline graph decodes grey and RGB JPEGs only, so "
-                         "convert it to RGB first")
+        raise InputError(
+            f"{name} is a {mode} JPEG; the pipeline graph decodes grey and RGB JPEGs only, so convert it to RGB first"
+        )
 
 
 def exif_rotated(data: bytes) -> bool:
@@ -68,15 +71,17 @@ class PipelineModel:
         self._labels = LabelCache()  # class embeddings per label + templates, as ZeroShotModel keeps them
 
     @classmethod
-    def from_prefix(cls, prefix: str | Path, threads: int | None = None) -> "PipelineModel":
+    def from_prefix(cls, prefix: str | Path, threads: int | None = None) -> PipelineModel:
         from clipforge.pipeline.exporter import SUFFIXES
 
         prefix = Path(prefix)
         paths = {k: prefix.with_name(prefix.name + s) for k, s in SUFFIXES.items()}
         found = {k: p for k, p in paths.items() if p.is_file()}
         if not found:
-            raise InputError(f"no pipeline graphs at {prefix}_img.onnx / {prefix}_txt.onnx; "
-                             "run 'clipforge export-pipeline MODEL -o PREFIX'")
+            raise InputError(
+                f"no pipeline graphs at {prefix}_img.onnx / {prefix}_txt.onnx; "
+                "run 'clipforge export-pipeline MODEL -o PREFIX'"
+            )
         return cls(found, threads)
 
     def _session(self, kind: str):
@@ -127,8 +132,13 @@ class PipelineModel:
             raise InputError(f"texts must be strings, got {bad[0]}")
         return self._run("text", {"text": np.array(texts, dtype=object)}, f"{len(texts)} text(s)")
 
-    def classify(self, image: bytes | str | Path, labels: Sequence[str], template: str | Sequence[str] =
-                 DEFAULT_TEMPLATE, top_k: int = 5) -> list[dict]:
+    def classify(
+        self,
+        image: bytes | str | Path,
+        labels: Sequence[str],
+        template: str | Sequence[str] = DEFAULT_TEMPLATE,
+        top_k: int = 5,
+    ) -> list[dict]:
         """One image against ``labels`` (template ensembles averaged, cached): ``[{"label", "score"}]``, best
         first, scored with the logit scale (and SigLIP's bias) stored in the text graph's metadata."""
         from functools import partial

@@ -54,9 +54,11 @@ PY_SPACE = HF_SPACE[:-2] + r"\x{1C}-\x{1F}]+"
 PUNCTUATION = "[" + "".join("\\" + c for c in string.punctuation) + "]"
 SPIECE_SPACE = "\u2581"
 # what open_clip's cleaning does that the graph does not (also in the text graph's metadata and docs/openclip.md)
-OPENCLIP_NOT_IN_GRAPH = ("ftfy's mojibake repair and its NFC composition (decomposed accents such as e + U+0301, "
-                         "half-width sound marks as in \uff76\uff9e), HTML entities (&amp; stays 4 characters), and "
-                         "NUL characters (the text ends there) are not reproduced")
+OPENCLIP_NOT_IN_GRAPH = (
+    "ftfy's mojibake repair and its NFC composition (decomposed accents such as e + U+0301, "
+    "half-width sound marks as in \uff76\uff9e), HTML entities (&amp; stays 4 characters), and "
+    "NUL characters (the text ends there) are not reproduced"
+)
 HALF_WIDTH_SOUND_MARKS = (0xFF9E, 0xFF9F)  # ftfy widens them to combining marks, which only NFC joins to the kana
 INT64_MAX = np.iinfo(np.int64).max
 
@@ -78,8 +80,7 @@ def text_model(folder: str | Path, spec: TextSpec, prefix: str = "tok/"):
     for name, value in outputs:
         g.nodes.append(helper.make_node("Identity", [value], [name], name=f"{prefix}{name}"))
     source = helper.make_tensor_value_info(TEXT_INPUT, TensorProto.STRING, ["batch_size"])
-    outs = [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch_size", "sequence_length"])
-            for n, _ in outputs]
+    outs = [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch_size", "sequence_length"]) for n, _ in outputs]
     return g.model([source], outs, doc="clipforge tokenizer")
 
 
@@ -102,16 +103,23 @@ def _concat(g: GraphBuilder, left: str, right: str, like: str) -> str:
 
 
 # --- CLIP: byte-level BPE -------------------------------------------------------------------------------
-def _bpe(g: GraphBuilder, text: str, folder: Path, spec: TextSpec, vocab_json: str | None = None,
-         config_json: str | None = None, space: str = HF_SPACE) -> tuple[str, str]:
+def _bpe(
+    g: GraphBuilder,
+    text: str,
+    folder: Path,
+    spec: TextSpec,
+    vocab_json: str | None = None,
+    config_json: str | None = None,
+    space: str = HF_SPACE,
+) -> tuple[str, str]:
     if vocab_json is None:
         vocab_json, config_json = _bpe_files(folder)
     sentinel = _sentinel_length(vocab_json)
     text = _concat(g, _replace(g, text, space, " "), g.const([" " + SENTINEL]), text)
-    ids, mask = g.op("HfJsonTokenizer", [text], 2, domain=CONTRIB, tokenizer_vocab=vocab_json,
-                     tokenizer_config=config_json)
-    length = g.op("Sub", [g.op("ReduceSum", [mask, g.const([1], np.int64)], keepdims=1),
-                          g.const(sentinel, np.int64)])
+    ids, mask = g.op(
+        "HfJsonTokenizer", [text], 2, domain=CONTRIB, tokenizer_vocab=vocab_json, tokenizer_config=config_json
+    )
+    length = g.op("Sub", [g.op("ReduceSum", [mask, g.const([1], np.int64)], keepdims=1), g.const(sentinel, np.int64)])
     return fit_length(g, ids, length, spec)
 
 
@@ -158,16 +166,37 @@ def openclip_tokenizer_json(folder: Path, spec: TextSpec) -> tuple[str, str]:
         raise InputError(f"{path} must hold exactly open_clip's start and end tokens; re-export the model")
     bos, eos = special[starts[0]], special[spec.eos_id]
     split = "|".join(re.escape(t) for t in (bos, eos)) + "|" + OPENCLIP_SPLIT
-    data["normalizer"] = {"type": "Sequence", "normalizers": [
-        {"type": "NFC"}, {"type": "Replace", "pattern": {"Regex": r"\s+"}, "content": " "}, {"type": "Lowercase"}]}
-    data["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
-        {"type": "Split", "pattern": {"Regex": split}, "behavior": "Removed", "invert": True},
-        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}]}
-    data["post_processor"] = {"type": "RobertaProcessing", "sep": [eos, spec.eos_id], "cls": [bos, starts[0]],
-                              "trim_offsets": False, "add_prefix_space": False}
+    data["normalizer"] = {
+        "type": "Sequence",
+        "normalizers": [
+            {"type": "NFC"},
+            {"type": "Replace", "pattern": {"Regex": r"\s+"}, "content": " "},
+            {"type": "Lowercase"},
+        ],
+    }
+    data["pre_tokenizer"] = {
+        "type": "Sequence",
+        "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": split}, "behavior": "Removed", "invert": True},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
+        ],
+    }
+    data["post_processor"] = {
+        "type": "RobertaProcessing",
+        "sep": [eos, spec.eos_id],
+        "cls": [bos, starts[0]],
+        "trim_offsets": False,
+        "add_prefix_space": False,
+    }
     data["model"]["unk_token"] = eos
-    config = {"tokenizer_class": "CLIPTokenizer", "bos_token": bos, "eos_token": eos, "pad_token": eos,
-              "unk_token": eos, "model_max_length": spec.context_length}
+    config = {
+        "tokenizer_class": "CLIPTokenizer",
+        "bos_token": bos,
+        "eos_token": eos,
+        "pad_token": eos,
+        "unk_token": eos,
+        "model_max_length": spec.context_length,
+    }
     return json.dumps(data), json.dumps(config)
 
 
@@ -193,13 +222,13 @@ def fit_length(g: GraphBuilder, ids: str, length: str, spec: TextSpec) -> tuple[
     tokens + EOS) and padding (pad id; to the longest row capped at L, or to L), plus the attention mask."""
     limit = spec.context_length
     kept = g.op("Min", [length, g.const(limit, np.int64)])
-    if spec.padding == "max_length":
-        width = g.const(limit, np.int64)
-    else:
-        width = g.op("ReduceMax", [kept], keepdims=0)
+    fixed = spec.padding == "max_length"
+    width = g.const(limit, np.int64) if fixed else g.op("ReduceMax", [kept], keepdims=0)
     wide = g.op("Pad", [ids, g.const([0, 0, 0, limit], np.int64), g.const(spec.pad_id, np.int64)])
-    cut = g.op("Slice", [wide, g.const([0], np.int64), g.op("Unsqueeze", [width, g.const([0], np.int64)]),
-                         g.const([1], np.int64)])
+    cut = g.op(
+        "Slice",
+        [wide, g.const([0], np.int64), g.op("Unsqueeze", [width, g.const([0], np.int64)]), g.const([1], np.int64)],
+    )
     columns = g.op("Range", [g.const(0, np.int64), width, g.const(1, np.int64)])
     eos_at = g.op("Sub", [kept, g.const(1, np.int64)])
     body = g.op("Where", [g.op("Less", [columns, eos_at]), cut, g.const(spec.pad_id, np.int64)])
@@ -231,8 +260,11 @@ def _sentencepiece_model(folder: Path) -> tuple[bytes, str, int]:
         raise InputError(f"cannot load the SentencePiece tokenizer in {folder}: {str(exc).splitlines()[0]}") from exc
     if getattr(tokenizer, "sp_model", None) is None:
         raise InputError(f"the tokenizer in {folder} ({type(tokenizer).__name__}) is not SentencePiece-based")
-    return (tokenizer.sp_model.serialized_model_proto(), str(tokenizer.unk_token),
-            len(tokenizer.sp_model.encode(str(tokenizer.unk_token))))
+    return (
+        tokenizer.sp_model.serialized_model_proto(),
+        str(tokenizer.unk_token),
+        len(tokenizer.sp_model.encode(str(tokenizer.unk_token))),
+    )
 
 
 def _ragged_to_dense(g: GraphBuilder, tokens: str, splits: str, skip: int, spec: TextSpec) -> tuple[str, str]:
@@ -243,18 +275,32 @@ def _ragged_to_dense(g: GraphBuilder, tokens: str, splits: str, skip: int, spec:
     ends = g.op("Slice", [splits, g.const([1], np.int64), g.const([INT64_MAX], np.int64)])
     total = g.op("Shape", [tokens])
     rows = _row_of_each_token(g, splits, total)
-    position = g.op("Sub", [g.op("Range", [g.const(0, np.int64), g.op("Squeeze", [total]), g.const(1, np.int64)]),
-                            g.op("Gather", [starts, rows], axis=0)])
+    position = g.op(
+        "Sub",
+        [
+            g.op("Range", [g.const(0, np.int64), g.op("Squeeze", [total]), g.const(1, np.int64)]),
+            g.op("Gather", [starts, rows], axis=0),
+        ],
+    )
     column = g.op("Sub", [position, g.const(skip, np.int64)])
-    keep = g.op("And", [g.op("GreaterOrEqual", [column, g.const(0, np.int64)]),
-                        g.op("Less", [column, g.const(limit - 1, np.int64)])])
+    keep = g.op(
+        "And",
+        [g.op("GreaterOrEqual", [column, g.const(0, np.int64)]), g.op("Less", [column, g.const(limit - 1, np.int64)])],
+    )
     index = g.op("Concat", [g.op("Unsqueeze", [v, g.const([1], np.int64)]) for v in (rows, column)], axis=1)
     shape = g.op("Concat", [g.op("Shape", [starts]), g.const([limit], np.int64)], axis=0)
     blank = g.op("Expand", [g.const(spec.pad_id, np.int64), shape])
-    dense = g.op("ScatterND", [blank, g.op("Compress", [index, keep], axis=0),
-                               g.op("Compress", [tokens, keep], axis=0)])
-    content = g.op("Clip", [g.op("Sub", [g.op("Sub", [ends, starts]), g.const(skip, np.int64)]),
-                            g.const(0, np.int64), g.const(limit - 1, np.int64)])
+    dense = g.op(
+        "ScatterND", [blank, g.op("Compress", [index, keep], axis=0), g.op("Compress", [tokens, keep], axis=0)]
+    )
+    content = g.op(
+        "Clip",
+        [
+            g.op("Sub", [g.op("Sub", [ends, starts]), g.const(skip, np.int64)]),
+            g.const(0, np.int64),
+            g.const(limit - 1, np.int64),
+        ],
+    )
     length = g.op("Add", [g.op("Unsqueeze", [content, g.const([1], np.int64)]), g.const(1, np.int64)])
     columns = g.op("Range", [g.const(0, np.int64), g.const(limit, np.int64), g.const(1, np.int64)])
     eos_here = g.op("Equal", [columns, g.op("Sub", [length, g.const(1, np.int64)])])
@@ -267,8 +313,11 @@ def _row_of_each_token(g: GraphBuilder, splits: str, total: str) -> str:
     from onnx import numpy_helper
 
     inner = g.op("Slice", [splits, g.const([1], np.int64), g.const([-1], np.int64)])
-    marks = g.op("ConstantOfShape", [g.op("Add", [total, g.const([1], np.int64)])],
-                 value=numpy_helper.from_array(np.array([0], np.int64)))
+    marks = g.op(
+        "ConstantOfShape",
+        [g.op("Add", [total, g.const([1], np.int64)])],
+        value=numpy_helper.from_array(np.array([0], np.int64)),
+    )
     ones = g.op("Expand", [g.const(1, np.int64), g.op("Shape", [inner])])
     counted = g.op("ScatterElements", [marks, inner, ones], axis=0, reduction="add")
     rows = g.op("CumSum", [counted, g.const(0, np.int64)])

@@ -23,9 +23,18 @@ from clipforge.specs import Manifest, TextSpec
 
 TEXT_COSINE, IMAGE_COSINE, MAX_LEVELS = 0.9999, 0.999, 3
 VALIDATION_TEXTS = [
-    "a photo of a cat.", "", "   ", "dog", "A Photo Of  THE  Eiffel Tower!!", "it's 2024, isn't it? 3.14 — 1,000",
-    "tab\tand\nnewline", "naïve café, Über-straße", "emoji 😀 and 中文 and русский", "<odd> [brackets] {x} <",
-    "x" * 300, "a very long prompt " * 30,
+    "a photo of a cat.",
+    "",
+    "   ",
+    "dog",
+    "A Photo Of  THE  Eiffel Tower!!",
+    "it's 2024, isn't it? 3.14 — 1,000",
+    "tab\tand\nnewline",
+    "naïve café, Über-straße",
+    "emoji 😀 and 中文 and русский",
+    "<odd> [brackets] {x} <",
+    "x" * 300,
+    "a very long prompt " * 30,
 ]
 
 
@@ -91,8 +100,10 @@ def check_text(session, folder: Path, spec: TextSpec, runtime, failures: list[st
     want_ids = hf_ids(folder, VALIDATION_TEXTS, spec)
     bad = [t for t, a, b in zip(VALIDATION_TEXTS, ids, want_ids) if a.shape != b.shape or not np.array_equal(a, b)]
     if ids.shape != want_ids.shape or bad:
-        failures.append(f"text: token ids differ from the HF tokenizer ({ids.shape} vs {want_ids.shape}; "
-                        f"{len(bad)} text(s), first {bad[0][:30] if bad else ''!r})")
+        failures.append(
+            f"text: token ids differ from the HF tokenizer ({ids.shape} vs {want_ids.shape}; "
+            f"{len(bad)} text(s), first {bad[0][:30] if bad else ''!r})"
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the corpus truncates long prompts on purpose
         want = runtime.embed_texts(VALIDATION_TEXTS)
@@ -135,8 +146,9 @@ def level_diff(got: np.ndarray, want: np.ndarray, spec) -> float:
     return float((np.abs(got.astype(np.float64) - want) * std / spec.rescale_factor).max())
 
 
-def preprocessing_diff(spec, fmt: str = "PNG", images: list | None = None, session=None,
-                       **options) -> tuple[float, float]:
+def preprocessing_diff(
+    spec, fmt: str = "PNG", images: list | None = None, session=None, **options
+) -> tuple[float, float]:
     """(max-abs-diff of ``pixel_values``, the same in uint8 levels): in-graph pre-processing of encoded images
     vs the Python runtime. ``session``: the pre-processing graph's, when the caller already has one."""
     from clipforge.pipeline._graph import extensions_session
@@ -174,12 +186,23 @@ def check_preprocessing(manifest: Manifest, images: list[np.ndarray], session, f
     png, png_levels = preprocessing_diff(manifest.image, "PNG", images, pre)
     jpeg, jpeg_levels = preprocessing_diff(manifest.image, "JPEG", images[1::2], pre, quality=90)
     if png_levels > MAX_LEVELS:
-        failures.append(f"image: in-graph pre-processing is {png_levels:.1f} uint8 levels from the Python runtime "
-                        f"on PNG input (allowed {MAX_LEVELS})")
-    _expect_error(session, {"image": np.frombuffer(b"this is not an image", np.uint8)}, DECODE_NODE,
-                  "image: bytes that are no image", failures)
-    return {"pixel_max_abs_diff_png": png, "png_levels": png_levels,
-            "pixel_max_abs_diff_jpeg": jpeg, "jpeg_levels": jpeg_levels}
+        failures.append(
+            f"image: in-graph pre-processing is {png_levels:.1f} uint8 levels from the Python runtime "
+            f"on PNG input (allowed {MAX_LEVELS})"
+        )
+    _expect_error(
+        session,
+        {"image": np.frombuffer(b"this is not an image", np.uint8)},
+        DECODE_NODE,
+        "image: bytes that are no image",
+        failures,
+    )
+    return {
+        "pixel_max_abs_diff_png": png,
+        "png_levels": png_levels,
+        "pixel_max_abs_diff_jpeg": jpeg,
+        "jpeg_levels": jpeg_levels,
+    }
 
 
 def _same_variants(bytes_session, pixels_session, failures: list[str]) -> None:

@@ -59,9 +59,11 @@ def resolve(backend: str, recorded: dict | None, precision: str | None = None) -
     if backend == "auto":
         backend = recorded.get("backend", "onnxruntime")
         if backend == "openvino" and not openvino_available():
-            warnings.warn("this build was chosen to run on OpenVINO, which is not installed; running it on "
-                          "onnxruntime in fp32 (pip install 'clipforge[openvino]' for the measured speed)",
-                          stacklevel=3)
+            warnings.warn(
+                "this build was chosen to run on OpenVINO, which is not installed; running it on "
+                "onnxruntime in fp32 (pip install 'clipforge[openvino]' for the measured speed)",
+                stacklevel=3,
+            )
             backend = "onnxruntime"
     if backend == "onnxruntime":
         precision = "fp32"  # onnxruntime's CPU provider has no bf16 GEMM: the fp32 graph runs as is
@@ -73,8 +75,10 @@ def _bf16(backend: str, precision: str) -> tuple[str, str]:
     if precision not in PRECISIONS:
         raise InputError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
     if backend == "onnxruntime":
-        raise InputError("precision 'bf16' runs on OpenVINO (onnxruntime's CPU provider has no bf16 GEMM); use "
-                         "backend='openvino' or 'auto'")
+        raise InputError(
+            "precision 'bf16' runs on OpenVINO (onnxruntime's CPU provider has no bf16 GEMM); use "
+            "backend='openvino' or 'auto'"
+        )
     from clipforge.runtime.cpu import require_bf16
 
     require_bf16("precision='bf16'")
@@ -120,8 +124,11 @@ class OpenVINOSession:
         path = Path(path)
         if not path.is_file():
             raise InputError(f"ONNX model {path} does not exist; pass the model.onnx written by export or build")
-        config = {"INFERENCE_PRECISION_HINT": OV_PRECISION[precision], "PERFORMANCE_HINT": "LATENCY",
-                  "NUM_STREAMS": "1"}
+        config = {
+            "INFERENCE_PRECISION_HINT": OV_PRECISION[precision],
+            "PERFORMANCE_HINT": "LATENCY",
+            "NUM_STREAMS": "1",
+        }
         if threads:
             config["INFERENCE_NUM_THREADS"] = str(threads)
         config.update(_cache_config() if cache else {})

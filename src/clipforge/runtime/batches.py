@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from clipforge.errors import InputError
 from clipforge.progress import track
@@ -22,8 +22,9 @@ class ImageBatch:
     images: list  # PIL images
 
 
-def iter_image_batches(paths: list[Path], batch_size: int, failures: list[ImageFailure],
-                       show: bool = True) -> Iterator[ImageBatch]:
+def iter_image_batches(
+    paths: list[Path], batch_size: int, failures: list[ImageFailure], show: bool = True
+) -> Iterator[ImageBatch]:
     from clipforge.runtime.images import load_image
 
     batch = ImageBatch([], [])

@@ -10,8 +10,19 @@ import platform
 from pathlib import Path
 
 # Flags that decide which GEMM kernels run: fp32 (AVX2/AVX-512 FMA), int8 (VNNI, AMX-INT8), bf16.
-RELEVANT_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile",
-                  "amx_bf16", "amx_int8", "avx512_fp16")
+RELEVANT_FLAGS = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512bw",
+    "avx512_vnni",
+    "avx_vnni",
+    "avx512_bf16",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+    "avx512_fp16",
+)
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
@@ -56,8 +67,10 @@ def require_bf16(what: str = "--quantize bf16") -> None:
     from clipforge.errors import InputError
 
     if not has_bf16():
-        raise InputError(f"{what} needs a CPU with AVX512-BF16 or AMX-BF16; this CPU ({cpu_model()}) has "
-                         f"{', '.join(relevant_flags()) or 'no known matrix flags'}; use --quantize none or int8-dynamic")
+        raise InputError(
+            f"{what} needs a CPU with AVX512-BF16 or AMX-BF16; this CPU ({cpu_model()}) has "
+            f"{', '.join(relevant_flags()) or 'no known matrix flags'}; use --quantize none or int8-dynamic"
+        )
 
 
 # The matrix-engine flags that make a precision fast (what a build chosen by measurement relied on).

@@ -40,7 +40,7 @@ class Encoder:
         """Shape attributes of a lazy encoder not opened yet: open it, then read them."""
         if name.startswith("_") or name in ("on_open", "role") or self.__dict__.get("_session") is not None:
             raise AttributeError(name)
-        self.session
+        self.session  # noqa: B018 -- the property opens the session
         return getattr(self, name)
 
     def _describe(self, session) -> None:
@@ -55,15 +55,16 @@ class Encoder:
     def __call__(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         feed = {name: feed[name] for name in self.input_names}
         n = len(next(iter(feed.values())))
-        outs = [self._run_chunk({k: v[i:i + self.max_batch] for k, v in feed.items()})
-                for i in range(0, n, self.max_batch)]
+        outs = [
+            self._run_chunk({k: v[i : i + self.max_batch] for k, v in feed.items()})
+            for i in range(0, n, self.max_batch)
+        ]
         return np.concatenate(outs) if outs else np.zeros((0, self.embed_dim or 0), np.float32)
 
     def _run_chunk(self, chunk: dict[str, np.ndarray]) -> np.ndarray:
         n = len(next(iter(chunk.values())))
         if self.static_batch and n < self.static_batch:
-            chunk = {k: np.concatenate([v, np.repeat(v[-1:], self.static_batch - n, axis=0)])
-                     for k, v in chunk.items()}
+            chunk = {k: np.concatenate([v, np.repeat(v[-1:], self.static_batch - n, axis=0)]) for k, v in chunk.items()}
         return self.session.run(None, chunk)[0][:n]
 
 

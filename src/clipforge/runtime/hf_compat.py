@@ -22,9 +22,14 @@ class HFCompatMixin:
     def config(self):
         if self._hf_config is None:
             self._hf_config = LightConfig(
-                model_type=self.manifest.family, projection_dim=self.manifest.embed_dim,
-                logit_scale_init_value=self.manifest.logit_scale, id2label={}, label2id={},
-                name_or_path=self.manifest.source, architectures=[], _attn_implementation="eager",
+                model_type=self.manifest.family,
+                projection_dim=self.manifest.embed_dim,
+                logit_scale_init_value=self.manifest.logit_scale,
+                id2label={},
+                label2id={},
+                name_or_path=self.manifest.source,
+                architectures=[],
+                _attn_implementation="eager",
             )
         return self._hf_config
 

@@ -47,8 +47,11 @@ class ImagePolicy:
     max_resized_pixels: int = 16_000_000  # the resize before the crop; beyond it only the kept window is resized
 
     def __post_init__(self) -> None:
-        bad = [f"{f.name} must be a positive integer (got {getattr(self, f.name)!r})"
-               for f in dataclasses.fields(self) if not _positive_int(getattr(self, f.name))]
+        bad = [
+            f"{f.name} must be a positive integer (got {getattr(self, f.name)!r})"
+            for f in dataclasses.fields(self)
+            if not _positive_int(getattr(self, f.name))
+        ]
         if bad:
             raise InputError("bad image policy: " + "; ".join(bad))
 
@@ -64,13 +67,17 @@ class ImagePolicy:
         if width * height > self.max_pixels:
             raise ImageTooLargeError(too_large(name, width * height, self.max_pixels, f"{width}x{height} = "))
         if min(width, height) < self.min_side:
-            raise InputError(f"image {name} is {width}x{height} pixels; images must be at least {self.min_side} "
-                             f"pixel(s) on each side ({MIN_SIDE_ENV})")
+            raise InputError(
+                f"image {name} is {width}x{height} pixels; images must be at least {self.min_side} "
+                f"pixel(s) on each side ({MIN_SIDE_ENV})"
+            )
 
 
 def too_large(name: str, pixels: int, limit: int, dims: str = "") -> str:
-    return (f"image {name} is {dims}{pixels / 1e6:.1f} Mpx, over the limit of {limit / 1e6:.1f} Mpx "
-            f"({MAX_PIXELS_ENV}); downscale it")
+    return (
+        f"image {name} is {dims}{pixels / 1e6:.1f} Mpx, over the limit of {limit / 1e6:.1f} Mpx "
+        f"({MAX_PIXELS_ENV}); downscale it"
+    )
 
 
 def unreadable(name: str, exc: BaseException, policy: ImagePolicy) -> InputError:
@@ -80,8 +87,11 @@ def unreadable(name: str, exc: BaseException, policy: ImagePolicy) -> InputError
         found = _BOMB_PIXELS.search(str(exc))
         pixels = int(found.group(1)) if found else policy.max_pixels + 1
         return ImageTooLargeError(too_large(name, pixels, min(policy.max_pixels, pixels - 1)))
-    reason = "not a format Pillow recognises" if isinstance(exc, Image.UnidentifiedImageError) else \
-        _STREAM_REPR.sub(name, str(exc)) or type(exc).__name__
+    reason = (
+        "not a format Pillow recognises"
+        if isinstance(exc, Image.UnidentifiedImageError)
+        else _STREAM_REPR.sub(name, str(exc)) or type(exc).__name__
+    )
     return InputError(f"image {name} is unreadable, truncated or not an image ({reason}); replace or remove it")
 
 

@@ -34,25 +34,26 @@ close it is in docs/index.md). The default path never drafts.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageOps
-
-# The one list of file suffixes clipforge treats as images (folders of images, datasets, calibration data).
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm"})
 
 from clipforge.errors import InputError
 from clipforge.runtime.image_policy import MAX_RESIZED_ENV, ImagePolicy, unreadable
 from clipforge.specs import ImageSpec
 
+# The one list of file suffixes clipforge treats as images (folders of images, datasets, calibration data).
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm"})
+
 _SINGLE = (Image.Image, str, Path, bytes, bytearray, memoryview)
 
 
 # --- loading -----------------------------------------------------------------------------------------------
-def load_image(source, draft: tuple[int, int] | None = None, *, name: str | None = None,
-               policy: ImagePolicy | None = None) -> Image.Image:
+def load_image(
+    source, draft: tuple[int, int] | None = None, *, name: str | None = None, policy: ImagePolicy | None = None
+) -> Image.Image:
     """A PIL image from a PIL image (returned unchanged), a file path or encoded bytes (decoded, first frame,
     EXIF-rotated, RGB). ``policy`` (default: ``ImagePolicy.from_env()``) is checked on the header before any
     pixel is decoded; a refused, unreadable, truncated or corrupt image raises ``InputError`` naming ``name``
@@ -126,10 +127,10 @@ def center_crop(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         nh, nw = max(ch, h), max(cw, w)
         padded = np.zeros((nh, nw, array.shape[2]), dtype=array.dtype)
         top_pad, left_pad = -(-(nh - h) // 2), -(-(nw - w) // 2)
-        padded[top_pad:top_pad + h, left_pad:left_pad + w] = array
+        padded[top_pad : top_pad + h, left_pad : left_pad + w] = array
         array, h, w = padded, nh, nw
     top, left = (h - ch) // 2, (w - cw) // 2
-    return array[top:top + ch, left:left + cw]
+    return array[top : top + ch, left : left + cw]
 
 
 def _without_conversion(image: Image.Image) -> Image.Image:
@@ -137,13 +138,21 @@ def _without_conversion(image: Image.Image) -> Image.Image:
     indices in L); only 8-bit data survives that round trip."""
     array = np.asarray(image)
     if array.dtype != np.uint8 and array.dtype != bool:
-        raise InputError(f"a {image.mode} image cannot be pre-processed without RGB conversion; "
-                         "set do_convert_rgb or convert the image to RGB first")
+        raise InputError(
+            f"a {image.mode} image cannot be pre-processed without RGB conversion; "
+            "set do_convert_rgb or convert the image to RGB first"
+        )
     return Image.fromarray(array.astype(np.uint8))
 
 
-def bounded_resize(image: Image.Image, size: tuple[int, int], crop: tuple[int, int] | None, spec: ImageSpec,
-                   policy: ImagePolicy, offset) -> Image.Image:
+def bounded_resize(
+    image: Image.Image,
+    size: tuple[int, int],
+    crop: tuple[int, int] | None,
+    spec: ImageSpec,
+    policy: ImagePolicy,
+    offset,
+) -> Image.Image:
     """``image`` resized to ``size`` (h, w) with the spec's filter. When that is over the policy's
     ``max_resized_pixels`` and a crop to ``crop`` (h, w) at ``offset(resized, cropped)`` follows, only the window
     the crop keeps is resized (Pillow's ``box``: the same filter taps as the full resize); without a crop such an
@@ -152,9 +161,11 @@ def bounded_resize(image: Image.Image, size: tuple[int, int], crop: tuple[int, i
     if h * w <= policy.max_resized_pixels:
         return image.resize((w, h), resample=spec.resample)
     if crop is None:
-        raise InputError(f"a {image.width}x{image.height} image would be resized to {w}x{h} = {h * w / 1e6:.1f} "
-                         f"Mpx for this model (no centre crop), over the limit of "
-                         f"{policy.max_resized_pixels / 1e6:.1f} Mpx ({MAX_RESIZED_ENV}); crop it closer to square")
+        raise InputError(
+            f"a {image.width}x{image.height} image would be resized to {w}x{h} = {h * w / 1e6:.1f} "
+            f"Mpx for this model (no centre crop), over the limit of "
+            f"{policy.max_resized_pixels / 1e6:.1f} Mpx ({MAX_RESIZED_ENV}); crop it closer to square"
+        )
     return _window_resize(image, size, (_window(h, crop[0], offset), _window(w, crop[1], offset)), spec.resample)
 
 
@@ -226,8 +237,10 @@ def fit_size(height: int, width: int, spec: ImageSpec) -> tuple[int, int]:
     ratio = max(ratio_h, ratio_w) if spec.resize_mode == "fit_longest" else min(ratio_h, ratio_w)
     size = round(height / ratio), round(width / ratio)
     if min(size) < 1:
-        raise InputError(f"a {width}x{height} image is too thin for resize mode {spec.resize_mode} to "
-                         f"{spec.size[1]}x{spec.size[0]} (a side rounds to 0 pixels); crop or pad it first")
+        raise InputError(
+            f"a {width}x{height} image is too thin for resize mode {spec.resize_mode} to "
+            f"{spec.size[1]}x{spec.size[0]} (a side rounds to 0 pixels); crop or pad it first"
+        )
     return size
 
 
@@ -286,12 +299,15 @@ def _lookup_table(spec: ImageSpec, channels: int) -> np.ndarray:
 def _check_batch(arrays: list[np.ndarray], spec: ImageSpec) -> None:
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:
-        raise InputError(f"images have different sizes after pre-processing ({sorted(shapes)}); the spec has no "
-                         "resize or crop, so pass images of one size")
+        raise InputError(
+            f"images have different sizes after pre-processing ({sorted(shapes)}); the spec has no "
+            "resize or crop, so pass images of one size"
+        )
     channels = next(iter(shapes))[2]
     if spec.do_normalize and channels != len(spec.mean):
-        raise InputError(f"images have {channels} channel(s) but the normalisation expects {len(spec.mean)}; "
-                         "convert them to RGB")
+        raise InputError(
+            f"images have {channels} channel(s) but the normalisation expects {len(spec.mean)}; convert them to RGB"
+        )
 
 
 def to_pixel_values(arrays: list[np.ndarray], spec: ImageSpec) -> np.ndarray:

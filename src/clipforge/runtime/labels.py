@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import string
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -64,8 +64,9 @@ class LabelCache:
         self.max_entries = max_entries
         self.misses = 0
 
-    def get(self, labels: list[str], templates: list[str],
-            compute: Callable[[list[str], list[str]], np.ndarray]) -> np.ndarray:
+    def get(
+        self, labels: list[str], templates: list[str], compute: Callable[[list[str], list[str]], np.ndarray]
+    ) -> np.ndarray:
         key = tuple(templates)
         todo = [label for label in dict.fromkeys(labels) if (key, label) not in self._store]
         if todo:

@@ -36,7 +36,7 @@ class LoadOptions:
         return tuple(f.name for f in fields(cls))
 
     @classmethod
-    def split(cls, kwargs: dict, where: str, others: tuple[str, ...] = ()) -> tuple["LoadOptions", dict]:
+    def split(cls, kwargs: dict, where: str, others: tuple[str, ...] = ()) -> tuple[LoadOptions, dict]:
         """(LoadOptions from the keywords it knows, the keywords in ``others``); any other keyword is an error
         naming every accepted one."""
         unknown = sorted(set(kwargs) - set(cls.names()) - set(others))
@@ -54,8 +54,10 @@ def role_paths(paths) -> dict[str, Path]:
         manifest = Manifest.load(folder)
         missing = [role for role in ROLES if role not in manifest.encoders]
         if missing:
-            raise InputError(f"{folder} holds only {', '.join(manifest.encoders)}; pass both encoders as "
-                             f"{{'image-encoder': path, 'text-encoder': path}}")
+            raise InputError(
+                f"{folder} holds only {', '.join(manifest.encoders)}; pass both encoders as "
+                f"{{'image-encoder': path, 'text-encoder': path}}"
+            )
         return {role: folder / manifest.encoders[role] for role in ROLES}
     unknown = sorted(set(paths) - set(ROLES))
     missing = sorted(set(ROLES) - set(paths))

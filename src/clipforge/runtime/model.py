@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import functools
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from clipforge.errors import InputError, TextMaskWarning
-from clipforge.runtime.encoders import Encoder, fit_length
 from clipforge.runtime import scoring
-from clipforge.runtime.scoring import l2_normalize
+from clipforge.runtime.encoders import Encoder, fit_length
 from clipforge.runtime.hf_compat import HFCompatMixin
 from clipforge.runtime.labels import DEFAULT_TEMPLATE, LabelCache, check_labels, check_templates
 from clipforge.runtime.loading import LoadOptions, manifest_folder, role_paths
 from clipforge.runtime.outputs import ZeroShotOutput, is_torch, to_numpy
+from clipforge.runtime.scoring import l2_normalize
 from clipforge.runtime.sessions import SessionConfig, make_session
 from clipforge.specs import IMAGE_ROLE, TEXT_ROLE, Manifest
 
@@ -25,8 +26,14 @@ from clipforge.specs import IMAGE_ROLE, TEXT_ROLE, Manifest
 class ZeroShotModel(HFCompatMixin):
     """Image encoder + text encoder + manifest: zero-shot classification and embeddings."""
 
-    def __init__(self, manifest: Manifest, encoders: dict[str, Encoder], folder: Path, hf_config: Any = None,
-                 paths: dict[str, Path] | None = None):
+    def __init__(
+        self,
+        manifest: Manifest,
+        encoders: dict[str, Encoder],
+        folder: Path,
+        hf_config: Any = None,
+        paths: dict[str, Path] | None = None,
+    ):
         self.manifest, self.folder = manifest, Path(folder)
         self.paths = paths or {role: self.folder / p for role, p in manifest.encoders.items()}
         self.image_encoder, self.text_encoder = encoders[IMAGE_ROLE], encoders[TEXT_ROLE]
@@ -40,20 +47,24 @@ class ZeroShotModel(HFCompatMixin):
 
     # --- construction ---------------------------------------------------------------------------------
     @classmethod
-    def from_onnx(cls, paths, manifest: str | Path | Manifest | None = None, *, skip_build: bool = True,
-                  **kwargs) -> "ZeroShotModel":
+    def from_onnx(
+        cls, paths, manifest: str | Path | Manifest | None = None, *, skip_build: bool = True, **kwargs
+    ) -> ZeroShotModel:
         """``paths``: an exported/built folder, or ``{"image-encoder": path, "text-encoder": path}``; the
         manifest is found beside the encoders unless given (a path or a ``Manifest``). Keywords: those of
-        ``LoadOptions`` (task, hf_config, device, threads, spinning, backend, precision, lazy, arena); the graphs are used as built
-        (``skip_build=True``, the seeds' spelling; building is ``from_pretrained``'s or ``clipforge build``'s job).
+        ``LoadOptions`` (task, hf_config, device, threads, spinning, backend, precision, lazy, arena); the graphs
+        are used as built (``skip_build=True``, the winml ``from_onnx`` spelling; building is ``from_pretrained``'s
+        or ``clipforge build``'s job).
         ``backend``: "onnxruntime", "openvino", or "auto" (what the build recorded; onnxruntime for plain
         exports). ``precision="bf16"``: OpenVINO runs the graph's float parts in bf16 (CPUs with AVX512-BF16/AMX;
         an int8 graph's quantised MatMuls stay int8). ``lazy``: open each encoder's session on first use (an
         image-only job never loads the text encoder)."""
         options, _ = LoadOptions.split(kwargs, "from_onnx")
         if skip_build is not True:
-            raise InputError("from_onnx loads built graphs as they are (skip_build=True); to build from a "
-                             "checkpoint use ZeroShotModel.from_pretrained or 'clipforge build'")
+            raise InputError(
+                "from_onnx loads built graphs as they are (skip_build=True); to build from a "
+                "checkpoint use ZeroShotModel.from_pretrained or 'clipforge build'"
+            )
         resolved = role_paths(paths)
         folder = manifest_folder(paths, manifest)
         manifest = manifest if isinstance(manifest, Manifest) else Manifest.load(folder)
@@ -74,6 +85,7 @@ class ZeroShotModel(HFCompatMixin):
     @property
     def backends(self) -> dict[str, str]:
         """role -> "backend/precision" the encoders run with."""
+
         def name(session) -> str:
             precision = getattr(session, "precision", None)  # only OpenVINO sessions carry one
             return f"openvino/{precision}" if precision else "onnxruntime/fp32"
@@ -82,8 +94,13 @@ class ZeroShotModel(HFCompatMixin):
 
     def _check_dims(self) -> None:
         dims = {"manifest": self.manifest.embed_dim}
-        dims.update({role: enc.embed_dim for role, enc in ((IMAGE_ROLE, self.image_encoder),
-                                                           (TEXT_ROLE, self.text_encoder)) if enc.opened})
+        dims.update(
+            {
+                role: enc.embed_dim
+                for role, enc in ((IMAGE_ROLE, self.image_encoder), (TEXT_ROLE, self.text_encoder))
+                if enc.opened
+            }
+        )
         if len({d for d in dims.values() if d}) > 1:
             raise InputError(f"encoders come from different models: embedding dims {dims}; export them together")
 
@@ -109,7 +126,8 @@ class ZeroShotModel(HFCompatMixin):
         ids = to_numpy(input_ids, np.int64)
         mask = np.ones_like(ids) if attention_mask is None else to_numpy(attention_mask, np.int64)
         length = self.text_encoder.static_length or (
-            self.manifest.text.context_length if self.manifest.text.padding == "max_length" else None)
+            self.manifest.text.context_length if self.manifest.text.padding == "max_length" else None
+        )
         if length:
             ids, mask = fit_length(ids, mask, length, self.manifest.text)
         return self.text_encoder({"input_ids": ids, "attention_mask": mask})
@@ -123,12 +141,12 @@ class ZeroShotModel(HFCompatMixin):
         starts = range(0, len(images), batch_size)
         chunks = []
         with ThreadPoolExecutor(max_workers=1) as pool:
-            pending = [pool.submit(self.preprocess, images[i:i + batch_size]) for i in starts[:1]]
+            pending = [pool.submit(self.preprocess, images[i : i + batch_size]) for i in starts[:1]]
             for k, _ in enumerate(starts):
                 pixels = pending[k].result()
                 if k + 1 < len(starts):
                     nxt = starts[k + 1]
-                    pending.append(pool.submit(self.preprocess, images[nxt:nxt + batch_size]))
+                    pending.append(pool.submit(self.preprocess, images[nxt : nxt + batch_size]))
                 chunks.append(self.encode_pixels(pixels))
         out = np.concatenate(chunks) if chunks else np.zeros((0, self.manifest.embed_dim), np.float32)
         return l2_normalize(out) if normalize else out
@@ -137,8 +155,8 @@ class ZeroShotModel(HFCompatMixin):
         """Texts -> embeddings [N, D]; over-long texts are truncated with a warning."""
         chunks = []
         for i in range(0, len(texts), batch_size):
-            encoded = self.tokenizer.encode(list(texts[i:i + batch_size]))
-            _warn_truncated(texts[i:i + batch_size], encoded.truncated, self.manifest.text.context_length)
+            encoded = self.tokenizer.encode(list(texts[i : i + batch_size]))
+            _warn_truncated(texts[i : i + batch_size], encoded.truncated, self.manifest.text.context_length)
             chunks.append(self.encode_tokens(encoded.input_ids, encoded.attention_mask))
         out = np.concatenate(chunks) if chunks else np.zeros((0, self.manifest.embed_dim), np.float32)
         return l2_normalize(out) if normalize else out
@@ -165,8 +183,14 @@ class ZeroShotModel(HFCompatMixin):
         txt = texts if isinstance(texts, np.ndarray) else self.embed_texts(texts)
         return l2_normalize(img) @ l2_normalize(txt).T
 
-    def classify(self, images: Sequence, labels: Sequence[str], template: str | Sequence[str] = DEFAULT_TEMPLATE,
-                 top_k: int = 5, batch_size: int = 32) -> list[list[dict]]:
+    def classify(
+        self,
+        images: Sequence,
+        labels: Sequence[str],
+        template: str | Sequence[str] = DEFAULT_TEMPLATE,
+        top_k: int = 5,
+        batch_size: int = 32,
+    ) -> list[list[dict]]:
         """Per image, the ``top_k`` labels as ``[{"label", "score"}]``, best first (HF pipeline's format)."""
         text = self.label_embeddings(labels, template)
         probs = self.scores(self.logits(self.embed_images(images, batch_size), text))
@@ -188,8 +212,13 @@ class ZeroShotModel(HFCompatMixin):
     def _check_text_mask(self, attention_mask) -> None:
         """Warn once when a SigLIP export without a text mask is given one that masks padding (transformers 5)."""
         text = self.manifest.text
-        if (attention_mask is None or self._mask_warned or self.manifest.family != "siglip"
-                or text.uses_attention_mask or to_numpy(attention_mask, np.int64).all()):
+        if (
+            attention_mask is None
+            or self._mask_warned
+            or self.manifest.family != "siglip"
+            or text.uses_attention_mask
+            or to_numpy(attention_mask, np.int64).all()
+        ):
             return
         self._mask_warned = True
         warnings.warn(SIGLIP_MASK_WARNING, TextMaskWarning, stacklevel=3)
@@ -199,15 +228,22 @@ SIGLIP_MASK_WARNING = (
     "this SigLIP export ignores the attention_mask it was given and attends to the padding as SigLIP was trained "
     "(like open_clip, big_vision and transformers 4), so its scores differ from transformers 5's SiglipModel, "
     "which masks the padding; to match transformers 5 instead, re-export with text_attention_mask=True "
-    "('clipforge export --text-attention-mask')")
+    "('clipforge export --text-attention-mask')"
+)
 
 
 def _session_config(manifest: Manifest, role: str, options: LoadOptions) -> SessionConfig:
     from clipforge.runtime.backends import resolve
 
     chosen, precision = resolve(options.backend, manifest.build.get("runtime", {}).get(role), options.precision)
-    return SessionConfig(device=options.device, threads=options.threads, spinning=options.spinning,
-                         backend=chosen, precision=precision, arena=options.arena)
+    return SessionConfig(
+        device=options.device,
+        threads=options.threads,
+        spinning=options.spinning,
+        backend=chosen,
+        precision=precision,
+        arena=options.arena,
+    )
 
 
 def warn_if_cpu_lacks(manifest: Manifest) -> None:
@@ -219,13 +255,17 @@ def warn_if_cpu_lacks(manifest: Manifest) -> None:
     missing = {f for info in runtime.values() for f in missing_for(info.get("precision", ""))}
     missing |= set(missing_for("", recorded.get("relied_on")))
     if missing:
-        warnings.warn(f"this build was chosen on {recorded.get('model', 'another CPU')} and relies on "
-                      f"{', '.join(sorted(missing))}, which this CPU ({cpu_model()}) lacks: expect it to run "
-                      "slower than measured; rebuild here with --quantize auto", stacklevel=3)
+        warnings.warn(
+            f"this build was chosen on {recorded.get('model', 'another CPU')} and relies on "
+            f"{', '.join(sorted(missing))}, which this CPU ({cpu_model()}) lacks: expect it to run "
+            "slower than measured; rebuild here with --quantize auto",
+            stacklevel=3,
+        )
 
 
 def _warn_truncated(texts, truncated, limit: int) -> None:
     cut = [t for t, flag in zip(texts, truncated) if flag]
     if cut:
-        warnings.warn(f"{len(cut)} text(s) longer than {limit} tokens were truncated, e.g. {cut[0][:40]!r}",
-                      stacklevel=3)
+        warnings.warn(
+            f"{len(cut)} text(s) longer than {limit} tokens were truncated, e.g. {cut[0][:40]!r}", stacklevel=3
+        )

@@ -30,8 +30,12 @@ def key(model: Path, ep: str) -> dict:
     """What the saved graph depends on."""
     import onnxruntime as ort
 
-    return {"onnxruntime": ort.__version__, "ep": ep, "cpu_flags": cpu.relevant_flags(),
-            "source_bytes": model.stat().st_size}
+    return {
+        "onnxruntime": ort.__version__,
+        "ep": ep,
+        "cpu_flags": cpu.relevant_flags(),
+        "source_bytes": model.stat().st_size,
+    }
 
 
 def usable(model: Path, ep: str) -> Path | None:

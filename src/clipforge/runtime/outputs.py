@@ -28,7 +28,7 @@ class ZeroShotOutput:
     def to_tuple(self) -> tuple:
         return tuple(getattr(self, k) for k in self.keys())
 
-    def as_torch(self) -> "ZeroShotOutput":
+    def as_torch(self) -> ZeroShotOutput:
         """The same output with torch tensors (for callers that passed torch tensors, e.g. HF pipelines)."""
         torch = sys.modules["torch"]
         values = {k: torch.from_numpy(np.ascontiguousarray(getattr(self, k))) for k in self.keys()}

@@ -1,9 +1,10 @@
-"""Zero-shot scoring from normalised embeddings (and prompt-ensemble class embeddings), shared by the runtime and the pipeline wrapper: scaled cosine
-logits (+ SigLIP's bias), probabilities (softmax for CLIP, independent sigmoids for SigLIP), top-k results."""
+"""Zero-shot scoring from normalised embeddings (and prompt-ensemble class embeddings), shared by the runtime and
+the pipeline wrapper: scaled cosine logits (+ SigLIP's bias), probabilities (softmax for CLIP, independent
+sigmoids for SigLIP), top-k results."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -12,8 +13,9 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
-def class_embeddings(embed_texts: Callable[[list[str]], np.ndarray], labels: list[str],
-                     templates: list[str]) -> np.ndarray:
+def class_embeddings(
+    embed_texts: Callable[[list[str]], np.ndarray], labels: list[str], templates: list[str]
+) -> np.ndarray:
     """[labels, D]: every template filled with every label, embedded, averaged per label, normalised."""
     prompts = [t.format(label) for label in labels for t in templates]
     emb = embed_texts(prompts).reshape(len(labels), len(templates), -1)

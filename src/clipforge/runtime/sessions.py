@@ -92,8 +92,10 @@ def make_session(path: str | Path, config: SessionConfig = SessionConfig()):
 
         check_backend("openvino")
         if config.device != "cpu":
-            raise InputError(f"backend 'openvino' runs on the CPU here; got device {config.device!r} "
-                             "(use backend='onnxruntime' with that device)")
+            raise InputError(
+                f"backend 'openvino' runs on the CPU here; got device {config.device!r} "
+                "(use backend='onnxruntime' with that device)"
+            )
         return OpenVINOSession(path, config.threads, config.precision, cache=config.compile_cache)
     import onnxruntime as ort
 

@@ -22,9 +22,9 @@ import base64
 import json
 import re
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -68,7 +68,7 @@ class TextTokenizer:
             self._ids = _FastIds(tokenizer_json)
 
     @classmethod
-    def from_folder(cls, folder: str | Path, spec: TextSpec) -> "TextTokenizer":
+    def from_folder(cls, folder: str | Path, spec: TextSpec) -> TextTokenizer:
         path = Path(folder) / "tokenizer.json"
         if not path.is_file():
             raise InputError(f"{folder} has no tokenizer.json; re-export the model with 'clipforge export'")
@@ -154,8 +154,10 @@ class _OpenClipIds:
         # open_clip's special tokens are [start, end]: the start id is the one that is not the end id
         starts = [i for i in self.special.values() if i != spec.eos_id]
         if len(starts) != 1:
-            raise InputError("tokenizer.json of an open_clip export must hold exactly its start and end tokens; "
-                             "re-export the model with 'clipforge export'")
+            raise InputError(
+                "tokenizer.json of an open_clip export must hold exactly its start and end tokens; "
+                "re-export the model with 'clipforge export'"
+            )
         self.bos, self.cache = starts[0], dict(self.special)
 
     def _word_ids(self, words: list[str]) -> None:
@@ -163,8 +165,9 @@ class _OpenClipIds:
             self.cache = dict(self.special)
         new = sorted({w for w in words if w not in self.cache})
         if new:
-            for word, enc in zip(new, self.tokenizer.encode_batch([[w] for w in new], is_pretokenized=True,
-                                                                     add_special_tokens=False)):
+            for word, enc in zip(
+                new, self.tokenizer.encode_batch([[w] for w in new], is_pretokenized=True, add_special_tokens=False)
+            ):
                 self.cache[word] = enc.ids
 
     def __call__(self, texts: list[str], limit: int, eos: int) -> tuple[list[list[int]], list[bool]]:
@@ -177,7 +180,7 @@ class _OpenClipIds:
                 ids += [self.cache[w]] if isinstance(self.cache[w], int) else self.cache[w]
             ids.append(eos)
             truncated.append(len(ids) > limit)
-            out.append(ids[:limit - 1] + [eos] if len(ids) > limit else ids)
+            out.append(ids[: limit - 1] + [eos] if len(ids) > limit else ids)
         return out, truncated
 
 
@@ -185,8 +188,10 @@ class _OpenClipIds:
 class _SiglipIds:
     def __init__(self, data: dict, spec: TextSpec, hf_added_tokens: list[dict] | None):
         if data["model"]["type"] != "Unigram":
-            raise InputError(f"tokenizer.json holds a {data['model']['type']} model where SigLIP needs a "
-                             "SentencePiece Unigram one; re-export the model with 'clipforge export'")
+            raise InputError(
+                f"tokenizer.json holds a {data['model']['type']} model where SigLIP needs a "
+                "SentencePiece Unigram one; re-export the model with 'clipforge export'"
+            )
         self.lowercase = spec.lowercase
         self.added = {t["content"]: t for t in (hf_added_tokens or data["added_tokens"])}
         self.special = {c for c, t in self.added.items() if t.get("special", True)}
@@ -219,7 +224,7 @@ class _SiglipIds:
                     tokens.append((part, self.added[part]["id"]))
                 elif part:
                     pairs = list(zip(*next(encoded)))  # HF keeps all tokens when there are fewer than "<unk>"'s
-                    tokens += pairs[self.unk_length:] if len(pairs) >= self.unk_length else pairs
+                    tokens += pairs[self.unk_length :] if len(pairs) >= self.unk_length else pairs
             if len(tokens) > 1 and tokens[0][0] == SPACE and tokens[1][0] in self.special:
                 tokens = tokens[1:]
             result.append([i for _, i in tokens])
@@ -282,7 +287,7 @@ class _SentencePieceNormalizer:
         self._run = re.compile(b"(?:[" + re.escape(plain.encode()) + rb"](?![\x80-\xff]))+")
 
     @classmethod
-    def from_tokenizer_json(cls, data: dict) -> "_SentencePieceNormalizer":
+    def from_tokenizer_json(cls, data: dict) -> _SentencePieceNormalizer:
         """The normaliser ``export.tokenizer_files`` describes with ``tokenizers`` parts: Precompiled (the map),
         Strip/Replace (remove_extra_whitespaces) and the Metaspace prepend scheme (add_dummy_prefix)."""
         norm = data.get("normalizer") or {}
@@ -347,13 +352,13 @@ class _SentencePieceNormalizer:
                 pieces.append(self._string(value))
             else:
                 length = _utf8_length(data[pos])
-                pieces.append(data[pos:pos + length].decode("utf-8", "replace"))
+                pieces.append(data[pos : pos + length].decode("utf-8", "replace"))
             pos += length
         return pieces
 
     def _string(self, offset: int) -> str:
         if offset not in self._strings:
-            self._strings[offset] = self.strings[offset:self.strings.index(b"\0", offset)].decode("utf-8", "replace")
+            self._strings[offset] = self.strings[offset : self.strings.index(b"\0", offset)].decode("utf-8", "replace")
         return self._strings[offset]
 
     def _longest_match(self, data: bytes, pos: int) -> tuple[int, int]:
@@ -374,7 +379,7 @@ class _SentencePieceNormalizer:
 def _decode_charsmap(blob: bytes) -> tuple[list[int], bytes]:
     """SentencePiece's precompiled map: <trie size: uint32 LE><double-array trie units><NUL-separated strings>."""
     size = int.from_bytes(blob[:4], "little")
-    return np.frombuffer(blob[4:4 + size], dtype="<u4").tolist(), blob[4 + size:]
+    return np.frombuffer(blob[4 : 4 + size], dtype="<u4").tolist(), blob[4 + size :]
 
 
 def _utf8_length(lead: int) -> int:

@@ -37,8 +37,12 @@ def create_app(model: Any, index: Any = None, settings: ServeSettings | None = N
         finally:
             await service.stop()
 
-    app = FastAPI(title="clipforge", version=__version__, lifespan=lifespan,
-                  description="Embeddings, zero-shot classification and search with a CLIP-family model.")
+    app = FastAPI(
+        title="clipforge",
+        version=__version__,
+        lifespan=lifespan,
+        description="Embeddings, zero-shot classification and search with a CLIP-family model.",
+    )
     app.state.service = service
     errors.install(app)
     for module in (health, embeddings, classify, search, page):

@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -32,9 +33,17 @@ class _Entry:
 class Batcher:
     """``await batcher.submit(item)`` -> that item's row of ``run_batch(items)``."""
 
-    def __init__(self, name: str, run_batch: Callable[[list], np.ndarray], executor: Executor, *,
-                 max_batch: int = 32, max_wait_ms: float = 5.0, max_queue: int = 4096,
-                 on_batch: Callable[[str, int], None] | None = None):
+    def __init__(
+        self,
+        name: str,
+        run_batch: Callable[[list], np.ndarray],
+        executor: Executor,
+        *,
+        max_batch: int = 32,
+        max_wait_ms: float = 5.0,
+        max_queue: int = 4096,
+        on_batch: Callable[[str, int], None] | None = None,
+    ):
         self.name, self.run_batch, self.executor = name, run_batch, executor
         self.max_batch, self.max_wait, self.max_queue = max_batch, max_wait_ms / 1000, max_queue
         self.on_batch = on_batch or (lambda name, size: None)
@@ -73,8 +82,12 @@ class Batcher:
         if self._task is None or self._task.done():
             raise ApiError(503, None, f"the {self.name} encoder is not running; retry when /readyz says ready")
         if len(self._items) >= self.max_queue:
-            raise ApiError(503, None, f"{len(self._items)} items are queued for the {self.name} encoder; "
-                                      "retry later", headers={"Retry-After": "1"})
+            raise ApiError(
+                503,
+                None,
+                f"{len(self._items)} items are queued for the {self.name} encoder; retry later",
+                headers={"Retry-After": "1"},
+            )
         entry = _Entry(item, asyncio.get_running_loop().create_future())
         self._items.append(entry)
         self._wake.set()
@@ -114,8 +127,7 @@ class Batcher:
             self._wake.clear()
             await self._wake.wait()
         deadline = self._items[0].arrived + self.max_wait
-        while (len(self._items) < self.max_batch and self.pending > 0
-               and (left := deadline - time.monotonic()) > 0):
+        while len(self._items) < self.max_batch and self.pending > 0 and (left := deadline - time.monotonic()) > 0:
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), left)

@@ -1,6 +1,6 @@
 """Request images -> pixel arrays: base64 / data URI -> bytes -> the runtime's own decoding (its image policy
-checks the header before decoding) and pre-processing (so a served embedding equals ``ZeroShotModel.embed_images`` on the same bytes).
-Runs in worker threads, never on the event loop."""
+checks the header before decoding) and pre-processing (so a served embedding equals
+``ZeroShotModel.embed_images`` on the same bytes). Runs in worker threads, never on the event loop."""
 
 from __future__ import annotations
 
@@ -30,9 +30,13 @@ def b64_bytes(value: str, field: str) -> bytes:
     if value.startswith("data:") and not match:
         raise ApiError(422, field, "data URI is not base64-encoded; use data:<type>;base64,<data>")
     if match and match.group(1) and not match.group(1).lower().startswith("image/"):
-        raise ApiError(422, field, f"data URI type {match.group(1)[:60]} is not an image; use data:image/<type>;base64,"
-                                   "<data> (or plain base64)")
-    payload = _WHITESPACE.sub("", value[match.end():] if match else value)
+        raise ApiError(
+            422,
+            field,
+            f"data URI type {match.group(1)[:60]} is not an image; use data:image/<type>;base64,"
+            "<data> (or plain base64)",
+        )
+    payload = _WHITESPACE.sub("", value[match.end() :] if match else value)
     try:
         return base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError) as exc:

@@ -68,8 +68,9 @@ def first_loc(locs: list[tuple]) -> tuple:
 
 def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
     field = {404: "path", 405: "path", 400: "body", 408: "body", 413: "body"}.get(exc.status_code)
-    return JSONResponse(error_body(exc.status_code, field, str(exc.detail)), exc.status_code,
-                        headers=getattr(exc, "headers", None))
+    return JSONResponse(
+        error_body(exc.status_code, field, str(exc.detail)), exc.status_code, headers=getattr(exc, "headers", None)
+    )
 
 
 def _input(_: Request, exc: InputError) -> JSONResponse:

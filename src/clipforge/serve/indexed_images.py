@@ -18,8 +18,11 @@ from clipforge.index.base import Stored
 from clipforge.serve.errors import ApiError
 
 INT64_MAX = 2**63 - 1  # SQLite's and PostgreSQL's largest id
-IMAGE_HEADERS = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff",
-                 "Content-Security-Policy": "default-src 'none'; sandbox"}
+IMAGE_HEADERS = {
+    "Cache-Control": "private, max-age=3600",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; sandbox",
+}
 _DIGITS = re.compile(r"[0-9]+")
 _NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)  # a FIFO must not block the read
 
@@ -35,8 +38,11 @@ def parse_id(text: str) -> int:
 
 def read_indexed(image_id: int, path: str, stored: Stored) -> bytes:
     """The bytes of the indexed file, or 404 when it changed since indexing (replaced, a symlink, gone)."""
-    changed = ApiError(404, "id", f"image {image_id} changed since it was indexed (or is gone); re-index its "
-                                  "folder with 'clipforge index'")
+    changed = ApiError(
+        404,
+        "id",
+        f"image {image_id} changed since it was indexed (or is gone); re-index its folder with 'clipforge index'",
+    )
     if os.path.realpath(path) != path:
         raise changed
     try:

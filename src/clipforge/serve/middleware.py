@@ -102,8 +102,12 @@ class BodyLimitMiddleware:
             return await self.app(scope, receive, send)
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            return await send_error(send, 413, "body", f"the body is {declared[:32].decode(errors='replace')} "
-                                                       f"bytes; the limit is {self.max_bytes}")
+            return await send_error(
+                send,
+                413,
+                "body",
+                f"the body is {declared[:32].decode(errors='replace')} bytes; the limit is {self.max_bytes}",
+            )
         body = _BodyReader(receive, self.max_bytes, self.timeout_s)
         started = [False]
 
@@ -131,8 +135,11 @@ class _BodyReader:
         try:
             message = await asyncio.wait_for(self._receive(), max(self.deadline - time.monotonic(), 0.001))
         except TimeoutError:
-            raise StarletteHTTPException(408, f"the body did not arrive within {self.timeout_s:g} s; send it "
-                                              "faster or in a smaller request", _CLOSE) from None
+            raise StarletteHTTPException(
+                408,
+                f"the body did not arrive within {self.timeout_s:g} s; send it faster or in a smaller request",
+                _CLOSE,
+            ) from None
         if message["type"] != "http.request":
             self.done = True
             return message
@@ -194,7 +201,16 @@ async def send_error(send, status: int, field: str, message: str, headers: dict 
     """An error answer in the JSON error shape, sent from middleware (outside FastAPI's handlers); the
     connection is closed, since the request body may be unread."""
     body = json.dumps(error_body(status, field, message)).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close"), *(headers or {}).items()]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+                *(headers or {}).items(),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

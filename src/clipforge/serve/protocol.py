@@ -50,6 +50,7 @@ def protocol_class(read_timeout: float, parser: str = "auto") -> type[asyncio.Pr
     if parser == "auto":
         try:
             import httptools  # noqa: F401
+
             parser = "httptools"
         except ImportError:
             parser = "h11"

@@ -16,11 +16,13 @@ class EmbeddingsRequest(BaseModel):
 
     input: str | list[str] | list[int] | list[list[int]] = Field(
         description="Texts, or images as base64 strings / data URIs. Token-id arrays are refused: the server "
-                    "tokenizes itself.")
+        "tokenizes itself."
+    )
     modality: Literal["text", "image"] = "text"
     model: str | None = Field(None, description="Ignored: the server has one model; responses name it.")
     encoding_format: Literal["float", "base64"] = Field(
-        "float", description="'base64': each embedding as base64 of little-endian float32 bytes.")
+        "float", description="'base64': each embedding as base64 of little-endian float32 bytes."
+    )
     dimensions: int | None = Field(None, description="Accepted only when equal to the model's embedding width.")
     user: str | None = Field(None, description="Accepted and ignored.")
 
@@ -31,8 +33,10 @@ class EmbeddingsRequest(BaseModel):
         try:
             return handler(value)
         except ValidationError as exc:
-            raise ValueError("expected a string or a list of strings (texts, or images as base64 / data URIs), "
-                             f"got {type(value).__name__} {str(value)[:40]!r}") from exc
+            raise ValueError(
+                "expected a string or a list of strings (texts, or images as base64 / data URIs), "
+                f"got {type(value).__name__} {str(value)[:40]!r}"
+            ) from exc
 
 
 class Embedding(BaseModel):

@@ -9,9 +9,10 @@ import functools
 import io
 import logging
 from collections import deque
-from pathlib import Path
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from starlette.requests import Request
@@ -54,12 +55,19 @@ class Service:
         self.ready, self.error = False, None
         self.model_executor = ThreadPoolExecutor(1, thread_name_prefix="clipforge-model")
         self.decode_executor = ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="clipforge-decode")
-        common = dict(max_batch=settings.max_batch, max_wait_ms=settings.max_wait_ms,
-                      max_queue=settings.max_queue, on_batch=self.metrics.observe_batch)
+        common = dict(
+            max_batch=settings.max_batch,
+            max_wait_ms=settings.max_wait_ms,
+            max_queue=settings.max_queue,
+            on_batch=self.metrics.observe_batch,
+        )
         self.images = Batcher("image", self._run_images, self.model_executor, **common)
         self.texts = Batcher("text", self._run_texts, self.model_executor, **common)
-        self.metrics.gauge("clipforge_queue_depth", "Items waiting for an encoder.",
-                           lambda: {"image": self.images.depth, "text": self.texts.depth})
+        self.metrics.gauge(
+            "clipforge_queue_depth",
+            "Items waiting for an encoder.",
+            lambda: {"image": self.images.depth, "text": self.texts.depth},
+        )
         self._loading: asyncio.Task | None = None
         self._labels: dict[tuple[tuple[str, ...], str], np.ndarray] = {}
 
@@ -83,8 +91,9 @@ class Service:
             source = self._model_source
             if isinstance(source, (str, Path)):
                 source = functools.partial(_load_folder, source)
-            self.model = source if hasattr(source, "embed_images") else await loop.run_in_executor(
-                self.model_executor, source)
+            self.model = (
+                source if hasattr(source, "embed_images") else await loop.run_in_executor(self.model_executor, source)
+            )
             if callable(self._index_source) and not hasattr(self._index_source, "search"):
                 self.index = await loop.run_in_executor(self.model_executor, self._index_source, self.model)
             else:
@@ -113,8 +122,9 @@ class Service:
         if self.error:
             raise ApiError(503, None, f"the model failed to load ({self.error}); fix it and restart the server")
         if not self.ready:
-            raise ApiError(503, None, "the model is still loading; retry when /readyz says ready",
-                           headers={"Retry-After": "1"})
+            raise ApiError(
+                503, None, "the model is still loading; retry when /readyz says ready", headers={"Retry-After": "1"}
+            )
 
     # --- encoder work (model executor) -----------------------------------------------------------------------
     def _run_images(self, pixels: list[np.ndarray]) -> np.ndarray:
@@ -128,8 +138,9 @@ class Service:
         loop = asyncio.get_running_loop()
         self.images.expect()
         try:
-            pixels = await loop.run_in_executor(self.decode_executor, decode_pixels, data, field,
-                                                self.model.manifest.image, self.settings)
+            pixels = await loop.run_in_executor(
+                self.decode_executor, decode_pixels, data, field, self.model.manifest.image, self.settings
+            )
         finally:
             self.images.arrived()
         return await _named(self.images.submit(pixels), field)
@@ -144,8 +155,16 @@ class Service:
         step, rows, window = self.settings.max_batch, [], deque()
         try:
             for start in range(0, len(texts), step):
-                window.append(asyncio.ensure_future(first_error(
-                    [self.embed_text(t, f"{field}[{start + i}]") for i, t in enumerate(texts[start:start + step])])))
+                window.append(
+                    asyncio.ensure_future(
+                        first_error(
+                            [
+                                self.embed_text(t, f"{field}[{start + i}]")
+                                for i, t in enumerate(texts[start : start + step])
+                            ]
+                        )
+                    )
+                )
                 if len(window) == 2:
                     rows += await window.popleft()
             while window:
@@ -185,8 +204,9 @@ class Service:
         work = asyncio.ensure_future(coro)
         gone = asyncio.ensure_future(_disconnect(request)) if request is not None else None
         try:
-            done, _ = await asyncio.wait({work, gone} - {None}, timeout=self.settings.request_timeout_s,
-                                         return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {work, gone} - {None}, timeout=self.settings.request_timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             for task in (work, gone):
                 if task is not None and not task.done():
@@ -195,8 +215,9 @@ class Service:
             return work.result()
         if gone in done:
             raise ApiError(499, None, "the client closed the connection; its work was cancelled")
-        raise ApiError(503, None, f"the request took longer than {self.settings.request_timeout_s:g} s; "
-                                  "send fewer items or retry")
+        raise ApiError(
+            503, None, f"the request took longer than {self.settings.request_timeout_s:g} s; send fewer items or retry"
+        )
 
 
 async def first_error(coros: list) -> list:

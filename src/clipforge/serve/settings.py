@@ -39,8 +39,11 @@ class ServeSettings:
     model_name: str | None = None  # reported in responses (default: the model folder's name)
 
     def __post_init__(self) -> None:
-        problems = [f"{f.name} must be > 0 (got {getattr(self, f.name)})" for f in dataclasses.fields(self)
-                    if f.type in ("int", "float") and getattr(self, f.name) <= 0 and f.name != "max_wait_ms"]
+        problems = [
+            f"{f.name} must be > 0 (got {getattr(self, f.name)})"
+            for f in dataclasses.fields(self)
+            if f.type in ("int", "float") and getattr(self, f.name) <= 0 and f.name != "max_wait_ms"
+        ]
         if self.max_wait_ms < 0:
             problems.append(f"max_wait_ms must be >= 0 (got {self.max_wait_ms})")
         if problems:

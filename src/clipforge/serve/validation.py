@@ -31,8 +31,10 @@ def json_body_problem(raw: bytes, max_depth: int = MAX_JSON_DEPTH) -> str | None
         return f"the JSON is nested more than {max_depth} levels deep; requests of this API nest 3 levels"
     position = lone_surrogate_escape(raw)
     if position is not None:
-        return (f"the JSON has a lone UTF-16 surrogate escape ({raw[position:position + 6].decode()}) at position "
-                f"{position}; send text as valid Unicode (a high surrogate must be followed by a low one)")
+        return (
+            f"the JSON has a lone UTF-16 surrogate escape ({raw[position : position + 6].decode()}) at position "
+            f"{position}; send text as valid Unicode (a high surrogate must be followed by a low one)"
+        )
     return None
 
 
@@ -75,10 +77,14 @@ def check_api_key(key: str | None) -> None:
     if key is None:
         return
     if not key:
-        raise InputError("the API key is empty (--api-key or CLIPFORGE_API_KEY); give a key, or unset it to "
-                         "serve without authentication")
+        raise InputError(
+            "the API key is empty (--api-key or CLIPFORGE_API_KEY); give a key, or unset it to "
+            "serve without authentication"
+        )
     bad = [i for i, ch in enumerate(key) if not "!" <= ch <= "~"]
     if bad:
-        raise InputError(f"the API key has {len(bad)} character(s) outside printable ASCII or a space (first at "
-                         f"position {bad[0]}); use letters, digits and punctuation, e.g. from "
-                         "'python -c \"import secrets; print(secrets.token_urlsafe(32))\"'")
+        raise InputError(
+            f"the API key has {len(bad)} character(s) outside printable ASCII or a space (first at "
+            f"position {bad[0]}); use letters, digits and punctuation, e.g. from "
+            "'python -c \"import secrets; print(secrets.token_urlsafe(32))\"'"
+        )

@@ -11,10 +11,9 @@ from __future__ import annotations
 import contextlib
 import tempfile
 import uuid
-from typing import Iterator
+from collections.abc import Iterator
 
 from clipforge.errors import require
-
 
 # throw-away servers need no durability against an OS crash; without fsync, creating databases and the shutdown
 # checkpoint take a fraction of the time (clients killed mid-transaction are still rolled back as usual)

@@ -32,8 +32,15 @@ class Reply:
         return json.loads(self.body)
 
 
-def request(method: str, url: str, *, json_body=None, data: bytes | None = None, headers: dict | None = None,
-            timeout: float = 30.0) -> Reply:
+def request(
+    method: str,
+    url: str,
+    *,
+    json_body=None,
+    data: bytes | None = None,
+    headers: dict | None = None,
+    timeout: float = 30.0,
+) -> Reply:
     """One HTTP request; 4xx/5xx come back as a ``Reply`` too (never raised)."""
     headers = dict(headers or {})
     if json_body is not None:
@@ -53,8 +60,14 @@ def multipart(fields: list[tuple[str, object]]) -> tuple[bytes, str]:
     for name, value in fields:
         if isinstance(value, tuple):
             filename, content = value
-            out += (f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
-                    "Content-Type: application/octet-stream\r\n\r\n").encode() + content + b"\r\n"
+            out += (
+                (
+                    f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+                    "Content-Type: application/octet-stream\r\n\r\n"
+                ).encode()
+                + content
+                + b"\r\n"
+            )
         else:
             out += f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
     return out + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
@@ -72,11 +85,26 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, ready_timeout: float = 120.0, wait_ready: bool = True) -> "ServerProcess":
-        cmd = [sys.executable, "-m", "clipforge.cli.main", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-               "--log-level", "warning", *self.args]
-        log = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(self.env or {})})
+    def start(self, ready_timeout: float = 120.0, wait_ready: bool = True) -> ServerProcess:
+        cmd = [
+            sys.executable,
+            "-m",
+            "clipforge.cli.main",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+            *self.args,
+        ]
+        env = {**os.environ, **(self.env or {})}
+        if self.log_path:  # the child keeps its own copy of the file; the parent's closes here
+            with open(self.log_path, "wb") as log:
+                self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        else:
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, env=env)
         self.wait(ready_timeout, "/readyz" if wait_ready else "/healthz")
         return self
 
@@ -106,7 +134,7 @@ class ServerProcess:
             self.proc.kill()
             return self.proc.wait()
 
-    def __enter__(self) -> "ServerProcess":
+    def __enter__(self) -> ServerProcess:
         return self.start() if self.proc is None else self
 
     def __exit__(self, *exc) -> None:

@@ -25,8 +25,13 @@ from PIL import Image, ImageDraw
 
 GENERATOR_VERSION = 2
 # names from testing.corpus, so the tiny tokenizers know every word
-COLOURS = {"red": (220, 30, 30), "green": (30, 170, 40), "blue": (30, 60, 220), "yellow": (235, 215, 20),
-           "purple": (140, 40, 170)}
+COLOURS = {
+    "red": (220, 30, 30),
+    "green": (30, 170, 40),
+    "blue": (30, 60, 220),
+    "yellow": (235, 215, 20),
+    "purple": (140, 40, 170),
+}
 SHAPES = ("circle", "square", "triangle", "cross")
 SPLITS = {"train": 40, "test": 10}
 BACKGROUNDS = ("flat", "gradient", "stripes")
@@ -116,8 +121,9 @@ def _write_parquet(path: Path, rows: list[tuple[dict, int]], names: list[str]) -
     import pyarrow.parquet as pq
 
     image_type = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
-    table = pa.table({"image": pa.array([r[0] for r in rows], image_type),
-                      "label": pa.array([r[1] for r in rows], pa.int64())})
+    table = pa.table(
+        {"image": pa.array([r[0] for r in rows], image_type), "label": pa.array([r[1] for r in rows], pa.int64())}
+    )
     meta = {"huggingface": json.dumps({"info": {"features": hf_features(names)}}), "class_names": json.dumps(names)}
     pq.write_table(table.replace_schema_metadata(meta), path)
 
@@ -135,9 +141,15 @@ def _write_split(root: Path, split: str, per_class: int, rng: np.random.Generato
     _write_parquet(root / f"{split}.parquet", rows, names)
 
 
-def make_shapes_dataset(root: str | Path, *, train_per_class: int = SPLITS["train"],
-                        test_per_class: int = SPLITS["test"], image_size: int = 64, seed: int = 0,
-                        splits: dict[str, int] | None = None) -> ShapesDataset:
+def make_shapes_dataset(
+    root: str | Path,
+    *,
+    train_per_class: int = SPLITS["train"],
+    test_per_class: int = SPLITS["test"],
+    image_size: int = 64,
+    seed: int = 0,
+    splits: dict[str, int] | None = None,
+) -> ShapesDataset:
     """Write the dataset to ``root`` (atomically: a temporary sibling renamed at the end).
 
     ``splits`` (``{name: images per class}``) replaces the train/test counts when given.

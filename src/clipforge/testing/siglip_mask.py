@@ -33,8 +33,12 @@ def hf_pipeline(model, folder: str | Path, mask: bool):
     """``transformers.pipeline("zero-shot-image-classification", ...)`` over ``model`` (PyTorch or clipforge)."""
     from transformers import AutoImageProcessor, pipeline
 
-    return pipeline("zero-shot-image-classification", model=model, tokenizer=hf_tokenizer(folder, mask),
-                    image_processor=AutoImageProcessor.from_pretrained(str(folder)))
+    return pipeline(
+        "zero-shot-image-classification",
+        model=model,
+        tokenizer=hf_tokenizer(folder, mask),
+        image_processor=AutoImageProcessor.from_pretrained(str(folder)),
+    )
 
 
 def score_diff(want_pipe, got_pipe, images: list, labels: list[str] = LABELS) -> float:

@@ -53,8 +53,16 @@ def siglip_processor_config(image_size: int) -> dict:
     }
 
 
-def save_clip_checkpoint(folder: Path, *, shape: str = "tiny", image_size: int = 32, seed: int = 0,
-                         tower: dict | None = None, patch_size: int = 8, **overrides):
+def save_clip_checkpoint(
+    folder: Path,
+    *,
+    shape: str = "tiny",
+    image_size: int = 32,
+    seed: int = 0,
+    tower: dict | None = None,
+    patch_size: int = 8,
+    **overrides,
+):
     import torch
     from transformers import CLIPConfig, CLIPModel
 
@@ -74,8 +82,9 @@ def save_clip_checkpoint(folder: Path, *, shape: str = "tiny", image_size: int =
     return folder
 
 
-def save_siglip_checkpoint(folder: Path, *, shape: str = "tiny", image_size: int = 32, seed: int = 0,
-                           tower: dict | None = None, **overrides):
+def save_siglip_checkpoint(
+    folder: Path, *, shape: str = "tiny", image_size: int = 32, seed: int = 0, tower: dict | None = None, **overrides
+):
     import torch
     from transformers import SiglipConfig, SiglipModel
 

@@ -14,15 +14,25 @@ from pathlib import Path
 
 # widths are multiples of 64 so OpenAI's loader (heads = width // 64) rebuilds the same model from the weights
 TINY_CONFIGS = {
-    "vit": {"embed_dim": 32, "quick_gelu": True,
-            "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8},
-            "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 1, "layers": 2}},
-    "resnet": {"embed_dim": 32, "quick_gelu": True,
-               "vision_cfg": {"image_size": 64, "layers": [1, 1, 1, 1], "width": 8},
-               "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 1, "layers": 2}},
+    "vit": {
+        "embed_dim": 32,
+        "quick_gelu": True,
+        "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 1, "layers": 2},
+    },
+    "resnet": {
+        "embed_dim": 32,
+        "quick_gelu": True,
+        "vision_cfg": {"image_size": 64, "layers": [1, 1, 1, 1], "width": 8},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 1, "layers": 2},
+    },
 }
-DEFAULT_PREPROCESS = {"mean": [0.48145466, 0.4578275, 0.40821073], "std": [0.26862954, 0.26130258, 0.27577711],
-                      "interpolation": "bicubic", "resize_mode": "shortest"}
+DEFAULT_PREPROCESS = {
+    "mean": [0.48145466, 0.4578275, 0.40821073],
+    "std": [0.26862954, 0.26130258, 0.27577711],
+    "interpolation": "bicubic",
+    "resize_mode": "shortest",
+}
 
 
 def model_config(kind: str = "vit", shape: str = "tiny", arch: str | None = None) -> dict:
@@ -48,8 +58,13 @@ def random_model(config: dict, seed: int = 0):
     config = dict(config)
     custom_text = config.pop("custom_text", False) or "hf_model_name" in config.get("text_cfg", {})
     cls = open_clip.model.CustomTextCLIP if custom_text else open_clip.model.CLIP
-    model = cls(**{k: v for k, v in config.items() if k in ("embed_dim", "vision_cfg", "text_cfg", "quick_gelu",
-                                                            "init_logit_scale", "init_logit_bias")})
+    model = cls(
+        **{
+            k: v
+            for k, v in config.items()
+            if k in ("embed_dim", "vision_cfg", "text_cfg", "quick_gelu", "init_logit_scale", "init_logit_bias")
+        }
+    )
     return model.eval()
 
 
@@ -75,8 +90,16 @@ def save_openai_file(model, path: Path) -> Path:
     return path
 
 
-def save_openclip_checkpoint(folder: Path, *, kind: str = "vit", layout: str = "hub", shape: str = "tiny",
-                             arch: str | None = None, seed: int = 0, preprocess: dict | None = None) -> Path:
+def save_openclip_checkpoint(
+    folder: Path,
+    *,
+    kind: str = "vit",
+    layout: str = "hub",
+    shape: str = "tiny",
+    arch: str | None = None,
+    seed: int = 0,
+    preprocess: dict | None = None,
+) -> Path:
     """A random-weight open_clip checkpoint: ``folder`` in hub layout, or ``folder/<name>.pt`` (OpenAI layout;
     the path of the file is returned)."""
     config = model_config(kind, shape, arch)

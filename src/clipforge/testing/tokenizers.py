@@ -11,14 +11,11 @@ import io
 from collections import Counter
 from pathlib import Path
 
-from tokenizers import Regex, Tokenizer, models, pre_tokenizers
-from tokenizers import normalizers as tk_normalizers
+from tokenizers import Regex, Tokenizer, models, normalizers as tk_normalizers, pre_tokenizers
 
 from clipforge.testing.corpus import training_corpus
 
-CLIP_SPLIT = (
-    r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
-)
+CLIP_SPLIT = r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 
 

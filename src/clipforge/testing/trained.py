@@ -118,7 +118,7 @@ def augment(pixels, rng: np.random.Generator, shift: int):
     size = pixels.shape[-1]
     padded = F.pad(pixels, (shift,) * 4, mode="replicate")
     dx, dy = rng.integers(0, 2 * shift + 1, (2, len(pixels)))
-    return torch.stack([p[:, y:y + size, x:x + size] for p, x, y in zip(padded, dx, dy)])
+    return torch.stack([p[:, y : y + size, x : x + size] for p, x, y in zip(padded, dx, dy)])
 
 
 def _init_siglip_logits(model) -> None:
@@ -196,8 +196,13 @@ def checkpoint_key(family: str) -> str:
 
 def trained_checkpoint(family: str, cache_root: str | Path | None = None) -> Path:
     """The trained checkpoint folder, built once and cached under a key of generator, recipe and family."""
-    return cached_folder(cache_root, checkpoint_key(family), "model.safetensors",
-                         lambda dataset, tmp: train_checkpoint(family, dataset, tmp))
+    return cached_folder(
+        cache_root,
+        checkpoint_key(family),
+        "model.safetensors",
+        lambda dataset, tmp: train_checkpoint(family, dataset, tmp),
+    )
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -205,14 +210,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--family", choices=sorted(RECIPES), action="append", help="default: all")
     args = parser.parse_args(argv)
     dataset = shapes_dataset(args.out)
-    print(f"dataset {dataset.root}: {len(dataset.class_names)} classes (chance {100 / len(dataset.class_names):.0f}%)"
-          f"; CPU load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(
+        f"dataset {dataset.root}: {len(dataset.class_names)} classes (chance {100 / len(dataset.class_names):.0f}%)"
+        f"; CPU load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
     for family in args.family or list(RECIPES):
         out = args.out / checkpoint_key(family)
         shutil.rmtree(out, ignore_errors=True)
         stats = train_checkpoint(family, dataset, out)
-        print(f"{family}: trained in {stats['train_seconds']:.1f} s ({RECIPES[family]['threads']} thread), "
-              f"test zero-shot top-1 {100 * stats['test_top1']:.1f}% -> {out}")
+        print(
+            f"{family}: trained in {stats['train_seconds']:.1f} s ({RECIPES[family]['threads']} thread), "
+            f"test zero-shot top-1 {100 * stats['test_top1']:.1f}% -> {out}"
+        )
 
 
 if __name__ == "__main__":

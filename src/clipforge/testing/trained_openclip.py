@@ -21,9 +21,12 @@ from clipforge.testing.shapes import GENERATOR_VERSION, ShapesDataset, cached_fo
 from clipforge.testing.trained import EVAL_TEMPLATE, _loss, augment, split_files, torch_threads
 
 RECIPE_VERSION = 2  # 2: 32 px images, 500 steps (cheaper on shared cores)
-CONFIG = {"embed_dim": 64, "quick_gelu": True,
-          "vision_cfg": {"image_size": 32, "layers": [1, 1, 1, 1], "width": 16},
-          "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 4, "layers": 2}}
+CONFIG = {
+    "embed_dim": 64,
+    "quick_gelu": True,
+    "vision_cfg": {"image_size": 32, "layers": [1, 1, 1, 1], "width": 16},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 4, "layers": 2},
+}
 RECIPE = {"seed": 0, "threads": 1, "shift": 3, "per_class": 4, "captions": 2, "steps": 500, "lr": 3e-3}
 
 
@@ -51,8 +54,9 @@ def _train(model, tokenizer, pixels, labels, names: list[str]) -> None:
         text_labels = np.repeat(np.arange(len(names)), RECIPE["captions"])
         text = bank[rng.integers(len(TEMPLATES), size=len(text_labels)), text_labels]
         img = model.encode_image(augment(pixels[images], rng, RECIPE["shift"]))
-        loss = _loss(model, "clip", img, model.encode_text(text), torch.as_tensor(image_labels),
-                     torch.as_tensor(text_labels))
+        loss = _loss(
+            model, "clip", img, model.encode_text(text), torch.as_tensor(image_labels), torch.as_tensor(text_labels)
+        )
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -101,6 +105,7 @@ def trained_resnet(cache_root: str | Path | None = None) -> Path:
     """The trained hub-layout folder, built once and cached under a key of generator and recipe."""
     return cached_folder(cache_root, checkpoint_key(), "open_clip_model.safetensors", train_checkpoint)
 
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
@@ -109,8 +114,10 @@ def main(argv: list[str] | None = None) -> None:
     out = args.out / checkpoint_key()
     shutil.rmtree(out, ignore_errors=True)
     stats = train_checkpoint(dataset, out)
-    print(f"open_clip ResNet: trained in {stats['train_seconds']:.1f} s, test zero-shot top-1 "
-          f"{100 * stats['test_top1']:.1f}% -> {out}")
+    print(
+        f"open_clip ResNet: trained in {stats['train_seconds']:.1f} s, test zero-shot top-1 "
+        f"{100 * stats['test_top1']:.1f}% -> {out}"
+    )
 
 
 if __name__ == "__main__":

@@ -29,13 +29,30 @@ from clipforge.serve.service import Service
 
 router = APIRouter(tags=["classify"], dependencies=[Depends(require_key)])
 
-_BODY_DOC = {"requestBody": {"content": {
-    "application/json": {"schema": ClassifyRequest.model_json_schema()},
-    "multipart/form-data": {"schema": {"type": "object", "properties": {
-        "images": {"type": "array", "items": {"type": "string", "format": "binary"}},
-        "labels": {"type": "array", "items": {"type": "string"}, "description": "repeat, or comma-separated"},
-        "templates": {"type": "array", "items": {"type": "string"}},
-        "top_k": {"type": "integer"}}, "required": ["images", "labels"]}}}, "required": True}}
+_BODY_DOC = {
+    "requestBody": {
+        "content": {
+            "application/json": {"schema": ClassifyRequest.model_json_schema()},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "images": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                        "labels": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": "repeat, or comma-separated",
+                        },
+                        "templates": {"type": "array", "items": {"type": "string"}},
+                        "top_k": {"type": "integer"},
+                    },
+                    "required": ["images", "labels"],
+                }
+            },
+        },
+        "required": True,
+    }
+}
 
 
 @router.post("/v1/classify", response_model=ClassifyResponse, openapi_extra=_BODY_DOC)
@@ -60,8 +77,9 @@ async def _parse(request: Request, svc: Service):
         return _parse_json(await request.body())
     if kind == "multipart/form-data":
         return await _parse_form(request, svc)
-    raise ApiError(415, "Content-Type", f"expected application/json or multipart/form-data, got "
-                                        f"{kind or 'no content type'}")
+    raise ApiError(
+        415, "Content-Type", f"expected application/json or multipart/form-data, got {kind or 'no content type'}"
+    )
 
 
 def _parse_json(raw: bytes):
@@ -123,7 +141,11 @@ def _check_labels(labels: list[str], templates, svc: Service) -> tuple[list[str]
     for i, template in enumerate(templates):
         check_text(template, f"templates[{i}]", svc.settings)
     if len(labels) * len(templates) > limits.max_prompts:
-        raise ApiError(413, "labels", f"{len(labels)} labels x {len(templates)} templates = "
-                                      f"{len(labels) * len(templates)} prompts to embed; the limit is "
-                                      f"{limits.max_prompts} per request: send fewer labels or templates")
+        raise ApiError(
+            413,
+            "labels",
+            f"{len(labels)} labels x {len(templates)} templates = "
+            f"{len(labels) * len(templates)} prompts to embed; the limit is "
+            f"{limits.max_prompts} per request: send fewer labels or templates",
+        )
     return labels, templates

@@ -19,8 +19,9 @@ router = APIRouter(tags=["embeddings"], dependencies=[Depends(require_key)])
 
 
 @router.post("/v1/embeddings", response_model=EmbeddingsResponse, dependencies=[Depends(require_json)])
-async def embeddings(body: EmbeddingsRequest, request: Request,
-                     svc: Service = Depends(ready_service)) -> EmbeddingsResponse:
+async def embeddings(
+    body: EmbeddingsRequest, request: Request, svc: Service = Depends(ready_service)
+) -> EmbeddingsResponse:
     items = _items(body, svc)
     if body.modality == "text":
         check_texts(items, "input", svc.settings, svc.settings.max_texts)
@@ -39,12 +40,19 @@ def _items(body: EmbeddingsRequest, svc: Service) -> list[str]:
     """``input`` as a list of strings; token ids and a ``dimensions`` other than the model's are refused."""
     width = svc.model.manifest.embed_dim
     if body.dimensions is not None and body.dimensions != width:
-        raise ApiError(422, "dimensions", f"dimensions is {body.dimensions}, but this model's embeddings have "
-                                          f"{width}; leave it out or send {width}")
+        raise ApiError(
+            422,
+            "dimensions",
+            f"dimensions is {body.dimensions}, but this model's embeddings have {width}; leave it out or send {width}",
+        )
     items = [body.input] if isinstance(body.input, str) else body.input
     if any(not isinstance(item, str) for item in items):
-        raise ApiError(422, "input", "token-id arrays are not accepted: this server tokenizes itself; send "
-                                     "texts as strings (or images as base64 with modality 'image')")
+        raise ApiError(
+            422,
+            "input",
+            "token-id arrays are not accepted: this server tokenizes itself; send "
+            "texts as strings (or images as base64 with modality 'image')",
+        )
     return items
 
 

@@ -26,7 +26,17 @@ def info(request: Request) -> Info:
     svc = service(request)
     svc.require_ready()
     s = svc.settings
-    limits = {"max_images": s.max_images, "max_labels": s.max_labels, "max_body_bytes": s.max_body_bytes,
-              "max_k": s.max_k, "max_text_chars": s.max_text_chars}
-    return Info(model=svc.model_name, family=svc.model.manifest.family, embed_dim=svc.model.manifest.embed_dim,
-                search=svc.index is not None, limits=limits)
+    limits = {
+        "max_images": s.max_images,
+        "max_labels": s.max_labels,
+        "max_body_bytes": s.max_body_bytes,
+        "max_k": s.max_k,
+        "max_text_chars": s.max_text_chars,
+    }
+    return Info(
+        model=svc.model_name,
+        family=svc.model.manifest.family,
+        embed_dim=svc.model.manifest.embed_dim,
+        search=svc.index is not None,
+        limits=limits,
+    )

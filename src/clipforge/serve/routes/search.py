@@ -49,9 +49,19 @@ async def search(body: SearchRequest, svc: Service = Depends(ready_service)) -> 
             check_text(getattr(body, name), name, svc.settings)
     image = b64_bytes(body.image, "image") if body.image is not None else None
     hits = await svc.within_timeout(_run_search(svc, index, body, image))
-    return SearchResponse(model=svc.model_name, results=[
-        SearchHit(id=h.id, path=display(str(h.path)), score=float(h.score), image_url=f"/v1/images/{h.id}",
-                  thumbnail_url=f"/v1/images/{h.id}/thumbnail") for h in hits])
+    return SearchResponse(
+        model=svc.model_name,
+        results=[
+            SearchHit(
+                id=h.id,
+                path=display(str(h.path)),
+                score=float(h.score),
+                image_url=f"/v1/images/{h.id}",
+                thumbnail_url=f"/v1/images/{h.id}/thumbnail",
+            )
+            for h in hits
+        ],
+    )
 
 
 async def _run_search(svc: Service, index, body: SearchRequest, image: bytes | None):
@@ -61,7 +71,7 @@ async def _run_search(svc: Service, index, body: SearchRequest, image: bytes | N
     parts += [svc.embed_image(image, "image")] if image is not None else []
     parts += [svc.embed_text(body.negative, "negative")] if body.negative is not None else []
     rows = await first_error(parts)
-    positives = rows[:len(rows) - (body.negative is not None)]
+    positives = rows[: len(rows) - (body.negative is not None)]
     query = np.mean(positives, axis=0)
     if body.negative is not None:
         query = query - rows[-1]
@@ -92,8 +102,9 @@ async def thumbnail(image_id: str, svc: Service = Depends(ready_service)) -> Res
     jpeg = _thumbnails.get(key)
     if jpeg is None:
         try:
-            jpeg = await svc.in_decode_thread(decode_thumbnail, data, f"id {number}", svc.settings.thumbnail_size,
-                                              svc.settings.image_policy())
+            jpeg = await svc.in_decode_thread(
+                decode_thumbnail, data, f"id {number}", svc.settings.thumbnail_size, svc.settings.image_policy()
+            )
         except InputError as exc:  # an indexed file that no longer decodes under this server's policy
             raise ApiError(404, "id", f"image {number} cannot be decoded any more ({exc})") from exc
         _thumbnails.put(key, jpeg)
