@@ -172,7 +172,7 @@ def _cli(args: list[str], **env) -> subprocess.CompletedProcess:
 
 def test_sigkill_after_the_first_batch_then_rerun_equals_an_uninterrupted_run(db, photos, index_model, tmp_path):
     args = ["index", str(photos), "--db", db, "-m", str(index_model), "-b", "32", "--quiet"]
-    killed = _cli(args, CLIPFORGE_DEBUG_KILL_AFTER_BATCHES="1")
+    killed = _cli(args, CLIPFORGE_DEBUG_KILL="batch:1")
     assert killed.returncode == -9, killed.stderr
     with Index(db) as idx:
         first = 32 - len(BAD_FILES)  # the first batch: bad/ sorts first, so it holds the unreadable files
