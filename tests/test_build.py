@@ -137,7 +137,7 @@ def test_killed_build_leaves_nothing_and_rebuilds(tiny_clip, tmp_path, stage):
         quant,
         "-q",
     ]
-    env = dict(os.environ, CLIPFORGE_DEBUG_KILL_AT=stage)
+    env = dict(os.environ, CLIPFORGE_DEBUG_KILL=stage)
     killed = subprocess.run(cmd, env=env, capture_output=True)
     assert killed.returncode == -9
     assert not out.exists()  # no folder, so no model.onnx that loads but is wrong

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from clipforge.errors import InputError
-from clipforge.index import Hit, Index
+from clipforge.index import Batch, Hit, Index
+from clipforge.index.walker import Decoder
 
 BAD_FILES = {
     "truncated.jpg": None,
@@ -154,6 +155,31 @@ def test_upsert_is_idempotent_and_checks_dims(db, loaded_model):
             idx.upsert([("/x/bad.jpg", 1, 1.0, "s", np.zeros(3, np.float32))])
 
 
+def test_the_public_steps_by_hand_equal_add_and_search(photos, loaded_model, tmp_path):
+    """What every engine calls: ``plan``, ``store`` of decoded files, ``store`` of removals and ``query`` with
+    embeddings give what ``add`` and ``search`` give."""
+    query = "a photo of a red circle."
+    with Index(tmp_path / "steps.db", loaded_model) as steps, Index(tmp_path / "add.db", loaded_model) as added:
+        added.add([photos])
+        plan = steps.plan([photos])
+        assert (len(plan.read), plan.remove, plan.unchanged) == (READABLE + len(BAD_FILES), [], 0)
+        decoder = Decoder(loaded_model.manifest.image, exact=False)
+        try:
+            decoded = [future.result() for future in decoder.submit(plan.read)]
+        finally:
+            decoder.close()
+        counts = steps.store(Batch(decoded, plan.known))
+        assert (counts.added, counts.updated, len(counts.unreadable)) == (READABLE, 0, len(BAD_FILES))
+        text = list(loaded_model.embed_texts([query]))
+        got, want = steps.query(text=text, k=5), added.search(query, k=5)
+        assert [(h.path, round(h.score, 4)) for h in got] == [(h.path, round(h.score, 4)) for h in want]
+        gone = next(p for p in sorted(photos.rglob("*.png")) if "bad" not in p.parts)
+        gone.unlink()
+        again = steps.plan([photos])
+        assert (again.remove, again.unchanged) == ([str(gone)], READABLE - 1)
+        assert steps.store(Batch(removals=again.remove)).removed == 1 and steps.count() == READABLE - 1
+
+
 def test_without_a_model_a_fresh_database_is_an_error(db):
     with pytest.raises(InputError, match="records no model|does not exist"):
         Index(db)
@@ -172,7 +198,7 @@ def _cli(args: list[str], **env) -> subprocess.CompletedProcess:
 
 def test_sigkill_after_the_first_batch_then_rerun_equals_an_uninterrupted_run(db, photos, index_model, tmp_path):
     args = ["index", str(photos), "--db", db, "-m", str(index_model), "-b", "32", "--quiet"]
-    killed = _cli(args, CLIPFORGE_DEBUG_KILL_AFTER_BATCHES="1")
+    killed = _cli(args, CLIPFORGE_DEBUG_KILL="batch:1")
     assert killed.returncode == -9, killed.stderr
     with Index(db) as idx:
         first = 32 - len(BAD_FILES)  # the first batch: bad/ sorts first, so it holds the unreadable files

@@ -115,7 +115,7 @@ def test_index_ray_into_postgres_matches_local_despite_a_killed_worker(
 
     local_db, ray_db, marker = fresh_database(pg_url), fresh_database(pg_url), tmp_path / "killed"
     local = _index(local_db, photos, clip_folder, capsys)
-    monkeypatch.setenv("CLIPFORGE_RAY_KILL_AFTER", f"2:{marker}")
+    monkeypatch.setenv("CLIPFORGE_DEBUG_KILL", f"batch:2:{marker}")
     distributed = _index(ray_db, photos, clip_folder, capsys, "--engine", "ray", "--workers", "2", "--batch-size", "4")
     assert marker.exists()  # the worker really died
     for summary in (local, distributed):

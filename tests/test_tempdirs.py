@@ -1,6 +1,6 @@
 """Temporary folders and files of killed runs: each carries its owner (pid + start time) in its name, and the
 next writer of the same output removes those whose owner is gone - never a live run's. Real processes, killed
-with SIGKILL through the fault-injection hook ``CLIPFORGE_DEBUG_KILL_AT``."""
+with SIGKILL through the fault-injection hook ``CLIPFORGE_DEBUG_KILL``."""
 
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def test_a_killed_writers_temp_file_is_swept(tmp_path):
 def test_a_folder_replaced_when_the_writer_is_killed_leaves_nothing_after_a_rerun(tmp_path, stage):
     out = tmp_path / "out"
     out.mkdir()
-    env = {**os.environ, "PYTHONPATH": SRC, "CLIPFORGE_DEBUG_KILL_AT": stage}
+    env = {**os.environ, "PYTHONPATH": SRC, "CLIPFORGE_DEBUG_KILL": stage}
     killed = subprocess.run([sys.executable, "-c", WRITE_DIR, str(out), "go"], env=env, input="", timeout=60)
     assert killed.returncode == -signal.SIGKILL
     assert any(".old-" in n for n in _hidden(tmp_path)), _hidden(tmp_path)
@@ -95,9 +95,7 @@ def test_a_build_killed_while_replacing_its_output_leaves_no_hidden_folder(tiny_
     env = {**os.environ, "PYTHONPATH": SRC}
     assert subprocess.run([*cmd, "--quantize", "none"], env=env, capture_output=True, timeout=300).returncode == 0
     dynamic = [*cmd, "--quantize", "int8-dynamic"]
-    killed = subprocess.run(
-        dynamic, env={**env, "CLIPFORGE_DEBUG_KILL_AT": "replaced"}, capture_output=True, timeout=300
-    )
+    killed = subprocess.run(dynamic, env={**env, "CLIPFORGE_DEBUG_KILL": "replaced"}, capture_output=True, timeout=300)
     assert killed.returncode == -signal.SIGKILL and _hidden(tmp_path), _hidden(tmp_path)
     rerun = subprocess.run(dynamic, env=env, capture_output=True, text=True, timeout=300)  # up to date: skipped
     assert rerun.returncode == 0, rerun.stderr

@@ -1,5 +1,5 @@
-"""Database locations: which back-end one names (``is_postgres``), and hiding the passwords in them and in
-messages that may quote them (CLI errors, logs, /readyz).
+"""Database locations: which back-end one names (``is_postgres`` / ``sqlite_file``, the one place that decides),
+and hiding the passwords in them and in messages that may quote them (CLI errors, logs, /readyz).
 
 ``redact`` handles every form a PostgreSQL location takes: the URL's userinfo (``scheme://user:PASSWORD@host``,
 also when the password holds an unencoded ``@``), ``password=`` / ``passfile=`` / ``sslpassword=`` query
@@ -11,6 +11,7 @@ the passwords a location carries, so a driver's message that quotes only a piece
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from urllib.parse import unquote
 
 MASK = "***"
@@ -25,6 +26,14 @@ _CONNINFO = re.compile(r"^\s*(host|hostaddr|dbname|user|port|service|password)\s
 def is_postgres(db: object) -> bool:
     """``postgresql://`` / ``postgres://`` URLs and libpq ``key=value`` strings name a PostgreSQL database."""
     return isinstance(db, str) and (db.startswith(("postgresql://", "postgres://")) or bool(_CONNINFO.match(db)))
+
+
+def sqlite_file(db: object) -> Path | None:
+    """The SQLite file a location names (``~`` expanded), or None for a PostgreSQL location or any other URL
+    (``scheme://...``, which no back-end opens)."""
+    if is_postgres(db) or "://" in str(db):
+        return None
+    return Path(db).expanduser()
 
 
 def redact(text: object, secrets: tuple[str, ...] | list[str] = ()) -> str:

@@ -14,10 +14,10 @@ import hashlib
 import os
 import re
 import shutil
-import signal
 import tempfile
 from pathlib import Path
 
+from clipforge._faults import kill_point
 from clipforge.errors import InputError, OutputExistsError
 
 
@@ -39,7 +39,6 @@ def check_output(out: Path, force: bool) -> None:
         raise InputError(f"output folder {parent} is not writable; choose a writable path")
 
 
-KILL_ENV = "CLIPFORGE_DEBUG_KILL_AT"  # the builder's fault-injection hook; here also "replace" and "replaced"
 _OWNED = re.compile(r"\.(?:tmp|old)-(?P<pid>\d+)\.(?P<start>\d+)(?:-|$)")
 
 
@@ -93,12 +92,6 @@ def temp_dir(parent: Path, name: str) -> Path:
     """A new hidden folder ``.NAME.tmp-<owner>-...`` in ``parent``, after sweeping dead owners' ones."""
     sweep(parent, name)
     return Path(tempfile.mkdtemp(prefix=f".{name}.tmp-{owner_tag()}-", dir=parent))
-
-
-def kill_point(stage: str) -> None:
-    """Test hook: ``CLIPFORGE_DEBUG_KILL_AT=<stage>`` SIGKILLs the process at ``stage``."""
-    if os.environ.get(KILL_ENV) == stage:
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 @contextlib.contextmanager

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from dataclasses import replace
 from pathlib import Path
 
+from clipforge._faults import kill_point
 from clipforge.builder import stages
 from clipforge.builder.config import RUNTIME_PRECISION
 from clipforge.builder.parity import Probe, feeds, parity
@@ -29,12 +28,6 @@ MIN_COSINE = {
 NOT_SLOWER = 1.05
 # Largest difference (normalised embeddings) between the saved optimised graph and the portable one it came from.
 SAVED_GRAPH_TOLERANCE = 1e-5
-
-
-def kill_point(stage: str) -> None:
-    """Test hook: ``CLIPFORGE_DEBUG_KILL_AT=<stage>`` kills the process (SIGKILL) when ``stage`` starts."""
-    if os.environ.get("CLIPFORGE_DEBUG_KILL_AT") == stage:
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def tower_shape(manifest, role: str) -> tuple[int, int] | None:

@@ -38,7 +38,7 @@ def classify(
         predictions = zs.classify(batch.images, label_list, template=template, top_k=top_k)
         results.update(zip(batch.names, predictions))
     _print(results, as_json)
-    _exit_on_failures(failures, len(names), images)
+    exit_on_failures(failures, len(names), images)
 
 
 def _print(results: dict, as_json: bool) -> None:
@@ -46,7 +46,7 @@ def _print(results: dict, as_json: bool) -> None:
         output.print_json([{"image": str(k), "predictions": v} for k, v in results.items()])
         return
     if not results:
-        return  # said by _exit_on_failures: every image was unreadable
+        return  # said by exit_on_failures: every image was unreadable
     table = output.table("zero-shot classification", COLUMNS, numeric=("score",))
     for name, preds in results.items():
         for i, p in enumerate(preds):
@@ -54,7 +54,7 @@ def _print(results: dict, as_json: bool) -> None:
     output.show(table)
 
 
-def _exit_on_failures(failures: list[ImageFailure], total: int, inputs: list | None = None) -> None:
+def exit_on_failures(failures: list[ImageFailure], total: int, inputs: list | None = None) -> None:
     """List the unreadable images and exit 1; when none was readable, say so first in one line."""
     if not failures:
         return

@@ -10,6 +10,7 @@ from clipforge import output
 from clipforge._fspath import display
 from clipforge.cli import runtime_options as ro
 from clipforge.cli.index import Db, IndexModel
+from clipforge.index import Index
 
 
 def dedup(
@@ -27,8 +28,6 @@ def dedup(
     as_json: ro.AsJson = False,
 ) -> None:
     """Print groups of near-duplicate images, largest first."""
-    from clipforge.index import Index
-
     with Index(db, model, device=device) as idx:
         groups = idx.duplicates(threshold)
     if as_json:

@@ -10,7 +10,7 @@ import typer
 
 from clipforge._io import atomic_file
 from clipforge.cli import engine_options as eo, runtime_options as ro
-from clipforge.cli.classify import _exit_on_failures
+from clipforge.cli.classify import exit_on_failures
 from clipforge.errors import InputError
 from clipforge.models import model_folder, open_model
 from clipforge.output import say
@@ -55,7 +55,7 @@ def embed(
     vectors = np.concatenate(chunks) if chunks else np.zeros((0, zs.manifest.embed_dim), np.float32)
     _write(output, names, vectors)
     say(f"wrote {len(names)} embedding(s) of dim {vectors.shape[1]} to {output}")
-    _exit_on_failures(failures, len(names) + len(failures), inputs)
+    exit_on_failures(failures, len(names) + len(failures), inputs)
 
 
 def _embed_ray(
@@ -91,7 +91,7 @@ def _embed_ray(
         f"wrote {written} embedding(s) to {output} in {stats.seconds:.1f} s on {stats.workers} Ray worker(s) "
         f"x {stats.cpus_per_worker} CPU"
     )
-    _exit_on_failures([ImageFailure(p, r) for p, r in stats.unreadable], len(paths), inputs)
+    exit_on_failures([ImageFailure(p, r) for p, r in stats.unreadable], len(paths), inputs)
 
 
 def _write(output: Path, names: list[str], vectors: np.ndarray) -> None:

@@ -12,6 +12,8 @@ from clipforge._dblocation import redact
 from clipforge._fspath import display
 from clipforge.cli import engine_options as eo, runtime_options as ro
 from clipforge.cli.options import Quiet
+from clipforge.distributed.ray import index_into
+from clipforge.index import Index
 
 Db = Annotated[str, typer.Option("--db", help="SQLite file (created if missing) or postgresql://user@host/db.")]
 IndexModel = Annotated[
@@ -44,11 +46,7 @@ def index(
     cpus_per_worker: eo.CpusPerWorker = 1,
 ) -> None:
     """Embed new and changed images under PATHS, drop rows of deleted files; unreadable files are listed."""
-    from clipforge.index import Index
-
     if engine == eo.EngineName.ray:
-        from clipforge.distributed.ray import index_into
-
         eo.check_ray(device=device != "cpu", threads=threads is not None, decode_threads=decode_threads is not None)
         options = eo.ray_options(address, workers, cpus_per_worker, batch_size)
         summary, total = index_into(db, model, paths, options, exact_decode, show=not (quiet or as_json))
@@ -58,7 +56,7 @@ def index(
             summary = idx.add(
                 paths, exact_decode=exact_decode, quiet=quiet or as_json, batch_size=batch_size, threads=decode_threads
             )
-            total = idx.backend.count()
+            total = idx.count()
     if as_json:
         output.print_json({**summary.to_dict(), "images": total})
         return

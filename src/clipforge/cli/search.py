@@ -11,6 +11,7 @@ from clipforge import output
 from clipforge._fspath import display
 from clipforge.cli import runtime_options as ro
 from clipforge.cli.index import Db, IndexModel
+from clipforge.index import Index
 
 
 def search(
@@ -28,8 +29,6 @@ def search(
     as_json: ro.AsJson = False,
 ) -> None:
     """Print the indexed images most similar to the query (path and cosine score), best first."""
-    from clipforge.index import Index
-
     with Index(db, model, device=device, threads=threads) as idx:
         hits = idx.search(text=text or None, image=image or None, negative=negative or None, k=k, min_score=min_score)
     if as_json:

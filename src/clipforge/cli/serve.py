@@ -7,9 +7,11 @@ from typing import Annotated
 
 import typer
 
-from clipforge._dblocation import is_postgres, redact
+from clipforge._dblocation import redact, sqlite_file
 from clipforge.cli import runtime_options as ro
 from clipforge.errors import InputError, require
+from clipforge.index import Index
+from clipforge.models import open_model
 
 
 def serve(
@@ -66,7 +68,7 @@ def serve(
     """Serve embeddings, zero-shot classification and search over HTTP, with a web page at /."""
     require("fastapi", "serve")
     uvicorn = require("uvicorn", "serve")
-    from clipforge.serve import ServeSettings, create_app
+    from clipforge.serve import ServeSettings, create_app  # FastAPI: imported only by this command
     from clipforge.serve.protocol import protocol_class
 
     settings = ServeSettings(
@@ -84,7 +86,8 @@ def serve(
     )
     if keep_alive <= 0:
         raise InputError(f"--keep-alive must be > 0 seconds (got {keep_alive:g})")
-    if db and not is_postgres(db) and "://" not in db and not Path(db).is_file():
+    file = sqlite_file(db) if db else None
+    if file is not None and not file.is_file():
         raise InputError(f"index {redact(db)} does not exist; create it with 'clipforge index' first")
     app = create_app(lambda: _load_model(model, device, threads), _index_loader(db), settings)
     typer.echo(f"serving {model} on http://{host}:{port}/ (docs at /docs)", err=True)
@@ -103,19 +106,16 @@ def serve(
 def _load_model(model: str, device: str, threads: int | None):
     """In the server's loader thread: a hub id or checkpoint is exported once into the cache (the resolver),
     an exported or built folder is used as it is."""
-    from clipforge.models import open_model
-
     return open_model(model, device=device, threads=threads, show_progress=False)
 
 
 def _index_loader(db: str | None):
+    """``model -> Index`` opening ``db`` with the served model (run once the model has loaded), or None."""
     if not db:
         return None
 
-    def load(zs):
-        from clipforge.index import Index
-
-        return Index(db, model=zs)
+    def load(model):
+        return Index(db, model=model)
 
     return load
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
 import sys
 import threading
 import time
@@ -28,14 +27,20 @@ from pathlib import Path
 
 import numpy as np
 
+from clipforge import _faults
+from clipforge._dblocation import is_postgres
+from clipforge.distributed import records
 from clipforge.errors import InputError, require
+from clipforge.index import Batch, Index, IndexSummary
+from clipforge.progress import counter
+from clipforge.runtime.images import draft_request
+from clipforge.runtime.model import ZeroShotModel
+from clipforge.specs import Manifest
 
 MAX_RESTARTS = 4  # a worker process that dies is restarted this many times ...
 MAX_TASK_RETRIES = 4  # ... and the batch it was running is retried on the restarted worker
 CALLS_PER_WORKER = 2  # batches in flight in one worker: one decodes while the other encodes
 MAX_BLOCKS = 2000  # the file list is cut into at most this many blocks (read tasks) of whole batches
-KILL_SWITCH_ENV = "CLIPFORGE_RAY_KILL_AFTER"  # tests: "N:MARKER" - the first worker to finish N batches
-#                                               creates MARKER and SIGKILLs itself (once: MARKER then exists)
 
 
 @dataclass(frozen=True)
@@ -89,21 +94,16 @@ class EmbedActor:
     embeds and delivers one batch of files. Two calls run at once (threads) but only one encodes, so one
     batch is decoded while the other is encoded (Pillow and onnxruntime release the GIL)."""
 
-    def __init__(self, job: Job, kill_after: str | None = None):
-        from clipforge.distributed.records import IndexWriter
-        from clipforge.runtime.model import ZeroShotModel
-
-        self.job, self.kill_after, self.calls = job, kill_after, 0
+    def __init__(self, job: Job, faults: str | None = None):
+        self.job, self.faults = job, faults  # faults: the driver's fault-injection spec (``clipforge._faults``)
         self.encoding = threading.Lock()
         # lazy: the text encoder is never used here, so its session is never created (~0.8 s, ~240 MB a worker)
         self.model = ZeroShotModel.from_onnx(
             job.folder, threads=job.threads, lazy=True, backend=job.backend, precision=job.precision
         )
-        self.writer = IndexWriter(job.db, self.model) if job.db else None
+        self.writer = records.IndexWriter(job.db, self.model) if job.db else None
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from clipforge.distributed import records
-
         decoded = records.decode_batch(batch, self.model.manifest.image, self.job.draft)
         with self.encoding:  # one batch at a time on the model's threads; the other call decodes meanwhile
             if self.writer is not None:
@@ -112,24 +112,9 @@ class EmbedActor:
             else:
                 vectors = records.embed_decoded(self.model, decoded, self.job.batch_size, self.job.normalize)
                 out = records.embedding_columns(decoded, vectors)
-            self.calls += 1
-            _maybe_die(self.kill_after, self.calls)
+            # tests: die after the batch's writes, before returning it, so the retried batch writes them again
+            _faults.kill_point("batch", self.faults)
         return out
-
-
-def _maybe_die(kill_after: str | None, calls: int) -> None:
-    """The fault-injection hook for tests (see ``KILL_SWITCH_ENV``): dies after its batch's writes, before
-    returning, so the retried batch writes the same rows again."""
-    if not kill_after:
-        return
-    after, marker = kill_after.split(":", 1)
-    if calls < int(after):
-        return
-    try:
-        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-    except FileExistsError:
-        return
-    os.kill(os.getpid(), signal.SIGKILL)
 
 
 # --- the driver -----------------------------------------------------------------------------------------------
@@ -188,18 +173,16 @@ def pipeline(files, job: Job, options: RayOptions, workers: int):
     """The lazy dataset: the files' rows -> their bytes (read tasks) -> ``workers`` embedding actors."""
     import ray.data
 
-    from clipforge.distributed.records import read_files
-
     # blocks of whole batches, at most ~MAX_BLOCKS of them (each block is one read task)
     step = options.batch_size * max(1, -(-files.num_rows // (options.batch_size * MAX_BLOCKS)))
     dataset = ray.data.from_arrow([files.slice(i, step) for i in range(0, files.num_rows, step)])
     # Reading is I/O: the read tasks ask for no CPU, so a pool that takes every CPU cannot starve them.
-    dataset = dataset.map_batches(read_files, batch_size=options.batch_size, batch_format="numpy", num_cpus=0)
+    dataset = dataset.map_batches(records.read_files, batch_size=options.batch_size, batch_format="numpy", num_cpus=0)
     with warnings.catch_warnings():  # Ray 2.60 deprecates actor options given as keywords but has no other way
         warnings.simplefilter("ignore", DeprecationWarning)
         return dataset.map_batches(
             EmbedActor,
-            fn_constructor_kwargs={"job": job, "kill_after": os.environ.get(KILL_SWITCH_ENV)},
+            fn_constructor_kwargs={"job": job, "faults": _faults.current()},
             batch_size=options.batch_size,
             batch_format="numpy",
             num_cpus=options.cpus_per_worker,
@@ -216,8 +199,6 @@ def run(
 ) -> RunStats:
     """Process the files in ``files`` (an Arrow table from ``records.file_table``); each result batch goes to
     ``consume`` on the driver. Unreadable files are counted and listed, never fatal."""
-    from clipforge.progress import counter
-
     start = time.perf_counter()
     stats = RunStats(cpus_per_worker=options.cpus_per_worker)
     if not files.num_rows:
@@ -263,9 +244,6 @@ def embed_to_parquet(
 ) -> tuple[RunStats, int]:
     """``clipforge embed --engine ray``: embeddings of ``paths`` (decoded exactly, as the local engine does)
     into one parquet file (path, sha256, embedding); returns the stats and the number of rows written."""
-    from clipforge.distributed.records import ParquetWriter, file_table, stat_files
-    from clipforge.specs import Manifest
-
     dim = Manifest.load(folder).embed_dim
     job = Job(
         str(Path(folder).resolve()),
@@ -275,53 +253,50 @@ def embed_to_parquet(
         backend=backend,
         precision=precision,
     )
-    with ParquetWriter(output, dim) as writer:
-        stats = run(file_table(stat_files(paths)), job, options, consume=writer.write, show=show)
+    with records.ParquetWriter(output, dim) as writer:
+        stats = run(records.file_table(records.stat_files(paths)), job, options, consume=writer.write, show=show)
     return stats, writer.count
 
 
-def index_into(db: str, model, paths: list[Path], options: RayOptions, exact_decode: bool = False, show: bool = True):
+def index_into(
+    db: str,
+    model: str | Path | None,
+    paths: list[Path],
+    options: RayOptions,
+    exact_decode: bool = False,
+    show: bool = True,
+) -> tuple[IndexSummary, int]:
     """``clipforge index --engine ray``: what ``Index.add`` does, with the decoding, embedding and writes on Ray
     workers. ``db`` must be a PostgreSQL URL (many workers write at once). Returns the ``IndexSummary`` and the
     number of images the index then holds."""
-    from clipforge.index import Index
-    from clipforge.index.postgres import is_postgres_url
-
-    if not is_postgres_url(db):
+    if not is_postgres(db):
         raise InputError(
             f"--engine ray writes from many workers at once, which needs a PostgreSQL index "
             f"(--db postgresql://...), not the SQLite file {db}; use the local engine for SQLite"
         )
     with Index(db, model) as index:
         summary = _index_add(index, db, paths, options, exact_decode, show)
-        return summary, index.backend.count()
+        return summary, index.count()
 
 
-def _index_add(index, db: str, paths: list[Path], options: RayOptions, exact_decode: bool, show: bool):
-    """``Index.add``'s plan (walk, drop deleted files, skip unchanged ones) with the ingest on Ray."""
-    from clipforge.distributed.records import file_table
-    from clipforge.index import IndexSummary
-    from clipforge.index.ingest import plan
-    from clipforge.index.walker import walk
-    from clipforge.runtime.images import draft_request
-
+def _index_add(
+    index: Index, db: str, paths: list[Path], options: RayOptions, exact_decode: bool, show: bool
+) -> IndexSummary:
+    """``Index.add`` on Ray: the index's plan (it also records the model before any worker opens the index),
+    its removals stored here, the files to read stored by the workers through ``Index.store``."""
     start = time.perf_counter()
-    found = walk(paths)
-    index.upsert([])  # records the model (and creates the schema) before any worker opens the index
-    stored = index.backend.files()
-    present = {f.path for f in found.files}
-    gone = [p for p in stored if p not in present and found.covers(p)]
-    removed = index.backend.apply(removals=gone) if gone else 0
-    todo, unchanged = plan(found.files, stored)
+    plan = index.plan(paths)
+    removed = index.store(Batch(removals=plan.remove)).removed if plan.remove else 0
     draft = None if exact_decode else draft_request(index.model.manifest.image)
     job = Job(str(Path(index.model.folder).resolve()), options.cpus_per_worker, options.batch_size, draft, db=db)
-    stats = run(file_table([f for f, _ in todo], {f.path: sha for f, sha in todo}), job, options, show=show)
+    files = records.file_table([f for f, _ in plan.read], plan.known)
+    stats = run(files, job, options, show=show)
     c = stats.counts
     return IndexSummary(
         c.get("added", 0),
         c.get("updated", 0),
         removed,
-        list(found.unreadable) + stats.unreadable,
+        list(plan.unreadable) + stats.unreadable,
         round(time.perf_counter() - start, 3),
-        unchanged + c.get("unchanged", 0),
+        plan.unchanged + c.get("unchanged", 0),
     )

@@ -15,8 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
+from clipforge._io import atomic_file
 from clipforge.errors import InputError
-from clipforge.index.walker import Decoded, FileState
+from clipforge.index import Batch, Decoded, EmbeddingModel, FileState, Index
+from clipforge.runtime.images import load_image, resized_pixels, to_pixel_values
+from clipforge.runtime.scoring import l2_normalize
+from clipforge.specs import ImageSpec
 
 FILE_COLUMNS = ("path", "size", "mtime", "known")  # known: sha256 of the file's stored index row, or ""
 STATUSES = ("added", "updated", "unchanged", "unreadable")
@@ -64,12 +68,10 @@ def read_files(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def decode_blob(
-    state: FileState, data: bytes, read_error: str, known_sha: str, spec, draft: tuple[int, int] | None
+    state: FileState, data: bytes, read_error: str, known_sha: str, spec: ImageSpec, draft: tuple[int, int] | None
 ) -> Decoded:
     """One file's bytes -> ``Decoded``, as the index's decoder does from a path: a file whose content equals
     its stored row (``known_sha``) is not decoded; ``draft`` None decodes exactly (as ``embed`` does)."""
-    from clipforge.runtime.images import load_image, resized_pixels
-
     if read_error:
         return Decoded(state, error=read_error)
     digest = hashlib.sha256(data).hexdigest()
@@ -83,7 +85,7 @@ def decode_blob(
     return Decoded(state, digest, pixels)
 
 
-def decode_batch(batch: dict[str, np.ndarray], spec, draft) -> list[Decoded]:
+def decode_batch(batch: dict[str, np.ndarray], spec: ImageSpec, draft: tuple[int, int] | None) -> list[Decoded]:
     states = [FileState(str(p), int(s), float(m)) for p, s, m in zip(batch["path"], batch["size"], batch["mtime"])]
     return [
         decode_blob(st, bytes(d), str(e), str(k), spec, draft)
@@ -91,11 +93,8 @@ def decode_batch(batch: dict[str, np.ndarray], spec, draft) -> list[Decoded]:
     ]
 
 
-def embed_decoded(model, decoded: list[Decoded], batch_size: int, normalize: bool = True) -> np.ndarray:
+def embed_decoded(model: EmbeddingModel, decoded: list[Decoded], batch_size: int, normalize: bool = True) -> np.ndarray:
     """[N, D] embeddings of the decoded files (zeros for the others), ``batch_size`` images per encoder run."""
-    from clipforge.runtime.images import to_pixel_values
-    from clipforge.runtime.scoring import l2_normalize
-
     vectors = np.zeros((len(decoded), model.manifest.embed_dim), np.float32)
     good = [i for i, d in enumerate(decoded) if d.pixels is not None]
     for start in range(0, len(good), batch_size):
@@ -130,26 +129,16 @@ def status_columns(decoded: list[Decoded], known: np.ndarray) -> dict[str, np.nd
 
 
 class IndexWriter:
-    """A worker's connection to the (PostgreSQL) index. Each batch is one transaction through the index's own
-    store step (upserts keyed by path, touches of unchanged files, removal of stale rows of files that became
-    unreadable), so a batch retried after a crash rewrites the same rows and never duplicates one."""
+    """A worker's connection to the (PostgreSQL) index. Each batch is one transaction through ``Index.store``
+    (upserts keyed by path, touches of unchanged files, removal of stale rows of files that became unreadable),
+    so a batch retried after a crash rewrites the same rows and never duplicates one."""
 
-    def __init__(self, db: str, model):
-        from clipforge.index import Index
-
+    def __init__(self, db: str, model: EmbeddingModel):
         self.index = Index(db, model)  # refuses a database recorded with another model
 
     def write(self, decoded: list[Decoded], known: np.ndarray) -> None:
         """Encode the decoded files and store the batch, as the local ``Index.add`` does."""
-        from clipforge.index.ingest import Counts, _store
-
-        _store(
-            self.index.backend,
-            self.index.model,
-            decoded,
-            Counts(),
-            known={d.state.path: (str(k) or None) for d, k in zip(decoded, known)},
-        )
+        self.index.store(Batch(decoded, {d.state.path: (str(k) or None) for d, k in zip(decoded, known)}))
 
     def close(self) -> None:
         self.index.close()
@@ -167,8 +156,6 @@ class ParquetWriter:
     def __enter__(self):
         import pyarrow as pa
         import pyarrow.parquet as pq
-
-        from clipforge._io import atomic_file
 
         self._atomic = atomic_file(self.output)
         tmp = self._atomic.__enter__()

@@ -1,5 +1,10 @@
 """``Index``: a folder of images embedded into a database (SQLite file or PostgreSQL + pgvector) and searched
-by text, by example image, or both. torch-free."""
+by text, by example image, or both. torch-free.
+
+The index owns its algorithm; every engine calls the same public steps: ``plan(paths)`` (what to read, remove,
+keep), ``store(batch)`` (one transaction of embedded files and removals) and ``query(...)`` (query embeddings
+combined and searched). ``add`` is the local engine over them, the Ray engine (``distributed/``) runs the same
+steps on workers, and the server embeds queries through its batchers and calls ``query``."""
 
 from __future__ import annotations
 
@@ -10,35 +15,38 @@ from typing import Any
 
 import numpy as np
 
-from clipforge._dblocation import is_postgres, redact
+from clipforge._dblocation import redact, sqlite_file
 from clipforge.errors import InputError
-from clipforge.index.base import Backend, Hit, IndexSummary, ModelRecord, Row, Stored
+from clipforge.index.backends import open_backend
+from clipforge.index.base import EmbeddingModel, Hit, IndexSummary, ModelRecord, Row, Stored, Touch
 from clipforge.index.dedup import duplicate_groups
-from clipforge.index.ingest import Counts, ingest, plan
+from clipforge.index.ingest import Batch, Counts, Plan, ingest, make_plan
 from clipforge.index.walker import walk
+from clipforge.models import open_model
+from clipforge.runtime import scoring
+from clipforge.runtime.images import ONE_IMAGE, to_pixel_values
+from clipforge.runtime.labels import DEFAULT_TEMPLATE
+from clipforge.runtime.model import ZeroShotModel
 
-
-def open_backend(db: str | Path, **options) -> Backend:
-    """``postgresql://...`` -> PostgreSQL + pgvector; anything else is a SQLite file (created if missing)."""
-    from clipforge.index.postgres import PostgresBackend, is_postgres_url
-
-    if is_postgres_url(db):
-        return PostgresBackend(str(db), **options)
-    if isinstance(db, str) and "://" in db:
-        raise InputError(f"database {redact(db)!r} is neither a file path nor a postgresql:// URL")
-    from clipforge.index.sqlite import SqliteBackend
-
-    return SqliteBackend(db)
+ModelSource = EmbeddingModel | str | Path | None
+Paths = Sequence[str | Path] | str | Path
 
 
 class Index:
-    """``Index(db, model=None)``: ``model`` is a ``ZeroShotModel``, a model folder/hub id, or None to load the
-    model recorded in the database. A model other than the recorded one is refused."""
+    """``Index(db, model=None)``: ``model`` is a loaded model (``ZeroShotModel``), a model folder / hub id, or
+    None to load the model recorded in the database. A model other than the recorded one is refused."""
 
     def __init__(
-        self, db: str | Path, model=None, *, device: str = "cpu", threads: int | None = None, **backend_options
+        self,
+        db: str | Path,
+        model: ModelSource = None,
+        *,
+        device: str = "cpu",
+        threads: int | None = None,
+        **backend_options,
     ):
-        if model is None and not is_postgres(db) and "://" not in str(db) and not Path(db).expanduser().exists():
+        file = sqlite_file(db)
+        if model is None and file is not None and not file.exists():
             raise InputError(
                 f"database {redact(db)} does not exist; index images into it first (clipforge index "
                 f"PATH --db {redact(db)} -m MODEL)"
@@ -68,9 +76,42 @@ class Index:
                     f"another process, not {self._mine.describe()}"
                 )
 
+    def plan(self, paths: Paths) -> Plan:
+        """What indexing ``paths`` (files or folders, recursively) takes: the new and changed files to read,
+        the rows of files deleted under them to remove, how many are unchanged. Makes the database ready to
+        write and records this index's model in it (so workers that open it later find the record)."""
+        found = walk([paths] if isinstance(paths, (str, Path)) else paths)
+        self.backend.for_writing()
+        self._ensure_record()
+        return make_plan(found, self.backend.files())
+
+    def store(self, batch: Batch) -> Counts:
+        """One transaction: embed the batch's decoded files with this index's model and insert or replace
+        their rows, update the stats of files whose content is unchanged, delete the rows of stored files that
+        became unreadable (their embedding is stale) and of ``batch.removals``. Returns what it did; a batch
+        stored again (a retry) writes the same rows."""
+        self._ensure_record()
+        good = [d for d in batch.decoded if d.pixels is not None]
+        vectors = self._encode([d.pixels for d in good]) if good else []
+        rows = [Row(d.state.path, d.state.size, d.state.mtime, d.sha256, v) for d, v in zip(good, vectors)]
+        touches = [Touch(d.state.path, d.state.size, d.state.mtime) for d in batch.decoded if d.unchanged]
+        bad = [d for d in batch.decoded if d.error]
+        stale = [d.state.path for d in bad if batch.known.get(d.state.path)]
+        deleted = self.backend.apply(rows, touches, [*stale, *batch.removals])
+        return Counts(
+            added=sum(batch.known.get(r.path) is None for r in rows),
+            updated=sum(batch.known.get(r.path) is not None for r in rows),
+            unchanged=len(touches),
+            removed=max(0, deleted - len(stale)),  # what was deleted besides the stale rows: the removals
+            unreadable=[(d.state.path, d.error) for d in bad],
+        )
+
+    def _encode(self, pixels: list[np.ndarray]) -> np.ndarray:
+        return scoring.l2_normalize(self.model.encode_pixels(to_pixel_values(pixels, self.model.manifest.image)))
+
     def add(
         self,
-        paths: Sequence[str | Path] | str | Path,
+        paths: Paths,
         *,
         exact_decode: bool = False,
         quiet: bool = True,
@@ -82,39 +123,25 @@ class Index:
         start = time.perf_counter()
         if batch_size < 1:
             raise InputError(f"batch size must be at least 1, got {batch_size}")
-        found = walk([paths] if isinstance(paths, (str, Path)) else paths)
-        self.backend.for_writing()
-        self._ensure_record()
-        stored = self.backend.files()
-        counts = Counts(unreadable=list(found.unreadable))
-        present = {f.path for f in found.files}
-        gone = [p for p in stored if p not in present and found.covers(p)]
-        counts.removed = self.backend.apply(removals=gone) if gone else 0
-        todo, counts.unchanged = plan(found.files, stored)
+        plan = self.plan(paths)
+        counts = Counts(unchanged=plan.unchanged, unreadable=list(plan.unreadable))
+        if plan.remove:
+            counts.add(self.store(Batch(removals=plan.remove)))
         ingest(
-            self.backend,
-            self.model,
-            todo,
+            self.store,
+            self.model.manifest.image,
+            plan.read,
             counts,
             exact=exact_decode,
             batch_size=batch_size,
             threads=threads,
             show=not quiet,
         )
-        return IndexSummary(
-            counts.added,
-            counts.updated,
-            counts.removed,
-            counts.unreadable,
-            round(time.perf_counter() - start, 3),
-            counts.unchanged,
-        )
+        return counts.summary(round(time.perf_counter() - start, 3))
 
     def upsert(self, rows: Sequence[Row | tuple]) -> None:
         """Store precomputed rows ``(path, size, mtime, sha256, embedding float32[D])`` in one transaction
         (insert or replace by path; idempotent). Embeddings are L2-normalised here."""
-        from clipforge.runtime.scoring import l2_normalize
-
         self._ensure_record()
         dim, clean = self.record.embed_dim, []
         for row in rows:
@@ -122,11 +149,11 @@ class Index:
             vector = np.asarray(embedding, np.float32).reshape(-1)
             if vector.shape[0] != dim:
                 raise InputError(f"embedding of {path} has {vector.shape[0]} values; the index holds dim {dim}")
-            clean.append(Row(str(path), int(size), float(mtime), str(sha), l2_normalize(vector)))
+            clean.append(Row(str(path), int(size), float(mtime), str(sha), scoring.l2_normalize(vector)))
         if clean:
             self.backend.apply(clean)
 
-    def remove(self, paths: Sequence[str | Path] | str | Path) -> int:
+    def remove(self, paths: Paths) -> int:
         """Delete the rows of these files (or of every file under these folders); returns how many."""
         given = [paths] if isinstance(paths, (str, Path)) else paths
         targets = [str(Path(p).expanduser().resolve()) for p in given]
@@ -135,22 +162,50 @@ class Index:
         return self.backend.apply(removals=doomed) if doomed else 0
 
     # --- reading ------------------------------------------------------------------------------------------
-    def query_vector(self, text=None, image=None, negative=None) -> np.ndarray:
-        """The normalised query: mean of the positive embeddings (texts and images) minus the mean of the
-        negative ones."""
-        from clipforge.runtime.scoring import l2_normalize
+    def search(self, text=None, image=None, negative=None, k: int = 20, min_score: float | None = None) -> list[Hit]:
+        """The ``k`` indexed images most similar to the query, best first: ``text`` (one or more strings) and
+        ``image`` (one or more images: paths, bytes, PIL images) are embedded with this index's model and
+        averaged, ``negative`` texts subtracted; ``min_score`` drops weaker hits."""
+        return self.query(
+            text=self._embed_texts(text),
+            image=self._embed_images(image),
+            negative=self._embed_texts(negative),
+            k=k,
+            min_score=min_score,
+        )
 
-        positives = [*self._embed_texts(text), *self._embed_images(image)]
+    def query(
+        self,
+        *,
+        text: Sequence[np.ndarray] = (),
+        image: Sequence[np.ndarray] = (),
+        negative: Sequence[np.ndarray] = (),
+        k: int = 20,
+        min_score: float | None = None,
+    ) -> list[Hit]:
+        """Search with the embeddings of a query's parts: the mean of the positive ones (``text`` and
+        ``image``) minus the mean of the ``negative`` ones, normalised; the ``k`` best hits with a score of at
+        least ``min_score``."""
+        positives = [*text, *image]
         if not positives:
             raise InputError(
                 "search needs a text or an image query (or both); pass a query text or --image "
                 "(Python: text=... / image=...)"
             )
-        query = np.mean(positives, axis=0)
-        negatives = self._embed_texts(negative)
-        if len(negatives):
-            query = query - np.mean(negatives, axis=0)
-        return l2_normalize(query.astype(np.float32))
+        vector = np.mean(positives, axis=0)
+        if len(negative):
+            vector = vector - np.mean(negative, axis=0)
+        return self.search_vector(vector, k, min_score)
+
+    def search_vector(self, vector, k: int = 20, min_score: float | None = None) -> list[Hit]:
+        """Search with a precomputed query embedding [D] (normalised here), e.g. from a batching server."""
+        if k < 1:
+            raise InputError(f"k must be at least 1, got {k}")
+        vector = np.asarray(vector, np.float32).reshape(-1)
+        if self.record is not None and vector.shape[0] != self.record.embed_dim:
+            raise InputError(f"query has {vector.shape[0]} values; the index holds dim {self.record.embed_dim}")
+        hits = self.backend.search(scoring.l2_normalize(vector), int(k))
+        return [h for h in hits if min_score is None or h.score >= min_score]
 
     def _embed_texts(self, text) -> list[np.ndarray]:
         texts = [text] if isinstance(text, str) else list(text or [])
@@ -159,26 +214,8 @@ class Index:
         return list(self.model.embed_texts(texts)) if texts else []
 
     def _embed_images(self, image) -> list[np.ndarray]:
-        from clipforge.runtime.images import _SINGLE
-
-        images = [image] if isinstance(image, _SINGLE) else list(image or [])
+        images = [image] if isinstance(image, ONE_IMAGE) else list(image or [])
         return list(self.model.embed_images(images)) if images else []
-
-    def search(self, text=None, image=None, negative=None, k: int = 20, min_score: float | None = None) -> list[Hit]:
-        """The ``k`` indexed images most similar to the query, best first; ``min_score`` drops weaker hits."""
-        return self.search_vector(self.query_vector(text, image, negative), k, min_score)
-
-    def search_vector(self, vector, k: int = 20, min_score: float | None = None) -> list[Hit]:
-        """Search with a precomputed query embedding [D] (normalised here), e.g. from a batching server."""
-        from clipforge.runtime.scoring import l2_normalize
-
-        if k < 1:
-            raise InputError(f"k must be at least 1, got {k}")
-        vector = np.asarray(vector, np.float32).reshape(-1)
-        if self.record is not None and vector.shape[0] != self.record.embed_dim:
-            raise InputError(f"query has {vector.shape[0]} values; the index holds dim {self.record.embed_dim}")
-        hits = self.backend.search(l2_normalize(vector), int(k))
-        return [h for h in hits if min_score is None or h.score >= min_score]
 
     def path_of(self, image_id: int) -> str | None:
         return self.backend.path_of(image_id)
@@ -187,12 +224,13 @@ class Index:
         """The path of image ``image_id`` and the size, mtime and sha256 it was indexed with."""
         return self.backend.file_of(image_id)
 
+    def count(self) -> int:
+        """How many images the index holds."""
+        return self.backend.count()
+
     def classify(self, labels: Sequence[str], template=None, top_k: int = 1) -> list[dict[str, Any]]:
         """Zero-shot labels for every indexed image from the stored vectors (nothing is re-encoded):
         ``[{"id", "path", "label", "score", "predictions": [{"label", "score"}, ...]}]``."""
-        from clipforge.runtime.labels import DEFAULT_TEMPLATE
-        from clipforge.runtime.scoring import top_k as best
-
         text = self.model.label_embeddings(labels, template or DEFAULT_TEMPLATE)
         ids, paths, matrix = self.backend.vectors()
         if not len(ids):
@@ -200,7 +238,7 @@ class Index:
         probs = self.model.scores(self.model.logits(matrix, text))
         out = []
         for image_id, path, row in zip(ids, paths, probs):
-            predictions = best(row, list(labels), top_k)
+            predictions = scoring.top_k(row, list(labels), top_k)
             out.append({"id": int(image_id), "path": path, **predictions[0], "predictions": predictions})
         return out
 
@@ -227,14 +265,13 @@ class Index:
         self.close()
 
 
-def _load_model(model, record: ModelRecord | None, where: str, device: str, threads: int | None):
-    from clipforge.models import open_model
-    from clipforge.runtime.model import ZeroShotModel
-
-    if isinstance(model, ZeroShotModel):
-        return model
-    if model is not None:
+def _load_model(
+    model: ModelSource, record: ModelRecord | None, where: str, device: str, threads: int | None
+) -> EmbeddingModel:
+    if isinstance(model, (str, Path)):
         return open_model(model, device=device, threads=threads)
+    if model is not None:
+        return model
     if record is None:
         raise InputError(f"{where} records no model yet; pass one (-m MODEL / model=...) to index with")
     if not (Path(record.folder) / "manifest.json").is_file():

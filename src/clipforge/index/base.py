@@ -1,4 +1,5 @@
-"""What every index back-end offers (a small Protocol) and the records that cross it. torch-free."""
+"""What every index back-end offers (a small Protocol), what the index needs from a model (another), and the
+records that cross them. torch-free."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+from clipforge.specs import Manifest
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,27 @@ class ModelRecord:
 
     def same_model(self, other: ModelRecord) -> bool:
         return self.manifest_sha256 == other.manifest_sha256 and self.embed_dim == other.embed_dim
+
+
+@runtime_checkable
+class EmbeddingModel(Protocol):
+    """What the index (and the server) use of a model: ``ZeroShotModel`` is one. ``folder`` holds its
+    ``manifest.json``; embeddings come back float32 [N, D], L2-normalised."""
+
+    folder: Path
+    manifest: Manifest
+
+    def encode_pixels(self, pixel_values: np.ndarray) -> np.ndarray: ...
+
+    def embed_images(self, images: Sequence) -> np.ndarray: ...
+
+    def embed_texts(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray: ...
+
+    def label_embeddings(self, labels: Sequence[str], template: str | Sequence[str]) -> np.ndarray: ...
+
+    def logits(self, image_embeds: np.ndarray, text_embeds: np.ndarray) -> np.ndarray: ...
+
+    def scores(self, logits: np.ndarray) -> np.ndarray: ...
 
 
 class Backend(Protocol):

@@ -1,4 +1,6 @@
-"""The indexing loop: decode (threads, one batch ahead) -> encode -> one transaction per batch.
+"""The indexing plan and loop: what to do for some paths (``Plan``), one transaction's worth of files
+(``Batch``) and what it did (``Counts``); the local loop decodes (threads, one batch ahead) while the previous
+batch is encoded and stored.
 
 A batch is committed whole or not at all, so a process killed at any moment leaves a consistent database, and
 a rerun skips every committed file (same path, size and mtime) without re-embedding it.
@@ -7,40 +9,84 @@ a rerun skips every committed file (same path, size and mtime) without re-embedd
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from clipforge.index.base import Backend, Row, Stored, Touch
-from clipforge.index.walker import Decoded, Decoder, FileState
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-KILL_ENV = "CLIPFORGE_DEBUG_KILL_AFTER_BATCHES"
+from clipforge._faults import kill_point
+from clipforge.index.base import IndexSummary, Stored
+from clipforge.index.walker import Decoded, Decoder, FileState, Walk
+from clipforge.progress import console
+from clipforge.specs import ImageSpec
 
 
 @dataclass
 class Counts:
+    """What storing one or more batches did: files added, updated (content changed), unchanged, rows removed,
+    and the (path, reason) of every file that could not be read."""
+
     added: int = 0
     updated: int = 0
     unchanged: int = 0
     removed: int = 0
     unreadable: list[tuple[str, str]] = field(default_factory=list)
 
+    def add(self, other: Counts) -> None:
+        """Fold ``other`` into these counts."""
+        self.added += other.added
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.removed += other.removed
+        self.unreadable += other.unreadable
 
-def plan(files: list[FileState], stored: dict[str, Stored]) -> tuple[list[tuple[FileState, str | None]], int]:
-    """Files to (re)read, each with its stored sha256 (None when new), and how many are unchanged."""
-    todo, unchanged = [], 0
-    for f in files:
+    def summary(self, seconds: float) -> IndexSummary:
+        return IndexSummary(self.added, self.updated, self.removed, list(self.unreadable), seconds, self.unchanged)
+
+
+@dataclass
+class Plan:
+    """What indexing some paths takes: the files to read, each with the sha256 of its stored row (None when
+    new), the stored rows to remove (files deleted under the paths), how many files are unchanged (same size
+    and mtime as their row), and the files the walk could not stat."""
+
+    read: list[tuple[FileState, str | None]] = field(default_factory=list)
+    remove: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def known(self) -> dict[str, str | None]:
+        """Path -> stored sha256 (None when new) of every file to read."""
+        return {state.path: sha for state, sha in self.read}
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One transaction: ``decoded`` files (``known``: the sha256 of each one's stored row, None when new) and
+    ``removals``, paths whose rows are deleted."""
+
+    decoded: Sequence[Decoded] = ()
+    known: Mapping[str, str | None] = field(default_factory=dict)
+    removals: Sequence[str] = ()
+
+
+def make_plan(found: Walk, stored: Mapping[str, Stored]) -> Plan:
+    """The plan for a walk against the stored rows (path -> size, mtime, sha256)."""
+    present = {f.path for f in found.files}
+    plan = Plan(remove=[p for p in stored if p not in present and found.covers(p)], unreadable=list(found.unreadable))
+    for f in found.files:
         row = stored.get(f.path)
         if row is not None and row.size == f.size and row.mtime == f.mtime:
-            unchanged += 1
+            plan.unchanged += 1
         else:
-            todo.append((f, row.sha256 if row else None))
-    return todo, unchanged
+            plan.read.append((f, row.sha256 if row else None))
+    return plan
 
 
 def ingest(
-    backend: Backend,
-    model,
+    store: Callable[[Batch], Counts],
+    spec: ImageSpec,
     todo: list[tuple[FileState, str | None]],
     counts: Counts,
     *,
@@ -49,11 +95,12 @@ def ingest(
     threads: int | None,
     show: bool,
 ) -> None:
-    """Embed and store ``todo`` in batches of ``batch_size``."""
+    """Decode ``todo`` (for the model's image ``spec``) in batches of ``batch_size`` and hand each to ``store``
+    (one transaction), adding what it did to ``counts``."""
     if not todo:
         return
     batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
-    decoder = Decoder(model.manifest.image, exact, threads)
+    decoder = Decoder(spec, exact, threads)
     try:
         with rate_progress(len(todo), show) as advance:
             pending = decoder.submit(batches[0])
@@ -61,38 +108,11 @@ def ingest(
                 results = [f.result() for f in pending]
                 if n + 1 < len(batches):
                     pending = decoder.submit(batches[n + 1])  # decoded while this batch is encoded
-                _store(backend, model, results, counts, known={s.path: sha for s, sha in batch})
+                counts.add(store(Batch(results, {s.path: sha for s, sha in batch})))
                 advance(len(batch))
-                kill_point(n + 1)
+                kill_point("batch")
     finally:
         decoder.close()
-
-
-def _store(backend: Backend, model, results: list[Decoded], counts: Counts, known: dict[str, str | None]) -> None:
-    from clipforge.runtime.images import to_pixel_values
-    from clipforge.runtime.scoring import l2_normalize
-
-    good = [d for d in results if d.pixels is not None]
-    vectors = (
-        l2_normalize(model.encode_pixels(to_pixel_values([d.pixels for d in good], model.manifest.image)))
-        if good
-        else []
-    )
-    rows = [Row(d.state.path, d.state.size, d.state.mtime, d.sha256, v) for d, v in zip(good, vectors)]
-    touches = [Touch(d.state.path, d.state.size, d.state.mtime) for d in results if d.unchanged]
-    bad = [d for d in results if d.error]
-    # a stored file that changed and is now unreadable: its old embedding is stale, drop the row
-    backend.apply(rows, touches, [d.state.path for d in bad if known.get(d.state.path)])
-    counts.added += sum(known.get(r.path) is None for r in rows)
-    counts.updated += sum(known.get(r.path) is not None for r in rows)
-    counts.unchanged += len(touches)
-    counts.unreadable += [(d.state.path, d.error) for d in bad]
-
-
-def kill_point(batches_done: int) -> None:
-    """Test hook: ``CLIPFORGE_DEBUG_KILL_AFTER_BATCHES=N`` SIGKILLs the process after N committed batches."""
-    if os.environ.get(KILL_ENV) == str(batches_done):
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 @contextlib.contextmanager
@@ -101,10 +121,6 @@ def rate_progress(total: int, show: bool):
     if not show:
         yield lambda n: None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from clipforge.progress import console
-
     rate = TextColumn("{task.fields[rate]}")
     with Progress(
         TextColumn("indexing"),

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from clipforge._dblocation import is_postgres, redact, secrets_of
+from clipforge._dblocation import redact, secrets_of
 from clipforge._fspath import from_db, to_db
 from clipforge.errors import InputError, require
 from clipforge.index import schema
@@ -19,11 +19,6 @@ from clipforge.index.base import Hit, ModelRecord, Row, Stored, Touch
 MODEL_COLUMNS = ("family", "source", "folder", "manifest_sha256", "embed_dim", "preprocessing")
 LOCK_KEY = 0x636C6970  # advisory lock id for schema changes ("clip")
 DEFAULT_EF_SEARCH = 100  # HNSW candidate list per query; docs/index.md has the recall it gives
-
-
-def is_postgres_url(db) -> bool:
-    """A PostgreSQL URL or libpq ``key=value`` string (see ``clipforge._dblocation.is_postgres``)."""
-    return is_postgres(db)
 
 
 class PostgresBackend:

@@ -13,6 +13,8 @@ Both back-ends hold the same three tables (PostgreSQL keeps them in the ``clipfo
 
 from __future__ import annotations
 
+from clipforge.errors import InputError
+
 SCHEMA_VERSION = 1
 
 SQLITE: list[tuple[int, list[str]]] = [
@@ -65,8 +67,6 @@ def pending(steps: list[tuple[int, list[str]]], current: int, where: str) -> lis
     """The steps after ``current``; a database written by a newer clipforge is refused."""
     latest = steps[-1][0]
     if current > latest:
-        from clipforge.errors import InputError
-
         raise InputError(
             f"{where} has index schema version {current}, newer than this clipforge reads ({latest}); upgrade clipforge"
         )

@@ -17,7 +17,7 @@ import numpy as np
 
 from clipforge.errors import InputError
 from clipforge.runtime.image_policy import ImagePolicy
-from clipforge.runtime.images import IMAGE_SUFFIXES
+from clipforge.runtime.images import IMAGE_SUFFIXES, draft_request, load_image, resized_pixels
 from clipforge.specs import ImageSpec
 
 
@@ -76,8 +76,6 @@ class Decoder:
     """Decode + resize files in ``threads`` threads (Pillow releases the GIL while decoding and resizing)."""
 
     def __init__(self, spec: ImageSpec, exact: bool, threads: int | None = None):
-        from clipforge.runtime.images import draft_request
-
         self.spec, self.policy = spec, ImagePolicy.from_env()
         self.draft = None if exact else draft_request(spec)
         self.pool = ThreadPoolExecutor(
@@ -89,8 +87,6 @@ class Decoder:
         return [self.pool.submit(self._one, state, known) for state, known in items]
 
     def _one(self, state: FileState, known_sha: str | None) -> Decoded:
-        from clipforge.runtime.images import load_image, resized_pixels
-
         try:
             data = Path(state.path).read_bytes()
         except OSError as exc:

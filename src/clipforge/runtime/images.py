@@ -47,7 +47,7 @@ from clipforge.specs import ImageSpec
 # The one list of file suffixes clipforge treats as images (folders of images, datasets, calibration data).
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm"})
 
-_SINGLE = (Image.Image, str, Path, bytes, bytearray, memoryview)
+ONE_IMAGE = (Image.Image, str, Path, bytes, bytearray, memoryview)  # one image, not a list of them
 
 
 # --- loading -----------------------------------------------------------------------------------------------
@@ -328,7 +328,7 @@ def preprocess(images: Sequence, spec: ImageSpec, policy: ImagePolicy | None = N
     """Images (PIL images, paths or encoded bytes; or one of them) -> ``pixel_values`` float32 [N, 3, H, W],
     equal to what the checkpoint's HF image processor (PIL backend) returns for the same PIL images (``policy``:
     see ``runtime.image_policy``)."""
-    if isinstance(images, _SINGLE):
+    if isinstance(images, ONE_IMAGE):
         images = [images]
     policy = policy or ImagePolicy.from_env()
     arrays = [resized_pixels(load_image(image, policy=policy), spec, policy) for image in images]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from clipforge import __version__
+from clipforge.index import Index
 from clipforge.serve import errors
 from clipforge.serve.drain import DrainMiddleware
 from clipforge.serve.middleware import (
@@ -19,11 +20,15 @@ from clipforge.serve.middleware import (
     MetricsMiddleware,
 )
 from clipforge.serve.routes import classify, embeddings, health, page, search
-from clipforge.serve.service import Service
+from clipforge.serve.service import IndexLoader, ModelLoader, ServedModel, Service
 from clipforge.serve.settings import ServeSettings
 
 
-def create_app(model: Any, index: Any = None, settings: ServeSettings | None = None) -> FastAPI:
+def create_app(
+    model: ServedModel | ModelLoader | str | Path,
+    index: Index | IndexLoader | None = None,
+    settings: ServeSettings | None = None,
+) -> FastAPI:
     """``model``: a ``ZeroShotModel``, a model folder / hub id, or a no-argument callable that loads one (the
     server then answers /healthz at once and /readyz when loading and the probe are done). ``index``: an
     ``Index``, a callable ``model -> Index`` (run after the model loads), or None (no search)."""

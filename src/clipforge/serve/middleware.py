@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clipforge.serve.deps import key_problem
 from clipforge.serve.errors import error_body
-from clipforge.serve.metrics import Metrics
+from clipforge.serve.prometheus import Metrics
 from clipforge.serve.validation import json_body_problem
 
 

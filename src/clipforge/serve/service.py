@@ -12,17 +12,22 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 import numpy as np
+from PIL import Image
 from starlette.requests import Request
 
 from clipforge._dblocation import redact
+from clipforge.index import EmbeddingModel, Index
+from clipforge.models import open_model
+from clipforge.runtime.encoders import Encoder
 from clipforge.runtime.scoring import l2_normalize
+from clipforge.runtime.text import TextTokenizer
 from clipforge.serve.batcher import Batcher
 from clipforge.serve.decoding import decode_pixels
 from clipforge.serve.errors import ApiError
-from clipforge.serve.metrics import Metrics
+from clipforge.serve.prometheus import Metrics
 from clipforge.serve.settings import ServeSettings
 
 log = logging.getLogger("clipforge.serve")
@@ -30,28 +35,59 @@ log = logging.getLogger("clipforge.serve")
 LABEL_CACHE_ENTRIES = 100_000
 
 
-def _probe_png() -> bytes:
-    from PIL import Image
+class ServedModel(EmbeddingModel, Protocol):
+    """What the server uses of a model: the index's needs, the tokenizer (token counts) and the image encoder
+    (the execution providers /readyz reports)."""
 
+    image_encoder: Encoder
+
+    @property
+    def tokenizer(self) -> TextTokenizer: ...
+
+
+ModelLoader = Callable[[], ServedModel]
+IndexLoader = Callable[[ServedModel], Index]
+
+
+def _probe_png() -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (64, 48), (120, 60, 200)).save(out, "PNG")
     return out.getvalue()
 
 
-def _load_folder(folder):
-    from clipforge.models import open_model
+def model_loader(model: ServedModel | ModelLoader | str | Path) -> ModelLoader:
+    """A no-argument loader for ``model``: a loaded model is returned as it is, a model folder / hub id is
+    opened with ``open_model``, a loader is used as given."""
+    if isinstance(model, (str, Path)):
+        return functools.partial(open_model, model)
+    if isinstance(model, EmbeddingModel):  # the base protocol: its check reads no lazy property
+        return lambda: model
+    return model
 
-    return open_model(folder)
+
+def index_loader(index: Index | IndexLoader | None) -> IndexLoader | None:
+    """A loader ``model -> Index`` for ``index``: an open ``Index`` is returned as it is."""
+    if isinstance(index, Index):
+        return lambda _model: index
+    return index
 
 
 class Service:
-    """``model``: a ``ZeroShotModel``, a model folder / hub id, or a callable that loads one; ``index``: an
-    ``Index``, a callable ``model -> Index``, or None."""
+    """``model``: a loaded model (``ZeroShotModel``), a model folder / hub id, or a no-argument callable that
+    loads one; ``index``: an ``Index``, a callable ``model -> Index``, or None. Both load in the background
+    (``start``), so /healthz answers at once."""
 
-    def __init__(self, model: Any, index: Any, settings: ServeSettings):
+    def __init__(
+        self,
+        model: ServedModel | ModelLoader | str | Path | None,
+        index: Index | IndexLoader | None,
+        settings: ServeSettings,
+    ):
         self.settings, self.metrics = settings, Metrics()
-        self._model_source, self._index_source = model, index
-        self.model = self.index = None
+        self._load_model = model_loader(model) if model is not None else None
+        self._load_index = index_loader(index)
+        self.model: ServedModel | None = None
+        self.index: Index | None = None
         self.ready, self.error = False, None
         self.model_executor = ThreadPoolExecutor(1, thread_name_prefix="clipforge-model")
         self.decode_executor = ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="clipforge-decode")
@@ -88,16 +124,9 @@ class Service:
     async def _load(self) -> None:
         loop = asyncio.get_running_loop()
         try:
-            source = self._model_source
-            if isinstance(source, (str, Path)):
-                source = functools.partial(_load_folder, source)
-            self.model = (
-                source if hasattr(source, "embed_images") else await loop.run_in_executor(self.model_executor, source)
-            )
-            if callable(self._index_source) and not hasattr(self._index_source, "search"):
-                self.index = await loop.run_in_executor(self.model_executor, self._index_source, self.model)
-            else:
-                self.index = self._index_source
+            self.model = await loop.run_in_executor(self.model_executor, self._load_model)
+            if self._load_index is not None:
+                self.index = await loop.run_in_executor(self.model_executor, self._load_index, self.model)
             await self._probe()
             self.ready = True
             log.info("model %s ready", self.model_name)

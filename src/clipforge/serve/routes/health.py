@@ -20,7 +20,7 @@ def healthz() -> dict:
 @router.get("/readyz")
 def readyz(request: Request) -> JSONResponse:
     svc = service(request)
-    problem = svc.index.problem() if svc.ready and hasattr(svc.index, "problem") else None
+    problem = svc.index.problem() if svc.ready and svc.index is not None else None
     if problem:  # e.g. the database file was deleted while serving
         return JSONResponse({"status": "index unavailable", "error": redact(problem)}, 503)
     if svc.ready:  # the execution providers actually in use: a silent fallback to CPU shows here

@@ -3,15 +3,15 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
-import numpy as np
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
 from clipforge._fspath import display
 from clipforge.errors import InputError
-from clipforge.runtime.scoring import l2_normalize
+from clipforge.index import Hit, Index
 from clipforge.serve.decoding import b64_bytes, decode_thumbnail
 from clipforge.serve.deps import ready_service, require_json, require_key
 from clipforge.serve.errors import ApiError
@@ -29,7 +29,7 @@ from clipforge.serve.service import Service
 router = APIRouter(tags=["search"], dependencies=[Depends(require_key)])
 
 
-def _index(svc: Service):
+def _index(svc: Service) -> Index:
     if svc.index is None:
         raise ApiError(404, "path", "this server has no index; start it with --db to search")
     return svc.index
@@ -64,19 +64,18 @@ async def search(body: SearchRequest, svc: Service = Depends(ready_service)) -> 
     )
 
 
-async def _run_search(svc: Service, index, body: SearchRequest, image: bytes | None):
-    """Embed the query's parts through the batchers, combine them as ``Index.query_vector`` does (mean of the
-    positives minus the mean of the negatives, normalised), and search the back-end by vector."""
+async def _run_search(svc: Service, index: Index, body: SearchRequest, image: bytes | None) -> list[Hit]:
+    """Embed the query's parts through the batchers, then ``Index.query`` combines and searches them."""
     parts = [svc.embed_text(body.text, "text")] if body.text is not None else []
     parts += [svc.embed_image(image, "image")] if image is not None else []
     parts += [svc.embed_text(body.negative, "negative")] if body.negative is not None else []
     rows = await first_error(parts)
-    positives = rows[: len(rows) - (body.negative is not None)]
-    query = np.mean(positives, axis=0)
-    if body.negative is not None:
-        query = query - rows[-1]
-    hits = await svc.in_model_thread(index.backend.search, l2_normalize(query.astype(np.float32)), body.k)
-    return [h for h in hits if body.min_score is None or h.score >= body.min_score]
+    text, rows = rows[: body.text is not None], rows[body.text is not None :]
+    image_rows, negative = rows[: image is not None], rows[image is not None :]
+    query = functools.partial(
+        index.query, text=text, image=image_rows, negative=negative, k=body.k, min_score=body.min_score
+    )
+    return await svc.in_model_thread(query)
 
 
 async def _indexed_file(svc: Service, image_id: str) -> tuple[int, bytes, str]:
