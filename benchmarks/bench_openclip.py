@@ -52,7 +52,7 @@ def export(arch: str, kind: str) -> tuple[Path, float]:
 
 def quantized(fp32: Path, feeds: list[dict]) -> dict[str, Path]:
     from clipforge.builder import stages
-    from clipforge.builder.config import QuantizeSection
+    from clipforge.builder.build_config import QuantizeSection
 
     src, work = fp32 / "image-encoder" / "model.onnx", WORK / "openclip-rn50-quant"
     work.mkdir(parents=True, exist_ok=True)

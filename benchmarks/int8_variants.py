@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--only", default="", help="comma-separated substrings of variant names")
     args = parser.parse_args()
-    from clipforge.builder.config import QuantizeSection
+    from clipforge.builder.build_config import QuantizeSection
     from clipforge.builder.stages import _pre_process, quantize_dynamic
     from clipforge.perf.roofline import per_second, round_robin
     from clipforge.runtime.sessions import SessionConfig, make_session

@@ -9,7 +9,7 @@ import pytest
 from clipforge.cli.main import main
 from clipforge.errors import InputError
 from clipforge.export import ExportOptions, export_model
-from clipforge.perf.runner import targets_for
+from clipforge.perf.sweep import targets_for
 
 
 @pytest.fixture(scope="module")

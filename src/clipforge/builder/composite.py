@@ -13,8 +13,8 @@ from pathlib import Path
 
 from clipforge._io import atomic_dir, file_hashes, sweep
 from clipforge.builder.auto import choose_auto
+from clipforge.builder.build_config import RUNTIME_PRECISION, BuildConfig
 from clipforge.builder.calibration import load_calibration
-from clipforge.builder.config import RUNTIME_PRECISION, BuildConfig
 from clipforge.builder.parity import Probe, make_probe
 from clipforge.builder.roles import build_role, kill_point
 from clipforge.builder.timing import InferenceTimer, Timer

@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from clipforge.builder import stages
-from clipforge.builder.config import RUNTIME_PRECISION
+from clipforge.builder.build_config import RUNTIME_PRECISION
 from clipforge.builder.parity import Probe, feeds, parity
 from clipforge.errors import BuildError
 from clipforge.runtime.encoders import Encoder

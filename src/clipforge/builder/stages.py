@@ -12,7 +12,7 @@ from pathlib import Path
 
 from clipforge._context import temporarily
 from clipforge._io import atomic_file
-from clipforge.builder.config import CompileSection, OptimizeSection, QuantizeSection
+from clipforge.builder.build_config import CompileSection, OptimizeSection, QuantizeSection
 
 FUSED_OPS = (
     "Attention",

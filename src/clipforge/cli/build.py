@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from clipforge import output
-from clipforge.builder.config import TASK_ROLES, BuildConfig
+from clipforge.builder.build_config import TASK_ROLES, BuildConfig
 from clipforge.cli import options as o
 from clipforge.output import print_json  # `output` is the OUTPUT folder inside build()
 

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from clipforge._io import atomic_file
-from clipforge.builder.config import TASK_ROLES, BuildConfig
+from clipforge.builder.build_config import TASK_ROLES, BuildConfig
 
 
 def config(

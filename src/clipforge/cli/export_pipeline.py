@@ -44,7 +44,7 @@ def export_pipeline(
         Console(stderr=True).print("[yellow]--template is deprecated for pipelines; use --preset[/]")
     result = run(model, output, preset or template, force=force, show_progress=not quiet)
     console = Console(stderr=True)
-    from clipforge.pipeline.exporter import record_path
+    from clipforge.pipeline.export_graphs import record_path
 
     console.print(
         f"[green]wrote[/] {', '.join(str(p) for p in result.paths.values())} "

@@ -57,7 +57,7 @@ def perf(
     """Benchmark encoders: load time, p50/p90/p99 latency, items/s, peak memory."""
     from clipforge import output
     from clipforge.perf.report import plot_throughput, print_table
-    from clipforge.perf.runner import run_perf
+    from clipforge.perf.sweep import run_perf
 
     if baseline not in (None, "torch") or (baseline and not model_id):
         raise InputError("--baseline takes 'torch' and needs --model-id (the checkpoint the graphs came from)")

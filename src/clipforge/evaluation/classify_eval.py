@@ -12,7 +12,7 @@ import numpy as np
 
 from clipforge.errors import InputError
 from clipforge.evaluation.datasets import EvalData
-from clipforge.evaluation.metrics import classification_metrics
+from clipforge.evaluation.scores import classification_metrics
 from clipforge.progress import track
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from clipforge._io import atomic_file
 from clipforge.evaluation.classify_eval import evaluate_classification
 from clipforge.models import open_model
-from clipforge.perf.runner import run_one, targets_for
+from clipforge.perf.sweep import run_one, targets_for
 
 
 def accuracy_vs_speed(builds: list[str], data, templates: list[str], batch: int, perf_opts: dict) -> list[dict]:

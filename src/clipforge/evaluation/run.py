@@ -79,7 +79,7 @@ def run_eval(req: EvalRequest) -> dict:
         return _run_retrieval(req)
     from clipforge.evaluation.classify_eval import evaluate_classification
     from clipforge.evaluation.datasets import load_eval_data
-    from clipforge.evaluation.metrics import agreement
+    from clipforge.evaluation.scores import agreement
     from clipforge.zeroshot.templates import get_templates
 
     templates = get_templates(req.templates)

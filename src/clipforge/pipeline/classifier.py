@@ -130,8 +130,8 @@ def validate_classifier(path: Path, model, labels: list[str], templates: list[st
 def validate_encoded_classifier(path: Path, model, labels: list[str], templates: list[str], atol: float = 1e-5) -> dict:
     """Scores on PNG bytes vs the runtime fed the graph's own pixels (``atol``) and vs ``classify`` (reported)."""
     from clipforge.pipeline._graph import extensions_session
+    from clipforge.pipeline.checks import encode, sample_images
     from clipforge.pipeline.image_graph import image_model
-    from clipforge.pipeline.validate import encode, sample_images
 
     session, pre = extensions_session(path, quiet=True), extensions_session(image_model(model.manifest.image))
     exact, gap, failures = 0.0, 0.0, []

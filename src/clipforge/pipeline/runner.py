@@ -72,7 +72,7 @@ class PipelineModel:
 
     @classmethod
     def from_prefix(cls, prefix: str | Path, threads: int | None = None) -> PipelineModel:
-        from clipforge.pipeline.exporter import SUFFIXES
+        from clipforge.pipeline.export_graphs import SUFFIXES
 
         prefix = Path(prefix)
         paths = {k: prefix.with_name(prefix.name + s) for k, s in SUFFIXES.items()}

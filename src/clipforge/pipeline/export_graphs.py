@@ -14,7 +14,7 @@ from clipforge._io import check_output, temp_dir
 from clipforge.errors import InputError
 from clipforge.models import model_folder
 from clipforge.pipeline.compose import embedding_model, load_encoder, set_metadata
-from clipforge.pipeline.config import IMAGE_INPUTS, PipelineConfig
+from clipforge.pipeline.presets import IMAGE_INPUTS, PipelineConfig
 from clipforge.progress import steps
 from clipforge.specs import IMAGE_ROLE, TEXT_ROLE, Manifest
 
@@ -46,7 +46,7 @@ def export_pipeline(
 ) -> PipelineResult:
     """Export ``model`` (hub id, checkpoint folder or exported folder) as pipeline graphs named after ``prefix``;
     ``preset`` overrides the one of the model's family."""
-    from clipforge.pipeline.validate import validate_pipeline
+    from clipforge.pipeline.checks import validate_pipeline
 
     config = resolve_config(model, preset)
     paths = output_paths(prefix, config)  # config None (family not known yet): every possible output
@@ -127,7 +127,7 @@ def resolve_config(model: str | Path, preset: str | None) -> PipelineConfig | No
     """The pipeline config, before any export, when the family is known: from an exported folder's manifest, a
     local checkpoint's config.json or the well-known checkpoints; otherwise None (decided after the export)."""
     from clipforge.hub import looks_like_openclip
-    from clipforge.pipeline.config import known_family
+    from clipforge.pipeline.presets import known_family
     from clipforge.registry import family_for_checkpoint
 
     path = Path(model)
