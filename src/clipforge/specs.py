@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from clipforge.errors import InputError
+from clipforge.hub import found_at
 
 IMAGE_ROLE, TEXT_ROLE = "image-encoder", "text-encoder"
 ROLES = (IMAGE_ROLE, TEXT_ROLE)
@@ -133,8 +134,6 @@ class Manifest:
         if path.is_dir():
             path = path / "manifest.json"
         if not path.is_file():
-            from clipforge.hub import found_at
-
             folder = path.parent if path.name == "manifest.json" else path
             raise InputError(
                 f"no manifest.json in {folder}: found {found_at(folder)}; pass a folder "

@@ -23,7 +23,10 @@ from clipforge.export.cache import cached_export
 from clipforge.folders import cache_key
 from clipforge.options import BUILD_OVERRIDES, ExportOptions
 from clipforge.progress import steps
+from clipforge.runtime.backends import check_backend
+from clipforge.runtime.cpu import describe, relied_on, require_bf16
 from clipforge.runtime.model import ZeroShotModel
+from clipforge.runtime.sessions import providers_for
 from clipforge.specs import Manifest
 
 
@@ -87,7 +90,6 @@ def build_composite(
 ) -> BuildResult:
     """Build ``model`` into ``output``; returns without work when the same inputs were built there before.
     ``timer`` replaces the inference timing behind the keep-fused and ``auto`` decisions (tests inject one)."""
-    from clipforge.runtime.sessions import providers_for
 
     config = apply_overrides(config or BuildConfig(), overrides)
     providers_for(config.compile.ep)  # an EP this onnxruntime lacks fails before any work
@@ -110,9 +112,6 @@ def build_composite(
 def _check_machine(config: BuildConfig) -> None:
     """A precision this CPU or install cannot run fails up front, in one line."""
     if config.quantize.mode == "bf16":
-        from clipforge.runtime.backends import check_backend
-        from clipforge.runtime.cpu import require_bf16
-
         require_bf16()
         check_backend("openvino")
 
@@ -185,7 +184,6 @@ def _finish(ctx: BuildContext, tmp: Path, report: dict, key: str) -> Manifest:
         (tmp / role).rmdir()
         manifest.encoders = {role: "model.onnx"}
     shutil.rmtree(ctx.work, ignore_errors=True)
-    from clipforge.runtime.cpu import describe, relied_on
 
     runtime = report["runtime"] if "runtime" in report else _runtime_record(report)
     precisions = {i["precision"] for i in runtime.values()} | {

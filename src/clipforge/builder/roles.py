@@ -10,8 +10,9 @@ from pathlib import Path
 
 from clipforge.builder import stages
 from clipforge.builder.build_config import RUNTIME_PRECISION
-from clipforge.builder.parity import Probe, feeds, parity
+from clipforge.builder.parity import Probe, embed, feeds, parity
 from clipforge.errors import BuildError
+from clipforge.runtime import optimized
 from clipforge.runtime.encoders import Encoder
 from clipforge.runtime.model import ZeroShotModel
 from clipforge.runtime.sessions import SessionConfig, make_session
@@ -170,8 +171,6 @@ def build_role(role: str, mode: str, out: Path, ctx) -> list[dict]:
 def _check_saved(out: Path, role: str, ctx) -> dict:
     """The saved optimised graph must give what the portable graph gives on this machine (it is the same
     optimisation, so it does, bit for bit, unless something is wrong): otherwise it is removed."""
-    from clipforge.builder.parity import embed
-    from clipforge.runtime import optimized
 
     saved = embed(out, role, ctx.probe, ctx.fp32)
     portable = embed(out, role, ctx.probe, ctx.fp32, SessionConfig(saved_graph=False))

@@ -13,6 +13,8 @@ from pathlib import Path
 from clipforge._context import temporarily
 from clipforge._io import atomic_file
 from clipforge.builder.build_config import CompileSection, OptimizeSection, QuantizeSection
+from clipforge.runtime import optimized
+from clipforge.runtime.sessions import SessionConfig, make_session, providers_for, session_options
 
 FUSED_OPS = (
     "Attention",
@@ -188,9 +190,6 @@ def compile_for(src: Path, dst: Path, section: CompileSection) -> dict:
     save onnxruntime's optimised graph beside it, used by sessions on this kind of machine
     (runtime/optimized.py)."""
     import shutil
-
-    from clipforge.runtime import optimized
-    from clipforge.runtime.sessions import SessionConfig, make_session, providers_for, session_options
 
     config = SessionConfig(device=section.ep, optimization=section.optimization_level)
     providers = providers_for(section.ep)  # a missing EP fails here, naming the package to install

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from clipforge import output
+from clipforge.builder import build_composite
 from clipforge.builder.build_config import TASK_ROLES, BuildConfig
 from clipforge.cli import options as o
 from clipforge.output import print_json  # `output` is the OUTPUT folder inside build()
@@ -36,7 +37,6 @@ def build(
     ] = False,
 ) -> None:
     """Build fast, validated encoders; writes model.onnx (or both encoders), build.json and manifest.json."""
-    from clipforge.builder import build_composite
 
     cfg = (
         BuildConfig.load(config_path) if config_path else BuildConfig.for_task(task or "zero-shot-image-classification")

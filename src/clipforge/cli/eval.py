@@ -13,6 +13,8 @@ from clipforge import output
 from clipforge.cli import runtime_options as ro
 from clipforge.cli.options import Quiet
 from clipforge.errors import InputError
+from clipforge.evaluation import reports
+from clipforge.evaluation.run import EvalRequest, run_eval
 from clipforge.specs import ROLES
 
 COLUMN_KEYS = ("input_column", "label_column", "caption_column")
@@ -103,8 +105,6 @@ def eval_command(
     quiet: Quiet = False,
 ) -> None:
     """Evaluate zero-shot classification (top-1/top-5/per-class) or retrieval (recall@1/5/10)."""
-    from clipforge.evaluation import reports
-    from clipforge.evaluation.run import EvalRequest, run_eval
 
     if max_drop is not None and baseline is None:
         raise InputError("--max-drop needs --baseline torch (and --model-id) to compare against")

@@ -6,6 +6,7 @@ import typer
 from rich.console import Console
 
 from clipforge.cli import options as o
+from clipforge.export import ExportOptions, export_model
 
 
 def export(
@@ -29,7 +30,6 @@ def export(
     ),
 ) -> None:
     """Export a CLIP, SigLIP or open_clip checkpoint to OUT/image-encoder, OUT/text-encoder and OUT/manifest.json."""
-    from clipforge.export import ExportOptions, export_model
 
     if pretrained:
         model = f"{model}:{pretrained}"

@@ -14,6 +14,8 @@ from clipforge.errors import InputError
 from clipforge.evaluation.datasets import EvalData
 from clipforge.evaluation.scores import classification_metrics
 from clipforge.progress import track
+from clipforge.runtime.images import load_image, preprocess
+from clipforge.runtime.scoring import l2_normalize
 
 
 @dataclass
@@ -34,7 +36,6 @@ def describe(item, index: int) -> str:
 def prepare_batch(items: list, offset: int, convert) -> Prepared:
     """Decode ``items`` (dataset rows ``offset``...) and apply ``convert`` (a list of PIL images -> model input).
     An image that cannot be read, or converted on its own, is recorded instead of failing the batch."""
-    from clipforge.runtime.images import load_image
 
     out = Prepared([], [])
     for j, item in enumerate(items):
@@ -80,8 +81,6 @@ def embed_dataset(
     model, images: list, batch_size: int = 32, show: bool = True
 ) -> tuple[np.ndarray, list[int], list[dict]]:
     """Normalised image embeddings of the readable images, their dataset indices, and the failures."""
-    from clipforge.runtime.images import preprocess
-    from clipforge.runtime.scoring import l2_normalize
 
     spec = model.manifest.image
     chunks, kept, failures = [], [], []

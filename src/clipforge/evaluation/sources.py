@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clipforge.errors import InputError
+from clipforge.errors import InputError, require
 from clipforge.runtime.images import IMAGE_SUFFIXES  # noqa: F401  (re-exported for datasets)
 
 TABLE_SUFFIXES = (".parquet", ".arrow")
@@ -171,7 +171,6 @@ def looks_like_hub_id(dataset: str) -> bool:
 
 def load_hub(dataset: str, split: str):
     """``datasets.load_dataset(dataset, split=split)`` with a one-line error."""
-    from clipforge.errors import require
 
     datasets = require("datasets", "eval")
     try:

@@ -12,6 +12,7 @@ from clipforge._io import atomic_dir, check_output, file_hashes
 from clipforge.errors import InputError
 from clipforge.export.cases import image_cases, text_cases
 from clipforge.export.checkpoint import Checkpoint, load_checkpoint, with_image_size, with_text_mask
+from clipforge.export.manifest import make_manifest
 from clipforge.export.onnx_export import export_encoder
 from clipforge.export.support_files import save_support_files
 from clipforge.export.validate import Tolerance, compare_encoder, raise_on_failures
@@ -129,7 +130,6 @@ def export_model(
 
 
 def _write_folder(ckpt, shapes, opts, validation, tmp: Path) -> Manifest:
-    from clipforge.export.manifest import make_manifest
 
     save_support_files(ckpt, tmp)
     image = with_image_size(ckpt.image, shapes.image_size[0] if shapes.image_size else None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from clipforge.errors import InputError
 from clipforge.specs import EncoderIO, ImageSpec, TensorSpec, TextSpec
 
 IMAGE_IO = EncoderIO(
@@ -118,7 +119,6 @@ class Family:
     def with_text_mask(self) -> Family:
         """This family with a text graph that takes ``attention_mask`` and applies it (the export option
         ``text_attention_mask``); families whose text tower has no such variant refuse."""
-        from clipforge.errors import InputError
 
         raise InputError(
             f"text_attention_mask applies to SigLIP checkpoints (transformers' SiglipModel); this is a "

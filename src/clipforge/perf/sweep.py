@@ -12,7 +12,9 @@ from pathlib import Path
 from clipforge.errors import ClipforgeError, InputError
 from clipforge.hub import found_at
 from clipforge.models import model_folder
+from clipforge.perf.roofline import best_peaks, flops_per_item, fraction, gemm_peaks, graph_precision
 from clipforge.progress import track
+from clipforge.runtime.backends import resolve
 from clipforge.specs import ROLES, Manifest
 
 
@@ -99,7 +101,6 @@ def run_one(target: Target, batch: int, opts: dict) -> dict:
 
 
 def _backend(target: Target, backend: str, precision: str | None = None) -> tuple[str, str]:
-    from clipforge.runtime.backends import resolve
 
     return resolve(backend, {"backend": target.backend, "precision": target.precision}, precision)
 
@@ -119,7 +120,6 @@ def run_perf(
 def add_roofline(rows: list[dict], gemm_size: int = 2048) -> list[dict]:
     """Each row's matmul limit (FLOPs per item from its graph / this machine's best GEMM peak in the row's
     precision, measured now) and its fraction; the PyTorch rows are fp32 of the same graphs' FLOPs."""
-    from clipforge.perf.roofline import best_peaks, flops_per_item, fraction, gemm_peaks, graph_precision
 
     backends = ["onnxruntime", "openvino", "pytorch"]
     best = best_peaks(gemm_peaks(backends, n=gemm_size, repeats=3))

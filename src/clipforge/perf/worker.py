@@ -16,6 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from clipforge.export.checkpoint import load_checkpoint
+from clipforge.runtime.sessions import SessionConfig, make_session
+from clipforge.specs import Manifest
+
 
 def _percentiles(times: list[float]) -> dict:
     ms = np.asarray(times) * 1000
@@ -28,7 +32,6 @@ def _percentiles(times: list[float]) -> dict:
 
 def _onnx_call(args):
     """A callable running the graph on synthetic inputs; a static batch dimension overrides ``--batch``."""
-    from clipforge.runtime.sessions import SessionConfig, make_session
 
     config = SessionConfig(device=args.device, threads=args.threads, backend=args.backend, precision=args.precision)
     session = make_session(args.model, config)
@@ -45,7 +48,6 @@ def _onnx_call(args):
 
 def _fixed_text_length(model: str) -> int | None:
     """The context length when the export's manifest pads texts to it (open_clip graphs need exactly that)."""
-    from clipforge.specs import Manifest
 
     folder = Path(model).parent.parent
     if not (folder / "manifest.json").is_file():
@@ -66,8 +68,6 @@ def _synthetic(name: str, shape: list, text_length: int) -> np.ndarray:
 
 def _torch_call(args):
     import torch
-
-    from clipforge.export.checkpoint import load_checkpoint
 
     torch.set_num_threads(args.threads or torch.get_num_threads())
     ckpt = load_checkpoint(args.torch)

@@ -9,6 +9,8 @@ import os
 import platform
 from pathlib import Path
 
+from clipforge.errors import InputError
+
 # Flags that decide which GEMM kernels run: fp32 (AVX2/AVX-512 FMA), int8 (VNNI, AMX-INT8), bf16.
 RELEVANT_FLAGS = (
     "avx2",
@@ -64,7 +66,6 @@ def has_bf16() -> bool:
 
 def require_bf16(what: str = "--quantize bf16") -> None:
     """Fail up front, in one line, on a CPU without bf16 arithmetic."""
-    from clipforge.errors import InputError
 
     if not has_bf16():
         raise InputError(

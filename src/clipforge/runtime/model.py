@@ -13,13 +13,18 @@ import numpy as np
 
 from clipforge.errors import InputError, TextMaskWarning
 from clipforge.runtime import scoring
+from clipforge.runtime.backends import resolve
+from clipforge.runtime.cpu import cpu_model, missing_for
 from clipforge.runtime.encoders import Encoder, fit_length
 from clipforge.runtime.hf_compat import HFCompatMixin
+from clipforge.runtime.images import load_image, preprocess
 from clipforge.runtime.labels import DEFAULT_TEMPLATE, LabelCache, check_labels, check_templates
 from clipforge.runtime.loading import LoadOptions, manifest_folder, role_paths
 from clipforge.runtime.outputs import ZeroShotOutput, is_torch, to_numpy
+from clipforge.runtime.saving import save_folder
 from clipforge.runtime.scoring import l2_normalize
 from clipforge.runtime.sessions import SessionConfig, make_session
+from clipforge.runtime.text import TextTokenizer
 from clipforge.specs import IMAGE_ROLE, TEXT_ROLE, Manifest
 
 
@@ -78,7 +83,6 @@ class ZeroShotModel(HFCompatMixin):
     def save_pretrained(self, folder: str | Path, force: bool = False) -> Path:
         """Write this model as an exported folder (both encoders, manifest, tokenizer and processor files) that
         ``from_onnx``/``from_pretrained`` load; written in a temporary folder renamed at the end."""
-        from clipforge.runtime.saving import save_folder
 
         return save_folder(self, Path(folder), force)
 
@@ -108,13 +112,10 @@ class ZeroShotModel(HFCompatMixin):
     @property
     def tokenizer(self):
         if self._tokenizer is None:
-            from clipforge.runtime.text import TextTokenizer
-
             self._tokenizer = TextTokenizer.from_folder(self.folder, self.manifest.text)
         return self._tokenizer
 
     def preprocess(self, images: Sequence) -> np.ndarray:
-        from clipforge.runtime.images import load_image, preprocess
 
         return preprocess([load_image(i) for i in images], self.manifest.image)
 
@@ -233,7 +234,6 @@ SIGLIP_MASK_WARNING = (
 
 
 def _session_config(manifest: Manifest, role: str, options: LoadOptions) -> SessionConfig:
-    from clipforge.runtime.backends import resolve
 
     chosen, precision = resolve(options.backend, manifest.build.get("runtime", {}).get(role), options.precision)
     return SessionConfig(
@@ -248,7 +248,6 @@ def _session_config(manifest: Manifest, role: str, options: LoadOptions) -> Sess
 
 def warn_if_cpu_lacks(manifest: Manifest) -> None:
     """A build chosen on another machine may rely on matrix engines (AMX, VNNI, bf16) this CPU lacks."""
-    from clipforge.runtime.cpu import cpu_model, missing_for
 
     runtime = manifest.build.get("runtime", {})
     recorded = manifest.build.get("cpu", {})

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from clipforge.families.openclip_io import import_open_clip
+
 # widths are multiples of 64 so OpenAI's loader (heads = width // 64) rebuilds the same model from the weights
 TINY_CONFIGS = {
     "vit": {
@@ -38,7 +40,6 @@ DEFAULT_PREPROCESS = {
 def model_config(kind: str = "vit", shape: str = "tiny", arch: str | None = None) -> dict:
     if shape == "tiny":
         return json.loads(json.dumps(TINY_CONFIGS[kind]))
-    from clipforge.families.openclip_io import import_open_clip
 
     open_clip = import_open_clip()
     name = arch or ("RN50" if kind == "resnet" else "ViT-B-32")
@@ -50,8 +51,6 @@ def model_config(kind: str = "vit", shape: str = "tiny", arch: str | None = None
 
 def random_model(config: dict, seed: int = 0):
     import torch
-
-    from clipforge.families.openclip_io import import_open_clip
 
     open_clip = import_open_clip()
     torch.manual_seed(seed)
