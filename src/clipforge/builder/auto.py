@@ -63,7 +63,7 @@ def pick_fastest(tried: list[dict], max_drop: float) -> dict[str, str]:
 def pick_candidate(tried: list[dict], max_drop: float) -> dict:
     allowed = [t for t in tried if t["drop_pp"] <= max_drop]
     if not allowed:
-        raise BuildError("--quantize auto: no candidate within the allowed accuracy drop (fp32 failed to build?)")
+        raise BuildError("quantize='auto': no candidate within the allowed accuracy drop (fp32 failed to build?)")
     return min(allowed, key=lambda t: t["seconds"])
 
 
@@ -71,7 +71,7 @@ def choose_auto(ctx, tmp: Path) -> dict:
     calib = ctx.probe.calibration
     if not calib.labels or not calib.class_names:
         raise InputError(
-            "--quantize auto needs labelled data: pass --calibration-data with an image folder of "
+            "quantize='auto' needs labelled data: pass calibration_data= with an image folder of "
             "class sub-folders or a labelled parquet file"
         )
     variants, failed = _variants(ctx, tmp)

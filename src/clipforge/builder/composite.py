@@ -100,7 +100,7 @@ def build_composite(
     if (done := _up_to_date(out, key)) is not None:
         return BuildResult(out, done, done.build, skipped=True)
     if out.exists() and not force and not (out / "manifest.json").is_file():
-        raise OutputExistsError(f"output {out} exists and is not a clipforge build; pass --force to replace it")
+        raise OutputExistsError(f"output {out} exists and is not a clipforge build; pass force=True to replace it")
     with steps(show_progress, total=2 + 3 * len(config.roles)) as step, atomic_dir(out, force=True) as tmp:
         ctx = _prepare(model, revision, config, calibration_data, tmp, step, timer)
         report = _build_roles(ctx, tmp, step)

@@ -141,7 +141,7 @@ def _runtime_precision(src: Path, role: str, mode: str, ctx, start: float) -> tu
     if record["parity"]["min_cosine"] < MIN_COSINE[mode]:
         raise BuildError(
             f"{role} {mode}: min cosine to fp32 {record['parity']['min_cosine']:.4f} < "
-            f"{MIN_COSINE[mode]}; use --quantize none"
+            f"{MIN_COSINE[mode]}; use quantize='none'"
         )
     return src, record
 

@@ -12,6 +12,7 @@ import sys
 import typer
 
 from clipforge._dblocation import redact
+from clipforge.cli.wording import as_flags
 from clipforge.errors import ClipforgeError
 
 COMMAND_MODULES = [
@@ -86,7 +87,7 @@ def _click_or_unexpected(exc: Exception) -> int:
 def _fail(exc: BaseException, code: int, prefix: str = "") -> int:
     if os.environ.get("CLIPFORGE_DEBUG"):
         raise exc
-    message = redact(str(exc).strip().splitlines()[0]) if str(exc).strip() else type(exc).__name__
+    message = as_flags(redact(str(exc).strip().splitlines()[0])) if str(exc).strip() else type(exc).__name__
     hint = " (set CLIPFORGE_DEBUG=1 for the traceback)" if code == 1 else ""
     print(f"error: {prefix}{message}{hint}", file=sys.stderr)
     return code

@@ -66,7 +66,7 @@ def prepared_batches(images: list, batch_size: int, convert, show: bool = True, 
     """Yield ``Prepared`` batches in order; batch k+1 is decoded in a helper thread while the caller works on k
     (Pillow and onnxruntime both release the GIL)."""
     if batch_size < 1:
-        raise InputError(f"--batch-size must be at least 1, got {batch_size}")
+        raise InputError(f"batch_size= must be at least 1, got {batch_size}")
     starts = list(range(0, len(images), batch_size))
     with ThreadPoolExecutor(max_workers=1) as pool:
         submit = lambda s: pool.submit(prepare_batch, images[s : s + batch_size], s, convert)  # noqa: E731

@@ -44,15 +44,15 @@ class EvalRequest:
 
     def check(self) -> None:
         if self.task not in TASKS:
-            raise InputError(f"--task {self.task!r} is not supported; choose one of: {', '.join(TASKS)}")
+            raise InputError(f"task={self.task!r} is not supported; choose one of: {', '.join(TASKS)}")
         if self.baseline is not None and self.baseline not in BASELINES:
-            raise InputError(f"--baseline {self.baseline!r} is not supported; choose one of: {', '.join(BASELINES)}")
+            raise InputError(f"baseline={self.baseline!r} is not supported; choose one of: {', '.join(BASELINES)}")
         if self.baseline and not self.model_id:
-            raise InputError("--baseline torch needs --model-id (the checkpoint the ONNX encoders came from)")
+            raise InputError("baseline='torch' needs model_id= (the checkpoint the ONNX encoders came from)")
         if self.baseline and self.task != CLASSIFICATION:
-            raise InputError(f"--baseline is available for {CLASSIFICATION} only")
+            raise InputError(f"baseline= is available for {CLASSIFICATION} only")
         if self.batch_size < 1:
-            raise InputError(f"--batch-size must be at least 1, got {self.batch_size}")
+            raise InputError(f"batch_size= must be at least 1, got {self.batch_size}")
 
 
 def _header(req: EvalRequest, source: str, split_size: int, model) -> dict:

@@ -129,7 +129,7 @@ class OpenClipFamily(Family):
                 if kind == "ModifiedResNet"
                 else "position-embedding interpolation is not implemented for open_clip towers"
             )
-            raise InputError(f"--image-size is not supported for open_clip models ({why}); export without it")
+            raise InputError(f"image_size= is not supported for open_clip models ({why}); export without it")
         return _encoder(model, "image-encoder")
 
     def text_module(self, model):

@@ -122,7 +122,7 @@ def exported_folder(model: str | Path) -> Path:
     """``model`` itself when it is an exported folder (dynamic shapes), else its cached validated fp32 export."""
     path = model_folder(model, show_progress=False)
     if Manifest.load(path).static:
-        raise InputError(f"{path} is a --static export; pipelines need dynamic shapes, export without --static")
+        raise InputError(f"{path} is a static=True export; pipelines need dynamic shapes, export without static=True")
     return path
 
 

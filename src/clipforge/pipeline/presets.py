@@ -86,7 +86,7 @@ class PipelineConfig:
         if name is None:
             raise InputError(
                 f"{source} is a {family} checkpoint and no pipeline preset is for {family}; pass "
-                f"--preset ({', '.join(list_presets())}) if one fits"
+                f"preset= ({', '.join(list_presets())}) if one fits"
             )
         return cls.from_preset(name)
 

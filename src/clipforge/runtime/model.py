@@ -257,7 +257,7 @@ def warn_if_cpu_lacks(manifest: Manifest) -> None:
         warnings.warn(
             f"this build was chosen on {recorded.get('model', 'another CPU')} and relies on "
             f"{', '.join(sorted(missing))}, which this CPU ({cpu_model()}) lacks: expect it to run "
-            "slower than measured; rebuild here with --quantize auto",
+            "slower than measured; rebuild here with quantize='auto' (clipforge build --quantize auto)",
             stacklevel=3,
         )
 
