@@ -1,4 +1,4 @@
-"""open_clip RN50-shaped image tower (random weights), batch 16, side by side in one run:
+"""open_clip RN50-shaped image encoder (random weights), batch 16, side by side in one run:
 PyTorch eager (open_clip's encode_image) vs clipforge fp32 vs int8 (dynamic MatMul-only; static MatMul-only;
 static MatMul + Conv, i.e. QLinearConv). Medians over repeats; also the export times of RN50 and ViT-B-32.
 

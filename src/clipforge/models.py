@@ -90,7 +90,7 @@ class ZeroShotModel(RuntimeModel):
         """A hub id, checkpoint folder or exported/built folder; checkpoints are exported (or, with build
         options such as ``quantize=``, built) once into the cache by ``model_folder``.
         ``sub_model_kwargs={"image-encoder": {"shape_config": {"height": H, "width": W}}, "text-encoder":
-        {"shape_config": {"sequence_length": L}}}`` exports static shapes per sub-model."""
+        {"shape_config": {"sequence_length": L}}}`` exports static shapes per encoder."""
         return open_model(
             model,
             revision=revision,
@@ -140,5 +140,5 @@ def _merge_shape(shapes: dict, role: str, config: dict) -> None:
         shapes["sequence_length"] = config["sequence_length"]
     if "batch_size" in config:
         if shapes.get("batch_size", config["batch_size"]) != config["batch_size"]:
-            raise InputError("shape_config batch_size differs between the sub-models; give both the same")
+            raise InputError("shape_config batch_size differs between the encoders; give both the same")
         shapes["batch_size"] = config["batch_size"]

@@ -61,7 +61,7 @@ class ImageSpec:
 
 @dataclass(frozen=True)
 class TextSpec:
-    """Tokenization and text-tower conventions."""
+    """Tokenization and text-encoder conventions."""
 
     context_length: int
     padding: str  # "longest" (CLIP) or "max_length" (SigLIP: always pad to context_length)

@@ -51,7 +51,7 @@ class QuantizeSection:
     method: str = "minmax"
     per_channel: bool = True
     op_types: list[str] = field(default_factory=lambda: ["MatMul"])
-    # int8-static on a ResNet image tower (open_clip's ModifiedResNet) also quantises its Conv layers (QDQ ->
+    # int8-static on a ResNet image encoder (open_clip's ModifiedResNet) also quantises its Conv layers (QDQ ->
     # QLinearConv); see benchmarks/bench_openclip.py for the measurement behind the default
     resnet_convs: bool = True
     exclude_nodes: list[str] = field(default_factory=list)

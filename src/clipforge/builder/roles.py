@@ -38,11 +38,11 @@ def kill_point(stage: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def tower_shape(manifest, role: str) -> tuple[int, int] | None:
-    """(num_heads, hidden_size) of a transformer tower, as the family recorded it at export; None otherwise."""
+def encoder_shape(manifest, role: str) -> tuple[int, int] | None:
+    """(num_heads, hidden_size) of a transformer encoder, as the family recorded it at export; None otherwise."""
     info = manifest.towers.get(role)
     if info is None:
-        raise BuildError(f"the export's manifest has no tower record for {role}; re-export with this clipforge")
+        raise BuildError(f"the export's manifest has no 'towers' record for {role}; re-export with this clipforge")
     if info.get("arch") != "transformer":
         return None
     return int(info["num_heads"]), int(info["hidden_size"])
@@ -72,7 +72,7 @@ def _record(
 def _optimize(src: Path, work: Path, role: str, ctx) -> tuple[Path, dict]:
     start = time.perf_counter()
     dst = work / "optimized.onnx"
-    heads, hidden = tower_shape(ctx.fp32.manifest, role)
+    heads, hidden = encoder_shape(ctx.fp32.manifest, role)
     info = stages.optimize(src, dst, heads, hidden, ctx.config.optimize)
     record = _record("optimize", dst, start, role, ctx.probe, ctx.fp32, info)
     fused, unfused = ctx.timer(dst, role), ctx.timer(src, role)
@@ -85,7 +85,7 @@ def _optimize(src: Path, work: Path, role: str, ctx) -> tuple[Path, dict]:
 
 
 def quantize_section(ctx, role: str, mode: str):
-    """The quantize section for ``role``: a ResNet tower's Convs join the quantised ops for int8-static
+    """The quantize section for ``role``: a ResNet encoder's Convs join the quantised ops for int8-static
     (``resnet_convs``); dynamic int8 keeps them float (ConvInteger has no fast kernel)."""
     section = ctx.config.quantize
     resnet = ctx.fp32.manifest.towers.get(role, {}).get("arch") == "resnet"
@@ -151,7 +151,7 @@ def build_role(role: str, mode: str, out: Path, ctx) -> list[dict]:
     work = ctx.work / role / mode
     work.mkdir(parents=True, exist_ok=True)
     current, records = ctx.fp32_folder / role / "model.onnx", []
-    if ctx.config.optimize.enabled and mode in ("none", "fp16") and tower_shape(ctx.fp32.manifest, role):
+    if ctx.config.optimize.enabled and mode in ("none", "fp16") and encoder_shape(ctx.fp32.manifest, role):
         kill_point("optimize")
         current, record = _optimize(current, work, role, ctx)
         records.append(record)

@@ -120,7 +120,7 @@ def quantize_dynamic(src: Path, dst: Path, section: QuantizeSection, work: Path)
 
 # No QuantizeLinear after a MatMul: onnxruntime then fuses DQ(x), DQ(W) -> MatMul (+ bias Add) into
 # MatMulIntegerToFloat, the kernel int8-dynamic runs, instead of QLinearMatMul + a float Add + a requantise.
-# Profiled on the ViT-B/32-shaped image tower (benchmarks/int8_profile.py): QLinearMatMul + Add were 82% of kernel
+# Profiled on the ViT-B/32-shaped image encoder (benchmarks/int8_profile.py): QLinearMatMul + Add were 82% of kernel
 # time, MatMulIntegerToFloat 66% with the bias inside it; min cosine to fp32 0.99992 (was 0.99988).
 STATIC_EXTRA_OPTIONS = {"MatMulConstBOnly": True, "OpTypesToExcludeOutputQuantization": ["MatMul"]}
 

@@ -22,7 +22,7 @@ class TorchZeroShot:
     """A transformers CLIP/SigLIP checkpoint with the zero-shot steps of the HF pipeline, batched."""
 
     def __init__(self, model_id: str, text_attention_mask: bool = False):
-        """``text_attention_mask``: run SigLIP's text tower with the padding mask, as the export being compared
+        """``text_attention_mask``: run SigLIP's text encoder with the padding mask, as the export being compared
         does when it was exported with that option (its manifest's ``text.uses_attention_mask``)."""
 
         self.ckpt = load_checkpoint(model_id)

@@ -50,7 +50,7 @@ def image_spec_from_processor(processor) -> ImageSpec:
 
 
 class Family:
-    """A CLIP-family architecture: how to load it, wrap its towers for export and describe its checkpoints."""
+    """A CLIP-family architecture: how to load it, wrap its encoders for export and describe its checkpoints."""
 
     name: str = ""
     model_types: tuple[str, ...] = ()
@@ -96,8 +96,8 @@ class Family:
     def embed_dim(self, model) -> int:
         raise NotImplementedError
 
-    def tower_info(self, model, role: str) -> dict:
-        """What the build's fusion pass needs about a tower, recorded in the manifest's ``towers``:
+    def encoder_info(self, model, role: str) -> dict:
+        """What the build's fusion pass needs about an encoder, recorded in the manifest's ``towers``:
         ``{"arch": "transformer", "num_heads": int, "hidden_size": int}`` (or ``{"arch": "resnet"}``)."""
         config = model.config.vision_config if role == "image-encoder" else model.config.text_config
         return {
@@ -118,7 +118,7 @@ class Family:
 
     def with_text_mask(self) -> Family:
         """This family with a text graph that takes ``attention_mask`` and applies it (the export option
-        ``text_attention_mask``); families whose text tower has no such variant refuse."""
+        ``text_attention_mask``); families whose text encoder has no such variant refuse."""
 
         raise InputError(
             f"text_attention_mask applies to SigLIP checkpoints (transformers' SiglipModel); this is a "

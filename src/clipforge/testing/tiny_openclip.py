@@ -1,9 +1,9 @@
 """Random-weight open_clip checkpoints built locally: a folder in open_clip's hub layout
 (``open_clip_config.json`` + ``open_clip_model.safetensors``) or an OpenAI-style state-dict file (``*.pt``).
 
-``kind="vit"`` is a VisionTransformer image tower, ``kind="resnet"`` a ModifiedResNet with attention pooling;
+``kind="vit"`` is a VisionTransformer image encoder, ``kind="resnet"`` a ModifiedResNet with attention pooling;
 ``shape="tiny"`` is small enough for tests, ``shape="base"`` keeps an open_clip architecture's own config
-(``arch=``, e.g. RN50 or ViT-B-32) for benchmarks and export-time checks. The text tower always uses open_clip's
+(``arch=``, e.g. RN50 or ViT-B-32) for benchmarks and export-time checks. The text encoder always uses open_clip's
 full CLIP vocabulary (49408 tokens), since its tokenizer does.
 """
 

@@ -1,5 +1,5 @@
 """A tiny open_clip ModifiedResNet CLIP trained on the coloured-shapes set, saved in open_clip's hub layout, so
-int8 accuracy is checked on a ResNet image tower (Conv layers, attention pooling) too.
+int8 accuracy is checked on a ResNet image encoder (Conv layers, attention pooling) too.
 
     python -m clipforge.testing.trained_openclip --out DIR
 
