@@ -16,7 +16,7 @@ ROOFLINE = (KEY, "batch", "items/s", "limit/s", "% of limit")
 
 
 def _folder(r: dict) -> str | None:
-    """The folder a row's graph came from: OUT for OUT/<role>/model.onnx, else the graph's folder."""
+    """The folder a row's graph came from: OUT for OUT/<encoder>/model.onnx, else the graph's folder."""
     if not r.get("model"):
         return None
     graph = Path(r["model"]).parent

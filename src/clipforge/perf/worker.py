@@ -1,6 +1,6 @@
 """Measure one encoder at one batch size in this process; print one JSON line. Run by ``clipforge perf``:
 
-    python -m clipforge.perf.worker --model PATH --role image-encoder --batch 8 [--torch MODEL_ID]
+    python -m clipforge.perf.worker --model PATH --encoder image-encoder --batch 8 [--torch MODEL_ID]
 
 Inputs are synthetic: images N(0,1) at the graph's size; texts of ``--text-length`` tokens (16, a typical prompt)
 or the graph's fixed length for static/SigLIP graphs.
@@ -72,7 +72,7 @@ def _torch_call(args):
     torch.set_num_threads(args.threads or torch.get_num_threads())
     ckpt = load_checkpoint(args.torch)
     model = ckpt.model
-    if args.role == "image-encoder":
+    if args.encoder == "image-encoder":
         h, w = ckpt.image.output_size
         x = torch.randn(args.batch, 3, h, w)
         return lambda: _no_grad(lambda: model.get_image_features(pixel_values=x))
@@ -134,7 +134,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model")
     parser.add_argument("--torch", default=None)
-    parser.add_argument("--role", required=True)
+    parser.add_argument("--encoder", required=True)
     parser.add_argument("--batch", type=int, required=True)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="cpu")
