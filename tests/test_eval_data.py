@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from clipforge.data import sources
+from clipforge.data.labelled import load_eval_data
 from clipforge.errors import InputError
-from clipforge.evaluation import sources
-from clipforge.evaluation.datasets import load_eval_data
 from clipforge.evaluation.retrieval_data import load_retrieval_data
 
 

@@ -1,6 +1,6 @@
 """Real calibration and evaluation inputs: images (with labels when the data has them) and prompts.
 
-Labelled data is read by ``evaluation.datasets.load_eval_data`` (split ``train`` where the data has splits): an
+Labelled data is read by ``data.labelled.load_eval_data`` (split ``train`` where the data has splits): an
 image folder with one sub-folder per class, a parquet/arrow file (class names from its metadata or a
 ``classes.txt`` beside it), a CSV/JSONL manifest or a ``datasets`` id. A flat folder of images gives unlabelled
 calibration data. Without data, deterministic synthetic images and generic prompts are used (and the report
@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from clipforge.data.labelled import load_eval_data
+from clipforge.data.sources import looks_like_hub_id, subsample
 from clipforge.errors import InputError
-from clipforge.evaluation.datasets import load_eval_data
-from clipforge.evaluation.sources import looks_like_hub_id, subsample
 from clipforge.export.cases import VALIDATION_PROMPTS, random_images
 from clipforge.runtime.images import IMAGE_SUFFIXES, load_image
 from clipforge.runtime.labels import DEFAULT_TEMPLATE

@@ -14,8 +14,8 @@ import typer
 from rich.console import Console
 
 from clipforge.builder import build_composite
+from clipforge.data.labelled import load_eval_data
 from clipforge.evaluation.classify_eval import evaluate_classification
-from clipforge.evaluation.datasets import load_eval_data
 from clipforge.export import export_model
 from clipforge.pipeline import PipelineModel, export_pipeline
 from clipforge.progress import quiet_transformers

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from clipforge import output
+from clipforge.data.labelled import load_eval_data
 from clipforge.evaluation.combined import accuracy_vs_speed, plot as draw
-from clipforge.evaluation.datasets import load_eval_data
 from clipforge.zeroshot.templates import get_templates
 
 COLUMNS = ("build", "top-1", "top-5", "images/s", "p50 ms")

@@ -11,8 +11,8 @@ import time
 
 import numpy as np
 
+from clipforge.data.labelled import EvalData
 from clipforge.evaluation.classify_eval import check_some_read, finish, prepared_batches
-from clipforge.evaluation.datasets import EvalData
 from clipforge.export.cases import tokenize
 from clipforge.export.checkpoint import load_checkpoint, with_text_mask
 from clipforge.runtime.scoring import l2_normalize

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from clipforge.data.labelled import EvalData
 from clipforge.errors import InputError
-from clipforge.evaluation.datasets import EvalData
 from clipforge.evaluation.scores import classification_metrics
 from clipforge.progress import track
 from clipforge.runtime.images import load_image, preprocess

@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from clipforge.data.labelled import load_eval_data
 from clipforge.errors import InputError, require
 from clipforge.evaluation.baseline_torch import evaluate_torch
 from clipforge.evaluation.classify_eval import evaluate_classification
-from clipforge.evaluation.datasets import load_eval_data
 from clipforge.evaluation.retrieval import evaluate_retrieval
 from clipforge.evaluation.retrieval_data import load_retrieval_data
 from clipforge.evaluation.scores import agreement

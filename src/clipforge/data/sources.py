@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from clipforge.errors import InputError, require
-from clipforge.runtime.images import IMAGE_SUFFIXES  # noqa: F401  (re-exported for datasets)
+from clipforge.runtime.images import IMAGE_SUFFIXES  # noqa: F401  (re-exported for labelled)
 
 TABLE_SUFFIXES = (".parquet", ".arrow")
 MANIFEST_SUFFIXES = (".csv", ".jsonl")

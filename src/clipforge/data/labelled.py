@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from clipforge.data import sources
+from clipforge.data.sources import IMAGE_COLUMNS, IMAGE_SUFFIXES, pick_column, subsample
 from clipforge.errors import InputError
-from clipforge.evaluation import sources
-from clipforge.evaluation.sources import IMAGE_COLUMNS, IMAGE_SUFFIXES, pick_column, subsample
 
 LABEL_COLUMNS = ("label", "labels", "fine_label", "class", "target", "category")
 
