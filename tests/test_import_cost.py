@@ -63,3 +63,17 @@ def test_graph_element_types_are_onnx_values():
 
     for name in ("FLOAT", "UINT8", "INT32", "INT64", "STRING", "DOUBLE"):
         assert getattr(_graph, name) == getattr(TensorProto, name), name
+
+
+ONE_COMMAND = """
+import json, sys
+from clipforge.cli.main import COMMAND_MODULES, main
+code = main(["classify", "--help"])
+loaded = [c for c in COMMAND_MODULES if "clipforge.cli." + c.replace("-", "_") in sys.modules]
+print(json.dumps([code, loaded]))
+"""
+
+
+def test_a_command_imports_only_its_own_command_module():
+    out, _ = _run(ONE_COMMAND)
+    assert "Usage" in "\n".join(out) and json.loads(out[-1]) == [0, ["classify"]]

@@ -43,13 +43,26 @@ app = typer.Typer(
 )
 
 
-def _register() -> None:
-    for name in COMMAND_MODULES:
+@app.callback()
+def _commands() -> None:
+    # a group callback keeps clipforge a group of commands also when one command alone is registered
+    pass
+
+
+def _register(argv: list[str]) -> None:
+    for name in _wanted(argv):
         importlib.import_module(f"clipforge.cli.{name.replace('-', '_')}").register(app)
 
 
+def _wanted(argv: list[str]) -> list[str]:
+    """The command ``argv`` runs (its first word; the app has no options of its own), so a command imports
+    only its own module and what that needs; every command for the overview help and for unknown words."""
+    words = [a for a in argv if not a.startswith("-")]
+    return [words[0]] if words and words[0] in COMMAND_MODULES else COMMAND_MODULES
+
+
 def main(argv: list[str] | None = None) -> int:
-    _register()
+    _register(sys.argv[1:] if argv is None else argv)
     try:
         code = app(args=argv, standalone_mode=False)
     except ClipforgeError as exc:
