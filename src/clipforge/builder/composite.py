@@ -37,7 +37,7 @@ class BuildContext:
     fp32: ZeroShotModel
     probe: Probe
     work: Path
-    timer: Timer  # (graph path, role) -> inference seconds per run; decides fused-or-not and auto's choice
+    timer: Timer  # (graph path, encoder) -> inference seconds per run; decides fused-or-not and auto's choice
 
 
 @dataclass
@@ -118,8 +118,8 @@ def _check_machine(config: BuildConfig) -> None:
 
 def _runtime_record(report: dict) -> dict:
     """role -> the backend/precision the runtime applies (modes whose graph stays fp32, e.g. bf16)."""
-    modes = {role: info["quantize"] for role, info in report["roles"].items()}
-    return {role: RUNTIME_PRECISION[mode] for role, mode in modes.items() if mode in RUNTIME_PRECISION}
+    modes = {encoder: info["quantize"] for encoder, info in report["roles"].items()}
+    return {encoder: RUNTIME_PRECISION[mode] for encoder, mode in modes.items() if mode in RUNTIME_PRECISION}
 
 
 def _prepare(model, revision, config, calibration_data, tmp: Path, step, timer) -> BuildContext:
@@ -155,15 +155,15 @@ def _build_roles(ctx: BuildContext, tmp: Path, step) -> dict:
             for r, rt in report["auto"]["runtime"].items()
             if (rt["backend"], rt["precision"]) != ("onnxruntime", "fp32")
         }
-        for role in ctx.config.roles:
-            report["roles"][role] = report["auto"]["chosen_stages"][role]
+        for encoder in ctx.config.roles:
+            report["roles"][encoder] = report["auto"]["chosen_stages"][encoder]
         return report
-    for role in ctx.config.roles:
-        step(f"build {role}")
+    for encoder in ctx.config.roles:
+        step(f"build {encoder}")
         start = time.perf_counter()
-        (tmp / role).mkdir(exist_ok=True)
-        records = build_role(role, ctx.config.quantize.mode, tmp / role / "model.onnx", ctx)
-        report["roles"][role] = {
+        (tmp / encoder).mkdir(exist_ok=True)
+        records = build_role(encoder, ctx.config.quantize.mode, tmp / encoder / "model.onnx", ctx)
+        report["roles"][encoder] = {
             "quantize": ctx.config.quantize.mode,
             "stages": records,
             "seconds": round(time.perf_counter() - start, 2),
@@ -178,11 +178,11 @@ def _finish(ctx: BuildContext, tmp: Path, report: dict, key: str) -> Manifest:
     manifest = ctx.fp32.manifest
     single = len(ctx.config.roles) == 1
     if single:  # a one-encoder build: OUT/model.onnx
-        role = ctx.config.roles[0]
-        for item in (tmp / role).iterdir():  # model.onnx and its saved optimised graph
+        encoder = ctx.config.roles[0]
+        for item in (tmp / encoder).iterdir():  # model.onnx and its saved optimised graph
             item.rename(tmp / item.name)
-        (tmp / role).rmdir()
-        manifest.encoders = {role: "model.onnx"}
+        (tmp / encoder).rmdir()
+        manifest.encoders = {encoder: "model.onnx"}
     shutil.rmtree(ctx.work, ignore_errors=True)
 
     runtime = report["runtime"] if "runtime" in report else _runtime_record(report)

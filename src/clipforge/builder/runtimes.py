@@ -64,9 +64,9 @@ def pick(tried: list[dict], max_drop: float) -> dict:
 
 def combinations(variants: dict, top1: Callable, baseline: float) -> list[dict]:
     """Every (image runtime, text runtime) pair: top-1, drop vs fp32 and the summed seconds.
-    ``variants``: {(role, Runtime): {"embeddings", "seconds"}}."""
-    image = [(rt, v) for (role, rt), v in variants.items() if role == IMAGE_ROLE]
-    text = [(rt, v) for (role, rt), v in variants.items() if role == TEXT_ROLE]
+    ``variants``: {(encoder, Runtime): {"embeddings", "seconds"}}."""
+    image = [(rt, v) for (encoder, rt), v in variants.items() if encoder == IMAGE_ROLE]
+    text = [(rt, v) for (encoder, rt), v in variants.items() if encoder == TEXT_ROLE]
     tried = []
     for (irt, iv), (trt, tv) in itertools.product(image, text):
         accuracy = top1(iv["embeddings"], tv["embeddings"])
