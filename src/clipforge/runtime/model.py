@@ -40,7 +40,7 @@ class ZeroShotModel(HFCompatMixin):
         paths: dict[str, Path] | None = None,
     ):
         self.manifest, self.folder = manifest, Path(folder)
-        self.paths = paths or {role: self.folder / p for role, p in manifest.encoders.items()}
+        self.paths = paths or {encoder: self.folder / p for encoder, p in manifest.encoders.items()}
         self.image_encoder, self.text_encoder = encoders[IMAGE_ROLE], encoders[TEXT_ROLE]
         self._hf_config = hf_config
         self._tokenizer = None
@@ -74,9 +74,9 @@ class ZeroShotModel(HFCompatMixin):
         folder = manifest_folder(paths, manifest)
         manifest = manifest if isinstance(manifest, Manifest) else Manifest.load(folder)
         encoders = {}
-        for role, path in resolved.items():
-            opener = functools.partial(make_session, path, _session_config(manifest, role, options))
-            encoders[role] = Encoder(opener if options.lazy else opener(), role)
+        for encoder, path in resolved.items():
+            opener = functools.partial(make_session, path, _session_config(manifest, encoder, options))
+            encoders[encoder] = Encoder(opener if options.lazy else opener(), encoder)
         warn_if_cpu_lacks(manifest)
         return cls(manifest, encoders, folder, options.hf_config, paths=resolved)
 
@@ -100,8 +100,8 @@ class ZeroShotModel(HFCompatMixin):
         dims = {"manifest": self.manifest.embed_dim}
         dims.update(
             {
-                role: enc.embed_dim
-                for role, enc in ((IMAGE_ROLE, self.image_encoder), (TEXT_ROLE, self.text_encoder))
+                encoder: enc.embed_dim
+                for encoder, enc in ((IMAGE_ROLE, self.image_encoder), (TEXT_ROLE, self.text_encoder))
                 if enc.opened
             }
         )
@@ -233,9 +233,9 @@ SIGLIP_MASK_WARNING = (
 )
 
 
-def _session_config(manifest: Manifest, role: str, options: LoadOptions) -> SessionConfig:
+def _session_config(manifest: Manifest, encoder: str, options: LoadOptions) -> SessionConfig:
 
-    chosen, precision = resolve(options.backend, manifest.build.get("runtime", {}).get(role), options.precision)
+    chosen, precision = resolve(options.backend, manifest.build.get("runtime", {}).get(encoder), options.precision)
     return SessionConfig(
         device=options.device,
         threads=options.threads,
