@@ -112,7 +112,7 @@ class Manifest:
     files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256
     validation: dict[str, Any] = field(default_factory=dict)
     build: dict[str, Any] = field(default_factory=dict)
-    # per role: {"arch": "transformer"|"resnet", "num_heads": int, "hidden_size": int}, from the family at export
+    # per encoder: {"arch": "transformer"|"resnet", "num_heads": int, "hidden_size": int}, from the family at export
     towers: dict[str, dict[str, Any]] = field(default_factory=dict)
     clipforge_version: str = ""
     schema_version: int = MANIFEST_SCHEMA_VERSION

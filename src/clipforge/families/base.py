@@ -60,8 +60,8 @@ class Family:
     # default static shapes for NPU-style builds
     static_sequence_length: int = 77
 
-    def io(self, role: str) -> EncoderIO:
-        return self.image_io if role == "image-encoder" else self.text_io
+    def io(self, encoder: str) -> EncoderIO:
+        return self.image_io if encoder == "image-encoder" else self.text_io
 
     # --- loading -------------------------------------------------------------------------------------
     def load_model(self, folder: str | Path):
@@ -96,10 +96,10 @@ class Family:
     def embed_dim(self, model) -> int:
         raise NotImplementedError
 
-    def encoder_info(self, model, role: str) -> dict:
+    def encoder_info(self, model, encoder: str) -> dict:
         """What the build's fusion pass needs about an encoder, recorded in the manifest's ``towers``:
         ``{"arch": "transformer", "num_heads": int, "hidden_size": int}`` (or ``{"arch": "resnet"}``)."""
-        config = model.config.vision_config if role == "image-encoder" else model.config.text_config
+        config = model.config.vision_config if encoder == "image-encoder" else model.config.text_config
         return {
             "arch": "transformer",
             "num_heads": int(config.num_attention_heads),

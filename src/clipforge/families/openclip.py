@@ -41,7 +41,7 @@ def _plain_attention():
         torch.backends.mha.set_fastpath_enabled(before)
 
 
-def _encoder(model, role: str):
+def _encoder(model, encoder: str):
     import torch
 
     class Encoder(torch.nn.Module):
@@ -51,7 +51,7 @@ def _encoder(model, role: str):
 
         def forward(self, x):
             with _plain_attention():
-                if role == "image-encoder":
+                if encoder == "image-encoder":
                     return self.model.get_image_features(pixel_values=x)
                 return self.model.get_text_features(input_ids=x)
 
@@ -103,8 +103,8 @@ class OpenClipFamily(Family):
             return int(inner.visual.output_dim)
         return int(proj.out_features if hasattr(proj, "out_features") else proj.shape[-1])
 
-    def encoder_info(self, model, role: str) -> dict:
-        if role == "image-encoder":
+    def encoder_info(self, model, encoder: str) -> dict:
+        if encoder == "image-encoder":
             visual = model.inner.visual
             kind = type(visual).__name__
             if kind == "ModifiedResNet":
