@@ -70,12 +70,12 @@ def _summary(result) -> None:
         output.say(f"up to date: {result.path} (same inputs and config; nothing rebuilt)", style="green")
         return
     table = output.table(f"build {result.path}", STAGES, numeric=STAGES[2:])
-    for role, info in result.report["roles"].items():
+    for encoder, info in result.report["roles"].items():
         stages = info["stages"]
         for i, s in enumerate(stages):
             p = s["parity"]
             table.add_row(
-                role if i == 0 else "",
+                encoder if i == 0 else "",
                 s["stage"] + ("" if s.get("kept", True) else " (dropped)"),
                 f"{s['seconds']:.1f}",
                 f"{s['bytes'] / 1e6:.1f}",

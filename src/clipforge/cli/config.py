@@ -14,7 +14,7 @@ from clipforge.builder.build_config import TASK_ROLES, BuildConfig
 
 def config(
     model: Annotated[str, typer.Option("--model", "-m", help="Hub id or checkpoint folder (recorded only).")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="clip.json -> clip_<role>.json per encoder.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="clip.json -> clip_<encoder>.json per encoder.")],
     task: Annotated[str, typer.Option("--task", help=f"One of: {', '.join(TASK_ROLES)}.")] = (
         "zero-shot-image-classification"
     ),
@@ -26,11 +26,11 @@ def config(
     base = BuildConfig.for_task(task)
     roles = base.roles
     paths = []
-    for role in roles:
-        cfg = BuildConfig.for_task(task, role)
+    for encoder in roles:
+        cfg = BuildConfig.for_task(task, encoder)
         cfg.quantize.mode, cfg.export.static, cfg.compile.ep = quantize, static, ep
         cfg.validate()
-        path = output if len(roles) == 1 else output.with_name(f"{output.stem}_{role}{output.suffix or '.json'}")
+        path = output if len(roles) == 1 else output.with_name(f"{output.stem}_{encoder}{output.suffix or '.json'}")
         with atomic_file(path) as tmp:
             tmp.write_text(cfg.to_json())
         paths.append(path)
