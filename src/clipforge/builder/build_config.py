@@ -99,16 +99,16 @@ class BuildConfig:
 
     def validate(self) -> BuildConfig:
         _choice("config", "task", self.task, TASK_ROLES)
-        for role in self.roles:
-            _choice("config", "roles", role, ROLES)
+        for encoder in self.roles:
+            _choice("config", "roles", encoder, ROLES)
         for name in SECTIONS:
             getattr(self, name).check()
         return self
 
     @classmethod
-    def for_task(cls, task: str, role: str | None = None, **sections) -> BuildConfig:
+    def for_task(cls, task: str, encoder: str | None = None, **sections) -> BuildConfig:
         _choice("config", "task", task, TASK_ROLES)
-        roles = [role] if role else list(TASK_ROLES[task])
+        roles = [encoder] if encoder else list(TASK_ROLES[task])
         return cls(task=task, roles=roles, **sections).validate()
 
     def to_dict(self) -> dict[str, Any]:

@@ -117,7 +117,7 @@ def _check_machine(config: BuildConfig) -> None:
 
 
 def _runtime_record(report: dict) -> dict:
-    """role -> the backend/precision the runtime applies (modes whose graph stays fp32, e.g. bf16)."""
+    """encoder -> the backend/precision the runtime applies (modes whose graph stays fp32, e.g. bf16)."""
     modes = {encoder: info["quantize"] for encoder, info in report["roles"].items()}
     return {encoder: RUNTIME_PRECISION[mode] for encoder, mode in modes.items() if mode in RUNTIME_PRECISION}
 

@@ -25,7 +25,7 @@ BASELINES = ("torch",)
 
 @dataclass
 class EvalRequest:
-    models: object  # an exported/built folder, or {role: model.onnx}
+    models: object  # an exported/built folder, or {encoder: model.onnx}
     dataset: str
     task: str = CLASSIFICATION
     split: str = "test"

@@ -41,6 +41,6 @@ def make_manifest(ckpt, image_spec, opts, validation: dict, sequence_length: int
         versions=package_versions(),
         validation=validation,
         build={"static_batch_size": opts.batch_size} if opts.static else {},
-        towers={role: ckpt.family.encoder_info(ckpt.model, role) for role in ROLES},
+        towers={encoder: ckpt.family.encoder_info(ckpt.model, encoder) for encoder in ROLES},
         clipforge_version=__version__,
     )

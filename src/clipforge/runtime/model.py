@@ -88,7 +88,7 @@ class ZeroShotModel(HFCompatMixin):
 
     @property
     def backends(self) -> dict[str, str]:
-        """role -> "backend/precision" the encoders run with."""
+        """encoder -> "backend/precision" the encoders run with."""
 
         def name(session) -> str:
             precision = getattr(session, "precision", None)  # only OpenVINO sessions carry one
