@@ -38,8 +38,8 @@ def seeds_loop(imgs, class_names):
 
 
 def clipforge_eval(imgs, class_names, export):
+    from clipforge.data.labelled import EvalData
     from clipforge.evaluation.classify_eval import evaluate_classification
-    from clipforge.evaluation.datasets import EvalData
     from clipforge.runtime.model import ZeroShotModel
 
     model = ZeroShotModel.from_onnx(export)

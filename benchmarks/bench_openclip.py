@@ -1,4 +1,4 @@
-"""open_clip RN50-shaped image tower (random weights), batch 16, side by side in one run:
+"""open_clip RN50-shaped image encoder (random weights), batch 16, side by side in one run:
 PyTorch eager (open_clip's encode_image) vs clipforge fp32 vs int8 (dynamic MatMul-only; static MatMul-only;
 static MatMul + Conv, i.e. QLinearConv). Medians over repeats; also the export times of RN50 and ViT-B-32.
 
@@ -52,7 +52,7 @@ def export(arch: str, kind: str) -> tuple[Path, float]:
 
 def quantized(fp32: Path, feeds: list[dict]) -> dict[str, Path]:
     from clipforge.builder import stages
-    from clipforge.builder.config import QuantizeSection
+    from clipforge.builder.build_config import QuantizeSection
 
     src, work = fp32 / "image-encoder" / "model.onnx", WORK / "openclip-rn50-quant"
     work.mkdir(parents=True, exist_ok=True)

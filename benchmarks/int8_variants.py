@@ -1,4 +1,4 @@
-"""int8-static variants of the ViT-B/32-shaped image tower, side by side in one run with int8-dynamic and fp32
+"""int8-static variants of the ViT-B/32-shaped image encoder, side by side in one run with int8-dynamic and fp32
 (onnxruntime, batch 16, round-robin medians): per-channel vs per-tensor weights, and QDQ with or without the
 Q after each MatMul (without it onnxruntime runs MatMulIntegerToFloat instead of QLinearMatMul + requantise).
 Prints img/s and the ratio to int8-dynamic (wall clock and CPU time) and min cosine to fp32 on the
@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--only", default="", help="comma-separated substrings of variant names")
     args = parser.parse_args()
-    from clipforge.builder.config import QuantizeSection
+    from clipforge.builder.build_config import QuantizeSection
     from clipforge.builder.stages import _pre_process, quantize_dynamic
     from clipforge.perf.roofline import per_second, round_robin
     from clipforge.runtime.sessions import SessionConfig, make_session

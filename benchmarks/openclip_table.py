@@ -47,7 +47,7 @@ print("ROW " + json.dumps(row))
 
 
 def estimated_params_m(config: dict) -> float:
-    """A rough size from the config alone (12 * layers * width^2 per transformer tower), to skip huge ones
+    """A rough size from the config alone (12 * layers * width^2 per transformer encoder), to skip huge ones
     before building them."""
     total = 0.0
     for key in ("vision_cfg", "text_cfg"):
@@ -78,16 +78,16 @@ def run_arch(arch: str, timeout: int) -> dict:
 
 def markdown(rows: list[dict]) -> str:
     lines = [
-        "| architecture | exports | image / text tower | max abs diff | export s | params (M) | note |",
+        "| architecture | exports | image / text encoder | max abs diff | export s | params (M) | note |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in sorted(rows, key=lambda r: r["arch"].lower()):
         towers = r.get("towers") or {}
-        tower = " / ".join(str(towers.get(k, "")) for k in ("image-encoder", "text-encoder")) if towers else ""
+        arches = " / ".join(str(towers.get(k, "")) for k in ("image-encoder", "text-encoder")) if towers else ""
         diff = f"{r['max_abs_diff']:.1e}" if "max_abs_diff" in r else ""
         exports = {True: "yes", False: "no", None: "?"}[r["exports"]]
         lines.append(
-            f"| {r['arch']} | {exports} | {tower} | {diff} | "
+            f"| {r['arch']} | {exports} | {arches} | {diff} | "
             f"{r.get('export_seconds', '')} | {r.get('params_m', '')} | {r.get('reason', '')} |"
         )
     return "\n".join(lines)

@@ -1,5 +1,5 @@
 """A measured roofline on this machine: the CPU and its matrix flags, GEMM peaks (2048², threads = cores) per
-backend and precision (onnxruntime, OpenVINO, PyTorch as reference), then per tower and build the achieved
+backend and precision (onnxruntime, OpenVINO, PyTorch as reference), then per encoder and build the achieved
 img/s (texts/s), the matmul limit (FLOPs per item / best peak in that precision) and the fraction, side by side
 with PyTorch eager fp32 (bench_encoders' variants). Everything is measured in this one run.
     python benchmarks/roofline.py [--repeats 5] [--gemm-only] [--only int8]

@@ -8,7 +8,7 @@ the lowest text-embedding cosine (the pipeline's prompts, model(**tokenizer outp
 
 Models: the tiny random SigLIP of the tests (always); --trained: the tiny SigLIP trained on the shapes set (cached
 in $CLIPFORGE_FIXTURE_CACHE, ~1 min to train when absent); --base: a random-weight SigLIP with transformers'
-default (base) config, 12-layer 768-wide towers (~1 min to export twice). Accuracy figures only, no timings.
+default (base) config, 12-layer 768-wide encoders (~1 min to export twice). Accuracy figures only, no timings.
 """
 
 from __future__ import annotations

@@ -48,6 +48,6 @@ def test_bf16_build_keeps_top1_within_half_a_point(trained_clip, shapes_dataset,
 
 def test_bf16_build_is_refused_up_front_without_bf16(tiny_clip, tmp_path, fake_cpu):
     fake_cpu("sse avx2 fma", model="Old CPU")
-    with pytest.raises(InputError, match=r"--quantize bf16 needs a CPU with AVX512-BF16 or AMX-BF16"):
+    with pytest.raises(InputError, match=r"quantize='bf16' needs a CPU with AVX512-BF16 or AMX-BF16"):
         build_composite(tiny_clip, tmp_path / "out", quantize="bf16", show_progress=False)
     assert not (tmp_path / "out").exists()

@@ -245,7 +245,7 @@ def test_option_errors(clip_folder, tmp_path, capsys):
 
 
 def test_recall_at_k_known_answers():
-    from clipforge.evaluation.metrics import classification_metrics, recall_at_k
+    from clipforge.evaluation.scores import classification_metrics, recall_at_k
 
     similarity = np.array(
         [

@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from clipforge.data import sources
+from clipforge.data.labelled import load_eval_data
 from clipforge.errors import InputError
-from clipforge.evaluation import sources
-from clipforge.evaluation.datasets import load_eval_data
 from clipforge.evaluation.retrieval_data import load_retrieval_data
 
 
@@ -145,7 +145,7 @@ def test_bad_dataset_input(tmp_path):
     path = write_parquet(tmp_path / "d.parquet", [0, 1, 1], ["a", "b"])
     with pytest.raises(
         InputError,
-        match=r"column 'img' \(--column input_column=img\) not found; the dataset has: "
+        match=r"column 'img' \(columns=\{'input_column': 'img'\}\) not found; the dataset has: "
         "image, label",
     ):
         load_eval_data(str(path), columns={"input_column": "img"})
@@ -162,7 +162,7 @@ def test_bad_dataset_input(tmp_path):
     (tmp_path / "m.csv").write_text("path,label\nx.png,cat\ny.png,zebra\n")
     with pytest.raises(InputError, match=r"unknown label\(s\) \['zebra'\]; known classes: cat, dog"):
         load_eval_data(str(tmp_path / "m.csv"), class_names=["cat", "dog"])
-    with pytest.raises(InputError, match="labels are class indices but the data names no classes; pass --class-names"):
+    with pytest.raises(InputError, match="labels are class indices but the data names no classes; pass class_names="):
         load_eval_data(str(write_parquet(tmp_path / "g.parquet", [0, 1])))
     (tmp_path / "h.csv").write_text("path,label\nx.png,\n")
     with pytest.raises(InputError, match="1 row\\(s\\) have no label"):
@@ -177,7 +177,7 @@ def test_bad_dataset_input(tmp_path):
 def test_missing_label_column_names_the_columns(tmp_path):
     pq.write_table(pa.table({"image": [b""], "y": [0]}), tmp_path / "n.parquet")
     with pytest.raises(
-        InputError, match="no label column found .*the dataset has: image, y; pass --column label_column=NAME"
+        InputError, match="no label column found .*the dataset has: image, y; pass columns=\\{'label_column': 'NAME'\\}"
     ):
         load_eval_data(str(tmp_path / "n.parquet"))
 

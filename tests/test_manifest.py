@@ -37,10 +37,10 @@ def test_v1_manifest_loads_and_embeds_like_v2(tiny_checkpoint, tmp_path):
     np.testing.assert_array_equal(
         ZeroShotModel.from_onnx(v1).embed_texts(texts), ZeroShotModel.from_onnx(folder).embed_texts(texts)
     )
-    from clipforge.builder.roles import tower_shape
+    from clipforge.builder.roles import encoder_shape
 
     with pytest.raises(BuildError, match="re-export"):
-        tower_shape(manifest, "image-encoder")
+        encoder_shape(manifest, "image-encoder")
 
 
 def test_newer_schema_and_bad_kind_are_refused(tiny_clip, tmp_path):

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from clipforge.pipeline._graph import extensions_session
+from clipforge.pipeline.checks import level_diff
 from clipforge.pipeline.image_graph import image_model
-from clipforge.pipeline.validate import level_diff
 from clipforge.runtime.images import preprocess
 from clipforge.specs import ImageSpec
 

@@ -9,7 +9,7 @@ import pytest
 from clipforge.cli.main import main
 from clipforge.errors import InputError
 from clipforge.export import ExportOptions, export_model
-from clipforge.perf.runner import targets_for
+from clipforge.perf.sweep import targets_for
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +68,8 @@ def test_percentiles_known_answer():
 
 def test_targets_and_errors(folders, tmp_path, capsys):
     dyn, _ = folders
-    assert [t.role for t in targets_for(dyn)] == ["image-encoder", "text-encoder"]
-    assert targets_for(dyn / "text-encoder")[0].role == "text-encoder"
+    assert [t.encoder for t in targets_for(dyn)] == ["image-encoder", "text-encoder"]
+    assert targets_for(dyn / "text-encoder")[0].encoder == "text-encoder"
     with pytest.raises(InputError):
         targets_for(tmp_path)
     assert main(["perf", str(dyn), "--batch-size", "a,b"]) == 2
@@ -80,7 +80,7 @@ def test_a_checkpoint_is_exported_once_then_measured(tiny_clip, capsys):
     from pathlib import Path
 
     targets = targets_for(tiny_clip)
-    assert [t.role for t in targets] == ["image-encoder", "text-encoder"]
+    assert [t.encoder for t in targets] == ["image-encoder", "text-encoder"]
     assert targets[0].variant == str(tiny_clip) and Path(targets[0].model).is_file()
     assert targets_for(tiny_clip)[0].model == targets[0].model  # the resolver's cache: no second export
     assert main(["perf", "no/such-model-here", "--batch-size", "1"]) == 2

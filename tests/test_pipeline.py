@@ -18,7 +18,7 @@ from clipforge.export.validate import cosine_rows
 from clipforge.models import ZeroShotModel
 from clipforge.pipeline import PipelineModel, list_presets
 from clipforge.pipeline._graph import extensions_session
-from clipforge.pipeline.config import PipelineConfig
+from clipforge.pipeline.presets import PipelineConfig
 from clipforge.pipeline.text_graph import text_model
 from clipforge.registry import list_models
 from clipforge.specs import Manifest
@@ -187,8 +187,8 @@ def test_png_embeddings_match_runtime(pipelines, exported, tiny_checkpoint):
 
 
 def test_in_graph_preprocessing_within_one_level_of_pil(exported, tiny_checkpoint):
+    from clipforge.pipeline.checks import level_diff
     from clipforge.pipeline.image_graph import image_model
-    from clipforge.pipeline.validate import level_diff
     from clipforge.runtime.images import preprocess
 
     family, _ = tiny_checkpoint
@@ -314,7 +314,7 @@ def test_presets_follow_the_family_and_can_be_overridden(tiny_clip, tmp_path, ca
     assert main(["export-pipeline", str(tiny_clip), "-o", str(tmp_path / "x.onnx")]) == 2
     assert "prefix" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
-    from clipforge.pipeline.exporter import resolve_config
+    from clipforge.pipeline.export_graphs import resolve_config
 
     config = resolve_config("openai/clip-vit-base-patch32", None)  # a known hub id: no download needed
     assert config.preset == "multimodal_clip" and config.image_inputs == ("bytes", "pixels")
@@ -324,7 +324,7 @@ def test_presets_follow_the_family_and_can_be_overridden(tiny_clip, tmp_path, ca
 
 def test_every_known_checkpoint_gets_its_family_preset():
     from clipforge.errors import InputError
-    from clipforge.pipeline.exporter import resolve_config
+    from clipforge.pipeline.export_graphs import resolve_config
 
     families = set()
     for row in list_models():  # open_clip ids (hf-hub:..., ARCH:FILE) included: known before any export
@@ -467,7 +467,7 @@ def test_large_model_layout_and_failed_validation_leave_nothing(exported, tmp_pa
     """Over the 2 GiB limit the weights go to PREFIX_*.onnx.data; a failed validation leaves no file at all."""
     from clipforge.errors import ValidationError
     from clipforge.export import onnx_export
-    from clipforge.pipeline import export_pipeline, validate as validate_module
+    from clipforge.pipeline import checks, export_pipeline
 
     monkeypatch.setattr(onnx_export, "EXTERNAL_DATA_BYTES", 0)  # treat the tiny model as "over 2 GB"
     result = export_pipeline(exported["clip"], tmp_path / "ok" / "big", "multimodal_clip", show_progress=False)
@@ -479,7 +479,7 @@ def test_large_model_layout_and_failed_validation_leave_nothing(exported, tmp_pa
     def fail(*args, **kwargs):
         raise ValidationError("pipeline export", ["injected failure"])
 
-    monkeypatch.setattr(validate_module, "validate_pipeline", fail)
+    monkeypatch.setattr(checks, "validate_pipeline", fail)
     with pytest.raises(ValidationError):
         export_pipeline(exported["clip"], tmp_path / "bad" / "big", "multimodal_clip", show_progress=False)
     assert list((tmp_path / "bad").iterdir()) == []

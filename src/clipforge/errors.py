@@ -22,7 +22,7 @@ class UnsupportedModelError(InputError):
 
 
 class OutputExistsError(InputError, FileExistsError):
-    """The output path exists and ``--force`` was not given."""
+    """The output path exists and ``force`` was not given (``--force`` on the CLI)."""
 
 
 class ExportError(ClipforgeError, RuntimeError):

@@ -90,7 +90,7 @@ class ZeroShotModel(RuntimeModel):
         """A hub id, checkpoint folder or exported/built folder; checkpoints are exported (or, with build
         options such as ``quantize=``, built) once into the cache by ``model_folder``.
         ``sub_model_kwargs={"image-encoder": {"shape_config": {"height": H, "width": W}}, "text-encoder":
-        {"shape_config": {"sequence_length": L}}}`` exports static shapes per sub-model."""
+        {"shape_config": {"sequence_length": L}}}`` exports static shapes per encoder."""
         return open_model(
             model,
             revision=revision,
@@ -105,30 +105,30 @@ SHAPE_KEYS = {IMAGE_ROLE: ("height", "width", "batch_size"), TEXT_ROLE: ("sequen
 
 
 def shape_options(sub_model_kwargs: dict | None) -> dict:
-    """``{role: {"shape_config": {...}}}`` (the seeds' form) -> static export options: image height/width
+    """``{encoder: {"shape_config": {...}}}`` (the seeds' form) -> static export options: image height/width
     (square) -> ``image_size``, text ``sequence_length``, ``batch_size`` (default 1)."""
     if not sub_model_kwargs:
         return {}
     shapes: dict = {}
-    for role, kwargs in sub_model_kwargs.items():
-        if role not in SHAPE_KEYS:
-            raise InputError(f"sub_model_kwargs: unknown sub-model {role!r}; valid: {', '.join(ROLES)}")
+    for encoder, kwargs in sub_model_kwargs.items():
+        if encoder not in SHAPE_KEYS:
+            raise InputError(f"sub_model_kwargs: unknown sub-model {encoder!r}; valid: {', '.join(ROLES)}")
         unknown = sorted(set(kwargs) - {"shape_config"})
         if unknown:
-            raise InputError(f"sub_model_kwargs[{role!r}]: unknown key(s) {unknown}; valid: shape_config")
+            raise InputError(f"sub_model_kwargs[{encoder!r}]: unknown key(s) {unknown}; valid: shape_config")
         config = dict(kwargs.get("shape_config") or {})
-        bad = sorted(set(config) - set(SHAPE_KEYS[role]))
+        bad = sorted(set(config) - set(SHAPE_KEYS[encoder]))
         if bad:
             raise InputError(
-                f"sub_model_kwargs[{role!r}]['shape_config']: unknown key(s) {bad}; "
-                f"valid for {role}: {', '.join(SHAPE_KEYS[role])}"
+                f"sub_model_kwargs[{encoder!r}]['shape_config']: unknown key(s) {bad}; "
+                f"valid for {encoder}: {', '.join(SHAPE_KEYS[encoder])}"
             )
-        _merge_shape(shapes, role, config)
+        _merge_shape(shapes, encoder, config)
     return {"static": True, "batch_size": shapes.pop("batch_size", 1), **shapes}
 
 
-def _merge_shape(shapes: dict, role: str, config: dict) -> None:
-    if role == IMAGE_ROLE and ("height" in config or "width" in config):
+def _merge_shape(shapes: dict, encoder: str, config: dict) -> None:
+    if encoder == IMAGE_ROLE and ("height" in config or "width" in config):
         height, width = config.get("height", config.get("width")), config.get("width", config.get("height"))
         if height != width:
             raise InputError(
@@ -140,5 +140,5 @@ def _merge_shape(shapes: dict, role: str, config: dict) -> None:
         shapes["sequence_length"] = config["sequence_length"]
     if "batch_size" in config:
         if shapes.get("batch_size", config["batch_size"]) != config["batch_size"]:
-            raise InputError("shape_config batch_size differs between the sub-models; give both the same")
+            raise InputError("shape_config batch_size differs between the encoders; give both the same")
         shapes["batch_size"] = config["batch_size"]

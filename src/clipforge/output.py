@@ -17,6 +17,8 @@ import sys
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
+from clipforge._io import atomic_file
+
 STDOUT = "-"  # ``--json -``: print the JSON on stdout instead of writing a file
 
 
@@ -95,7 +97,6 @@ def write_json(target: Path | str | None, value) -> None:
     if is_stdout(target):
         print_json(value)
         return
-    from clipforge._io import atomic_file
 
     with atomic_file(Path(target)) as tmp:
         tmp.write_text(dumps(value))

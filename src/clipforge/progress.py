@@ -10,6 +10,8 @@ from typing import TypeVar
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from clipforge._context import temporarily
+
 T = TypeVar("T")
 console = Console(stderr=True)
 
@@ -71,8 +73,6 @@ def counter(description: str, total: int | None, show: bool = True):
 def quiet_transformers():
     """Hide transformers' own bars ("Loading weights", "Writing model shards") inside clipforge's steps."""
     from transformers.utils import logging
-
-    from clipforge._context import temporarily
 
     def show(on: bool) -> None:
         logging.enable_progress_bar() if on else logging.disable_progress_bar()

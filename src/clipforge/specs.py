@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from clipforge.errors import InputError
+from clipforge.hub import found_at
 
 IMAGE_ROLE, TEXT_ROLE = "image-encoder", "text-encoder"
 ROLES = (IMAGE_ROLE, TEXT_ROLE)
@@ -60,7 +61,7 @@ class ImageSpec:
 
 @dataclass(frozen=True)
 class TextSpec:
-    """Tokenization and text-tower conventions."""
+    """Tokenization and text-encoder conventions."""
 
     context_length: int
     padding: str  # "longest" (CLIP) or "max_length" (SigLIP: always pad to context_length)
@@ -111,7 +112,7 @@ class Manifest:
     files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256
     validation: dict[str, Any] = field(default_factory=dict)
     build: dict[str, Any] = field(default_factory=dict)
-    # per role: {"arch": "transformer"|"resnet", "num_heads": int, "hidden_size": int}, from the family at export
+    # per encoder: {"arch": "transformer"|"resnet", "num_heads": int, "hidden_size": int}, from the family at export
     towers: dict[str, dict[str, Any]] = field(default_factory=dict)
     clipforge_version: str = ""
     schema_version: int = MANIFEST_SCHEMA_VERSION
@@ -133,8 +134,6 @@ class Manifest:
         if path.is_dir():
             path = path / "manifest.json"
         if not path.is_file():
-            from clipforge.hub import found_at
-
             folder = path.parent if path.name == "manifest.json" else path
             raise InputError(
                 f"no manifest.json in {folder}: found {found_at(folder)}; pass a folder "

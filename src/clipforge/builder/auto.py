@@ -21,41 +21,41 @@ CANDIDATE_MODES = {
 
 
 def _variants(ctx, tmp: Path) -> tuple[dict, dict]:
-    """({(role, Runtime): {"path", "stages", "embeddings", "seconds"}}, {"role:mode": error}): every graph
+    """({(encoder, Runtime): {"path", "stages", "embeddings", "seconds"}}, {"encoder:mode": error}): every graph
     built once, then embedded and timed on each (backend, precision) this machine offers for it."""
     variants, failed = {}, {}
-    for role in ROLES:
-        for mode in CANDIDATE_MODES[role]:
+    for encoder in ROLES:
+        for mode in CANDIDATE_MODES[encoder]:
             runtimes = available(mode)
             if not runtimes:
                 continue  # e.g. bf16 without openvino or on a CPU without bf16
-            path = ctx.work / "auto" / role / mode / "model.onnx"
+            path = ctx.work / "auto" / encoder / mode / "model.onnx"
             path.parent.mkdir(parents=True, exist_ok=True)
             try:
-                records = build_role(role, mode, path, ctx)
+                records = build_role(encoder, mode, path, ctx)
             except BuildError as exc:
-                failed[f"{role}:{mode}"] = str(exc)
+                failed[f"{encoder}:{mode}"] = str(exc)
                 continue
             for rt in runtimes:
-                variants[(role, rt)] = {
+                variants[(encoder, rt)] = {
                     "path": path,
                     "stages": records,
-                    "embeddings": embed(path, role, ctx.probe, ctx.fp32, rt.session),
-                    "seconds": time_on(ctx.timer, path, role, rt),
+                    "embeddings": embed(path, encoder, ctx.probe, ctx.fp32, rt.session),
+                    "seconds": time_on(ctx.timer, path, encoder, rt),
                 }
     return variants, failed
 
 
-def time_on(timer, path: Path, role: str, rt: Runtime) -> float:
-    """The build's timer on ``rt``; onnxruntime/fp32 is timed as ``timer(path, role)`` (the plain timer)."""
+def time_on(timer, path: Path, encoder: str, rt: Runtime) -> float:
+    """The build's timer on ``rt``; onnxruntime/fp32 is timed as ``timer(path, encoder)`` (the plain timer)."""
     if (rt.backend, rt.precision) == ("onnxruntime", "fp32"):
-        return timer(path, role)
-    return timer(path, role, session=rt.session)
+        return timer(path, encoder)
+    return timer(path, encoder, session=rt.session)
 
 
 def pick_fastest(tried: list[dict], max_drop: float) -> dict[str, str]:
     """The candidate with the least inference time (image + text seconds) among those whose top-1 drop is within
-    ``max_drop`` percentage points; fp32+fp32 (drop 0) always qualifies. Returns {role: mode}."""
+    ``max_drop`` percentage points; fp32+fp32 (drop 0) always qualifies. Returns {encoder: mode}."""
     best = pick_candidate(tried, max_drop)
     return {IMAGE_ROLE: best["image"], TEXT_ROLE: best["text"]}
 
@@ -63,7 +63,7 @@ def pick_fastest(tried: list[dict], max_drop: float) -> dict[str, str]:
 def pick_candidate(tried: list[dict], max_drop: float) -> dict:
     allowed = [t for t in tried if t["drop_pp"] <= max_drop]
     if not allowed:
-        raise BuildError("--quantize auto: no candidate within the allowed accuracy drop (fp32 failed to build?)")
+        raise BuildError("quantize='auto': no candidate within the allowed accuracy drop (fp32 failed to build?)")
     return min(allowed, key=lambda t: t["seconds"])
 
 
@@ -71,7 +71,7 @@ def choose_auto(ctx, tmp: Path) -> dict:
     calib = ctx.probe.calibration
     if not calib.labels or not calib.class_names:
         raise InputError(
-            "--quantize auto needs labelled data: pass --calibration-data with an image folder of "
+            "quantize='auto' needs labelled data: pass calibration_data= with an image folder of "
             "class sub-folders or a labelled parquet file"
         )
     variants, failed = _variants(ctx, tmp)
@@ -80,9 +80,9 @@ def choose_auto(ctx, tmp: Path) -> dict:
     best = pick_candidate(tried, ctx.config.quantize.max_accuracy_drop)
     chosen = {IMAGE_ROLE: best["image"], TEXT_ROLE: best["text"]}
     runtime = {IMAGE_ROLE: Runtime(**best["image_runtime"]), TEXT_ROLE: Runtime(**best["text_runtime"])}
-    for role in ctx.config.roles:
-        (tmp / role).mkdir(exist_ok=True)
-        shutil.copyfile(variants[(role, runtime[role])]["path"], tmp / role / "model.onnx")
+    for encoder in ctx.config.roles:
+        (tmp / encoder).mkdir(exist_ok=True)
+        shutil.copyfile(variants[(encoder, runtime[encoder])]["path"], tmp / encoder / "model.onnx")
     return {
         "fp32_top1": baseline,
         "max_accuracy_drop": ctx.config.quantize.max_accuracy_drop,

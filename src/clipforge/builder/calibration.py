@@ -1,6 +1,6 @@
 """Real calibration and evaluation inputs: images (with labels when the data has them) and prompts.
 
-Labelled data is read by ``evaluation.datasets.load_eval_data`` (split ``train`` where the data has splits): an
+Labelled data is read by ``data.labelled.load_eval_data`` (split ``train`` where the data has splits): an
 image folder with one sub-folder per class, a parquet/arrow file (class names from its metadata or a
 ``classes.txt`` beside it), a CSV/JSONL manifest or a ``datasets`` id. A flat folder of images gives unlabelled
 calibration data. Without data, deterministic synthetic images and generic prompts are used (and the report
@@ -11,8 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from clipforge.data.labelled import load_eval_data
+from clipforge.data.sources import looks_like_hub_id, subsample
 from clipforge.errors import InputError
-from clipforge.runtime.images import IMAGE_SUFFIXES
+from clipforge.export.cases import VALIDATION_PROMPTS, random_images
+from clipforge.runtime.images import IMAGE_SUFFIXES, load_image
 from clipforge.runtime.labels import DEFAULT_TEMPLATE
 
 CALIBRATION_SPLIT = "train"
@@ -27,7 +30,6 @@ class CalibrationSet:
 
     @property
     def prompts(self) -> list[str]:
-        from clipforge.export.cases import VALIDATION_PROMPTS
 
         if self.class_names:
             return [DEFAULT_TEMPLATE.format(c) for c in self.class_names]
@@ -35,11 +37,8 @@ class CalibrationSet:
 
 
 def load_calibration(path: str | Path | None, samples: int, seed: int = 0) -> CalibrationSet:
-    from clipforge.runtime.images import load_image
 
     if path is None:
-        from clipforge.export.cases import random_images
-
         return CalibrationSet(random_images(samples, seed), None, None, "synthetic (no --calibration-data)")
     path = Path(path)
     if path.is_dir() and _flat_images(path):
@@ -47,8 +46,6 @@ def load_calibration(path: str | Path | None, samples: int, seed: int = 0) -> Ca
         return CalibrationSet(
             [load_image(files[i]) for i in _pick(len(files), samples, seed, str(path))], None, None, str(path)
         )
-    from clipforge.evaluation.datasets import load_eval_data
-    from clipforge.evaluation.sources import looks_like_hub_id
 
     if not path.exists() and not looks_like_hub_id(str(path)):
         raise InputError(
@@ -71,6 +68,5 @@ def _flat_images(folder: Path) -> list[Path]:
 
 def _pick(n_total: int, samples: int, seed: int, where: str) -> list[int]:
     """``samples`` rows spread over the set (all of them when it is smaller), in dataset order."""
-    from clipforge.evaluation.sources import subsample
 
     return subsample(n_total, min(samples, n_total) if n_total else samples, where, seed)

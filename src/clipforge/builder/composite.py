@@ -13,8 +13,8 @@ from pathlib import Path
 
 from clipforge._io import atomic_dir, file_hashes, sweep
 from clipforge.builder.auto import choose_auto
+from clipforge.builder.build_config import RUNTIME_PRECISION, BuildConfig
 from clipforge.builder.calibration import load_calibration
-from clipforge.builder.config import RUNTIME_PRECISION, BuildConfig
 from clipforge.builder.parity import Probe, make_probe
 from clipforge.builder.roles import build_role, kill_point
 from clipforge.builder.timing import InferenceTimer, Timer
@@ -23,7 +23,10 @@ from clipforge.export.cache import cached_export
 from clipforge.folders import cache_key
 from clipforge.options import BUILD_OVERRIDES, ExportOptions
 from clipforge.progress import steps
+from clipforge.runtime.backends import check_backend
+from clipforge.runtime.cpu import describe, relied_on, require_bf16
 from clipforge.runtime.model import ZeroShotModel
+from clipforge.runtime.sessions import providers_for
 from clipforge.specs import Manifest
 
 
@@ -34,7 +37,7 @@ class BuildContext:
     fp32: ZeroShotModel
     probe: Probe
     work: Path
-    timer: Timer  # (graph path, role) -> inference seconds per run; decides fused-or-not and auto's choice
+    timer: Timer  # (graph path, encoder) -> inference seconds per run; decides fused-or-not and auto's choice
 
 
 @dataclass
@@ -87,7 +90,6 @@ def build_composite(
 ) -> BuildResult:
     """Build ``model`` into ``output``; returns without work when the same inputs were built there before.
     ``timer`` replaces the inference timing behind the keep-fused and ``auto`` decisions (tests inject one)."""
-    from clipforge.runtime.sessions import providers_for
 
     config = apply_overrides(config or BuildConfig(), overrides)
     providers_for(config.compile.ep)  # an EP this onnxruntime lacks fails before any work
@@ -98,7 +100,7 @@ def build_composite(
     if (done := _up_to_date(out, key)) is not None:
         return BuildResult(out, done, done.build, skipped=True)
     if out.exists() and not force and not (out / "manifest.json").is_file():
-        raise OutputExistsError(f"output {out} exists and is not a clipforge build; pass --force to replace it")
+        raise OutputExistsError(f"output {out} exists and is not a clipforge build; pass force=True to replace it")
     with steps(show_progress, total=2 + 3 * len(config.roles)) as step, atomic_dir(out, force=True) as tmp:
         ctx = _prepare(model, revision, config, calibration_data, tmp, step, timer)
         report = _build_roles(ctx, tmp, step)
@@ -110,17 +112,14 @@ def build_composite(
 def _check_machine(config: BuildConfig) -> None:
     """A precision this CPU or install cannot run fails up front, in one line."""
     if config.quantize.mode == "bf16":
-        from clipforge.runtime.backends import check_backend
-        from clipforge.runtime.cpu import require_bf16
-
         require_bf16()
         check_backend("openvino")
 
 
 def _runtime_record(report: dict) -> dict:
-    """role -> the backend/precision the runtime applies (modes whose graph stays fp32, e.g. bf16)."""
-    modes = {role: info["quantize"] for role, info in report["roles"].items()}
-    return {role: RUNTIME_PRECISION[mode] for role, mode in modes.items() if mode in RUNTIME_PRECISION}
+    """encoder -> the backend/precision the runtime applies (modes whose graph stays fp32, e.g. bf16)."""
+    modes = {encoder: info["quantize"] for encoder, info in report["roles"].items()}
+    return {encoder: RUNTIME_PRECISION[mode] for encoder, mode in modes.items() if mode in RUNTIME_PRECISION}
 
 
 def _prepare(model, revision, config, calibration_data, tmp: Path, step, timer) -> BuildContext:
@@ -156,15 +155,15 @@ def _build_roles(ctx: BuildContext, tmp: Path, step) -> dict:
             for r, rt in report["auto"]["runtime"].items()
             if (rt["backend"], rt["precision"]) != ("onnxruntime", "fp32")
         }
-        for role in ctx.config.roles:
-            report["roles"][role] = report["auto"]["chosen_stages"][role]
+        for encoder in ctx.config.roles:
+            report["roles"][encoder] = report["auto"]["chosen_stages"][encoder]
         return report
-    for role in ctx.config.roles:
-        step(f"build {role}")
+    for encoder in ctx.config.roles:
+        step(f"build {encoder}")
         start = time.perf_counter()
-        (tmp / role).mkdir(exist_ok=True)
-        records = build_role(role, ctx.config.quantize.mode, tmp / role / "model.onnx", ctx)
-        report["roles"][role] = {
+        (tmp / encoder).mkdir(exist_ok=True)
+        records = build_role(encoder, ctx.config.quantize.mode, tmp / encoder / "model.onnx", ctx)
+        report["roles"][encoder] = {
             "quantize": ctx.config.quantize.mode,
             "stages": records,
             "seconds": round(time.perf_counter() - start, 2),
@@ -179,13 +178,12 @@ def _finish(ctx: BuildContext, tmp: Path, report: dict, key: str) -> Manifest:
     manifest = ctx.fp32.manifest
     single = len(ctx.config.roles) == 1
     if single:  # a one-encoder build: OUT/model.onnx
-        role = ctx.config.roles[0]
-        for item in (tmp / role).iterdir():  # model.onnx and its saved optimised graph
+        encoder = ctx.config.roles[0]
+        for item in (tmp / encoder).iterdir():  # model.onnx and its saved optimised graph
             item.rename(tmp / item.name)
-        (tmp / role).rmdir()
-        manifest.encoders = {role: "model.onnx"}
+        (tmp / encoder).rmdir()
+        manifest.encoders = {encoder: "model.onnx"}
     shutil.rmtree(ctx.work, ignore_errors=True)
-    from clipforge.runtime.cpu import describe, relied_on
 
     runtime = report["runtime"] if "runtime" in report else _runtime_record(report)
     precisions = {i["precision"] for i in runtime.values()} | {

@@ -42,40 +42,44 @@ def make_probe(fp32: ZeroShotModel, calib: CalibrationSet) -> Probe:
     return Probe(pixels, ids, mask, reference, calib)
 
 
-def feeds(probe: Probe, role: str, encoder: Encoder, batch: int = 8) -> list[dict]:
-    """Batches for calibration, shaped for ``encoder`` (fixed batch for static graphs)."""
-    size = encoder.static_batch or batch
+def feeds(probe: Probe, encoder: str, runner: Encoder, batch: int = 8) -> list[dict]:
+    """Batches for calibration, shaped for ``runner`` (fixed batch for static graphs)."""
+    size = runner.static_batch or batch
     data = (
-        {"pixel_values": probe.pixels} if role == IMAGE_ROLE else {"input_ids": probe.ids, "attention_mask": probe.mask}
+        {"pixel_values": probe.pixels}
+        if encoder == IMAGE_ROLE
+        else {"input_ids": probe.ids, "attention_mask": probe.mask}
     )
-    data = {k: v for k, v in data.items() if k in encoder.input_names}
+    data = {k: v for k, v in data.items() if k in runner.input_names}
     n = len(next(iter(data.values())))
     out = []
-    for i in range(0, n - size + 1 if encoder.static_batch else n, size):
+    for i in range(0, n - size + 1 if runner.static_batch else n, size):
         out.append({k: v[i : i + size] for k, v in data.items()})
     return out or [{k: np.repeat(v[:1], size, axis=0) for k, v in data.items()}]
 
 
 def embed(
-    model_path: Path, role: str, probe: Probe, fp32: ZeroShotModel, session: SessionConfig = SessionConfig()
+    model_path: Path, encoder: str, probe: Probe, fp32: ZeroShotModel, session: SessionConfig = SessionConfig()
 ) -> np.ndarray:
     """Embeddings of the probe through ``model_path`` (on the backend/precision ``session`` says)."""
-    encoder = Encoder(make_session(model_path, session), role)
-    probe_model = ZeroShotModel(fp32.manifest, {role: encoder, OTHER[role]: _encoder(fp32, OTHER[role])}, fp32.folder)
-    if role == IMAGE_ROLE:
+    runner = Encoder(make_session(model_path, session), encoder)
+    probe_model = ZeroShotModel(
+        fp32.manifest, {encoder: runner, OTHER[encoder]: _encoder(fp32, OTHER[encoder])}, fp32.folder
+    )
+    if encoder == IMAGE_ROLE:
         return l2_normalize(probe_model.encode_pixels(probe.pixels))
     return l2_normalize(probe_model.encode_tokens(probe.ids, probe.mask))
 
 
-def _encoder(model: ZeroShotModel, role: str) -> Encoder:
-    return model.image_encoder if role == IMAGE_ROLE else model.text_encoder
+def _encoder(model: ZeroShotModel, encoder: str) -> Encoder:
+    return model.image_encoder if encoder == IMAGE_ROLE else model.text_encoder
 
 
 def parity(
-    model_path: Path, role: str, probe: Probe, fp32: ZeroShotModel, session: SessionConfig = SessionConfig()
+    model_path: Path, encoder: str, probe: Probe, fp32: ZeroShotModel, session: SessionConfig = SessionConfig()
 ) -> dict:
-    emb = embed(model_path, role, probe, fp32, session)
-    ref, other = probe.reference[role], probe.reference[OTHER[role]]
+    emb = embed(model_path, encoder, probe, fp32, session)
+    ref, other = probe.reference[encoder], probe.reference[OTHER[encoder]]
     cos = cosine_rows(emb, ref)
     agree = float(np.mean((emb @ other.T).argmax(1) == (ref @ other.T).argmax(1)))
     return {"mean_cosine": float(cos.mean()), "min_cosine": float(cos.min()), "top1_agreement": agree}

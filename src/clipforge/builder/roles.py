@@ -8,9 +8,10 @@ from pathlib import Path
 
 from clipforge._faults import kill_point
 from clipforge.builder import stages
-from clipforge.builder.config import RUNTIME_PRECISION
-from clipforge.builder.parity import Probe, feeds, parity
+from clipforge.builder.build_config import RUNTIME_PRECISION
+from clipforge.builder.parity import Probe, embed, feeds, parity
 from clipforge.errors import BuildError
+from clipforge.runtime import optimized
 from clipforge.runtime.encoders import Encoder
 from clipforge.runtime.model import ZeroShotModel
 from clipforge.runtime.sessions import SessionConfig, make_session
@@ -30,11 +31,11 @@ NOT_SLOWER = 1.05
 SAVED_GRAPH_TOLERANCE = 1e-5
 
 
-def tower_shape(manifest, role: str) -> tuple[int, int] | None:
-    """(num_heads, hidden_size) of a transformer tower, as the family recorded it at export; None otherwise."""
+def encoder_shape(manifest, role: str) -> tuple[int, int] | None:
+    """(num_heads, hidden_size) of a transformer encoder, as the family recorded it at export; None otherwise."""
     info = manifest.towers.get(role)
     if info is None:
-        raise BuildError(f"the export's manifest has no tower record for {role}; re-export with this clipforge")
+        raise BuildError(f"the export's manifest has no 'towers' record for {role}; re-export with this clipforge")
     if info.get("arch") != "transformer":
         return None
     return int(info["num_heads"]), int(info["hidden_size"])
@@ -64,7 +65,7 @@ def _record(
 def _optimize(src: Path, work: Path, role: str, ctx) -> tuple[Path, dict]:
     start = time.perf_counter()
     dst = work / "optimized.onnx"
-    heads, hidden = tower_shape(ctx.fp32.manifest, role)
+    heads, hidden = encoder_shape(ctx.fp32.manifest, role)
     info = stages.optimize(src, dst, heads, hidden, ctx.config.optimize)
     record = _record("optimize", dst, start, role, ctx.probe, ctx.fp32, info)
     fused, unfused = ctx.timer(dst, role), ctx.timer(src, role)
@@ -77,7 +78,7 @@ def _optimize(src: Path, work: Path, role: str, ctx) -> tuple[Path, dict]:
 
 
 def quantize_section(ctx, role: str, mode: str):
-    """The quantize section for ``role``: a ResNet tower's Convs join the quantised ops for int8-static
+    """The quantize section for ``role``: a ResNet encoder's Convs join the quantised ops for int8-static
     (``resnet_convs``); dynamic int8 keeps them float (ConvInteger has no fast kernel)."""
     section = ctx.config.quantize
     resnet = ctx.fp32.manifest.towers.get(role, {}).get("arch") == "resnet"
@@ -133,7 +134,7 @@ def _runtime_precision(src: Path, role: str, mode: str, ctx, start: float) -> tu
     if record["parity"]["min_cosine"] < MIN_COSINE[mode]:
         raise BuildError(
             f"{role} {mode}: min cosine to fp32 {record['parity']['min_cosine']:.4f} < "
-            f"{MIN_COSINE[mode]}; use --quantize none"
+            f"{MIN_COSINE[mode]}; use quantize='none'"
         )
     return src, record
 
@@ -143,7 +144,7 @@ def build_role(role: str, mode: str, out: Path, ctx) -> list[dict]:
     work = ctx.work / role / mode
     work.mkdir(parents=True, exist_ok=True)
     current, records = ctx.fp32_folder / role / "model.onnx", []
-    if ctx.config.optimize.enabled and mode in ("none", "fp16") and tower_shape(ctx.fp32.manifest, role):
+    if ctx.config.optimize.enabled and mode in ("none", "fp16") and encoder_shape(ctx.fp32.manifest, role):
         kill_point("optimize")
         current, record = _optimize(current, work, role, ctx)
         records.append(record)
@@ -163,8 +164,6 @@ def build_role(role: str, mode: str, out: Path, ctx) -> list[dict]:
 def _check_saved(out: Path, role: str, ctx) -> dict:
     """The saved optimised graph must give what the portable graph gives on this machine (it is the same
     optimisation, so it does, bit for bit, unless something is wrong): otherwise it is removed."""
-    from clipforge.builder.parity import embed
-    from clipforge.runtime import optimized
 
     saved = embed(out, role, ctx.probe, ctx.fp32)
     portable = embed(out, role, ctx.probe, ctx.fp32, SessionConfig(saved_graph=False))

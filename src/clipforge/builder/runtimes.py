@@ -8,6 +8,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+from clipforge.runtime import backends, cpu
 from clipforge.runtime.sessions import SessionConfig
 from clipforge.specs import IMAGE_ROLE, TEXT_ROLE
 
@@ -43,14 +44,12 @@ class Runtime:
 
 def available(mode: str) -> list[Runtime]:
     """The pairs for ``mode`` this machine can run: OpenVINO when installed, bf16 on CPUs with bf16."""
-    from clipforge.runtime.backends import openvino_available
-    from clipforge.runtime.cpu import has_bf16
 
     out = []
     for backend, precision in RUNTIMES.get(mode, ()):
-        if backend == "openvino" and not openvino_available():
+        if backend == "openvino" and not backends.openvino_available():
             continue
-        if precision == "bf16" and not has_bf16():
+        if precision == "bf16" and not cpu.has_bf16():
             continue
         out.append(Runtime(mode, backend, precision))
     return out
@@ -65,9 +64,9 @@ def pick(tried: list[dict], max_drop: float) -> dict:
 
 def combinations(variants: dict, top1: Callable, baseline: float) -> list[dict]:
     """Every (image runtime, text runtime) pair: top-1, drop vs fp32 and the summed seconds.
-    ``variants``: {(role, Runtime): {"embeddings", "seconds"}}."""
-    image = [(rt, v) for (role, rt), v in variants.items() if role == IMAGE_ROLE]
-    text = [(rt, v) for (role, rt), v in variants.items() if role == TEXT_ROLE]
+    ``variants``: {(encoder, Runtime): {"embeddings", "seconds"}}."""
+    image = [(rt, v) for (encoder, rt), v in variants.items() if encoder == IMAGE_ROLE]
+    text = [(rt, v) for (encoder, rt), v in variants.items() if encoder == TEXT_ROLE]
     tried = []
     for (irt, iv), (trt, tv) in itertools.product(image, text):
         accuracy = top1(iv["embeddings"], tv["embeddings"])

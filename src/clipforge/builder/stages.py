@@ -12,7 +12,9 @@ from pathlib import Path
 
 from clipforge._context import temporarily
 from clipforge._io import atomic_file
-from clipforge.builder.config import CompileSection, OptimizeSection, QuantizeSection
+from clipforge.builder.build_config import CompileSection, OptimizeSection, QuantizeSection
+from clipforge.runtime import optimized
+from clipforge.runtime.sessions import SessionConfig, make_session, providers_for, session_options
 
 FUSED_OPS = (
     "Attention",
@@ -118,7 +120,7 @@ def quantize_dynamic(src: Path, dst: Path, section: QuantizeSection, work: Path)
 
 # No QuantizeLinear after a MatMul: onnxruntime then fuses DQ(x), DQ(W) -> MatMul (+ bias Add) into
 # MatMulIntegerToFloat, the kernel int8-dynamic runs, instead of QLinearMatMul + a float Add + a requantise.
-# Profiled on the ViT-B/32-shaped image tower (benchmarks/int8_profile.py): QLinearMatMul + Add were 82% of kernel
+# Profiled on the ViT-B/32-shaped image encoder (benchmarks/int8_profile.py): QLinearMatMul + Add were 82% of kernel
 # time, MatMulIntegerToFloat 66% with the bias inside it; min cosine to fp32 0.99992 (was 0.99988).
 STATIC_EXTRA_OPTIONS = {"MatMulConstBOnly": True, "OpTypesToExcludeOutputQuantization": ["MatMul"]}
 
@@ -188,9 +190,6 @@ def compile_for(src: Path, dst: Path, section: CompileSection) -> dict:
     save onnxruntime's optimised graph beside it, used by sessions on this kind of machine
     (runtime/optimized.py)."""
     import shutil
-
-    from clipforge.runtime import optimized
-    from clipforge.runtime.sessions import SessionConfig, make_session, providers_for, session_options
 
     config = SessionConfig(device=section.ep, optimization=section.optimization_level)
     providers = providers_for(section.ep)  # a missing EP fails here, naming the package to install

@@ -2,7 +2,7 @@
 not slower, and ``--quantize auto``'s fastest candidate. The session is created once, before the timed loop, and
 the feeds are prepared once; only ``session.run`` is timed.
 
-A build takes a ``timer``: any callable ``(path, role) -> seconds per run`` (``auto`` also passes
+A build takes a ``timer``: any callable ``(path, encoder) -> seconds per run`` (``auto`` also passes
 ``session=SessionConfig(backend=..., precision=...)`` for candidates on another backend or precision).
 ``InferenceTimer`` is the real one;
 tests pass a function returning known figures and check the decision."""
@@ -23,7 +23,7 @@ from clipforge.runtime.sessions import SessionConfig, make_session
 class Timer(Protocol):
     """``session`` (keyword, only for candidates not on onnxruntime/fp32): the backend/precision to time on."""
 
-    def __call__(self, path: Path, role: str, session: SessionConfig = ...) -> float: ...
+    def __call__(self, path: Path, encoder: str, session: SessionConfig = ...) -> float: ...
 
 
 def median_seconds(
@@ -46,7 +46,7 @@ class InferenceTimer:
     def __init__(self, probe: Probe, repeats: int = 3):
         self.probe, self.repeats = probe, repeats
 
-    def __call__(self, path: Path, role: str, session: SessionConfig = SessionConfig()) -> float:
-        encoder = Encoder(make_session(path, session), role)
-        batches = feeds(self.probe, role, encoder)
-        return median_seconds(lambda: [encoder(feed) for feed in batches], self.repeats)
+    def __call__(self, path: Path, encoder: str, session: SessionConfig = SessionConfig()) -> float:
+        runner = Encoder(make_session(path, session), encoder)
+        batches = feeds(self.probe, encoder, runner)
+        return median_seconds(lambda: [runner(feed) for feed in batches], self.repeats)

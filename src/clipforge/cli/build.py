@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from clipforge import output
-from clipforge.builder.config import TASK_ROLES, BuildConfig
+from clipforge.builder import build_composite
+from clipforge.builder.build_config import TASK_ROLES, BuildConfig
 from clipforge.cli import options as o
 from clipforge.output import print_json  # `output` is the OUTPUT folder inside build()
 
@@ -36,7 +37,6 @@ def build(
     ] = False,
 ) -> None:
     """Build fast, validated encoders; writes model.onnx (or both encoders), build.json and manifest.json."""
-    from clipforge.builder import build_composite
 
     cfg = (
         BuildConfig.load(config_path) if config_path else BuildConfig.for_task(task or "zero-shot-image-classification")
@@ -70,12 +70,12 @@ def _summary(result) -> None:
         output.say(f"up to date: {result.path} (same inputs and config; nothing rebuilt)", style="green")
         return
     table = output.table(f"build {result.path}", STAGES, numeric=STAGES[2:])
-    for role, info in result.report["roles"].items():
+    for encoder, info in result.report["roles"].items():
         stages = info["stages"]
         for i, s in enumerate(stages):
             p = s["parity"]
             table.add_row(
-                role if i == 0 else "",
+                encoder if i == 0 else "",
                 s["stage"] + ("" if s.get("kept", True) else " (dropped)"),
                 f"{s['seconds']:.1f}",
                 f"{s['bytes'] / 1e6:.1f}",

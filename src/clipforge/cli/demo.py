@@ -13,17 +13,19 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from clipforge.builder import build_composite
+from clipforge.data.labelled import load_eval_data
+from clipforge.evaluation.classify_eval import evaluate_classification
+from clipforge.export import export_model
+from clipforge.pipeline import PipelineModel, export_pipeline
+from clipforge.progress import quiet_transformers
+from clipforge.runtime.model import ZeroShotModel
+from clipforge.testing.shapes import shapes_dataset
+from clipforge.testing.trained import EVAL_TEMPLATE, trained_checkpoint
+
 
 def demo(out: Annotated[Path, typer.Option("--out", "-o", help="Working folder.")] = Path("clipforge-demo")) -> None:
     """Train -> export -> build int8 -> eval -> classify, offline."""
-    from clipforge.builder import build_composite
-    from clipforge.evaluation.classify_eval import evaluate_classification
-    from clipforge.evaluation.datasets import load_eval_data
-    from clipforge.export import export_model
-    from clipforge.progress import quiet_transformers
-    from clipforge.runtime.model import ZeroShotModel
-    from clipforge.testing.shapes import shapes_dataset
-    from clipforge.testing.trained import EVAL_TEMPLATE, trained_checkpoint
 
     console = Console(stderr=True, soft_wrap=True)  # step lines never break, also at 80 columns in a pipe
     console.print("1/6 data + tiny CLIP trained on coloured shapes (cached after the first run)")
@@ -61,8 +63,6 @@ def demo(out: Annotated[Path, typer.Option("--out", "-o", help="Working folder."
 
 def _pipeline_step(build: Path, out: Path, images: list[Path], labels: list[str], console) -> Path:
     """Export ``build`` as pipeline graphs and classify ``images`` with them: raw bytes and strings in."""
-    from clipforge.pipeline import PipelineModel, export_pipeline
-    from clipforge.testing.trained import EVAL_TEMPLATE
 
     console.print("6/6 single-file pipeline graphs of the int8 build: PNG bytes / strings in, embeddings out")
     prefix = out / "pipeline" / "clip-int8"

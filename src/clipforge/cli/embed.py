@@ -11,9 +11,11 @@ import typer
 from clipforge._io import atomic_file
 from clipforge.cli import engine_options as eo, runtime_options as ro
 from clipforge.cli.classify import exit_on_failures
+from clipforge.distributed.ray import embed_to_parquet
 from clipforge.errors import InputError
 from clipforge.models import model_folder, open_model
 from clipforge.output import say
+from clipforge.runtime.backends import resolve
 from clipforge.runtime.batches import ImageFailure, iter_image_batches
 from clipforge.specs import Manifest
 
@@ -71,8 +73,6 @@ def _embed_ray(
     precision: str | None,
 ) -> None:
     """``--engine ray``: images only, to parquet (path, sha256, embedding), on CPU workers."""
-    from clipforge.distributed.ray import embed_to_parquet
-    from clipforge.runtime.backends import resolve
 
     eo.check_ray(text=text, device=device != "cpu", threads=threads is not None)
     resolve(backend, None, precision)  # on the driver: a missing openvino or bf16 is one line, not a worker failure

@@ -9,6 +9,9 @@ from typing import Annotated
 
 import typer
 
+from clipforge.distributed.ray import RayOptions
+from clipforge.errors import InputError
+
 
 class EngineName(str, Enum):
     local = "local"
@@ -38,14 +41,12 @@ CpusPerWorker = Annotated[
 
 def ray_options(address: str | None, workers: int | None, cpus_per_worker: int, batch_size: int):
     """The Ray engine's options; importing the engine needs no Ray (it is imported when a run starts)."""
-    from clipforge.distributed.ray import RayOptions
 
     return RayOptions(address=address, workers=workers, cpus_per_worker=cpus_per_worker, batch_size=batch_size)
 
 
 def check_local(engine: EngineName, address: str | None, workers: int | None, cpus_per_worker: int) -> None:
     """Ray-only options given with the local engine are an error, not silently ignored."""
-    from clipforge.errors import InputError
 
     if engine == EngineName.local and (address or workers or cpus_per_worker != 1):
         raise InputError("--address, --workers and --cpus-per-worker need --engine ray; add it or drop them")
@@ -53,7 +54,6 @@ def check_local(engine: EngineName, address: str | None, workers: int | None, cp
 
 def check_ray(**given) -> None:
     """Options the Ray engine does not take (workers are CPU-only; --cpus-per-worker sets their threads)."""
-    from clipforge.errors import InputError
 
     wrong = [f"--{name.replace('_', '-')}" for name, bad in given.items() if bad]
     if wrong:

@@ -13,6 +13,8 @@ from clipforge import output
 from clipforge.cli import runtime_options as ro
 from clipforge.cli.options import Quiet
 from clipforge.errors import InputError
+from clipforge.evaluation import reports
+from clipforge.evaluation.run import EvalRequest, run_eval
 from clipforge.specs import ROLES
 
 COLUMN_KEYS = ("input_column", "label_column", "caption_column")
@@ -26,15 +28,15 @@ def parse_models(values: list[str]):
         return values[0]
     pairs = {}
     for value in values:
-        role, sep, path = value.partition("=")
-        if not sep or role not in ROLES:
+        encoder, sep, path = value.partition("=")
+        if not sep or encoder not in ROLES:
             raise InputError(
-                f"-m {value!r}: unknown role {role!r}; valid roles: {', '.join(ROLES)} "
+                f"-m {value!r}: unknown role {encoder!r}; valid roles: {', '.join(ROLES)} "
                 "(as ROLE=PATH), or pass a single exported folder"
             )
-        if role in pairs:
-            raise InputError(f"-m {role}=... given twice; pass each role once")
-        pairs[role] = path
+        if encoder in pairs:
+            raise InputError(f"-m {encoder}=... given twice; pass each role once")
+        pairs[encoder] = path
     missing = [r for r in ROLES if r not in pairs]
     if missing:
         raise InputError(f"missing -m {missing[0]}=PATH; zero-shot evaluation needs both roles: {', '.join(ROLES)}")
@@ -103,8 +105,6 @@ def eval_command(
     quiet: Quiet = False,
 ) -> None:
     """Evaluate zero-shot classification (top-1/top-5/per-class) or retrieval (recall@1/5/10)."""
-    from clipforge.evaluation import reports
-    from clipforge.evaluation.run import EvalRequest, run_eval
 
     if max_drop is not None and baseline is None:
         raise InputError("--max-drop needs --baseline torch (and --model-id) to compare against")

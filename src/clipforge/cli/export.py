@@ -6,6 +6,7 @@ import typer
 from rich.console import Console
 
 from clipforge.cli import options as o
+from clipforge.export import ExportOptions, export_model
 
 
 def export(
@@ -29,7 +30,6 @@ def export(
     ),
 ) -> None:
     """Export a CLIP, SigLIP or open_clip checkpoint to OUT/image-encoder, OUT/text-encoder and OUT/manifest.json."""
-    from clipforge.export import ExportOptions, export_model
 
     if pretrained:
         model = f"{model}:{pretrained}"
@@ -53,10 +53,10 @@ def _summary(result) -> None:
     console.print(
         f"[green]exported[/] {m.family} ({m.embed_dim}-d) to {result.path} in {result.seconds.get('total', 0):.1f} s"
     )
-    for role in ("image-encoder", "text-encoder"):
-        if role in m.validation:
-            v = m.validation[role]
-            console.print(f"  {role}: max abs diff {v['max_abs_diff']:.2e}, min cosine {v['min_cosine']:.6f}")
+    for encoder in ("image-encoder", "text-encoder"):
+        if encoder in m.validation:
+            v = m.validation[encoder]
+            console.print(f"  {encoder}: max abs diff {v['max_abs_diff']:.2e}, min cosine {v['min_cosine']:.6f}")
 
 
 def register(app: typer.Typer) -> None:

@@ -11,6 +11,8 @@ from rich.console import Console
 from clipforge.cli import options as o
 from clipforge.cli.runtime_options import split_labels
 from clipforge.errors import InputError
+from clipforge.pipeline.classifier import export_classifier as run
+from clipforge.zeroshot.templates import get_templates
 
 
 def export_classifier(
@@ -32,8 +34,6 @@ def export_classifier(
 ) -> None:
     """Bake a label set into one graph: pixel_values (or image bytes) -> scores, label_index (metadata: labels,
     templates, mean/std, size)."""
-    from clipforge.pipeline.classifier import export_classifier as run
-    from clipforge.zeroshot.templates import get_templates
 
     if labels_file is not None:
         if not labels_file.is_file():

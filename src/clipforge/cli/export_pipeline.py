@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 
 from clipforge.cli import options as o
+from clipforge.pipeline import export_pipeline as run
+from clipforge.pipeline.export_graphs import record_path
 
 
 def export_pipeline(
@@ -38,13 +40,11 @@ def export_pipeline(
     quiet: o.Quiet = False,
 ) -> None:
     """Export embedding pipelines: encoded image -> embedding [1, D], strings [N] -> embedding [N, D]."""
-    from clipforge.pipeline import export_pipeline as run
 
     if template is not None:
         Console(stderr=True).print("[yellow]--template is deprecated for pipelines; use --preset[/]")
     result = run(model, output, preset or template, force=force, show_progress=not quiet)
     console = Console(stderr=True)
-    from clipforge.pipeline.exporter import record_path
 
     console.print(
         f"[green]wrote[/] {', '.join(str(p) for p in result.paths.values())} "

@@ -12,6 +12,7 @@ import sys
 import typer
 
 from clipforge._dblocation import redact
+from clipforge.cli.wording import as_flags
 from clipforge.errors import ClipforgeError
 
 COMMAND_MODULES = [
@@ -42,13 +43,26 @@ app = typer.Typer(
 )
 
 
-def _register() -> None:
-    for name in COMMAND_MODULES:
+@app.callback()
+def _commands() -> None:
+    # a group callback keeps clipforge a group of commands also when one command alone is registered
+    pass
+
+
+def _register(argv: list[str]) -> None:
+    for name in _wanted(argv):
         importlib.import_module(f"clipforge.cli.{name.replace('-', '_')}").register(app)
 
 
+def _wanted(argv: list[str]) -> list[str]:
+    """The command ``argv`` runs (its first word; the app has no options of its own), so a command imports
+    only its own module and what that needs; every command for the overview help and for unknown words."""
+    words = [a for a in argv if not a.startswith("-")]
+    return [words[0]] if words and words[0] in COMMAND_MODULES else COMMAND_MODULES
+
+
 def main(argv: list[str] | None = None) -> int:
-    _register()
+    _register(sys.argv[1:] if argv is None else argv)
     try:
         code = app(args=argv, standalone_mode=False)
     except ClipforgeError as exc:
@@ -86,7 +100,7 @@ def _click_or_unexpected(exc: Exception) -> int:
 def _fail(exc: BaseException, code: int, prefix: str = "") -> int:
     if os.environ.get("CLIPFORGE_DEBUG"):
         raise exc
-    message = redact(str(exc).strip().splitlines()[0]) if str(exc).strip() else type(exc).__name__
+    message = as_flags(redact(str(exc).strip().splitlines()[0])) if str(exc).strip() else type(exc).__name__
     hint = " (set CLIPFORGE_DEBUG=1 for the traceback)" if code == 1 else ""
     print(f"error: {prefix}{message}{hint}", file=sys.stderr)
     return code

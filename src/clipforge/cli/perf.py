@@ -7,7 +7,11 @@ from typing import Annotated
 
 import typer
 
+from clipforge import output
 from clipforge.errors import InputError
+from clipforge.perf.report import plot_throughput, print_table
+from clipforge.perf.sweep import run_perf
+from clipforge.runtime.backends import check_backend
 
 
 def _batches(text: str) -> list[int]:
@@ -55,13 +59,9 @@ def perf(
     gemm_size: Annotated[int, typer.Option("--gemm-size", help="GEMM side for --roofline peaks.")] = 2048,
 ) -> None:
     """Benchmark encoders: load time, p50/p90/p99 latency, items/s, peak memory."""
-    from clipforge import output
-    from clipforge.perf.report import plot_throughput, print_table
-    from clipforge.perf.runner import run_perf
 
     if baseline not in (None, "torch") or (baseline and not model_id):
         raise InputError("--baseline takes 'torch' and needs --model-id (the checkpoint the graphs came from)")
-    from clipforge.runtime.backends import check_backend
 
     opts = {
         "device": device,

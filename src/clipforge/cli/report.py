@@ -8,6 +8,9 @@ from typing import Annotated
 import typer
 
 from clipforge import output
+from clipforge.data.labelled import load_eval_data
+from clipforge.evaluation.combined import accuracy_vs_speed, plot as draw
+from clipforge.zeroshot.templates import get_templates
 
 COLUMNS = ("build", "top-1", "top-5", "images/s", "p50 ms")
 
@@ -29,9 +32,6 @@ def report(
     ] = None,
 ) -> None:
     """Evaluate and benchmark each build; print top-1 vs images/s."""
-    from clipforge.evaluation.combined import accuracy_vs_speed, plot as draw
-    from clipforge.evaluation.datasets import load_eval_data
-    from clipforge.zeroshot.templates import get_templates
 
     data = load_eval_data(dataset, split, samples)
     opts = {"device": "cpu", "threads": None, "warmup": 2, "iterations": iterations}

@@ -1,1 +1,2 @@
-"""Zero-shot evaluation: datasets, metrics, the ONNX evaluator, a PyTorch baseline and reports."""
+"""Zero-shot evaluation: metrics, the ONNX evaluator, retrieval, a PyTorch baseline and reports; the labelled
+data they read comes from ``clipforge.data``."""

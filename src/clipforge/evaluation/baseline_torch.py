@@ -11,8 +11,10 @@ import time
 
 import numpy as np
 
+from clipforge.data.labelled import EvalData
 from clipforge.evaluation.classify_eval import check_some_read, finish, prepared_batches
-from clipforge.evaluation.datasets import EvalData
+from clipforge.export.cases import tokenize
+from clipforge.export.checkpoint import load_checkpoint, with_text_mask
 from clipforge.runtime.scoring import l2_normalize
 
 
@@ -20,9 +22,8 @@ class TorchZeroShot:
     """A transformers CLIP/SigLIP checkpoint with the zero-shot steps of the HF pipeline, batched."""
 
     def __init__(self, model_id: str, text_attention_mask: bool = False):
-        """``text_attention_mask``: run SigLIP's text tower with the padding mask, as the export being compared
+        """``text_attention_mask``: run SigLIP's text encoder with the padding mask, as the export being compared
         does when it was exported with that option (its manifest's ``text.uses_attention_mask``)."""
-        from clipforge.export.checkpoint import load_checkpoint, with_text_mask
 
         self.ckpt = load_checkpoint(model_id)
         if text_attention_mask:
@@ -31,8 +32,6 @@ class TorchZeroShot:
 
     def embed_texts(self, texts: list[str], batch_size: int = 256) -> np.ndarray:
         import torch
-
-        from clipforge.export.cases import tokenize
 
         chunks = []
         for i in range(0, len(texts), batch_size):

@@ -10,10 +10,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from clipforge.data.labelled import EvalData
 from clipforge.errors import InputError
-from clipforge.evaluation.datasets import EvalData
-from clipforge.evaluation.metrics import classification_metrics
+from clipforge.evaluation.scores import classification_metrics
 from clipforge.progress import track
+from clipforge.runtime.images import load_image, preprocess
+from clipforge.runtime.scoring import l2_normalize
 
 
 @dataclass
@@ -34,7 +36,6 @@ def describe(item, index: int) -> str:
 def prepare_batch(items: list, offset: int, convert) -> Prepared:
     """Decode ``items`` (dataset rows ``offset``...) and apply ``convert`` (a list of PIL images -> model input).
     An image that cannot be read, or converted on its own, is recorded instead of failing the batch."""
-    from clipforge.runtime.images import load_image
 
     out = Prepared([], [])
     for j, item in enumerate(items):
@@ -65,7 +66,7 @@ def prepared_batches(images: list, batch_size: int, convert, show: bool = True, 
     """Yield ``Prepared`` batches in order; batch k+1 is decoded in a helper thread while the caller works on k
     (Pillow and onnxruntime both release the GIL)."""
     if batch_size < 1:
-        raise InputError(f"--batch-size must be at least 1, got {batch_size}")
+        raise InputError(f"batch_size= must be at least 1, got {batch_size}")
     starts = list(range(0, len(images), batch_size))
     with ThreadPoolExecutor(max_workers=1) as pool:
         submit = lambda s: pool.submit(prepare_batch, images[s : s + batch_size], s, convert)  # noqa: E731
@@ -80,8 +81,6 @@ def embed_dataset(
     model, images: list, batch_size: int = 32, show: bool = True
 ) -> tuple[np.ndarray, list[int], list[dict]]:
     """Normalised image embeddings of the readable images, their dataset indices, and the failures."""
-    from clipforge.runtime.images import preprocess
-    from clipforge.runtime.scoring import l2_normalize
 
     spec = model.manifest.image
     chunks, kept, failures = [], [], []

@@ -7,7 +7,7 @@ from pathlib import Path
 from clipforge._io import atomic_file
 from clipforge.evaluation.classify_eval import evaluate_classification
 from clipforge.models import open_model
-from clipforge.perf.runner import run_one, targets_for
+from clipforge.perf.sweep import run_one, targets_for
 
 
 def accuracy_vs_speed(builds: list[str], data, templates: list[str], batch: int, perf_opts: dict) -> list[dict]:
@@ -15,7 +15,7 @@ def accuracy_vs_speed(builds: list[str], data, templates: list[str], batch: int,
     for build in builds:
         model = open_model(build, show_progress=False)  # a folder as is; else exported once
         result = evaluate_classification(model, data, templates, show=False)
-        image = next(t for t in targets_for(build) if t.role == "image-encoder")
+        image = next(t for t in targets_for(build) if t.encoder == "image-encoder")
         speed = run_one(image, batch, perf_opts)
         rows.append(
             {

@@ -9,8 +9,8 @@ from __future__ import annotations
 import time
 
 from clipforge.evaluation.classify_eval import check_some_read, embed_dataset
-from clipforge.evaluation.metrics import recall_at_k
 from clipforge.evaluation.retrieval_data import RetrievalData
+from clipforge.evaluation.scores import recall_at_k
 
 
 def evaluate_retrieval(model, data: RetrievalData, batch_size: int = 32, show: bool = True) -> dict:

@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from clipforge.data import sources
+from clipforge.data.sources import IMAGE_COLUMNS, pick_column, subsample
 from clipforge.errors import InputError
-from clipforge.evaluation import sources
-from clipforge.evaluation.sources import IMAGE_COLUMNS, pick_column, subsample
 
 CAPTION_COLUMNS = ("caption", "captions", "text", "sentence", "sentences", "sentences_raw", "raw")
 

@@ -6,9 +6,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clipforge.errors import InputError
+from clipforge.data.labelled import load_eval_data
+from clipforge.errors import InputError, require
+from clipforge.evaluation.baseline_torch import evaluate_torch
+from clipforge.evaluation.classify_eval import evaluate_classification
+from clipforge.evaluation.retrieval import evaluate_retrieval
+from clipforge.evaluation.retrieval_data import load_retrieval_data
+from clipforge.evaluation.scores import agreement
 from clipforge.models import open_model
 from clipforge.runtime.model import ZeroShotModel
+from clipforge.zeroshot.templates import get_templates
 
 CLASSIFICATION = "zero-shot-image-classification"
 RETRIEVAL = "zero-shot-retrieval"
@@ -18,7 +25,7 @@ BASELINES = ("torch",)
 
 @dataclass
 class EvalRequest:
-    models: object  # an exported/built folder, or {role: model.onnx}
+    models: object  # an exported/built folder, or {encoder: model.onnx}
     dataset: str
     task: str = CLASSIFICATION
     split: str = "test"
@@ -37,15 +44,15 @@ class EvalRequest:
 
     def check(self) -> None:
         if self.task not in TASKS:
-            raise InputError(f"--task {self.task!r} is not supported; choose one of: {', '.join(TASKS)}")
+            raise InputError(f"task={self.task!r} is not supported; choose one of: {', '.join(TASKS)}")
         if self.baseline is not None and self.baseline not in BASELINES:
-            raise InputError(f"--baseline {self.baseline!r} is not supported; choose one of: {', '.join(BASELINES)}")
+            raise InputError(f"baseline={self.baseline!r} is not supported; choose one of: {', '.join(BASELINES)}")
         if self.baseline and not self.model_id:
-            raise InputError("--baseline torch needs --model-id (the checkpoint the ONNX encoders came from)")
+            raise InputError("baseline='torch' needs model_id= (the checkpoint the ONNX encoders came from)")
         if self.baseline and self.task != CLASSIFICATION:
-            raise InputError(f"--baseline is available for {CLASSIFICATION} only")
+            raise InputError(f"baseline= is available for {CLASSIFICATION} only")
         if self.batch_size < 1:
-            raise InputError(f"--batch-size must be at least 1, got {self.batch_size}")
+            raise InputError(f"batch_size= must be at least 1, got {self.batch_size}")
 
 
 def _header(req: EvalRequest, source: str, split_size: int, model) -> dict:
@@ -77,15 +84,9 @@ def run_eval(req: EvalRequest) -> dict:
     req.check()
     if req.task == RETRIEVAL:
         return _run_retrieval(req)
-    from clipforge.evaluation.classify_eval import evaluate_classification
-    from clipforge.evaluation.datasets import load_eval_data
-    from clipforge.evaluation.metrics import agreement
-    from clipforge.zeroshot.templates import get_templates
 
     templates = get_templates(req.templates)
     if req.baseline:
-        from clipforge.errors import require
-
         require("torch", "export"), require("transformers", "export")
     data = load_eval_data(req.dataset, req.split, req.samples, req.columns, req.class_names, req.seed)
     model = _load_model(req)
@@ -100,8 +101,6 @@ def run_eval(req: EvalRequest) -> dict:
     )
     report["onnx"] = evaluate_classification(model, data, templates, req.batch_size, req.show)
     if req.baseline == "torch":
-        from clipforge.evaluation.baseline_torch import evaluate_torch
-
         base = report["baseline"] = evaluate_torch(
             req.model_id,
             data,
@@ -119,8 +118,6 @@ def run_eval(req: EvalRequest) -> dict:
 
 
 def _run_retrieval(req: EvalRequest) -> dict:
-    from clipforge.evaluation.retrieval import evaluate_retrieval
-    from clipforge.evaluation.retrieval_data import load_retrieval_data
 
     data = load_retrieval_data(req.dataset, req.split, req.samples, req.columns, req.seed)
     model = _load_model(req)

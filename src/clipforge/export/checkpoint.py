@@ -6,11 +6,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from clipforge._torchvision import ensure_torchvision
 from clipforge.errors import InputError, require
 from clipforge.families.base import Family
+from clipforge.families.openclip_io import load_openclip
 from clipforge.hub import OpenClipSource, openclip_source, resolve_checkpoint
 from clipforge.progress import quiet_transformers
-from clipforge.registry import family_for_checkpoint
+from clipforge.registry import family_for_checkpoint, get_family
 from clipforge.specs import ImageSpec, TextSpec
 
 
@@ -36,7 +38,6 @@ def load_checkpoint(model: str | Path, revision: str | None = None) -> Checkpoin
     source = openclip_source(model, revision)
     if source is not None:
         return _load_openclip(model, source, revision)
-    from clipforge._torchvision import ensure_torchvision
 
     ensure_torchvision()  # transformers imports torchvision once it is installed
     require("transformers", "export")
@@ -63,8 +64,6 @@ def load_checkpoint(model: str | Path, revision: str | None = None) -> Checkpoin
 
 
 def _load_openclip(model, source: OpenClipSource, revision: str | None) -> Checkpoint:
-    from clipforge.families.openclip_io import load_openclip
-    from clipforge.registry import get_family
 
     family = get_family("openclip")
     loaded = load_openclip(source)

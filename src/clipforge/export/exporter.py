@@ -12,6 +12,7 @@ from clipforge._io import atomic_dir, check_output, file_hashes
 from clipforge.errors import InputError
 from clipforge.export.cases import image_cases, text_cases
 from clipforge.export.checkpoint import Checkpoint, load_checkpoint, with_image_size, with_text_mask
+from clipforge.export.manifest import make_manifest
 from clipforge.export.onnx_export import export_encoder
 from clipforge.export.support_files import save_support_files
 from clipforge.export.validate import Tolerance, compare_encoder, raise_on_failures
@@ -80,23 +81,27 @@ def _export_and_validate(ckpt, shapes, opts, tmp: Path, step) -> dict:
     import torch
 
     modules, cases, reports = _modules(ckpt, shapes), _cases(ckpt, shapes), []
-    for role in ROLES:
-        step(f"export {role}")
-        io = ckpt.family.io(role)
-        example = {k: torch.from_numpy(v) for k, v in cases[role][-1].items()}
-        (tmp / role).mkdir()
-        export_encoder(modules[role], example, io, tmp / role / "model.onnx", opset=opts.opset, static=opts.static)
+    for encoder in ROLES:
+        step(f"export {encoder}")
+        io = ckpt.family.io(encoder)
+        example = {k: torch.from_numpy(v) for k, v in cases[encoder][-1].items()}
+        (tmp / encoder).mkdir()
+        export_encoder(
+            modules[encoder], example, io, tmp / encoder / "model.onnx", opset=opts.opset, static=opts.static
+        )
     if not opts.validate:
         return {}
-    for role in ROLES:
-        step(f"validate {role}")
-        reference = _reference(modules[role])
+    for encoder in ROLES:
+        step(f"validate {encoder}")
+        reference = _reference(modules[encoder])
         tol = Tolerance(opts.atol, opts.min_cosine)
         reports.append(
-            compare_encoder(tmp / role / "model.onnx", role, ckpt.family.io(role), reference, cases[role], tol)
+            compare_encoder(
+                tmp / encoder / "model.onnx", encoder, ckpt.family.io(encoder), reference, cases[encoder], tol
+            )
         )
     raise_on_failures("export", reports)
-    return {r.role: r.as_dict() for r in reports} | {"atol": opts.atol, "min_cosine": opts.min_cosine}
+    return {r.encoder: r.as_dict() for r in reports} | {"atol": opts.atol, "min_cosine": opts.min_cosine}
 
 
 def export_model(
@@ -129,7 +134,6 @@ def export_model(
 
 
 def _write_folder(ckpt, shapes, opts, validation, tmp: Path) -> Manifest:
-    from clipforge.export.manifest import make_manifest
 
     save_support_files(ckpt, tmp)
     image = with_image_size(ckpt.image, shapes.image_size[0] if shapes.image_size else None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from importlib import metadata
 
+from clipforge import __version__
 from clipforge.specs import ROLES, Manifest
 
 TRACKED_PACKAGES = ("torch", "transformers", "onnx", "onnxruntime", "tokenizers", "numpy")
@@ -21,7 +22,6 @@ def package_versions() -> dict[str, str]:
 
 
 def make_manifest(ckpt, image_spec, opts, validation: dict, sequence_length: int | None) -> Manifest:
-    from clipforge import __version__
 
     scale, bias = ckpt.family.logit_params(ckpt.model)
     text = ckpt.text
@@ -41,6 +41,6 @@ def make_manifest(ckpt, image_spec, opts, validation: dict, sequence_length: int
         versions=package_versions(),
         validation=validation,
         build={"static_batch_size": opts.batch_size} if opts.static else {},
-        towers={role: ckpt.family.tower_info(ckpt.model, role) for role in ROLES},
+        towers={encoder: ckpt.family.encoder_info(ckpt.model, encoder) for encoder in ROLES},
         clipforge_version=__version__,
     )

@@ -22,7 +22,7 @@ class Tolerance:
 
 @dataclass
 class EncoderReport:
-    role: str
+    encoder: str
     cases: list[dict] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
@@ -49,20 +49,20 @@ def _case_name(inputs: Inputs) -> str:
     return "x".join(str(d) for d in next(iter(inputs.values())).shape[:2])
 
 
-def _check_interface(session, io: EncoderIO, role: str) -> list[str]:
+def _check_interface(session, io: EncoderIO, encoder: str) -> list[str]:
     failures = []
     got_in = [i.name for i in session.get_inputs()]
     got_out = [o.name for o in session.get_outputs()]
     if got_in != io.input_names:
-        failures.append(f"{role}: inputs {got_in}, expected {io.input_names}")
+        failures.append(f"{encoder}: inputs {got_in}, expected {io.input_names}")
     if got_out != io.output_names:
-        failures.append(f"{role}: outputs {got_out}, expected {io.output_names}")
+        failures.append(f"{encoder}: outputs {got_out}, expected {io.output_names}")
     return failures
 
 
 def compare_encoder(
     onnx_path: Path,
-    role: str,
+    encoder: str,
     io: EncoderIO,
     reference: Callable[[Inputs], np.ndarray],
     cases: list[Inputs],
@@ -73,13 +73,13 @@ def compare_encoder(
 
     tol = tol or Tolerance()
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    report = EncoderReport(role, failures=_check_interface(session, io, role))
+    report = EncoderReport(encoder, failures=_check_interface(session, io, encoder))
     if report.failures:
         return report
     for inputs in cases:
         feed = {name: inputs[name] for name in io.input_names}
         got, want = session.run(None, feed)[0], reference(feed)
-        name = f"{role}[{_case_name(inputs)}]"
+        name = f"{encoder}[{_case_name(inputs)}]"
         if got.shape != want.shape:
             report.failures.append(f"{name}: shape {got.shape}, expected {want.shape}")
             continue

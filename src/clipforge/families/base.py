@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from clipforge.errors import InputError
 from clipforge.specs import EncoderIO, ImageSpec, TensorSpec, TextSpec
 
 IMAGE_IO = EncoderIO(
@@ -49,7 +50,7 @@ def image_spec_from_processor(processor) -> ImageSpec:
 
 
 class Family:
-    """A CLIP-family architecture: how to load it, wrap its towers for export and describe its checkpoints."""
+    """A CLIP-family architecture: how to load it, wrap its encoders for export and describe its checkpoints."""
 
     name: str = ""
     model_types: tuple[str, ...] = ()
@@ -59,8 +60,8 @@ class Family:
     # default static shapes for NPU-style builds
     static_sequence_length: int = 77
 
-    def io(self, role: str) -> EncoderIO:
-        return self.image_io if role == "image-encoder" else self.text_io
+    def io(self, encoder: str) -> EncoderIO:
+        return self.image_io if encoder == "image-encoder" else self.text_io
 
     # --- loading -------------------------------------------------------------------------------------
     def load_model(self, folder: str | Path):
@@ -95,10 +96,10 @@ class Family:
     def embed_dim(self, model) -> int:
         raise NotImplementedError
 
-    def tower_info(self, model, role: str) -> dict:
-        """What the build's fusion pass needs about a tower, recorded in the manifest's ``towers``:
+    def encoder_info(self, model, encoder: str) -> dict:
+        """What the build's fusion pass needs about an encoder, recorded in the manifest's ``towers``:
         ``{"arch": "transformer", "num_heads": int, "hidden_size": int}`` (or ``{"arch": "resnet"}``)."""
-        config = model.config.vision_config if role == "image-encoder" else model.config.text_config
+        config = model.config.vision_config if encoder == "image-encoder" else model.config.text_config
         return {
             "arch": "transformer",
             "num_heads": int(config.num_attention_heads),
@@ -117,8 +118,7 @@ class Family:
 
     def with_text_mask(self) -> Family:
         """This family with a text graph that takes ``attention_mask`` and applies it (the export option
-        ``text_attention_mask``); families whose text tower has no such variant refuse."""
-        from clipforge.errors import InputError
+        ``text_attention_mask``); families whose text encoder has no such variant refuse."""
 
         raise InputError(
             f"text_attention_mask applies to SigLIP checkpoints (transformers' SiglipModel); this is a "

@@ -1,9 +1,9 @@
 """open_clip models (``open_clip_torch``): OpenCLIP hub-layout checkpoints and OpenAI's CLIP files, ViT and
-ModifiedResNet image towers. Sources are described in ``clipforge.hub`` (``openclip_source``).
+ModifiedResNet image encoders. Sources are described in ``clipforge.hub`` (``openclip_source``).
 
-Export runs ``model.encode_image`` / ``model.encode_text`` (projected, not normalised). The text tower takes
+Export runs ``model.encode_image`` / ``model.encode_text`` (projected, not normalised). The text encoder takes
 ``input_ids`` only, padded to the context length (open_clip adds every position embedding and a fixed-size
-causal mask; pooling is at the end-of-text token, the highest id, for CLIP text towers). Pre-processing is the
+causal mask; pooling is at the end-of-text token, the highest id, for CLIP text encoders). Pre-processing is the
 checkpoint's ``preprocess_cfg`` through
 torchvision (``ImageSpec.convention = "torchvision"``); tokenization is open_clip's ``SimpleTokenizer``
 (``TextSpec.kind = "openclip"``). Both are recorded in the manifest so the export runs without torch or open_clip.
@@ -41,7 +41,7 @@ def _plain_attention():
         torch.backends.mha.set_fastpath_enabled(before)
 
 
-def _encoder(model, role: str):
+def _encoder(model, encoder: str):
     import torch
 
     class Encoder(torch.nn.Module):
@@ -51,15 +51,15 @@ def _encoder(model, role: str):
 
         def forward(self, x):
             with _plain_attention():
-                if role == "image-encoder":
+                if encoder == "image-encoder":
                     return self.model.get_image_features(pixel_values=x)
                 return self.model.get_text_features(input_ids=x)
 
     return Encoder().eval()
 
 
-def text_tower(model):
-    """(transformer, width) of the text tower: CLIP's own or CustomTextCLIP's ``text`` TextTransformer."""
+def text_encoder(model):
+    """(holder, transformer) of the text encoder: CLIP's own or CustomTextCLIP's ``text`` TextTransformer."""
     inner = model.inner
     holder = inner if hasattr(inner, "transformer") else getattr(inner, "text", None)
     transformer = getattr(holder, "transformer", None)
@@ -103,8 +103,8 @@ class OpenClipFamily(Family):
             return int(inner.visual.output_dim)
         return int(proj.out_features if hasattr(proj, "out_features") else proj.shape[-1])
 
-    def tower_info(self, model, role: str) -> dict:
-        if role == "image-encoder":
+    def encoder_info(self, model, encoder: str) -> dict:
+        if encoder == "image-encoder":
             visual = model.inner.visual
             kind = type(visual).__name__
             if kind == "ModifiedResNet":
@@ -116,7 +116,7 @@ class OpenClipFamily(Family):
                     "hidden_size": int(visual.transformer.width),
                 }
             return {"arch": kind}
-        _, transformer = text_tower(model)
+        _, transformer = text_encoder(model)
         if transformer is None or not hasattr(transformer, "resblocks"):
             return {"arch": type(getattr(model.inner, "text", model.inner)).__name__}
         return {"arch": "transformer", "num_heads": _heads(transformer), "hidden_size": int(transformer.width)}
@@ -127,9 +127,9 @@ class OpenClipFamily(Family):
             why = (
                 "a ModifiedResNet's attention pooling has a fixed image size"
                 if kind == "ModifiedResNet"
-                else "position-embedding interpolation is not implemented for open_clip towers"
+                else "position-embedding interpolation is not implemented for open_clip encoders"
             )
-            raise InputError(f"--image-size is not supported for open_clip models ({why}); export without it")
+            raise InputError(f"image_size= is not supported for open_clip models ({why}); export without it")
         return _encoder(model, "image-encoder")
 
     def text_module(self, model):

@@ -45,7 +45,7 @@ def load_openclip(source: OpenClipSource) -> LoadedOpenClip:
     cfg = dict(getattr(model.visual, "preprocess_cfg", None) or _default_preprocess(model))
     if not _is_simple_tokenizer(tokenizer):
         raise UnsupportedModelError(
-            f"not supported yet: {arch}, its text tower uses a {type(tokenizer).__name__} "
+            f"not supported yet: {arch}, its text encoder uses a {type(tokenizer).__name__} "
             "(only open_clip's CLIP BPE tokenizer is reproduced without torch)"
         )
     wrapped = wrap_model(model.float().eval())

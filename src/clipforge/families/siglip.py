@@ -1,4 +1,4 @@
-"""Google SigLIP (``SiglipModel``): CLIP's towers and wrappers, minus the text attention mask, with fixed-length
+"""Google SigLIP (``SiglipModel``): CLIP's encoders and wrappers, minus the text attention mask, with fixed-length
 SentencePiece text, no projection (embedding width = text width) and sigmoid scores with a bias.
 
 SigLIP was trained with no text mask: texts are padded with ``</s>`` to the fixed length and every position,

@@ -7,6 +7,7 @@ from itertools import groupby
 from pathlib import Path
 
 from clipforge import output
+from clipforge._io import atomic_file
 from clipforge.specs import ROLES
 
 KEY = "variant / encoder / runtime"
@@ -15,7 +16,7 @@ ROOFLINE = (KEY, "batch", "items/s", "limit/s", "% of limit")
 
 
 def _folder(r: dict) -> str | None:
-    """The folder a row's graph came from: OUT for OUT/<role>/model.onnx, else the graph's folder."""
+    """The folder a row's graph came from: OUT for OUT/<encoder>/model.onnx, else the graph's folder."""
     if not r.get("model"):
         return None
     graph = Path(r["model"]).parent
@@ -95,8 +96,6 @@ def plot_throughput(rows: list[dict], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from clipforge._io import atomic_file
 
     groups = sorted({(r["encoder"], r["batch"]) for r in rows})
     variants = list(dict.fromkeys(r["variant"] for r in rows))

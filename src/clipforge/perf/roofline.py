@@ -216,7 +216,7 @@ def _node_flops(node, shapes: dict) -> float:
 def flops_per_item(path: str | Path, text_length: int = 77) -> float:
     """Multiply-add FLOPs (2 per MAC) of one item (batch 1; texts of ``text_length`` tokens) through the graph,
     counted from MatMul/Gemm/Conv and fused attention; shapes from onnxruntime's symbolic inference (it follows
-    the Shape->Reshape arithmetic of text towers, where onnx's own inference stops, and knows contrib ops)."""
+    the Shape->Reshape arithmetic of text encoders, where onnx's own inference stops, and knows contrib ops)."""
     import onnx
     from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 

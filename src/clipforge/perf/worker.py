@@ -1,6 +1,6 @@
 """Measure one encoder at one batch size in this process; print one JSON line. Run by ``clipforge perf``:
 
-    python -m clipforge.perf.worker --model PATH --role image-encoder --batch 8 [--torch MODEL_ID]
+    python -m clipforge.perf.worker --model PATH --encoder image-encoder --batch 8 [--torch MODEL_ID]
 
 Inputs are synthetic: images N(0,1) at the graph's size; texts of ``--text-length`` tokens (16, a typical prompt)
 or the graph's fixed length for static/SigLIP graphs.
@@ -16,6 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from clipforge.export.checkpoint import load_checkpoint
+from clipforge.runtime.sessions import SessionConfig, make_session
+from clipforge.specs import Manifest
+
 
 def _percentiles(times: list[float]) -> dict:
     ms = np.asarray(times) * 1000
@@ -28,7 +32,6 @@ def _percentiles(times: list[float]) -> dict:
 
 def _onnx_call(args):
     """A callable running the graph on synthetic inputs; a static batch dimension overrides ``--batch``."""
-    from clipforge.runtime.sessions import SessionConfig, make_session
 
     config = SessionConfig(device=args.device, threads=args.threads, backend=args.backend, precision=args.precision)
     session = make_session(args.model, config)
@@ -45,7 +48,6 @@ def _onnx_call(args):
 
 def _fixed_text_length(model: str) -> int | None:
     """The context length when the export's manifest pads texts to it (open_clip graphs need exactly that)."""
-    from clipforge.specs import Manifest
 
     folder = Path(model).parent.parent
     if not (folder / "manifest.json").is_file():
@@ -67,12 +69,10 @@ def _synthetic(name: str, shape: list, text_length: int) -> np.ndarray:
 def _torch_call(args):
     import torch
 
-    from clipforge.export.checkpoint import load_checkpoint
-
     torch.set_num_threads(args.threads or torch.get_num_threads())
     ckpt = load_checkpoint(args.torch)
     model = ckpt.model
-    if args.role == "image-encoder":
+    if args.encoder == "image-encoder":
         h, w = ckpt.image.output_size
         x = torch.randn(args.batch, 3, h, w)
         return lambda: _no_grad(lambda: model.get_image_features(pixel_values=x))
@@ -134,7 +134,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model")
     parser.add_argument("--torch", default=None)
-    parser.add_argument("--role", required=True)
+    parser.add_argument("--encoder", required=True)
     parser.add_argument("--batch", type=int, required=True)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="cpu")

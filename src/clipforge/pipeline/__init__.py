@@ -9,10 +9,10 @@ from __future__ import annotations
 import importlib
 
 _LAZY = {
-    "PipelineConfig": "clipforge.pipeline.config",
-    "list_presets": "clipforge.pipeline.config",
-    "PipelineResult": "clipforge.pipeline.exporter",
-    "export_pipeline": "clipforge.pipeline.exporter",
+    "PipelineConfig": "clipforge.pipeline.presets",
+    "list_presets": "clipforge.pipeline.presets",
+    "PipelineResult": "clipforge.pipeline.export_graphs",
+    "export_pipeline": "clipforge.pipeline.export_graphs",
     "PipelineModel": "clipforge.pipeline.runner",
     "check_image_bytes": "clipforge.pipeline.runner",
 }

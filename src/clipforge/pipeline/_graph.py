@@ -7,11 +7,17 @@ from pathlib import Path
 
 import numpy as np
 
+from clipforge.errors import require
+from clipforge.runtime.sessions import log_severity
+
 OPSET = 18  # Resize's ``antialias`` (needed to match PIL's downscaling) appeared in opset 18
 IR_VERSION = 8  # what the TorchScript exporter writes; every onnxruntime >= 1.14 loads it
 CONTRIB = "ai.onnx.contrib"  # onnxruntime-extensions' text ops (tokenizers, string ops)
 EXTENSIONS = "com.microsoft.extensions"  # onnxruntime-extensions' newer ops (DecodeImage)
 DOMAINS = {"": OPSET, CONTRIB: 1, EXTENSIONS: 1}
+# ONNX tensor element types: the values of ``onnx.TensorProto.DataType``, fixed by the ONNX spec. Spelled out here
+# so the graph modules import without onnx, which takes over a second and must stay off the CLI's start path.
+FLOAT, UINT8, INT32, INT64, STRING, DOUBLE = 1, 2, 6, 7, 8, 11
 
 
 class GraphBuilder:
@@ -61,8 +67,6 @@ def extensions_session(model, threads: int | None = None, quiet: bool = False):
     ``quiet`` keeps onnxruntime from logging errors the caller reports itself."""
     import onnxruntime as ort
 
-    from clipforge.runtime.sessions import log_severity
-
     options = ort.SessionOptions()
     options.register_custom_ops_library(extensions_library())
     if threads:
@@ -78,8 +82,6 @@ def extensions_library() -> str:
     ``__init__`` imports transformers (and with it torch) whenever they are installed, seconds of start-up that
     the torch-free runtime does not need."""
     import importlib.util
-
-    from clipforge.errors import require
 
     spec = importlib.util.find_spec("onnxruntime_extensions")
     folders = list(spec.submodule_search_locations or []) if spec else []

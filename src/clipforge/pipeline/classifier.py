@@ -17,8 +17,14 @@ import numpy as np
 
 from clipforge._io import atomic_file, check_output
 from clipforge.errors import ValidationError
+from clipforge.export.cases import random_images
 from clipforge.models import open_model
+from clipforge.pipeline._graph import extensions_session
+from clipforge.pipeline.checks import encode, sample_images
+from clipforge.pipeline.compose import at_opset, chain, topological_sort
+from clipforge.pipeline.image_graph import image_model
 from clipforge.runtime.labels import check_labels, check_templates
+from clipforge.runtime.scoring import l2_normalize
 
 
 def _head_nodes(helper, numpy_helper, embeds: str, text: np.ndarray, scale: float, bias: float | None):
@@ -49,8 +55,6 @@ def build_graph(image_onnx: Path, model, labels: list[str], templates: list[str]
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from clipforge.pipeline.compose import topological_sort
-
     graph_model = onnx.load(str(image_onnx))
     graph = graph_model.graph
     text = model.label_embeddings(labels, templates)
@@ -71,8 +75,6 @@ def build_graph(image_onnx: Path, model, labels: list[str], templates: list[str]
 
 def add_preprocessing(graph_model, spec):
     """Encoded image bytes -> the classifier: the pipeline's in-graph decode and pre-processing in front."""
-    from clipforge.pipeline.compose import at_opset, chain
-    from clipforge.pipeline.image_graph import image_model
 
     return chain(image_model(spec, encoded=True), at_opset(graph_model), ["pixel_values"])
 
@@ -102,7 +104,6 @@ def _simplify(model):
 
 
 def _pixel_scores(model, pixels: np.ndarray, labels: list[str], templates: list[str]) -> np.ndarray:
-    from clipforge.runtime.scoring import l2_normalize
 
     image = l2_normalize(model.encode_pixels(pixels))
     return model.scores(model.logits(image, model.label_embeddings(labels, templates)))
@@ -110,8 +111,6 @@ def _pixel_scores(model, pixels: np.ndarray, labels: list[str], templates: list[
 
 def validate_classifier(path: Path, model, labels: list[str], templates: list[str], atol: float = 1e-5) -> dict:
     import onnxruntime as ort
-
-    from clipforge.export.cases import random_images
 
     images = random_images(5, seed=7)
     scores, index = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
@@ -129,9 +128,6 @@ def validate_classifier(path: Path, model, labels: list[str], templates: list[st
 
 def validate_encoded_classifier(path: Path, model, labels: list[str], templates: list[str], atol: float = 1e-5) -> dict:
     """Scores on PNG bytes vs the runtime fed the graph's own pixels (``atol``) and vs ``classify`` (reported)."""
-    from clipforge.pipeline._graph import extensions_session
-    from clipforge.pipeline.image_graph import image_model
-    from clipforge.pipeline.validate import encode, sample_images
 
     session, pre = extensions_session(path, quiet=True), extensions_session(image_model(model.manifest.image))
     exact, gap, failures = 0.0, 0.0, []

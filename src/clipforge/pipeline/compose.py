@@ -94,7 +94,7 @@ def at_opset(model, opset: int = OPSET):
         return onnx.version_converter.convert_version(model, opset)
     except Exception as exc:  # the converter raises several C++-side error types
         raise ExportError(
-            f"cannot convert the encoder from opset {current} to {opset} ({exc}); re-export it with --opset {opset}"
+            f"cannot convert the encoder from opset {current} to {opset} ({exc}); re-export it with opset={opset}"
         ) from exc
 
 

@@ -30,11 +30,11 @@ only for PIL images handed to it; bytes are decoded to RGB first there as here.
 from __future__ import annotations
 
 import numpy as np
-from onnx import TensorProto
 
 from clipforge.errors import InputError
 from clipforge.pipeline._formats import JPEG_END, JPEG_START, PNG_SIGNATURE
-from clipforge.pipeline._graph import EXTENSIONS, GraphBuilder
+from clipforge.pipeline._graph import DOUBLE, EXTENSIONS, FLOAT, INT32, INT64, UINT8, GraphBuilder
+from clipforge.runtime.images import to_pixel_values
 from clipforge.specs import ImageSpec
 
 DECODE_NODE = "decode_image_expects_a_complete_PNG_or_JPEG_file"
@@ -42,7 +42,6 @@ CHANNELS_NODE = "image_needs_1_or_3_channels__convert_CMYK_to_RGB_first"  # a CM
 RESIZE_MODES = {3: "cubic", 2: "linear"}  # PIL resample code -> ONNX Resize mode
 BYTES_INPUT, PIXELS_INPUT, OUTPUT = "image", "pixels", "pixel_values"
 TORCHVISION_MODES = ("shortest_edge", "exact", "none", "fit_shortest", "fit_longest")  # open_clip's eval resizes
-INT32, INT64, FLOAT, DOUBLE = TensorProto.INT32, TensorProto.INT64, TensorProto.FLOAT, TensorProto.DOUBLE
 
 
 def image_model(spec: ImageSpec, encoded: bool = True, prefix: str = "pre/"):
@@ -53,10 +52,10 @@ def image_model(spec: ImageSpec, encoded: bool = True, prefix: str = "pre/"):
     check_spec(spec)
     g = GraphBuilder(prefix)
     if encoded:
-        source = helper.make_tensor_value_info(BYTES_INPUT, TensorProto.UINT8, ["num_bytes"])
+        source = helper.make_tensor_value_info(BYTES_INPUT, UINT8, ["num_bytes"])
         hwc = decode(g, BYTES_INPUT)
     else:
-        source = helper.make_tensor_value_info(PIXELS_INPUT, TensorProto.UINT8, ["height", "width", "channels"])
+        source = helper.make_tensor_value_info(PIXELS_INPUT, UINT8, ["height", "width", "channels"])
         hwc = PIXELS_INPUT
     pixels = preprocess(g, hwc, spec)
     g.nodes.append(helper.make_node("Identity", [pixels], [OUTPUT], name=f"{prefix}output"))
@@ -237,7 +236,6 @@ def _torchvision_crop(g: GraphBuilder, x: str, crop: tuple[int, int], fill: int)
 
 def lookup_table(spec: ImageSpec) -> np.ndarray:
     """[3 * 256] float32: level v of channel c at ``c * 256 + v``, computed by the Python runtime itself."""
-    from clipforge.runtime.images import to_pixel_values
 
     levels = np.repeat(np.arange(256, dtype=np.uint8)[:, None, None], 3, axis=2)  # HWC: 256 x 1 x 3
     return to_pixel_values([levels], spec)[0, :, :, 0].reshape(-1).astype(np.float32)

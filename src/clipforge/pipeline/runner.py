@@ -16,8 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from clipforge.errors import InputError
-from clipforge.pipeline._formats import JPEG_END, JPEG_START, PNG_SIGNATURE
-from clipforge.runtime.labels import DEFAULT_TEMPLATE, LabelCache
+from clipforge.pipeline._formats import JPEG_END, JPEG_START, PNG_SIGNATURE, SUFFIXES
+from clipforge.pipeline._graph import extensions_session
+from clipforge.runtime import scoring
+from clipforge.runtime.images import load_image
+from clipforge.runtime.labels import DEFAULT_TEMPLATE, LabelCache, check_labels, check_templates
 
 
 def check_image_bytes(data: bytes, name: str = "image") -> None:
@@ -61,7 +64,6 @@ class PipelineModel:
     """``PREFIX_img.onnx`` / ``PREFIX_img_hwc.onnx`` / ``PREFIX_txt.onnx`` as Python calls."""
 
     def __init__(self, paths: dict[str, Path], threads: int | None = None):
-        from clipforge.pipeline._graph import extensions_session
 
         missing = [str(p) for p in paths.values() if not Path(p).is_file()]
         if missing:
@@ -72,7 +74,6 @@ class PipelineModel:
 
     @classmethod
     def from_prefix(cls, prefix: str | Path, threads: int | None = None) -> PipelineModel:
-        from clipforge.pipeline.exporter import SUFFIXES
 
         prefix = Path(prefix)
         paths = {k: prefix.with_name(prefix.name + s) for k, s in SUFFIXES.items()}
@@ -108,8 +109,6 @@ class PipelineModel:
         data = bytes(image)
         check_image_bytes(data, name)
         if "image_pixels" in self._sessions and exif_rotated(data):
-            from clipforge.runtime.images import load_image
-
             return self.embed_pixels(np.asarray(load_image(data)))
         return self._run("image", {"image": np.frombuffer(data, np.uint8)}, name)
 
@@ -142,9 +141,6 @@ class PipelineModel:
         """One image against ``labels`` (template ensembles averaged, cached): ``[{"label", "score"}]``, best
         first, scored with the logit scale (and SigLIP's bias) stored in the text graph's metadata."""
         from functools import partial
-
-        from clipforge.runtime import scoring
-        from clipforge.runtime.labels import check_labels, check_templates
 
         labels, templates = check_labels(labels), check_templates(template)
         text = self._labels.get(labels, templates, partial(scoring.class_embeddings, self.embed_texts))

@@ -38,10 +38,10 @@ import string
 from pathlib import Path
 
 import numpy as np
-from onnx import TensorProto
 
 from clipforge.errors import InputError
-from clipforge.pipeline._graph import CONTRIB, GraphBuilder
+from clipforge.pipeline._graph import CONTRIB, INT64, STRING, GraphBuilder
+from clipforge.runtime.text import OPENCLIP_SPLIT
 from clipforge.specs import TextSpec
 
 TEXT_INPUT = "text"
@@ -79,8 +79,8 @@ def text_model(folder: str | Path, spec: TextSpec, prefix: str = "tok/"):
     outputs = [("input_ids", ids)] + ([("attention_mask", mask)] if spec.uses_attention_mask else [])
     for name, value in outputs:
         g.nodes.append(helper.make_node("Identity", [value], [name], name=f"{prefix}{name}"))
-    source = helper.make_tensor_value_info(TEXT_INPUT, TensorProto.STRING, ["batch_size"])
-    outs = [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch_size", "sequence_length"]) for n, _ in outputs]
+    source = helper.make_tensor_value_info(TEXT_INPUT, STRING, ["batch_size"])
+    outs = [helper.make_tensor_value_info(n, INT64, ["batch_size", "sequence_length"]) for n, _ in outputs]
     return g.model([source], outs, doc="clipforge tokenizer")
 
 
@@ -154,7 +154,6 @@ def _ftfy_replacements() -> list[tuple[str, str]]:
 def openclip_tokenizer_json(folder: Path, spec: TextSpec) -> tuple[str, str]:
     """(tokenizer.json, tokenizer_config.json) texts for the BPE op: the export's open_clip vocabulary, merges and
     special tokens with CLIP's normaliser, open_clip's split regex (its special tokens first) and post-processor."""
-    from clipforge.runtime.text import OPENCLIP_SPLIT
 
     path = folder / "tokenizer.json"
     if not path.is_file():
@@ -233,7 +232,7 @@ def fit_length(g: GraphBuilder, ids: str, length: str, spec: TextSpec) -> tuple[
     eos_at = g.op("Sub", [kept, g.const(1, np.int64)])
     body = g.op("Where", [g.op("Less", [columns, eos_at]), cut, g.const(spec.pad_id, np.int64)])
     ids_out = g.op("Where", [g.op("Equal", [columns, eos_at]), g.const(spec.eos_id, np.int64), body])
-    mask = g.op("Cast", [g.op("Less", [columns, kept])], to=TensorProto.INT64)
+    mask = g.op("Cast", [g.op("Less", [columns, kept])], to=INT64)
     return ids_out, mask
 
 
@@ -247,7 +246,7 @@ def _sentencepiece(g: GraphBuilder, text: str, folder: Path, spec: TextSpec) -> 
     text = _concat(g, g.const([unk]), _replace(g, text, " $", ""), text)
     flags = [g.const([v]) for v in (np.int64(0), np.float32(0), False, False, False, False)]
     tokens, splits, _ = g.op("SentencepieceTokenizer", [text, *flags], 3, domain=CONTRIB, model=proto)
-    return _ragged_to_dense(g, g.op("Cast", [tokens], to=TensorProto.INT64), splits, unk_length, spec)
+    return _ragged_to_dense(g, g.op("Cast", [tokens], to=INT64), splits, unk_length, spec)
 
 
 def _sentencepiece_model(folder: Path) -> tuple[bytes, str, int]:
@@ -305,7 +304,7 @@ def _ragged_to_dense(g: GraphBuilder, tokens: str, splits: str, skip: int, spec:
     columns = g.op("Range", [g.const(0, np.int64), g.const(limit, np.int64), g.const(1, np.int64)])
     eos_here = g.op("Equal", [columns, g.op("Sub", [length, g.const(1, np.int64)])])
     ids = g.op("Where", [eos_here, g.const(spec.eos_id, np.int64), dense])
-    return ids, g.op("Cast", [g.op("Less", [columns, length])], to=TensorProto.INT64)
+    return ids, g.op("Cast", [g.op("Less", [columns, length])], to=INT64)
 
 
 def _row_of_each_token(g: GraphBuilder, splits: str, total: str) -> str:

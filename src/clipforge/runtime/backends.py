@@ -13,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from clipforge._io import cache_root
 from clipforge.errors import InputError
+from clipforge.runtime.cpu import require_bf16
 
 BACKENDS = ("onnxruntime", "openvino", "auto")
 PRECISIONS = ("fp32", "bf16")  # arithmetic inside the backend; int8 graphs carry their own quantisation
@@ -79,7 +81,6 @@ def _bf16(backend: str, precision: str) -> tuple[str, str]:
             "precision 'bf16' runs on OpenVINO (onnxruntime's CPU provider has no bf16 GEMM); use "
             "backend='openvino' or 'auto'"
         )
-    from clipforge.runtime.cpu import require_bf16
 
     require_bf16("precision='bf16'")
     return check_backend("openvino"), "bf16"
@@ -97,8 +98,6 @@ def _cache_config() -> dict:
     the same graph imports the compiled blob instead of compiling (B/32 int8: 1.8 s -> 0.7 s measured by
     benchmarks/bench_startup.py). Under ``$CLIPFORGE_CACHE/openvino``; ``CLIPFORGE_OPENVINO_CACHE=0`` turns it off."""
     import os
-
-    from clipforge._io import cache_root
 
     if os.environ.get("CLIPFORGE_OPENVINO_CACHE", "1") == "0":
         return {}

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from clipforge.errors import InputError
 from clipforge.progress import track
+from clipforge.runtime.images import load_image
 
 
 @dataclass
@@ -25,7 +26,6 @@ class ImageBatch:
 def iter_image_batches(
     paths: list[Path], batch_size: int, failures: list[ImageFailure], show: bool = True
 ) -> Iterator[ImageBatch]:
-    from clipforge.runtime.images import load_image
 
     batch = ImageBatch([], [])
     for path in track(paths, "images", total=len(paths), show=show):

@@ -9,6 +9,8 @@ import os
 import platform
 from pathlib import Path
 
+from clipforge.errors import InputError
+
 # Flags that decide which GEMM kernels run: fp32 (AVX2/AVX-512 FMA), int8 (VNNI, AMX-INT8), bf16.
 RELEVANT_FLAGS = (
     "avx2",
@@ -62,14 +64,13 @@ def has_bf16() -> bool:
     return bool(cpu_flags() & set(BF16_FLAGS))
 
 
-def require_bf16(what: str = "--quantize bf16") -> None:
+def require_bf16(what: str = "quantize='bf16'") -> None:
     """Fail up front, in one line, on a CPU without bf16 arithmetic."""
-    from clipforge.errors import InputError
 
     if not has_bf16():
         raise InputError(
             f"{what} needs a CPU with AVX512-BF16 or AMX-BF16; this CPU ({cpu_model()}) has "
-            f"{', '.join(relevant_flags()) or 'no known matrix flags'}; use --quantize none or int8-dynamic"
+            f"{', '.join(relevant_flags()) or 'no known matrix flags'}; use quantize='none' or quantize='int8-dynamic'"
         )
 
 

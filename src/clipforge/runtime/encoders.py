@@ -14,10 +14,11 @@ def _static(dim) -> int | None:
 
 class Encoder:
     """Runs an image or text encoder session on any batch size. ``session`` is a session, or a zero-argument
-    callable that opens one on first use (a lazy encoder: its shape attributes open it when first read)."""
+    callable that opens one on first use (a lazy encoder: its shape attributes open it when first read);
+    ``name`` says which encoder it is (``image-encoder`` or ``text-encoder``)."""
 
-    def __init__(self, session, role: str, max_batch: int = 64):
-        self.role, self._max_batch, self.on_open = role, max_batch, None
+    def __init__(self, session, name: str, max_batch: int = 64):
+        self.name, self._max_batch, self.on_open = name, max_batch, None
         lazy = callable(session) and not hasattr(session, "run")
         self._opener, self._session = (session, None) if lazy else (None, session)
         if not lazy:
@@ -38,7 +39,7 @@ class Encoder:
 
     def __getattr__(self, name: str):
         """Shape attributes of a lazy encoder not opened yet: open it, then read them."""
-        if name.startswith("_") or name in ("on_open", "role") or self.__dict__.get("_session") is not None:
+        if name.startswith("_") or name in ("on_open", "name") or self.__dict__.get("_session") is not None:
             raise AttributeError(name)
         self.session  # noqa: B018 -- the property opens the session
         return getattr(self, name)
@@ -48,7 +49,7 @@ class Encoder:
         first = session.get_inputs()[0]
         self.input_names = [i.name for i in session.get_inputs()]
         self.static_batch = _static(first.shape[0])
-        self.static_length = _static(first.shape[1]) if self.role == "text-encoder" else None
+        self.static_length = _static(first.shape[1]) if self.name == "text-encoder" else None
         self.embed_dim = _static(session.get_outputs()[0].shape[-1])
         self.max_batch = self.static_batch or max_batch
 

@@ -48,17 +48,17 @@ class LoadOptions:
 
 
 def role_paths(paths) -> dict[str, Path]:
-    """``paths``: an exported folder, or a dict role -> model.onnx; returns role -> model.onnx."""
+    """``paths``: an exported folder, or a dict encoder -> model.onnx; returns encoder -> model.onnx."""
     if isinstance(paths, (str, Path)):
         folder = Path(paths)
         manifest = Manifest.load(folder)
-        missing = [role for role in ROLES if role not in manifest.encoders]
+        missing = [encoder for encoder in ROLES if encoder not in manifest.encoders]
         if missing:
             raise InputError(
                 f"{folder} holds only {', '.join(manifest.encoders)}; pass both encoders as "
                 f"{{'image-encoder': path, 'text-encoder': path}}"
             )
-        return {role: folder / manifest.encoders[role] for role in ROLES}
+        return {encoder: folder / manifest.encoders[encoder] for encoder in ROLES}
     unknown = sorted(set(paths) - set(ROLES))
     missing = sorted(set(ROLES) - set(paths))
     if unknown or missing:
@@ -66,7 +66,7 @@ def role_paths(paths) -> dict[str, Path]:
             f"encoder roles {sorted(paths)} are wrong (unknown: {unknown or 'none'}, missing: {missing or 'none'}); "
             f"valid roles: {', '.join(ROLES)}"
         )
-    return {role: Path(p) for role, p in paths.items()}
+    return {encoder: Path(p) for encoder, p in paths.items()}
 
 
 def manifest_folder(paths, manifest) -> Path:
@@ -82,7 +82,7 @@ def manifest_folder(paths, manifest) -> Path:
 
 
 def _common_folder(paths: dict[str, Path]) -> Path:
-    """The export folder that holds both encoders (``OUT/<role>/model.onnx``), where manifest.json lives."""
+    """The export folder that holds both encoders (``OUT/<encoder>/model.onnx``), where manifest.json lives."""
     for path in paths.values():
         for parent in (path.parent, path.parent.parent):
             if (parent / "manifest.json").is_file():

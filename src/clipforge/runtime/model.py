@@ -13,13 +13,18 @@ import numpy as np
 
 from clipforge.errors import InputError, TextMaskWarning
 from clipforge.runtime import scoring
+from clipforge.runtime.backends import resolve
+from clipforge.runtime.cpu import cpu_model, missing_for
 from clipforge.runtime.encoders import Encoder, fit_length
 from clipforge.runtime.hf_compat import HFCompatMixin
+from clipforge.runtime.images import load_image, preprocess
 from clipforge.runtime.labels import DEFAULT_TEMPLATE, LabelCache, check_labels, check_templates
 from clipforge.runtime.loading import LoadOptions, manifest_folder, role_paths
 from clipforge.runtime.outputs import ZeroShotOutput, is_torch, to_numpy
+from clipforge.runtime.saving import save_folder
 from clipforge.runtime.scoring import l2_normalize
 from clipforge.runtime.sessions import SessionConfig, make_session
+from clipforge.runtime.text import TextTokenizer
 from clipforge.specs import IMAGE_ROLE, TEXT_ROLE, Manifest
 
 
@@ -35,7 +40,7 @@ class ZeroShotModel(HFCompatMixin):
         paths: dict[str, Path] | None = None,
     ):
         self.manifest, self.folder = manifest, Path(folder)
-        self.paths = paths or {role: self.folder / p for role, p in manifest.encoders.items()}
+        self.paths = paths or {encoder: self.folder / p for encoder, p in manifest.encoders.items()}
         self.image_encoder, self.text_encoder = encoders[IMAGE_ROLE], encoders[TEXT_ROLE]
         self._hf_config = hf_config
         self._tokenizer = None
@@ -69,22 +74,21 @@ class ZeroShotModel(HFCompatMixin):
         folder = manifest_folder(paths, manifest)
         manifest = manifest if isinstance(manifest, Manifest) else Manifest.load(folder)
         encoders = {}
-        for role, path in resolved.items():
-            opener = functools.partial(make_session, path, _session_config(manifest, role, options))
-            encoders[role] = Encoder(opener if options.lazy else opener(), role)
+        for encoder, path in resolved.items():
+            opener = functools.partial(make_session, path, _session_config(manifest, encoder, options))
+            encoders[encoder] = Encoder(opener if options.lazy else opener(), encoder)
         warn_if_cpu_lacks(manifest)
         return cls(manifest, encoders, folder, options.hf_config, paths=resolved)
 
     def save_pretrained(self, folder: str | Path, force: bool = False) -> Path:
         """Write this model as an exported folder (both encoders, manifest, tokenizer and processor files) that
         ``from_onnx``/``from_pretrained`` load; written in a temporary folder renamed at the end."""
-        from clipforge.runtime.saving import save_folder
 
         return save_folder(self, Path(folder), force)
 
     @property
     def backends(self) -> dict[str, str]:
-        """role -> "backend/precision" the encoders run with."""
+        """encoder -> "backend/precision" the encoders run with."""
 
         def name(session) -> str:
             precision = getattr(session, "precision", None)  # only OpenVINO sessions carry one
@@ -96,8 +100,8 @@ class ZeroShotModel(HFCompatMixin):
         dims = {"manifest": self.manifest.embed_dim}
         dims.update(
             {
-                role: enc.embed_dim
-                for role, enc in ((IMAGE_ROLE, self.image_encoder), (TEXT_ROLE, self.text_encoder))
+                encoder: enc.embed_dim
+                for encoder, enc in ((IMAGE_ROLE, self.image_encoder), (TEXT_ROLE, self.text_encoder))
                 if enc.opened
             }
         )
@@ -108,13 +112,10 @@ class ZeroShotModel(HFCompatMixin):
     @property
     def tokenizer(self):
         if self._tokenizer is None:
-            from clipforge.runtime.text import TextTokenizer
-
             self._tokenizer = TextTokenizer.from_folder(self.folder, self.manifest.text)
         return self._tokenizer
 
     def preprocess(self, images: Sequence) -> np.ndarray:
-        from clipforge.runtime.images import load_image, preprocess
 
         return preprocess([load_image(i) for i in images], self.manifest.image)
 
@@ -232,10 +233,9 @@ SIGLIP_MASK_WARNING = (
 )
 
 
-def _session_config(manifest: Manifest, role: str, options: LoadOptions) -> SessionConfig:
-    from clipforge.runtime.backends import resolve
+def _session_config(manifest: Manifest, encoder: str, options: LoadOptions) -> SessionConfig:
 
-    chosen, precision = resolve(options.backend, manifest.build.get("runtime", {}).get(role), options.precision)
+    chosen, precision = resolve(options.backend, manifest.build.get("runtime", {}).get(encoder), options.precision)
     return SessionConfig(
         device=options.device,
         threads=options.threads,
@@ -248,7 +248,6 @@ def _session_config(manifest: Manifest, role: str, options: LoadOptions) -> Sess
 
 def warn_if_cpu_lacks(manifest: Manifest) -> None:
     """A build chosen on another machine may rely on matrix engines (AMX, VNNI, bf16) this CPU lacks."""
-    from clipforge.runtime.cpu import cpu_model, missing_for
 
     runtime = manifest.build.get("runtime", {})
     recorded = manifest.build.get("cpu", {})
@@ -258,7 +257,7 @@ def warn_if_cpu_lacks(manifest: Manifest) -> None:
         warnings.warn(
             f"this build was chosen on {recorded.get('model', 'another CPU')} and relies on "
             f"{', '.join(sorted(missing))}, which this CPU ({cpu_model()}) lacks: expect it to run "
-            "slower than measured; rebuild here with --quantize auto",
+            "slower than measured; rebuild here with quantize='auto' (clipforge build --quantize auto)",
             stacklevel=3,
         )
 

@@ -1,5 +1,5 @@
 """onnxruntime's optimised graph, saved beside an encoder so that a session on the same kind of machine skips
-graph optimisation (~30% of session creation for a B/32 tower; see benchmarks/bench_startup.py --sessions).
+graph optimisation (~30% of session creation for a B/32 encoder; see benchmarks/bench_startup.py --sessions).
 
 onnxruntime's "all" level writes hardware-specific kernels and layouts, so the saved graph is only used where
 it was made: same onnxruntime version, execution provider and CPU matrix flags, and the same source graph

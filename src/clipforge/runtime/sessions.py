@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clipforge.errors import InputError
+from clipforge.runtime import optimized
+from clipforge.runtime.backends import OpenVINOSession, check_backend
 
 DEVICE_PROVIDERS = {
     "cpu": "CPUExecutionProvider",
@@ -88,8 +90,6 @@ def log_severity() -> int:
 
 def make_session(path: str | Path, config: SessionConfig = SessionConfig()):
     if config.backend == "openvino":
-        from clipforge.runtime.backends import OpenVINOSession, check_backend
-
         check_backend("openvino")
         if config.device != "cpu":
             raise InputError(
@@ -117,8 +117,6 @@ def _saved_optimized(path: Path, config: SessionConfig, providers: list[str]):
     None: not saved, made elsewhere, another level asked for, or it fails to load (then the portable graph
     is used; CLIPFORGE_DEBUG says why)."""
     import onnxruntime as ort
-
-    from clipforge.runtime import optimized
 
     use = config.saved_graph and config.optimization == "all"
     graph = optimized.usable(path, config.device) if use else None

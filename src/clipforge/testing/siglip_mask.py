@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from clipforge.export.validate import cosine_rows
+from clipforge.runtime.model import ZeroShotModel
 
 # short labels (much padding in SigLIP's fixed 64-token texts) and one long one
 LABELS = ["cat", "a dog", "red circle", "blue square", "two people riding bicycles along a river in the city at night"]
@@ -68,8 +69,6 @@ def measure(checkpoint: str | Path, exported: str | Path, mask: bool, images: li
     """``max_score_diff`` and ``min_text_cosine`` of ``exported`` against the PyTorch ``checkpoint`` through HF's
     zero-shot pipeline, both fed by a tokenizer that returns the mask (``mask``) or not."""
     from transformers import AutoModel
-
-    from clipforge.runtime.model import ZeroShotModel
 
     torch_model, onnx_model = AutoModel.from_pretrained(str(checkpoint)).eval(), ZeroShotModel.from_onnx(exported)
     diff = score_diff(hf_pipeline(torch_model, checkpoint, mask), hf_pipeline(onnx_model, checkpoint, mask), images)

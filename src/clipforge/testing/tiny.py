@@ -14,7 +14,7 @@ from clipforge.testing.tokenizers import save_clip_tokenizer, save_siglip_tokeni
 OPENAI_MEAN = [0.48145466, 0.4578275, 0.40821073]
 OPENAI_STD = [0.26862954, 0.26130258, 0.27577711]
 
-TINY_TOWER = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 64}
+TINY_ENCODER_CONFIG = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 64}
 
 
 def _write_processor(folder: Path, config: dict) -> None:
@@ -59,7 +59,7 @@ def save_clip_checkpoint(
     shape: str = "tiny",
     image_size: int = 32,
     seed: int = 0,
-    tower: dict | None = None,
+    encoder_config: dict | None = None,
     patch_size: int = 8,
     **overrides,
 ):
@@ -70,8 +70,8 @@ def save_clip_checkpoint(
     tok = save_clip_tokenizer(folder)
     ids = {"bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id}
     if shape == "tiny":
-        text = dict(tower or TINY_TOWER, vocab_size=len(tok), max_position_embeddings=77, **ids)
-        vision = dict(tower or TINY_TOWER, image_size=image_size, patch_size=patch_size)
+        text = dict(encoder_config or TINY_ENCODER_CONFIG, vocab_size=len(tok), max_position_embeddings=77, **ids)
+        vision = dict(encoder_config or TINY_ENCODER_CONFIG, image_size=image_size, patch_size=patch_size)
         config = CLIPConfig(text_config=text, vision_config=vision, projection_dim=16, **overrides)
     else:
         config = CLIPConfig(text_config=ids, **overrides)
@@ -83,7 +83,13 @@ def save_clip_checkpoint(
 
 
 def save_siglip_checkpoint(
-    folder: Path, *, shape: str = "tiny", image_size: int = 32, seed: int = 0, tower: dict | None = None, **overrides
+    folder: Path,
+    *,
+    shape: str = "tiny",
+    image_size: int = 32,
+    seed: int = 0,
+    encoder_config: dict | None = None,
+    **overrides,
 ):
     import torch
     from transformers import SiglipConfig, SiglipModel
@@ -92,8 +98,8 @@ def save_siglip_checkpoint(
     tok = save_siglip_tokenizer(folder)
     ids = {"bos_token_id": None, "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id}
     if shape == "tiny":
-        text = dict(tower or TINY_TOWER, vocab_size=len(tok), max_position_embeddings=64, **ids)
-        vision = dict(tower or TINY_TOWER, image_size=image_size, patch_size=8)
+        text = dict(encoder_config or TINY_ENCODER_CONFIG, vocab_size=len(tok), max_position_embeddings=64, **ids)
+        vision = dict(encoder_config or TINY_ENCODER_CONFIG, image_size=image_size, patch_size=8)
         config = SiglipConfig(text_config=text, vision_config=vision, **overrides)
     else:
         config = SiglipConfig(text_config=ids, **overrides)

@@ -1,9 +1,9 @@
 """Random-weight open_clip checkpoints built locally: a folder in open_clip's hub layout
 (``open_clip_config.json`` + ``open_clip_model.safetensors``) or an OpenAI-style state-dict file (``*.pt``).
 
-``kind="vit"`` is a VisionTransformer image tower, ``kind="resnet"`` a ModifiedResNet with attention pooling;
+``kind="vit"`` is a VisionTransformer image encoder, ``kind="resnet"`` a ModifiedResNet with attention pooling;
 ``shape="tiny"`` is small enough for tests, ``shape="base"`` keeps an open_clip architecture's own config
-(``arch=``, e.g. RN50 or ViT-B-32) for benchmarks and export-time checks. The text tower always uses open_clip's
+(``arch=``, e.g. RN50 or ViT-B-32) for benchmarks and export-time checks. The text encoder always uses open_clip's
 full CLIP vocabulary (49408 tokens), since its tokenizer does.
 """
 
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+
+from clipforge.families.openclip_io import import_open_clip
 
 # widths are multiples of 64 so OpenAI's loader (heads = width // 64) rebuilds the same model from the weights
 TINY_CONFIGS = {
@@ -38,7 +40,6 @@ DEFAULT_PREPROCESS = {
 def model_config(kind: str = "vit", shape: str = "tiny", arch: str | None = None) -> dict:
     if shape == "tiny":
         return json.loads(json.dumps(TINY_CONFIGS[kind]))
-    from clipforge.families.openclip_io import import_open_clip
 
     open_clip = import_open_clip()
     name = arch or ("RN50" if kind == "resnet" else "ViT-B-32")
@@ -50,8 +51,6 @@ def model_config(kind: str = "vit", shape: str = "tiny", arch: str | None = None
 
 def random_model(config: dict, seed: int = 0):
     import torch
-
-    from clipforge.families.openclip_io import import_open_clip
 
     open_clip = import_open_clip()
     torch.manual_seed(seed)

@@ -11,8 +11,6 @@ import io
 from collections import Counter
 from pathlib import Path
 
-from tokenizers import Regex, Tokenizer, models, normalizers as tk_normalizers, pre_tokenizers
-
 from clipforge.testing.corpus import training_corpus
 
 CLIP_SPLIT = r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
@@ -29,6 +27,8 @@ def _byte_alphabet() -> list[str]:
 
 def _clip_words(texts: list[str]) -> Counter:
     """Word frequencies after CLIP's normaliser and pre-tokenizer (byte-level symbols)."""
+    from tokenizers import Regex, Tokenizer, models, normalizers as tk_normalizers, pre_tokenizers
+
     tok = Tokenizer(models.BPE(end_of_word_suffix="</w>"))
     tok.normalizer = tk_normalizers.Sequence(
         [tk_normalizers.NFC(), tk_normalizers.Replace(Regex(r"\s+"), " "), tk_normalizers.Lowercase()]

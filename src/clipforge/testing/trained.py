@@ -26,7 +26,7 @@ from clipforge.testing.corpus import TEMPLATES
 from clipforge.testing.shapes import GENERATOR_VERSION, ShapesDataset, cached_folder, shapes_dataset
 
 RECIPE_VERSION = 4  # 4: deterministic CLIP tokenizer (testing.tokenizers)
-TOWER = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128}
+ENCODER_CONFIG = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128}
 _COMMON = {"seed": 0, "image_size": 32, "threads": 1, "shift": 3, "per_class": 4}
 RECIPES = {  # steps: optimiser steps; per_class / captions: images / captions of every class in a batch
     "clip": {**_COMMON, "steps": 1000, "captions": 2, "lr": 4e-3},
@@ -176,7 +176,7 @@ def train_checkpoint(family: str, dataset: ShapesDataset, out: Path) -> dict:
     from transformers import AutoModel, AutoTokenizer
 
     recipe = RECIPES[family]
-    save_tiny_checkpoint(family, out, image_size=recipe["image_size"], tower=TOWER)
+    save_tiny_checkpoint(family, out, image_size=recipe["image_size"], encoder_config=ENCODER_CONFIG)
     with torch_threads(recipe["threads"]):
         torch.manual_seed(recipe["seed"])
         model = AutoModel.from_pretrained(out, attn_implementation="eager")

@@ -1,5 +1,5 @@
 """A tiny open_clip ModifiedResNet CLIP trained on the coloured-shapes set, saved in open_clip's hub layout, so
-int8 accuracy is checked on a ResNet image tower (Conv layers, attention pooling) too.
+int8 accuracy is checked on a ResNet image encoder (Conv layers, attention pooling) too.
 
     python -m clipforge.testing.trained_openclip --out DIR
 
@@ -16,8 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from clipforge.families.openclip_io import import_open_clip
 from clipforge.testing.corpus import TEMPLATES
 from clipforge.testing.shapes import GENERATOR_VERSION, ShapesDataset, cached_folder, shapes_dataset
+from clipforge.testing.tiny_openclip import random_model, save_hub_layout
 from clipforge.testing.trained import EVAL_TEMPLATE, _loss, augment, split_files, torch_threads
 
 RECIPE_VERSION = 2  # 2: 32 px images, 500 steps (cheaper on shared cores)
@@ -68,8 +70,6 @@ def zero_shot_top1(folder: Path, dataset: ShapesDataset) -> float:
     """Top-1 of ``EVAL_TEMPLATE`` zero-shot classification, with open_clip only."""
     import torch
 
-    from clipforge.families.openclip_io import import_open_clip
-
     open_clip = import_open_clip()
     model, _, transform = open_clip.create_model_and_transforms(f"local-dir:{folder}")
     tokenizer = open_clip.get_tokenizer(f"local-dir:{folder}")
@@ -81,8 +81,6 @@ def zero_shot_top1(folder: Path, dataset: ShapesDataset) -> float:
 
 
 def train_checkpoint(dataset: ShapesDataset, out: Path) -> dict:
-    from clipforge.families.openclip_io import import_open_clip
-    from clipforge.testing.tiny_openclip import random_model, save_hub_layout
 
     open_clip = import_open_clip()
     with torch_threads(RECIPE["threads"]):

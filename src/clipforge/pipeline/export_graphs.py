@@ -10,15 +10,22 @@ import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from clipforge._io import check_output, temp_dir
+import clipforge
+from clipforge._io import check_output, sha256, temp_dir
 from clipforge.errors import InputError
+from clipforge.export import onnx_export
+from clipforge.hub import looks_like_openclip
 from clipforge.models import model_folder
+from clipforge.pipeline import checks
+from clipforge.pipeline._formats import SUFFIXES
 from clipforge.pipeline.compose import embedding_model, load_encoder, set_metadata
-from clipforge.pipeline.config import IMAGE_INPUTS, PipelineConfig
+from clipforge.pipeline.image_graph import image_model
+from clipforge.pipeline.presets import IMAGE_INPUTS, PipelineConfig, known_family
+from clipforge.pipeline.text_graph import OPENCLIP_NOT_IN_GRAPH, text_model
 from clipforge.progress import steps
+from clipforge.registry import family_for_checkpoint
 from clipforge.specs import IMAGE_ROLE, TEXT_ROLE, Manifest
 
-SUFFIXES = {"image": "_img.onnx", "image_pixels": "_img_hwc.onnx", "text": "_txt.onnx"}
 KIND_OF_INPUT = {"bytes": "image", "pixels": "image_pixels"}
 RECORD_SUFFIX = "_pipeline.json"
 
@@ -46,7 +53,6 @@ def export_pipeline(
 ) -> PipelineResult:
     """Export ``model`` (hub id, checkpoint folder or exported folder) as pipeline graphs named after ``prefix``;
     ``preset`` overrides the one of the model's family."""
-    from clipforge.pipeline.validate import validate_pipeline
 
     config = resolve_config(model, preset)
     paths = output_paths(prefix, config)  # config None (family not known yet): every possible output
@@ -66,7 +72,7 @@ def export_pipeline(
             for kind, graph in graphs.items():
                 save(graph, staged[kind])
             step("validate")
-            report = validate_pipeline(staged, folder, manifest, text_spec(manifest, config))
+            report = checks.validate_pipeline(staged, folder, manifest, text_spec(manifest, config))
             write_record(staged, record_path(prefix), manifest, config, report)
     return PipelineResult(paths, config, report)
 
@@ -82,9 +88,6 @@ def write_record(
     """``PREFIX_pipeline.json`` beside the graphs (staged with them): what was exported from what, the validation
     figures and the sha256 of every file, for machines and audits."""
     import json
-
-    import clipforge
-    from clipforge._io import sha256
 
     folder = next(iter(staged.values())).parent
     record = {
@@ -119,16 +122,13 @@ def exported_folder(model: str | Path) -> Path:
     """``model`` itself when it is an exported folder (dynamic shapes), else its cached validated fp32 export."""
     path = model_folder(model, show_progress=False)
     if Manifest.load(path).static:
-        raise InputError(f"{path} is a --static export; pipelines need dynamic shapes, export without --static")
+        raise InputError(f"{path} is a static=True export; pipelines need dynamic shapes, export without static=True")
     return path
 
 
 def resolve_config(model: str | Path, preset: str | None) -> PipelineConfig | None:
     """The pipeline config, before any export, when the family is known: from an exported folder's manifest, a
     local checkpoint's config.json or the well-known checkpoints; otherwise None (decided after the export)."""
-    from clipforge.hub import looks_like_openclip
-    from clipforge.pipeline.config import known_family
-    from clipforge.registry import family_for_checkpoint
 
     path = Path(model)
     if (path / "manifest.json").is_file():
@@ -150,8 +150,6 @@ def text_spec(manifest: Manifest, config: PipelineConfig):
 
 def build_graphs(folder: Path, manifest: Manifest, config: PipelineConfig) -> dict:
     """kind -> ModelProto for every graph the config asks for."""
-    from clipforge.pipeline.image_graph import image_model
-    from clipforge.pipeline.text_graph import text_model
 
     dim, graphs = manifest.embed_dim, {}
     text_encoder = load_encoder(folder / manifest.encoders[TEXT_ROLE])
@@ -178,8 +176,6 @@ def build_graphs(folder: Path, manifest: Manifest, config: PipelineConfig) -> di
 def _metadata(kind: str, manifest: Manifest, config: PipelineConfig) -> dict:
     from importlib import metadata
 
-    import clipforge
-
     meta = {
         "clipforge_pipeline": kind,
         "family": manifest.family,
@@ -195,8 +191,6 @@ def _metadata(kind: str, manifest: Manifest, config: PipelineConfig) -> dict:
     if kind == "text":
         meta["text_spec"] = manifest.text.__dict__
         if manifest.text.kind == "openclip":
-            from clipforge.pipeline.text_graph import OPENCLIP_NOT_IN_GRAPH
-
             meta["tokenizer_limits"] = OPENCLIP_NOT_IN_GRAPH
     else:
         meta["image_spec"] = manifest.image.__dict__
@@ -208,9 +202,7 @@ def save(model, path: Path) -> None:
     """Save ``model`` at ``path``; weights near protobuf's 2 GiB limit go to ``path.name + '.data'`` beside it."""
     import onnx
 
-    from clipforge.export.onnx_export import EXTERNAL_DATA_BYTES
-
-    large = sum(t.ByteSize() for t in model.graph.initializer) > EXTERNAL_DATA_BYTES
+    large = sum(t.ByteSize() for t in model.graph.initializer) > onnx_export.EXTERNAL_DATA_BYTES
     onnx.save_model(
         model,
         str(path),

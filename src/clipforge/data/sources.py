@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from clipforge.errors import InputError
-from clipforge.runtime.images import IMAGE_SUFFIXES  # noqa: F401  (re-exported for datasets)
+from clipforge.errors import InputError, require
+from clipforge.runtime.images import IMAGE_SUFFIXES  # noqa: F401  (re-exported for labelled)
 
 TABLE_SUFFIXES = (".parquet", ".arrow")
 MANIFEST_SUFFIXES = (".csv", ".jsonl")
@@ -23,7 +23,7 @@ def pick_column(columns: list[str], wanted: str | None, defaults: tuple[str, ...
     if wanted:
         if wanted not in columns:
             raise InputError(
-                f"column {wanted!r} (--column {key}={wanted}) not found; the dataset has: "
+                f"column {wanted!r} (columns={{{key!r}: {wanted!r}}}) not found; the dataset has: "
                 f"{', '.join(columns) or 'no columns'}"
             )
         return wanted
@@ -32,20 +32,20 @@ def pick_column(columns: list[str], wanted: str | None, defaults: tuple[str, ...
             return name
     raise InputError(
         f"no {key.replace('_column', '')} column found (looked for {', '.join(defaults)}); the dataset "
-        f"has: {', '.join(columns) or 'no columns'}; pass --column {key}=NAME"
+        f"has: {', '.join(columns) or 'no columns'}; pass columns={{{key!r}: 'NAME'}}"
     )
 
 
 def subsample(n: int, samples: int | None, where: str, seed: int = 0) -> list[int]:
     """All row indices, or ``samples`` of them drawn at random (fixed seed) and kept in dataset order."""
     if n == 0:
-        raise InputError(f"{where} is empty (0 rows); choose another --split or dataset")
+        raise InputError(f"{where} is empty (0 rows); choose another split= or dataset")
     if samples is None:
         return list(range(n))
     if samples < 1:
-        raise InputError(f"--samples must be at least 1, got {samples}")
+        raise InputError(f"samples= must be at least 1, got {samples}")
     if samples > n:
-        raise InputError(f"--samples {samples} is larger than {where} ({n} rows); use at most {n} or leave it out")
+        raise InputError(f"samples={samples} is larger than {where} ({n} rows); use at most {n} or leave it out")
     return sorted(np.random.default_rng(seed).choice(n, samples, replace=False).tolist())
 
 
@@ -171,7 +171,6 @@ def looks_like_hub_id(dataset: str) -> bool:
 
 def load_hub(dataset: str, split: str):
     """``datasets.load_dataset(dataset, split=split)`` with a one-line error."""
-    from clipforge.errors import require
 
     datasets = require("datasets", "eval")
     try:

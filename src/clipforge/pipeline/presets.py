@@ -12,6 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from clipforge.errors import InputError
+from clipforge.registry import list_models
 
 IMAGE_INPUTS = ("bytes", "pixels")
 PADDINGS = ("longest", "max_length")
@@ -33,7 +34,6 @@ def preset_for_family(family: str) -> str | None:
 
 def known_family(source: str) -> str | None:
     """The family of a well-known hub id (``clipforge models``), or None."""
-    from clipforge.registry import list_models
 
     return next((row["family"] for row in list_models() if row["name"] == source), None)
 
@@ -86,7 +86,7 @@ class PipelineConfig:
         if name is None:
             raise InputError(
                 f"{source} is a {family} checkpoint and no pipeline preset is for {family}; pass "
-                f"--preset ({', '.join(list_presets())}) if one fits"
+                f"preset= ({', '.join(list_presets())}) if one fits"
             )
         return cls.from_preset(name)
 

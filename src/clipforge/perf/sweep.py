@@ -12,14 +12,16 @@ from pathlib import Path
 from clipforge.errors import ClipforgeError, InputError
 from clipforge.hub import found_at
 from clipforge.models import model_folder
+from clipforge.perf.roofline import best_peaks, flops_per_item, fraction, gemm_peaks, graph_precision
 from clipforge.progress import track
+from clipforge.runtime.backends import resolve
 from clipforge.specs import ROLES, Manifest
 
 
 @dataclass
 class Target:
     variant: str
-    role: str
+    encoder: str
     model: str | None  # model.onnx path, or None for the torch baseline
     torch_id: str | None = None
     backend: str = "onnxruntime"
@@ -40,7 +42,8 @@ def targets_for(path: str | Path) -> list[Target]:
         runtime = manifest.build.get("runtime", {})
         variant = path.name if name == str(path) else name
         return [
-            Target(variant, role, str(path / rel), **runtime.get(role, {})) for role, rel in manifest.encoders.items()
+            Target(variant, encoder, str(path / rel), **runtime.get(encoder, {}))
+            for encoder, rel in manifest.encoders.items()
         ]
     model = path / "model.onnx" if path.is_dir() else path
     if not model.is_file():
@@ -49,11 +52,11 @@ def targets_for(path: str | Path) -> list[Target]:
             "encoder folder or a model.onnx"
         )
     folder = model.parent
-    variant = folder.parent.name if folder.name in ROLES else folder.name  # OUT/<role>/model.onnx -> OUT
-    return [Target(variant, _role_of(model), str(model))]
+    variant = folder.parent.name if folder.name in ROLES else folder.name  # OUT/<encoder>/model.onnx -> OUT
+    return [Target(variant, _encoder_of(model), str(model))]
 
 
-def _role_of(model: Path) -> str:
+def _encoder_of(model: Path) -> str:
     import onnxruntime as ort
 
     names = [i.name for i in ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).get_inputs()]
@@ -65,8 +68,8 @@ def run_one(target: Target, batch: int, opts: dict) -> dict:
         sys.executable,
         "-m",
         "clipforge.perf.worker",
-        "--role",
-        target.role,
+        "--encoder",
+        target.encoder,
         "--batch",
         str(batch),
         "--warmup",
@@ -87,11 +90,11 @@ def run_one(target: Target, batch: int, opts: dict) -> dict:
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ClipforgeError(f"perf worker failed for {target.variant} {target.role} batch {batch}: {last}")
+        raise ClipforgeError(f"perf worker failed for {target.variant} {target.encoder} batch {batch}: {last}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     return {
         "variant": target.variant,
-        "encoder": target.role,
+        "encoder": target.encoder,
         "requested_batch": batch,
         "model": target.model,
         **result,
@@ -99,7 +102,6 @@ def run_one(target: Target, batch: int, opts: dict) -> dict:
 
 
 def _backend(target: Target, backend: str, precision: str | None = None) -> tuple[str, str]:
-    from clipforge.runtime.backends import resolve
 
     return resolve(backend, {"backend": target.backend, "precision": target.precision}, precision)
 
@@ -109,8 +111,8 @@ def run_perf(
 ) -> list[dict]:
     targets = [t for p in paths for t in targets_for(p)]
     if baseline_id:
-        roles = sorted({t.role for t in targets}, key=ROLES.index)
-        targets = [Target("pytorch", role, None, baseline_id) for role in roles] + targets
+        encoders = sorted({t.encoder for t in targets}, key=ROLES.index)
+        targets = [Target("pytorch", encoder, None, baseline_id) for encoder in encoders] + targets
     jobs = [(t, b) for t in targets for b in batch_sizes]
     rows = [run_one(t, b, opts) for t, b in track(jobs, "perf", total=len(jobs), show=show)]
     return add_roofline(rows, opts["roofline"]) if opts.get("roofline") else rows
@@ -119,7 +121,6 @@ def run_perf(
 def add_roofline(rows: list[dict], gemm_size: int = 2048) -> list[dict]:
     """Each row's matmul limit (FLOPs per item from its graph / this machine's best GEMM peak in the row's
     precision, measured now) and its fraction; the PyTorch rows are fp32 of the same graphs' FLOPs."""
-    from clipforge.perf.roofline import best_peaks, flops_per_item, fraction, gemm_peaks, graph_precision
 
     backends = ["onnxruntime", "openvino", "pytorch"]
     best = best_peaks(gemm_peaks(backends, n=gemm_size, repeats=3))

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from clipforge.data import sources
+from clipforge.data.sources import IMAGE_COLUMNS, IMAGE_SUFFIXES, pick_column, subsample
 from clipforge.errors import InputError
-from clipforge.evaluation import sources
-from clipforge.evaluation.sources import IMAGE_COLUMNS, IMAGE_SUFFIXES, pick_column, subsample
 
 LABEL_COLUMNS = ("label", "labels", "fine_label", "class", "target", "category")
 
@@ -89,8 +89,8 @@ def label_ids(raw: list, class_names: list[str] | None, where: str) -> tuple[lis
 def _int_labels(raw: list[int], class_names: list[str] | None, where: str) -> tuple[list[int], list[str]]:
     if class_names is None:
         raise InputError(
-            f"{where}: labels are class indices but the data names no classes; pass --class-names "
-            "FILE (one class per line, in label order)"
+            f"{where}: labels are class indices but the data names no classes; pass class_names= "
+            "(the class names in label order)"
         )
     bad = sorted({x for x in raw if not 0 <= x < len(class_names)})
     if bad:

@@ -51,7 +51,7 @@ class QuantizeSection:
     method: str = "minmax"
     per_channel: bool = True
     op_types: list[str] = field(default_factory=lambda: ["MatMul"])
-    # int8-static on a ResNet image tower (open_clip's ModifiedResNet) also quantises its Conv layers (QDQ ->
+    # int8-static on a ResNet image encoder (open_clip's ModifiedResNet) also quantises its Conv layers (QDQ ->
     # QLinearConv); see benchmarks/bench_openclip.py for the measurement behind the default
     resnet_convs: bool = True
     exclude_nodes: list[str] = field(default_factory=list)
@@ -99,16 +99,16 @@ class BuildConfig:
 
     def validate(self) -> BuildConfig:
         _choice("config", "task", self.task, TASK_ROLES)
-        for role in self.roles:
-            _choice("config", "roles", role, ROLES)
+        for encoder in self.roles:
+            _choice("config", "roles", encoder, ROLES)
         for name in SECTIONS:
             getattr(self, name).check()
         return self
 
     @classmethod
-    def for_task(cls, task: str, role: str | None = None, **sections) -> BuildConfig:
+    def for_task(cls, task: str, encoder: str | None = None, **sections) -> BuildConfig:
         _choice("config", "task", task, TASK_ROLES)
-        roles = [role] if role else list(TASK_ROLES[task])
+        roles = [encoder] if encoder else list(TASK_ROLES[task])
         return cls(task=task, roles=roles, **sections).validate()
 
     def to_dict(self) -> dict[str, Any]:

@@ -18,7 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from clipforge.errors import ValidationError
+from clipforge.export.cases import tokenize
 from clipforge.export.validate import cosine_rows
+from clipforge.pipeline._graph import extensions_session
+from clipforge.pipeline.image_graph import DECODE_NODE, image_model
+from clipforge.pipeline.text_graph import EMPTY_NODE, text_model
+from clipforge.runtime.images import preprocess
+from clipforge.runtime.model import ZeroShotModel
+from clipforge.runtime.text import TextTokenizer
 from clipforge.specs import Manifest, TextSpec
 
 TEXT_COSINE, IMAGE_COSINE, MAX_LEVELS = 0.9999, 0.999, 3
@@ -40,8 +47,6 @@ VALIDATION_TEXTS = [
 
 def validate_pipeline(paths: dict[str, Path], folder: Path, manifest: Manifest, text_spec: TextSpec) -> dict:
     """Each graph is loaded once; the runtime's reference embeddings are computed once for all image graphs."""
-    from clipforge.pipeline._graph import extensions_session
-    from clipforge.runtime.model import ZeroShotModel
 
     runtime, failures, report = ZeroShotModel.from_onnx(folder), [], {}
     sessions = {kind: extensions_session(path, quiet=True) for kind, path in paths.items()}
@@ -82,18 +87,12 @@ def hf_ids(folder: Path, texts: list[str], spec: TextSpec) -> np.ndarray:
     equal open_clip's ``SimpleTokenizer`` (tests/test_openclip.py)."""
     from transformers import AutoTokenizer
 
-    from clipforge.export.cases import tokenize
-
     if spec.kind == "openclip":
-        from clipforge.runtime.text import TextTokenizer
-
         return TextTokenizer.from_folder(folder, spec).encode(texts).input_ids
     return tokenize(AutoTokenizer.from_pretrained(str(folder)), texts, spec)["input_ids"]
 
 
 def check_text(session, folder: Path, spec: TextSpec, runtime, failures: list[str]) -> dict:
-    from clipforge.pipeline._graph import extensions_session
-    from clipforge.pipeline.text_graph import EMPTY_NODE, text_model
 
     texts = np.array(VALIDATION_TEXTS, dtype=object)
     ids = _run(extensions_session(text_model(folder, spec)), {"text": texts})
@@ -151,9 +150,6 @@ def preprocessing_diff(
 ) -> tuple[float, float]:
     """(max-abs-diff of ``pixel_values``, the same in uint8 levels): in-graph pre-processing of encoded images
     vs the Python runtime. ``session``: the pre-processing graph's, when the caller already has one."""
-    from clipforge.pipeline._graph import extensions_session
-    from clipforge.pipeline.image_graph import image_model
-    from clipforge.runtime.images import preprocess
 
     session = session or extensions_session(image_model(spec, encoded=True))
     worst, levels = 0.0, 0.0
@@ -179,8 +175,6 @@ def check_image(session, inputs: list, want: np.ndarray, failures: list[str], en
 
 def check_preprocessing(manifest: Manifest, images: list[np.ndarray], session, failures: list[str]) -> dict:
     """The bytes graph's pre-processing vs the runtime's (PNG checked, JPEG reported) and its decode guard."""
-    from clipforge.pipeline._graph import extensions_session
-    from clipforge.pipeline.image_graph import DECODE_NODE, image_model
 
     pre = extensions_session(image_model(manifest.image, encoded=True))
     png, png_levels = preprocessing_diff(manifest.image, "PNG", images, pre)
