@@ -13,6 +13,20 @@ import clipforge  # noqa: E402,F401  (installs the import guard that applies the
 from clipforge.registry import list_families  # noqa: E402
 from clipforge.testing.checkpoints import save_tiny_checkpoint  # noqa: E402
 
+# Session fixtures that cost from seconds to minutes: the one-minute training of the tiny CLIP/SigLIP on the shapes
+# set (and everything built on it: index_model, loaded_model, shapes_index, the servers) and a private PostgreSQL
+# server. A test that requests one, directly or through another fixture, is slow, so `-m "not slow"` never builds
+# them. Tests that reach one through request.getfixturevalue carry their own marker.
+SLOW_FIXTURES = frozenset({"trained_clip", "trained_siglip", "pg_url"})
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """Mark ``slow`` every test whose fixture closure holds one of SLOW_FIXTURES (before ``-m`` deselects)."""
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def clipforge_cache(tmp_path_factory):
