@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -12,6 +13,20 @@ import pytest  # noqa: E402
 import clipforge  # noqa: E402,F401  (installs the import guard that applies the torchvision workaround)
 from clipforge.registry import list_families  # noqa: E402
 from clipforge.testing.checkpoints import save_tiny_checkpoint  # noqa: E402
+
+# Session fixtures that cost from seconds to minutes: the one-minute training of the tiny CLIP/SigLIP on the shapes
+# set (and everything built on it: index_model, loaded_model, shapes_index, the servers) and a private PostgreSQL
+# server. A test that requests one, directly or through another fixture, is slow, so `-m "not slow"` never builds
+# them. Tests that reach one through request.getfixturevalue carry their own marker.
+SLOW_FIXTURES = frozenset({"trained_clip", "trained_siglip", "pg_url"})
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """Mark ``slow`` every test whose fixture closure holds one of SLOW_FIXTURES (before ``-m`` deselects)."""
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -27,11 +42,33 @@ def clipforge_cache(tmp_path_factory):
         os.environ["CLIPFORGE_CACHE"] = old
 
 
+class BuiltOnFirstUse(Mapping):
+    """A read-only mapping from names to folders that builds each folder on first use (``build(name)``), so a
+    session pays only for the families its selected tests ask for."""
+
+    def __init__(self, names, build):
+        self._names, self._build, self._built = tuple(names), build, {}
+
+    def __getitem__(self, name):
+        if name not in self._names:
+            raise KeyError(name)
+        if name not in self._built:
+            self._built[name] = self._build(name)
+        return self._built[name]
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self):
+        return len(self._names)
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoints(tmp_path_factory):
-    """One tiny random-weight checkpoint folder per registered family, built once per session."""
+    """One tiny random-weight checkpoint folder per registered family, each built once per session when first
+    used."""
     root = tmp_path_factory.mktemp("tiny")
-    return {name: save_tiny_checkpoint(name, root / name) for name in list_families()}
+    return BuiltOnFirstUse(list_families(), lambda name: save_tiny_checkpoint(name, root / name))
 
 
 HF_FAMILIES = ("clip", "siglip")  # transformers-format families; open_clip has its own tests (test_openclip.py)
@@ -45,12 +82,14 @@ def hf_checkpoints(tiny_checkpoints):
 
 @pytest.fixture(scope="session")
 def exported_tiny(tiny_checkpoints, tmp_path_factory):
-    """Each tiny checkpoint exported once with default options (validated), shared read-only by the test modules
-    that only need a loadable folder; tests that write next to it use their own tmp_path."""
+    """Each tiny checkpoint exported once with default options (validated) when first used, shared read-only by
+    the test modules that only need a loadable folder; tests that write next to it use their own tmp_path."""
     from clipforge.export import export_model
 
     root = tmp_path_factory.mktemp("exported")
-    return {name: export_model(path, root / name, show_progress=False).path for name, path in tiny_checkpoints.items()}
+    return BuiltOnFirstUse(
+        tiny_checkpoints, lambda name: export_model(tiny_checkpoints[name], root / name, show_progress=False).path
+    )
 
 
 @pytest.fixture(scope="session")

@@ -121,6 +121,7 @@ def test_static_build_for_npu_targets(tiny_clip, tmp_path):
 
 
 @pytest.mark.parametrize("stage", ["export", "calibrate", "optimize", "quantize", "compile"])
+@pytest.mark.slow
 def test_killed_build_leaves_nothing_and_rebuilds(tiny_clip, tmp_path, stage):
     out = tmp_path / "out"
     quant = "int8-dynamic" if stage == "quantize" else "none"

@@ -134,6 +134,7 @@ def test_siglip_int8_static_from_parquet(tiny_siglip, labelled_parquet, tmp_path
     assert model.embed_texts(["a red circle"]).shape == (1, model.manifest.embed_dim)
 
 
+@pytest.mark.slow
 def test_auto_choice_follows_injected_inference_times(tiny_clip, tmp_path):
     """With every candidate allowed (drop 100 pp), auto must take the combination the timer says is fastest."""
     data = noise_folder(tmp_path / "data")

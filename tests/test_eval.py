@@ -189,6 +189,7 @@ def test_all_images_unreadable_is_an_error(clip_folder, tmp_path, capsys):
     assert "none of the 1 images could be read" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_siglip_eval_runs(tiny_siglip, tmp_path):
     folder = export_model(tiny_siglip, tmp_path / "s", show_progress=False).path
     out = tmp_path / "r.json"
@@ -229,6 +230,7 @@ def test_model_role_errors(models, message, tmp_path, capsys):
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_option_errors(clip_folder, tmp_path, capsys):
     root = str(shapes_folder(tmp_path / "d", broken=False))
     cases = [

@@ -35,6 +35,7 @@ def test_hub_id_offline_says_pass_a_folder(capsys, tmp_path, monkeypatch):
     assert code == 2 and "local checkpoint folder" in err
 
 
+@pytest.mark.slow
 def test_existing_output_needs_force(capsys, tiny_clip, tmp_path):
     (tmp_path / "out").mkdir()
     code, err = _run(capsys, "export", str(tiny_clip), "-o", str(tmp_path / "out"))

@@ -42,7 +42,7 @@ def photos(shapes_dataset, tmp_path):
     return root
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.slow)])
 def db(request, tmp_path):
     if request.param == "sqlite":
         return str(tmp_path / "photos.db")

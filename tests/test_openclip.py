@@ -46,6 +46,7 @@ def exported(sources, tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", ["vit-hub", "resnet-hub", "resnet-openai-file"])
+@pytest.mark.slow
 def test_export_matches_open_clip(name, sources, exported):
     """ONNX through the runtime (its own pre-processing and tokenizer) vs open_clip's model, transform and
     tokenizer, batch sizes 1 and 3, prompts of different lengths."""
@@ -76,6 +77,7 @@ def test_export_matches_open_clip(name, sources, exported):
     assert model.manifest.validation["image-encoder"]["max_abs_diff"] <= 1e-4
 
 
+@pytest.mark.slow
 def test_token_ids_equal_open_clip(exported):
     reference = open_clip.SimpleTokenizer()
     tok = ZeroShotModel.from_onnx(exported["resnet-hub"]).tokenizer
@@ -95,6 +97,7 @@ def test_token_ids_equal_open_clip(exported):
         assert tok.encode([text]).input_ids.tolist() == reference([text]).tolist()
 
 
+@pytest.mark.slow
 def test_tokenizer_runtime_is_torch_free(exported):
     code = (
         f"from clipforge.runtime.model import ZeroShotModel; import sys; "
@@ -151,6 +154,7 @@ def test_pixel_modes_open_clip_cannot_read_are_refused_or_match():
 
 
 # --- sources ---------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_source_forms(sources, tmp_path):
     hub, _ = sources["vit-hub"]
     weights, _ = sources["resnet-openai-file"]
@@ -166,6 +170,7 @@ def test_source_forms(sources, tmp_path):
         openclip_source("hf-hub:nobody/nothing-here")
 
 
+@pytest.mark.slow
 def test_arch_with_weights_file(sources, tmp_path):
     """ARCH:FILE builds ARCH as open_clip.create_model(ARCH, pretrained=FILE); a wrong ARCH is one line."""
     weights, _ = sources["resnet-openai-file"]
@@ -178,6 +183,7 @@ def test_arch_with_weights_file(sources, tmp_path):
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
 
 
+@pytest.mark.slow
 def test_image_size_is_refused_for_resnet(sources, tmp_path):
     source, _ = sources["resnet-hub"]
     with pytest.raises(InputError, match="fixed image size"):
@@ -185,6 +191,7 @@ def test_image_size_is_refused_for_resnet(sources, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 def test_torchvision_workaround_is_guarded():
     """ensure_torchvision imports torchvision, patched only where the plain import fails (the rest of the suite
     imports transformers after conftest's ensure_torchvision, which fails without it in that case)."""
@@ -197,6 +204,7 @@ def test_torchvision_workaround_is_guarded():
     assert out in (["True", "plain", "plain"], ["False", "patched", "patched"])
 
 
+@pytest.mark.slow
 def test_import_guard_applies_the_workaround_for_any_entry_point():
     """A fresh process that imports clipforge and then transformers/open_clip directly (as the demo's training,
     evaluation baselines and benchmarks do) works whether or not torchvision imports on its own; importing
@@ -212,6 +220,7 @@ def test_import_guard_applies_the_workaround_for_any_entry_point():
 
 
 # --- downstream: every command takes the source itself --------------------------------------------------------
+@pytest.mark.slow
 def test_classifier_from_a_resnet_source(sources, exported, tmp_path):
     """export-classifier on the hub-layout ResNet folder itself: one graph, scores = ZeroShotModel.classify."""
     import onnxruntime as ort
@@ -278,6 +287,7 @@ def test_int8_static_on_trained_resnet_within_1pp(trained_resnet, shapes_dataset
     assert stage["ops"].get("QLinearConv", 0) + stage["ops"].get("DequantizeLinear", 0) > 0
 
 
+@pytest.mark.slow
 def test_export_pipeline_refuses_a_wrong_preset_up_front(sources, tmp_path, capsys):
     """open_clip sources get multimodal_openclip (tests/test_openclip_pipeline.py); another family's preset is
     refused before any export, leaving nothing behind."""
@@ -289,6 +299,7 @@ def test_export_pipeline_refuses_a_wrong_preset_up_front(sources, tmp_path, caps
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_perf_feeds_open_clip_text_graphs_their_fixed_length(exported):
     from clipforge.perf.worker import _fixed_text_length
 

@@ -165,6 +165,7 @@ def _graph_ids(folder, texts: list[str]) -> np.ndarray:
     return session.run(None, {"text": np.array(texts, dtype=object)})[0]
 
 
+@pytest.mark.slow
 def test_token_ids_equal_open_clip(exported):
     """open_clip's own SimpleTokenizer on the tricky corpora (curly quotes, ligatures, control characters, tabs and
     newlines, special tokens written in the text, truncation to 77 with EOS kept, padding with 0)."""
@@ -184,6 +185,7 @@ def test_token_ids_equal_open_clip(exported):
     assert len(texts) > 300 and (got[:, -1] == 49407).any()  # some were truncated, ending in EOS
 
 
+@pytest.mark.slow
 def test_documented_tokenizer_limits_are_real(exported, pipelines):
     """HTML entities, decomposed accents and half-width sound marks, which open_clip's cleaning repairs (HTML
     unescaping, NFC), reach the BPE unchanged; the text graph's metadata says so."""
@@ -201,6 +203,7 @@ def test_documented_tokenizer_limits_are_real(exported, pipelines):
 
 
 @pytest.mark.parametrize("name", ["vit", "resnet"])
+@pytest.mark.slow
 def test_pipeline_classifies_like_the_runtime(name, pipelines, exported):
     import json
 
@@ -227,6 +230,7 @@ def test_pipeline_classifies_like_the_runtime(name, pipelines, exported):
     assert cosine_rows(pipeline.embed_texts(texts), runtime.embed_texts(texts)).min() >= 0.9999
 
 
+@pytest.mark.slow
 def test_classifier_with_preprocessing(exported, tmp_path):
     from clipforge.cli.main import main
     from clipforge.runtime.model import ZeroShotModel

@@ -107,6 +107,7 @@ def test_whole_finds_folded_values_and_rejects_cut_ones():
     assert not whole("abcdef  1.0\nxyz\n", "abcdefghij") and not whole("abc…  1.0\n", "abcdef")
 
 
+@pytest.mark.slow
 def test_models(capsys):
     code, out, _ = run(capsys, "models")
     rows = list_models()
@@ -132,6 +133,7 @@ def test_models_in_a_pipe_without_columns():
     readable(proc.stdout, [r["name"] for r in list_models()])
 
 
+@pytest.mark.slow
 def test_classify(capsys, variants, images):
     args = ["classify", images, "-m", variants[0], "-l", ",".join(LABELS), "-k", "3"]
     code, out, _ = run(capsys, *args)
@@ -145,6 +147,7 @@ def test_classify(capsys, variants, images):
     assert {p["label"] for r in rows for p in r["predictions"]} == set(LABELS)
 
 
+@pytest.mark.slow
 def test_classify_without_readable_images_says_so_in_one_line(capsys, variants, tmp_path):
     bad = tmp_path / LONG_FOLDER
     bad.mkdir()
@@ -158,6 +161,7 @@ def test_classify_without_readable_images_says_so_in_one_line(capsys, variants, 
     assert code == 1 and json.loads(js) == []
 
 
+@pytest.mark.slow
 def test_eval(capsys, variants, images):
     code, out, _ = run(capsys, "eval", "-m", variants[0], "--dataset", images, "-q")
     assert code == 0
@@ -170,6 +174,7 @@ def test_eval(capsys, variants, images):
     assert row[:5] == [f"{onnx['top1']:.1f}", f"{onnx['top5']:.1f}", f"{onnx['mean_per_class_recall']:.1f}", "4", "0"]
 
 
+@pytest.mark.slow
 def test_eval_retrieval(capsys, variants, images, tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -191,6 +196,7 @@ def test_eval_retrieval(capsys, variants, images, tmp_path):
         assert line.split()[-3:] == [f"{onnx[direction][k]:.1f}" for k in ("R@1", "R@5", "R@10")]
 
 
+@pytest.mark.slow
 def test_perf(capsys, variants, tmp_path):
     """Two variants whose names share a long prefix: every row says which variant and encoder it measured; the
     roofline gets its own table."""
@@ -216,6 +222,7 @@ def test_perf(capsys, variants, tmp_path):
                 assert group.splitlines()[0].split()[-8:-5] == ["1", f"{r['load_s']:.2f}", f"{r['first_s']:.2f}"]
 
 
+@pytest.mark.slow
 def test_perf_shows_the_path_where_folder_names_collide_and_json_to_stdout(capsys, variants, tmp_path):
     same = []
     for parent in ("run-a", "run-b"):
@@ -230,6 +237,7 @@ def test_perf_shows_the_path_where_folder_names_collide_and_json_to_stdout(capsy
     assert code == 0 and [(r["variant"], r["encoder"]) for r in json.loads(js)] == [(LONG_VARIANT, "image-encoder")]
 
 
+@pytest.mark.slow
 def test_build_summary(capsys, variants, tmp_path):
     out_dir = tmp_path / LONG_FOLDER
     code, out, err = run(capsys, "build", "-m", variants[0], "-o", out_dir, "-q")
@@ -245,6 +253,7 @@ def test_build_summary(capsys, variants, tmp_path):
     assert code == 0 and again["skipped"] and again["path"] == str(out_dir) and again["roles"] == report["roles"]
 
 
+@pytest.mark.slow
 def test_report(capsys, variants, images):
     args = ["report", *variants, "--dataset", images, "--iterations", "1", "--batch-size", "1"]
     code, out, _ = run(capsys, *args)
@@ -258,6 +267,7 @@ def test_report(capsys, variants, images):
     ]
 
 
+@pytest.mark.slow
 def test_search(capsys, index_db, images):
     code, out, _ = run(capsys, "search", "--db", index_db, "red circle", "-k", "4")
     paths = sorted(str(p) for p in images.rglob("*.png"))
@@ -271,6 +281,7 @@ def test_search(capsys, index_db, images):
     assert code == 0 and out == "" and err.strip() == "no results with score >= 1.5"
 
 
+@pytest.mark.slow
 def test_dedup_and_index_print_paths_on_one_line(capsys, index_db, images):
     code, out, err = run(capsys, "dedup", "--db", index_db, "--threshold", "-1")
     paths = sorted(str(p) for p in images.rglob("*.png"))
@@ -284,6 +295,7 @@ def test_dedup_and_index_print_paths_on_one_line(capsys, index_db, images):
 MODEL_KINDS = ("manifest.json", "config.json", "open_clip_config.json", "hf-hub:", ".pt", "ARCH:FILE", "hub id")
 
 
+@pytest.mark.slow
 def test_model_errors_name_every_kind_and_what_was_found(capsys, tmp_path):
     junk = tmp_path / "junk"
     junk.mkdir()

@@ -22,6 +22,7 @@ def folders(tiny_clip, tmp_path_factory):
     return dyn, static
 
 
+@pytest.mark.slow
 def test_perf_json_and_plot(folders, tiny_clip, tmp_path):
     dyn, static = folders
     out, png = tmp_path / "p.json", tmp_path / "p.png"
@@ -66,6 +67,7 @@ def test_percentiles_known_answer():
     assert got == pytest.approx({"p50_ms": 50.5, "p90_ms": 90.1, "p99_ms": 99.01})
 
 
+@pytest.mark.slow
 def test_targets_and_errors(folders, tmp_path, capsys):
     dyn, _ = folders
     assert [t.encoder for t in targets_for(dyn)] == ["image-encoder", "text-encoder"]
@@ -76,6 +78,7 @@ def test_targets_and_errors(folders, tmp_path, capsys):
     assert "comma-separated" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_checkpoint_is_exported_once_then_measured(tiny_clip, capsys):
     from pathlib import Path
 

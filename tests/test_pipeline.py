@@ -243,6 +243,7 @@ def _bad(name: str) -> bytes:
     return BAD_BYTES[name]
 
 
+@pytest.mark.slow
 def test_raw_graph_errors_instead_of_exiting(pipelines, tmp_path):
     """Run in a child process: without the guard libjpeg would exit() on garbage and hang on a truncated JPEG."""
     import subprocess
@@ -303,6 +304,7 @@ def test_pipeline_model_errors(pipelines):
         pipeline.embed_image(truncated_png)
 
 
+@pytest.mark.slow
 def test_presets_follow_the_family_and_can_be_overridden(tiny_clip, tmp_path, capsys):
     assert main(["export-pipeline", str(tiny_clip), "-o", str(tmp_path / "x"), "--preset", "multimodal_siglip"]) == 2
     assert "preset multimodal_siglip is for siglip checkpoints but" in capsys.readouterr().err
@@ -341,6 +343,7 @@ def test_every_known_checkpoint_gets_its_family_preset():
         resolve_config("openai/clip-vit-base-patch32", "multimodal_openclip")
 
 
+@pytest.mark.slow
 def test_existing_output_needs_force(pipelines, exported, tmp_path, capsys):
     prefix = tmp_path / "p"
     (tmp_path / "p_txt.onnx").write_text("keep me")
@@ -367,6 +370,7 @@ def test_opset_upgrade():
         assert out.shape == ((2, 1) if op == "ReduceMean" else (2, 3))
 
 
+@pytest.mark.slow
 def test_minimal_example_runs_without_clipforge(pipelines, exported, tiny_checkpoint, tmp_path):
     """examples/pipeline_minimal.py: onnxruntime + extensions + numpy only; scores as ZeroShotModel.classify.
     (``import onnxruntime_extensions`` itself imports transformers and torch when they are installed, as here, so

@@ -131,6 +131,7 @@ def test_index_ray_into_postgres_matches_local_despite_a_killed_worker(
     assert got_hits == want_hits
 
 
+@pytest.mark.slow
 def test_index_ray_refuses_sqlite(clip_folder, photos, tmp_path, capsys):
     code = main(["index", str(photos), "--db", str(tmp_path / "i.db"), "-m", str(clip_folder), "--engine", "ray"])
     err = capsys.readouterr().err.strip()
@@ -144,12 +145,14 @@ def test_ray_only_options_need_the_ray_engine(clip_folder, photos, tmp_path, cap
     assert code == 2 and "--engine ray" in err and "\n" not in err
 
 
+@pytest.mark.slow
 def test_ray_engine_refuses_what_it_cannot_do(clip_folder, photos, tmp_path, capsys):
     code = main(["embed", str(photos), "-o", str(tmp_path / "e.npy"), "-m", str(clip_folder), "--engine", "ray"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "writes parquet" in err and "\n" not in err
 
 
+@pytest.mark.slow
 def test_missing_ray_names_the_extra(clip_folder, photos, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if ray were not installed
     code = main(["embed", str(photos), "-o", str(tmp_path / "e.parquet"), "-m", str(clip_folder), "--engine", "ray"])
@@ -182,6 +185,7 @@ def test_worker_steps_without_ray(clip_folder, photos, tmp_path):
     assert not vectors[1:].any()
 
 
+@pytest.mark.slow
 def test_worker_runs_on_the_backend_asked_for(clip_folder, monkeypatch, capsys):
     """--backend reaches every worker (it was once dropped on the way to Ray); the driver checks it first."""
     from clipforge.distributed.ray import EmbedActor, Job

@@ -66,6 +66,7 @@ def test_cli_errors_never_show_the_password(location, index_model, tmp_path, cap
     assert list(tmp_path.iterdir()) == []  # a key=value string is not taken for a SQLite file name
 
 
+@pytest.mark.slow
 def test_a_password_with_an_unencoded_at_is_explained(capsys):
     assert main(["search", "x", "--db", LOCATIONS[0]]) == 2
     err = capsys.readouterr().err

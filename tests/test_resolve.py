@@ -172,6 +172,7 @@ def test_runtime_sources_never_import_export_builder_or_models():
     assert offenders == []
 
 
+@pytest.mark.slow
 def test_eval_takes_a_checkpoint_through_the_resolver(tiny_clip, tmp_path, counted):
     from clipforge.cli.main import main
 

@@ -22,6 +22,7 @@ def image_dir(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_classify_json(clip_folder, image_dir, capsys):
     code = main(
         [
@@ -48,6 +49,7 @@ def test_classify_json(clip_folder, image_dir, capsys):
     assert [r["predictions"] for r in out] == want
 
 
+@pytest.mark.slow
 def test_unreadable_images_are_skipped_and_reported(clip_folder, image_dir, tmp_path, capsys):
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     good = image_dir / "img0.png"
@@ -72,6 +74,7 @@ def test_unreadable_images_are_skipped_and_reported(clip_folder, image_dir, tmp_
     assert "2 of 3 image(s)" in captured.err and "broken.png" in captured.err and "truncated.png" in captured.err
 
 
+@pytest.mark.slow
 def test_empty_and_duplicate_labels_are_one_line_errors(clip_folder, image_dir, capsys):
     code = main(["classify", str(image_dir), "-l", "cat", "-l", " ", "-m", str(clip_folder)])
     err = capsys.readouterr().err.strip()
@@ -81,6 +84,7 @@ def test_empty_and_duplicate_labels_are_one_line_errors(clip_folder, image_dir, 
     assert code == 2 and "duplicate label(s) ['a']" in err and "\n" not in err
 
 
+@pytest.mark.slow
 def test_embed_npy_and_parquet(clip_folder, image_dir, tmp_path):
     import pyarrow.parquet as pq
 

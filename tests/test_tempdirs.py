@@ -43,6 +43,7 @@ def _hidden(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
 
 
+@pytest.mark.slow
 def test_killed_owners_temp_folders_are_swept_and_a_live_ones_kept(tmp_path):
     out = tmp_path / "out"
     live = _python(WRITE_DIR, str(out), "wait", stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -63,6 +64,7 @@ def test_killed_owners_temp_folders_are_swept_and_a_live_ones_kept(tmp_path):
     assert sweep(tmp_path, "out") == [tmp_path / live_tmp[0]]
 
 
+@pytest.mark.slow
 def test_a_killed_writers_temp_file_is_swept(tmp_path):
     target = tmp_path / "embeddings.npy"
     assert _python(WRITE_FILE, str(target)).wait(60) == -signal.SIGKILL
@@ -73,6 +75,7 @@ def test_a_killed_writers_temp_file_is_swept(tmp_path):
 
 
 @pytest.mark.parametrize("stage", ["replace", "replaced"])
+@pytest.mark.slow
 def test_a_folder_replaced_when_the_writer_is_killed_leaves_nothing_after_a_rerun(tmp_path, stage):
     out = tmp_path / "out"
     out.mkdir()
