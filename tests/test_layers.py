@@ -6,6 +6,7 @@ private names inside them are not. Checked by reading the source with ``ast`` (n
 from __future__ import annotations
 
 import ast
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,12 @@ def test_engines_reach_the_index_through_its_public_methods(package):
             if isinstance(inner, ast.Attribute) and inner.attr == "backend" and node.attr in BACKEND_METHODS:
                 found.append(f"{path.relative_to(SRC)}:{node.lineno}: .backend.{node.attr}")
     assert found == []
+
+
+def test_the_architecture_page_quotes_the_layer_contract():
+    """docs/architecture.md quotes the layer list; a layer added to the contract must show up there too."""
+    contracts = tomllib.loads((SRC.parent / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    layers = next(c["layers"] for c in contracts if c["type"] == "layers")
+    page = (SRC.parent / "docs" / "architecture.md").read_text()
+    quoted = "\n".join(f'"{layer}",' for layer in layers)
+    assert quoted in page
