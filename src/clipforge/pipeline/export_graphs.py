@@ -70,7 +70,7 @@ def export_pipeline(
         with staging(paths) as staged:
             step("save")
             for kind, graph in graphs.items():
-                save(graph, staged[kind])
+                onnx_export.save_onnx(graph, staged[kind])
             step("validate")
             report = checks.validate_pipeline(staged, folder, manifest, text_spec(manifest, config))
             write_record(staged, record_path(prefix), manifest, config, report)
@@ -196,17 +196,3 @@ def _metadata(kind: str, manifest: Manifest, config: PipelineConfig) -> dict:
         meta["image_spec"] = manifest.image.__dict__
         meta["reference_pillow"] = metadata.version("pillow")
     return meta
-
-
-def save(model, path: Path) -> None:
-    """Save ``model`` at ``path``; weights near protobuf's 2 GiB limit go to ``path.name + '.data'`` beside it."""
-    import onnx
-
-    large = sum(t.ByteSize() for t in model.graph.initializer) > onnx_export.EXTERNAL_DATA_BYTES
-    onnx.save_model(
-        model,
-        str(path),
-        save_as_external_data=large,
-        all_tensors_to_one_file=True,
-        location=f"{path.name}.data" if large else None,
-    )
