@@ -26,12 +26,13 @@ HF_CALL = {"padding": "max_length", "max_length": 64, "truncation": True}
 
 @pytest.fixture(scope="module")
 def exported(tiny_siglip2, tmp_path_factory):
-    """keep_case -> the tiny SigLIP 2 exported with that option."""
+    """keep_case -> the tiny SigLIP 2 exported with that option (the library's default; the CLI's --keep-case)."""
+    from clipforge.cli.main import main
+
     root = tmp_path_factory.mktemp("siglip2")
-    return {
-        keep: export_model(tiny_siglip2, root / f"keep-{keep}", ExportOptions(keep_case=keep), show_progress=False).path
-        for keep in (False, True)
-    }
+    export_model(tiny_siglip2, root / "keep-False", show_progress=False)
+    assert main(["export", str(tiny_siglip2), "-o", str(root / "keep-True"), "--keep-case", "-q"]) == 0
+    return {keep: root / f"keep-{keep}" for keep in (False, True)}
 
 
 def _torch_text(checkpoint, texts: list[str]) -> np.ndarray:
@@ -103,10 +104,33 @@ def test_keep_case_changes_mixed_case_labels_only(exported):
     assert cos.min() < 0.9999  # mixed case reaches the model differently
 
 
-def test_keep_case_is_refused_where_nothing_is_lower_cased(tiny_clip, tmp_path):
-    with pytest.raises(InputError, match="keep_case applies to SigLIP 2"):
+def test_keep_case_is_refused_where_nothing_is_lower_cased(tiny_clip, tmp_path, capsys):
+    from clipforge.cli.main import main
+
+    with pytest.raises(InputError, match="keep_case=True applies to SigLIP 2"):
         export_model(tiny_clip, tmp_path / "out", ExportOptions(keep_case=True), show_progress=False)
+    assert main(["export", str(tiny_clip), "-o", str(tmp_path / "out"), "--keep-case", "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--keep-case applies to SigLIP 2" in err and "\n" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_an_exported_folder_answers_keep_case(exported):
+    from clipforge.models import model_folder
+
+    assert model_folder(exported[True], options={"keep_case": True}) == exported[True]
+    with pytest.raises(InputError, match="keep_case"):
+        model_folder(exported[False], options={"keep_case": True})
+
+
+def test_torch_baseline_follows_the_export(exported, tiny_siglip2):
+    """eval's PyTorch baseline lower-cases where the export does, and keeps case where it was exported so."""
+    from clipforge.evaluation.baseline_torch import TorchZeroShot
+
+    for keep, folder in exported.items():
+        want = ZeroShotModel.from_onnx(folder).embed_texts(LABELS)
+        got = TorchZeroShot(str(tiny_siglip2), keep_case=keep).embed_texts(LABELS)
+        assert np.abs(got - want).max() <= 1e-4
 
 
 def test_a_broken_tokenizer_file_is_caught(exported, tiny_siglip2, tmp_path):
@@ -125,6 +149,7 @@ def test_a_broken_tokenizer_file_is_caught(exported, tiny_siglip2, tmp_path):
     assert "gives other ids than GemmaTokenizer on 10 of 19 test texts" in failures[0]
 
 
+@pytest.mark.slow
 def test_the_old_spec_fails_the_export_and_leaves_nothing(tiny_siglip2, tmp_path, monkeypatch):
     """The bug this guards against: a Gemma BPE recorded as SigLIP's SentencePiece path (what clipforge did
     before "tokenizers" existed). The graphs validate; the runtime check refuses the folder."""

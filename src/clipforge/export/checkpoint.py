@@ -92,7 +92,7 @@ def with_kept_case(ckpt: Checkpoint) -> Checkpoint:
     error where clipforge adds none (the tokenizer itself decides, or the family is not SigLIP 2)."""
     if not ckpt.text.lowercase_texts:
         raise InputError(
-            f"keep_case applies to SigLIP 2 checkpoints (texts lower-cased before a tokenizer that keeps case); "
+            f"keep_case=True applies to SigLIP 2 checkpoints (texts lower-cased before a tokenizer that keeps case); "
             f"{ckpt.source}'s texts are tokenized as its tokenizer does: export it without the option"
         )
     return replace(ckpt, text=replace(ckpt.text, lowercase_texts=False, lowercase=False))
