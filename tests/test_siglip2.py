@@ -6,6 +6,7 @@ would tokenize differently fails in one line and leaves nothing behind."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -146,7 +147,7 @@ def test_a_broken_tokenizer_file_is_caught(exported, tiny_siglip2, tmp_path):
     assert check_runtime(exported[False], tokenizer, processor, manifest.text, manifest.image) == []
     failures = check_runtime(folder, tokenizer, processor, manifest.text, manifest.image)
     assert len(failures) == 1 and "\n" not in failures[0]
-    assert "gives other ids than GemmaTokenizer on 10 of 19 test texts" in failures[0]
+    assert re.search(r"gives other ids than GemmaTokenizer on \d+ of 20 test texts, first ", failures[0])
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clipforge.errors import ClipforgeError
+from clipforge.errors import ClipforgeError, InputError
 from clipforge.export.cases import tokenize
 from clipforge.export.samples import TRICKY_TEXTS, odd_images
 from clipforge.runtime.images import preprocess
@@ -60,7 +60,10 @@ def _check_pixels(processor, spec: ImageSpec) -> list[str]:
     images = odd_images(deep_modes=spec.convention == "hf")
     bad = []
     for image in images:
-        got = preprocess([image], spec)
+        try:
+            got = preprocess([image], spec)
+        except InputError:  # refused in one line (a side that rounds to 0 pixels): not a silent difference
+            continue
         want = np.asarray(processor(images=[image], return_tensors="np")["pixel_values"], dtype=np.float32)
         if got.shape != want.shape:
             bad.append(f"{image.mode} {image.size[0]}x{image.size[1]}: shape {got.shape} vs {want.shape}")

@@ -26,6 +26,7 @@ TRICKY_TEXTS = [
     "</s> eos first, then <unk> and <pad> and </S> mid-text </s>",
     "text ending in eos </s>",
     "▁underline▁markers ▁ and\u2581 more",
+    "byte pieces as text: <0x41> <0xE6><0xBC> [CLS] [SEP] <s> <mask>",
     "\u0000control\u0007chars\u007f\ufeff",
 ]
 

@@ -11,6 +11,7 @@ and XLM-R-style checkpoints get a WordPiece and a Unigram ``tokenizer.json`` (``
 from __future__ import annotations
 
 import io
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -160,6 +161,10 @@ def gemma_like_tokenizer(vocab_size: int = 600):
         vocab_size=vocab_size, special_tokens=GEMMA_SPECIALS + GEMMA_BYTES, min_frequency=2, show_progress=False
     )
     tok.train_from_iterator(training_corpus(), trainer)
+    # the byte pieces are plain vocabulary in Gemma (byte fallback looks them up), not tokens matched in text
+    data = json.loads(tok.to_str())
+    data["added_tokens"] = [t for t in data["added_tokens"] if t["content"] not in GEMMA_BYTES]
+    tok = Tokenizer.from_str(json.dumps(data))
     tok.pre_tokenizer = pre_tokenizers.Split(" ", behavior="merged_with_previous")  # GemmaTokenizer's own
     tok.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse()])
     eos = ("<eos>", GEMMA_SPECIALS.index("<eos>"))
