@@ -108,6 +108,14 @@ def tiny_siglip(tiny_checkpoints):
     return tiny_checkpoints["siglip"]
 
 
+@pytest.fixture(scope="session")
+def tiny_siglip2(tmp_path_factory):
+    """A tiny SigLIP 2-style checkpoint (fixed resolution): ``SiglipModel`` with a Gemma-style BPE tokenizer."""
+    from clipforge.testing.tiny import save_siglip_checkpoint
+
+    return save_siglip_checkpoint(tmp_path_factory.mktemp("tiny") / "siglip2", tokenizer="gemma")
+
+
 @pytest.fixture(scope="session", params=["clip", "siglip"])
 def tiny_checkpoint(request, tiny_checkpoints):
     """(family name, folder), parametrised over the families."""

@@ -16,24 +16,11 @@ from PIL import Image, ImageFile
 from transformers import AutoImageProcessor
 
 from clipforge.errors import InputError
+from clipforge.export.samples import ODD_MODES, ODD_SIZES, odd_image
 from clipforge.families.base import image_spec_from_processor
 from clipforge.runtime.images import load_image, preprocess
 
-SIZES = [
-    (1, 1),
-    (2, 3),
-    (7, 5),
-    (32, 32),
-    (33, 47),
-    (224, 224),
-    (225, 223),
-    (480, 640),
-    (1, 300),
-    (300, 7),
-    (1000, 333),
-    (17, 1200),
-]
-MODES = ["RGB", "RGBA", "L", "LA", "P", "P+transparency", "PA", "CMYK", "I;16", "I", "F", "1", "YCbCr"]
+SIZES, MODES = ODD_SIZES, ODD_MODES  # the odd images export checks every folder's pre-processing on
 
 # (name, base fixture, changes to its preprocessor_config.json)
 VARIANTS = [
@@ -60,20 +47,7 @@ def processor(request, tiny_checkpoints, tmp_path_factory):
     return proc
 
 
-def _image(mode: str, size: tuple[int, int], seed: int = 0) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    h, w = size
-    rgba = Image.fromarray(rng.integers(0, 256, (h, w, 4), dtype=np.uint8), "RGBA")
-    if mode == "I;16":
-        return Image.fromarray(rng.integers(0, 65535, (h, w), dtype=np.uint16)).convert("I;16")
-    if mode in ("I", "F"):
-        return Image.fromarray(rng.integers(-100, 600, (h, w)).astype(np.int32 if mode == "I" else np.float32))
-    if mode.startswith("P"):
-        image = rgba.convert("RGB").convert("P", palette=Image.Palette.ADAPTIVE)
-        if mode == "P+transparency":
-            image.info["transparency"] = 0
-        return image.convert("PA") if mode == "PA" else image
-    return rgba.convert(mode)
+_image = odd_image
 
 
 def _check(processor, images) -> None:

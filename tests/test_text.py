@@ -17,32 +17,13 @@ from tokenizers import Tokenizer
 from transformers import AutoTokenizer
 
 from clipforge.errors import InputError
+from clipforge.export.samples import TRICKY_TEXTS
 from clipforge.export.tokenizer_files import save_runtime_tokenizer
 from clipforge.registry import get_family
 from clipforge.runtime.text import TextTokenizer, canonicalize
 from clipforge.specs import TextSpec
 
-CORPUS = [
-    "This is a photo of a red circle.",
-    "A PHOTO of a Dog!!!",
-    "it's 3 o'clock, we're late; aren't we? (yes) [no] {maybe} #tag @user $5 50% a&b ~x^2 `q` a|b c\\d",
-    "Café naïve résumé Ærøskøbing straße İstanbul ǅemal",
-    "emoji 🙂🐶🚗 👍🏽 👨‍👩‍👧 and CJK 漢字 かな 한국어 ｶﾞ",
-    "  leading and   trailing   whitespace\t\ttabs\nnewlines \r\n nbsp\u00a0ideographic\u3000zero\u200bwidth  ",
-    "",
-    "   ",
-    "!!!...???",
-    "ﬁ ligature, full-width ＡＢＣ！ roman Ⅻ, ½, ｕ\u0302 combining e\u0301 A\u030a",
-    "“curly quotes” — dashes – and… ellipses «guillemets» ¿qué? ¡sí!",
-    "word " * 120,
-    "x" * 300,
-    "a very long prompt " * 30 + "that ends here.",
-    "<|endoftext|> literal special <|startoftext|> tokens",
-    "</s> eos first, then <unk> and <pad> and </S> mid-text </s>",
-    "text ending in eos </s>",
-    "▁underline▁markers ▁ and\u2581 more",
-    "\u0000control\u0007chars\u007f\ufeff",
-]
+CORPUS = TRICKY_TEXTS  # the texts export checks every folder's tokenizer on
 pytestmark = pytest.mark.filterwarnings("ignore:This sequence already has </s>")  # HF, on "... </s>" texts
 
 HF_CALL = {

@@ -57,6 +57,8 @@ def check_folder_matches(folder: Path, options: dict) -> None:
         "text_attention_mask": manifest.text.uses_attention_mask
         if manifest.family == "siglip"
         else options.get("text_attention_mask"),
+        # SigLIP 2 exports lower-case texts unless exported with keep_case
+        "keep_case": not manifest.text.lowercase_texts if manifest.text.kind == "tokenizers" else False,
     }
     wrong = {k: v for k, v in options.items() if k not in have or have[k] != v}
     if wrong:

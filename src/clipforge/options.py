@@ -27,6 +27,9 @@ class ExportOptions:
     # applies it (padding keys masked). Off: the trained semantics (no mask; padding attended), as open_clip,
     # big_vision and transformers 4 run SigLIP. CLIP's text graph always takes its mask.
     text_attention_mask: bool = False
+    # SigLIP 2: keep the case of texts (HF pipeline parity on mixed-case labels). Off: texts are lower-cased before
+    # the tokenizer, as SigLIP 2 was trained (``text.lowercase_texts`` in the manifest)
+    keep_case: bool = False
 
     def __post_init__(self):
         self.check()
@@ -38,8 +41,9 @@ class ExportOptions:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise InputError(f"export.{name} = {value!r} must be a whole number of at least 1")
-        if not isinstance(self.text_attention_mask, bool):
-            raise InputError(f"export.text_attention_mask = {self.text_attention_mask!r} must be true or false")
+        for name in ("text_attention_mask", "keep_case"):
+            if not isinstance(getattr(self, name), bool):
+                raise InputError(f"export.{name} = {getattr(self, name)!r} must be true or false")
         if self.atol <= 0:
             raise InputError(f"export.atol = {self.atol} must be > 0")
         return self
@@ -60,6 +64,7 @@ BUILD_OVERRIDES = {
     "image_size": ("export", "image_size"),
     "opset": ("export", "opset"),
     "text_attention_mask": ("export", "text_attention_mask"),
+    "keep_case": ("export", "keep_case"),
 }
 # Keywords that need the build pipeline (anything beyond a plain export).
 BUILD_ONLY_KEYS = ("quantize", "max_accuracy_drop", "calibration_samples", "ep", "calibration_data")

@@ -18,15 +18,20 @@ DYNAMIC_AXES = ("batch_size", "sequence_length")
 # Fields older manifests carried that nothing reads (pooling happens inside the exported graph; no bos is added
 # by clipforge's tokenizers beyond what tokenizer.json does): dropped on load.
 DROPPED_TEXT_FIELDS = ("bos_id", "pooling", "strip_punctuation")
-# "bpe": CLIP byte-level BPE through tokenizer.json; "sentencepiece": SigLIP's canonicalisation + SentencePiece;
-# "openclip": open_clip's text cleaning (ftfy, HTML unescape, whitespace, lower-case) then the same byte-level BPE
-TOKENIZER_KINDS = ("bpe", "sentencepiece", "openclip")
+# How texts become ids (runtime/text.py): "tokenizers": the checkpoint's own tokenizer.json run as is by the
+# ``tokenizers`` library (any HF fast tokenizer: BPE with or without byte fallback, WordPiece, Unigram, with its
+# normaliser, pre-tokeniser and post-processor), truncated and padded as HF does; "bpe": the same for CLIP's
+# byte-level BPE (the name manifests have always used); "sentencepiece": SigLIP's slow SentencePiece tokenizer
+# (canonicalisation, HF's split on added tokens, SentencePiece's normaliser ported); "openclip": open_clip's text
+# cleaning (ftfy, HTML unescape, whitespace, lower-case) then the same byte-level BPE
+TOKENIZER_KINDS = ("tokenizers", "bpe", "sentencepiece", "openclip")
+SIDES = ("right", "left")
 # "hf": transformers' image processors (RGB first, alpha onto white; floor crop offsets; x * (1/255) in float64);
 # "torchvision": open_clip's torchvision transform (resize in the image's own mode, crop offsets rounded half to
 # even, then convert("RGB"); x / 255 in float32)
 IMAGE_CONVENTIONS = ("hf", "torchvision")
 RESIZE_MODES = ("shortest_edge", "exact", "none", "fit_shortest", "fit_longest")
-MANIFEST_SCHEMA_VERSION = 2
+MANIFEST_SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -61,15 +66,27 @@ class ImageSpec:
 
 @dataclass(frozen=True)
 class TextSpec:
-    """Tokenization and text-encoder conventions."""
+    """Tokenization and text-encoder conventions. Fields after ``kind`` came with schema 3; older manifests load
+    with their defaults (what every earlier export did)."""
 
     context_length: int
     padding: str  # "longest" (CLIP) or "max_length" (SigLIP: always pad to context_length)
-    lowercase: bool
+    lowercase: bool  # texts reach the model lower-cased (by its tokenizer, or by the runtime: lowercase_texts)
     pad_id: int
-    eos_id: int
-    uses_attention_mask: bool
+    eos_id: int  # the id that ends a text (a BERT-style tokenizer's [SEP])
+    uses_attention_mask: bool  # the text encoder takes ``attention_mask``
     kind: str = "bpe"  # one of TOKENIZER_KINDS: how texts become ids (see runtime/text.py)
+    # the runtime lower-cases each text (``str.lower``) before the tokenizer: for checkpoints trained on
+    # lower-cased text whose tokenizer keeps case (SigLIP 2; off with the export option keep_case)
+    lowercase_texts: bool = False
+    padding_side: str = "right"  # one of SIDES: where padding goes
+    truncation_side: str = "right"  # one of SIDES: which end a long text loses
+    special_tokens: dict[str, int] = field(default_factory=dict)  # "bos"/"eos"/"pad"/"unk"/"cls"/"sep" -> id
+
+    def __post_init__(self):
+        for name in ("padding_side", "truncation_side"):
+            if getattr(self, name) not in SIDES:
+                raise ValueError(f"text.{name} {getattr(self, name)!r} is not one of {', '.join(SIDES)}")
 
 
 @dataclass(frozen=True)
@@ -148,7 +165,9 @@ class Manifest:
 
 def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
     """Read manifests of older schema versions: v1 (no ``schema_version``) used ``text.strip_punctuation`` as
-    the BPE/SentencePiece switch and had no ``towers``; ``text.bos_id`` and ``text.pooling`` were never read."""
+    the BPE/SentencePiece switch and had no ``towers``; ``text.bos_id`` and ``text.pooling`` were never read; v2
+    had no ``text.lowercase_texts``, ``padding_side``, ``truncation_side`` or ``special_tokens`` (their defaults
+    are what v2 exports did)."""
     version = int(data.get("schema_version", 1))
     if version > MANIFEST_SCHEMA_VERSION:
         raise ValueError(
@@ -158,7 +177,8 @@ def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
     if version == 1:
         text = dict(data["text"])
         text["kind"] = "sentencepiece" if text.pop("strip_punctuation", False) else "bpe"
-        data["text"], data["schema_version"] = text, MANIFEST_SCHEMA_VERSION
+        data["text"] = text
+    data["schema_version"] = MANIFEST_SCHEMA_VERSION
     data["text"] = {k: v for k, v in data["text"].items() if k not in DROPPED_TEXT_FIELDS}
     if data["text"].get("kind") not in TOKENIZER_KINDS:
         raise ValueError(f"text.kind {data['text'].get('kind')!r} is not one of {', '.join(TOKENIZER_KINDS)}")

@@ -29,6 +29,7 @@ def build(
     ep: Annotated[str | None, typer.Option("--ep", help="cpu|cuda|openvino|qnn|dml|...")] = None,
     static: Annotated[bool, typer.Option("--static", help="Fixed shapes for NPU-style targets.")] = False,
     text_attention_mask: o.TextAttentionMask = False,
+    keep_case: o.KeepCase = False,
     revision: o.Revision = None,
     force: o.Force = False,
     quiet: o.Quiet = False,
@@ -54,6 +55,7 @@ def build(
         max_accuracy_drop=max_accuracy_drop,
         static=static or None,
         text_attention_mask=text_attention_mask or None,
+        keep_case=keep_case or None,
     )
     if as_json:
         print_json({"path": str(result.path), "skipped": result.skipped, **result.manifest.build})

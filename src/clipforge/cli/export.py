@@ -18,6 +18,7 @@ def export(
     sequence_length: o.SequenceLength = None,
     image_size: o.ImageSize = None,
     text_attention_mask: o.TextAttentionMask = False,
+    keep_case: o.KeepCase = False,
     revision: o.Revision = None,
     force: o.Force = False,
     quiet: o.Quiet = False,
@@ -42,6 +43,7 @@ def export(
         validate=validate,
         atol=atol,
         text_attention_mask=text_attention_mask,
+        keep_case=keep_case,
     )
     result = export_model(model, output, opts, revision=revision, force=force, show_progress=not quiet)
     _summary(result)

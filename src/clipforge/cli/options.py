@@ -26,4 +26,12 @@ TextAttentionMask = Annotated[
         "transformers 5 does (default: no mask, as SigLIP was trained).",
     ),
 ]
+KeepCase = Annotated[
+    bool,
+    typer.Option(
+        "--keep-case",
+        help="SigLIP 2: keep the case of texts, as the HF pipeline does (default: lower-case them, as SigLIP 2 "
+        "was trained).",
+    ),
+]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")]

@@ -14,6 +14,7 @@ FLAGS = {
     "class_names": "--class-names",
     "force": "--force",
     "image_size": "--image-size",
+    "keep_case": "--keep-case",
     "model_id": "--model-id",
     "opset": "--opset",
     "preset": "--preset",

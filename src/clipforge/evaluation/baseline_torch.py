@@ -14,20 +14,24 @@ import numpy as np
 from clipforge.data.labelled import EvalData
 from clipforge.evaluation.classify_eval import check_some_read, finish, prepared_batches
 from clipforge.export.cases import tokenize
-from clipforge.export.checkpoint import load_checkpoint, with_text_mask
+from clipforge.export.checkpoint import load_checkpoint, with_kept_case, with_text_mask
 from clipforge.runtime.scoring import l2_normalize
 
 
 class TorchZeroShot:
     """A transformers CLIP/SigLIP checkpoint with the zero-shot steps of the HF pipeline, batched."""
 
-    def __init__(self, model_id: str, text_attention_mask: bool = False):
+    def __init__(self, model_id: str, text_attention_mask: bool = False, keep_case: bool = False):
         """``text_attention_mask``: run SigLIP's text encoder with the padding mask, as the export being compared
-        does when it was exported with that option (its manifest's ``text.uses_attention_mask``)."""
+        does when it was exported with that option (its manifest's ``text.uses_attention_mask``). ``keep_case``:
+        feed texts as they are where the checkpoint's default lower-cases them (SigLIP 2), as the export being
+        compared does when it was exported with that option (its manifest's ``text.lowercase_texts`` false)."""
 
         self.ckpt = load_checkpoint(model_id)
         if text_attention_mask:
             self.ckpt = with_text_mask(self.ckpt)
+        if keep_case and self.ckpt.text.lowercase_texts:
+            self.ckpt = with_kept_case(self.ckpt)
         self.ckpt.model.eval()
 
     def embed_texts(self, texts: list[str], batch_size: int = 256) -> np.ndarray:
@@ -75,10 +79,11 @@ def evaluate_torch(
     batch_size: int = 32,
     show: bool = True,
     text_attention_mask: bool = False,
+    keep_case: bool = False,
 ) -> dict:
     """The same metrics as ``evaluate_classification``, computed with the PyTorch model."""
     start = time.perf_counter()
-    model = TorchZeroShot(model_id, text_attention_mask)
+    model = TorchZeroShot(model_id, text_attention_mask, keep_case)
     text = model.label_embeddings(data.class_names, templates)
     chunks, kept, failures = [], [], []
     for batch in prepared_batches(data.images, batch_size, model.pixel_values, show, what="images (PyTorch)"):

@@ -108,6 +108,7 @@ def run_eval(req: EvalRequest) -> dict:
             req.batch_size,
             req.show,
             text_attention_mask=model.manifest.text.uses_attention_mask,
+            keep_case=not model.manifest.text.lowercase_texts,
         )
         onnx = report["onnx"]
         report["delta"] = {k: onnx[k] - base[k] for k in ("top1", "top5", "mean_per_class_recall")}

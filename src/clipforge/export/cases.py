@@ -35,7 +35,9 @@ def image_cases(processor, batch_sizes: list[int], size: tuple[int, int] | None 
 
 
 def tokenize(tokenizer, texts: list[str], text_spec, length: int | None = None) -> dict[str, np.ndarray]:
-    """Tokenize like the HF processors do for this family; ``length`` forces a fixed (static) length."""
+    """Tokenize like the HF processors do for this family; ``length`` forces a fixed (static) length. Texts are
+    lower-cased first where the export lower-cases them (``text_spec.lowercase_texts``: SigLIP 2)."""
+    texts = [t.lower() for t in texts] if getattr(text_spec, "lowercase_texts", False) else texts
     if length or text_spec.padding == "max_length":
         kwargs = {"padding": "max_length", "max_length": length or text_spec.context_length}
     else:

@@ -87,6 +87,17 @@ def with_text_mask(ckpt: Checkpoint) -> Checkpoint:
     return replace(ckpt, family=family, text=family.text_spec(ckpt.model, ckpt.tokenizer))
 
 
+def with_kept_case(ckpt: Checkpoint) -> Checkpoint:
+    """The checkpoint exported without the lower-casing its family adds for it (SigLIP 2: ``keep_case``); an
+    error where clipforge adds none (the tokenizer itself decides, or the family is not SigLIP 2)."""
+    if not ckpt.text.lowercase_texts:
+        raise InputError(
+            f"keep_case=True applies to SigLIP 2 checkpoints (texts lower-cased before a tokenizer that keeps case); "
+            f"{ckpt.source}'s texts are tokenized as its tokenizer does: export it without the option"
+        )
+    return replace(ckpt, text=replace(ckpt.text, lowercase_texts=False, lowercase=False))
+
+
 def with_image_size(spec: ImageSpec, size: int | None) -> ImageSpec:
     """The pre-processing for a model exported at another square resolution (position embeddings interpolated)."""
     if not size or spec.output_size == (size, size):

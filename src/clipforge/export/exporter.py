@@ -9,11 +9,18 @@ from pathlib import Path
 import numpy as np
 
 from clipforge._io import atomic_dir, check_output, file_hashes
-from clipforge.errors import InputError
+from clipforge.errors import InputError, ValidationError
 from clipforge.export.cases import image_cases, text_cases
-from clipforge.export.checkpoint import Checkpoint, load_checkpoint, with_image_size, with_text_mask
+from clipforge.export.checkpoint import (
+    Checkpoint,
+    load_checkpoint,
+    with_image_size,
+    with_kept_case,
+    with_text_mask,
+)
 from clipforge.export.manifest import make_manifest
 from clipforge.export.onnx_export import export_encoder
+from clipforge.export.runtime_check import check_runtime
 from clipforge.export.support_files import save_support_files
 from clipforge.export.validate import Tolerance, compare_encoder, raise_on_failures
 from clipforge.options import ExportOptions
@@ -118,19 +125,32 @@ def export_model(
     out = Path(output)
     check_output(out, force)
     timings: dict[str, float] = {}
-    with steps(show_progress, total=2 * len(ROLES) + 2) as step:
+    with steps(show_progress, total=2 * len(ROLES) + 3) as step:
         step("load checkpoint")
         start = time.perf_counter()
         ckpt = load_checkpoint(model, revision)
         if opts.text_attention_mask:
             ckpt = with_text_mask(ckpt)
+        if opts.keep_case:
+            ckpt = with_kept_case(ckpt)
         shapes = _shapes(ckpt, opts)
         with atomic_dir(out, force) as tmp:
             validation = _export_and_validate(ckpt, shapes, opts, tmp, step)
             step("write manifest")
             manifest = _write_folder(ckpt, shapes, opts, validation, tmp)
+            step("check runtime")
+            _check_runtime(ckpt, shapes, manifest, tmp)
         timings["total"] = time.perf_counter() - start
     return ExportResult(out, manifest, timings)
+
+
+def _check_runtime(ckpt, shapes: _Shapes, manifest: Manifest, tmp: Path) -> None:
+    """The folder as the torch-free runtime reads it must tokenize and pre-process as the reference does; any
+    difference fails the export (the temporary folder is removed: nothing is left behind)."""
+    image = None if shapes.image_size else manifest.image  # no reference processor at an interpolated size
+    failures = check_runtime(tmp, ckpt.tokenizer, ckpt.processor, manifest.text, image)
+    if failures:
+        raise ValidationError("export", failures)
 
 
 def _write_folder(ckpt, shapes, opts, validation, tmp: Path) -> Manifest:

@@ -3,6 +3,7 @@ families and reading manifests must stay cheap and torch-free."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,59 @@ def image_spec_from_processor(processor) -> ImageSpec:
         do_convert_rgb=bool(getattr(processor, "do_convert_rgb", True) in (True, None)),
         do_normalize=bool(getattr(processor, "do_normalize", True)),
     )
+
+
+SPECIAL_TOKEN_NAMES = ("bos", "eos", "pad", "unk", "cls", "sep", "mask")
+
+
+def tokenizer_json_text_spec(
+    tokenizer, *, context_length: int, padding: str, uses_attention_mask: bool, lowercase_texts: bool = False
+) -> TextSpec:
+    """The ``TextSpec`` of a HF fast tokenizer run from its own ``tokenizer.json`` (``kind = "tokenizers"``):
+    padding and truncation sides, special tokens and pad/end ids read from the tokenizer; ``lowercase`` says
+    whether texts reach the model lower-cased (by its normaliser, or by the runtime when ``lowercase_texts``)."""
+    specials = {
+        name: int(getattr(tokenizer, f"{name}_token_id"))
+        for name in SPECIAL_TOKEN_NAMES
+        if getattr(tokenizer, f"{name}_token_id", None) is not None
+    }
+    end = specials.get("eos", specials.get("sep"))
+    if "pad" not in specials or end is None:
+        raise InputError(
+            f"{type(tokenizer).__name__} has no {'pad' if 'pad' not in specials else 'end (eos or sep)'} token; "
+            "a text encoder fed padded batches needs one: set it in the checkpoint's tokenizer_config.json"
+        )
+    return TextSpec(
+        context_length=int(context_length),
+        padding=padding,
+        lowercase=lowercase_texts or _normalizer_lowercases(tokenizer),
+        pad_id=specials["pad"],
+        eos_id=end,
+        uses_attention_mask=uses_attention_mask,
+        kind="tokenizers",
+        lowercase_texts=lowercase_texts,
+        padding_side=str(getattr(tokenizer, "padding_side", "right")),
+        truncation_side=str(getattr(tokenizer, "truncation_side", "right")),
+        special_tokens=specials,
+    )
+
+
+def _normalizer_lowercases(tokenizer) -> bool:
+    """Whether the tokenizer.json's normaliser lower-cases (``Lowercase``, or ``BertNormalizer(lowercase)``)."""
+
+    def lowers(node) -> bool:
+        if isinstance(node, dict):
+            if node.get("type") == "Lowercase" or (node.get("type") == "BertNormalizer" and node.get("lowercase")):
+                return True
+            return any(lowers(v) for v in node.values())
+        return isinstance(node, list) and any(lowers(v) for v in node)
+
+    return lowers(json.loads(tokenizer.backend_tokenizer.to_str()).get("normalizer"))
+
+
+def is_fast_tokenizer(tokenizer) -> bool:
+    """A HF tokenizer backed by a ``tokenizers`` pipeline (it saves its own tokenizer.json)."""
+    return getattr(tokenizer, "backend_tokenizer", None) is not None and getattr(tokenizer, "sp_model", None) is None
 
 
 class Family:

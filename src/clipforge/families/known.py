@@ -16,6 +16,21 @@ SIGLIP_CHECKPOINTS = [
     {"name": "google/siglip-base-patch16-384", "params_m": 203, "embed_dim": 768, "image_size": 384},
     {"name": "google/siglip-large-patch16-256", "params_m": 652, "embed_dim": 1024, "image_size": 256},
     {"name": "google/siglip-so400m-patch14-384", "params_m": 878, "embed_dim": 1152, "image_size": 384},
+    # SigLIP 2, fixed resolution: the same SiglipModel with a Gemma tokenizer (texts lower-cased by default)
+    {"name": "google/siglip2-base-patch16-224", "params_m": 375, "embed_dim": 768, "image_size": 224},
+    {"name": "google/siglip2-base-patch16-256", "params_m": 375, "embed_dim": 768, "image_size": 256},
+    {"name": "google/siglip2-base-patch16-384", "params_m": 375, "embed_dim": 768, "image_size": 384},
+    {"name": "google/siglip2-base-patch16-512", "params_m": 375, "embed_dim": 768, "image_size": 512},
+    {"name": "google/siglip2-large-patch16-256", "params_m": 882, "embed_dim": 1024, "image_size": 256},
+    {"name": "google/siglip2-large-patch16-384", "params_m": 882, "embed_dim": 1024, "image_size": 384},
+    {"name": "google/siglip2-large-patch16-512", "params_m": 882, "embed_dim": 1024, "image_size": 512},
+    {"name": "google/siglip2-so400m-patch14-224", "params_m": 1136, "embed_dim": 1152, "image_size": 224},
+    {"name": "google/siglip2-so400m-patch14-384", "params_m": 1136, "embed_dim": 1152, "image_size": 384},
+    {"name": "google/siglip2-so400m-patch16-256", "params_m": 1136, "embed_dim": 1152, "image_size": 256},
+    {"name": "google/siglip2-so400m-patch16-384", "params_m": 1136, "embed_dim": 1152, "image_size": 384},
+    {"name": "google/siglip2-so400m-patch16-512", "params_m": 1136, "embed_dim": 1152, "image_size": 512},
+    {"name": "google/siglip2-giant-opt-patch16-256", "params_m": 1871, "embed_dim": 1536, "image_size": 256},
+    {"name": "google/siglip2-giant-opt-patch16-384", "params_m": 1871, "embed_dim": 1536, "image_size": 384},
 ]
 
 # open_clip sources (see clipforge.hub): hf-hub ids of hub-layout checkpoints; OpenAI's files by architecture

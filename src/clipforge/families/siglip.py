@@ -7,13 +7,22 @@ transformers 5's ``SiglipTokenizer`` returns an ``attention_mask`` and ``SiglipM
 masked, the last position still pooled), which changes the text embeddings. The default export follows the
 trained model; ``ExportOptions(text_attention_mask=True)`` exports the transformers 5 variant
 (``MaskedSiglipFamily``: the text graph takes ``attention_mask``; the manifest records
-``text.uses_attention_mask = true``)."""
+``text.uses_attention_mask = true``).
+
+SigLIP 2 (fixed resolution: google/siglip2-*-patch*-<size>) is the same ``SiglipModel`` with a Gemma tokenizer
+(SentencePiece-style BPE with byte fallback, ``<eos>`` appended, a fast tokenizer whose ``tokenizer.json`` the
+runtime runs as is: ``text.kind = "tokenizers"``). A SigLIP checkpoint is taken for SigLIP 2 when its tokenizer
+is Gemma's (``GemmaTokenizer``/``GemmaTokenizerFast``, the class google's siglip2 repos name; SigLIP 1 ships a
+SentencePiece ``SiglipTokenizer``). SigLIP 2 was trained on lower-cased text and its model cards ask for lower-cased
+labels, but its tokenizer keeps case and HF's pipeline passes labels as they are: the export lower-cases by default
+(``text.lowercase_texts``: the runtime applies ``str.lower`` first); ``ExportOptions(keep_case=True)`` keeps case,
+for parity with the HF pipeline on mixed-case labels."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from clipforge.families.base import Family
+from clipforge.families.base import Family, is_fast_tokenizer, tokenizer_json_text_spec
 from clipforge.families.clip import ClipFamily
 from clipforge.families.known import SIGLIP_CHECKPOINTS
 from clipforge.specs import EncoderIO, TextSpec
@@ -30,8 +39,17 @@ class SiglipFamily(ClipFamily):
     model_class = "SiglipModel"
 
     def text_spec(self, model, tokenizer) -> TextSpec:
+        length = int(model.config.text_config.max_position_embeddings)
+        if is_fast_tokenizer(tokenizer):  # SigLIP 2's Gemma BPE, or any fast tokenizer: its tokenizer.json as is
+            return tokenizer_json_text_spec(
+                tokenizer,
+                context_length=length,
+                padding="max_length",
+                uses_attention_mask=False,
+                lowercase_texts=is_siglip2_tokenizer(tokenizer),
+            )
         return TextSpec(
-            context_length=int(model.config.text_config.max_position_embeddings),
+            context_length=length,
             padding="max_length",
             lowercase=bool(getattr(tokenizer, "do_lower_case", True)),
             pad_id=int(tokenizer.pad_token_id),
@@ -58,3 +76,8 @@ class MaskedSiglipFamily(SiglipFamily):
 
     def with_text_mask(self) -> Family:
         return self
+
+
+def is_siglip2_tokenizer(tokenizer) -> bool:
+    """SigLIP 2's tokenizer is Gemma's (``GemmaTokenizer``, ``GemmaTokenizerFast`` in transformers 4)."""
+    return type(tokenizer).__name__.startswith("GemmaTokenizer")

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clipforge.errors import InputError
+from clipforge.errors import InputError, UnsupportedModelError
 from clipforge.pipeline._graph import CONTRIB, INT64, STRING, GraphBuilder
 from clipforge.runtime.text import OPENCLIP_SPLIT
 from clipforge.specs import TextSpec
@@ -68,6 +68,11 @@ def text_model(folder: str | Path, spec: TextSpec, prefix: str = "tok/"):
     ``attention_mask``), both int64 [N, L]."""
     from onnx import helper
 
+    if spec.kind == "tokenizers":
+        raise UnsupportedModelError(
+            "not supported yet: a tokenizer graph for text.kind 'tokenizers' (SigLIP 2 and other HF fast "
+            "tokenizers); use the exported folder with ZeroShotModel, which tokenizes with its tokenizer.json"
+        )
     g = GraphBuilder(prefix)
     text = non_empty(g, TEXT_INPUT)
     if spec.kind == "sentencepiece":

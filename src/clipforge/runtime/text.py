@@ -1,9 +1,16 @@
 """Tokenization with the `tokenizers` library only, giving the ids the HF tokenizers give.
 
-CLIP (and any family whose HF tokenizer is a fast one): the folder's ``tokenizer.json`` is HF's own pipeline
-(NFC, whitespace runs to one space, lower-case, byte-level BPE, ``<|startoftext|> … <|endoftext|>``). Texts longer
-than the context length keep their first ``context_length - 1`` tokens and end in EOS (HF's ``truncation=True``);
-a batch is padded to its longest text (``padding=True``) or to the context length (``padding="max_length"``).
+Any HF fast tokenizer (``TextSpec.kind = "tokenizers"``: SigLIP 2's Gemma BPE with byte fallback, WordPiece,
+Unigram, ...): the folder's ``tokenizer.json`` is HF's own pipeline (the checkpoint's normaliser, pre-tokeniser,
+model and post-processor), run as is, truncated as HF's ``truncation=True`` truncates (``tokenizers``' own
+truncation, on the spec's side, the special tokens kept) and padded on the spec's side. ``lowercase_texts``
+lower-cases texts first (SigLIP 2 was trained on lower-cased text; its tokenizer keeps case).
+
+CLIP (``kind = "bpe"``): the same file as is (NFC, whitespace runs to one space, lower-case, byte-level BPE,
+``<|startoftext|> … <|endoftext|>``). Texts longer than the context length keep their first
+``context_length - 1`` tokens and end in EOS (HF's ``truncation=True``).
+
+A batch is padded to its longest text (``padding=True``) or to the context length (``padding="max_length"``).
 
 SigLIP: HF's ``SiglipTokenizer`` is a slow SentencePiece tokenizer with Python-side rules that no
 ``tokenizer.json`` can express, so they are reproduced here: ``"▁"`` is prefixed to the text; the text is split
@@ -64,6 +71,8 @@ class TextTokenizer:
             self._ids = _SiglipIds(json.loads(tokenizer_json), spec, hf_added_tokens)
         elif spec.kind == "openclip":
             self._ids = _OpenClipIds(json.loads(tokenizer_json), spec)
+        elif spec.kind == "tokenizers":
+            self._ids = _TokenizerJsonIds(tokenizer_json, spec)
         else:
             self._ids = _FastIds(tokenizer_json)
 
@@ -88,9 +97,11 @@ class TextTokenizer:
             length = max((len(i) for i in ids), default=1)
         input_ids = np.full((len(ids), length), self.spec.pad_id, dtype=np.int64)
         mask = np.zeros((len(ids), length), dtype=np.int64)
+        left = self.spec.padding_side == "left"
         for row, seq in enumerate(ids):
-            input_ids[row, : len(seq)] = seq
-            mask[row, : len(seq)] = 1
+            where = slice(length - len(seq), length) if left else slice(0, len(seq))
+            input_ids[row, where] = seq
+            mask[row, where] = 1
         return Encoded(input_ids, mask, truncated)
 
 
@@ -116,6 +127,22 @@ class _FastIds:
         ids = [e.ids for e in self.tokenizer.encode_batch(texts, add_special_tokens=True)]
         truncated = [len(i) > limit for i in ids]
         return [_cut(i, limit, eos) if cut else i for i, cut in zip(ids, truncated)], truncated
+
+
+# --- any HF fast tokenizer: the tokenizer.json as is, with tokenizers' truncation --------------------------------
+class _TokenizerJsonIds:
+    def __init__(self, tokenizer_json: str, spec: TextSpec):
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_str(tokenizer_json)
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(spec.context_length, direction=spec.truncation_side)
+        self.lower = spec.lowercase_texts
+
+    def __call__(self, texts: list[str], limit: int, eos: int) -> tuple[list[list[int]], list[bool]]:
+        texts = [t.lower() for t in texts] if self.lower else texts
+        encodings = self.tokenizer.encode_batch(texts, add_special_tokens=True)
+        return [e.ids for e in encodings], [bool(e.overflowing) for e in encodings]
 
 
 def _cut(ids: list[int], limit: int, eos: int) -> list[int]:

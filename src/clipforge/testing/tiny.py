@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from clipforge.testing.tokenizers import save_clip_tokenizer, save_siglip_tokenizer
+from clipforge.testing.tokenizers import save_clip_tokenizer, save_gemma_tokenizer, save_siglip_tokenizer
 
 OPENAI_MEAN = [0.48145466, 0.4578275, 0.40821073]
 OPENAI_STD = [0.26862954, 0.26130258, 0.27577711]
@@ -89,13 +89,16 @@ def save_siglip_checkpoint(
     image_size: int = 32,
     seed: int = 0,
     encoder_config: dict | None = None,
+    tokenizer: str = "sentencepiece",
     **overrides,
 ):
+    """A ``SiglipModel``; ``tokenizer="gemma"`` makes it SigLIP 2-style (fixed resolution: the same model with a
+    Gemma BPE tokenizer)."""
     import torch
     from transformers import SiglipConfig, SiglipModel
 
     folder.mkdir(parents=True, exist_ok=True)
-    tok = save_siglip_tokenizer(folder)
+    tok = save_gemma_tokenizer(folder) if tokenizer == "gemma" else save_siglip_tokenizer(folder)
     ids = {"bos_token_id": None, "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id}
     if shape == "tiny":
         text = dict(encoder_config or TINY_ENCODER_CONFIG, vocab_size=len(tok), max_position_embeddings=64, **ids)

@@ -2,12 +2,16 @@
 
 CLIP gets a byte-level BPE with CLIP's pre-tokenizer and ``</w>`` word suffix, built through
 ``transformers.CLIPTokenizer`` so its ``tokenizer.json`` has the same structure as OpenAI's.
-SigLIP gets a SentencePiece Unigram model, loaded by ``transformers.SiglipTokenizer``.
+SigLIP gets a SentencePiece Unigram model, loaded by ``transformers.SiglipTokenizer``. SigLIP 2 gets a Gemma-style
+BPE (``▁`` for spaces, byte fallback to ``<0xNN>`` pieces, ``<eos>`` appended) wrapped in ``GemmaTokenizer``; BERT-
+and XLM-R-style checkpoints get a WordPiece and a Unigram ``tokenizer.json`` (``save_wordpiece_tokenizer``,
+``save_unigram_tokenizer``), all trained with ``tokenizers`` on the same corpus.
 """
 
 from __future__ import annotations
 
 import io
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -136,3 +140,100 @@ def save_siglip_tokenizer(folder: Path, context_length: int = 64, vocab_size: in
     tok = SiglipTokenizer(vocab_file=str(model_file), model_max_length=context_length, model_input_names=["input_ids"])
     tok.save_pretrained(str(folder))
     return tok
+
+
+GEMMA_SPECIALS = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>"]  # Gemma's first ids
+GEMMA_BYTES = [f"<0x{b:02X}>" for b in range(256)]
+
+
+def gemma_like_tokenizer(vocab_size: int = 600):
+    """A ``tokenizers.Tokenizer`` shaped like Gemma's (SigLIP 2): spaces replaced by ``▁``, BPE with byte fallback
+    to the 256 ``<0xNN>`` pieces, ``<eos>`` appended. Trained with ``▁``-prefixed words, so no merge crosses a word
+    start, as in SentencePiece's BPE."""
+    from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
+    from tokenizers.models import BPE
+    from tokenizers.trainers import BpeTrainer
+
+    tok = Tokenizer(BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    tok.normalizer = normalizers.Replace(" ", "\u2581")
+    tok.pre_tokenizer = pre_tokenizers.Split("\u2581", behavior="merged_with_next")
+    trainer = BpeTrainer(
+        vocab_size=vocab_size, special_tokens=GEMMA_SPECIALS + GEMMA_BYTES, min_frequency=2, show_progress=False
+    )
+    tok.train_from_iterator(training_corpus(), trainer)
+    # the byte pieces are plain vocabulary in Gemma (byte fallback looks them up), not tokens matched in text
+    data = json.loads(tok.to_str())
+    data["added_tokens"] = [t for t in data["added_tokens"] if t["content"] not in GEMMA_BYTES]
+    tok = Tokenizer.from_str(json.dumps(data))
+    tok.pre_tokenizer = pre_tokenizers.Split(" ", behavior="merged_with_previous")  # GemmaTokenizer's own
+    tok.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse()])
+    eos = ("<eos>", GEMMA_SPECIALS.index("<eos>"))
+    tok.post_processor = processors.TemplateProcessing(
+        single="$A <eos>", pair="$A <eos> $B <eos>", special_tokens=[eos]
+    )
+    return tok
+
+
+def save_gemma_tokenizer(folder: Path, context_length: int = 64, vocab_size: int = 600):
+    """Write a SigLIP 2-style ``GemmaTokenizer`` (no BOS, EOS appended, right padding) to ``folder``."""
+    from transformers import GemmaTokenizer
+
+    tok = GemmaTokenizer(
+        tokenizer_object=gemma_like_tokenizer(vocab_size),
+        add_bos_token=False,
+        add_eos_token=True,
+        model_max_length=context_length,
+        padding_side="right",
+    )
+    tok.save_pretrained(str(folder))
+    return tok
+
+
+def save_wordpiece_tokenizer(folder: Path, context_length: int = 64, vocab_size: int = 500):
+    """A BERT-style uncased WordPiece (``BertNormalizer`` lower-cases and strips accents, ``[CLS] … [SEP]``)
+    written as ``BertTokenizer`` (transformers' fast one) to ``folder``."""
+    from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
+    from tokenizers.models import WordPiece
+    from tokenizers.trainers import WordPieceTrainer
+    from transformers import BertTokenizer
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok = Tokenizer(WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.train_from_iterator(
+        training_corpus(), WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False)
+    )
+    cls, sep = ("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[cls, sep]
+    )
+    tok.decoder = decoders.WordPiece()
+    hf = BertTokenizer(tokenizer_object=tok, model_max_length=context_length)
+    hf.save_pretrained(str(folder))
+    return hf
+
+
+def save_unigram_tokenizer(folder: Path, context_length: int = 64, vocab_size: int = 400):
+    """An XLM-R-style cased Unigram (NFKC, ``▁`` word prefix, ``<s> … </s>``) written as
+    ``XLMRobertaTokenizer`` (transformers' fast one) to ``folder``."""
+    from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
+    from tokenizers.models import Unigram
+    from tokenizers.trainers import UnigramTrainer
+    from transformers import XLMRobertaTokenizer
+
+    specials = ["<s>", "<pad>", "</s>", "<unk>"]
+    tok = Tokenizer(Unigram())
+    tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")])
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always")
+    trainer = UnigramTrainer(vocab_size=vocab_size, special_tokens=specials, unk_token="<unk>", show_progress=False)
+    tok.train_from_iterator(training_corpus(), trainer)
+    tok.add_special_tokens(["<mask>"])
+    bos, eos = ("<s>", tok.token_to_id("<s>")), ("</s>", tok.token_to_id("</s>"))
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[bos, eos]
+    )
+    tok.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always")
+    hf = XLMRobertaTokenizer(tokenizer_object=tok, model_max_length=context_length)
+    hf.save_pretrained(str(folder))
+    return hf
