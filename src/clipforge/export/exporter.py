@@ -72,9 +72,10 @@ def _reference(module):
     return run
 
 
-def _modules(ckpt: Checkpoint, shapes: _Shapes) -> dict:
-    image = ckpt.family.image_module(ckpt.model, interpolate=shapes.image_size is not None)
-    return {IMAGE_ROLE: image, TEXT_ROLE: ckpt.family.text_module(ckpt.model)}
+def _modules(ckpt: Checkpoint, shapes: _Shapes, model=None) -> dict:
+    model = ckpt.model if model is None else model
+    image = ckpt.family.image_module(model, interpolate=shapes.image_size is not None)
+    return {IMAGE_ROLE: image, TEXT_ROLE: ckpt.family.text_module(model)}
 
 
 def _cases(ckpt: Checkpoint, shapes: _Shapes) -> dict[str, list[dict]]:
@@ -84,17 +85,20 @@ def _cases(ckpt: Checkpoint, shapes: _Shapes) -> dict[str, list[dict]]:
     }
 
 
-def _export_and_validate(ckpt, shapes, opts, tmp: Path, step) -> dict:
+def _export_and_validate(ckpt, shapes, opts, tmp: Path, step, folded=None) -> dict:
+    """Export the inference-time form (``folded``, when the family folds anything), validate against
+    ``ckpt.model`` itself."""
     import torch
 
     modules, cases, reports = _modules(ckpt, shapes), _cases(ckpt, shapes), []
+    exported = modules if folded is None else _modules(ckpt, shapes, folded)
     for encoder in ROLES:
         step(f"export {encoder}")
         io = ckpt.family.io(encoder)
         example = {k: torch.from_numpy(v) for k, v in cases[encoder][-1].items()}
         (tmp / encoder).mkdir()
         export_encoder(
-            modules[encoder], example, io, tmp / encoder / "model.onnx", opset=opts.opset, static=opts.static
+            exported[encoder], example, io, tmp / encoder / "model.onnx", opset=opts.opset, static=opts.static
         )
     if not opts.validate:
         return {}
@@ -134,10 +138,11 @@ def export_model(
         if opts.keep_case:
             ckpt = with_kept_case(ckpt)
         shapes = _shapes(ckpt, opts)
+        folded, folding = ckpt.family.inference_form(ckpt.model)
         with atomic_dir(out, force) as tmp:
-            validation = _export_and_validate(ckpt, shapes, opts, tmp, step)
+            validation = _export_and_validate(ckpt, shapes, opts, tmp, step, folded if folding else None)
             step("write manifest")
-            manifest = _write_folder(ckpt, shapes, opts, validation, tmp)
+            manifest = _write_folder(ckpt, shapes, opts, validation, tmp, folding)
             step("check runtime")
             _check_runtime(ckpt, shapes, manifest, tmp)
         timings["total"] = time.perf_counter() - start
@@ -153,11 +158,13 @@ def _check_runtime(ckpt, shapes: _Shapes, manifest: Manifest, tmp: Path) -> None
         raise ValidationError("export", failures)
 
 
-def _write_folder(ckpt, shapes, opts, validation, tmp: Path) -> Manifest:
+def _write_folder(ckpt, shapes, opts, validation, tmp: Path, folding: dict) -> Manifest:
 
     save_support_files(ckpt, tmp)
     image = with_image_size(ckpt.image, shapes.image_size[0] if shapes.image_size else None)
     manifest = make_manifest(ckpt, image, opts, validation, shapes.sequence_length)
+    for encoder, record in folding.items():  # what was folded before export (re-parameterisation)
+        manifest.towers[encoder] = {**manifest.towers[encoder], **record}
     manifest.files = file_hashes(tmp)
     (tmp / "manifest.json").write_text(manifest.to_json())
     return manifest

@@ -161,6 +161,12 @@ class Family:
         }
 
     # --- export --------------------------------------------------------------------------------------
+    def inference_form(self, model) -> tuple[Any, dict[str, dict]]:
+        """(the model to export, ``{encoder: record}`` for the manifest's ``towers``): the inference-time form of
+        a model whose encoders train with branches that fold away (re-parameterisation), a copy; ``model``
+        itself and ``{}`` when nothing folds. The export validates the folded graphs against ``model``."""
+        return model, {}
+
     def image_module(self, model, interpolate: bool = False):
         """A ``torch.nn.Module``: pixel_values -> image_embeds (projected, not normalised); ``interpolate``
         resamples the position embeddings for a non-native image size."""

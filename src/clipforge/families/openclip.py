@@ -18,6 +18,7 @@ from clipforge.errors import InputError
 from clipforge.families.base import Family
 from clipforge.families.known import OPENCLIP_CHECKPOINTS
 from clipforge.families.openclip_io import load_openclip
+from clipforge.families.reparameterize import fold, foldable
 from clipforge.hub import OpenClipSource
 from clipforge.specs import EncoderIO, TensorSpec, TextSpec
 
@@ -64,6 +65,28 @@ def text_encoder(model):
     holder = inner if hasattr(inner, "transformer") else getattr(inner, "text", None)
     transformer = getattr(holder, "transformer", None)
     return holder, transformer
+
+
+def _encoder_parts(model) -> dict:
+    """The modules of each encoder: the image encoder is ``visual``; the text encoder is everything else
+    (CLIP keeps its text modules on the model itself, CustomTextCLIP under ``text``)."""
+    inner = model.inner
+    visual = inner.visual
+    text = [m for name, m in inner.named_children() if name != "visual"]
+    return {"image-encoder": [visual], "text-encoder": text}
+
+
+def folding_record(model) -> dict[str, dict]:
+    """``{encoder: {"reparameterized": True, "folded": {class: count}}}`` for the encoders with foldable modules."""
+    record = {}
+    for encoder, parts in _encoder_parts(model).items():
+        found: dict[str, int] = {}
+        for part in parts:
+            for kind, n in foldable(part).items():
+                found[kind] = found.get(kind, 0) + n
+        if found:
+            record[encoder] = {"reparameterized": True, "folded": dict(sorted(found.items()))}
+    return record
 
 
 def _heads(transformer) -> int:
@@ -120,6 +143,12 @@ class OpenClipFamily(Family):
         if transformer is None or not hasattr(transformer, "resblocks"):
             return {"arch": type(getattr(model.inner, "text", model.inner)).__name__}
         return {"arch": "transformer", "num_heads": _heads(transformer), "hidden_size": int(transformer.width)}
+
+    def inference_form(self, model):
+        """MobileCLIP's FastViT image encoders (and any timm encoder with a ``reparameterize``/``fuse`` hook)
+        folded on a copy; other models unchanged."""
+        record = folding_record(model)
+        return (fold(model), record) if record else (model, {})
 
     def image_module(self, model, interpolate: bool = False):
         if interpolate:

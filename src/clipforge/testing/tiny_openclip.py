@@ -1,7 +1,9 @@
 """Random-weight open_clip checkpoints built locally: a folder in open_clip's hub layout
 (``open_clip_config.json`` + ``open_clip_model.safetensors``) or an OpenAI-style state-dict file (``*.pt``).
 
-``kind="vit"`` is a VisionTransformer image encoder, ``kind="resnet"`` a ModifiedResNet with attention pooling;
+``kind="vit"`` is a VisionTransformer image encoder, ``kind="resnet"`` a ModifiedResNet with attention pooling,
+``kind="mobileclip"`` MobileCLIP's layout (a timm FastViT image encoder with re-parameterisable blocks,
+``tiny_fastvit``, and a text transformer without causal mask);
 ``shape="tiny"`` is small enough for tests, ``shape="base"`` keeps an open_clip architecture's own config
 (``arch=``, e.g. RN50 or ViT-B-32) for benchmarks and export-time checks. The text encoder always uses open_clip's
 full CLIP vocabulary (49408 tokens), since its tokenizer does.
@@ -13,6 +15,7 @@ import json
 from pathlib import Path
 
 from clipforge.families.openclip_io import import_open_clip
+from clipforge.testing import tiny_fastvit
 
 # widths are multiples of 64 so OpenAI's loader (heads = width // 64) rebuilds the same model from the weights
 TINY_CONFIGS = {
@@ -28,7 +31,29 @@ TINY_CONFIGS = {
         "vision_cfg": {"image_size": 64, "layers": [1, 1, 1, 1], "width": 8},
         "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 1, "layers": 2},
     },
+    "mobileclip": {  # MobileCLIP2-S0.json's layout, shrunk
+        "embed_dim": 32,
+        "vision_cfg": {
+            "timm_model_name": tiny_fastvit.TINY_MCI,
+            "timm_model_pretrained": False,
+            "timm_pool": "avg",
+            "timm_proj": None,
+            "timm_drop": 0.0,
+            "timm_drop_path": 0.0,
+            "image_size": 64,
+        },
+        "text_cfg": {
+            "context_length": 77,
+            "vocab_size": 49408,
+            "width": 64,
+            "heads": 1,
+            "layers": 2,
+            "no_causal_mask": True,
+        },
+        "custom_text": True,
+    },
 }
+BASE_ARCH = {"vit": "ViT-B-32", "resnet": "RN50", "mobileclip": "MobileCLIP2-S0"}
 DEFAULT_PREPROCESS = {
     "mean": [0.48145466, 0.4578275, 0.40821073],
     "std": [0.26862954, 0.26130258, 0.27577711],
@@ -39,10 +64,12 @@ DEFAULT_PREPROCESS = {
 
 def model_config(kind: str = "vit", shape: str = "tiny", arch: str | None = None) -> dict:
     if shape == "tiny":
+        if kind == "mobileclip":
+            tiny_fastvit.register()
         return json.loads(json.dumps(TINY_CONFIGS[kind]))
 
     open_clip = import_open_clip()
-    name = arch or ("RN50" if kind == "resnet" else "ViT-B-32")
+    name = arch or BASE_ARCH[kind]
     config = open_clip.get_model_config(name)
     if config is None:
         raise ValueError(f"{name} is not an open_clip architecture")
