@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import math
+from pathlib import PurePath
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
@@ -12,7 +13,7 @@ from fastapi.responses import Response
 from clipforge._fspath import display
 from clipforge.errors import InputError
 from clipforge.index import Hit, Index
-from clipforge.serve.decoding import b64_bytes, decode_thumbnail
+from clipforge.serve.decoding import b64_bytes, decode_rendering, decode_thumbnail
 from clipforge.serve.deps import ready_service, require_json, require_key
 from clipforge.serve.errors import ApiError
 from clipforge.serve.indexed_images import (
@@ -78,31 +79,41 @@ async def _run_search(svc: Service, index: Index, body: SearchRequest, image: by
     return await svc.in_model_thread(query)
 
 
-async def _indexed_file(svc: Service, image_id: str) -> tuple[int, bytes, str]:
-    """(id, bytes, sha256) of the indexed image ``image_id``, checked to be the file that was indexed."""
+async def _indexed_file(svc: Service, image_id: str) -> tuple[int, bytes, str, str]:
+    """(id, bytes, sha256, suffix) of the indexed image ``image_id``, checked to be the file that was indexed."""
     number = parse_id(image_id)
     found = await svc.in_decode_thread(_index(svc).file_of, number)
     if found is None:
         raise ApiError(404, "id", f"no image with id {number} in the index")
     path, stored = found
-    return number, await svc.in_decode_thread(read_indexed, number, path, stored), stored.sha256
+    data = await svc.in_decode_thread(read_indexed, number, path, stored)
+    return number, data, stored.sha256, PurePath(path).suffix
 
 
 @router.get("/v1/images/{image_id}")
 async def image(image_id: str, svc: Service = Depends(ready_service)) -> Response:
-    number, data, _ = await _indexed_file(svc, image_id)
-    return Response(data, media_type=media_type(number, data), headers=IMAGE_HEADERS)
+    number, data, _, suffix = await _indexed_file(svc, image_id)
+    kind = media_type(number, data, suffix)
+    if kind is None:  # HEIC/HEIF or camera RAW: a JPEG rendering
+        try:
+            data = await svc.in_decode_thread(
+                decode_rendering, data, f"id {number}", svc.settings.image_policy(), suffix
+            )
+        except InputError as exc:
+            raise ApiError(404, "id", f"image {number} cannot be decoded any more ({exc})") from exc
+        kind = "image/jpeg"
+    return Response(data, media_type=kind, headers=IMAGE_HEADERS)
 
 
 @router.get("/v1/images/{image_id}/thumbnail")
 async def thumbnail(image_id: str, svc: Service = Depends(ready_service)) -> Response:
-    number, data, sha256 = await _indexed_file(svc, image_id)
+    number, data, sha256, suffix = await _indexed_file(svc, image_id)
     key = (sha256, svc.settings.thumbnail_size)
     jpeg = _thumbnails.get(key)
     if jpeg is None:
         try:
             jpeg = await svc.in_decode_thread(
-                decode_thumbnail, data, f"id {number}", svc.settings.thumbnail_size, svc.settings.image_policy()
+                decode_thumbnail, data, f"id {number}", svc.settings.thumbnail_size, svc.settings.image_policy(), suffix
             )
         except InputError as exc:  # an indexed file that no longer decodes under this server's policy
             raise ApiError(404, "id", f"image {number} cannot be decoded any more ({exc})") from exc
