@@ -15,7 +15,7 @@ from clipforge.index.api import Index
 from clipforge.index.backends import open_backend
 from clipforge.index.base import Backend, EmbeddingModel, Hit, IndexSummary, ModelRecord, Row
 from clipforge.index.ingest import Batch, Counts, Plan
-from clipforge.index.walker import Decoded, FileState
+from clipforge.index.walker import Decoded, FileState, header_info
 
 __all__ = [
     "Index",
@@ -31,4 +31,5 @@ __all__ = [
     "Counts",
     "Decoded",
     "FileState",
+    "header_info",
 ]

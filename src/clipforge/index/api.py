@@ -27,6 +27,7 @@ from clipforge.runtime import scoring
 from clipforge.runtime.images import ONE_IMAGE, to_pixel_values
 from clipforge.runtime.labels import DEFAULT_TEMPLATE
 from clipforge.runtime.model import ZeroShotModel
+from clipforge.runtime.photo_info import PhotoInfo
 
 ModelSource = EmbeddingModel | str | Path | None
 Paths = Sequence[str | Path] | str | Path
@@ -93,8 +94,8 @@ class Index:
         self._ensure_record()
         good = [d for d in batch.decoded if d.pixels is not None]
         vectors = self._encode([d.pixels for d in good]) if good else []
-        rows = [Row(d.state.path, d.state.size, d.state.mtime, d.sha256, v) for d, v in zip(good, vectors)]
-        touches = [Touch(d.state.path, d.state.size, d.state.mtime) for d in batch.decoded if d.unchanged]
+        rows = [Row(d.state.path, d.state.size, d.state.mtime, d.sha256, v, d.info) for d, v in zip(good, vectors)]
+        touches = [Touch(d.state.path, d.state.size, d.state.mtime, d.info) for d in batch.decoded if d.unchanged]
         bad = [d for d in batch.decoded if d.error]
         stale = [d.state.path for d in bad if batch.known.get(d.state.path)]
         deleted = self.backend.apply(rows, touches, [*stale, *batch.removals])
@@ -145,7 +146,9 @@ class Index:
         self._ensure_record()
         dim, clean = self.record.embed_dim, []
         for row in rows:
-            path, size, mtime, sha, embedding = tuple(row.__dict__.values()) if isinstance(row, Row) else row
+            path, size, mtime, sha, embedding = (
+                (row.path, row.size, row.mtime, row.sha256, row.embedding) if isinstance(row, Row) else row
+            )
             vector = np.asarray(embedding, np.float32).reshape(-1)
             if vector.shape[0] != dim:
                 raise InputError(f"embedding of {path} has {vector.shape[0]} values; the index holds dim {dim}")
@@ -223,6 +226,11 @@ class Index:
     def file_of(self, image_id: int) -> tuple[str, Stored] | None:
         """The path of image ``image_id`` and the size, mtime and sha256 it was indexed with."""
         return self.backend.file_of(image_id)
+
+    def metadata(self, ids: Sequence[int]) -> dict[int, PhotoInfo]:
+        """Image id -> its photo metadata (date taken, place, camera, size, orientation) for the ``ids`` that
+        have it (rows indexed before schema version 2 get it at the next ``add``)."""
+        return self.backend.metadata(ids)
 
     def count(self) -> int:
         """How many images the index holds."""

@@ -115,6 +115,15 @@ def decode_photo(
         raise unreadable(name, exc, policy) from exc
 
 
+def photo_header(data: bytes, name: str, suffix: str) -> PhotoInfo:
+    """A photo's metadata from its header alone (no pixel decoded): what an index row indexed before photo
+    metadata existed is filled with. Empty when the header does not parse."""
+    if suffix.lower() in RAW_SUFFIXES:
+        return _header_info(data)
+    register_heif()
+    return _header_info(data)
+
+
 def _open(stream, name: str) -> Image.Image:
     """``Image.open``; a HEIF file without pillow-heif installed is refused naming the extra."""
     try:

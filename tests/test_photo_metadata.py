@@ -1,0 +1,159 @@
+"""Photo metadata in the index: EXIF date taken (else the file's mtime, said so), GPS, camera, size and
+orientation stored per image on both back-ends, from the same decode; a version-1 database upgrades in place and
+its rows get metadata at the next ``index`` run without being re-embedded."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from clipforge.index import Index, schema
+from clipforge.runtime.images import decode_photo
+from clipforge.runtime.photo_info import PhotoInfo
+from clipforge.testing.photos import write_jpeg
+
+PLACES = {"lisbon": (38.7223, -9.1393), "porto": (41.1579, -8.6291), "paris": (48.8566, 2.3522), None: None}
+CAMERAS = [("Canon", "Canon EOS 5D Mark IV"), ("Apple", "iPhone 12"), ("NIKON CORPORATION", "NIKON D750"), None]
+LABELS = ["red circle", "blue square", "green cross", "yellow triangle"]
+
+
+def geo_library(shapes_dataset, root: Path, per_label: int = 5) -> dict[str, PhotoInfo]:
+    """JPEGs of shapes with real EXIF (date taken, GPS, camera, orientation), in two folders; every fifth has
+    no EXIF date (its mtime is set instead). Returns path -> the metadata the index should hold."""
+    expected, start = {}, datetime(2018, 3, 1, 9, 30, 0)
+    for n, (label, i) in enumerate((label, i) for i in range(per_label) for label in LABELS):
+        source = Image.open(next((shapes_dataset.folder("test") / label).glob(f"{i}.*"))).convert("RGB")
+        folder = root / ("trip-a" if n % 2 else "trip-b")
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{label.replace(' ', '-')}-{i}.jpg"
+        taken = None if n % 5 == 4 else start + timedelta(days=47 * n, hours=n)
+        place, camera = list(PLACES)[n % 4], CAMERAS[(n // 2) % 4]
+        orientation = 6 if n % 3 == 0 else 1
+        stored = source.transpose(Image.Transpose.ROTATE_90) if orientation == 6 else source
+        write_jpeg(path, stored, taken=taken, gps=PLACES[place], camera=camera, orientation=orientation)
+        mtime = datetime(2021, 6, 1, 12, 0, 0).timestamp() + n * 3600
+        os.utime(path, (mtime, mtime))
+        lat, lon = PLACES[place] or (None, None)
+        expected[str(path)] = PhotoInfo(
+            taken=(taken or datetime.fromtimestamp(mtime)).isoformat(),
+            taken_from="exif" if taken else "mtime",
+            lat=lat,
+            lon=lon,
+            make=camera[0] if camera else None,
+            model=camera[1] if camera else None,
+            width=source.width,
+            height=source.height,
+            orientation=orientation,
+        )
+    return expected
+
+
+def same_info(got: PhotoInfo, want: PhotoInfo) -> bool:
+    close = all(
+        (a is None and b is None) or (a is not None and b is not None and abs(a - b) < 1e-5)
+        for a, b in ((got.lat, want.lat), (got.lon, want.lon))
+    )
+    return close and got.__dict__ | {"lat": 0, "lon": 0} == want.__dict__ | {"lat": 0, "lon": 0}
+
+
+@pytest.fixture
+def library(shapes_dataset, tmp_path):
+    root = tmp_path / "library"
+    return root, geo_library(shapes_dataset, root)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.slow)])
+def db(request, tmp_path):
+    if request.param == "sqlite":
+        return str(tmp_path / "photos.db")
+    from clipforge.testing.postgres import fresh_database
+
+    return fresh_database(request.getfixturevalue("pg_url"))
+
+
+def test_decoding_reads_the_metadata_cameras_write(library):
+    _, expected = library
+    for path, want in expected.items():
+        image, info = decode_photo(path)
+        assert image.size == (want.width, want.height)
+        assert same_info(info.with_mtime(Path(path).stat().st_mtime), want), (path, info, want)
+
+
+def test_the_index_stores_each_photos_metadata(db, library, loaded_model):
+    root, expected = library
+    with Index(db, loaded_model) as idx:
+        assert idx.add([root]).added == len(expected)
+        ids, paths, _ = idx.backend.vectors()
+        stored = idx.metadata(list(ids))
+        assert len(stored) == len(expected)
+        for image_id, path in zip(ids, paths):
+            assert same_info(stored[int(image_id)], expected[path]), path
+        assert sum(info.taken_from == "mtime" for info in stored.values()) == len(expected) // 5
+        assert idx.stats()["schema_version"] == schema.SCHEMA_VERSION == 2
+
+
+def _version_1_copy(source_db: str, target: Path) -> None:
+    """A database as clipforge wrote it before photo metadata: the version-1 schema step (data, never edited)
+    and the rows (path, size, mtime, sha256, embedding) and model record of ``source_db``."""
+    version, statements = schema.SQLITE[0]
+    assert version == 1
+    src = sqlite3.connect(source_db)
+    dst = sqlite3.connect(target)
+    for statement in statements:
+        dst.execute(statement)
+    dst.execute("INSERT INTO meta (key, value) VALUES ('schema_version', '1')")
+    columns = "id, family, source, folder, manifest_sha256, embed_dim, preprocessing"
+    dst.execute(
+        f"INSERT INTO model ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        src.execute(f"SELECT {columns} FROM model").fetchone(),
+    )
+    rows = src.execute("SELECT id, path, size, mtime, sha256, embedding FROM images").fetchall()
+    dst.executemany("INSERT INTO images (id, path, size, mtime, sha256, embedding) VALUES (?, ?, ?, ?, ?, ?)", rows)
+    dst.commit()
+    dst.close()
+    src.close()
+
+
+def test_a_version_1_database_upgrades_in_place_and_fills_metadata_without_re_embedding(
+    library, loaded_model, tmp_path
+):
+    root, expected = library
+    with Index(tmp_path / "new.db", loaded_model) as idx:
+        idx.add([root])
+    old = tmp_path / "old.db"
+    _version_1_copy(str(tmp_path / "new.db"), old)
+    before = sqlite3.connect(old).execute("SELECT id, path, embedding FROM images ORDER BY id").fetchall()
+    with Index(old, loaded_model) as idx:  # opened read-only: searches work, nothing is migrated yet
+        assert idx.stats()["schema_version"] == 1 and idx.metadata([r[0] for r in before]) == {}
+        assert len(idx.search("a photo of a red circle.", k=3)) == 3
+        started = time.perf_counter()
+        summary = idx.add([root])
+        assert (summary.added, summary.updated, summary.unchanged) == (0, 0, len(expected)), summary
+        assert idx.stats()["schema_version"] == 2
+        stored = idx.metadata([r[0] for r in before])
+        assert {p: same_info(stored[i], expected[p]) for i, p, _ in before} == dict.fromkeys(expected, True)
+        assert time.perf_counter() - started < 30
+        assert idx.add([root]).unchanged == len(expected)  # filled once: nothing to read again
+    after = sqlite3.connect(old).execute("SELECT id, path, embedding FROM images ORDER BY id").fetchall()
+    assert after == before  # same ids, paths and embeddings, bit for bit
+
+
+def test_precomputed_rows_get_metadata_at_the_next_index_run(library, loaded_model, tmp_path):
+    root, expected = library
+    path = next(iter(expected))
+    st = Path(path).stat()
+    with Index(tmp_path / "up.db", loaded_model) as idx:
+        vector = loaded_model.embed_images([path])[0]
+        idx.upsert([(path, st.st_size, st.st_mtime, "0" * 64, vector)])
+        assert idx.metadata([1]) == {}
+        summary = idx.add([path])
+        assert summary.updated == 1  # its sha256 was unknown: read and embedded, metadata stored
+        assert same_info(idx.metadata([1])[1], expected[path])
+        np.testing.assert_allclose(idx.backend.vectors()[2][0], vector, atol=1e-5)
