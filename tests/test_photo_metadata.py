@@ -4,55 +4,17 @@ its rows get metadata at the next ``index`` run without being re-embedded."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
-from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from clipforge.index import Index, schema
 from clipforge.runtime.images import decode_photo
 from clipforge.runtime.photo_info import PhotoInfo
-from clipforge.testing.photos import write_jpeg
-
-PLACES = {"lisbon": (38.7223, -9.1393), "porto": (41.1579, -8.6291), "paris": (48.8566, 2.3522), None: None}
-CAMERAS = [("Canon", "Canon EOS 5D Mark IV"), ("Apple", "iPhone 12"), ("NIKON CORPORATION", "NIKON D750"), None]
-LABELS = ["red circle", "blue square", "green cross", "yellow triangle"]
-
-
-def geo_library(shapes_dataset, root: Path, per_label: int = 5) -> dict[str, PhotoInfo]:
-    """JPEGs of shapes with real EXIF (date taken, GPS, camera, orientation), in two folders; every fifth has
-    no EXIF date (its mtime is set instead). Returns path -> the metadata the index should hold."""
-    expected, start = {}, datetime(2018, 3, 1, 9, 30, 0)
-    for n, (label, i) in enumerate((label, i) for i in range(per_label) for label in LABELS):
-        source = Image.open(next((shapes_dataset.folder("test") / label).glob(f"{i}.*"))).convert("RGB")
-        folder = root / ("trip-a" if n % 2 else "trip-b")
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{label.replace(' ', '-')}-{i}.jpg"
-        taken = None if n % 5 == 4 else start + timedelta(days=47 * n, hours=n)
-        place, camera = list(PLACES)[n % 4], CAMERAS[(n // 2) % 4]
-        orientation = 6 if n % 3 == 0 else 1
-        stored = source.transpose(Image.Transpose.ROTATE_90) if orientation == 6 else source
-        write_jpeg(path, stored, taken=taken, gps=PLACES[place], camera=camera, orientation=orientation)
-        mtime = datetime(2021, 6, 1, 12, 0, 0).timestamp() + n * 3600
-        os.utime(path, (mtime, mtime))
-        lat, lon = PLACES[place] or (None, None)
-        expected[str(path)] = PhotoInfo(
-            taken=(taken or datetime.fromtimestamp(mtime)).isoformat(),
-            taken_from="exif" if taken else "mtime",
-            lat=lat,
-            lon=lon,
-            make=camera[0] if camera else None,
-            model=camera[1] if camera else None,
-            width=source.width,
-            height=source.height,
-            orientation=orientation,
-        )
-    return expected
+from clipforge.testing.photos import geo_library
 
 
 def same_info(got: PhotoInfo, want: PhotoInfo) -> bool:
@@ -66,7 +28,7 @@ def same_info(got: PhotoInfo, want: PhotoInfo) -> bool:
 @pytest.fixture
 def library(shapes_dataset, tmp_path):
     root = tmp_path / "library"
-    return root, geo_library(shapes_dataset, root)
+    return root, geo_library(root, shapes_dataset.folder("test"))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.slow)])

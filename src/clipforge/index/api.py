@@ -20,6 +20,7 @@ from clipforge.errors import InputError
 from clipforge.index.backends import open_backend
 from clipforge.index.base import EmbeddingModel, Hit, IndexSummary, ModelRecord, Row, Stored, Touch
 from clipforge.index.dedup import duplicate_groups
+from clipforge.index.filters import SearchFilter
 from clipforge.index.ingest import Batch, Counts, Plan, ingest, make_plan
 from clipforge.index.walker import walk
 from clipforge.models import open_model
@@ -165,16 +166,26 @@ class Index:
         return self.backend.apply(removals=doomed) if doomed else 0
 
     # --- reading ------------------------------------------------------------------------------------------
-    def search(self, text=None, image=None, negative=None, k: int = 20, min_score: float | None = None) -> list[Hit]:
+    def search(
+        self,
+        text=None,
+        image=None,
+        negative=None,
+        k: int = 20,
+        min_score: float | None = None,
+        filters: SearchFilter | None = None,
+    ) -> list[Hit]:
         """The ``k`` indexed images most similar to the query, best first: ``text`` (one or more strings) and
         ``image`` (one or more images: paths, bytes, PIL images) are embedded with this index's model and
-        averaged, ``negative`` texts subtracted; ``min_score`` drops weaker hits."""
+        averaged, ``negative`` texts subtracted; ``min_score`` drops weaker hits; ``filters`` (a
+        ``SearchFilter``: date taken, folder, camera, place; sort by date) restricts and orders them."""
         return self.query(
             text=self._embed_texts(text),
             image=self._embed_images(image),
             negative=self._embed_texts(negative),
             k=k,
             min_score=min_score,
+            filters=filters,
         )
 
     def query(
@@ -185,10 +196,11 @@ class Index:
         negative: Sequence[np.ndarray] = (),
         k: int = 20,
         min_score: float | None = None,
+        filters: SearchFilter | None = None,
     ) -> list[Hit]:
         """Search with the embeddings of a query's parts: the mean of the positive ones (``text`` and
         ``image``) minus the mean of the ``negative`` ones, normalised; the ``k`` best hits with a score of at
-        least ``min_score``."""
+        least ``min_score`` among the images ``filters`` lets through."""
         positives = [*text, *image]
         if not positives:
             raise InputError(
@@ -198,17 +210,32 @@ class Index:
         vector = np.mean(positives, axis=0)
         if len(negative):
             vector = vector - np.mean(negative, axis=0)
-        return self.search_vector(vector, k, min_score)
+        return self.search_vector(vector, k, min_score, filters)
 
-    def search_vector(self, vector, k: int = 20, min_score: float | None = None) -> list[Hit]:
-        """Search with a precomputed query embedding [D] (normalised here), e.g. from a batching server."""
+    def search_vector(
+        self, vector, k: int = 20, min_score: float | None = None, filters: SearchFilter | None = None
+    ) -> list[Hit]:
+        """Search with a precomputed query embedding [D] (normalised here), e.g. from a batching server.
+        ``filters``: only the rows it lets through are scored (exactly); ``sort="date"`` shows the ``k`` best
+        newest first (undated rows last)."""
         if k < 1:
             raise InputError(f"k must be at least 1, got {k}")
         vector = np.asarray(vector, np.float32).reshape(-1)
         if self.record is not None and vector.shape[0] != self.record.embed_dim:
             raise InputError(f"query has {vector.shape[0]} values; the index holds dim {self.record.embed_dim}")
-        hits = self.backend.search(scoring.l2_normalize(vector), int(k))
-        return [h for h in hits if min_score is None or h.score >= min_score]
+        query = scoring.l2_normalize(vector)
+        if filters is not None and filters.narrows:
+            hits = self.backend.search_filtered(query, int(k), filters)
+        else:
+            hits = self.backend.search(query, int(k))
+        hits = [h for h in hits if min_score is None or h.score >= min_score]
+        return self._by_date(hits) if filters is not None and filters.sort == "date" else hits
+
+    def _by_date(self, hits: list[Hit]) -> list[Hit]:
+        """``hits`` newest first (by date taken; equal dates by score), hits without a date last."""
+        info = self.backend.metadata([h.id for h in hits])
+        dated = sorted((h for h in hits if h.id in info), key=lambda h: (info[h.id].taken, h.score), reverse=True)
+        return dated + [h for h in hits if h.id not in info]
 
     def _embed_texts(self, text) -> list[np.ndarray]:
         texts = [text] if isinstance(text, str) else list(text or [])

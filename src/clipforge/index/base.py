@@ -12,6 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from clipforge.index.filters import SearchFilter
 from clipforge.runtime.photo_info import PhotoInfo
 from clipforge.specs import Manifest
 
@@ -161,6 +162,9 @@ class Backend(Protocol):
 
     def metadata(self, ids: Sequence[int]) -> dict[int, PhotoInfo]:
         """The stored photo metadata of rows ``ids`` that have it."""
+
+    def search_filtered(self, query: np.ndarray, k: int, where: SearchFilter) -> list[Hit]:
+        """``search`` among the rows ``where`` lets through, scored exactly."""
 
     def info(self) -> dict[str, Any]: ...
 

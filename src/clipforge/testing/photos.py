@@ -5,13 +5,16 @@ preview) written by a small TIFF writer here, since nothing on the package regis
 from __future__ import annotations
 
 import io
+import os
 import struct
-from datetime import datetime
+from datetime import datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from clipforge.runtime.photo_info import PhotoInfo
 
 # TIFF field types
 _SHORT, _LONG, _RATIONAL, _ASCII, _BYTE, _SRATIONAL = 3, 4, 5, 2, 1, 10
@@ -39,6 +42,43 @@ def photo_exif(
         ifd[1], ifd[2] = ("N" if gps[0] >= 0 else "S"), _dms(abs(gps[0]))
         ifd[3], ifd[4] = ("E" if gps[1] >= 0 else "W"), _dms(abs(gps[1]))
     return exif
+
+
+PLACES = {"lisbon": (38.7223, -9.1393), "porto": (41.1579, -8.6291), "paris": (48.8566, 2.3522), None: None}
+CAMERAS = [("Canon", "Canon EOS 5D Mark IV"), ("Apple", "iPhone 12"), ("NIKON CORPORATION", "NIKON D750"), None]
+GEO_LABELS = ["red circle", "blue square", "green cross", "yellow triangle"]
+
+
+def geo_library(root: Path, shapes: Path, per_label: int = 5) -> dict[str, PhotoInfo]:
+    """JPEGs of the shapes under ``shapes`` (``<label>/<i>.png|jpg``) with real EXIF (date taken, GPS, camera,
+    orientation), in two folders; every fifth has no EXIF date (its mtime is set instead). Returns path -> the
+    metadata an index should hold for it."""
+    expected, start = {}, datetime(2018, 3, 1, 9, 30, 0)
+    for n, (label, i) in enumerate((label, i) for i in range(per_label) for label in GEO_LABELS):
+        source = Image.open(next((shapes / label).glob(f"{i}.*"))).convert("RGB")
+        folder = root / ("trip-a" if n % 2 else "trip-b")
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{label.replace(' ', '-')}-{i}.jpg"
+        taken = None if n % 5 == 4 else start + timedelta(days=47 * n, hours=n)
+        place, camera = list(PLACES)[n % 4], CAMERAS[(n // 2) % 4]
+        orientation = 6 if n % 3 == 0 else 1
+        stored = source.transpose(Image.Transpose.ROTATE_90) if orientation == 6 else source
+        write_jpeg(path, stored, taken=taken, gps=PLACES[place], camera=camera, orientation=orientation)
+        mtime = datetime(2021, 6, 1, 12, 0, 0).timestamp() + n * 3600
+        os.utime(path, (mtime, mtime))
+        lat, lon = PLACES[place] or (None, None)
+        expected[str(path)] = PhotoInfo(
+            taken=(taken or datetime.fromtimestamp(mtime)).isoformat(),
+            taken_from="exif" if taken else "mtime",
+            lat=lat,
+            lon=lon,
+            make=camera[0] if camera else None,
+            model=camera[1] if camera else None,
+            width=source.width,
+            height=source.height,
+            orientation=orientation,
+        )
+    return expected
 
 
 def _dms(value: float) -> tuple[float, float, float]:

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 
 from clipforge._fspath import display
 from clipforge.errors import InputError
-from clipforge.index import Hit, Index
+from clipforge.index import FilterError, Hit, Index, SearchFilter
 from clipforge.serve.decoding import b64_bytes, decode_rendering, decode_thumbnail
 from clipforge.serve.deps import ready_service, require_json, require_key
 from clipforge.serve.errors import ApiError
@@ -48,8 +48,10 @@ async def search(body: SearchRequest, svc: Service = Depends(ready_service)) -> 
     for name in ("text", "negative"):
         if getattr(body, name) is not None:
             check_text(getattr(body, name), name, svc.settings)
+    filters = _filters(body)
     image = b64_bytes(body.image, "image") if body.image is not None else None
-    hits = await svc.within_timeout(_run_search(svc, index, body, image))
+    hits = await svc.within_timeout(_run_search(svc, index, body, image, filters))
+    info = await svc.in_decode_thread(index.metadata, [h.id for h in hits])
     return SearchResponse(
         model=svc.model_name,
         results=[
@@ -59,13 +61,28 @@ async def search(body: SearchRequest, svc: Service = Depends(ready_service)) -> 
                 score=float(h.score),
                 image_url=f"/v1/images/{h.id}",
                 thumbnail_url=f"/v1/images/{h.id}/thumbnail",
+                taken=info[h.id].taken if h.id in info else None,
+                camera=(info[h.id].camera or None) if h.id in info else None,
             )
             for h in hits
         ],
     )
 
 
-async def _run_search(svc: Service, index: Index, body: SearchRequest, image: bytes | None) -> list[Hit]:
+def _filters(body: SearchRequest) -> SearchFilter | None:
+    """The request's filter fields as a ``SearchFilter`` (None without any); 422 naming a bad field."""
+    given = {name: getattr(body, name) for name in ("after", "before", "folder", "camera", "near")}
+    if all(v is None for v in given.values()) and body.sort == "score":
+        return None
+    try:
+        return SearchFilter.parse(**given, sort=body.sort)
+    except FilterError as exc:
+        raise ApiError(422, exc.field, str(exc)) from exc
+
+
+async def _run_search(
+    svc: Service, index: Index, body: SearchRequest, image: bytes | None, filters: SearchFilter | None
+) -> list[Hit]:
     """Embed the query's parts through the batchers, then ``Index.query`` combines and searches them."""
     parts = [svc.embed_text(body.text, "text")] if body.text is not None else []
     parts += [svc.embed_image(image, "image")] if image is not None else []
@@ -74,7 +91,7 @@ async def _run_search(svc: Service, index: Index, body: SearchRequest, image: by
     text, rows = rows[: body.text is not None], rows[body.text is not None :]
     image_rows, negative = rows[: image is not None], rows[image is not None :]
     query = functools.partial(
-        index.query, text=text, image=image_rows, negative=negative, k=body.k, min_score=body.min_score
+        index.query, text=text, image=image_rows, negative=negative, k=body.k, min_score=body.min_score, filters=filters
     )
     return await svc.in_model_thread(query)
 
