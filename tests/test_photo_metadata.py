@@ -4,6 +4,7 @@ its rows get metadata at the next ``index`` run without being re-embedded."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from pathlib import Path
@@ -119,3 +120,45 @@ def test_precomputed_rows_get_metadata_at_the_next_index_run(library, loaded_mod
         assert summary.updated == 1  # its sha256 was unknown: read and embedded, metadata stored
         assert same_info(idx.metadata([1])[1], expected[path])
         np.testing.assert_allclose(idx.backend.vectors()[2][0], vector, atol=1e-5)
+
+
+def test_a_version_1_postgres_database_upgrades_in_place(library, loaded_model, pg_url):
+    import psycopg
+
+    from clipforge.testing.postgres import fresh_database
+
+    root, expected = library
+    new, old = fresh_database(pg_url), fresh_database(pg_url)
+    with Index(new, loaded_model) as idx:
+        idx.add([root])
+    version, statements = schema.POSTGRES[0]
+    columns = "id, family, source, folder, manifest_sha256, embed_dim, preprocessing"
+    with psycopg.connect(new) as src, psycopg.connect(old, autocommit=True) as dst:
+        dim = src.execute("SELECT embed_dim FROM clipforge.model").fetchone()[0]
+        dst.execute("CREATE SCHEMA clipforge")
+        for statement in statements:  # the version-1 step as clipforge wrote it (data, never edited)
+            dst.execute(statement.format(dim=dim))
+        dst.execute("INSERT INTO clipforge.meta (key, value) VALUES ('schema_version', %s)", (str(version),))
+        model = src.execute(f"SELECT {columns} FROM clipforge.model").fetchone()
+        dst.execute(
+            f"INSERT INTO clipforge.model ({columns}) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            (*model[:-1], json.dumps(model[-1])),
+        )
+        rows = src.execute("SELECT id, path, size, mtime, sha256, embedding::text FROM clipforge.images").fetchall()
+        with dst.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO clipforge.images (id, path, size, mtime, sha256, embedding) "
+                "VALUES (%s, %s, %s, %s, %s, %s::vector)",
+                rows,
+            )
+    read = "SELECT id, path, embedding::text FROM clipforge.images ORDER BY id"
+    with psycopg.connect(old) as conn:
+        before = conn.execute(read).fetchall()
+    with Index(old, loaded_model) as idx:  # PostgreSQL migrates when opened
+        assert idx.stats()["schema_version"] == 2 and idx.metadata([r[0] for r in before]) == {}
+        summary = idx.add([root])
+        assert (summary.added, summary.updated, summary.unchanged) == (0, 0, len(expected)), summary
+        stored = idx.metadata([r[0] for r in before])
+        assert all(same_info(stored[i], expected[p]) for i, p, _ in before)
+    with psycopg.connect(old) as conn:
+        assert conn.execute(read).fetchall() == before

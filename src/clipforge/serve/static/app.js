@@ -125,9 +125,10 @@ function renderHits(hits) {
 
 async function openViewer(hit, name) {
   // The full image (a JPEG rendering for HEIC/RAW files), fetched with the API key like the thumbnails.
-  const image = $("viewer-image");
-  image.removeAttribute("src");
+  const image = document.createElement("img");  // made here, so the page never holds an empty <img>
+  image.id = "viewer-image";
   image.alt = name;
+  $("viewer-box").replaceChildren(image);
   $("viewer-caption").textContent = [name, hit.taken, hit.camera].filter(Boolean).join(" · ");
   $("viewer").showModal();
   await loadImage(image, hit.image_url);
@@ -229,6 +230,7 @@ function setSearchFile(file) {
 }
 
 $("search-form").addEventListener("submit", search);
+$("viewer").addEventListener("close", () => $("viewer-box").replaceChildren());
 $("classify-form").addEventListener("submit", classify);
 $("key-form").addEventListener("submit", (e) => {
   e.preventDefault();
