@@ -58,7 +58,9 @@ SQLITE: list[tuple[int, list[str]]] = [
         2,
         [
             *(f"ALTER TABLE images ADD COLUMN {name} {kind}" for name, kind, _ in PHOTO_COLUMNS),
-            "CREATE INDEX images_taken ON images (taken)",
+            # covering the filters (folder, date, place, camera): resolving one scans this index, never the
+            # table, whose rows hold the embedding blobs (and the columns added here sit after them)
+            "CREATE INDEX images_photo ON images (taken, lat, lon, make, model, path)",
         ],
     ),
 ]

@@ -349,10 +349,10 @@ class SqliteBackend:
                 )
             sql = f"SELECT id{', lat, lon' if where.near else ''} FROM images"
             sql += f" WHERE {' AND '.join(conditions)}" if conditions else ""
-            rows = self.conn.execute(sql + " ORDER BY id", params).fetchall()
+            rows = self.conn.execute(sql, params).fetchall()  # no ORDER BY: it would make SQLite scan the table
         if where.near:
-            return _near(rows, where.near)
-        return np.fromiter((r[0] for r in rows), np.int64, len(rows))
+            return np.sort(_near(rows, where.near))
+        return np.sort(np.fromiter((r[0] for r in rows), np.int64, len(rows)))
 
     def search_filtered(self, query: np.ndarray, k: int, where: SearchFilter) -> list[Hit]:
         """``search`` restricted to ``candidate_ids(where)``: exact scores of those rows (numpy, from the cached
