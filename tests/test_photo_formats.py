@@ -5,6 +5,7 @@ orientation, in the runtime, the index and the server alike."""
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from clipforge.cli.main import main
 from clipforge.errors import InputError
 from clipforge.index import Index
 from clipforge.runtime.images import load_image
@@ -141,3 +143,20 @@ def test_a_broken_raw_file_is_an_input_error(tmp_path):
     bad.write_bytes(b"II*\x00" + bytes(100))
     with pytest.raises(InputError, match=r"broken\.nef is unreadable"):
         load_image(bad)
+
+
+def test_cli_classify_and_embed_take_heic_and_raw_files_from_a_folder(library, index_model, loaded_model, capsys):
+    root, _ = library
+    code = main(["classify", str(root), "-m", str(index_model), "--labels", ",".join(LABELS), "--json"])
+    rows = json.loads(capsys.readouterr().out)
+    assert code == 0 and len(rows) == 4 * len(LABELS)
+    labels = {Path(r["image"]).name: r["predictions"][0]["label"] for r in rows}
+    assert {Path(n).suffix for n in labels} == {".heic", ".dng", ".jpg"}
+    assert all(name.startswith(label.replace(" ", "-")) for name, label in labels.items()), labels
+    out = root.parent / "embeddings.npy"
+    assert main(["embed", str(root), "-o", str(out), "-m", str(index_model)]) == 0
+    names = Path(str(out).replace(".npy", ".names.txt")).read_text().split("\n")
+    vectors = np.load(out)
+    heic = names.index(str(root / "red-circle.heic"))
+    np.testing.assert_allclose(vectors[heic], loaded_model.embed_images([root / "red-circle.heic"])[0], atol=1e-5)
+    assert sum(n.endswith(".dng") for n in names) == 2 * len(LABELS)
