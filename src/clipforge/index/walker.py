@@ -109,4 +109,4 @@ class Decoder:
 
 def header_info(state: FileState, data: bytes) -> PhotoInfo:
     """The metadata of a file whose content is already indexed, from its header (no pixel decoded)."""
-    return photo_header(data, state.path, Path(state.path).suffix).with_mtime(state.mtime)
+    return photo_header(data, Path(state.path).suffix).with_mtime(state.mtime)

@@ -115,12 +115,12 @@ def decode_photo(
         raise unreadable(name, exc, policy) from exc
 
 
-def photo_header(data: bytes, name: str, suffix: str) -> PhotoInfo:
+def photo_header(data: bytes, suffix: str) -> PhotoInfo:
     """A photo's metadata from its header alone (no pixel decoded): what an index row indexed before photo
-    metadata existed is filled with. Empty when the header does not parse."""
-    if suffix.lower() in RAW_SUFFIXES:
-        return _header_info(data)
-    register_heif()
+    metadata existed is filled with (a RAW file: its TIFF header's tags, no size). Empty when the header does not
+    parse."""
+    if suffix.lower() not in RAW_SUFFIXES:
+        register_heif()
     return _header_info(data)
 
 

@@ -9,8 +9,8 @@ demosaiced by LibRaw (camera white balance, sRGB)."""
 
 from __future__ import annotations
 
+import functools
 import io
-import threading
 from pathlib import Path
 
 from PIL import Image
@@ -28,27 +28,22 @@ PHOTO_SUFFIXES = HEIF_SUFFIXES | AVIF_SUFFIXES | RAW_SUFFIXES
 _HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
 # LibRaw's flip -> the EXIF orientation that undoes it
 _FLIP_TO_ORIENTATION = {0: 1, 3: 3, 5: 8, 6: 6}
-_registered = threading.Lock()
-_heif_state: list[bool] = []  # [installed] once checked
 
 
 def is_raw(name: str | None) -> bool:
     return bool(name) and Path(name).suffix.lower() in RAW_SUFFIXES
 
 
+@functools.cache
 def register_heif() -> bool:
-    """Register pillow-heif's HEIF opener with Pillow once; False when pillow-heif is not installed."""
-    if not _heif_state:
-        with _registered:
-            if not _heif_state:
-                try:
-                    import pillow_heif
-                except ImportError:
-                    _heif_state.append(False)
-                else:
-                    pillow_heif.register_heif_opener()
-                    _heif_state.append(True)
-    return _heif_state[0]
+    """Register pillow-heif's HEIF opener with Pillow (once; registering twice from two threads is harmless);
+    False when pillow-heif is not installed."""
+    try:
+        import pillow_heif
+    except ImportError:
+        return False
+    pillow_heif.register_heif_opener()
+    return True
 
 
 def looks_heif(head: bytes, name: str | None) -> bool:
