@@ -161,6 +161,12 @@ def test_api_search_filters(library, loaded_model, tmp_path):
             assert sorted(r["path"] for r in results) == sorted(want) and want
             assert [r["taken"] for r in results] == sorted((expected[p].taken for p in want), reverse=True)
             assert all(r["camera"] == "NIKON CORPORATION NIKON D750" for r in results)
+            assert [r["taken_from"] for r in results] == [expected[r["path"]].taken_from for r in results]
+            every = client.post("/v1/search", json={"text": "x", "k": 50, "sort": "date"}).json()["results"]
+            assert [(r["taken"], r["taken_from"]) for r in every] == sorted(
+                ((i.taken, i.taken_from) for i in expected.values()), reverse=True
+            )
+            assert {r["taken_from"] for r in every} == {"exif", "mtime"}
             near = client.post("/v1/search", json={"text": "x", "k": 50, "near": [48.8566, 2.3522, 1]}).json()
             assert {r["path"] for r in near["results"]} == {p for p, i in expected.items() if i.lat == 48.8566}
             for field, value in [

@@ -137,6 +137,11 @@ def test_page_search_and_classify_with_the_keyboard(
     page.wait_for_function("document.querySelector('#search-results li:not(.hit)')", timeout=20_000)
     page.fill("#filter-camera", "")
     page.select_option("#filter-sort", "score")
+    page.click("#search-filters summary")  # folded again; the search as before, for the screenshots
+    page.press("#search-text", "Enter")
+    page.wait_for_function(
+        f"document.querySelector('#search-results li.hit')?.dataset.id === '{ids[0]}'", timeout=20_000
+    )
 
     # classify: open the file chooser from the drop zone with Enter, type labels, submit with Enter
     photo = next((shapes_dataset.root / "test" / "red circle").iterdir())

@@ -61,9 +61,14 @@ def search(
         hits = idx.search(
             text=text or None, image=image or None, negative=negative or None, k=k, min_score=min_score, filters=filters
         )
-        taken = {i: info.taken for i, info in idx.metadata([h.id for h in hits]).items()} if filters else None
+        info = idx.metadata([h.id for h in hits]) if filters else None
+    taken = {i: p.taken for i, p in info.items()} if info is not None else None
     if as_json:
-        dated = (lambda h: {"taken": taken.get(h.id)}) if taken is not None else (lambda h: {})
+        dated = (
+            (lambda h: {"taken": taken.get(h.id), "taken_from": info[h.id].taken_from if h.id in info else None})
+            if info is not None
+            else (lambda h: {})
+        )
         output.print_json([{"id": h.id, "path": h.path, "score": round(h.score, 6), **dated(h)} for h in hits])
         return
     if not hits:

@@ -99,6 +99,7 @@ class SearchHit(BaseModel):
     image_url: str
     thumbnail_url: str
     taken: str | None = Field(None, description="Date taken (EXIF, else the file's mtime), camera local time.")
+    taken_from: Literal["exif", "mtime"] | None = Field(None, description="Where 'taken' comes from.")
     camera: str | None = None
 
 

@@ -62,6 +62,7 @@ async def search(body: SearchRequest, svc: Service = Depends(ready_service)) -> 
                 image_url=f"/v1/images/{h.id}",
                 thumbnail_url=f"/v1/images/{h.id}/thumbnail",
                 taken=info[h.id].taken if h.id in info else None,
+                taken_from=info[h.id].taken_from if h.id in info else None,
                 camera=(info[h.id].camera or None) if h.id in info else None,
             )
             for h in hits

@@ -115,6 +115,7 @@ function renderHits(hits) {
       const when = document.createElement("span");
       when.className = "taken";
       when.textContent = hit.taken.slice(0, 10);
+      if (hit.taken_from === "mtime") when.title = "no date in the photo: the file's modification date";
       meta.append(" ", when);
     }
     a.append(img, meta);
