@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clipforge.index import Index, schema
+from clipforge.errors import InputError
+from clipforge.index import Index, SearchFilter, schema
 from clipforge.runtime.images import decode_photo
 from clipforge.runtime.photo_info import PhotoInfo
 from clipforge.testing.photos import geo_library
@@ -96,6 +97,8 @@ def test_a_version_1_database_upgrades_in_place_and_fills_metadata_without_re_em
     with Index(old, loaded_model) as idx:  # opened read-only: searches work, nothing is migrated yet
         assert idx.stats()["schema_version"] == 1 and idx.metadata([r[0] for r in before]) == {}
         assert len(idx.search("a photo of a red circle.", k=3)) == 3
+        with pytest.raises(InputError, match=r"before photo metadata .*run 'clipforge index' on its folders"):
+            idx.search("a photo of a red circle.", filters=SearchFilter.parse(camera="canon"))
         started = time.perf_counter()
         summary = idx.add([root])
         assert (summary.added, summary.updated, summary.unchanged) == (0, 0, len(expected)), summary
@@ -116,6 +119,7 @@ def test_precomputed_rows_get_metadata_at_the_next_index_run(library, loaded_mod
         vector = loaded_model.embed_images([path])[0]
         idx.upsert([(path, st.st_size, st.st_mtime, "0" * 64, vector)])
         assert idx.metadata([1]) == {}
+        assert idx.search("a photo of a red circle.", filters=SearchFilter.parse(after="1900")) == []
         summary = idx.add([path])
         assert summary.updated == 1  # its sha256 was unknown: read and embedded, metadata stored
         assert same_info(idx.metadata([1])[1], expected[path])

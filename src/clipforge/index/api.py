@@ -142,8 +142,9 @@ class Index:
         return counts.summary(round(time.perf_counter() - start, 3))
 
     def upsert(self, rows: Sequence[Row | tuple]) -> None:
-        """Store precomputed rows ``(path, size, mtime, sha256, embedding float32[D])`` in one transaction
-        (insert or replace by path; idempotent). Embeddings are L2-normalised here."""
+        """Store precomputed rows ``(path, size, mtime, sha256, embedding float32[D])`` (or ``Row``s, whose photo
+        ``info`` is kept) in one transaction (insert or replace by path; idempotent). Embeddings are L2-normalised
+        here; rows without photo metadata get it at the next ``add`` over their folders."""
         self._ensure_record()
         dim, clean = self.record.embed_dim, []
         for row in rows:
@@ -153,7 +154,8 @@ class Index:
             vector = np.asarray(embedding, np.float32).reshape(-1)
             if vector.shape[0] != dim:
                 raise InputError(f"embedding of {path} has {vector.shape[0]} values; the index holds dim {dim}")
-            clean.append(Row(str(path), int(size), float(mtime), str(sha), scoring.l2_normalize(vector)))
+            info = row.info if isinstance(row, Row) else None
+            clean.append(Row(str(path), int(size), float(mtime), str(sha), scoring.l2_normalize(vector), info))
         if clean:
             self.backend.apply(clean)
 
