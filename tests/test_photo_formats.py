@@ -9,16 +9,17 @@ import json
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, features
 
 from clipforge.cli.main import main
 from clipforge.errors import InputError
 from clipforge.index import Index
-from clipforge.runtime.images import load_image
+from clipforge.runtime.images import IMAGE_SUFFIXES, decode_photo, load_image
 from clipforge.testing.photos import write_dng, write_heic, write_jpeg
 
 pytest.importorskip("pillow_heif")
@@ -160,3 +161,24 @@ def test_cli_classify_and_embed_take_heic_and_raw_files_from_a_folder(library, i
     heic = names.index(str(root / "red-circle.heic"))
     np.testing.assert_allclose(vectors[heic], loaded_model.embed_images([root / "red-circle.heic"])[0], atol=1e-5)
     assert sum(n.endswith(".dng") for n in names) == 2 * len(LABELS)
+
+
+def test_heic_metadata_and_avif(shapes_dataset, tmp_path):
+    source = Image.open(next((shapes_dataset.folder("test") / "red circle").glob("0.*"))).convert("RGB")
+    heic = write_heic(
+        tmp_path / "a.heic",
+        source,
+        taken=datetime(2017, 9, 19, 8, 5, 1),
+        gps=(-33.8568, 151.2153),
+        camera=("Apple", "iPhone 8"),
+    )
+    image, info = decode_photo(heic)
+    assert image.size == source.size and (info.taken, info.taken_from) == ("2017-09-19T08:05:01", "exif")
+    assert (info.make, info.model) == ("Apple", "iPhone 8")
+    assert info.lat == pytest.approx(-33.8568, abs=1e-5) and info.lon == pytest.approx(151.2153, abs=1e-5)
+    if not features.check("avif"):
+        pytest.skip("this Pillow has no AVIF plugin (Pillow >= 11.3 has)")
+    source.save(tmp_path / "b.avif", quality=95)
+    assert ".avif" in IMAGE_SUFFIXES
+    decoded = np.asarray(load_image(tmp_path / "b.avif"), np.float64)
+    assert decoded.shape == np.asarray(source).shape and np.abs(decoded - np.asarray(source)).mean() < 8
