@@ -19,6 +19,8 @@ HF composites onto white only for PIL images handed to the processor directly). 
 Truncated files are errors: Pillow's ``LOAD_TRUNCATED_IMAGES`` is never set, so a cut-off download is reported
 instead of being classified with a grey lower half. What is accepted (declared pixels, sides, first frame) and
 the error text are the image policy's (``runtime.image_policy``), shared with the CLI, the indexer and the server.
+HEIC/HEIF, AVIF and camera RAW files are read here too (``runtime.photo_formats``), and ``decode_photo`` also
+returns what the photo says about itself (``runtime.photo_info``: date taken, GPS, camera) from the same decode.
 
 The resize before a centre crop is bounded by the policy's ``max_resized_pixels``: below it (every ordinary
 photo) the steps above run as written, bit for bit; above it (a 8x4,000,000 strip would become 224x112,000,000)
@@ -147,7 +149,8 @@ def _upright(image: Image.Image) -> Image.Image:
 
 
 def _header_info(data: bytes) -> PhotoInfo:
-    """A TIFF-based RAW's own tags (camera, date, GPS) as Pillow reads them from its header; empty otherwise."""
+    """A photo's tags (date, GPS, camera, size) as Pillow reads them from its header, no pixel decoded (for a
+    TIFF-based RAW file: its own TIFF tags); empty when Pillow cannot open it."""
     try:
         with Image.open(io.BytesIO(data)) as header:
             return photo_info(header)
