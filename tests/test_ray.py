@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from clipforge.cli.main import main
+from clipforge.runtime.images import decode_photo
 
 N_IMAGES = 40
 
@@ -180,6 +181,9 @@ def test_worker_steps_without_ray(clip_folder, photos, tmp_path):
     status = records.status_columns(decoded, batch["known"])
     assert list(status["status"]) == ["updated", "unchanged", "unreadable", "unreadable"]
     assert "broken.jpg" in status["error"][2] and "cannot be read" in status["error"][3]
+    assert decoded[0].info == decode_photo(good)[1].with_mtime(good.stat().st_mtime)
+    assert decoded[1].info == decode_photo(same)[1].with_mtime(same.stat().st_mtime)  # from its header
+    assert decoded[0].info.taken_from == "mtime" and decoded[0].info.width == Image.open(good).width
     vectors = records.embed_decoded(model, decoded, batch_size=2)
     np.testing.assert_allclose(vectors[0], model.embed_images([good])[0], atol=1e-6)
     assert not vectors[1:].any()

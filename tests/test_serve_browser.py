@@ -13,6 +13,7 @@ import pytest
 
 pytest.importorskip("fastapi")
 
+from clipforge.index import SearchFilter  # noqa: E402
 from clipforge.runtime.model import ZeroShotModel  # noqa: E402
 from clipforge.testing.server import ServerProcess  # noqa: E402
 
@@ -112,6 +113,34 @@ def test_page_search_and_classify_with_the_keyboard(
     )
     page.wait_for_function(
         "[...document.querySelectorAll('#search-results img')].every(i => i.naturalWidth > 0)", timeout=20_000
+    )
+
+    # a result opens the full image in the viewer (fetched with the key like thumbnails); Escape closes it
+    page.click("#search-results li.hit a")
+    page.wait_for_function("document.querySelector('#viewer-image')?.naturalWidth > 0", timeout=20_000)
+    assert page.is_visible("#viewer") and page.text_content("#viewer-caption")
+    page.keyboard.press("Escape")
+    page.wait_for_function("!document.querySelector('#viewer').open", timeout=5_000)
+
+    # filters: newest first equals Index.search with the same filter; a camera no photo has gives no results
+    page.click("#search-filters summary")
+    page.select_option("#filter-sort", "date")
+    page.press("#search-text", "Enter")
+    by_date = [h.id for h in shapes_index.search("a photo of a red circle.", k=10, filters=SearchFilter(sort="date"))]
+    page.wait_for_function(
+        f"[...document.querySelectorAll('#search-results li.hit')].map(e => e.dataset.id).join() === "
+        f"'{','.join(map(str, by_date))}'",
+        timeout=20_000,
+    )
+    page.fill("#filter-camera", "no such camera")
+    page.press("#search-text", "Enter")
+    page.wait_for_function("document.querySelector('#search-results li:not(.hit)')", timeout=20_000)
+    page.fill("#filter-camera", "")
+    page.select_option("#filter-sort", "score")
+    page.click("#search-filters summary")  # folded again; the search as before, for the screenshots
+    page.press("#search-text", "Enter")
+    page.wait_for_function(
+        f"document.querySelector('#search-results li.hit')?.dataset.id === '{ids[0]}'", timeout=20_000
     )
 
     # classify: open the file chooser from the drop zone with Enter, type labels, submit with Enter

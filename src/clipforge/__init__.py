@@ -26,6 +26,7 @@ _LAZY = {
     "export_model": "clipforge.export",
     "ZeroShotModel": "clipforge.models",
     "Index": "clipforge.index",
+    "SearchFilter": "clipforge.index",
 }
 # Seed-compatible alias for users coming from composite-model tooling.
 _ALIASES = {"ModelForZeroShotImageClassification": "ZeroShotModel"}

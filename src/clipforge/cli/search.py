@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +12,12 @@ from clipforge import output
 from clipforge._fspath import display
 from clipforge.cli import runtime_options as ro
 from clipforge.cli.index import Db, IndexModel
-from clipforge.index import Index
+from clipforge.index import Index, SearchFilter
+
+
+class SortOrder(str, Enum):
+    score = "score"
+    date = "date"
 
 
 def search(
@@ -24,22 +30,54 @@ def search(
     ] = None,
     k: Annotated[int, typer.Option("-k", "--top-k", help="Number of results.")] = 20,
     min_score: Annotated[float | None, typer.Option("--min-score", help="Drop results below this cosine.")] = None,
+    after: Annotated[
+        str | None, typer.Option("--after", metavar="DATE", help="Taken on or after DATE (YYYY[-MM[-DD]]).")
+    ] = None,
+    before: Annotated[
+        str | None, typer.Option("--before", metavar="DATE", help="Taken on or before DATE (the whole day/month/year).")
+    ] = None,
+    folder: Annotated[Path | None, typer.Option("--folder", help="Only images under this folder.")] = None,
+    camera: Annotated[
+        str | None, typer.Option("--camera", help="Camera make/model contains this (case-insensitive).")
+    ] = None,
+    near: Annotated[
+        str | None, typer.Option("--near", metavar="LAT,LON[,KM]", help="Taken within KM km (default 25) of a place.")
+    ] = None,
+    sort: Annotated[SortOrder, typer.Option("--sort", help="score: best first; date: the best, newest first.")] = (
+        SortOrder.score
+    ),
     device: ro.Device = "cpu",
     threads: ro.Threads = None,
     as_json: ro.AsJson = False,
 ) -> None:
-    """Print the indexed images most similar to the query (path and cosine score), best first."""
+    """Print the indexed images most similar to the query (path and cosine score), best first; --after/--before,
+    --folder, --camera and --near keep only the photos that match (date taken, place, camera: stored by
+    'clipforge index'), --sort date shows them newest first."""
+    given = {"after": after, "before": before, "folder": folder, "camera": camera, "near": near}
+    filters = SearchFilter.parse(**given, sort=sort.value) if any(v is not None for v in given.values()) else None
+    if filters is None and sort is SortOrder.date:
+        filters = SearchFilter(sort="date")
     with Index(db, model, device=device, threads=threads) as idx:
-        hits = idx.search(text=text or None, image=image or None, negative=negative or None, k=k, min_score=min_score)
+        hits = idx.search(
+            text=text or None, image=image or None, negative=negative or None, k=k, min_score=min_score, filters=filters
+        )
+        info = idx.metadata([h.id for h in hits]) if filters else None
+    taken = {i: p.taken for i, p in info.items()} if info is not None else None
     if as_json:
-        output.print_json([{"id": h.id, "path": h.path, "score": round(h.score, 6)} for h in hits])
+        dated = (
+            (lambda h: {"taken": taken.get(h.id), "taken_from": info[h.id].taken_from if h.id in info else None})
+            if info is not None
+            else (lambda h: {})
+        )
+        output.print_json([{"id": h.id, "path": h.path, "score": round(h.score, 6), **dated(h)} for h in hits])
         return
     if not hits:
         output.say("no results" + (f" with score >= {min_score}" if min_score is not None else ""))
         return
-    table = output.table("search results", ("score", "path"), numeric=("score",))
+    columns = ("score", "taken", "path") if taken is not None else ("score", "path")
+    table = output.table("search results", columns, numeric=("score",))
     for h in hits:
-        table.add_row(f"{h.score:.4f}", display(h.path))
+        table.add_row(f"{h.score:.4f}", *([taken.get(h.id) or ""] if taken is not None else []), display(h.path))
     output.show(table)
 
 

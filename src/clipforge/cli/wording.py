@@ -8,7 +8,13 @@ import re
 
 # parameter -> the flag of the command that takes it (every command spells a shared parameter the same way)
 FLAGS = {
+    "after": "--after",
     "baseline": "--baseline",
+    "before": "--before",
+    "camera": "--camera",
+    "folder": "--folder",
+    "near": "--near",
+    "sort": "--sort",
     "batch_size": "--batch-size",
     "calibration_data": "--calibration-data",
     "class_names": "--class-names",

@@ -17,8 +17,8 @@ import numpy as np
 
 from clipforge._io import atomic_file
 from clipforge.errors import InputError
-from clipforge.index import Batch, Decoded, EmbeddingModel, FileState, Index
-from clipforge.runtime.images import load_image, resized_pixels, to_pixel_values
+from clipforge.index import Batch, Decoded, EmbeddingModel, FileState, Index, header_info
+from clipforge.runtime.images import decode_photo, resized_pixels, to_pixel_values
 from clipforge.runtime.scoring import l2_normalize
 from clipforge.specs import ImageSpec
 
@@ -76,13 +76,14 @@ def decode_blob(
         return Decoded(state, error=read_error)
     digest = hashlib.sha256(data).hexdigest()
     if digest == known_sha:
-        return Decoded(state, digest, unchanged=True)
+        return Decoded(state, digest, unchanged=True, info=header_info(state, data))
     try:
-        pixels = resized_pixels(load_image(data, draft=draft), spec)
+        image, info = decode_photo(data, draft=draft, suffix=Path(state.path).suffix)
+        pixels = resized_pixels(image, spec)
     except InputError as exc:
         cause = exc.__cause__ or exc
         return Decoded(state, digest, error=f"unreadable, truncated or not an image ({_named(str(cause), state.path)})")
-    return Decoded(state, digest, pixels)
+    return Decoded(state, digest, pixels, info=info.with_mtime(state.mtime))
 
 
 def decode_batch(batch: dict[str, np.ndarray], spec: ImageSpec, draft: tuple[int, int] | None) -> list[Decoded]:

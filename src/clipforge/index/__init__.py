@@ -14,12 +14,15 @@ decoding are shared (walker.py, ingest.py).
 from clipforge.index.api import Index
 from clipforge.index.backends import open_backend
 from clipforge.index.base import Backend, EmbeddingModel, Hit, IndexSummary, ModelRecord, Row
+from clipforge.index.filters import FilterError, SearchFilter
 from clipforge.index.ingest import Batch, Counts, Plan
-from clipforge.index.walker import Decoded, FileState
+from clipforge.index.walker import Decoded, FileState, header_info
 
 __all__ = [
     "Index",
     "Hit",
+    "SearchFilter",
+    "FilterError",
     "IndexSummary",
     "open_backend",
     "Backend",
@@ -31,4 +34,5 @@ __all__ = [
     "Counts",
     "Decoded",
     "FileState",
+    "header_info",
 ]

@@ -20,6 +20,7 @@ from clipforge.errors import InputError
 from clipforge.index.backends import open_backend
 from clipforge.index.base import EmbeddingModel, Hit, IndexSummary, ModelRecord, Row, Stored, Touch
 from clipforge.index.dedup import duplicate_groups
+from clipforge.index.filters import SearchFilter
 from clipforge.index.ingest import Batch, Counts, Plan, ingest, make_plan
 from clipforge.index.walker import walk
 from clipforge.models import open_model
@@ -27,6 +28,7 @@ from clipforge.runtime import scoring
 from clipforge.runtime.images import ONE_IMAGE, to_pixel_values
 from clipforge.runtime.labels import DEFAULT_TEMPLATE
 from clipforge.runtime.model import ZeroShotModel
+from clipforge.runtime.photo_info import PhotoInfo
 
 ModelSource = EmbeddingModel | str | Path | None
 Paths = Sequence[str | Path] | str | Path
@@ -93,8 +95,8 @@ class Index:
         self._ensure_record()
         good = [d for d in batch.decoded if d.pixels is not None]
         vectors = self._encode([d.pixels for d in good]) if good else []
-        rows = [Row(d.state.path, d.state.size, d.state.mtime, d.sha256, v) for d, v in zip(good, vectors)]
-        touches = [Touch(d.state.path, d.state.size, d.state.mtime) for d in batch.decoded if d.unchanged]
+        rows = [Row(d.state.path, d.state.size, d.state.mtime, d.sha256, v, d.info) for d, v in zip(good, vectors)]
+        touches = [Touch(d.state.path, d.state.size, d.state.mtime, d.info) for d in batch.decoded if d.unchanged]
         bad = [d for d in batch.decoded if d.error]
         stale = [d.state.path for d in bad if batch.known.get(d.state.path)]
         deleted = self.backend.apply(rows, touches, [*stale, *batch.removals])
@@ -140,16 +142,20 @@ class Index:
         return counts.summary(round(time.perf_counter() - start, 3))
 
     def upsert(self, rows: Sequence[Row | tuple]) -> None:
-        """Store precomputed rows ``(path, size, mtime, sha256, embedding float32[D])`` in one transaction
-        (insert or replace by path; idempotent). Embeddings are L2-normalised here."""
+        """Store precomputed rows ``(path, size, mtime, sha256, embedding float32[D])`` (or ``Row``s, whose photo
+        ``info`` is kept) in one transaction (insert or replace by path; idempotent). Embeddings are L2-normalised
+        here; rows without photo metadata get it at the next ``add`` over their folders."""
         self._ensure_record()
         dim, clean = self.record.embed_dim, []
         for row in rows:
-            path, size, mtime, sha, embedding = tuple(row.__dict__.values()) if isinstance(row, Row) else row
+            path, size, mtime, sha, embedding = (
+                (row.path, row.size, row.mtime, row.sha256, row.embedding) if isinstance(row, Row) else row
+            )
             vector = np.asarray(embedding, np.float32).reshape(-1)
             if vector.shape[0] != dim:
                 raise InputError(f"embedding of {path} has {vector.shape[0]} values; the index holds dim {dim}")
-            clean.append(Row(str(path), int(size), float(mtime), str(sha), scoring.l2_normalize(vector)))
+            info = row.info if isinstance(row, Row) else None
+            clean.append(Row(str(path), int(size), float(mtime), str(sha), scoring.l2_normalize(vector), info))
         if clean:
             self.backend.apply(clean)
 
@@ -162,16 +168,26 @@ class Index:
         return self.backend.apply(removals=doomed) if doomed else 0
 
     # --- reading ------------------------------------------------------------------------------------------
-    def search(self, text=None, image=None, negative=None, k: int = 20, min_score: float | None = None) -> list[Hit]:
+    def search(
+        self,
+        text=None,
+        image=None,
+        negative=None,
+        k: int = 20,
+        min_score: float | None = None,
+        filters: SearchFilter | None = None,
+    ) -> list[Hit]:
         """The ``k`` indexed images most similar to the query, best first: ``text`` (one or more strings) and
         ``image`` (one or more images: paths, bytes, PIL images) are embedded with this index's model and
-        averaged, ``negative`` texts subtracted; ``min_score`` drops weaker hits."""
+        averaged, ``negative`` texts subtracted; ``min_score`` drops weaker hits; ``filters`` (a
+        ``SearchFilter``: date taken, folder, camera, place; sort by date) restricts and orders them."""
         return self.query(
             text=self._embed_texts(text),
             image=self._embed_images(image),
             negative=self._embed_texts(negative),
             k=k,
             min_score=min_score,
+            filters=filters,
         )
 
     def query(
@@ -182,10 +198,11 @@ class Index:
         negative: Sequence[np.ndarray] = (),
         k: int = 20,
         min_score: float | None = None,
+        filters: SearchFilter | None = None,
     ) -> list[Hit]:
         """Search with the embeddings of a query's parts: the mean of the positive ones (``text`` and
         ``image``) minus the mean of the ``negative`` ones, normalised; the ``k`` best hits with a score of at
-        least ``min_score``."""
+        least ``min_score`` among the images ``filters`` lets through."""
         positives = [*text, *image]
         if not positives:
             raise InputError(
@@ -195,17 +212,32 @@ class Index:
         vector = np.mean(positives, axis=0)
         if len(negative):
             vector = vector - np.mean(negative, axis=0)
-        return self.search_vector(vector, k, min_score)
+        return self.search_vector(vector, k, min_score, filters)
 
-    def search_vector(self, vector, k: int = 20, min_score: float | None = None) -> list[Hit]:
-        """Search with a precomputed query embedding [D] (normalised here), e.g. from a batching server."""
+    def search_vector(
+        self, vector, k: int = 20, min_score: float | None = None, filters: SearchFilter | None = None
+    ) -> list[Hit]:
+        """Search with a precomputed query embedding [D] (normalised here), e.g. from a batching server.
+        ``filters``: only the rows it lets through are scored (exactly); ``sort="date"`` shows the ``k`` best
+        newest first (undated rows last)."""
         if k < 1:
             raise InputError(f"k must be at least 1, got {k}")
         vector = np.asarray(vector, np.float32).reshape(-1)
         if self.record is not None and vector.shape[0] != self.record.embed_dim:
             raise InputError(f"query has {vector.shape[0]} values; the index holds dim {self.record.embed_dim}")
-        hits = self.backend.search(scoring.l2_normalize(vector), int(k))
-        return [h for h in hits if min_score is None or h.score >= min_score]
+        query = scoring.l2_normalize(vector)
+        if filters is not None and filters.narrows:
+            hits = self.backend.search_filtered(query, int(k), filters)
+        else:
+            hits = self.backend.search(query, int(k))
+        hits = [h for h in hits if min_score is None or h.score >= min_score]
+        return self._by_date(hits) if filters is not None and filters.sort == "date" else hits
+
+    def _by_date(self, hits: list[Hit]) -> list[Hit]:
+        """``hits`` newest first (by date taken; equal dates by score), hits without a date last."""
+        info = self.backend.metadata([h.id for h in hits])
+        dated = sorted((h for h in hits if h.id in info), key=lambda h: (info[h.id].taken, h.score), reverse=True)
+        return dated + [h for h in hits if h.id not in info]
 
     def _embed_texts(self, text) -> list[np.ndarray]:
         texts = [text] if isinstance(text, str) else list(text or [])
@@ -223,6 +255,11 @@ class Index:
     def file_of(self, image_id: int) -> tuple[str, Stored] | None:
         """The path of image ``image_id`` and the size, mtime and sha256 it was indexed with."""
         return self.backend.file_of(image_id)
+
+    def metadata(self, ids: Sequence[int]) -> dict[int, PhotoInfo]:
+        """Image id -> its photo metadata (date taken, place, camera, size, orientation) for the ``ids`` that
+        have it (rows indexed before schema version 2 get it at the next ``add``)."""
+        return self.backend.metadata(ids)
 
     def count(self) -> int:
         """How many images the index holds."""

@@ -12,6 +12,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from clipforge.index.filters import SearchFilter
+from clipforge.runtime.photo_info import PhotoInfo
 from clipforge.specs import Manifest
 
 
@@ -43,13 +45,15 @@ class IndexSummary:
 
 @dataclass(frozen=True)
 class Row:
-    """One image row: ``embedding`` is float32 [D], L2-normalised."""
+    """One image row: ``embedding`` is float32 [D], L2-normalised; ``info`` the photo's metadata (None: not
+    known, e.g. precomputed embeddings; the next ``index`` run fills it)."""
 
     path: str
     size: int
     mtime: float
     sha256: str
     embedding: np.ndarray
+    info: PhotoInfo | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ class Touch:
     path: str
     size: int
     mtime: float
+    info: PhotoInfo | None = None  # read from the header: fills a row stored without metadata
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,7 @@ class Stored:
     size: int
     mtime: float
     sha256: str
+    has_info: bool = True  # False: a row stored without photo metadata (before schema version 2, or upserted)
 
 
 @dataclass(frozen=True)
@@ -153,6 +159,12 @@ class Backend(Protocol):
         """The path of row ``image_id`` and the size, mtime and sha256 it was indexed with."""
 
     def count(self) -> int: ...
+
+    def metadata(self, ids: Sequence[int]) -> dict[int, PhotoInfo]:
+        """The stored photo metadata of rows ``ids`` that have it."""
+
+    def search_filtered(self, query: np.ndarray, k: int, where: SearchFilter) -> list[Hit]:
+        """``search`` among the rows ``where`` lets through, scored exactly."""
 
     def info(self) -> dict[str, Any]: ...
 

@@ -72,12 +72,13 @@ class Batch:
 
 
 def make_plan(found: Walk, stored: Mapping[str, Stored]) -> Plan:
-    """The plan for a walk against the stored rows (path -> size, mtime, sha256)."""
+    """The plan for a walk against the stored rows (path -> size, mtime, sha256). A row stored without photo
+    metadata is read again: its content is unchanged (same sha256), so only its header is parsed."""
     present = {f.path for f in found.files}
     plan = Plan(remove=[p for p in stored if p not in present and found.covers(p)], unreadable=list(found.unreadable))
     for f in found.files:
         row = stored.get(f.path)
-        if row is not None and row.size == f.size and row.mtime == f.mtime:
+        if row is not None and row.size == f.size and row.mtime == f.mtime and row.has_info:
             plan.unchanged += 1
         else:
             plan.read.append((f, row.sha256 if row else None))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Sequence
+from dataclasses import astuple
 
 import numpy as np
 
@@ -15,7 +16,15 @@ from clipforge._fspath import from_db, to_db
 from clipforge.errors import InputError, require
 from clipforge.index import schema
 from clipforge.index.base import Hit, ModelRecord, Row, Stored, Touch
+from clipforge.index.filters import EARTH_KM, SearchFilter, sql_conditions
+from clipforge.index.schema import PHOTO_NAMES
+from clipforge.runtime.photo_info import PhotoInfo
 
+# haversine_km (filters.py) in SQL: parameters lat, lat, lon of the point
+HAVERSINE_SQL = (
+    f"2 * {EARTH_KM} * asin(sqrt(least(1, power(sin(radians(lat - %s) / 2), 2) + cos(radians(%s)) "
+    "* cos(radians(lat)) * power(sin(radians(lon - %s) / 2), 2))))"
+)
 MODEL_COLUMNS = ("family", "source", "folder", "manifest_sha256", "embed_dim", "preprocessing")
 LOCK_KEY = 0x636C6970  # advisory lock id for schema changes ("clip")
 DEFAULT_EF_SEARCH = 100  # HNSW candidate list per query; docs/index.md has the recall it gives
@@ -104,23 +113,36 @@ class PostgresBackend:
         if not self._vector_ready:
             return {}
         with self._lock:
-            rows = self.conn.execute("SELECT path, size, mtime, sha256 FROM clipforge.images").fetchall()
-        return {from_db(path): Stored(size, mtime, sha) for path, size, mtime, sha in rows}
+            rows = self.conn.execute(
+                "SELECT path, size, mtime, sha256, taken_from IS NOT NULL FROM clipforge.images"
+            ).fetchall()
+        return {from_db(path): Stored(size, mtime, sha, info) for path, size, mtime, sha, info in rows}
 
     def apply(self, upserts: Sequence[Row] = (), touches: Sequence[Touch] = (), removals: Sequence[str] = ()) -> int:
         if not self._vector_ready:
             raise InputError(f"{self.where} has no clipforge index yet; record a model first (index some images)")
         with self._lock, self.conn.transaction(), self.conn.cursor() as cur:
             cur.executemany(
-                "INSERT INTO clipforge.images (path, size, mtime, sha256, embedding) VALUES (%s, %s, %s, %s, %s) "
+                f"INSERT INTO clipforge.images (path, size, mtime, sha256, embedding, {', '.join(PHOTO_NAMES)}) "
+                f"VALUES (%s, %s, %s, %s, %s, {', '.join(['%s'] * len(PHOTO_NAMES))}) "
                 "ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime = excluded.mtime, "
-                "sha256 = excluded.sha256, embedding = excluded.embedding, indexed_at = now()",
-                [(to_db(r.path), r.size, r.mtime, r.sha256, np.asarray(r.embedding, np.float32)) for r in upserts],
+                "sha256 = excluded.sha256, embedding = excluded.embedding, indexed_at = now(), "
+                + ", ".join(f"{c} = excluded.{c}" for c in PHOTO_NAMES),
+                [
+                    (to_db(r.path), r.size, r.mtime, r.sha256, np.asarray(r.embedding, np.float32), *_photo(r.info))
+                    for r in upserts
+                ],
             )
-            if touches:
+            plain = [(t.size, t.mtime, to_db(t.path)) for t in touches if t.info is None]
+            if plain:
+                cur.executemany("UPDATE clipforge.images SET size = %s, mtime = %s WHERE path = %s", plain)
+            described = [(t.size, t.mtime, *_photo(t.info), to_db(t.path)) for t in touches if t.info is not None]
+            if described:
                 cur.executemany(
-                    "UPDATE clipforge.images SET size = %s, mtime = %s WHERE path = %s",
-                    [(t.size, t.mtime, to_db(t.path)) for t in touches],
+                    "UPDATE clipforge.images SET size = %s, mtime = %s, "
+                    + ", ".join(f"{c} = %s" for c in PHOTO_NAMES)
+                    + " WHERE path = %s",
+                    described,
                 )
             removed = 0
             if removals:
@@ -180,6 +202,38 @@ class PostgresBackend:
         with self._lock:
             return int(self.conn.execute("SELECT count(*) FROM clipforge.images").fetchone()[0])
 
+    # --- photo metadata (schema version 2) ----------------------------------------------------------------
+    def metadata(self, ids: Sequence[int]) -> dict[int, PhotoInfo]:
+        """The stored photo metadata of rows ``ids`` (rows without it: absent)."""
+        if not self._vector_ready or not len(ids):
+            return {}
+        with self._lock:
+            rows = self.conn.execute(
+                f"SELECT id, {', '.join(PHOTO_NAMES)} FROM clipforge.images "
+                "WHERE taken_from IS NOT NULL AND id = ANY(%s)",
+                ([int(i) for i in ids],),
+            ).fetchall()
+        return {int(row[0]): PhotoInfo(*row[1:]) for row in rows}
+
+    def search_filtered(self, query: np.ndarray, k: int, where: SearchFilter) -> list[Hit]:
+        """``search`` restricted by ``where`` in SQL, scored exactly: pgvector 0.6 has no iterative index scans
+        (an HNSW scan filtered afterwards can return fewer than ``k`` rows), so the HNSW index is switched off
+        for this one query and PostgreSQL orders the rows that pass the WHERE by exact cosine distance."""
+        if not self._vector_ready:
+            return []
+        conditions, params = sql_conditions(where, "postgres")
+        if where.near:
+            conditions.append(f"{HAVERSINE_SQL} <= %s")
+            params += [where.near[0], where.near[0], where.near[1], where.near[2]]
+        vector = np.asarray(query, np.float32)
+        sql = "SELECT id, path, 1 - (embedding <=> %s) FROM clipforge.images"
+        sql += f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        sql += " ORDER BY embedding <=> %s, id LIMIT %s"
+        with self._lock, self.conn.transaction():
+            self.conn.execute("SET LOCAL enable_indexscan = off")
+            rows = self.conn.execute(sql, (vector, *params, vector, int(k))).fetchall()
+        return [Hit(int(i), from_db(p), float(s)) for i, p, s in rows]
+
     def info(self) -> dict:
         version = None
         with self._lock:
@@ -213,6 +267,10 @@ def _check_userinfo(url: str, where: str) -> None:
             f"the user or password in {where} holds an unencoded '@'; write it as %40 (or pass "
             "password=... in the query string)"
         )
+
+
+def _photo(info: PhotoInfo | None) -> tuple:
+    return astuple(info) if info is not None else (None,) * len(PHOTO_NAMES)
 
 
 def _array(value) -> np.ndarray:

@@ -8,14 +8,32 @@ Both back-ends hold the same three tables (PostgreSQL keeps them in the ``clipfo
   cached copy of the vectors is stale);
 - ``model``: one row describing the model whose embeddings the database holds;
 - ``images``: one row per indexed file, keyed by path, with its size, mtime, content sha256 and the
-  L2-normalised embedding (SQLite: float32 little-endian blob; PostgreSQL: ``vector(D)`` with an HNSW index).
+  L2-normalised embedding (SQLite: float32 little-endian blob; PostgreSQL: ``vector(D)`` with an HNSW index),
+  and (version 2) the photo's metadata (``runtime.photo_info``): ``taken`` (``YYYY-MM-DDTHH:MM:SS``, camera
+  local time) and ``taken_from`` (``exif`` or ``mtime``), ``lat``/``lon``, ``make``/``model``, ``width``/
+  ``height`` and ``orientation``. Rows of a version-1 database keep their embeddings; ``taken_from`` NULL marks
+  them, and the next ``index`` run reads their headers (no pixel decoded, nothing re-embedded) to fill them.
 """
 
 from __future__ import annotations
 
 from clipforge.errors import InputError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# (column, SQLite type, PostgreSQL type) of the photo metadata, in ``PhotoInfo``'s field order
+PHOTO_COLUMNS = (
+    ("taken", "TEXT", "text"),
+    ("taken_from", "TEXT", "text"),
+    ("lat", "REAL", "double precision"),
+    ("lon", "REAL", "double precision"),
+    ("make", "TEXT", "text"),
+    ("model", "TEXT", "text"),
+    ("width", "INTEGER", "integer"),
+    ("height", "INTEGER", "integer"),
+    ("orientation", "INTEGER", "integer"),
+)
+PHOTO_NAMES = tuple(name for name, _, _ in PHOTO_COLUMNS)
 
 SQLITE: list[tuple[int, list[str]]] = [
     (
@@ -34,6 +52,15 @@ SQLITE: list[tuple[int, list[str]]] = [
             indexed_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)""",
             "CREATE INDEX images_sha256 ON images (sha256)",
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', '0')",
+        ],
+    ),
+    (
+        2,
+        [
+            *(f"ALTER TABLE images ADD COLUMN {name} {kind}" for name, kind, _ in PHOTO_COLUMNS),
+            # covering the filters (folder, date, place, camera): resolving one scans this index, never the
+            # table, whose rows hold the embedding blobs (and the columns added here sit after them)
+            "CREATE INDEX images_photo ON images (taken, lat, lon, make, model, path)",
         ],
     ),
 ]
@@ -58,6 +85,16 @@ POSTGRES: list[tuple[int, list[str]]] = [
             "CREATE INDEX images_sha256 ON clipforge.images (sha256)",
             "CREATE INDEX images_embedding_hnsw ON clipforge.images USING hnsw (embedding vector_cosine_ops)",
             "INSERT INTO clipforge.meta (key, value) VALUES ('generation', '0') ON CONFLICT DO NOTHING",
+        ],
+    ),
+    (
+        2,
+        [
+            *(
+                f"ALTER TABLE clipforge.images ADD COLUMN IF NOT EXISTS {name} {kind}"
+                for name, _, kind in PHOTO_COLUMNS
+            ),
+            "CREATE INDEX IF NOT EXISTS images_taken ON clipforge.images (taken)",
         ],
     ),
 ]

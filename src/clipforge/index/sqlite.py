@@ -16,6 +16,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Sequence
+from dataclasses import astuple
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,9 @@ from clipforge._fspath import from_db, to_db
 from clipforge.errors import InputError
 from clipforge.index import schema
 from clipforge.index.base import Hit, ModelRecord, Row, Stored, Touch, top_hits
+from clipforge.index.filters import SearchFilter, haversine_km, sql_conditions
+from clipforge.index.schema import PHOTO_NAMES
+from clipforge.runtime.photo_info import PhotoInfo
 
 MODEL_COLUMNS = ("family", "source", "folder", "manifest_sha256", "embed_dim", "preprocessing")
 CLIPFORGE_TABLES = {"meta", "model", "images"}
@@ -222,20 +226,27 @@ class SqliteBackend:
             self._current()
             if not self._version():
                 return {}
-            rows = self.conn.execute("SELECT path, size, mtime, sha256 FROM images").fetchall()
-        return {from_db(path): Stored(size, mtime, sha) for path, size, mtime, sha in rows}
+            described = "taken_from IS NOT NULL" if self._version() >= 2 else "0"
+            rows = self.conn.execute(f"SELECT path, size, mtime, sha256, {described} FROM images").fetchall()
+        return {from_db(path): Stored(size, mtime, sha, bool(info)) for path, size, mtime, sha, info in rows}
 
     def apply(self, upserts: Sequence[Row] = (), touches: Sequence[Touch] = (), removals: Sequence[str] = ()) -> int:
         with self._lock, self._write():
             self.conn.executemany(
-                "INSERT INTO images (path, size, mtime, sha256, embedding) VALUES (?, ?, ?, ?, ?) "
+                f"INSERT INTO images (path, size, mtime, sha256, embedding, {', '.join(PHOTO_NAMES)}) "
+                f"VALUES (?, ?, ?, ?, ?, {', '.join('?' * len(PHOTO_NAMES))}) "
                 "ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime = excluded.mtime, "
-                "sha256 = excluded.sha256, embedding = excluded.embedding, indexed_at = CURRENT_TIMESTAMP",
-                [(to_db(r.path), r.size, r.mtime, r.sha256, _blob(r.embedding)) for r in upserts],
+                "sha256 = excluded.sha256, embedding = excluded.embedding, indexed_at = CURRENT_TIMESTAMP, "
+                + ", ".join(f"{c} = excluded.{c}" for c in PHOTO_NAMES),
+                [(to_db(r.path), r.size, r.mtime, r.sha256, _blob(r.embedding), *_photo(r.info)) for r in upserts],
             )
             self.conn.executemany(
                 "UPDATE images SET size = ?, mtime = ? WHERE path = ?",
-                [(t.size, t.mtime, to_db(t.path)) for t in touches],
+                [(t.size, t.mtime, to_db(t.path)) for t in touches if t.info is None],
+            )
+            self.conn.executemany(
+                f"UPDATE images SET size = ?, mtime = ?, {', '.join(f'{c} = ?' for c in PHOTO_NAMES)} WHERE path = ?",
+                [(t.size, t.mtime, *_photo(t.info), to_db(t.path)) for t in touches if t.info is not None],
             )
             before = self.conn.total_changes
             self.conn.executemany("DELETE FROM images WHERE path = ?", [(to_db(p),) for p in removals])
@@ -302,6 +313,58 @@ class SqliteBackend:
             self._current()
             return int(self.conn.execute("SELECT count(*) FROM images").fetchone()[0]) if self._version() else 0
 
+    # --- photo metadata (schema version 2) ----------------------------------------------------------------
+    def metadata(self, ids: Sequence[int]) -> dict[int, PhotoInfo]:
+        """The stored photo metadata of rows ``ids`` (rows without it, or a version-1 database: absent)."""
+        with self._lock:
+            self._current()
+            if self._version() < 2 or not len(ids):
+                return {}
+            found = {}
+            for start in range(0, len(ids), 500):
+                chunk = [int(i) for i in ids[start : start + 500]]
+                found.update(
+                    (row[0], PhotoInfo(*row[1:]))
+                    for row in self.conn.execute(
+                        f"SELECT id, {', '.join(PHOTO_NAMES)} FROM images WHERE taken_from IS NOT NULL "
+                        f"AND id IN ({', '.join('?' * len(chunk))})",
+                        chunk,
+                    )
+                )
+        return found
+
+    def candidate_ids(self, where: SearchFilter) -> np.ndarray:
+        """The ids (ascending) of the rows ``where`` lets through, resolved in SQL (``near``: a latitude band in
+        SQL, then the exact distance in numpy). The exact pre-filter a filtered search scores."""
+        conditions, params = sql_conditions(where, "sqlite")
+        with self._lock:
+            self._current()
+            version = self._version()
+            if not version:
+                return np.zeros(0, np.int64)
+            if version < 2 and where.narrows:
+                raise InputError(
+                    f"{self.where} was indexed before photo metadata (schema version {version}); run "
+                    "'clipforge index' on its folders once to add dates, places and cameras, then filter"
+                )
+            sql = f"SELECT id{', lat, lon' if where.near else ''} FROM images"
+            sql += f" WHERE {' AND '.join(conditions)}" if conditions else ""
+            rows = self.conn.execute(sql, params).fetchall()  # no ORDER BY: it would make SQLite scan the table
+        if where.near:
+            return np.sort(_near(rows, where.near))
+        return np.sort(np.fromiter((r[0] for r in rows), np.int64, len(rows)))
+
+    def search_filtered(self, query: np.ndarray, k: int, where: SearchFilter) -> list[Hit]:
+        """``search`` restricted to ``candidate_ids(where)``: exact scores of those rows (numpy, from the cached
+        vectors), the ``k`` best."""
+        ids, paths, matrix = self.vectors()
+        wanted = self.candidate_ids(where)
+        if not len(ids) or not len(wanted):
+            return []
+        rows = np.searchsorted(ids, wanted)
+        rows = rows[(rows < len(ids)) & (ids[np.minimum(rows, len(ids) - 1)] == wanted)]  # rows of the snapshot
+        return top_hits(ids[rows], [paths[i] for i in rows], matrix[rows] @ query.astype(np.float32), k)
+
     def info(self) -> dict:
         with self._lock:
             version = self._version()
@@ -343,6 +406,19 @@ class _Transaction:
         if isinstance(exc, sqlite3.OperationalError):
             raise self.explain(exc) from None
         return False
+
+
+def _near(rows: list[tuple], near: tuple[float, float, float]) -> np.ndarray:
+    """The ids of (id, lat, lon) rows within ``near``'s km of its point."""
+    if not rows:
+        return np.zeros(0, np.int64)
+    table = np.asarray(rows, np.float64)
+    lat, lon, km = near
+    return table[haversine_km(lat, lon, table[:, 1], table[:, 2]) <= km, 0].astype(np.int64)
+
+
+def _photo(info: PhotoInfo | None) -> tuple:
+    return astuple(info) if info is not None else (None,) * len(PHOTO_NAMES)
 
 
 def _blob(vector: np.ndarray) -> bytes:

@@ -17,7 +17,8 @@ import numpy as np
 
 from clipforge.errors import InputError
 from clipforge.runtime.image_policy import ImagePolicy
-from clipforge.runtime.images import IMAGE_SUFFIXES, draft_request, load_image, resized_pixels
+from clipforge.runtime.images import IMAGE_SUFFIXES, decode_photo, draft_request, photo_header, resized_pixels
+from clipforge.runtime.photo_info import PhotoInfo
 from clipforge.specs import ImageSpec
 
 
@@ -70,6 +71,7 @@ class Decoded:
     pixels: np.ndarray | None = None  # resized + cropped HWC uint8
     unchanged: bool = False  # same content as the stored row
     error: str | None = None
+    info: PhotoInfo | None = None  # the photo's metadata (date falling back to the file's mtime)
 
 
 class Decoder:
@@ -93,13 +95,18 @@ class Decoder:
             return Decoded(state, error=f"cannot be read ({exc.strerror or exc})")
         digest = hashlib.sha256(data).hexdigest()
         if digest == known_sha:
-            return Decoded(state, digest, unchanged=True)
+            return Decoded(state, digest, unchanged=True, info=header_info(state, data))
         try:
-            image = load_image(data, draft=self.draft, name=state.path, policy=self.policy)
+            image, info = decode_photo(data, draft=self.draft, name=state.path, policy=self.policy)
             pixels = resized_pixels(image, self.spec, self.policy)
         except InputError as exc:  # the image policy's words, as the library, CLI and server say them
             return Decoded(state, digest, error=str(exc))
-        return Decoded(state, digest, pixels)
+        return Decoded(state, digest, pixels, info=info.with_mtime(state.mtime))
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def header_info(state: FileState, data: bytes) -> PhotoInfo:
+    """The metadata of a file whose content is already indexed, from its header (no pixel decoded)."""
+    return photo_header(data, Path(state.path).suffix).with_mtime(state.mtime)

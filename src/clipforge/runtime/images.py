@@ -19,6 +19,8 @@ HF composites onto white only for PIL images handed to the processor directly). 
 Truncated files are errors: Pillow's ``LOAD_TRUNCATED_IMAGES`` is never set, so a cut-off download is reported
 instead of being classified with a grey lower half. What is accepted (declared pixels, sides, first frame) and
 the error text are the image policy's (``runtime.image_policy``), shared with the CLI, the indexer and the server.
+HEIC/HEIF, AVIF and camera RAW files are read here too (``runtime.photo_formats``), and ``decode_photo`` also
+returns what the photo says about itself (``runtime.photo_info``: date taken, GPS, camera) from the same decode.
 
 The resize before a centre crop is bounded by the policy's ``max_resized_pixels``: below it (every ordinary
 photo) the steps above run as written, bit for bit; above it (a 8x4,000,000 strip would become 224x112,000,000)
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -42,39 +45,117 @@ from PIL import Image, ImageOps
 
 from clipforge.errors import InputError
 from clipforge.runtime.image_policy import MAX_RESIZED_ENV, ImagePolicy, unreadable
+from clipforge.runtime.photo_formats import (
+    PHOTO_SUFFIXES,
+    RAW_SUFFIXES,
+    looks_heif,
+    missing_heif,
+    open_raw,
+    register_heif,
+)
+from clipforge.runtime.photo_info import PhotoInfo, photo_info
 from clipforge.specs import ImageSpec
 
 # The one list of file suffixes clipforge treats as images (folders of images, datasets, calibration data).
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm"})
+# HEIC/HEIF and camera RAW need the ``photos`` extra (runtime.photo_formats).
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm"}) | PHOTO_SUFFIXES
 
 ONE_IMAGE = (Image.Image, str, Path, bytes, bytearray, memoryview)  # one image, not a list of them
 
 
 # --- loading -----------------------------------------------------------------------------------------------
 def load_image(
-    source, draft: tuple[int, int] | None = None, *, name: str | None = None, policy: ImagePolicy | None = None
+    source,
+    draft: tuple[int, int] | None = None,
+    *,
+    name: str | None = None,
+    policy: ImagePolicy | None = None,
+    suffix: str | None = None,
 ) -> Image.Image:
     """A PIL image from a PIL image (returned unchanged), a file path or encoded bytes (decoded, first frame,
     EXIF-rotated, RGB). ``policy`` (default: ``ImagePolicy.from_env()``) is checked on the header before any
     pixel is decoded; a refused, unreadable, truncated or corrupt image raises ``InputError`` naming ``name``
     (default: the path, or ``<N bytes>``). ``draft``: decode JPEGs at the smallest libjpeg scale whose size is
-    still at least ``draft`` (width, height); other formats ignore it."""
+    still at least ``draft`` (width, height); other formats ignore it. HEIC/HEIF and camera RAW files (told
+    apart by ``suffix``, default: that of the path or ``name``) need the ``photos`` extra
+    (``runtime.photo_formats``)."""
+    return decode_photo(source, draft, name=name, policy=policy, suffix=suffix)[0]
+
+
+def decode_photo(
+    source,
+    draft: tuple[int, int] | None = None,
+    *,
+    name: str | None = None,
+    policy: ImagePolicy | None = None,
+    suffix: str | None = None,
+) -> tuple[Image.Image, PhotoInfo]:
+    """``load_image`` and the photo's metadata (``runtime.photo_info``), read from the same decode."""
     if isinstance(source, Image.Image):
-        return source
+        return source, photo_info(source)
     name, stream = _stream(source, name)
     policy = policy or ImagePolicy.from_env()
+    suffix = suffix if suffix is not None else Path(str(source) if isinstance(source, (str, Path)) else name).suffix
     try:
-        with Image.open(stream) as image:
+        if suffix.lower() in RAW_SUFFIXES:
+            data = stream.getvalue() if isinstance(stream, io.BytesIO) else Path(stream).read_bytes()
+            image = open_raw(data, name, policy)
+            shown = photo_info(image)  # the preview's own EXIF is LibRaw's (its date 0 when unknown): size only
+            info = replace(_header_info(data), width=shown.width, height=shown.height, orientation=shown.orientation)
+            return _upright(image), info
+        register_heif()
+        with _open(stream, name) as image:
             policy.check_size(image.width, image.height, name)
+            info = photo_info(image)
             if draft is not None:
                 image.draft(None, draft)
             image.load()
-            ImageOps.exif_transpose(image, in_place=True)  # no copy: a 32 Mpx strip is decoded once
-            return image.convert("RGB")
+            return _upright(image), info
     except InputError:
         raise
     except Exception as exc:  # decoders raise OSError, SyntaxError, ValueError, struct.error, ... on bad data
         raise unreadable(name, exc, policy) from exc
+
+
+def photo_header(data: bytes, suffix: str) -> PhotoInfo:
+    """A photo's metadata from its header alone (no pixel decoded): what an index row indexed before photo
+    metadata existed is filled with (a RAW file: its TIFF header's tags, no size). Empty when the header does not
+    parse."""
+    if suffix.lower() not in RAW_SUFFIXES:
+        register_heif()
+    return _header_info(data)
+
+
+def _open(stream, name: str) -> Image.Image:
+    """``Image.open``; a HEIF file without pillow-heif installed is refused naming the extra."""
+    try:
+        return Image.open(stream)
+    except Image.UnidentifiedImageError:
+        if not register_heif() and looks_heif(_head(stream), name):
+            raise missing_heif(name) from None
+        raise
+
+
+def _head(stream) -> bytes:
+    if isinstance(stream, io.BytesIO):
+        return stream.getvalue()[:12]
+    with open(stream, "rb") as f:
+        return f.read(12)
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    ImageOps.exif_transpose(image, in_place=True)  # no copy: a 32 Mpx strip is decoded once
+    return image.convert("RGB")
+
+
+def _header_info(data: bytes) -> PhotoInfo:
+    """A photo's tags (date, GPS, camera, size) as Pillow reads them from its header, no pixel decoded (for a
+    TIFF-based RAW file: its own TIFF tags); empty when Pillow cannot open it."""
+    try:
+        with Image.open(io.BytesIO(data)) as header:
+            return photo_info(header)
+    except Exception:
+        return PhotoInfo()
 
 
 def _stream(source, name: str | None):

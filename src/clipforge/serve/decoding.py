@@ -55,10 +55,20 @@ def decode_pixels(data: bytes, field: str, spec: ImageSpec, settings: ServeSetti
         raise ApiError(422, field, str(exc)) from exc
 
 
-def decode_thumbnail(data: bytes, name: str, size: int, policy: ImagePolicy) -> bytes:
-    """A JPEG thumbnail (longest side ``size``) of an indexed file's bytes."""
-    image = load_image(data, name=name, policy=policy)
+def decode_thumbnail(data: bytes, name: str, size: int, policy: ImagePolicy, suffix: str = "") -> bytes:
+    """A JPEG thumbnail (longest side ``size``) of an indexed file's bytes (``suffix``: the file's, which tells
+    a camera RAW file apart)."""
+    image = load_image(data, name=name, policy=policy, suffix=suffix)
     image.thumbnail((size, size))
+    return _jpeg(image, 85)
+
+
+def decode_rendering(data: bytes, name: str, policy: ImagePolicy, suffix: str) -> bytes:
+    """The full picture of a file browsers cannot show (HEIC/HEIF, camera RAW) as a JPEG, upright."""
+    return _jpeg(load_image(data, name=name, policy=policy, suffix=suffix), 92)
+
+
+def _jpeg(image, quality: int) -> bytes:
     out = io.BytesIO()
-    image.save(out, "JPEG", quality=85)
+    image.save(out, "JPEG", quality=quality)
     return out.getvalue()

@@ -1,6 +1,7 @@
 """The files behind ``/v1/images/{id}``: an id is parsed strictly, and a file is served only while it still is
 the image that was indexed (a regular file, no symlink on its path, the same size, mtime and sha256), with the
-content type of the format Pillow decodes, never one guessed from the name."""
+content type of the format Pillow decodes, never one guessed from the name. A HEIC/HEIF or camera RAW file,
+which browsers do not show, is served as a JPEG rendering of it (upright, full size)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from collections import OrderedDict
 from PIL import Image
 
 from clipforge.index.base import Stored
+from clipforge.runtime.photo_formats import RAW_SUFFIXES, register_heif
 from clipforge.serve.errors import ApiError
 
 INT64_MAX = 2**63 - 1  # SQLite's and PostgreSQL's largest id
@@ -59,14 +61,18 @@ def read_indexed(image_id: int, path: str, stored: Stored) -> bytes:
     return data
 
 
-def media_type(image_id: int, data: bytes) -> str:
-    """The MIME type of the format Pillow reads in ``data`` (404 when it reads none)."""
+def media_type(image_id: int, data: bytes, suffix: str = "") -> str | None:
+    """The MIME type of the format Pillow reads in ``data`` (404 when it reads none), or None for a file a
+    browser cannot show as it is (HEIC/HEIF, a camera RAW file told by its ``suffix``): served as a JPEG."""
+    if suffix.lower() in RAW_SUFFIXES:
+        return None
+    register_heif()
     try:
         with Image.open(io.BytesIO(data)) as image:
             fmt = image.format
     except Exception as exc:  # Pillow raises many types on bad data
         raise ApiError(404, "id", f"image {image_id} is no longer an image Pillow can read; re-index") from exc
-    return Image.MIME.get(fmt or "", "application/octet-stream")
+    return None if fmt == "HEIF" else Image.MIME.get(fmt or "", "application/octet-stream")
 
 
 class ThumbnailCache:

@@ -82,6 +82,14 @@ class SearchRequest(BaseModel):
     negative: str | None = Field(None, description="Text to move away from.")
     k: int = Field(20, ge=1)
     min_score: float | None = None
+    after: str | None = Field(None, description="Taken on or after: YYYY, YYYY-MM, YYYY-MM-DD or an ISO date-time.")
+    before: str | None = Field(None, description="Taken on or before (the whole year, month or day named).")
+    folder: str | None = Field(None, description="Only images under this folder (a path on the server).")
+    camera: str | None = Field(None, description="Camera make/model contains this (case-insensitive).")
+    near: str | list[float] | None = Field(
+        None, description='Taken near a place: "LAT,LON[,KM]" or [lat, lon, km] (km defaults to 25).'
+    )
+    sort: Literal["score", "date"] = Field("score", description="score: best first; date: the k best, newest first.")
 
 
 class SearchHit(BaseModel):
@@ -90,6 +98,9 @@ class SearchHit(BaseModel):
     score: float
     image_url: str
     thumbnail_url: str
+    taken: str | None = Field(None, description="Date taken (EXIF, else the file's mtime), camera local time.")
+    taken_from: Literal["exif", "mtime"] | None = Field(None, description="Where 'taken' comes from.")
+    camera: str | None = None
 
 
 class SearchResponse(BaseModel):

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import functools
 import math
+from pathlib import PurePath
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
 from clipforge._fspath import display
 from clipforge.errors import InputError
-from clipforge.index import Hit, Index
-from clipforge.serve.decoding import b64_bytes, decode_thumbnail
+from clipforge.index import FilterError, Hit, Index, SearchFilter
+from clipforge.serve.decoding import b64_bytes, decode_rendering, decode_thumbnail
 from clipforge.serve.deps import ready_service, require_json, require_key
 from clipforge.serve.errors import ApiError
 from clipforge.serve.indexed_images import (
@@ -47,8 +48,10 @@ async def search(body: SearchRequest, svc: Service = Depends(ready_service)) -> 
     for name in ("text", "negative"):
         if getattr(body, name) is not None:
             check_text(getattr(body, name), name, svc.settings)
+    filters = _filters(body)
     image = b64_bytes(body.image, "image") if body.image is not None else None
-    hits = await svc.within_timeout(_run_search(svc, index, body, image))
+    hits = await svc.within_timeout(_run_search(svc, index, body, image, filters))
+    info = await svc.in_decode_thread(index.metadata, [h.id for h in hits])
     return SearchResponse(
         model=svc.model_name,
         results=[
@@ -58,13 +61,29 @@ async def search(body: SearchRequest, svc: Service = Depends(ready_service)) -> 
                 score=float(h.score),
                 image_url=f"/v1/images/{h.id}",
                 thumbnail_url=f"/v1/images/{h.id}/thumbnail",
+                taken=info[h.id].taken if h.id in info else None,
+                taken_from=info[h.id].taken_from if h.id in info else None,
+                camera=(info[h.id].camera or None) if h.id in info else None,
             )
             for h in hits
         ],
     )
 
 
-async def _run_search(svc: Service, index: Index, body: SearchRequest, image: bytes | None) -> list[Hit]:
+def _filters(body: SearchRequest) -> SearchFilter | None:
+    """The request's filter fields as a ``SearchFilter`` (None without any); 422 naming a bad field."""
+    given = {name: getattr(body, name) for name in ("after", "before", "folder", "camera", "near")}
+    if all(v is None for v in given.values()) and body.sort == "score":
+        return None
+    try:
+        return SearchFilter.parse(**given, sort=body.sort)
+    except FilterError as exc:
+        raise ApiError(422, exc.field, str(exc)) from exc
+
+
+async def _run_search(
+    svc: Service, index: Index, body: SearchRequest, image: bytes | None, filters: SearchFilter | None
+) -> list[Hit]:
     """Embed the query's parts through the batchers, then ``Index.query`` combines and searches them."""
     parts = [svc.embed_text(body.text, "text")] if body.text is not None else []
     parts += [svc.embed_image(image, "image")] if image is not None else []
@@ -73,36 +92,46 @@ async def _run_search(svc: Service, index: Index, body: SearchRequest, image: by
     text, rows = rows[: body.text is not None], rows[body.text is not None :]
     image_rows, negative = rows[: image is not None], rows[image is not None :]
     query = functools.partial(
-        index.query, text=text, image=image_rows, negative=negative, k=body.k, min_score=body.min_score
+        index.query, text=text, image=image_rows, negative=negative, k=body.k, min_score=body.min_score, filters=filters
     )
     return await svc.in_model_thread(query)
 
 
-async def _indexed_file(svc: Service, image_id: str) -> tuple[int, bytes, str]:
-    """(id, bytes, sha256) of the indexed image ``image_id``, checked to be the file that was indexed."""
+async def _indexed_file(svc: Service, image_id: str) -> tuple[int, bytes, str, str]:
+    """(id, bytes, sha256, suffix) of the indexed image ``image_id``, checked to be the file that was indexed."""
     number = parse_id(image_id)
     found = await svc.in_decode_thread(_index(svc).file_of, number)
     if found is None:
         raise ApiError(404, "id", f"no image with id {number} in the index")
     path, stored = found
-    return number, await svc.in_decode_thread(read_indexed, number, path, stored), stored.sha256
+    data = await svc.in_decode_thread(read_indexed, number, path, stored)
+    return number, data, stored.sha256, PurePath(path).suffix
 
 
 @router.get("/v1/images/{image_id}")
 async def image(image_id: str, svc: Service = Depends(ready_service)) -> Response:
-    number, data, _ = await _indexed_file(svc, image_id)
-    return Response(data, media_type=media_type(number, data), headers=IMAGE_HEADERS)
+    number, data, _, suffix = await _indexed_file(svc, image_id)
+    kind = media_type(number, data, suffix)
+    if kind is None:  # HEIC/HEIF or camera RAW: a JPEG rendering
+        try:
+            data = await svc.in_decode_thread(
+                decode_rendering, data, f"id {number}", svc.settings.image_policy(), suffix
+            )
+        except InputError as exc:
+            raise ApiError(404, "id", f"image {number} cannot be decoded any more ({exc})") from exc
+        kind = "image/jpeg"
+    return Response(data, media_type=kind, headers=IMAGE_HEADERS)
 
 
 @router.get("/v1/images/{image_id}/thumbnail")
 async def thumbnail(image_id: str, svc: Service = Depends(ready_service)) -> Response:
-    number, data, sha256 = await _indexed_file(svc, image_id)
+    number, data, sha256, suffix = await _indexed_file(svc, image_id)
     key = (sha256, svc.settings.thumbnail_size)
     jpeg = _thumbnails.get(key)
     if jpeg is None:
         try:
             jpeg = await svc.in_decode_thread(
-                decode_thumbnail, data, f"id {number}", svc.settings.thumbnail_size, svc.settings.image_policy()
+                decode_thumbnail, data, f"id {number}", svc.settings.thumbnail_size, svc.settings.image_policy(), suffix
             )
         except InputError as exc:  # an indexed file that no longer decodes under this server's policy
             raise ApiError(404, "id", f"image {number} cannot be decoded any more ({exc})") from exc

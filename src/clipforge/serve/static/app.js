@@ -65,8 +65,12 @@ async function search(event) {
   const form = $("search-form");
   const text = $("search-text").value.trim();
   if (!text && !state.searchFile) { showError("type a text query or drop an image"); return; }
-  const body = { k: Number($("search-k").value) || 12 };
+  const body = { k: Number($("search-k").value) || 12, sort: $("filter-sort").value };
   if (text) body.text = text;
+  for (const name of ["after", "before", "camera", "near", "folder"]) {
+    const value = $("filter-" + name).value.trim();
+    if (value) body[name] = value;
+  }
   busy(form, true);
   try {
     if (state.searchFile) body.image = await readAsDataURL(state.searchFile);
@@ -97,8 +101,7 @@ function renderHits(hits) {
     li.dataset.score = hit.score;
     const a = document.createElement("a");
     a.href = hit.image_url;
-    a.target = "_blank";
-    a.rel = "noopener";
+    a.addEventListener("click", (event) => { event.preventDefault(); openViewer(hit, img.alt); });
     const img = document.createElement("img");
     img.alt = hit.path.split("/").slice(-2).join("/");
     img.loading = "lazy";
@@ -108,10 +111,28 @@ function renderHits(hits) {
     meta.innerHTML = '<span class="score"></span> <span class="name"></span>';
     meta.querySelector(".score").textContent = hit.score.toFixed(3);
     meta.querySelector(".name").textContent = img.alt;
+    if (hit.taken) {
+      const when = document.createElement("span");
+      when.className = "taken";
+      when.textContent = hit.taken.slice(0, 10);
+      if (hit.taken_from === "mtime") when.title = "no date in the photo: the file's modification date";
+      meta.append(" ", when);
+    }
     a.append(img, meta);
     li.append(a);
     list.append(li);
   }
+}
+
+async function openViewer(hit, name) {
+  // The full image (a JPEG rendering for HEIC/RAW files), fetched with the API key like the thumbnails.
+  const image = document.createElement("img");  // made here, so the page never holds an empty <img>
+  image.id = "viewer-image";
+  image.alt = name;
+  $("viewer-box").replaceChildren(image);
+  $("viewer-caption").textContent = [name, hit.taken, hit.camera].filter(Boolean).join(" · ");
+  $("viewer").showModal();
+  await loadImage(image, hit.image_url);
 }
 
 async function loadImage(img, url) {
@@ -210,6 +231,7 @@ function setSearchFile(file) {
 }
 
 $("search-form").addEventListener("submit", search);
+$("viewer").addEventListener("close", () => $("viewer-box").replaceChildren());
 $("classify-form").addEventListener("submit", classify);
 $("key-form").addEventListener("submit", (e) => {
   e.preventDefault();
