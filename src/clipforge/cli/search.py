@@ -24,13 +24,18 @@ def search(
     ] = None,
     k: Annotated[int, typer.Option("-k", "--top-k", help="Number of results.")] = 20,
     min_score: Annotated[float | None, typer.Option("--min-score", help="Drop results below this cosine.")] = None,
+    exact: Annotated[
+        bool, typer.Option("--exact", help="Compare with every stored vector, not the approximate index (slower).")
+    ] = False,
     device: ro.Device = "cpu",
     threads: ro.Threads = None,
     as_json: ro.AsJson = False,
 ) -> None:
     """Print the indexed images most similar to the query (path and cosine score), best first."""
     with Index(db, model, device=device, threads=threads) as idx:
-        hits = idx.search(text=text or None, image=image or None, negative=negative or None, k=k, min_score=min_score)
+        hits = idx.search(
+            text=text or None, image=image or None, negative=negative or None, k=k, min_score=min_score, exact=exact
+        )
     if as_json:
         output.print_json([{"id": h.id, "path": h.path, "score": round(h.score, 6)} for h in hits])
         return

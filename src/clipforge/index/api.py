@@ -137,6 +137,7 @@ class Index:
             threads=threads,
             show=not quiet,
         )
+        self.backend.refresh_search()
         return counts.summary(round(time.perf_counter() - start, 3))
 
     def upsert(self, rows: Sequence[Row | tuple]) -> None:
@@ -162,16 +163,26 @@ class Index:
         return self.backend.apply(removals=doomed) if doomed else 0
 
     # --- reading ------------------------------------------------------------------------------------------
-    def search(self, text=None, image=None, negative=None, k: int = 20, min_score: float | None = None) -> list[Hit]:
+    def search(
+        self,
+        text=None,
+        image=None,
+        negative=None,
+        k: int = 20,
+        min_score: float | None = None,
+        exact: bool = False,
+    ) -> list[Hit]:
         """The ``k`` indexed images most similar to the query, best first: ``text`` (one or more strings) and
         ``image`` (one or more images: paths, bytes, PIL images) are embedded with this index's model and
-        averaged, ``negative`` texts subtracted; ``min_score`` drops weaker hits."""
+        averaged, ``negative`` texts subtracted; ``min_score`` drops weaker hits. ``exact``: compare with every
+        stored vector instead of the approximate index (slower on large indexes; the same scores)."""
         return self.query(
             text=self._embed_texts(text),
             image=self._embed_images(image),
             negative=self._embed_texts(negative),
             k=k,
             min_score=min_score,
+            exact=exact,
         )
 
     def query(
@@ -182,10 +193,11 @@ class Index:
         negative: Sequence[np.ndarray] = (),
         k: int = 20,
         min_score: float | None = None,
+        exact: bool = False,
     ) -> list[Hit]:
         """Search with the embeddings of a query's parts: the mean of the positive ones (``text`` and
         ``image``) minus the mean of the ``negative`` ones, normalised; the ``k`` best hits with a score of at
-        least ``min_score``."""
+        least ``min_score`` (``exact``: as in ``search``)."""
         positives = [*text, *image]
         if not positives:
             raise InputError(
@@ -195,16 +207,16 @@ class Index:
         vector = np.mean(positives, axis=0)
         if len(negative):
             vector = vector - np.mean(negative, axis=0)
-        return self.search_vector(vector, k, min_score)
+        return self.search_vector(vector, k, min_score, exact)
 
-    def search_vector(self, vector, k: int = 20, min_score: float | None = None) -> list[Hit]:
+    def search_vector(self, vector, k: int = 20, min_score: float | None = None, exact: bool = False) -> list[Hit]:
         """Search with a precomputed query embedding [D] (normalised here), e.g. from a batching server."""
         if k < 1:
             raise InputError(f"k must be at least 1, got {k}")
         vector = np.asarray(vector, np.float32).reshape(-1)
         if self.record is not None and vector.shape[0] != self.record.embed_dim:
             raise InputError(f"query has {vector.shape[0]} values; the index holds dim {self.record.embed_dim}")
-        hits = self.backend.search(scoring.l2_normalize(vector), int(k))
+        hits = self.backend.search(scoring.l2_normalize(vector), int(k), exact=exact)
         return [h for h in hits if min_score is None or h.score >= min_score]
 
     def _embed_texts(self, text) -> list[np.ndarray]:

@@ -141,8 +141,13 @@ class Backend(Protocol):
         """One transaction: insert-or-replace rows (keyed by path), update stats, delete paths; returns the
         number of rows deleted. A crash leaves the database as it was before or after, never between."""
 
-    def search(self, query: np.ndarray, k: int) -> list[Hit]:
-        """The ``k`` rows most similar (cosine) to the normalised ``query``, best first."""
+    def search(self, query: np.ndarray, k: int, exact: bool = False) -> list[Hit]:
+        """The ``k`` rows most similar (cosine) to the normalised ``query``, best first: through the
+        approximate index (HNSW), or compared with every row when ``exact``."""
+
+    def refresh_search(self) -> None:
+        """Bring the approximate index up to date after writes (SQLite: rebuild a stale sidecar; PostgreSQL:
+        nothing, the server maintains its HNSW index)."""
 
     def vectors(self) -> tuple[np.ndarray, list[str], np.ndarray]:
         """All rows: ids [N], paths, embeddings float32 [N, D]."""

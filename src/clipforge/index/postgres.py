@@ -131,17 +131,23 @@ class PostgresBackend:
         return removed
 
     # --- search -------------------------------------------------------------------------------------------
-    def search(self, query: np.ndarray, k: int) -> list[Hit]:
+    def search(self, query: np.ndarray, k: int, exact: bool = False) -> list[Hit]:
         if not self._vector_ready:
             return []
         vector = np.asarray(query, np.float32)
+        sql = "SELECT id, path, 1 - (embedding <=> %s) FROM clipforge.images ORDER BY embedding <=> %s LIMIT %s"
         with self._lock:
-            self._set_ef_search(max(self.ef_search, int(k)))  # HNSW returns at most ef_search rows
-            rows = self.conn.execute(
-                "SELECT id, path, 1 - (embedding <=> %s) FROM clipforge.images ORDER BY embedding <=> %s LIMIT %s",
-                (vector, vector, int(k)),
-            ).fetchall()
+            if exact:  # the planner would take the HNSW index: a sequential scan compares every row
+                with self.conn.transaction():
+                    self.conn.execute("SET LOCAL enable_indexscan = off")
+                    rows = self.conn.execute(sql, (vector, vector, int(k))).fetchall()
+            else:
+                self._set_ef_search(max(self.ef_search, int(k)))  # HNSW returns at most ef_search rows
+                rows = self.conn.execute(sql, (vector, vector, int(k))).fetchall()
         return [Hit(int(i), from_db(p), float(s)) for i, p, s in rows]
+
+    def refresh_search(self) -> None:
+        """Nothing to do: the server keeps the HNSW index up to date with every write."""
 
     def _set_ef_search(self, value: int) -> None:
         """A session setting, sent only when it changes (one round trip per search, not four)."""
