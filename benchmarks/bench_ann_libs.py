@@ -182,7 +182,19 @@ def main() -> None:
             }
         )
         print(rows[-1], flush=True)
-    print(json.dumps({"n": args.n, "dim": args.dim, "data": args.data, "M": M, "ef_add": EF_ADD, "ef_search": EF_SEARCH, "rows": rows}))
+    print(
+        json.dumps(
+            {
+                "n": args.n,
+                "dim": args.dim,
+                "data": args.data,
+                "M": M,
+                "ef_add": EF_ADD,
+                "ef_search": EF_SEARCH,
+                "rows": rows,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ from clipforge.errors import InputError
 from clipforge.index.backends import open_backend
 from clipforge.index.base import EmbeddingModel, Hit, IndexSummary, ModelRecord, Row, Stored, Touch
 from clipforge.index.dedup import duplicate_groups
-from clipforge.index.ingest import Batch, Counts, Plan, ingest, make_plan
+from clipforge.index.embeddings import EmbeddingsFile
+from clipforge.index.ingest import Batch, Counts, Plan, ingest, make_plan, rate_progress
 from clipforge.index.walker import walk
 from clipforge.models import open_model
 from clipforge.runtime import scoring
@@ -30,6 +31,7 @@ from clipforge.runtime.model import ZeroShotModel
 
 ModelSource = EmbeddingModel | str | Path | None
 Paths = Sequence[str | Path] | str | Path
+BULK_MIN_ROWS = 50_000  # an import this large into an empty index takes the back-end's bulk path: docs/index.md
 
 
 class Index:
@@ -137,6 +139,42 @@ class Index:
             threads=threads,
             show=not quiet,
         )
+        self.backend.refresh_search()
+        return counts.summary(round(time.perf_counter() - start, 3))
+
+    def add_embeddings(
+        self, path: str | Path, *, batch_size: int = 10_000, quiet: bool = True, bulk: bool | None = None
+    ) -> IndexSummary:
+        """Import precomputed embeddings (the parquet ``clipforge embed`` writes, locally or on Ray) without
+        reading the image files; the file's dimension and model must be this index's. Rows are stored
+        ``batch_size`` at a time (each one transaction). ``bulk``: load through the back-end's bulk path
+        (PostgreSQL: COPY, the HNSW index built once at the end); by default when the index is empty and the
+        file holds at least ``BULK_MIN_ROWS`` rows. Sizes, mtimes and sha256: ``clipforge.index.embeddings``."""
+        start = time.perf_counter()
+        if batch_size < 1:
+            raise InputError(f"batch_size must be at least 1, got {batch_size}")
+        file = EmbeddingsFile.open(path)
+        self.backend.for_writing()
+        self._ensure_record()
+        file.check(self.record, self.backend.where)
+        known = self.backend.files() if self.backend.count() else {}
+        if bulk is None:
+            bulk = not known and file.rows >= BULK_MIN_ROWS
+        counts = Counts()
+        with rate_progress(file.rows, not quiet, "importing") as advance:
+
+            def batches():
+                for rows in file.batches(batch_size):
+                    added = sum(r.path not in known for r in rows)
+                    counts.add(Counts(added=added, updated=len(rows) - added))
+                    yield rows
+                    advance(len(rows))
+
+            if bulk:
+                self.backend.bulk_load(batches())
+            else:
+                for rows in batches():
+                    self.backend.apply(rows)
         self.backend.refresh_search()
         return counts.summary(round(time.perf_counter() - start, 3))
 

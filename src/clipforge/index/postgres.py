@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -19,6 +19,8 @@ from clipforge.index.base import Hit, ModelRecord, Row, Stored, Touch
 MODEL_COLUMNS = ("family", "source", "folder", "manifest_sha256", "embed_dim", "preprocessing")
 LOCK_KEY = 0x636C6970  # advisory lock id for schema changes ("clip")
 DEFAULT_EF_SEARCH = 100  # HNSW candidate list per query; docs/index.md has the recall it gives
+HNSW_INDEX = "images_embedding_hnsw"
+CREATE_HNSW = f"CREATE INDEX IF NOT EXISTS {HNSW_INDEX} ON clipforge.images USING hnsw (embedding vector_cosine_ops)"
 
 
 class PostgresBackend:
@@ -147,7 +149,40 @@ class PostgresBackend:
         return [Hit(int(i), from_db(p), float(s)) for i, p, s in rows]
 
     def refresh_search(self) -> None:
-        """Nothing to do: the server keeps the HNSW index up to date with every write."""
+        """The server keeps the HNSW index up to date with every write; this only rebuilds it when a bulk load
+        was killed after dropping it (the rows are there, searches were exact and slow)."""
+        if self._vector_ready:
+            with self._lock:
+                self._build_hnsw()
+
+    def _build_hnsw(self) -> None:
+        if self.conn.execute("SELECT to_regclass(%s)", (f"clipforge.{HNSW_INDEX}",)).fetchone()[0] is None:
+            self.conn.execute("SET maintenance_work_mem = '1GB'")  # the graph built in memory, not on disk
+            self.conn.execute(CREATE_HNSW)
+
+    def bulk_load(self, batches: Iterable[Sequence[Row]]) -> None:
+        """First load of an empty index: the HNSW index is dropped, every batch COPYed in one transaction, and
+        the index built once at the end (much faster than maintaining it row by row: docs/index.md). A load
+        killed midway leaves committed batches and no HNSW index; ``refresh_search`` (the next import or
+        indexing run) builds it."""
+        if not self._vector_ready:
+            raise InputError(f"{self.where} has no clipforge index yet; record a model first (index some images)")
+        with self._lock:
+            if self.count():
+                raise InputError(f"{self.where} already holds images; bulk loads go into an empty index")
+            self.conn.execute(f"DROP INDEX IF EXISTS clipforge.{HNSW_INDEX}")
+            for rows in batches:
+                self._copy(rows)
+            self._build_hnsw()
+
+    def _copy(self, rows: Sequence[Row]) -> None:
+        copy_sql = "COPY clipforge.images (path, size, mtime, sha256, embedding) FROM STDIN WITH (FORMAT BINARY)"
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            with cur.copy(copy_sql) as copy:
+                copy.set_types(["text", "int8", "float8", "text", "vector"])
+                for r in rows:
+                    copy.write_row((to_db(r.path), r.size, r.mtime, r.sha256, np.asarray(r.embedding, np.float32)))
+            cur.execute("UPDATE clipforge.meta SET value = (value::bigint + 1)::text WHERE key = 'generation'")
 
     def _set_ef_search(self, value: int) -> None:
         """A session setting, sent only when it changes (one round trip per search, not four)."""

@@ -20,7 +20,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -252,6 +252,11 @@ class SqliteBackend:
             if upserts or touches or removed:
                 self._bump()
         return removed
+
+    def bulk_load(self, batches: Iterable[Sequence[Row]]) -> None:
+        """SQLite has no faster path than its transactions: each batch is one ``apply``."""
+        for rows in batches:
+            self.apply(rows)
 
     # --- search -------------------------------------------------------------------------------------------
     def vectors(self) -> tuple[np.ndarray, list[str], np.ndarray]:
