@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -82,19 +82,52 @@ def write_parquet(path: Path, x: np.ndarray, folder: Path) -> None:
             writer.write_table(pa.Table.from_arrays([paths, emb], schema=schema))
 
 
+PEAK = (
+    "import atexit, sys; atexit.register(lambda: sys.stderr.write("
+    "next(l for l in open('/proc/self/status') if l.startswith('VmHWM'))))"
+)
+CLI = PEAK + "; from clipforge.cli.main import main; sys.argv[0] = 'clipforge'; sys.exit(main())"
+
+
+def peak_mb(stderr: str) -> float:
+    """VmHWM (peak RSS of this process image: ``ru_maxrss`` would carry the parent's peak across exec)."""
+    line = next(line for line in stderr.splitlines() if line.startswith("VmHWM"))
+    return round(int(line.split()[1]) / 1024, 1)
+
+
 def cold_rss(db: str, exact: bool) -> dict:
-    """``cold`` with the peak RSS read by ``wait4`` (Popen.communicate reaps the child itself)."""
-    cmd = [sys.executable, "-m", "clipforge.cli.main", "search", "a photo of a dog", "--db", db, "-k", str(K), "--json"]
-    cmd += ["--exact"] if exact else []
+    """A fresh ``clipforge search --json`` process: wall time start -> hits, and its peak RSS."""
+    cmd = [sys.executable, "-c", CLI, "search", "a photo of a dog", "--db", db, "-k", str(K), "--json"]
     start = time.perf_counter()
-    pid = os.posix_spawn(
-        sys.executable, cmd, os.environ, file_actions=[(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0)]
-    )
-    _, status, usage = os.wait4(pid, 0)
+    proc = subprocess.run(cmd + (["--exact"] if exact else []), capture_output=True, text=True)
     seconds = time.perf_counter() - start
-    if status:
-        raise RuntimeError(f"clipforge search exited with {status}: {' '.join(cmd)}")
-    return {"cold_s": round(seconds, 3), "rss_mb": round(usage.ru_maxrss / 1024, 1)}
+    if proc.returncode:
+        raise RuntimeError(proc.stderr[-2000:])
+    assert len(json.loads(proc.stdout)) == K
+    return {"cold_s": round(seconds, 3), "rss_mb": peak_mb(proc.stderr)}
+
+
+BACKEND_COLD = (
+    PEAK
+    + """
+import time
+import numpy as np
+start = time.perf_counter()
+from clipforge.index import open_backend
+backend = open_backend(sys.argv[1])
+query = np.random.default_rng(5).standard_normal(int(sys.argv[2])).astype(np.float32)
+hits = backend.search(query / np.linalg.norm(query), 10, exact=sys.argv[3] == "exact")
+print(time.perf_counter() - start)
+"""
+)
+
+
+def backend_cold(db: str, dim: int, exact: bool) -> dict:
+    """A fresh process that opens the database and runs one search with a query vector (no model): the index's
+    share of the cold CLI figure (Python start excluded), and its peak RSS."""
+    cmd = [sys.executable, "-c", BACKEND_COLD, db, str(dim), "exact" if exact else "ann"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return {"search_cold_s": round(float(proc.stdout), 3), "search_rss_mb": peak_mb(proc.stderr)}
 
 
 def warm(index, queries: np.ndarray, exact: bool) -> tuple[dict, list[list[int]]]:
@@ -129,7 +162,7 @@ def run_sqlite(db: Path, parquet: Path, folder: Path, queries: np.ndarray) -> li
     rows = []
     truth = None
     for exact in (True, False):
-        c = cold_rss(str(db), exact)
+        c = cold_rss(str(db), exact) | backend_cold(str(db), queries.shape[1], exact)
         with Index(db, folder) as idx:
             w, found = warm(idx, queries, exact)
         truth = found if exact else truth
@@ -158,7 +191,7 @@ def run_postgres(parquet: Path, folder: Path, queries: np.ndarray, truth: list[l
             idx.add_embeddings(parquet, bulk=True)
             built = time.perf_counter() - start
             size = idx.backend.conn.execute("SELECT pg_total_relation_size('clipforge.images')").fetchone()[0]
-        c = cold_rss(url, exact=False)
+        c = cold_rss(url, exact=False) | backend_cold(url, queries.shape[1], exact=False)
         with Index(url, folder) as idx:
             w, found = warm(idx, queries, exact=False)
         return {
@@ -202,7 +235,8 @@ def main() -> None:
             for row in rows:
                 results.append({"n": n, "dim": dim, "data": args.data, **row})
                 print(results[-1], flush=True)
-    header = ("n", "dim", "engine", "build_s", "mb", "cold_s", "rss_mb", "p50_ms", "p99_ms", "recall@10")
+    header = ("n", "dim", "engine", "build_s", "mb", "cold_s", "rss_mb", "search_cold_s", "search_rss_mb", "p50_ms")
+    header += ("p99_ms", "recall@10")
     print("\n" + " | ".join(header))
     for r in results:
         print(" | ".join(str(r.get(h, "")) for h in header))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -30,7 +31,7 @@ from clipforge.errors import require
 
 FORMAT = 1
 QUANTISATION = "i8"  # recall@10 after exact re-scoring: docs/index.md
-CONNECTIVITY, EXPANSION_ADD, EXPANSION_SEARCH = 16, 128, 64
+CONNECTIVITY, EXPANSION_ADD, EXPANSION_SEARCH = 16, 128, 128
 EXACT_CANDIDATES = 4096  # an allowed-id set this small is searched exactly, not through the graph
 
 
@@ -111,6 +112,7 @@ def build(db: Path, stamp: Stamp, count: int, chunks: Iterable[tuple[np.ndarray,
     os.close(fd)
     try:
         index.save(tmp)
+        os.chmod(tmp, stat.S_IMODE(os.stat(db).st_mode))  # readable by whoever may read the database
         inode = os.stat(tmp).st_ino  # the header names this file: another rebuild's graph renamed later is stale
         kill_point("ann")
         header.unlink(missing_ok=True)  # from here to the header's rename the pair reads as stale
@@ -119,7 +121,7 @@ def build(db: Path, stamp: Stamp, count: int, chunks: Iterable[tuple[np.ndarray,
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _write_atomic(header, json.dumps({**_header(stamp, inode), "count": len(index)}, sort_keys=True))
+    _write_atomic(header, json.dumps({**_header(stamp, inode), "count": len(index)}, sort_keys=True), db)
 
 
 def remove(db: Path) -> None:
@@ -140,9 +142,10 @@ def _header(stamp: Stamp, inode: int) -> dict:
     }
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def _write_atomic(path: Path, text: str, like: Path) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, stat.S_IMODE(os.stat(like).st_mode))
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
         os.replace(tmp, path)

@@ -318,8 +318,8 @@ class Index:
 def _load_model(
     model: ModelSource, record: ModelRecord | None, where: str, device: str, threads: int | None
 ) -> EmbeddingModel:
-    if isinstance(model, (str, Path)):
-        return open_model(model, device=device, threads=threads)
+    if isinstance(model, (str, Path)):  # lazy: a search opens only the text encoder (cold start, memory)
+        return open_model(model, device=device, threads=threads, lazy=True)
     if model is not None:
         return model
     if record is None:
@@ -329,4 +329,4 @@ def _load_model(
             f"{where} was indexed with {record.describe()} from {record.folder}, which no longer "
             "exists; pass that model with -m"
         )
-    return ZeroShotModel.from_onnx(record.folder, device=device, threads=threads)
+    return ZeroShotModel.from_onnx(record.folder, device=device, threads=threads, lazy=True)
