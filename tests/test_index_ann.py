@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ import pytest
 
 from clipforge.index import ann
 from clipforge.index.base import ModelRecord, Row
-from clipforge.index.sqlite import SqliteBackend
+from clipforge.index.sqlite import QUIET_SECONDS, SqliteBackend
 
 SRC = str(Path(__file__).parents[1] / "src")
 DIM = 32
@@ -77,6 +78,11 @@ def test_a_write_makes_the_sidecar_stale_and_the_next_search_rebuilds_it(tmp_pat
     newcomer = _queries(1)[0]
     backend.apply([Row("/photos/new.jpg", 1, 1.0, "e" * 64, newcomer)])
     fresh = SqliteBackend(db, ann_min_rows=100)  # another process: it must not trust the old graph
+    hits = fresh.search(newcomer, 5)  # written just now (an indexing run may go on): exact, no rebuild
+    assert hits[0].path == "/photos/new.jpg" and hits[0].score == pytest.approx(1.0, abs=1e-5)
+    assert json.loads(ann.files(db)[1].read_text())["generation"] == before
+    quiet = time.time() - QUIET_SECONDS - 1
+    os.utime(f"{db}-wal", (quiet, quiet))  # no write for a while: the next search rebuilds
     hits = fresh.search(newcomer, 5)
     assert hits[0].path == "/photos/new.jpg" and hits[0].score == pytest.approx(1.0, abs=1e-5)
     header = json.loads(ann.files(db)[1].read_text())

@@ -1,18 +1,17 @@
 """SQLite back-end (stdlib ``sqlite3``): one file, WAL mode (searches run while an indexer writes), vectors as
 float32 blobs. Searches go through the approximate sidecar (``ann.py``: a memory-mapped usearch graph beside the
 file, used only when it was built from the database's current ``meta.generation``; candidates re-scored exactly
-from the stored rows) once the index holds ``ann_min_rows`` rows; below that, with ``exact=True``, or when the
-sidecar is stale and cannot be rebuilt (read-only folder), search is exact in numpy over the vectors read once
-and cached until the table changes (every write bumps ``meta.generation``, also from other processes). A stale
-sidecar is rebuilt by the next search when the folder is writable; ``refresh_search`` (run at the end of
-``Index.add``) rebuilds it at once. docs/index.md has the figures that chose usearch (and numpy over
-``sqlite-vec`` for exact search).
+from the stored rows) once the index holds ``ann_min_rows`` rows. Below that, with ``exact=True``, or when the
+sidecar is stale and not rebuilt (read-only folder, or a write in the last ``QUIET_SECONDS``), search is exact
+in numpy over the vectors read once and cached until the table changes (every write bumps ``meta.generation``,
+also from other processes). ``refresh_search`` (run at the end of ``Index.add``) rebuilds a stale sidecar; so
+does a search otherwise. docs/index.md has the figures that chose usearch (and numpy over ``sqlite-vec``).
 
 A database is opened read-only (``mode=ro``: no WAL switch, no schema change, works on a read-only file in a
 read-only folder) and reopened for writing at the first write (which also creates a missing file), so searching
-never modifies or creates a file; a database that is not a clipforge index is refused before anything is written.
-The file's identity is checked before every read: a database deleted while open is reported, one replaced at the
-same path is reopened."""
+never modifies or creates the database (it may write the sidecar beside it); a database that is not a clipforge
+index is refused before anything is written. The file's identity is checked before every read: a database
+deleted while open is reported, one replaced at the same path is reopened."""
 
 from __future__ import annotations
 
@@ -20,6 +19,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -36,6 +36,7 @@ CLIPFORGE_TABLES = {"meta", "model", "images"}
 ANN_MIN_ROWS = 10_000  # below this an exact search reads fewer vectors than a cold graph costs: docs/index.md
 RERANK = 64  # sidecar candidates re-scored exactly (at least k)
 CHUNK = 8192  # rows per read when building the sidecar
+QUIET_SECONDS = 30  # a search rebuilds a stale sidecar only after this long without writes
 
 
 class SqliteBackend:
@@ -330,13 +331,24 @@ class SqliteBackend:
         self._graph = None
         try:
             graph = ann.Graph.open(self.path, stamp)
-            if graph is None and self._sidecar_wanted() and os.access(self.path.parent, os.W_OK):
+            if graph is None and self._sidecar_wanted() and self._may_rebuild():
                 self.refresh_search()
                 graph = ann.Graph.open(self.path, stamp)
         except MissingDependencyError:
             return None
         self._graph = graph
         return graph
+
+    def _may_rebuild(self) -> bool:
+        """A search rebuilds a stale sidecar only when it can write beside the database and no process wrote
+        to it for ``QUIET_SECONDS`` (the WAL file's mtime): during another process's indexing run every batch
+        makes the sidecar stale, and that run rebuilds it once at its end; until then searches are exact."""
+        if not os.access(self.path.parent, os.W_OK):
+            return False
+        try:
+            return time.time() - os.stat(f"{self.path}-wal").st_mtime > QUIET_SECONDS
+        except FileNotFoundError:
+            return True
 
     def _sidecar_wanted(self) -> bool:
         return self.count() >= self.ann_min_rows
