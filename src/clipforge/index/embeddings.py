@@ -60,7 +60,7 @@ class EmbeddingsFile:
                 f"{path} has columns {', '.join(schema.names)}; an embeddings file needs 'path' and 'embedding' "
                 "(as clipforge embed writes)"
             )
-        dim = _dim(meta, schema)
+        dim = _dim(meta, schema, path)
         raw = (schema.metadata or {}).get(MODEL_KEY)
         return cls(path, meta.metadata.num_rows, dim, column, json.loads(raw) if raw else None)
 
@@ -89,13 +89,13 @@ class EmbeddingsFile:
             yield _rows(batch.to_pydict() | {"embedding": _matrix(batch.column("embedding"), self.dim)}, self)
 
 
-def _dim(meta, schema) -> int:
+def _dim(meta, schema, path: Path) -> int:
     kind = schema.field("embedding").type
     size = getattr(kind, "list_size", -1)
     if size and size > 0:
         return int(size)
     if meta.metadata.num_rows == 0:
-        raise InputError(f"{meta} holds no embeddings")
+        raise InputError(f"{path} holds no embeddings; pass a parquet written by clipforge embed")
     first = next(meta.iter_batches(batch_size=1, columns=["embedding"]))
     return len(first.column("embedding")[0])
 
