@@ -31,7 +31,7 @@ from clipforge.errors import require
 
 FORMAT = 1
 QUANTISATION = "i8"  # recall@10 after exact re-scoring: docs/index.md
-CONNECTIVITY, EXPANSION_ADD, EXPANSION_SEARCH = 16, 64, 200
+CONNECTIVITY, EXPANSION_ADD, EXPANSION_SEARCH = 16, 64, 400
 EXACT_CANDIDATES = 4096  # an allowed-id set this small is searched exactly, not through the graph
 
 
