@@ -75,7 +75,7 @@ def test_embed_ray_matches_local(ray_local, clip_folder, photos, tmp_path, capsy
     err = capsys.readouterr().err
     assert code == 1  # two unreadable files: reported, not fatal
     assert "2 of 42 image(s)" in err and "broken.jpg" in err and "truncated.jpg" in err and "Ray" in err
-    want, _ = _read(local, "name")
+    want, _ = _read(local, "path")  # one column name for the path in both engines
     got, table = _read(distributed, "path")
     assert table.column_names == ["path", "sha256", "embedding"]
     assert table.num_rows == len(got) == N_IMAGES and set(got) == set(want)

@@ -13,6 +13,8 @@ The stages:
 - ``replace`` / ``replaced``: an output folder moved aside / its replacement renamed into place (``_io``);
 - ``batch``: a batch of images is done (the local indexer after it commits; a Ray worker after it stored or
   embedded the batch, before returning it).
+- ``ann``: the SQLite search sidecar's new graph is written to its temporary file, not yet published
+  (``index/ann.py``).
 
 Processes that do not inherit the environment (Ray workers on a running cluster) are handed ``current()`` and
 pass it as ``spec``.

@@ -13,6 +13,8 @@ from clipforge.cli import engine_options as eo, runtime_options as ro
 from clipforge.cli.classify import exit_on_failures
 from clipforge.distributed.ray import embed_to_parquet
 from clipforge.errors import InputError
+from clipforge.index import ModelRecord
+from clipforge.index.embeddings import model_metadata
 from clipforge.models import model_folder, open_model
 from clipforge.output import say
 from clipforge.runtime.backends import resolve
@@ -55,7 +57,7 @@ def embed(
             names += [str(n) for n in batch.names]
             chunks.append(zs.embed_images(batch.images, batch_size, normalize=normalize))
     vectors = np.concatenate(chunks) if chunks else np.zeros((0, zs.manifest.embed_dim), np.float32)
-    _write(output, names, vectors)
+    _write(output, names, vectors, "text" if text else "path", model_metadata(ModelRecord.of(zs)))
     say(f"wrote {len(names)} embedding(s) of dim {vectors.shape[1]} to {output}")
     exit_on_failures(failures, len(names) + len(failures), inputs)
 
@@ -94,12 +96,19 @@ def _embed_ray(
     exit_on_failures([ImageFailure(p, r) for p, r in stats.unreadable], len(paths), inputs)
 
 
-def _write(output: Path, names: list[str], vectors: np.ndarray) -> None:
+def _write(output: Path, names: list[str], vectors: np.ndarray, column: str, metadata: dict) -> None:
+    """``.parquet``: ``column`` (``path`` for images, as the Ray engine writes and ``clipforge index
+    --embeddings`` reads; ``text`` for texts) and ``embedding`` (fixed-size list of float32), the model
+    record in the schema metadata; ``.npy``: the vectors, names in ``.names.txt``."""
     if output.suffix == ".parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = pa.table({"name": names, "embedding": list(vectors.astype(np.float32))})
+        dim = vectors.shape[1]
+        embedding = pa.FixedSizeListArray.from_arrays(vectors.astype(np.float32).reshape(-1), dim)
+        table = pa.table({column: pa.array(names, pa.string()), "embedding": embedding}).replace_schema_metadata(
+            metadata
+        )
         with atomic_file(output) as tmp:
             pq.write_table(table, tmp)
         return

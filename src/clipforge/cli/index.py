@@ -13,6 +13,7 @@ from clipforge._fspath import display
 from clipforge.cli import engine_options as eo, runtime_options as ro
 from clipforge.cli.options import Quiet
 from clipforge.distributed.ray import index_into
+from clipforge.errors import InputError
 from clipforge.index import Index
 
 Db = Annotated[str, typer.Option("--db", help="SQLite file (created if missing) or postgresql://user@host/db.")]
@@ -25,8 +26,8 @@ IndexModel = Annotated[
 
 
 def index(
-    paths: Annotated[list[Path], typer.Argument(help="Image files or folders (walked recursively).")],
-    db: Db,
+    paths: Annotated[list[Path] | None, typer.Argument(help="Image files or folders (walked recursively).")] = None,
+    db: Db = ...,
     model: IndexModel = None,
     batch_size: ro.BatchSize = 32,
     device: ro.Device = "cpu",
@@ -44,8 +45,21 @@ def index(
     address: eo.Address = None,
     workers: eo.Workers = None,
     cpus_per_worker: eo.CpusPerWorker = 1,
+    embeddings: Annotated[
+        Path | None,
+        typer.Option(
+            "--embeddings",
+            help="Import this parquet of precomputed embeddings (clipforge embed's output) instead of PATHS; "
+            "image files are not read.",
+        ),
+    ] = None,
 ) -> None:
-    """Embed new and changed images under PATHS, drop rows of deleted files; unreadable files are listed."""
+    """Embed new and changed images under PATHS, drop rows of deleted files; unreadable files are listed.
+    With --embeddings, import precomputed embeddings instead."""
+    if embeddings is not None:
+        return _import(embeddings, paths, db, model, engine, quiet, as_json)
+    if not paths:
+        raise InputError("clipforge index needs image files or folders (PATHS), or --embeddings FILE.parquet")
     if engine == eo.EngineName.ray:
         eo.check_ray(device=device != "cpu", threads=threads is not None, decode_threads=decode_threads is not None)
         options = eo.ray_options(address, workers, cpus_per_worker, batch_size)
@@ -57,6 +71,23 @@ def index(
                 paths, exact_decode=exact_decode, quiet=quiet or as_json, batch_size=batch_size, threads=decode_threads
             )
             total = idx.count()
+    _report(summary, total, db, as_json)
+
+
+def _import(embeddings: Path, paths, db: str, model, engine, quiet: bool, as_json: bool) -> None:
+    """``--embeddings``: one local reader into the database (the work is the database's writes, not the
+    embedding, so a Ray engine would add nothing but its start-up)."""
+    if paths:
+        raise InputError("pass either PATHS or --embeddings, not both")
+    if engine != eo.EngineName.local:
+        raise InputError("--embeddings imports with the local engine only (no images are read); leave --engine out")
+    with Index(db, model) as idx:
+        summary = idx.add_embeddings(embeddings, quiet=quiet or as_json)
+        total = idx.count()
+    _report(summary, total, db, as_json)
+
+
+def _report(summary, total: int, db: str, as_json: bool) -> None:
     if as_json:
         output.print_json({**summary.to_dict(), "images": total})
         return

@@ -46,6 +46,9 @@ def search(
     sort: Annotated[SortOrder, typer.Option("--sort", help="score: best first; date: the best, newest first.")] = (
         SortOrder.score
     ),
+    exact: Annotated[
+        bool, typer.Option("--exact", help="Compare with every stored vector, not the approximate index (slower).")
+    ] = False,
     device: ro.Device = "cpu",
     threads: ro.Threads = None,
     as_json: ro.AsJson = False,
@@ -59,7 +62,13 @@ def search(
         filters = SearchFilter(sort="date")
     with Index(db, model, device=device, threads=threads) as idx:
         hits = idx.search(
-            text=text or None, image=image or None, negative=negative or None, k=k, min_score=min_score, filters=filters
+            text=text or None,
+            image=image or None,
+            negative=negative or None,
+            k=k,
+            min_score=min_score,
+            filters=filters,
+            exact=exact,
         )
         info = idx.metadata([h.id for h in hits]) if filters else None
     taken = {i: p.taken for i, p in info.items()} if info is not None else None

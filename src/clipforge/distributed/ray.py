@@ -31,7 +31,8 @@ from clipforge import _faults
 from clipforge._dblocation import is_postgres
 from clipforge.distributed import records
 from clipforge.errors import InputError, require
-from clipforge.index import Batch, Index, IndexSummary
+from clipforge.index import Batch, Index, IndexSummary, ModelRecord
+from clipforge.index.embeddings import model_metadata
 from clipforge.progress import counter
 from clipforge.runtime.images import draft_request
 from clipforge.runtime.model import ZeroShotModel
@@ -253,7 +254,8 @@ def embed_to_parquet(
         backend=backend,
         precision=precision,
     )
-    with records.ParquetWriter(output, dim) as writer:
+    metadata = model_metadata(ModelRecord.of_folder(folder))  # ``clipforge index --embeddings`` checks it
+    with records.ParquetWriter(output, dim, metadata=metadata) as writer:
         stats = run(records.file_table(records.stat_files(paths)), job, options, consume=writer.write, show=show)
     return stats, writer.count
 

@@ -149,8 +149,8 @@ class ParquetWriter:
     """Streams embedded files into one parquet file (``path``, ``sha256``, ``embedding`` fixed-size
     list<float32>), written to a temporary file and renamed at the end: a failed run leaves no partial output."""
 
-    def __init__(self, output, dim: int, rows_per_group: int = 8192):
-        self.output, self.dim, self.rows_per_group = output, dim, rows_per_group
+    def __init__(self, output, dim: int, rows_per_group: int = 8192, metadata: dict | None = None):
+        self.output, self.dim, self.rows_per_group, self.metadata = output, dim, rows_per_group, metadata
         self.pending: list[dict] = []
         self.count = 0
 
@@ -161,7 +161,8 @@ class ParquetWriter:
         self._atomic = atomic_file(self.output)
         tmp = self._atomic.__enter__()
         self.schema = pa.schema(
-            [("path", pa.string()), ("sha256", pa.string()), ("embedding", pa.list_(pa.float32(), self.dim))]
+            [("path", pa.string()), ("sha256", pa.string()), ("embedding", pa.list_(pa.float32(), self.dim))],
+            metadata=self.metadata,
         )
         self._writer = pq.ParquetWriter(tmp, self.schema)
         return self

@@ -20,8 +20,9 @@ from clipforge.errors import InputError
 from clipforge.index.backends import open_backend
 from clipforge.index.base import EmbeddingModel, Hit, IndexSummary, ModelRecord, Row, Stored, Touch
 from clipforge.index.dedup import duplicate_groups
+from clipforge.index.embeddings import EmbeddingsFile
 from clipforge.index.filters import SearchFilter
-from clipforge.index.ingest import Batch, Counts, Plan, ingest, make_plan
+from clipforge.index.ingest import Batch, Counts, Plan, ingest, make_plan, rate_progress
 from clipforge.index.walker import walk
 from clipforge.models import open_model
 from clipforge.runtime import scoring
@@ -32,6 +33,7 @@ from clipforge.runtime.photo_info import PhotoInfo
 
 ModelSource = EmbeddingModel | str | Path | None
 Paths = Sequence[str | Path] | str | Path
+BULK_MIN_ROWS = 50_000  # an import this large into an empty index takes the back-end's bulk path: docs/index.md
 
 
 class Index:
@@ -139,6 +141,43 @@ class Index:
             threads=threads,
             show=not quiet,
         )
+        self.backend.refresh_search()
+        return counts.summary(round(time.perf_counter() - start, 3))
+
+    def add_embeddings(
+        self, path: str | Path, *, batch_size: int = 10_000, quiet: bool = True, bulk: bool | None = None
+    ) -> IndexSummary:
+        """Import precomputed embeddings (the parquet ``clipforge embed`` writes, locally or on Ray) without
+        reading the image files; the file's dimension and model must be this index's. Rows are stored
+        ``batch_size`` at a time (each one transaction). ``bulk``: load through the back-end's bulk path
+        (PostgreSQL: COPY, the HNSW index built once at the end); by default when the index is empty and the
+        file holds at least ``BULK_MIN_ROWS`` rows. Sizes, mtimes and sha256: ``clipforge.index.embeddings``."""
+        start = time.perf_counter()
+        if batch_size < 1:
+            raise InputError(f"batch_size must be at least 1, got {batch_size}")
+        file = EmbeddingsFile.open(path)
+        self.backend.for_writing()
+        self._ensure_record()
+        file.check(self.record, self.backend.where)
+        known = self.backend.files() if self.backend.count() else {}
+        if bulk is None:
+            bulk = not known and file.rows >= BULK_MIN_ROWS
+        counts = Counts()
+        with rate_progress(file.rows, not quiet, "importing") as advance:
+
+            def batches():
+                for rows in file.batches(batch_size):
+                    added = sum(r.path not in known for r in rows)
+                    counts.add(Counts(added=added, updated=len(rows) - added))
+                    yield rows
+                    advance(len(rows))
+
+            if bulk:
+                self.backend.bulk_load(batches())
+            else:
+                for rows in batches():
+                    self.backend.apply(rows)
+        self.backend.refresh_search()
         return counts.summary(round(time.perf_counter() - start, 3))
 
     def upsert(self, rows: Sequence[Row | tuple]) -> None:
@@ -176,11 +215,14 @@ class Index:
         k: int = 20,
         min_score: float | None = None,
         filters: SearchFilter | None = None,
+        exact: bool = False,
     ) -> list[Hit]:
         """The ``k`` indexed images most similar to the query, best first: ``text`` (one or more strings) and
         ``image`` (one or more images: paths, bytes, PIL images) are embedded with this index's model and
         averaged, ``negative`` texts subtracted; ``min_score`` drops weaker hits; ``filters`` (a
-        ``SearchFilter``: date taken, folder, camera, place; sort by date) restricts and orders them."""
+        ``SearchFilter``: date taken, folder, camera, place; sort by date) restricts and orders them.
+        ``exact``: compare with every stored vector instead of the approximate index (slower on large
+        indexes; the same scores)."""
         return self.query(
             text=self._embed_texts(text),
             image=self._embed_images(image),
@@ -188,6 +230,7 @@ class Index:
             k=k,
             min_score=min_score,
             filters=filters,
+            exact=exact,
         )
 
     def query(
@@ -199,10 +242,11 @@ class Index:
         k: int = 20,
         min_score: float | None = None,
         filters: SearchFilter | None = None,
+        exact: bool = False,
     ) -> list[Hit]:
         """Search with the embeddings of a query's parts: the mean of the positive ones (``text`` and
         ``image``) minus the mean of the ``negative`` ones, normalised; the ``k`` best hits with a score of at
-        least ``min_score`` among the images ``filters`` lets through."""
+        least ``min_score`` among the images ``filters`` lets through (``exact``: as in ``search``)."""
         positives = [*text, *image]
         if not positives:
             raise InputError(
@@ -212,14 +256,19 @@ class Index:
         vector = np.mean(positives, axis=0)
         if len(negative):
             vector = vector - np.mean(negative, axis=0)
-        return self.search_vector(vector, k, min_score, filters)
+        return self.search_vector(vector, k, min_score, filters, exact)
 
     def search_vector(
-        self, vector, k: int = 20, min_score: float | None = None, filters: SearchFilter | None = None
+        self,
+        vector,
+        k: int = 20,
+        min_score: float | None = None,
+        filters: SearchFilter | None = None,
+        exact: bool = False,
     ) -> list[Hit]:
         """Search with a precomputed query embedding [D] (normalised here), e.g. from a batching server.
-        ``filters``: only the rows it lets through are scored (exactly); ``sort="date"`` shows the ``k`` best
-        newest first (undated rows last)."""
+        ``filters``: only the rows it lets through are searched; ``sort="date"`` shows the ``k`` best newest
+        first (undated rows last). ``exact``: as in ``search``."""
         if k < 1:
             raise InputError(f"k must be at least 1, got {k}")
         vector = np.asarray(vector, np.float32).reshape(-1)
@@ -227,9 +276,9 @@ class Index:
             raise InputError(f"query has {vector.shape[0]} values; the index holds dim {self.record.embed_dim}")
         query = scoring.l2_normalize(vector)
         if filters is not None and filters.narrows:
-            hits = self.backend.search_filtered(query, int(k), filters)
+            hits = self.backend.search_filtered(query, int(k), filters, exact=exact)
         else:
-            hits = self.backend.search(query, int(k))
+            hits = self.backend.search(query, int(k), exact=exact)
         hits = [h for h in hits if min_score is None or h.score >= min_score]
         return self._by_date(hits) if filters is not None and filters.sort == "date" else hits
 
@@ -305,8 +354,8 @@ class Index:
 def _load_model(
     model: ModelSource, record: ModelRecord | None, where: str, device: str, threads: int | None
 ) -> EmbeddingModel:
-    if isinstance(model, (str, Path)):
-        return open_model(model, device=device, threads=threads)
+    if isinstance(model, (str, Path)):  # lazy: a search opens only the text encoder (cold start, memory)
+        return open_model(model, device=device, threads=threads, lazy=True)
     if model is not None:
         return model
     if record is None:
@@ -316,4 +365,4 @@ def _load_model(
             f"{where} was indexed with {record.describe()} from {record.folder}, which no longer "
             "exists; pass that model with -m"
         )
-    return ZeroShotModel.from_onnx(record.folder, device=device, threads=threads)
+    return ZeroShotModel.from_onnx(record.folder, device=device, threads=threads, lazy=True)

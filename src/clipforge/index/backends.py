@@ -13,10 +13,11 @@ from clipforge.index.sqlite import SqliteBackend
 
 def open_backend(db: str | Path, **options) -> Backend:
     """``postgresql://...`` (or a libpq ``key=value`` string) -> PostgreSQL + pgvector (``options``: e.g.
-    ``ef_search``); a path -> a SQLite file (created when first written); any other URL is refused."""
+    ``ef_search``); a path -> a SQLite file (created when first written; ``options``: ``ann_min_rows``); any
+    other URL is refused."""
     if is_postgres(db):
         return PostgresBackend(str(db), **options)
     file = sqlite_file(db)
     if file is None:
         raise InputError(f"database {redact(db)!r} is neither a file path nor a postgresql:// URL")
-    return SqliteBackend(file)
+    return SqliteBackend(file, **options)

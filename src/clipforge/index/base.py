@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -88,15 +88,21 @@ class ModelRecord:
     @classmethod
     def of(cls, model) -> ModelRecord:
         """The record of a ``ZeroShotModel`` (its exported/built folder and manifest)."""
-        manifest = Path(model.folder) / "manifest.json"
-        digest = hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.is_file() else "unknown"
-        spec = asdict(model.manifest.image)
+        return cls.of_folder(model.folder, model.manifest)
+
+    @classmethod
+    def of_folder(cls, folder: str | Path, manifest: Manifest | None = None) -> ModelRecord:
+        """The record of an exported/built model folder (``manifest``: its loaded manifest, read if None)."""
+        file = Path(folder) / "manifest.json"
+        manifest = manifest or Manifest.load(folder)
+        digest = hashlib.sha256(file.read_bytes()).hexdigest() if file.is_file() else "unknown"
+        spec = asdict(manifest.image)
         return cls(
-            model.manifest.family,
-            model.manifest.source,
-            str(Path(model.folder).resolve()),
+            manifest.family,
+            manifest.source,
+            str(Path(folder).resolve()),
             digest,
-            int(model.manifest.embed_dim),
+            int(manifest.embed_dim),
             json.loads(json.dumps(spec)),
         )
 
@@ -147,8 +153,17 @@ class Backend(Protocol):
         """One transaction: insert-or-replace rows (keyed by path), update stats, delete paths; returns the
         number of rows deleted. A crash leaves the database as it was before or after, never between."""
 
-    def search(self, query: np.ndarray, k: int) -> list[Hit]:
-        """The ``k`` rows most similar (cosine) to the normalised ``query``, best first."""
+    def bulk_load(self, batches: Iterable[Sequence[Row]]) -> None:
+        """Insert many new rows into an empty index, one transaction per batch, the fastest way the back-end
+        has (PostgreSQL: COPY, the HNSW index dropped and built once at the end; SQLite: ``apply``)."""
+
+    def search(self, query: np.ndarray, k: int, exact: bool = False) -> list[Hit]:
+        """The ``k`` rows most similar (cosine) to the normalised ``query``, best first: through the
+        approximate index (HNSW), or compared with every row when ``exact``."""
+
+    def refresh_search(self) -> None:
+        """Bring the approximate index up to date after writes (SQLite: rebuild a stale sidecar; PostgreSQL:
+        nothing, the server maintains its HNSW index)."""
 
     def vectors(self) -> tuple[np.ndarray, list[str], np.ndarray]:
         """All rows: ids [N], paths, embeddings float32 [N, D]."""

@@ -117,14 +117,14 @@ def ingest(
 
 
 @contextlib.contextmanager
-def rate_progress(total: int, show: bool):
+def rate_progress(total: int, show: bool, label: str = "indexing"):
     """Yield ``advance(n)``: a bar with images/s and time left on stderr (nothing when ``show`` is false)."""
     if not show:
         yield lambda n: None
         return
     rate = TextColumn("{task.fields[rate]}")
     with Progress(
-        TextColumn("indexing"),
+        TextColumn(label),
         BarColumn(),
         MofNCompleteColumn(),
         rate,
@@ -134,7 +134,7 @@ def rate_progress(total: int, show: bool):
         transient=not console.is_terminal,
         disable=not console.is_terminal,
     ) as bar:  # off a terminal rich would leave an empty line
-        task = bar.add_task("indexing", total=total, rate="")
+        task = bar.add_task(label, total=total, rate="")
 
         def advance(n: int) -> None:
             bar.advance(task, n)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import astuple
 
 import numpy as np
@@ -28,6 +28,8 @@ HAVERSINE_SQL = (
 MODEL_COLUMNS = ("family", "source", "folder", "manifest_sha256", "embed_dim", "preprocessing")
 LOCK_KEY = 0x636C6970  # advisory lock id for schema changes ("clip")
 DEFAULT_EF_SEARCH = 100  # HNSW candidate list per query; docs/index.md has the recall it gives
+HNSW_INDEX = "images_embedding_hnsw"
+CREATE_HNSW = f"CREATE INDEX IF NOT EXISTS {HNSW_INDEX} ON clipforge.images USING hnsw (embedding vector_cosine_ops)"
 
 
 class PostgresBackend:
@@ -153,17 +155,56 @@ class PostgresBackend:
         return removed
 
     # --- search -------------------------------------------------------------------------------------------
-    def search(self, query: np.ndarray, k: int) -> list[Hit]:
+    def search(self, query: np.ndarray, k: int, exact: bool = False) -> list[Hit]:
         if not self._vector_ready:
             return []
         vector = np.asarray(query, np.float32)
+        sql = "SELECT id, path, 1 - (embedding <=> %s) FROM clipforge.images ORDER BY embedding <=> %s LIMIT %s"
         with self._lock:
-            self._set_ef_search(max(self.ef_search, int(k)))  # HNSW returns at most ef_search rows
-            rows = self.conn.execute(
-                "SELECT id, path, 1 - (embedding <=> %s) FROM clipforge.images ORDER BY embedding <=> %s LIMIT %s",
-                (vector, vector, int(k)),
-            ).fetchall()
+            if exact:  # the planner would take the HNSW index: a sequential scan compares every row
+                with self.conn.transaction():
+                    self.conn.execute("SET LOCAL enable_indexscan = off")
+                    rows = self.conn.execute(sql, (vector, vector, int(k))).fetchall()
+            else:
+                self._set_ef_search(max(self.ef_search, int(k)))  # HNSW returns at most ef_search rows
+                rows = self.conn.execute(sql, (vector, vector, int(k))).fetchall()
         return [Hit(int(i), from_db(p), float(s)) for i, p, s in rows]
+
+    def refresh_search(self) -> None:
+        """The server keeps the HNSW index up to date with every write; this only rebuilds it when a bulk load
+        was killed after dropping it (the rows are there, searches were exact and slow)."""
+        if self._vector_ready:
+            with self._lock:
+                self._build_hnsw()
+
+    def _build_hnsw(self) -> None:
+        if self.conn.execute("SELECT to_regclass(%s)", (f"clipforge.{HNSW_INDEX}",)).fetchone()[0] is None:
+            self.conn.execute("SET maintenance_work_mem = '1GB'")  # the graph built in memory, not on disk
+            self.conn.execute(CREATE_HNSW)
+
+    def bulk_load(self, batches: Iterable[Sequence[Row]]) -> None:
+        """First load of an empty index: the HNSW index is dropped, every batch COPYed in one transaction, and
+        the index built once at the end (much faster than maintaining it row by row: docs/index.md). A load
+        killed midway leaves committed batches and no HNSW index; ``refresh_search`` (the next import or
+        indexing run) builds it."""
+        if not self._vector_ready:
+            raise InputError(f"{self.where} has no clipforge index yet; record a model first (index some images)")
+        with self._lock:
+            if self.count():
+                raise InputError(f"{self.where} already holds images; bulk loads go into an empty index")
+            self.conn.execute(f"DROP INDEX IF EXISTS clipforge.{HNSW_INDEX}")
+            for rows in batches:
+                self._copy(rows)
+            self._build_hnsw()
+
+    def _copy(self, rows: Sequence[Row]) -> None:
+        copy_sql = "COPY clipforge.images (path, size, mtime, sha256, embedding) FROM STDIN WITH (FORMAT BINARY)"
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            with cur.copy(copy_sql) as copy:
+                copy.set_types(["text", "int8", "float8", "text", "vector"])
+                for r in rows:
+                    copy.write_row((to_db(r.path), r.size, r.mtime, r.sha256, np.asarray(r.embedding, np.float32)))
+            cur.execute("UPDATE clipforge.meta SET value = (value::bigint + 1)::text WHERE key = 'generation'")
 
     def _set_ef_search(self, value: int) -> None:
         """A session setting, sent only when it changes (one round trip per search, not four)."""
@@ -215,10 +256,11 @@ class PostgresBackend:
             ).fetchall()
         return {int(row[0]): PhotoInfo(*row[1:]) for row in rows}
 
-    def search_filtered(self, query: np.ndarray, k: int, where: SearchFilter) -> list[Hit]:
-        """``search`` restricted by ``where`` in SQL, scored exactly: pgvector 0.6 has no iterative index scans
-        (an HNSW scan filtered afterwards can return fewer than ``k`` rows), so the HNSW index is switched off
-        for this one query and PostgreSQL orders the rows that pass the WHERE by exact cosine distance."""
+    def search_filtered(self, query: np.ndarray, k: int, where: SearchFilter, exact: bool = False) -> list[Hit]:
+        """``search`` restricted by ``where`` in SQL, always scored exactly (``exact`` changes nothing): pgvector
+        0.6 has no iterative index scans (an HNSW scan filtered afterwards can return fewer than ``k`` rows), so
+        the HNSW index is switched off for this one query and PostgreSQL orders the rows that pass the WHERE by
+        exact cosine distance."""
         if not self._vector_ready:
             return []
         conditions, params = sql_conditions(where, "postgres")

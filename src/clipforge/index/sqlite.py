@@ -1,13 +1,17 @@
 """SQLite back-end (stdlib ``sqlite3``): one file, WAL mode (searches run while an indexer writes), vectors as
-float32 blobs, exact search in numpy over the vectors read once and cached until the table changes (every write
-bumps ``meta.generation``, also from other processes). docs/index.md has the figures that chose numpy over
-``sqlite-vec``.
+float32 blobs. Searches go through the approximate sidecar (``ann.py``: a memory-mapped usearch graph beside the
+file, used only when it was built from the database's current ``meta.generation``; candidates re-scored exactly
+from the stored rows) once the index holds ``ann_min_rows`` rows. Below that, with ``exact=True``, or when the
+sidecar is stale and not rebuilt (read-only folder, or a write in the last ``QUIET_SECONDS``), search is exact
+in numpy over the vectors read once and cached until the table changes (every write bumps ``meta.generation``,
+also from other processes). ``refresh_search`` (run at the end of ``Index.add``) rebuilds a stale sidecar; so
+does a search otherwise. docs/index.md has the figures that chose usearch (and numpy over ``sqlite-vec``).
 
 A database is opened read-only (``mode=ro``: no WAL switch, no schema change, works on a read-only file in a
 read-only folder) and reopened for writing at the first write (which also creates a missing file), so searching
-never modifies or creates a file; a database that is not a clipforge index is refused before anything is written.
-The file's identity is checked before every read: a database deleted while open is reported, one replaced at the
-same path is reopened."""
+never modifies or creates the database (it may write the sidecar beside it); a database that is not a clipforge
+index is refused before anything is written. The file's identity is checked before every read: a database
+deleted while open is reported, one replaced at the same path is reopened."""
 
 from __future__ import annotations
 
@@ -15,7 +19,8 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Sequence
 from dataclasses import astuple
 from pathlib import Path
 
@@ -23,8 +28,8 @@ import numpy as np
 
 from clipforge._dblocation import redact
 from clipforge._fspath import from_db, to_db
-from clipforge.errors import InputError
-from clipforge.index import schema
+from clipforge.errors import InputError, MissingDependencyError
+from clipforge.index import ann, schema
 from clipforge.index.base import Hit, ModelRecord, Row, Stored, Touch, top_hits
 from clipforge.index.filters import SearchFilter, haversine_km, sql_conditions
 from clipforge.index.schema import PHOTO_NAMES
@@ -32,10 +37,14 @@ from clipforge.runtime.photo_info import PhotoInfo
 
 MODEL_COLUMNS = ("family", "source", "folder", "manifest_sha256", "embed_dim", "preprocessing")
 CLIPFORGE_TABLES = {"meta", "model", "images"}
+ANN_MIN_ROWS = 10_000  # below this an exact search reads fewer vectors than a cold graph costs: docs/index.md
+RERANK = 64  # sidecar candidates re-scored exactly (at least k)
+CHUNK = 8192  # rows per read when building the sidecar
+QUIET_SECONDS = 30  # a search rebuilds a stale sidecar only after this long without writes
 
 
 class SqliteBackend:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, ann_min_rows: int = ANN_MIN_ROWS):
         self.path = Path(path).expanduser()
         self.where = redact(self.path)
         if self.path.exists() and not self.path.is_file():
@@ -44,6 +53,7 @@ class SqliteBackend:
             raise InputError(f"folder {self.path.parent} of database {self.where} does not exist; create it first")
         self._lock = threading.RLock()
         self._cache: tuple[int, np.ndarray, list[str], np.ndarray] | None = None
+        self.ann_min_rows, self._graph = int(ann_min_rows), None
         self.conn: sqlite3.Connection | None = None
         self._writable, self._identity = False, None
         try:
@@ -255,6 +265,11 @@ class SqliteBackend:
                 self._bump()
         return removed
 
+    def bulk_load(self, batches: Iterable[Sequence[Row]]) -> None:
+        """SQLite has no faster path than its transactions: each batch is one ``apply``."""
+        for rows in batches:
+            self.apply(rows)
+
     # --- search -------------------------------------------------------------------------------------------
     def vectors(self) -> tuple[np.ndarray, list[str], np.ndarray]:
         """All rows, read once and cached until ``meta.generation`` changes."""
@@ -284,11 +299,103 @@ class SqliteBackend:
         row = self.conn.execute("SELECT embed_dim FROM model WHERE id = 1").fetchone()
         return int(row[0]) if row else 0
 
-    def search(self, query: np.ndarray, k: int) -> list[Hit]:
+    def search(self, query: np.ndarray, k: int, exact: bool = False) -> list[Hit]:
+        if not exact:
+            hits = self.approximate(query, k)
+            if hits is not None:
+                return hits
         ids, paths, matrix = self.vectors()
         if not len(ids):
             return []
         return top_hits(ids, paths, matrix @ query.astype(np.float32), k)
+
+    def approximate(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[Hit] | None:
+        """The ``k`` best hits through the sidecar (restricted to the row ids ``allowed``), exact cosine scores;
+        None when the sidecar cannot be used (small index, stale and read-only, usearch missing)."""
+        with self._lock:
+            self._current()
+            if not self._version() or self._stamp().last_id == 0:
+                return None
+            graph = self._graph_for(self._stamp())
+            if graph is None:
+                return None
+            self.conn.execute("BEGIN")  # one snapshot: the stamp the graph matches and the rows re-scored
+            try:
+                if self._stamp() != graph.stamp:
+                    return None
+                rows = self._rows(graph.candidates(query, max(k, RERANK), allowed))
+            finally:
+                self.conn.execute("COMMIT")
+        ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+        matrix = np.array([np.frombuffer(r[2], "<f4") for r in rows], np.float32).reshape(len(rows), -1)
+        return top_hits(ids, [from_db(r[1]) for r in rows], matrix @ query.astype(np.float32), k)
+
+    def _stamp(self) -> ann.Stamp:
+        row = self.conn.execute("SELECT manifest_sha256, embed_dim FROM model WHERE id = 1").fetchone()
+        last = self.conn.execute("SELECT max(id) FROM images").fetchone()[0]
+        return ann.Stamp(self._generation(), int(last or 0), int(row[1]) if row else 0, row[0] if row else "")
+
+    def _graph_for(self, stamp: ann.Stamp) -> ann.Graph | None:
+        """The sidecar graph built from ``stamp``: cached, opened, or rebuilt (folder writable); else None."""
+        if self._graph is not None and self._graph.stamp == stamp:
+            return self._graph
+        self._graph = None
+        try:
+            graph = ann.Graph.open(self.path, stamp)
+            if graph is None and self._sidecar_wanted() and self._may_rebuild():
+                self.refresh_search()
+                graph = ann.Graph.open(self.path, stamp)
+        except MissingDependencyError:
+            return None
+        self._graph = graph
+        return graph
+
+    def _may_rebuild(self) -> bool:
+        """A search rebuilds a stale sidecar only when it can write beside the database and no process wrote
+        to it for ``QUIET_SECONDS`` (the WAL file's mtime): during another process's indexing run every batch
+        makes the sidecar stale, and that run rebuilds it once at its end; until then searches are exact."""
+        if not os.access(self.path.parent, os.W_OK):
+            return False
+        try:
+            return time.time() - os.stat(f"{self.path}-wal").st_mtime > QUIET_SECONDS
+        except FileNotFoundError:
+            return True
+
+    def _sidecar_wanted(self) -> bool:
+        return self.count() >= self.ann_min_rows
+
+    def refresh_search(self) -> None:
+        """Rebuild the sidecar unless it matches the database (an index below ``ann_min_rows`` rows has none:
+        a leftover sidecar is removed)."""
+        with self._lock:
+            self._current()
+            if not self._version():
+                return
+            if not self._sidecar_wanted():
+                if any(p.exists() for p in ann.files(self.path)):
+                    ann.remove(self.path)
+                return
+            self.conn.execute("BEGIN")  # the rows and the stamp of one snapshot
+            try:
+                stamp = self._stamp()
+                if ann.Graph.open(self.path, stamp) is None:
+                    ann.build(self.path, stamp, self.count(), self._chunks())
+            finally:
+                self.conn.execute("COMMIT")
+
+    def _chunks(self):
+        cursor = self.conn.execute("SELECT id, embedding FROM images ORDER BY id")
+        while rows := cursor.fetchmany(CHUNK):
+            ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+            yield ids, np.frombuffer(b"".join(r[1] for r in rows), "<f4").reshape(len(rows), -1)
+
+    def _rows(self, ids: np.ndarray) -> list[tuple]:
+        out = []
+        for start in range(0, len(ids), 900):  # SQLite's default limit of bound parameters is 999
+            part = [int(i) for i in ids[start : start + 900]]
+            marks = ", ".join("?" * len(part))
+            out += self.conn.execute(f"SELECT id, path, embedding FROM images WHERE id IN ({marks})", part).fetchall()
+        return out
 
     def path_of(self, image_id: int) -> str | None:
         with self._lock:
@@ -354,12 +461,19 @@ class SqliteBackend:
             return np.sort(_near(rows, where.near))
         return np.sort(np.fromiter((r[0] for r in rows), np.int64, len(rows)))
 
-    def search_filtered(self, query: np.ndarray, k: int, where: SearchFilter) -> list[Hit]:
-        """``search`` restricted to ``candidate_ids(where)``: exact scores of those rows (numpy, from the cached
-        vectors), the ``k`` best."""
-        ids, paths, matrix = self.vectors()
+    def search_filtered(self, query: np.ndarray, k: int, where: SearchFilter, exact: bool = False) -> list[Hit]:
+        """``search`` restricted to ``candidate_ids(where)``: through the sidecar when it can be used (a few
+        thousand candidates are scored exactly, more are over-fetched), else exact scores of those rows (numpy,
+        from the cached vectors); the ``k`` best."""
         wanted = self.candidate_ids(where)
-        if not len(ids) or not len(wanted):
+        if not len(wanted):
+            return []
+        if not exact:
+            hits = self.approximate(query, k, wanted)
+            if hits is not None:
+                return hits
+        ids, paths, matrix = self.vectors()
+        if not len(ids):
             return []
         rows = np.searchsorted(ids, wanted)
         rows = rows[(rows < len(ids)) & (ids[np.minimum(rows, len(ids) - 1)] == wanted)]  # rows of the snapshot
@@ -373,12 +487,18 @@ class SqliteBackend:
             "backend": "sqlite",
             "db": self.where,
             "schema_version": version,
-            "search": "numpy exact",
+            "search": self._search_kind(),
             "bytes": size,
         }
 
+    def _search_kind(self) -> str:
+        if self.count() < self.ann_min_rows:
+            return f"numpy exact (below {self.ann_min_rows} images)"
+        return f"usearch HNSW {ann.QUANTISATION} sidecar, {RERANK} candidates re-scored exactly"
+
     def close(self) -> None:
         with self._lock:
+            self._graph = None
             if self.conn is not None:
                 self.conn.close()
 
