@@ -40,7 +40,7 @@ def test_embed_writes_path_and_the_model_record(embedded, clip_folder):
     assert record["manifest_sha256"] == hashlib.sha256((clip_folder / "manifest.json").read_bytes()).hexdigest()
 
 
-def test_imported_rows_equal_indexed_rows_and_a_rerun_reads_nothing(embedded, photos, clip_folder, tmp_path, capsys):
+def test_imported_rows_equal_indexed_rows_and_a_rerun_keeps_them(embedded, photos, clip_folder, tmp_path, capsys):
     imported, indexed = tmp_path / "imported.db", tmp_path / "indexed.db"
     assert main(["index", "--embeddings", str(embedded), "--db", str(imported), "-m", str(clip_folder), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
@@ -55,7 +55,15 @@ def test_imported_rows_equal_indexed_rows_and_a_rerun_reads_nothing(embedded, ph
         path, stored = a.file_of(int(ids_a[0]))
         assert (stored.size, stored.mtime) == (Path(path).stat().st_size, Path(path).stat().st_mtime)
     capsys.readouterr()
-    assert main(["index", str(photos), "--db", str(imported), "--json"]) == 0  # stats came from stat(): unchanged
+    # the import stores no photo metadata: the first rerun fills it in (same files: nothing added, vectors kept)
+    assert main(["index", str(photos), "--db", str(imported), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["added"], out["updated"] + out["unchanged"]) == (0, 8)
+    with Index(imported) as a:
+        ids_c, paths_c, vectors_c = a.backend.vectors()
+        assert sorted(paths_c) == sorted(paths_a)
+        np.testing.assert_allclose(vectors_c[np.argsort(paths_c)], vectors_a[order_a], atol=1e-5)
+    assert main(["index", str(photos), "--db", str(imported), "--json"]) == 0  # and then reads nothing
     out = json.loads(capsys.readouterr().out)
     assert (out["added"], out["updated"], out["unchanged"]) == (0, 0, 8)
 
