@@ -202,3 +202,22 @@ def fake_cpu(tmp_path, monkeypatch):
 
     yield make
     cpu._cpuinfo.cache_clear()
+
+
+@pytest.fixture
+def geo_photos(shapes_dataset, tmp_path):
+    """(root, {path: PhotoInfo}): the shapes test split written as JPEGs with EXIF dates, GPS and cameras."""
+    from clipforge.testing.photos import geo_library
+
+    root = tmp_path / "library"
+    return root, geo_library(root, shapes_dataset.folder("test"))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.slow)])
+def photo_db(request, tmp_path):
+    """A fresh database location: a SQLite file, or a fresh PostgreSQL database (slow)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "photos.db")
+    from clipforge.testing.postgres import fresh_database
+
+    return fresh_database(request.getfixturevalue("pg_url"))

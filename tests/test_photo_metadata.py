@@ -16,7 +16,6 @@ from clipforge.errors import InputError
 from clipforge.index import Index, SearchFilter, schema
 from clipforge.runtime.images import decode_photo
 from clipforge.runtime.photo_info import PhotoInfo
-from clipforge.testing.photos import geo_library
 
 
 def same_info(got: PhotoInfo, want: PhotoInfo) -> bool:
@@ -27,32 +26,17 @@ def same_info(got: PhotoInfo, want: PhotoInfo) -> bool:
     return close and got.__dict__ | {"lat": 0, "lon": 0} == want.__dict__ | {"lat": 0, "lon": 0}
 
 
-@pytest.fixture
-def library(shapes_dataset, tmp_path):
-    root = tmp_path / "library"
-    return root, geo_library(root, shapes_dataset.folder("test"))
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.slow)])
-def db(request, tmp_path):
-    if request.param == "sqlite":
-        return str(tmp_path / "photos.db")
-    from clipforge.testing.postgres import fresh_database
-
-    return fresh_database(request.getfixturevalue("pg_url"))
-
-
-def test_decoding_reads_the_metadata_cameras_write(library):
-    _, expected = library
+def test_decoding_reads_the_metadata_cameras_write(geo_photos):
+    _, expected = geo_photos
     for path, want in expected.items():
         image, info = decode_photo(path)
         assert image.size == (want.width, want.height)
         assert same_info(info.with_mtime(Path(path).stat().st_mtime), want), (path, info, want)
 
 
-def test_the_index_stores_each_photos_metadata(db, library, loaded_model):
-    root, expected = library
-    with Index(db, loaded_model) as idx:
+def test_the_index_stores_each_photos_metadata(photo_db, geo_photos, loaded_model):
+    root, expected = geo_photos
+    with Index(photo_db, loaded_model) as idx:
         assert idx.add([root]).added == len(expected)
         ids, paths, _ = idx.backend.vectors()
         stored = idx.metadata(list(ids))
@@ -86,9 +70,9 @@ def _version_1_copy(source_db: str, target: Path) -> None:
 
 
 def test_a_version_1_database_upgrades_in_place_and_fills_metadata_without_re_embedding(
-    library, loaded_model, tmp_path
+    geo_photos, loaded_model, tmp_path
 ):
-    root, expected = library
+    root, expected = geo_photos
     with Index(tmp_path / "new.db", loaded_model) as idx:
         idx.add([root])
     old = tmp_path / "old.db"
@@ -111,8 +95,8 @@ def test_a_version_1_database_upgrades_in_place_and_fills_metadata_without_re_em
     assert after == before  # same ids, paths and embeddings, bit for bit
 
 
-def test_precomputed_rows_get_metadata_at_the_next_index_run(library, loaded_model, tmp_path):
-    root, expected = library
+def test_precomputed_rows_get_metadata_at_the_next_index_run(geo_photos, loaded_model, tmp_path):
+    root, expected = geo_photos
     path = next(iter(expected))
     st = Path(path).stat()
     with Index(tmp_path / "up.db", loaded_model) as idx:
@@ -126,12 +110,12 @@ def test_precomputed_rows_get_metadata_at_the_next_index_run(library, loaded_mod
         np.testing.assert_allclose(idx.backend.vectors()[2][0], vector, atol=1e-5)
 
 
-def test_a_version_1_postgres_database_upgrades_in_place(library, loaded_model, pg_url):
+def test_a_version_1_postgres_database_upgrades_in_place(geo_photos, loaded_model, pg_url):
     import psycopg
 
     from clipforge.testing.postgres import fresh_database
 
-    root, expected = library
+    root, expected = geo_photos
     new, old = fresh_database(pg_url), fresh_database(pg_url)
     with Index(new, loaded_model) as idx:
         idx.add([root])

@@ -13,7 +13,6 @@ import pytest
 
 from clipforge.cli.main import main
 from clipforge.index import FilterError, Index, SearchFilter
-from clipforge.testing.photos import geo_library
 
 QUERIES = ["a photo of a red circle.", "a photo of a blue square."]
 
@@ -52,28 +51,13 @@ CASES = [
 ]
 
 
-@pytest.fixture
-def library(shapes_dataset, tmp_path):
-    root = tmp_path / "library"
-    return root, geo_library(root, shapes_dataset.folder("test"))
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.slow)])
-def db(request, tmp_path):
-    if request.param == "sqlite":
-        return str(tmp_path / "photos.db")
-    from clipforge.testing.postgres import fresh_database
-
-    return fresh_database(request.getfixturevalue("pg_url"))
-
-
 def _resolved(params: dict, root: Path) -> dict:
     return {**params, "folder": str(root / params["folder"])} if "folder" in params else params
 
 
-def test_filtered_search_equals_filtering_the_exact_search_by_hand(db, library, loaded_model):
-    root, expected = library
-    with Index(db, loaded_model) as idx:
+def test_filtered_search_equals_filtering_the_exact_search_by_hand(photo_db, geo_photos, loaded_model):
+    root, expected = geo_photos
+    with Index(photo_db, loaded_model) as idx:
         idx.add([root])
         ids, paths, matrix = idx.backend.vectors()
         for query in QUERIES:
@@ -115,8 +99,8 @@ def test_filters_name_the_bad_parameter():
     assert SearchFilter.parse(near="1,2").near == (1.0, 2.0, 25.0)
 
 
-def test_cli_search_filters(library, index_model, tmp_path, capsys):
-    root, expected = library
+def test_cli_search_filters(geo_photos, index_model, tmp_path, capsys):
+    root, expected = geo_photos
     db = str(tmp_path / "cli.db")
     assert main(["index", str(root), "--db", db, "-m", str(index_model), "--json"]) == 0
     capsys.readouterr()
@@ -138,14 +122,14 @@ def test_cli_search_filters(library, index_model, tmp_path, capsys):
     assert "near latitude 91.0 is outside -90..90" in capsys.readouterr().err
 
 
-def test_api_search_filters(library, loaded_model, tmp_path):
+def test_api_search_filters(geo_photos, loaded_model, tmp_path):
     import time
 
     from fastapi.testclient import TestClient
 
     from clipforge.serve import ServeSettings, create_app
 
-    root, expected = library
+    root, expected = geo_photos
     idx = Index(tmp_path / "api.db", loaded_model)
     idx.add([root])
     try:
