@@ -95,7 +95,7 @@ def test_embed_npy_and_parquet(clip_folder, image_dir, tmp_path):
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
     assert main(["embed", "--text", "a cat", "a dog", "-o", str(tmp_path / "t.parquet"), "-m", str(clip_folder)]) == 0
     table = pq.read_table(tmp_path / "t.parquet").to_pydict()
-    assert table["name"] == ["a cat", "a dog"] and len(table["embedding"][0]) == 16
+    assert table["text"] == ["a cat", "a dog"] and len(table["embedding"][0]) == 16
 
 
 def test_classify_never_imports_torch_or_transformers(clip_folder, image_dir):
