@@ -57,9 +57,7 @@ def search(
     --folder, --camera and --near keep only the photos that match (date taken, place, camera: stored by
     'clipforge index'), --sort date shows them newest first."""
     given = {"after": after, "before": before, "folder": folder, "camera": camera, "near": near}
-    filters = SearchFilter.parse(**given, sort=sort.value) if any(v is not None for v in given.values()) else None
-    if filters is None and sort is SortOrder.date:
-        filters = SearchFilter(sort="date")
+    filters = _filters(given, sort)
     with Index(db, model, device=device, threads=threads) as idx:
         hits = idx.search(
             text=text or None,
@@ -71,10 +69,27 @@ def search(
             exact=exact,
         )
         info = idx.metadata([h.id for h in hits]) if filters else None
-    taken = {i: p.taken for i, p in info.items()} if info is not None else None
+    _print(hits, info, min_score, as_json)
+
+
+def _filters(given: dict, sort: SortOrder) -> SearchFilter | None:
+    """The filter the options ask for: None when none is given and the order is by score."""
+    if any(v is not None for v in given.values()):
+        return SearchFilter.parse(**given, sort=sort.value)
+    return SearchFilter(sort="date") if sort is SortOrder.date else None
+
+
+def _print(hits: list, info: dict | None, min_score: float | None, as_json: bool) -> None:
+    """JSON or a table; with ``info`` (a filter was given) each hit also says when it was taken."""
     if as_json:
         dated = (
-            (lambda h: {"taken": taken.get(h.id), "taken_from": info[h.id].taken_from if h.id in info else None})
+            (
+                lambda h: (
+                    {"taken": info[h.id].taken, "taken_from": info[h.id].taken_from}
+                    if h.id in info
+                    else {"taken": None, "taken_from": None}
+                )
+            )
             if info is not None
             else (lambda h: {})
         )
@@ -83,10 +98,11 @@ def search(
     if not hits:
         output.say("no results" + (f" with score >= {min_score}" if min_score is not None else ""))
         return
-    columns = ("score", "taken", "path") if taken is not None else ("score", "path")
+    columns = ("score", "taken", "path") if info is not None else ("score", "path")
     table = output.table("search results", columns, numeric=("score",))
     for h in hits:
-        table.add_row(f"{h.score:.4f}", *([taken.get(h.id) or ""] if taken is not None else []), display(h.path))
+        taken = [(info[h.id].taken if h.id in info else None) or ""] if info is not None else []
+        table.add_row(f"{h.score:.4f}", *taken, display(h.path))
     output.show(table)
 
 
