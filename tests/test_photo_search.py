@@ -97,6 +97,8 @@ def test_filters_name_the_bad_parameter():
     assert SearchFilter.parse(before="2019-02").before == "2019-03-01T00:00:00"
     assert SearchFilter.parse(after="2019-12").after == "2019-12-01T00:00:00"
     assert SearchFilter.parse(near="1,2").near == (1.0, 2.0, 25.0)
+    for last in ("9999", "9999-12", "9999-12-31"):  # a period that ends with the calendar is still a date
+        assert SearchFilter.parse(before=last).before == "9999-12-31T23:59:59"
 
 
 def test_cli_search_filters(geo_photos, index_model, tmp_path, capsys):

@@ -83,23 +83,39 @@ def _bound(value, field: str, start: bool) -> str | None:
         return None
     text = str(value).strip()
     try:
-        if _YEAR.match(text):
-            first, after = datetime(int(text), 1, 1), datetime(int(text) + 1, 1, 1)
-        elif _MONTH.match(text):
-            year, month = int(text[:4]), int(text[5:])
-            first = datetime(year, month, 1)
-            after = datetime(year + month // 12, month % 12 + 1, 1)
-        elif len(text) == 10:
-            day = date.fromisoformat(text)
-            first = datetime(day.year, day.month, day.day)
-            after = first + timedelta(days=1)
-        else:
-            first = after = datetime.fromisoformat(text).replace(tzinfo=None, microsecond=0)
+        first = _first_instant(text)
     except (ValueError, OverflowError):
         raise FilterError(
             field, f"{field}={text[:40]!r} is not a date; use YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS]"
         ) from None
-    return (first if start else after).isoformat()
+    if start:
+        return first.isoformat()
+    try:
+        return _next_period(text, first).isoformat()
+    except (ValueError, OverflowError):  # the period ends with the calendar (year 9999)
+        return datetime.max.replace(microsecond=0).isoformat()
+
+
+def _first_instant(text: str) -> datetime:
+    if _YEAR.match(text):
+        return datetime(int(text), 1, 1)
+    if _MONTH.match(text):
+        return datetime(int(text[:4]), int(text[5:]), 1)
+    if len(text) == 10:
+        day = date.fromisoformat(text)
+        return datetime(day.year, day.month, day.day)
+    return datetime.fromisoformat(text).replace(tzinfo=None, microsecond=0)
+
+
+def _next_period(text: str, first: datetime) -> datetime:
+    """The first instant after the year, month or day ``text`` names (an instant is its own end)."""
+    if _YEAR.match(text):
+        return datetime(first.year + 1, 1, 1)
+    if _MONTH.match(text):
+        return datetime(first.year + first.month // 12, first.month % 12 + 1, 1)
+    if len(text) == 10:
+        return first + timedelta(days=1)
+    return first
 
 
 def _folder(value) -> str:
