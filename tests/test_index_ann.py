@@ -173,3 +173,11 @@ def test_sigkill_during_a_rebuild_leaves_searches_equal_to_exact_after_a_rerun(t
     assert ann.Graph.open(db, reader._stamp()) is not None
     assert _recall(reader, _queries()) >= 0.95
     assert reader.search(_queries(1)[0], 1)[0].path == "/photos/late.jpg"
+
+
+def test_loading_a_model_after_opening_the_sidecar_does_not_crash():
+    """A search opens the sidecar (usearch) before it loads the text encoder (onnxruntime); in the other order
+    than onnxruntime-first the process dies with SIGSEGV. Run in a fresh interpreter, as a CLI search is."""
+    code = "from clipforge.index import ann; ann._usearch(); import onnxruntime; print('ok')"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", (done.returncode, done.stderr[-500:])

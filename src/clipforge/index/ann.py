@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import stat
+import sys
 import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -64,7 +65,7 @@ class Graph:
             meta = json.loads(header.read_text())
             if {k: v for k, v in meta.items() if k != "count"} != _header(stamp, os.stat(graph).st_ino):
                 return None
-            usearch = require("usearch.index", "index")
+            usearch = _usearch()
             index = usearch.Index.restore(str(graph), view=True)
         except (OSError, ValueError, RuntimeError, TypeError):
             return None
@@ -100,7 +101,7 @@ def build(db: Path, stamp: Stamp, count: int, chunks: Iterable[tuple[np.ndarray,
     """Build the sidecar of ``db`` from ``chunks`` of (row ids [n], float32 vectors [n, D]) read at ``stamp``,
     and publish it (graph renamed into place, header written last). Kill point ``ann``: the graph is written,
     not yet published."""
-    usearch = require("usearch.index", "index")
+    usearch = _usearch()
     index = usearch.Index(
         ndim=stamp.dim, metric="cos", dtype=QUANTISATION, connectivity=CONNECTIVITY, expansion_add=EXPANSION_ADD
     )
@@ -130,14 +131,22 @@ def remove(db: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def _usearch():
+    """``usearch.index``, imported after onnxruntime: onnxruntime 1.31 imported after usearch 2.26 (its numkong
+    kernels) crashes the process (SIGSEGV), and a search opens the sidecar before it loads the text encoder."""
+    import onnxruntime  # noqa: F401  (a core dependency; the order is the point)
+
+    return require("usearch.index", "index")
+
+
 def _header(stamp: Stamp, inode: int) -> dict:
-    usearch = require("usearch", "index")
+    _usearch()
     return {
         "format": FORMAT,
         **asdict(stamp),
         "quantisation": QUANTISATION,
         "connectivity": CONNECTIVITY,
-        "usearch": usearch.__version__,
+        "usearch": sys.modules["usearch"].__version__,
         "inode": inode,
     }
 
