@@ -4,5 +4,6 @@ import the registry."""
 from clipforge.families.clip import ClipFamily
 from clipforge.families.openclip import OpenClipFamily
 from clipforge.families.siglip import SiglipFamily
+from clipforge.families.siglip2 import Siglip2Family
 
-BUILTIN = (ClipFamily, OpenClipFamily, SiglipFamily)  # registration order: clip, openclip, siglip
+BUILTIN = (ClipFamily, OpenClipFamily, SiglipFamily, Siglip2Family)  # registration order

@@ -43,3 +43,10 @@ OPENCLIP_CHECKPOINTS = [
     {"name": "RN50x16.pt (OpenAI file)", "params_m": 291, "embed_dim": 768, "image_size": 384},
     {"name": "RN50x64.pt (OpenAI file)", "params_m": 623, "embed_dim": 1024, "image_size": 448},
 ]
+
+# SigLIP 2 NaFlex (Siglip2Model): aspect kept, a patch budget instead of a resolution; image_size is the side of the
+# square the default budget (256 patches of 16 px) covers
+SIGLIP2_NAFLEX_CHECKPOINTS = [
+    {"name": "google/siglip2-base-patch16-naflex", "params_m": 375, "embed_dim": 768, "image_size": 256},
+    {"name": "google/siglip2-so400m-patch16-naflex", "params_m": 1136, "embed_dim": 1152, "image_size": 256},
+]
