@@ -32,6 +32,7 @@ def index(
     batch_size: ro.BatchSize = 32,
     device: ro.Device = "cpu",
     threads: ro.Threads = None,
+    max_patches: ro.MaxPatches = None,
     decode_threads: Annotated[int | None, typer.Option("--decode-threads", help="Image decoding threads.")] = None,
     exact_decode: Annotated[
         bool,
@@ -61,12 +62,14 @@ def index(
     if not paths:
         raise InputError("clipforge index needs image files or folders (PATHS), or --embeddings FILE.parquet")
     if engine == eo.EngineName.ray:
+        if max_patches is not None:
+            raise InputError("--max-patches runs with the local engine; leave --engine ray out (or --max-patches)")
         eo.check_ray(device=device != "cpu", threads=threads is not None, decode_threads=decode_threads is not None)
         options = eo.ray_options(address, workers, cpus_per_worker, batch_size)
         summary, total = index_into(db, model, paths, options, exact_decode, show=not (quiet or as_json))
     else:
         eo.check_local(engine, address, workers, cpus_per_worker)
-        with Index(db, model, device=device, threads=threads) as idx:
+        with Index(db, model, device=device, threads=threads, max_patches=max_patches) as idx:
             summary = idx.add(
                 paths, exact_decode=exact_decode, quiet=quiet or as_json, batch_size=batch_size, threads=decode_threads
             )

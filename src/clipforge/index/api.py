@@ -29,6 +29,7 @@ from clipforge.runtime import scoring
 from clipforge.runtime.images import ONE_IMAGE, to_pixel_values
 from clipforge.runtime.labels import DEFAULT_TEMPLATE
 from clipforge.runtime.model import ZeroShotModel
+from clipforge.runtime.patches import with_max_patches
 from clipforge.runtime.photo_info import PhotoInfo
 
 ModelSource = EmbeddingModel | str | Path | None
@@ -47,6 +48,7 @@ class Index:
         *,
         device: str = "cpu",
         threads: int | None = None,
+        max_patches: int | None = None,
         **backend_options,
     ):
         file = sqlite_file(db)
@@ -58,7 +60,9 @@ class Index:
         self.backend = open_backend(db, **backend_options)
         try:
             self.record = self.backend.model_record()
-            self.model = _load_model(model, self.record, self.backend.where, device, threads)
+            self.model = _load_model(model, self.record, self.backend.where, device, threads, max_patches)
+            if not isinstance(model, EmbeddingModel):  # a model this index loaded: at the recorded budget
+                _match_budget(self.model, self.record, max_patches, self.backend.where)
             self._mine = ModelRecord.of(self.model)
             if self.record is not None and not self.record.same_model(self._mine):
                 raise InputError(
@@ -351,12 +355,33 @@ class Index:
         self.close()
 
 
+def _match_budget(model: ZeroShotModel, record: ModelRecord | None, max_patches: int | None, where: str) -> None:
+    """A NaFlex index embeds every image at the patch budget its model record holds: a model loaded here without
+    ``max_patches`` takes it; another budget is refused in one line."""
+    recorded = (record.preprocessing.get("max_patches") or None) if record else None
+    if not recorded or not model.manifest.image.naflex:
+        return
+    if max_patches is not None and max_patches != recorded:
+        raise InputError(
+            f"{where} was indexed at max_patches={recorded} (patches per image), not {max_patches}; leave "
+            "max_patches out or index into another database"
+        )
+    model.manifest.image = with_max_patches(model.manifest.image, recorded)
+
+
 def _load_model(
-    model: ModelSource, record: ModelRecord | None, where: str, device: str, threads: int | None
+    model: ModelSource,
+    record: ModelRecord | None,
+    where: str,
+    device: str,
+    threads: int | None,
+    max_patches: int | None = None,
 ) -> EmbeddingModel:
     if isinstance(model, (str, Path)):  # lazy: a search opens only the text encoder (cold start, memory)
-        return open_model(model, device=device, threads=threads, lazy=True)
+        return open_model(model, device=device, threads=threads, lazy=True, max_patches=max_patches)
     if model is not None:
+        if max_patches is not None:
+            raise InputError("max_patches is set when loading a model (open_model(..., max_patches=)); leave it out")
         return model
     if record is None:
         raise InputError(f"{where} records no model yet; pass one (-m MODEL / model=...) to index with")
@@ -365,4 +390,4 @@ def _load_model(
             f"{where} was indexed with {record.describe()} from {record.folder}, which no longer "
             "exists; pass that model with -m"
         )
-    return ZeroShotModel.from_onnx(record.folder, device=device, threads=threads, lazy=True)
+    return ZeroShotModel.from_onnx(record.folder, device=device, threads=threads, lazy=True, max_patches=max_patches)
