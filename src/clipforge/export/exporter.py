@@ -151,7 +151,7 @@ def export_model(
         if opts.keep_case:
             ckpt = with_kept_case(ckpt)
         if opts.max_patches:
-            ckpt = replace(ckpt, image=with_max_patches(ckpt.image, opts.max_patches, "export.max_patches"))
+            ckpt = replace(ckpt, image=with_max_patches(ckpt.image, opts.max_patches))
         shapes = _shapes(ckpt, opts)
         folded, folding = ckpt.family.inference_form(ckpt.model)
         with atomic_dir(out, force) as tmp:

@@ -23,18 +23,18 @@ MAX_PATCHES_LIMIT = 16384  # a 2048x2048 image in 16-px patches; more only costs
 _SEARCH_EPS = 1e-5  # the processor's bisection: stop when the factor's bracket is narrower than this
 
 
-def with_max_patches(spec: ImageSpec, max_patches, what: str = "max_patches") -> ImageSpec:
+def with_max_patches(spec: ImageSpec, max_patches) -> ImageSpec:
     """``spec`` with another patch budget; ``None`` keeps it. Refused in one line for a model whose images are a
     fixed size, and for a budget that is not a whole number in 1..MAX_PATCHES_LIMIT."""
     if max_patches is None:
         return spec
     if not spec.naflex:
         raise InputError(
-            f"{what} applies to SigLIP 2 NaFlex models (a patch budget per image); this model takes "
-            f"{spec.output_size[1]}x{spec.output_size[0]} images: leave {what} out"
+            f"max_patches={max_patches} applies to SigLIP 2 NaFlex models (a patch budget per image); this model "
+            f"takes {spec.output_size[1]}x{spec.output_size[0]} images: leave it out"
         )
     if isinstance(max_patches, bool) or not isinstance(max_patches, int) or not 1 <= max_patches <= MAX_PATCHES_LIMIT:
-        raise InputError(f"{what} = {max_patches!r} must be a whole number from 1 to {MAX_PATCHES_LIMIT}")
+        raise InputError(f"max_patches {max_patches!r} must be a whole number from 1 to {MAX_PATCHES_LIMIT}")
     return replace(spec, max_patches=max_patches)
 
 
