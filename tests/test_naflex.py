@@ -246,3 +246,17 @@ def _wait_ready(client) -> None:
     deadline = time.monotonic() + 60
     while client.get("/readyz").status_code != 200 and time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("patches", [16, 64, 256, 576])
+def test_roofline_flops_are_counted_per_budget(naflex_folder, patches):
+    """The graph's matmul FLOPs at a budget equal the tiny model's count by hand: patch embedding, the resized
+    position grid (16 positions), 2 layers (projections, attention N x N, MLP), the pooling head."""
+    from clipforge.perf.roofline import flops_per_item
+
+    n, d, m, p, grid, layers = patches, 32, 64, 3 * 8 * 8, 16, 2
+    layer = 4 * n * d * d + 2 * n * n * d + 2 * n * d * m
+    head = d * d + 2 * n * d * d + 2 * n * d + d * d + 2 * d * m
+    macs = n * p * d + n * grid * d + layers * layer + head
+    assert flops_per_item(naflex_folder / "image-encoder" / "model.onnx", patches=patches) == 2 * macs
