@@ -260,3 +260,15 @@ def test_roofline_flops_are_counted_per_budget(naflex_folder, patches):
     head = d * d + 2 * n * d * d + 2 * n * d + d * d + 2 * d * m
     macs = n * p * d + n * grid * d + layers * layer + head
     assert flops_per_item(naflex_folder / "image-encoder" / "model.onnx", patches=patches) == 2 * macs
+
+
+@pytest.mark.slow
+def test_in_graph_pipelines_refuse_naflex_in_one_line(naflex_folder, tmp_path, capsys):
+    from clipforge.cli.main import main
+
+    for command in (["export-pipeline"], ["export-classifier", "--labels", "a,b"]):
+        capsys.readouterr()
+        assert main([command[0], str(naflex_folder), "-o", str(tmp_path / "out"), *command[1:]]) == 2
+        err = capsys.readouterr().err
+        assert "is SigLIP 2 NaFlex (a patch budget per image)" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
