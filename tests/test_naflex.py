@@ -132,6 +132,12 @@ def test_runtime_embeddings_equal_pytorch_on_a_mixed_batch(naflex_model, tiny_ch
     assert np.abs(got - want).max() <= 1e-4
     other = naflex_model.embed_images(images, max_patches=16)
     assert np.abs(other - got).max() > 1e-3  # the budget changes what the model sees
+    from transformers import AutoImageProcessor  # the HF drop-in: the processor's three tensors as keywords
+
+    inputs = AutoImageProcessor.from_pretrained(tiny_checkpoints["siglip2"], backend="pil")(
+        images=images, return_tensors="pt", max_num_patches=budget
+    )
+    assert np.abs(naflex_model(**inputs).image_embeds.numpy() - want).max() <= 1e-4
 
 
 @pytest.mark.slow
@@ -272,3 +278,19 @@ def test_in_graph_pipelines_refuse_naflex_in_one_line(naflex_folder, tmp_path, c
         err = capsys.readouterr().err
         assert "is SigLIP 2 NaFlex (a patch budget per image)" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_eval_with_the_pytorch_baseline(naflex_folder, tiny_checkpoints, tmp_path, capsys):
+    """``clipforge eval --baseline torch`` on a two-class image folder: the ONNX model and ``Siglip2Model`` (fed
+    the processor's patches, mask and grid shapes) predict the same class for every image."""
+    from clipforge.cli.main import main
+
+    for label, seed in (("circle", 1), ("square", 2)):
+        (tmp_path / "data" / "test" / label).mkdir(parents=True)
+        for i, image in enumerate(_mixed(seed)):
+            image.save(tmp_path / "data" / "test" / label / f"{i}.png")
+    args = ["eval", "-m", str(naflex_folder), "--dataset", str(tmp_path / "data"), "--json", str(tmp_path / "r.json")]
+    assert main([*args, "--baseline", "torch", "--model-id", str(tiny_checkpoints["siglip2"])]) == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["agreement"] == 100.0, report  # per cent

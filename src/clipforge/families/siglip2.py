@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from clipforge.families.base import Family, _as_dict
+from clipforge.families.base import Family
 from clipforge.families.known import SIGLIP2_NAFLEX_CHECKPOINTS
 from clipforge.families.siglip import MaskedSiglipFamily, SiglipFamily
 from clipforge.specs import EncoderIO, ImageSpec, TensorSpec
@@ -46,7 +46,7 @@ def naflex_image_spec(processor, max_patches: int | None = None) -> ImageSpec:
         std=tuple(float(s) for s in processor.image_std),
         do_convert_rgb=bool(getattr(processor, "do_convert_rgb", True) in (True, None)),
         do_normalize=bool(getattr(processor, "do_normalize", True)),
-        patch_size=int(_as_dict(processor.patch_size)),
+        patch_size=int(processor.patch_size),
         max_patches=int(max_patches or processor.max_num_patches),
     )
 

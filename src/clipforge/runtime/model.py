@@ -216,15 +216,30 @@ class ZeroShotModel(HFCompatMixin):
         return [scoring.top_k(row, list(labels), top_k) for row in probs]
 
     # --- HF drop-in ------------------------------------------------------------------------------------
-    def __call__(self, input_ids=None, pixel_values=None, attention_mask=None, return_dict=True, **_ignored):
+    def __call__(
+        self,
+        input_ids=None,
+        pixel_values=None,
+        attention_mask=None,
+        return_dict=True,
+        pixel_attention_mask=None,
+        spatial_shapes=None,
+        **_ignored,
+    ):
         self._check_text_mask(attention_mask)
+        torch_in = is_torch(pixel_values) or is_torch(input_ids)
+        if spatial_shapes is not None:  # SigLIP 2 NaFlex inputs, as Siglip2ImageProcessor returns them
+            pixel_values = Patches(
+                to_numpy(pixel_values, np.float32),
+                to_numpy(pixel_attention_mask, np.int64),
+                to_numpy(spatial_shapes, np.int64),
+            )
         image = l2_normalize(self.encode_pixels(pixel_values)) if pixel_values is not None else None
         text = l2_normalize(self.encode_tokens(input_ids, attention_mask)) if input_ids is not None else None
         out = ZeroShotOutput(text_embeds=text, image_embeds=image)
         if image is not None and text is not None:
             out.logits_per_image = self.logits(image, text).astype(np.float32)
             out.logits_per_text = out.logits_per_image.T.copy()
-        torch_in = is_torch(pixel_values) or is_torch(input_ids)
         out = out.as_torch() if torch_in else out
         return out if return_dict else out.to_tuple()
 
