@@ -212,8 +212,12 @@ def test_index_records_the_budget_and_searches(naflex_folder, naflex_model, tmp_
         assert [h.path for h in idx.search("a red circle", k=3)] == [h.path for h in hits]
         query = idx.search(image=images[1], k=1)
         assert query[0].path.endswith("p1.png") and query[0].score == pytest.approx(1.0, abs=1e-5)
-    with pytest.raises(InputError, match="indexed at max_patches=32 .* not 64"):
+    with pytest.raises(InputError, match="indexed at max_patches=32 .* not 64; use max_patches=32"):
         Index(db, str(naflex_folder), max_patches=64)
+    with pytest.raises(InputError, match="indexed at max_patches=32 .* not 64"):  # a loaded model at its budget
+        Index(db, naflex_model)
+    with Index(db, ZeroShotModel.from_onnx(naflex_folder, max_patches=32)) as idx:
+        assert idx.count() == 3
 
 
 @pytest.mark.slow

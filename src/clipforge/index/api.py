@@ -61,8 +61,7 @@ class Index:
         try:
             self.record = self.backend.model_record()
             self.model = _load_model(model, self.record, self.backend.where, device, threads, max_patches)
-            if not isinstance(model, EmbeddingModel):  # a model this index loaded: at the recorded budget
-                _match_budget(self.model, self.record, max_patches, self.backend.where)
+            _match_budget(self.model, self.record, max_patches, self.backend.where, isinstance(model, EmbeddingModel))
             self._mine = ModelRecord.of(self.model)
             if self.record is not None and not self.record.same_model(self._mine):
                 raise InputError(
@@ -355,18 +354,21 @@ class Index:
         self.close()
 
 
-def _match_budget(model: ZeroShotModel, record: ModelRecord | None, max_patches: int | None, where: str) -> None:
+def _match_budget(model, record: ModelRecord | None, max_patches: int | None, where: str, given: bool) -> None:
     """A NaFlex index embeds every image at the patch budget its model record holds: a model loaded here without
-    ``max_patches`` takes it; another budget is refused in one line."""
+    ``max_patches`` takes it; another budget (asked for, or the budget a ``given`` loaded model runs at) is
+    refused in one line."""
     recorded = (record.preprocessing.get("max_patches") or None) if record else None
     if not recorded or not model.manifest.image.naflex:
         return
-    if max_patches is not None and max_patches != recorded:
+    asked = model.manifest.image.max_patches if given else max_patches
+    if asked is not None and asked != recorded:
         raise InputError(
-            f"{where} was indexed at max_patches={recorded} (patches per image), not {max_patches}; leave "
-            "max_patches out or index into another database"
+            f"{where} was indexed at max_patches={recorded} (patches per image), not {asked}; use "
+            f"max_patches={recorded} or index into another database"
         )
-    model.manifest.image = with_max_patches(model.manifest.image, recorded)
+    if not given:
+        model.manifest.image = with_max_patches(model.manifest.image, recorded)
 
 
 def _load_model(
