@@ -156,19 +156,28 @@ def test_export_budget_is_recorded_and_shapes_options_are_refused(tiny_checkpoin
 
 # --- downstream: build, classify, index, serve -----------------------------------------------------------------
 @pytest.mark.slow
-def test_int8_dynamic_build_keeps_the_budget_option(naflex_folder, naflex_model, tmp_path):
+@pytest.mark.parametrize("mode", ["int8-dynamic", "int8-static", "bf16"])
+def test_builds_run_at_any_budget(naflex_folder, naflex_model, tmp_path, mode):
+    """int8 builds quantise the MatMuls (calibration feeds the three NaFlex inputs, at the budget, its half and its
+    quarter); bf16 runs on OpenVINO with the dynamic patch axis; cosine to fp32 at budgets 16 and 256 at least 0.99
+    (int8-static: 0.98; 0.87 at 16 patches when it was calibrated at the budget alone)."""
     from clipforge.builder import build_composite
 
-    out = tmp_path / "int8"
-    build_composite(naflex_folder, out, quantize="int8-dynamic", show_progress=False)
+    if mode == "bf16":
+        pytest.importorskip("openvino")
+    out = tmp_path / mode
+    build_composite(naflex_folder, out, quantize=mode, show_progress=False)
     stage = Manifest.load(out).build["roles"]["image-encoder"]["stages"][0]
-    assert stage["stage"] == "quantize:int8-dynamic" and stage["ops"].get("MatMulInteger", 0) > 0
-    int8 = ZeroShotModel.from_onnx(out, threads=1)
+    assert stage["stage"] == f"quantize:{mode}"
+    if mode.startswith("int8"):
+        assert stage["ops"].get("MatMulInteger", 0) + stage["ops"].get("DequantizeLinear", 0) > 0
+    built = ZeroShotModel.from_onnx(out, threads=1)
     for budget in (16, 256):
+        images = _mixed()
         cosine = (
-            int8.embed_images(_mixed(), max_patches=budget) * naflex_model.embed_images(_mixed(), max_patches=budget)
+            built.embed_images(images, max_patches=budget) * naflex_model.embed_images(images, max_patches=budget)
         ).sum(1)
-        assert cosine.min() > 0.99, (budget, cosine)
+        assert cosine.min() > (0.98 if mode == "int8-static" else 0.99), (budget, cosine)
 
 
 @pytest.mark.slow
