@@ -307,3 +307,17 @@ def test_eval_with_the_pytorch_baseline(naflex_folder, tiny_checkpoints, tmp_pat
     assert main([*args, "--baseline", "torch", "--model-id", str(tiny_checkpoints["siglip2"])]) == 0
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["agreement"] == 100.0, report  # per cent
+
+
+@pytest.mark.slow
+def test_batches_of_different_budgets_join_without_changing_embeddings(naflex_model):
+    """What the server does when requests with different budgets share an encoder run: the smaller batch is padded
+    to the larger one's patch count; its embeddings stay those of its own run (padding patches are masked)."""
+    from clipforge.runtime.patches import Patches
+
+    images = _mixed(seed=3)
+    small, large = naflex_model.preprocess(images, max_patches=16), naflex_model.preprocess(images[:2], max_patches=256)
+    joined = naflex_model.encode_pixels(Patches.concat([small, large]))
+    assert joined.shape == (5, naflex_model.manifest.embed_dim)
+    np.testing.assert_allclose(joined[:3], naflex_model.encode_pixels(small), atol=1e-5)
+    np.testing.assert_allclose(joined[3:], naflex_model.encode_pixels(large), atol=1e-5)
