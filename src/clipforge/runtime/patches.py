@@ -34,7 +34,7 @@ def with_max_patches(spec: ImageSpec, max_patches) -> ImageSpec:
             f"takes {spec.output_size[1]}x{spec.output_size[0]} images: leave it out"
         )
     if isinstance(max_patches, bool) or not isinstance(max_patches, int) or not 1 <= max_patches <= MAX_PATCHES_LIMIT:
-        raise InputError(f"max_patches {max_patches!r} must be a whole number from 1 to {MAX_PATCHES_LIMIT}")
+        raise InputError(f"max_patches={max_patches!r} must be a whole number from 1 to {MAX_PATCHES_LIMIT}")
     return replace(spec, max_patches=max_patches)
 
 
