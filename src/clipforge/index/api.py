@@ -23,6 +23,7 @@ from clipforge.index.dedup import duplicate_groups
 from clipforge.index.embeddings import EmbeddingsFile
 from clipforge.index.filters import SearchFilter
 from clipforge.index.ingest import Batch, Counts, Plan, ingest, make_plan, rate_progress
+from clipforge.index.relevance import AUTO, Calibration, MinScore, Relevance, parse_min_score
 from clipforge.index.walker import walk
 from clipforge.models import open_model
 from clipforge.runtime import scoring
@@ -56,6 +57,7 @@ class Index:
                 f"PATH --db {redact(db)} -m MODEL)"
             )
         self.backend = open_backend(db, **backend_options)
+        self._relevance = Relevance()
         try:
             self.record = self.backend.model_record()
             self.model = _load_model(model, self.record, self.backend.where, device, threads)
@@ -213,13 +215,14 @@ class Index:
         image=None,
         negative=None,
         k: int = 20,
-        min_score: float | None = None,
+        min_score: MinScore = None,
         filters: SearchFilter | None = None,
         exact: bool = False,
     ) -> list[Hit]:
         """The ``k`` indexed images most similar to the query, best first: ``text`` (one or more strings) and
         ``image`` (one or more images: paths, bytes, PIL images) are embedded with this index's model and
-        averaged, ``negative`` texts subtracted; ``min_score`` drops weaker hits; ``filters`` (a
+        averaged, ``negative`` texts subtracted; ``min_score`` drops weaker hits (``"auto"``: the cutoff this
+        library and model call a match, ``relevance()``; no hit when nothing stands out); ``filters`` (a
         ``SearchFilter``: date taken, folder, camera, place; sort by date) restricts and orders them.
         ``exact``: compare with every stored vector instead of the approximate index (slower on large
         indexes; the same scores)."""
@@ -240,7 +243,7 @@ class Index:
         image: Sequence[np.ndarray] = (),
         negative: Sequence[np.ndarray] = (),
         k: int = 20,
-        min_score: float | None = None,
+        min_score: MinScore = None,
         filters: SearchFilter | None = None,
         exact: bool = False,
     ) -> list[Hit]:
@@ -262,7 +265,7 @@ class Index:
         self,
         vector,
         k: int = 20,
-        min_score: float | None = None,
+        min_score: MinScore = None,
         filters: SearchFilter | None = None,
         exact: bool = False,
     ) -> list[Hit]:
@@ -274,13 +277,27 @@ class Index:
         vector = np.asarray(vector, np.float32).reshape(-1)
         if self.record is not None and vector.shape[0] != self.record.embed_dim:
             raise InputError(f"query has {vector.shape[0]} values; the index holds dim {self.record.embed_dim}")
-        query = scoring.l2_normalize(vector)
+        query, cutoff = scoring.l2_normalize(vector), self._cutoff(min_score)
         if filters is not None and filters.narrows:
             hits = self.backend.search_filtered(query, int(k), filters, exact=exact)
         else:
             hits = self.backend.search(query, int(k), exact=exact)
-        hits = [h for h in hits if min_score is None or h.score >= min_score]
+        hits = [h for h in hits if cutoff is None or h.score >= cutoff]
         return self._by_date(hits) if filters is not None and filters.sort == "date" else hits
+
+    def relevance(self) -> Calibration:
+        """The cutoff ``min_score="auto"`` applies: learnt from the library's best scores for a generic vocabulary
+        (``clipforge.index.relevance``), computed on first use and again when the image count changes."""
+
+        def best_score(vector: np.ndarray) -> float | None:
+            top = self.backend.search(vector, 1)
+            return top[0].score if top else None
+
+        return self._relevance.calibration(self.model.embed_texts, best_score, self.backend.count())
+
+    def _cutoff(self, min_score: MinScore) -> float | None:
+        value = parse_min_score(min_score)
+        return self.relevance().cutoff if value == AUTO else value
 
     def _by_date(self, hits: list[Hit]) -> list[Hit]:
         """``hits`` newest first (by date taken; equal dates by score), hits without a date last."""
