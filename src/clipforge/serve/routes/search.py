@@ -13,6 +13,7 @@ from fastapi.responses import Response
 from clipforge._fspath import display
 from clipforge.errors import InputError
 from clipforge.index import FilterError, Hit, Index, SearchFilter
+from clipforge.index.relevance import AUTO
 from clipforge.serve.decoding import b64_bytes, decode_rendering, decode_thumbnail
 from clipforge.serve.deps import ready_service, require_json, require_key
 from clipforge.serve.errors import ApiError
@@ -43,7 +44,7 @@ async def search(body: SearchRequest, svc: Service = Depends(ready_service)) -> 
         raise ApiError(422, "text", "send a text query, an image query (base64) or both")
     if body.k > svc.settings.max_k:
         raise ApiError(422, "k", f"k is {str(body.k)[:30]}; the limit is {svc.settings.max_k}")
-    if body.min_score is not None and not math.isfinite(body.min_score):
+    if isinstance(body.min_score, float) and not math.isfinite(body.min_score):
         raise ApiError(422, "min_score", f"min_score is {body.min_score}; send a finite number (cosine, -1 to 1)")
     for name in ("text", "negative"):
         if getattr(body, name) is not None:
@@ -52,8 +53,11 @@ async def search(body: SearchRequest, svc: Service = Depends(ready_service)) -> 
     image = b64_bytes(body.image, "image") if body.image is not None else None
     hits = await svc.within_timeout(_run_search(svc, index, body, image, filters))
     info = await svc.in_decode_thread(index.metadata, [h.id for h in hits])
+    auto = await svc.in_model_thread(index.relevance) if body.min_score == AUTO else None
     return SearchResponse(
         model=svc.model_name,
+        cutoff=auto.cutoff if auto is not None else body.min_score,
+        reason=auto.reason() if auto is not None and not hits else None,
         results=[
             SearchHit(
                 id=h.id,
