@@ -14,7 +14,15 @@ import pytest
 from clipforge.cli.main import main
 from clipforge.errors import InputError
 from clipforge.index import Index
-from clipforge.index.relevance import AUTO, Relevance, calibrate, parse_min_score, split_scores
+from clipforge.index.relevance import (
+    AUTO,
+    Relevance,
+    calibrate,
+    model_key,
+    parse_min_score,
+    split_scores,
+    vocabulary_embeddings,
+)
 
 FORMS = ["a photo of a {}.", "a drawing of a {}", "{}"]  # a training template, another, and the bare name
 SPLITS, HELD = 3, 5
@@ -52,6 +60,37 @@ def test_calibration_is_cached_per_image_count():
     assert relevance.calibration(embed, score, 11).images == 11 and calls == [4, 4]
     assert calibrate(embed, lambda v: None, 0, ["a", "b"]).cutoff == 1.0
     assert "no match" in first.reason(0.2) and "best score 0.200" in first.reason(0.2)
+
+
+def test_vocabulary_embeddings_are_cached_per_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLIPFORGE_CACHE", str(tmp_path))
+    calls = []
+
+    def embed(texts):
+        calls.append(len(texts))
+        return np.full((len(texts), 3), len(calls), np.float32)
+
+    first = vocabulary_embeddings(embed, ["a", "b"], "k" * 64)
+    again = vocabulary_embeddings(embed, ["a", "b"], "k" * 64)
+    assert calls == [2] and np.array_equal(first, again)
+    assert vocabulary_embeddings(embed, ["a", "b"], "j" * 64)[0, 0] == 2  # another model
+    assert vocabulary_embeddings(embed, ["a", "c"], "k" * 64)[0, 0] == 3  # another vocabulary
+    for cached in (tmp_path / "relevance").glob("kkkk*"):
+        cached.write_bytes(b"not an array")
+    assert vocabulary_embeddings(embed, ["a", "b"], "k" * 64)[0, 0] == 4 and calls == [2, 2, 2, 2]
+    assert vocabulary_embeddings(embed, ["a", "b"], None)[0, 0] == 5  # no key: not cached
+    assert [p.name for p in (tmp_path / "relevance").iterdir() if p.name.startswith(".")] == []
+
+
+def test_model_key_follows_the_text_encoder(tmp_path):
+    (tmp_path / "text-encoder").mkdir()
+    onnx = tmp_path / "text-encoder" / "model.onnx"
+    onnx.write_bytes(b"1")
+    key = model_key(tmp_path, "a" * 64)
+    assert key == model_key(tmp_path, "a" * 64) and key != model_key(tmp_path, "b" * 64)
+    onnx.write_bytes(b"22")
+    assert model_key(tmp_path, "a" * 64) != key
+    assert model_key(tmp_path, "unknown") is None
 
 
 @pytest.mark.parametrize(

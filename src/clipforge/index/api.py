@@ -23,7 +23,7 @@ from clipforge.index.dedup import duplicate_groups
 from clipforge.index.embeddings import EmbeddingsFile
 from clipforge.index.filters import SearchFilter
 from clipforge.index.ingest import Batch, Counts, Plan, ingest, make_plan, rate_progress
-from clipforge.index.relevance import AUTO, Calibration, MinScore, Relevance, parse_min_score
+from clipforge.index.relevance import AUTO, Calibration, MinScore, Relevance, model_key, parse_min_score
 from clipforge.index.walker import walk
 from clipforge.models import open_model
 from clipforge.runtime import scoring
@@ -57,11 +57,11 @@ class Index:
                 f"PATH --db {redact(db)} -m MODEL)"
             )
         self.backend = open_backend(db, **backend_options)
-        self._relevance = Relevance()
         try:
             self.record = self.backend.model_record()
             self.model = _load_model(model, self.record, self.backend.where, device, threads)
             self._mine = ModelRecord.of(self.model)
+            self._relevance = Relevance(model_key=model_key(self.model.folder, self._mine.manifest_sha256))
             if self.record is not None and not self.record.same_model(self._mine):
                 raise InputError(
                     f"{self.backend.where} was indexed with {self.record.describe()}, not {self._mine.describe()}; "

@@ -7,19 +7,26 @@ The cutoff is the split between them that leaves the two groups tightest (two-me
 threshold): a query whose hits all score below it finds nothing that stands out here, and gets "no match".
 
 Calibrated per model (the scores of its own text encoder) and per library (its own images), never a constant;
-computed once per index and image count (``Relevance`` caches it). Chosen by measurement against per-query
+computed once per index and image count (``Relevance`` caches it); the vocabulary's embeddings are computed once
+per model (its manifest digest) and kept in ``$CLIPFORGE_CACHE/relevance/``. Chosen by measurement against per-query
 z-scores, a gap statistic and a caption competition: ``benchmarks/bench_relevance.py`` prints them side by side.
 The cutoff judges text queries; a query with example images or negative texts is cut at the same score."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
+import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from clipforge._io import cache_root
 from clipforge.errors import InputError
 from clipforge.zeroshot.vocabulary import captions as vocabulary_captions
 
@@ -85,26 +92,63 @@ def calibrate(
     best_score: Callable[[np.ndarray], float | None],
     images: int,
     captions: Sequence[str] | None = None,
+    model_key: str | None = None,
 ) -> Calibration:
     """The cutoff for a library of ``images`` images: ``embed_texts`` embeds the vocabulary's ``captions``
-    (normalised rows), ``best_score(vector)`` is the library's best score for one of them (None when empty)."""
+    (normalised rows; cached on disk under ``model_key``, the model's manifest digest, when given),
+    ``best_score(vector)`` is the library's best score for one of them (None when the library is empty)."""
     texts = list(captions if captions is not None else vocabulary_captions())
-    vectors = embed_texts(texts)
+    vectors = vocabulary_embeddings(embed_texts, texts, model_key)
     best = [s for s in (best_score(v) for v in vectors) if s is not None]
     cutoff, low, high = split_scores(best)
     return Calibration(cutoff, low, high, images, len(texts))
 
 
+def model_key(folder, manifest_sha256: str) -> str | None:
+    """What the cached vocabulary embeddings of a model folder are keyed by: its manifest digest and the size and
+    mtime of its text encoder's files (a folder rebuilt in place gets new ones); None when unknown."""
+    if not manifest_sha256 or manifest_sha256 == "unknown":
+        return None
+    files = sorted((Path(folder) / "text-encoder").rglob("*")) if folder is not None else []
+    stats = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files if p.is_file()]
+    return hashlib.sha256(json.dumps([manifest_sha256, stats]).encode()).hexdigest()
+
+
+def vocabulary_embeddings(embed_texts, texts: list[str], model_key: str | None) -> np.ndarray:
+    """``embed_texts(texts)``, read from the cache when this model embedded these texts before (a text encoder
+    takes seconds for them on a CPU: about 20 s for a ViT-B/32 here); a cache that cannot be written is skipped."""
+    if not model_key:
+        return np.asarray(embed_texts(texts), np.float32)
+    digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:12]
+    path = cache_root() / "relevance" / f"{model_key[:16]}-{digest}.npy"
+    try:
+        cached = np.load(path)
+        if cached.ndim == 2 and cached.shape[0] == len(texts):
+            return cached
+    except (OSError, ValueError):
+        pass
+    vectors = np.asarray(embed_texts(texts), np.float32)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.stem}.", suffix=".npy", delete=False) as f:
+            np.save(f, vectors)
+        os.replace(f.name, path)
+    except OSError:
+        pass
+    return vectors
+
+
 class Relevance:
     """The auto cutoff of one index, computed on first use and again when its image count changes."""
 
-    def __init__(self, captions: Sequence[str] | None = None):
+    def __init__(self, captions: Sequence[str] | None = None, model_key: str | None = None):
         self.captions = list(captions) if captions is not None else None
+        self.model_key = model_key
         self._lock = threading.Lock()
         self._cached: Calibration | None = None
 
     def calibration(self, embed_texts, best_score, images: int) -> Calibration:
         with self._lock:
             if self._cached is None or self._cached.images != images:
-                self._cached = calibrate(embed_texts, best_score, images, self.captions)
+                self._cached = calibrate(embed_texts, best_score, images, self.captions, self.model_key)
             return self._cached
