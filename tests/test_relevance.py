@@ -82,6 +82,24 @@ def test_vocabulary_embeddings_are_cached_per_model(tmp_path, monkeypatch):
     assert [p.name for p in (tmp_path / "relevance").iterdir() if p.name.startswith(".")] == []
 
 
+def test_a_fresh_process_reads_the_stored_calibration(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLIPFORGE_CACHE", str(tmp_path))
+    embed = lambda texts: np.eye(len(texts), 4, dtype=np.float32)  # noqa: E731
+    scores = {0: 0.1, 1: 0.12, 2: 0.5, 3: 0.52}
+    searched = lambda v: scores[int(np.argmax(v))]  # noqa: E731
+
+    def not_searched(vector):
+        raise AssertionError("the stored calibration was not used")
+
+    first = Relevance(["a", "b", "c", "d"], "m" * 64, "/lib.db").calibration(embed, searched, 10)
+    again = Relevance(["a", "b", "c", "d"], "m" * 64, "/lib.db").calibration(embed, not_searched, 10)
+    assert again == first
+    with pytest.raises(AssertionError, match="not used"):  # another library, or this one with more images
+        Relevance(["a", "b", "c", "d"], "m" * 64, "/other.db").calibration(embed, not_searched, 10)
+    with pytest.raises(AssertionError, match="not used"):
+        Relevance(["a", "b", "c", "d"], "m" * 64, "/lib.db").calibration(embed, not_searched, 11)
+
+
 def test_model_key_follows_the_text_encoder(tmp_path):
     (tmp_path / "text-encoder").mkdir()
     onnx = tmp_path / "text-encoder" / "model.onnx"

@@ -61,7 +61,9 @@ class Index:
             self.record = self.backend.model_record()
             self.model = _load_model(model, self.record, self.backend.where, device, threads)
             self._mine = ModelRecord.of(self.model)
-            self._relevance = Relevance(model_key=model_key(self.model.folder, self._mine.manifest_sha256))
+            key = model_key(self.model.folder, self._mine.manifest_sha256)
+            library = str(file.resolve()) if file is not None else self.backend.where
+            self._relevance = Relevance(model_key=key, library=library)
             if self.record is not None and not self.record.same_model(self._mine):
                 raise InputError(
                     f"{self.backend.where} was indexed with {self.record.describe()}, not {self._mine.describe()}; "
