@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import WORK  # first: the torchvision import guard, offline mode
+from _common import WORK  # before clipforge: the torchvision import guard, offline mode
 
 from clipforge.export import ExportOptions, export_model
 from clipforge.index import Index
