@@ -61,6 +61,8 @@ def parse_min_score(value) -> MinScore:
         return None
     if isinstance(value, str):
         text = value.strip()
+        if not text:
+            raise InputError("min_score= is empty; pass a cosine (-1 to 1) or auto")
         if text.lower() == AUTO:
             return AUTO
         try:
