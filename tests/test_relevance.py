@@ -235,3 +235,16 @@ def test_auto_api(no_red, loaded_model):
             reply = client.post("/v1/search", json={"text": "a", "min_score": hostile})
             assert reply.status_code == 422, (hostile, reply.text)
             assert "min_score" in reply.text
+
+
+def test_auto_on_postgres_agrees_with_sqlite(no_red, loaded_model, pg_url):
+    """The cutoff comes from the back-end's own searches: PostgreSQL + pgvector gives the SQLite figures."""
+    from clipforge.testing.postgres import fresh_database
+
+    _, paths, matrix = no_red.backend.vectors()
+    with Index(fresh_database(pg_url), loaded_model) as pg:
+        pg.upsert([(p, 1, 0.0, f"{i:064x}", v) for i, (p, v) in enumerate(zip(paths, matrix))])
+        assert pg.relevance().cutoff == pytest.approx(no_red.relevance().cutoff, abs=1e-5)
+        assert pg.search("a photo of a red circle.", k=10, min_score="auto") == []
+        blue = pg.search("a photo of a blue square.", k=10, min_score="auto")
+        assert [h.path for h in blue] == [h.path for h in no_red.search("a photo of a blue square.", k=10)]
