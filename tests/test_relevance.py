@@ -218,6 +218,7 @@ def test_auto_api(no_red, loaded_model):
         deadline = time.monotonic() + 30
         while client.get("/readyz").status_code != 200 and time.monotonic() < deadline:
             time.sleep(0.05)
+        assert no_red._relevance._cached is not None  # learnt before ready, not by the first search
         absent = client.post("/v1/search", json={"text": "a photo of a red circle.", "min_score": "auto"})
         assert absent.status_code == 200, absent.text
         body = absent.json()
