@@ -59,7 +59,10 @@ def test_calibration_is_cached_per_image_count():
     assert first.cutoff == pytest.approx(0.31) and (first.images, first.captions) == (10, 4)
     assert relevance.calibration(embed, score, 11).images == 11 and calls == [4, 4]
     assert calibrate(embed, lambda v: None, 0, ["a", "b"]).cutoff == 1.0
-    assert "no match" in first.reason(0.2) and "best score 0.200" in first.reason(0.2)
+    assert (
+        first.reason()
+        == "no match: nothing in this library stands out for this query (auto cutoff 0.310, learnt from 10 images)"
+    )
 
 
 def test_vocabulary_embeddings_are_cached_per_model(tmp_path, monkeypatch):
@@ -192,6 +195,18 @@ def test_auto_index_search(no_red):
     assert calibration.images == 160 and calibration.low < calibration.cutoff < calibration.high
 
 
+def test_auto_with_negatives_and_example_images(no_red, shapes_dataset):
+    """Negatives: judged on the query's texts alone, then the moved ranking uncut; an example image: uncut."""
+    absent = {"text": "a photo of a red circle.", "negative": "a photo of a blue circle."}
+    assert no_red.search(k=10, min_score="auto", **absent) == []
+    present = {"text": "a photo of a blue square.", "negative": "a photo of a green square."}
+    assert no_red.search(k=10, min_score="auto", **present) == no_red.search(k=10, **present) != []
+    example = next((shapes_dataset.root / "test" / "green cross").iterdir()).read_bytes()
+    assert no_red.search(image=example, k=10, min_score="auto") == no_red.search(image=example, k=10)
+    assert no_red.cutoff("auto", image=[np.zeros(16)]) is None and no_red.cutoff(0.3) == 0.3
+    assert no_red.cutoff("auto") == no_red.relevance().cutoff
+
+
 def test_auto_cli(no_red, index_model, capsys):
     db = str(no_red.backend.path)
     code = main(["search", "--db", db, "-m", str(index_model), "a photo of a red circle.", "--min-score", "auto"])
@@ -209,11 +224,14 @@ def test_auto_cli(no_red, index_model, capsys):
     assert code != 0 and out == "" and err.count("\n") == 1 and "--min-score high" in err and "auto" in err
 
 
-def test_auto_api(no_red, loaded_model):
+def test_auto_api(no_red, loaded_model, shapes_dataset):
+    import base64
+
     from fastapi.testclient import TestClient
 
     from clipforge.serve import ServeSettings, create_app
 
+    b64 = base64.b64encode(next((shapes_dataset.root / "test" / "green cross").iterdir()).read_bytes()).decode()
     with TestClient(create_app(loaded_model, no_red, ServeSettings())) as client:
         deadline = time.monotonic() + 30
         while client.get("/readyz").status_code != 200 and time.monotonic() < deadline:
@@ -228,6 +246,8 @@ def test_auto_api(no_red, loaded_model):
         body = present.json()
         assert present.status_code == 200 and body["reason"] is None and len(body["results"]) == 5
         assert {Path(r["path"]).parent.name for r in body["results"]} == {"blue square"}
+        with_image = client.post("/v1/search", json={"image": b64, "k": 4, "min_score": "auto"}).json()
+        assert len(with_image["results"]) == 4 and with_image["cutoff"] is None and with_image["reason"] is None
         plain = client.post("/v1/search", json={"text": "a photo of a red circle.", "k": 3}).json()
         assert len(plain["results"]) == 3 and plain["cutoff"] is None and plain["reason"] is None
         numeric = client.post("/v1/search", json={"text": "a photo of a red circle.", "min_score": 2}).json()

@@ -79,9 +79,9 @@ def search(
             exact=exact,
         )
         info = idx.metadata([h.id for h in hits]) if filters else None
-        no_match = idx.relevance().reason() if cutoff == AUTO and not hits else None
-    _print(hits, info, as_json, no_match)
-    if not hits and not as_json and no_match is None:
+        reason = idx.relevance().reason() if cutoff == AUTO and not (hits or image) else None
+    _print(hits, info, as_json, reason)
+    if not hits and not as_json and reason is None:
         output.say("no results" + (f" with score >= {cutoff}" if cutoff is not None else ""))
 
 
@@ -92,8 +92,8 @@ def _filters(given: dict, sort: SortOrder) -> SearchFilter | None:
     return SearchFilter(sort="date") if sort is SortOrder.date else None
 
 
-def _print(hits: list, info: dict | None, as_json: bool, no_match: str | None) -> None:
-    """JSON or a table; with ``info`` (a filter was given) each hit also says when it was taken. ``no_match``:
+def _print(hits: list, info: dict | None, as_json: bool, reason: str | None) -> None:
+    """JSON or a table; with ``info`` (a filter was given) each hit also says when it was taken. ``reason``:
     why ``--min-score auto`` kept no hit, one line (on stderr, after the empty JSON list)."""
     if as_json:
         dated = (
@@ -108,8 +108,8 @@ def _print(hits: list, info: dict | None, as_json: bool, no_match: str | None) -
             else (lambda h: {})
         )
         output.print_json([{"id": h.id, "path": h.path, "score": round(h.score, 6), **dated(h)} for h in hits])
-    if no_match is not None:
-        output.say(no_match)
+    if reason is not None:
+        output.say(reason)
     if as_json or not hits:
         return
     columns = ("score", "taken", "path") if info is not None else ("score", "path")

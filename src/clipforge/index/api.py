@@ -259,9 +259,13 @@ class Index:
                 "(Python: text=... / image=...)"
             )
         vector = np.mean(positives, axis=0)
+        cutoff = self.cutoff(min_score, image=image)
         if len(negative):
             vector = vector - np.mean(negative, axis=0)
-        return self.search_vector(vector, k, min_score, filters, exact)
+            if parse_min_score(min_score) == AUTO and cutoff is not None:  # judged on its texts alone
+                found = self.search_vector(np.mean(text, axis=0), 1, cutoff, filters, exact)
+                return self.search_vector(vector, k, None, filters, exact) if found else []
+        return self.search_vector(vector, k, cutoff, filters, exact)
 
     def search_vector(
         self,
@@ -279,7 +283,7 @@ class Index:
         vector = np.asarray(vector, np.float32).reshape(-1)
         if self.record is not None and vector.shape[0] != self.record.embed_dim:
             raise InputError(f"query has {vector.shape[0]} values; the index holds dim {self.record.embed_dim}")
-        query, cutoff = scoring.l2_normalize(vector), self._cutoff(min_score)
+        query, cutoff = scoring.l2_normalize(vector), self.cutoff(min_score)
         if filters is not None and filters.narrows:
             hits = self.backend.search_filtered(query, int(k), filters, exact=exact)
         else:
@@ -297,9 +301,11 @@ class Index:
 
         return self._relevance.calibration(self.model.embed_texts, best_score, self.backend.count())
 
-    def _cutoff(self, min_score: MinScore) -> float | None:
+    def cutoff(self, min_score: MinScore, *, image: Sequence[np.ndarray] = ()) -> float | None:
+        """The score ``min_score`` judges a query by: as given, or for ``"auto"`` the library's learnt cutoff
+        (None for a query with an example image: ``auto`` keeps its hits)."""
         value = parse_min_score(min_score)
-        return self.relevance().cutoff if value == AUTO else value
+        return (None if len(image) else self.relevance().cutoff) if value == AUTO else value
 
     def _by_date(self, hits: list[Hit]) -> list[Hit]:
         """``hits`` newest first (by date taken; equal dates by score), hits without a date last."""

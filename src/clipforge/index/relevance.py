@@ -11,7 +11,10 @@ computed once per index and image count (``Relevance`` caches it, in memory and 
 with the vocabulary's embeddings, once per model). A library whose images were replaced one for one keeps its
 cutoff until its image count changes. Chosen by measurement against per-query
 z-scores, a gap statistic and a caption competition: ``benchmarks/bench_relevance.py`` prints them side by side.
-The cutoff judges text queries; a query with example images or negative texts is cut at the same score."""
+The cutoff judges text queries. A query with negative texts is judged on its texts alone (no match when they
+find nothing; otherwise its hits, moved away from the negatives, are kept: subtracting lowers every score, and
+captions moved the same way were measured to cut present matches); a query with an example image is a similarity
+search, and ``auto`` keeps its hits (the vocabulary says nothing about image-to-image scores)."""
 
 from __future__ import annotations
 
@@ -46,13 +49,16 @@ class Calibration:
     images: int
     captions: int
 
-    def reason(self, best: float | None = None) -> str:
-        """Why a search found nothing: one line (``best``: the best score the query reached, if known)."""
-        reached = f"best score {best:.3f}, " if best is not None else ""
-        return (
-            f"no match: nothing in this library stands out for this query ({reached}auto cutoff {self.cutoff:.3f}, "
-            f"learnt from {self.images} images)"
-        )
+    def reason(self) -> str:
+        """Why a search cut at this cutoff found nothing: one line."""
+        return no_match(self.cutoff, self.images)
+
+
+def no_match(cutoff: float | None = None, images: int | None = None) -> str:
+    """The one line that says a ``min_score="auto"`` search found nothing (with the cutoff, when known)."""
+    learnt = f", learnt from {images} images" if images is not None else ""
+    at = f" (auto cutoff {cutoff:.3f}{learnt})" if cutoff is not None else ""
+    return f"no match: nothing in this library stands out for this query{at}"
 
 
 def parse_min_score(value) -> MinScore:
