@@ -336,6 +336,7 @@ def test_every_known_checkpoint_gets_its_family_preset():
     assert "openclip" in families
     assert list_presets() == {
         "multimodal_clip": "clip",
+        "multimodal_metaclip2": "metaclip2",
         "multimodal_openclip": "openclip",
         "multimodal_siglip": "siglip",
     }
