@@ -85,3 +85,20 @@ def test_pipeline_tokenizer_is_refused_in_one_line(exported, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "Unigram" in err and "one text at a time" in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "p").exists() or not any((tmp_path / "p").iterdir())
+
+
+def test_export_classifier_with_german_labels_and_preprocessing(exported, shapes_dataset, tmp_path):
+    """The fixed-label classifier embeds its labels at export time with the runtime (tokenizer.json), so a
+    Unigram tokenizer that has no in-graph form still gives a one-file classifier; it agrees with the runtime."""
+    from clipforge.pipeline._graph import extensions_session
+    from clipforge.runtime.model import ZeroShotModel
+
+    labels, out = multilingual.class_labels("de"), tmp_path / "clf.onnx"
+    args = ["export-classifier", str(exported), "-o", str(out), "-l", ",".join(labels), "-t", "{}"]
+    assert main([*args, "--with-preprocessing"]) == 0
+    session, model = extensions_session(out), ZeroShotModel.from_onnx(exported)
+    files = [sorted((shapes_dataset.folder("test") / c).iterdir())[0] for c in shapes_dataset.class_names]
+    want = model.classify(files, labels, template="{}", top_k=1)
+    got = [labels[int(session.run(None, {"image": np.fromfile(f, np.uint8)})[1][0])] for f in files]
+    assert got == [w[0]["label"] for w in want]
+    assert np.mean([g == label for g, label in zip(got, labels)]) >= 0.8  # one image of every class, in order
