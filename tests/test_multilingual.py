@@ -102,3 +102,31 @@ def test_export_classifier_with_german_labels_and_preprocessing(exported, shapes
     got = [labels[int(session.run(None, {"image": np.fromfile(f, np.uint8)})[1][0])] for f in files]
     assert got == [w[0]["label"] for w in want]
     assert np.mean([g == label for g, label in zip(got, labels)]) >= 0.8  # one image of every class, in order
+
+
+def test_int8_build_keeps_german_classification(exported, shapes_dataset, tmp_path, capsys):
+    """``build --quantize int8-dynamic`` on the multilingual export: the manifest keeps the tokenizer path and German
+    labels still classify the test split."""
+    built = tmp_path / "int8"
+    assert main(["build", "-m", str(exported), "-o", str(built), "--quantize", "int8-dynamic", "-q"]) == 0
+    assert Manifest.load(built).text.kind == "tokenizers"
+    labels = multilingual.class_labels("de")
+    capsys.readouterr()
+    args = ["classify", str(shapes_dataset.folder("test")), "-l", ",".join(labels), "-t", "{}", "-m", str(built)]
+    assert main([*args, "-k", "1", "--json"]) == 0
+    english = dict(zip(labels, shapes_dataset.class_names))
+    rows = json.loads(capsys.readouterr().out)
+    top1 = np.mean([english[r["predictions"][0]["label"]] == Path(r["image"]).parent.name for r in rows])
+    assert top1 >= 0.8, top1
+
+
+def test_metaclip2_with_a_slow_sentencepiece_tokenizer_is_refused_in_one_line(tmp_path):
+    """The mt5 MetaCLIP 2 checkpoints name a slow ``SiglipTokenizer``; until a test covers them they are refused."""
+    from clipforge.errors import UnsupportedModelError
+    from clipforge.families.metaclip2 import MetaClip2Family
+    from clipforge.testing.tokenizers import save_siglip_tokenizer
+
+    tokenizer = save_siglip_tokenizer(tmp_path)
+    with pytest.raises(UnsupportedModelError, match="slow SiglipTokenizer") as caught:
+        MetaClip2Family().text_spec(None, tokenizer)
+    assert "\n" not in str(caught.value)
