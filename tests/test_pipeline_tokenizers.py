@@ -123,3 +123,18 @@ def test_siglip2_pipeline_with_keep_case(tiny_siglip2, tmp_path):
     lower = export_model(tiny_siglip2, tmp_path / "lower", show_progress=False).path
     assert main(["export-pipeline", str(lower), "-o", str(tmp_path / "q" / "s2"), "-q"]) != 0
     assert not (tmp_path / "q").exists() or not any((tmp_path / "q").iterdir())
+
+
+def test_a_bpe_template_that_adds_more_than_eos_is_refused(folders, tmp_path):
+    """Only '$A <eos>' was measured: a BOS in the template (Gemma LLM-style) is refused, not guessed."""
+    import json
+    import shutil
+
+    hf, folder = folders["gemma"]
+    shutil.copytree(folder, tmp_path / "bos")
+    path = tmp_path / "bos" / "tokenizer.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["post_processor"]["single"].insert(0, {"SpecialToken": {"id": "<bos>", "type_id": 0}})
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(UnsupportedModelError, match="appends EOS alone"):
+        text_model(tmp_path / "bos", _spec(hf, "longest"))

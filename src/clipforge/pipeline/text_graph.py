@@ -158,9 +158,16 @@ def _bpe_refusal(data: dict, spec: TextSpec) -> str | None:
     template = (data.get("post_processor") or {}).get("single") or []
     parts = [next(iter(p)) for p in template]
     eos = next((t for t in data.get("added_tokens", []) if t["id"] == spec.eos_id), None)
+    appended = template[-1].get("SpecialToken", {}).get("id") if template else None
     if data.get("model", {}).get("type") != "BPE":
         return "onnxruntime-extensions 0.15's HfJsonTokenizer was not measured on this model type"
-    if parts != ["Sequence", "SpecialToken"] or eos is None or eos["lstrip"] or eos["rstrip"]:
+    if (
+        parts != ["Sequence", "SpecialToken"]
+        or eos is None
+        or appended != eos["content"]
+        or eos["lstrip"]
+        or eos["rstrip"]
+    ):
         return "only a post-processor that appends EOS alone (SigLIP 2's '$A <eos>') was measured"
     if spec.lowercase_texts:
         return (
