@@ -358,3 +358,29 @@ def test_a_search_embedded_for_the_old_model_is_refused_after_the_flip_never_com
     finally:
         writer.close()
         reader.close()
+
+
+def test_a_server_answers_from_the_old_set_until_the_flip_then_asks_for_a_restart(models, photos, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from clipforge.runtime.model import ZeroShotModel
+    from clipforge.serve import ServeSettings, create_app
+
+    a, b = models
+    db = tmp_path / "photos.db"
+    model = ZeroShotModel.from_onnx(a, threads=1)
+    with Index(db, model) as first:
+        first.add(photos)
+    served = Index(db, model)
+    with TestClient(create_app(model, served, ServeSettings())) as client:
+        deadline = time.monotonic() + 30
+        while client.get("/readyz").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        switching = Index(db, b, switch=True)
+        switching.plan(photos)  # the new set begun: the server still answers from the old one
+        assert client.post("/v1/search", json={"text": QUERY, "k": 3}).status_code == 200
+        switching.add(photos)
+        switching.close()
+        reply = client.post("/v1/search", json={"text": QUERY, "k": 3})
+        assert reply.status_code == 409 and "restart clipforge serve" in reply.json()["error"]["message"]
+    served.close()
