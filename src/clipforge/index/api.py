@@ -103,9 +103,10 @@ class Index:
         """The record of this index's model (during a switch: the model being switched to)."""
         return self._mine
 
-    def _mismatch(self) -> str:
-        """Why this index refuses the model it was opened with, and the command that switches it."""
-        old, new, where = self.record, self._mine, self.backend.where
+    def _mismatch(self, old: ModelRecord | None = None) -> str:
+        """Why this index refuses the model it was opened with (``old``: the active record, default the one it
+        was opened on), and the command that switches it."""
+        old, new, where = old or self.record, self._mine, self.backend.where
         command = f"clipforge index --db {shlex.quote(where)} -m {shlex.quote(new.folder)}"
         if Path(old.folder) == Path(new.folder):
             return (
@@ -147,13 +148,9 @@ class Index:
             if not active.same_model(self.record):
                 self.model = _load_model(None, active, self.backend.where, self._device, self._threads)
                 self._mine = ModelRecord.of(self.model)
-                if not active.same_model(self._mine):
-                    raise InputError(self._mismatch_of(active))
+                if not active.same_model(self._mine):  # the new model's folder rebuilt since
+                    raise InputError(self._mismatch(active))
                 self.record, self.backend.expect = active, active.manifest_sha256
-
-    def _mismatch_of(self, active: ModelRecord) -> str:
-        self.record = active
-        return self._mismatch()
 
     # --- writing ------------------------------------------------------------------------------------------
     def _ensure_record(self) -> None:
