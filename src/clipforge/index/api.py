@@ -135,9 +135,14 @@ class Index:
                 "another Index (opened without switch=True) until its add() completes"
             )
         active = self.backend.model_record()
-        if active is None or self.record is None or active.same_model(self.record):
-            if self.record is None and active is not None and active.same_model(self._mine):
-                self.record, self.backend.expect = active, active.manifest_sha256  # recorded by another process
+        if active is None:
+            return
+        if self.record is None:  # opened on a fresh database; another process recorded a model since
+            if not active.same_model(self._mine):
+                raise InputError(self._mismatch(active))
+            self.record, self.backend.expect = active, active.manifest_sha256
+            return
+        if active.same_model(self.record):
             return
         if not (reload and self._follow):
             raise ModelSwitched(
