@@ -30,15 +30,9 @@ IMAGES = 48
 
 
 @pytest.fixture(scope="module")
-def models(exported_tiny, tmp_path_factory):
-    """(A, B): the tiny CLIP (16-d) and another tiny CLIP, other weights and 24-d, both exported."""
-    from clipforge.export import ExportOptions, export_model
-    from clipforge.testing.checkpoints import save_tiny_checkpoint
-
-    root = tmp_path_factory.mktemp("switch-models")
-    checkpoint = save_tiny_checkpoint("clip", root / "b-ckpt", seed=1, projection_dim=24)
-    other = export_model(checkpoint, root / "b", ExportOptions(validate=False), show_progress=False).path
-    return Path(exported_tiny["clip"]), Path(other)
+def models(exported_tiny):
+    """(A, B): the tiny CLIP (16-d) and the tiny SigLIP (32-d), exported (shared with other test modules)."""
+    return Path(exported_tiny["clip"]), Path(exported_tiny["siglip"])
 
 
 @pytest.fixture
@@ -117,18 +111,18 @@ def test_searches_during_a_switch_answer_from_exactly_one_model(db, models, phot
         stop.set()
         thread.join()
     assert not errors, errors[:3]
-    assert summary.added == IMAGES and summary.switched and "-> clip" in summary.switched
+    assert summary.added == IMAGES and summary.switched and "-> siglip" in summary.switched
     during = [answer for t, answer in answers if began < t < done]
     assert all(_same(answer, want_a) or _same(answer, want_b) for _, answer in answers)
     assert any(_same(answer, want_a) for answer in during), "no search answered while the switch ran"
     assert _same(answers[-1][1], want_b)  # the last ones come from the new set
     with Index(db) as after:
-        assert after.record.embed_dim == 24 and "switch" not in after.stats()
+        assert after.record.embed_dim == 32 and "switch" not in after.stats()
         assert after.count() == IMAGES
     with pytest.raises(ModelSwitched, match="switched from .* to .*restart clipforge serve"):
         pinned.search(QUERY)
     pinned.close()
-    with pytest.raises(InputError, match=r"indexed with clip .*dim 24.*not clip .*dim 16.*clipforge index --db"):
+    with pytest.raises(InputError, match=r"indexed with siglip .*dim 32.*not clip .*dim 16.*clipforge index --db"):
         Index(db, a)
 
 
@@ -142,7 +136,7 @@ def test_a_switch_covers_the_indexed_files_outside_the_given_paths(models, photo
         summary = switching.add([photos / "f1"])  # f0 and f2 come from the active set's rows
     assert summary.switched and summary.added == IMAGES - 1
     with Index(db) as after:
-        assert after.count() == IMAGES - 1 and after.record.embed_dim == 24
+        assert after.count() == IMAGES - 1 and after.record.embed_dim == 32
 
 
 @pytest.mark.slow
@@ -166,7 +160,7 @@ def test_sigkill_during_a_switch_keeps_the_old_set_and_the_rerun_resumes(db, mod
     report = json.loads(rerun.stdout)
     assert report["added"] == 0 and report["unchanged"] == IMAGES and report["switched"]
     with Index(db) as idx:
-        assert idx.record.embed_dim == 24 and _same(_answer(idx.search(QUERY, k=5)), want_b)
+        assert idx.record.embed_dim == 32 and _same(_answer(idx.search(QUERY, k=5)), want_b)
         assert "switch" not in idx.stats()
 
 
@@ -216,7 +210,7 @@ def test_search_with_the_new_model_during_a_switch_says_it_is_under_way(models, 
         switching.plan(photos)  # the new set exists, empty
         with pytest.raises(InputError, match="switching"):
             switching.search(QUERY)
-    with pytest.raises(InputError, match=r"answers with clip .* until its switch to clip .* completes \(0 of about 48"):
+    with pytest.raises(InputError, match=r"answers with clip .* until its switch to siglip .* \(0 of about 48"):
         Index(db, b)
 
 
@@ -236,7 +230,7 @@ def test_a_version_2_database_upgrades_in_place_and_switches(models, photos, tmp
     with Index(db, b, switch=True) as switching:
         assert switching.add(photos).switched
     with Index(db) as idx:
-        assert idx.stats()["schema_version"] == schema.SCHEMA_VERSION and idx.record.embed_dim == 24
+        assert idx.stats()["schema_version"] == schema.SCHEMA_VERSION and idx.record.embed_dim == 32
 
 
 # --- the sidecar keyed to the active set, and temporary files of killed rebuilds --------------------------------

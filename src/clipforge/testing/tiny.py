@@ -72,8 +72,7 @@ def save_clip_checkpoint(
     if shape == "tiny":
         text = dict(encoder_config or TINY_ENCODER_CONFIG, vocab_size=len(tok), max_position_embeddings=77, **ids)
         vision = dict(encoder_config or TINY_ENCODER_CONFIG, image_size=image_size, patch_size=patch_size)
-        overrides.setdefault("projection_dim", 16)
-        config = CLIPConfig(text_config=text, vision_config=vision, **overrides)
+        config = CLIPConfig(text_config=text, vision_config=vision, projection_dim=16, **overrides)
     else:
         config = CLIPConfig(text_config=ids, **overrides)
         image_size = config.vision_config.image_size
