@@ -126,6 +126,18 @@ def test_searches_during_a_switch_answer_from_exactly_one_model(db, models, phot
         Index(db, a)
 
 
+def test_a_second_switch_to_the_same_model_finds_it_done(models, photos, tmp_path):
+    a, b = models
+    db = tmp_path / "photos.db"
+    with Index(db, a) as first:
+        first.add(photos)
+    with Index(db, b, switch=True) as one, Index(db, b, switch=True) as two:
+        one.plan(photos)  # both opened while the old model was active; the first switch completes
+        assert one.add(photos).switched
+        summary = two.add(photos)  # an ordinary run on the new set: nothing to embed
+    assert summary.switched is None and summary.added == 0 and summary.unchanged == IMAGES
+
+
 def test_a_switch_covers_the_indexed_files_outside_the_given_paths(models, photos, tmp_path):
     a, b = models
     db = tmp_path / "photos.db"

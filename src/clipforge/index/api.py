@@ -160,7 +160,11 @@ class Index:
     # --- writing ------------------------------------------------------------------------------------------
     def _ensure_record(self) -> None:
         if self.switching:
-            if not self._started:  # begin, or resume, the new vector set
+            active = self.backend.model_record()
+            if active.same_model(self._mine):  # another process completed this switch: index as usual
+                self.record, self.switching = active, False
+                self.backend.expect = active.manifest_sha256
+            elif not self._started:  # begin, or resume, the new vector set
                 self.backend.start_next(self._mine)
                 self._started = True
             return
@@ -271,7 +275,13 @@ class Index:
                 f"{self.backend.where} kept gaining images during the switch to {self._mine.describe()}; "
                 "run the same command again once the other indexing runs are done (it resumes)"
             )
-        self.record, self.switching = self.backend.model_record(), False
+        active = self.backend.model_record()
+        if not active.same_model(self._mine):  # another process dropped this set (a switch to a third model)
+            raise InputError(
+                f"the switch of {self.backend.where} to {self._mine.describe()} was replaced by another process's "
+                f"switch; the index holds {active.describe()}"
+            )
+        self.record, self.switching = active, False
         self.backend.expect = self.record.manifest_sha256
         return f"{old.describe()} -> {self.record.describe()}"
 

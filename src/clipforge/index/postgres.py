@@ -147,10 +147,14 @@ class PostgresBackend:
         unless the active set holds paths the new one lacks. The new set's HNSW index is built once before
         (searches keep using the old one meanwhile). Kill point ``switch``: inside the flip, before commit."""
         with self._lock:
+            if not self._table_exists("images_next"):
+                return []  # flipped (or abandoned) by another process: the caller checks the record
             self.conn.execute(f"SET maintenance_work_mem = '{self.build_memory}'")
             self.conn.execute(schema.POSTGRES_NEXT_HNSW)
             with self.conn.transaction():
                 self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+                if not self._table_exists("images_next"):
+                    return []
                 rows = self.conn.execute(
                     "SELECT i.path FROM clipforge.images i WHERE NOT EXISTS "
                     "(SELECT 1 FROM clipforge.images_next n WHERE n.path = i.path)"

@@ -257,6 +257,8 @@ class SqliteBackend:
             pending = self._prebuild()
             try:
                 with self._write():
+                    if not self._has_next():
+                        return []  # flipped (or abandoned) by another process: the caller checks the record
                     missing = [
                         from_db(p)
                         for (p,) in self.conn.execute(
