@@ -220,3 +220,61 @@ def test_build_classify_index_serve(name, exported, tmp_path, capsys):
         got = np.array([d["embedding"] for d in emb.json()["data"]])
         np.testing.assert_allclose(got, model.embed_texts(LABELS), atol=1e-5)
     idx.close()
+
+
+def _hf_architectures() -> list[str]:
+    def names_hf(name: str) -> bool:
+        text = (open_clip.get_model_config(name) or {}).get("text_cfg", {})
+        return "hf_tokenizer_name" in text or "hf_model_name" in text
+
+    return [name for name in open_clip.list_models() if names_hf(name)]
+
+
+@pytest.mark.slow
+def test_every_hf_architecture_builds_offline_from_stand_ins():
+    """Each of open_clip's architectures naming a HF tokenizer or model gets local stand-ins: a tokenizer whose
+    pad/end ids are the model's and whose ids fit its vocabulary, and a config with the real dimensions."""
+    from transformers import AutoConfig
+
+    from clipforge.testing.hf_stand_ins import offline_config
+
+    names = _hf_architectures()
+    assert len(names) == 49
+    for name in names:
+        text = offline_config(open_clip.get_model_config(name))["text_cfg"]
+        tokenizer = open_clip.tokenizer.HFTokenizer(
+            text["hf_tokenizer_name"], context_length=text.get("context_length", 77), **text.get("tokenizer_kwargs", {})
+        )
+        ids = tokenizer(TRICKY_TEXTS)
+        if "hf_model_name" in text:
+            hf = AutoConfig.from_pretrained(text["hf_model_name"])
+            vocab = hf.vocab_size
+            assert tokenizer.tokenizer.pad_token_id == hf.pad_token_id, name
+        else:
+            vocab = text["vocab_size"]
+            if "eos_id" in text:  # MetaCLIP 2 "worldwide": pooled at the end token
+                assert tokenizer.tokenizer.eos_token_id == text["eos_id"], name
+        assert int(ids.max()) < vocab, name
+    xlmr = AutoConfig.from_pretrained(
+        offline_config(open_clip.get_model_config("xlm-roberta-large-ViT-H-14"))["text_cfg"]["hf_model_name"]
+    )
+    assert (xlmr.hidden_size, xlmr.num_hidden_layers, xlmr.vocab_size) == (1024, 24, 250002)
+
+
+@pytest.mark.slow
+def test_a_real_hf_architecture_saves_and_loads_offline(tmp_path):
+    """``random_model`` + ``save_hub_layout`` on open_clip's own roberta-ViT-B-32 config (real dimensions): the
+    folder loads with clipforge's loader, its tokenizer in the folder."""
+    from clipforge.families.openclip_io import load_openclip
+    from clipforge.hub import OpenClipSource
+    from clipforge.testing.tiny_openclip import model_config, random_model, save_hub_layout
+
+    config = model_config(shape="base", arch="roberta-ViT-B-32")
+    model = random_model(config)
+    assert model.text.transformer.config.hidden_size == 768 and model.text.transformer.config.num_hidden_layers == 12
+    folder = save_hub_layout(model, config, tmp_path / "roberta")
+    assert (folder / "tokenizer.json").is_file()
+    loaded = load_openclip(OpenClipSource(folder))
+    assert loaded.tokenizer.text_spec().clean == "whitespace"
+    ids = loaded.tokenizer(LABELS)["input_ids"]
+    assert ids.shape == (4, 77) and ids[0, 0] == 0 and ids[0, -1] == 1  # <s> first, <pad> (1) after the text
