@@ -32,10 +32,26 @@ CHECKPOINT_FILES = [
 ]
 
 
+# what AutoTokenizer.from_pretrained reads (config.json: the model type, where tokenizer_config.json names no class)
+TOKENIZER_FILES = [
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.json",
+    "vocab.txt",
+    "merges.txt",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "config.json",
+]
 OPENCLIP_HUB_PREFIX = "hf-hub:"
 OPENCLIP_CONFIG = "open_clip_config.json"
-OPENCLIP_FILES = [OPENCLIP_CONFIG, "open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+OPENCLIP_WEIGHTS = ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+# repos of open_clip models with a Hugging Face tokenizer (SigLIP's timm/... repos) ship its files beside the weights
+OPENCLIP_FILES = [OPENCLIP_CONFIG, *OPENCLIP_WEIGHTS, *(f for f in TOKENIZER_FILES if f != "config.json")]
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
+_HUB_NAME = re.compile(r"[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?")
 _ARCH_PREFIX = re.compile(r"^([A-Za-z0-9][\w.\-]+):(.+)$")  # two characters at least: not a Windows drive
 
 MARKERS = ("manifest.json", "config.json", OPENCLIP_CONFIG)  # exported/built, transformers, open_clip folders
@@ -134,6 +150,27 @@ def _download_openclip(repo_id: str, revision: str | None) -> Path:
             f"hf-hub:{repo_id} has no {OPENCLIP_CONFIG}; it is not an open_clip checkpoint "
             "(a transformers checkpoint is passed without the hf-hub: prefix)"
         )
+    return folder
+
+
+def tokenizer_folder(name: str) -> Path:
+    """A folder holding the Hugging Face tokenizer ``name`` (open_clip's ``hf_tokenizer_name``): a local folder as
+    is, or a hub id's tokenizer files, downloaded on first use and cached by huggingface_hub."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return path
+    if not _HUB_NAME.fullmatch(name):  # "bert-base-uncased": the hub still serves ids without an organisation
+        raise ModelNotFoundError(
+            f"tokenizer {name!r} (text_cfg.hf_tokenizer_name) is neither a folder nor a hub id (org/name)"
+        )
+    try:
+        folder, _ = _download(name, None, TOKENIZER_FILES)
+    except ModelNotFoundError as exc:
+        raise ModelNotFoundError(
+            f"cannot download tokenizer {name!r} (text_cfg.hf_tokenizer_name) from the Hugging Face hub "
+            f"({type(exc.__cause__).__name__}); check your network, or set hf_tokenizer_name in "
+            f"{OPENCLIP_CONFIG} to a local folder holding the tokenizer"
+        ) from exc
     return folder
 
 
