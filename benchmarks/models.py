@@ -1,5 +1,5 @@
-"""Which model to pick: encoder speed of several architectures side by side in one run, fp32, int8-dynamic and
-int8-static builds made by clipforge (export, validation, build), random weights at the real sizes.
+"""Which model to pick: encoder speed of several architectures side by side in one run, fp32 and int8-dynamic
+builds made by clipforge (export, validation, build), random weights at the real sizes.
 
 Image encoder img/s at batch 1 and 16, text encoder texts/s on 32 prompts (open_clip pads to 77 tokens, SigLIP to
 64). Every call of every model and build is timed round-robin (one call of each per round, after a warm-up), so a
@@ -27,7 +27,7 @@ MODELS = {
     "ViT-B-16": ("openclip", {"shape": "base", "arch": "ViT-B-16"}),
     "SigLIP B/16 224": ("siglip", {"shape": "base"}),  # transformers' SiglipConfig defaults: base, patch 16, 224
 }
-MODES = {"none": "fp32", "int8-dynamic": "int8-dynamic", "int8-static": "int8-static"}
+MODES = {"none": "fp32", "int8-dynamic": "int8-dynamic"}
 IMAGE_BATCHES = (1, 16)
 TEXTS = 32
 

@@ -24,8 +24,6 @@ def test_config_round_trip_and_errors(tmp_path):
         BuildConfig.from_dict({"quantize": {"mode": "int4"}})
     with pytest.raises(InputError, match=r"unknown key\(s\) \['colour'\] in 'optimize'"):
         BuildConfig.from_dict({"optimize": {"colour": 1}})
-    renamed = BuildConfig.from_dict({"quantize": {"resnet_convs": False}})  # the key's name before FastViT
-    assert renamed.quantize.convs is False
     (tmp_path / "bad.json").write_text("{nope")
     with pytest.raises(InputError, match="not valid JSON"):
         BuildConfig.load(tmp_path / "bad.json")

@@ -51,10 +51,9 @@ class QuantizeSection:
     method: str = "minmax"
     per_channel: bool = True
     op_types: list[str] = field(default_factory=lambda: ["MatMul"])
-    # int8-static on a convolutional image encoder (open_clip's ModifiedResNet, MobileCLIP's FastViT, any graph with
-    # more Convs than a ViT's one patch embedding) also quantises its Conv layers (QDQ -> QLinearConv); see
-    # benchmarks/bench_openclip.py and benchmarks/models.py for the measurements behind the default
-    convs: bool = True
+    # int8-static on a ResNet image encoder (open_clip's ModifiedResNet) also quantises its Conv layers (QDQ ->
+    # QLinearConv); see benchmarks/bench_openclip.py for the measurement behind the default
+    resnet_convs: bool = True
     exclude_nodes: list[str] = field(default_factory=list)
     keep_projection_float: bool = True  # the final projection MatMul stays float32
     max_accuracy_drop: float = 1.0  # percentage points, for mode "auto"
@@ -140,15 +139,10 @@ class BuildConfig:
         return cls.from_dict(data)
 
 
-# Keys renamed since a release: the old spelling still loads.
-RENAMED_KEYS = {("quantize", "resnet_convs"): "convs"}
-
-
 def _section(name: str, section, values: dict):
     if not isinstance(values, dict):
         raise InputError(f"config section {name!r} must be an object, got {type(values).__name__}")
     valid = {f.name for f in dataclasses.fields(section)}
-    values = {RENAMED_KEYS.get((name, k), k): v for k, v in values.items()}
     unknown = sorted(set(values) - valid)
     if unknown:
         raise InputError(f"unknown key(s) {unknown} in {name!r}; valid: {', '.join(sorted(valid))}")

@@ -77,13 +77,12 @@ def _optimize(src: Path, work: Path, role: str, ctx) -> tuple[Path, dict]:
     return (dst if keep else src), record
 
 
-def quantize_section(ctx, graph: Path, mode: str):
-    """The quantize section for one encoder graph: a convolutional encoder's Convs (more than a ViT's single patch
-    embedding: ResNet, FastViT) join the quantised ops for int8-static (``quantize.convs``); dynamic int8 keeps
-    them float (ConvInteger has no fast kernel)."""
+def quantize_section(ctx, role: str, mode: str):
+    """The quantize section for ``role``: a ResNet encoder's Convs join the quantised ops for int8-static
+    (``resnet_convs``); dynamic int8 keeps them float (ConvInteger has no fast kernel)."""
     section = ctx.config.quantize
-    wanted = mode == "int8-static" and section.convs and "Conv" not in section.op_types
-    if wanted and stages.conv_count(graph) > 1:
+    resnet = ctx.fp32.manifest.towers.get(role, {}).get("arch") == "resnet"
+    if resnet and mode == "int8-static" and section.resnet_convs and "Conv" not in section.op_types:
         return replace(section, op_types=[*section.op_types, "Conv"])
     return section
 
@@ -91,7 +90,7 @@ def quantize_section(ctx, graph: Path, mode: str):
 def _quantize(src: Path, work: Path, role: str, mode: str, ctx) -> tuple[Path, dict]:
     start = time.perf_counter()
     dst = work / f"{mode}.onnx"
-    section = quantize_section(ctx, src, mode)
+    section = quantize_section(ctx, role, mode)
     if mode == "int8-dynamic":
         info = stages.quantize_dynamic(src, dst, section, work)
     elif mode == "int8-static":

@@ -39,20 +39,11 @@ def _quiet():
         root.setLevel(level)
 
 
-def _all_op_counts(path: Path) -> collections.Counter:
+def op_counts(path: Path) -> dict[str, int]:
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)
-    return collections.Counter(n.op_type for n in model.graph.node)
-
-
-def conv_count(path: Path) -> int:
-    """Conv nodes in the graph at ``path``: 1 for a ViT (its patch embedding), dozens for a ResNet or FastViT."""
-    return _all_op_counts(path)["Conv"]
-
-
-def op_counts(path: Path) -> dict[str, int]:
-    counts = _all_op_counts(path)
+    counts = collections.Counter(n.op_type for n in model.graph.node)
     return {
         k: v
         for k, v in sorted(counts.items())
