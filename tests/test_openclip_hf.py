@@ -7,8 +7,11 @@ repo is copied into the folder; an export whose runtime would tokenise different
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 import time
 from dataclasses import replace
 
@@ -278,3 +281,26 @@ def test_a_real_hf_architecture_saves_and_loads_offline(tmp_path):
     assert loaded.tokenizer.text_spec().clean == "whitespace"
     ids = loaded.tokenizer(LABELS)["input_ids"]
     assert ids.shape == (4, 77) and ids[0, 0] == 0 and ids[0, -1] == 1  # <s> first, <pad> (1) after the text
+
+
+def _hub_cache(root, repo_id: str, files_from) -> dict:
+    """A Hugging Face hub cache (HF_HUB_CACHE layout) holding one snapshot of ``repo_id``: what a first download
+    would have left, so the hub-id path runs offline."""
+    commit = "0" * 40
+    repo = root / ("models--" + repo_id.replace("/", "--"))
+    shutil.copytree(files_from, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    return {"HF_HUB_CACHE": str(root), "HF_HUB_OFFLINE": "1"}
+
+
+@pytest.mark.slow
+def test_timm_openai_hub_id_resolves_to_open_clip(sources, tmp_path):
+    """A plain hub id of timm's layout of OpenAI's weights (``timm/…_clip_224.openai``: timm's config.json, which
+    names no transformers model type, beside open_clip's files) exports as the open_clip checkpoint it is."""
+    env = {**os.environ, **_hub_cache(tmp_path / "hub", "timm/tiny_clip.openai", sources["timm-openai"])}
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "clipforge.cli.main", "export", "timm/tiny_clip.openai", "-o", str(out)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert Manifest.load(out).family == "openclip"

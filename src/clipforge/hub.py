@@ -11,6 +11,7 @@ open_clip sources (``openclip_source``; no torch needed to recognise them):
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,7 +195,32 @@ def resolve_checkpoint(model: str | Path, revision: str | None = None) -> tuple[
             f"model {model} does not exist (no file or folder of that name) and is not a hub id "
             f"(org/name); pass {MODEL_KINDS}"
         )
-    return _download(str(model), revision)
+    return _download_checkpoint(str(model), revision)
+
+
+def _download_checkpoint(repo_id: str, revision: str | None) -> tuple[Path, str | None]:
+    """A hub id's files: a transformers checkpoint's, or open_clip's when the repo's ``config.json`` names no
+    transformers model type (timm's repos of OpenAI's weights, ``timm/vit_base_patch32_clip_224.openai``: a timm
+    ``config.json`` beside open_clip's files). Repos with both layouts and a transformers config (laion's) stay
+    transformers checkpoints."""
+    folder, _ = _download(repo_id, revision, ["config.json"])
+    if not _names_model_type(folder / "config.json"):
+        folder, resolved = _download(repo_id, revision, OPENCLIP_FILES)
+        if (folder / OPENCLIP_CONFIG).is_file():
+            return folder, resolved
+    return _download(repo_id, revision)
+
+
+def is_openclip_only(folder: Path) -> bool:
+    """A folder of open_clip files whose ``config.json``, if any, names no transformers model type."""
+    return is_openclip_folder(folder) and not _names_model_type(folder / "config.json")
+
+
+def _names_model_type(config: Path) -> bool:
+    try:
+        return bool(json.loads(config.read_text()).get("model_type"))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _download(repo_id: str, revision: str | None, patterns: list[str] = CHECKPOINT_FILES) -> tuple[Path, str | None]:
