@@ -2,7 +2,9 @@
 import the registry."""
 
 from clipforge.families.clip import ClipFamily
+from clipforge.families.metaclip2 import MetaClip2Family
 from clipforge.families.openclip import OpenClipFamily
 from clipforge.families.siglip import SiglipFamily
 
-BUILTIN = (ClipFamily, OpenClipFamily, SiglipFamily)  # registration order: clip, openclip, siglip
+# registration order: clip, openclip, siglip, metaclip2
+BUILTIN = (ClipFamily, OpenClipFamily, SiglipFamily, MetaClip2Family)
