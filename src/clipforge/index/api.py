@@ -27,6 +27,7 @@ from clipforge.index.dedup import duplicate_groups
 from clipforge.index.embeddings import EmbeddingsFile
 from clipforge.index.filters import SearchFilter
 from clipforge.index.ingest import Batch, Counts, Plan, ingest, make_plan, rate_progress
+from clipforge.index.relevance import AUTO, Calibration, MinScore, Relevance, model_key, parse_min_score
 from clipforge.index.walker import FileState, Walk, walk
 from clipforge.models import open_model
 from clipforge.runtime import scoring
@@ -86,6 +87,8 @@ class Index:
         self.backend = open_backend(db, **backend_options)
         self._follow, self._device, self._threads = model is None, device, threads
         self._reload, self._started = threading.Lock(), False
+        self._library = str(file.resolve()) if file is not None else self.backend.where
+        self._relevance: Relevance | None = None  # the min_score="auto" cutoff, made for the model in use
         try:
             self.record = self.backend.model_record()
             self.model = _load_model(model, self.record, self.backend.where, device, threads)
@@ -365,13 +368,14 @@ class Index:
         image=None,
         negative=None,
         k: int = 20,
-        min_score: float | None = None,
+        min_score: MinScore = None,
         filters: SearchFilter | None = None,
         exact: bool = False,
     ) -> list[Hit]:
         """The ``k`` indexed images most similar to the query, best first: ``text`` (one or more strings) and
         ``image`` (one or more images: paths, bytes, PIL images) are embedded with this index's model and
-        averaged, ``negative`` texts subtracted; ``min_score`` drops weaker hits; ``filters`` (a
+        averaged, ``negative`` texts subtracted; ``min_score`` drops weaker hits (``"auto"``: the cutoff this
+        library and model call a match, ``relevance()``; no hit when nothing stands out); ``filters`` (a
         ``SearchFilter``: date taken, folder, camera, place; sort by date) restricts and orders them.
         ``exact``: compare with every stored vector instead of the approximate index (slower on large
         indexes; the same scores)."""
@@ -392,13 +396,14 @@ class Index:
         image: Sequence[np.ndarray] = (),
         negative: Sequence[np.ndarray] = (),
         k: int = 20,
-        min_score: float | None = None,
+        min_score: MinScore = None,
         filters: SearchFilter | None = None,
         exact: bool = False,
     ) -> list[Hit]:
         """Search with the embeddings of a query's parts: the mean of the positive ones (``text`` and
         ``image``) minus the mean of the ``negative`` ones, normalised; the ``k`` best hits with a score of at
-        least ``min_score`` among the images ``filters`` lets through (``exact``: as in ``search``)."""
+        least ``min_score`` among the images ``filters`` lets through (``exact``: as in ``search``). ``"auto"``:
+        the learnt cutoff (``cutoff``); a query with negatives is judged on its texts alone, then kept uncut."""
         positives = [*text, *image]
         if not positives:
             raise InputError(
@@ -406,15 +411,19 @@ class Index:
                 "(Python: text=... / image=...)"
             )
         vector = np.mean(positives, axis=0)
+        cutoff = self.cutoff(min_score, image=image)
         if len(negative):
             vector = vector - np.mean(negative, axis=0)
-        return self.search_vector(vector, k, min_score, filters, exact)
+            if parse_min_score(min_score) == AUTO and cutoff is not None:  # judged on its texts alone
+                found = self.search_vector(np.mean(text, axis=0), 1, cutoff, filters, exact)
+                return self.search_vector(vector, k, None, filters, exact) if found else []
+        return self.search_vector(vector, k, cutoff, filters, exact)
 
     def search_vector(
         self,
         vector,
         k: int = 20,
-        min_score: float | None = None,
+        min_score: MinScore = None,
         filters: SearchFilter | None = None,
         exact: bool = False,
     ) -> list[Hit]:
@@ -427,13 +436,32 @@ class Index:
         vector = np.asarray(vector, np.float32).reshape(-1)
         if self.record is not None and vector.shape[0] != self.record.embed_dim:
             raise InputError(f"query has {vector.shape[0]} values; the index holds dim {self.record.embed_dim}")
-        query = scoring.l2_normalize(vector)
+        query, cutoff = scoring.l2_normalize(vector), self.cutoff(min_score)
         if filters is not None and filters.narrows:
             hits = self.backend.search_filtered(query, int(k), filters, exact=exact)
         else:
             hits = self.backend.search(query, int(k), exact=exact)
-        hits = [h for h in hits if min_score is None or h.score >= min_score]
+        hits = [h for h in hits if cutoff is None or h.score >= cutoff]
         return self._by_date(hits) if filters is not None and filters.sort == "date" else hits
+
+    def relevance(self) -> Calibration:
+        """The cutoff ``min_score="auto"`` applies: learnt from the library's best scores for a generic vocabulary
+        (``clipforge.index.relevance``), computed on first use and again when the image count changes."""
+
+        def best_score(vector: np.ndarray) -> float | None:
+            top = self.backend.search(vector, 1)
+            return top[0].score if top else None
+
+        key = model_key(self.model.folder, self._mine.manifest_sha256)
+        if self._relevance is None or self._relevance.model_key != key:  # first use, or a switch reloaded the model
+            self._relevance = Relevance(model_key=key, library=self._library)
+        return self._relevance.calibration(self.model.embed_texts, best_score, self.backend.count())
+
+    def cutoff(self, min_score: MinScore, *, image: Sequence[np.ndarray] = ()) -> float | None:
+        """The score ``min_score`` judges a query by: as given, or for ``"auto"`` the library's learnt cutoff
+        (None for a query with an example image: ``auto`` keeps its hits)."""
+        value = parse_min_score(min_score)
+        return (None if len(image) else self.relevance().cutoff) if value == AUTO else value
 
     def _by_date(self, hits: list[Hit]) -> list[Hit]:
         """``hits`` newest first (by date taken; equal dates by score), hits without a date last."""
