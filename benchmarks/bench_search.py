@@ -3,7 +3,8 @@ usearch sidecar (the embedded default), PostgreSQL + pgvector HNSW (pgserver; wh
 installed). Usage:
 
     python benchmarks/bench_search.py [--sizes 100000,1000000] [--dims 512,768] [--data lowrank|uniform]
-                                      [--pg-max 100000] [--queries 200]
+                                      [--pg-max 100000] [--queries 200] [--engines sqlite,postgres]
+                                      [--pg-build-memory 1GB]
 
 Per (size, dim): N unit vectors written to a parquet (as ``clipforge embed`` writes it) and imported with
 ``clipforge index --embeddings`` (the import path; no image files), then: build time (import, sidecar, HNSW),
@@ -180,14 +181,24 @@ def run_sqlite(db: Path, parquet: Path, folder: Path, queries: np.ndarray) -> li
     return rows, truth
 
 
-def run_postgres(parquet: Path, folder: Path, queries: np.ndarray, truth: list[list]) -> dict:
+def exact_truth(x: np.ndarray, queries: np.ndarray) -> list[list[str]]:
+    """The exact top-K paths of each query by a numpy product (the truth when SQLite is not run)."""
+    scores = queries @ x.T
+    part = np.argpartition(-scores, K, axis=1)[:, :K]
+    top = np.take_along_axis(part, np.argsort(-np.take_along_axis(scores, part, 1), axis=1), 1)
+    return [[f"/bench/photos/{i:07d}.jpg" for i in row] for row in top]
+
+
+def run_postgres(
+    parquet: Path, folder: Path, queries: np.ndarray, truth: list[list], build_memory: str = "1GB"
+) -> dict:
     from clipforge.index import Index
     from clipforge.testing.postgres import fresh_database, postgres_server
 
     with postgres_server() as server:
         url = fresh_database(server, "bench")
         start = time.perf_counter()
-        with Index(url, folder) as idx:
+        with Index(url, folder, build_memory=build_memory) as idx:
             idx.add_embeddings(parquet, bulk=True)
             built = time.perf_counter() - start
             size = idx.backend.conn.execute("SELECT pg_total_relation_size('clipforge.images')").fetchone()[0]
@@ -212,7 +223,10 @@ def main() -> None:
     parser.add_argument("--data", choices=("lowrank", "uniform"), default="lowrank")
     parser.add_argument("--pg-max", type=int, default=100_000, help="PostgreSQL only up to this many rows")
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--engines", default="sqlite,postgres", help="sqlite, postgres or both")
+    parser.add_argument("--pg-build-memory", default="1GB", help="maintenance_work_mem of the HNSW build")
     args = parser.parse_args()
+    engines = set(args.engines.split(","))
     results = []
     for n in map(int, args.sizes.split(",")):
         for dim in map(int, args.dims.split(",")):
@@ -225,11 +239,13 @@ def main() -> None:
             work.mkdir(parents=True, exist_ok=True)
             parquet = work / "embeddings.parquet"
             write_parquet(parquet, x, folder)
+            rows, truth = ([], exact_truth(x, queries)) if "sqlite" not in engines else ([], None)
             del x
-            rows, truth = run_sqlite(work / "photos.db", parquet, folder, queries)
-            if n <= args.pg_max:
+            if "sqlite" in engines:
+                rows, truth = run_sqlite(work / "photos.db", parquet, folder, queries)
+            if "postgres" in engines and n <= args.pg_max:
                 try:
-                    rows.append(run_postgres(parquet, folder, queries, truth))
+                    rows.append(run_postgres(parquet, folder, queries, truth, args.pg_build_memory))
                 except ImportError as exc:
                     rows.append({"engine": "postgres", "skipped": str(exc)})
             for row in rows:

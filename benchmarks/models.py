@@ -7,7 +7,7 @@ and build is timed round-robin (one call of each per round, after a warm-up), so
 busy machine slows them alike; medians over rounds, wall clock. Speed does not depend on the weights' values, so
 random weights stand for the trained checkpoints (accuracy does not: see docs/models.md for published figures).
 
-    python benchmarks/models.py [--models MobileCLIP2-S0 ViT-B-32 ...] [--modes none int8-dynamic]
+    python benchmarks/models.py [--models MobileCLIP2-S0 ViT-B-32 ...] [--modes none int8-dynamic int8-static]
                                 [--repeats 5] [--threads N] [--json out.json]
 Builds are made once under $CLIPFORGE_BENCH_DIR (reused when present).
 """
@@ -32,7 +32,7 @@ MODELS = {
     "SigLIP 2 NaFlex 576": ("siglip2", {"shape": "base"}),
 }
 BUDGETS = {"SigLIP 2 NaFlex 256": 256, "SigLIP 2 NaFlex 576": 576}  # row -> max_patches at load
-MODES = {"none": "fp32", "int8-dynamic": "int8-dynamic"}
+MODES = {"none": "fp32", "int8-dynamic": "int8-dynamic", "int8-static": "int8-static"}
 IMAGE_BATCHES = (1, 16)
 TEXTS = 32
 
@@ -127,7 +127,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+    parser.add_argument("--modes", nargs="+", default=["none", "int8-dynamic"], choices=list(MODES))
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", default=None)

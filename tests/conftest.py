@@ -18,7 +18,7 @@ from clipforge.testing.checkpoints import save_tiny_checkpoint  # noqa: E402
 # set (and everything built on it: index_model, loaded_model, shapes_index, the servers) and a private PostgreSQL
 # server. A test that requests one, directly or through another fixture, is slow, so `-m "not slow"` never builds
 # them. Tests that reach one through request.getfixturevalue carry their own marker.
-SLOW_FIXTURES = frozenset({"trained_clip", "trained_siglip", "pg_url"})
+SLOW_FIXTURES = frozenset({"trained_clip", "trained_siglip", "trained_multilingual", "pg_url"})
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -159,6 +159,15 @@ def pg_url():
 
     with postgres_server() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def trained_multilingual(fixture_cache, shapes_dataset):
+    """The multilingual fixture: a tiny MetaCLIP 2-style model (XLM-R-style Unigram tokenizer) trained on the shapes
+    set with English, German and Spanish captions."""
+    from clipforge.testing.trained import trained_checkpoint
+
+    return trained_checkpoint("metaclip2", fixture_cache)
 
 
 @pytest.fixture(scope="session")

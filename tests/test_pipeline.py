@@ -310,8 +310,8 @@ def test_presets_follow_the_family_and_can_be_overridden(tiny_clip, tmp_path, ca
     assert "preset multimodal_siglip is for siglip checkpoints but" in capsys.readouterr().err
     assert main(["export-pipeline", str(tiny_clip), "-o", str(tmp_path / "x"), "--template", "nope"]) == 2
     assert (
-        "unknown pipeline preset 'nope'; use one of: multimodal_clip, multimodal_openclip, multimodal_siglip"
-        in capsys.readouterr().err
+        "unknown pipeline preset 'nope'; use one of: multimodal_clip, multimodal_metaclip2, multimodal_openclip, "
+        "multimodal_siglip" in capsys.readouterr().err
     )
     assert main(["export-pipeline", str(tiny_clip), "-o", str(tmp_path / "x.onnx")]) == 2
     assert "prefix" in capsys.readouterr().err
@@ -340,6 +340,7 @@ def test_every_known_checkpoint_gets_its_family_preset():
     assert "openclip" in families
     assert list_presets() == {
         "multimodal_clip": "clip",
+        "multimodal_metaclip2": "metaclip2",
         "multimodal_openclip": "openclip",
         "multimodal_siglip": "siglip",
     }

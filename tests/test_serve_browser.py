@@ -15,6 +15,7 @@ pytest.importorskip("fastapi")
 
 from clipforge.index import SearchFilter  # noqa: E402
 from clipforge.runtime.model import ZeroShotModel  # noqa: E402
+from clipforge.testing.corpus import NOUNS  # noqa: E402
 from clipforge.testing.server import ServerProcess  # noqa: E402
 
 CHROMIUM = os.environ.get("CLIPFORGE_CHROMIUM", "/usr/bin/chromium")
@@ -85,11 +86,27 @@ def test_page_search_and_classify_with_the_keyboard(
     page.press("#search-text", "Enter")
     page.wait_for_selector("#search-results li.hit", timeout=20_000)
     ids = [int(x) for x in page.eval_on_selector_all("#search-results li.hit", "els => els.map(e => e.dataset.id)")]
-    assert ids == [h.id for h in shapes_index.search(text="a photo of a red circle.", k=10)]
+    assert ids == [h.id for h in shapes_index.search(text="a photo of a red circle.", k=10, min_score="auto")]
     assert page.eval_on_selector_all("#search-results .name", "els => els.map(e => e.textContent)")
     page.wait_for_function(
         "[...document.querySelectorAll('#search-results img')].every(i => i.naturalWidth > 0)", timeout=20_000
     )
+
+    # "matches only" (min_score auto) is the default: a query nothing in the library matches says why and
+    # offers "show all", which unticks it and shows the closest images anyway
+    absent = next(t for t in (f"a photo of a {n}." for n in NOUNS) if not shapes_index.search(t, min_score="auto"))
+    page.fill("#search-text", absent)
+    page.press("#search-text", "Enter")
+    page.wait_for_selector("#search-results li.none", timeout=20_000)
+    assert page.text_content("#search-results li.none").startswith("no match: nothing in this library stands out")
+    page.click("#search-results li.none button")
+    closest = ",".join(str(h.id) for h in shapes_index.search(absent, k=10))
+    page.wait_for_function(
+        f"[...document.querySelectorAll('#search-results li.hit')].map(e => e.dataset.id).join() === '{closest}'",
+        timeout=20_000,
+    )
+    assert not page.is_checked("#search-auto")
+    page.check("#search-auto")
 
     # image search: an example image as the query, text cleared
     example = next((shapes_dataset.root / "test" / "blue square").iterdir())
@@ -97,7 +114,7 @@ def test_page_search_and_classify_with_the_keyboard(
     assert page.is_visible("#search-query")
     page.fill("#search-text", "")
     page.click("#search-form button[type=submit]")
-    expected = [h.id for h in shapes_index.search(image=example.read_bytes(), k=10)]
+    expected = [h.id for h in shapes_index.search(image=example.read_bytes(), k=10, min_score="auto")]
     page.wait_for_function(
         f"document.querySelector('#search-results li.hit')?.dataset.id === '{expected[0]}'", timeout=20_000
     )
@@ -126,7 +143,12 @@ def test_page_search_and_classify_with_the_keyboard(
     page.click("#search-filters summary")
     page.select_option("#filter-sort", "date")
     page.press("#search-text", "Enter")
-    by_date = [h.id for h in shapes_index.search("a photo of a red circle.", k=10, filters=SearchFilter(sort="date"))]
+    by_date = [
+        h.id
+        for h in shapes_index.search(
+            "a photo of a red circle.", k=10, min_score="auto", filters=SearchFilter(sort="date")
+        )
+    ]
     page.wait_for_function(
         f"[...document.querySelectorAll('#search-results li.hit')].map(e => e.dataset.id).join() === "
         f"'{','.join(map(str, by_date))}'",

@@ -19,7 +19,7 @@ from clipforge.export.runtime_check import check_runtime
 from clipforge.export.samples import TRICKY_TEXTS
 from clipforge.families.siglip import SiglipFamily
 from clipforge.runtime.model import ZeroShotModel
-from clipforge.specs import Manifest
+from clipforge.specs import MANIFEST_SCHEMA_VERSION, Manifest
 
 LABELS = ["A Photo of a Red Circle", "BLUE Square", "a green STAR", "Two Cats on a Sofa", "the Eiffel Tower"]
 HF_CALL = {"padding": "max_length", "max_length": 64, "truncation": True}
@@ -210,7 +210,7 @@ def test_v2_manifest_loads_with_the_defaults(exported, tmp_path):
     text.pop("truncation_side")
     (folder / "manifest.json").write_text(json.dumps(dict(data, schema_version=2, text=dict(text, kind="bpe"))))
     manifest = Manifest.load(folder)
-    assert manifest.schema_version == 3 and manifest.text.lowercase_texts is False
+    assert manifest.schema_version == MANIFEST_SCHEMA_VERSION and manifest.text.lowercase_texts is False
     assert (manifest.text.padding_side, manifest.text.truncation_side, manifest.text.special_tokens) == (
         "right",
         "right",

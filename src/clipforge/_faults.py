@@ -15,6 +15,8 @@ The stages:
   embedded the batch, before returning it).
 - ``ann``: the SQLite search sidecar's new graph is written to its temporary file, not yet published
   (``index/ann.py``).
+- ``switch``: a model switch's flip, inside its transaction before the commit (``index/sqlite.py``,
+  ``index/postgres.py``).
 
 Processes that do not inherit the environment (Ray workers on a running cluster) are handed ``current()`` and
 pass it as ``spec``.

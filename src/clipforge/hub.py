@@ -11,6 +11,7 @@ open_clip sources (``openclip_source``; no torch needed to recognise them):
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,10 +33,26 @@ CHECKPOINT_FILES = [
 ]
 
 
+# what AutoTokenizer.from_pretrained reads (config.json: the model type, where tokenizer_config.json names no class)
+TOKENIZER_FILES = [
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.json",
+    "vocab.txt",
+    "merges.txt",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "config.json",
+]
 OPENCLIP_HUB_PREFIX = "hf-hub:"
 OPENCLIP_CONFIG = "open_clip_config.json"
-OPENCLIP_FILES = [OPENCLIP_CONFIG, "open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+OPENCLIP_WEIGHTS = ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+# repos of open_clip models with a Hugging Face tokenizer (SigLIP's timm/... repos) ship its files beside the weights
+OPENCLIP_FILES = [OPENCLIP_CONFIG, *OPENCLIP_WEIGHTS, *(f for f in TOKENIZER_FILES if f != "config.json")]
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
+_HUB_NAME = re.compile(r"[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?")
 _ARCH_PREFIX = re.compile(r"^([A-Za-z0-9][\w.\-]+):(.+)$")  # two characters at least: not a Windows drive
 
 MARKERS = ("manifest.json", "config.json", OPENCLIP_CONFIG)  # exported/built, transformers, open_clip folders
@@ -137,6 +154,27 @@ def _download_openclip(repo_id: str, revision: str | None) -> Path:
     return folder
 
 
+def tokenizer_folder(name: str) -> Path:
+    """A folder holding the Hugging Face tokenizer ``name`` (open_clip's ``hf_tokenizer_name``): a local folder as
+    is, or a hub id's tokenizer files, downloaded on first use and cached by huggingface_hub."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return path
+    if not _HUB_NAME.fullmatch(name):  # "bert-base-uncased": the hub still serves ids without an organisation
+        raise ModelNotFoundError(
+            f"tokenizer {name!r} (text_cfg.hf_tokenizer_name) is neither a folder nor a hub id (org/name)"
+        )
+    try:
+        folder, _ = _download(name, None, TOKENIZER_FILES)
+    except ModelNotFoundError as exc:
+        raise ModelNotFoundError(
+            f"cannot download tokenizer {name!r} (text_cfg.hf_tokenizer_name) from the Hugging Face hub "
+            f"({type(exc.__cause__).__name__}); check your network, or set hf_tokenizer_name in "
+            f"{OPENCLIP_CONFIG} to a local folder holding the tokenizer"
+        ) from exc
+    return folder
+
+
 def looks_like_hub_id(name: str) -> bool:
     parts = str(name).split("/")
     return len(parts) == 2 and all(parts) and not str(name).startswith((".", "/", "~"))
@@ -157,7 +195,32 @@ def resolve_checkpoint(model: str | Path, revision: str | None = None) -> tuple[
             f"model {model} does not exist (no file or folder of that name) and is not a hub id "
             f"(org/name); pass {MODEL_KINDS}"
         )
-    return _download(str(model), revision)
+    return _download_checkpoint(str(model), revision)
+
+
+def _download_checkpoint(repo_id: str, revision: str | None) -> tuple[Path, str | None]:
+    """A hub id's files: a transformers checkpoint's, or open_clip's when the repo's ``config.json`` names no
+    transformers model type (timm's repos of OpenAI's weights, ``timm/vit_base_patch32_clip_224.openai``: a timm
+    ``config.json`` beside open_clip's files). Repos with both layouts and a transformers config (laion's) stay
+    transformers checkpoints."""
+    folder, _ = _download(repo_id, revision, ["config.json"])
+    if not _names_model_type(folder / "config.json"):
+        folder, resolved = _download(repo_id, revision, OPENCLIP_FILES)
+        if (folder / OPENCLIP_CONFIG).is_file():
+            return folder, resolved
+    return _download(repo_id, revision)
+
+
+def is_openclip_only(folder: Path) -> bool:
+    """A folder of open_clip files whose ``config.json``, if any, names no transformers model type."""
+    return is_openclip_folder(folder) and not _names_model_type(folder / "config.json")
+
+
+def _names_model_type(config: Path) -> bool:
+    try:
+        return bool(json.loads(config.read_text()).get("model_type"))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _download(repo_id: str, revision: str | None, patterns: list[str] = CHECKPOINT_FILES) -> tuple[Path, str | None]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from clipforge.errors import InputError, UnsupportedModelError
 from clipforge.families import BUILTIN
 from clipforge.families.base import Family
+from clipforge.families.known import FORMATS
 from clipforge.hub import is_openclip_folder, is_weights_file, not_a_model
 
 _FAMILIES: dict[str, Family] = {}
@@ -62,8 +63,13 @@ def family_for_checkpoint(folder: str | Path) -> Family:
 
 
 def list_models() -> list[dict]:
-    """Well-known checkpoints of every family, as rows (name, family, params, embed_dim, image_size)."""
-    return [dict(row, family=f.name) for f in _FAMILIES.values() for row in f.checkpoints]
+    """Well-known checkpoints of every family, as rows (name, family, params_m, embed_dim, image_size, languages:
+    "en" or "multilingual", format: "transformers" or "open_clip")."""
+    return [
+        {"languages": "en", **row, "family": f.name, "format": FORMATS.get(f.name, "transformers")}
+        for f in _FAMILIES.values()
+        for row in f.checkpoints
+    ]
 
 
 for _builtin in BUILTIN:

@@ -32,7 +32,9 @@ SIDES = ("right", "left")
 IMAGE_CONVENTIONS = ("hf", "torchvision")
 # "naflex": SigLIP 2 NaFlex: aspect kept, resized to fit ``max_patches`` patches of ``patch_size``, patchified
 RESIZE_MODES = ("shortest_edge", "exact", "none", "fit_shortest", "fit_longest", "naflex")
-MANIFEST_SCHEMA_VERSION = 3
+MANIFEST_SCHEMA_VERSION = 4
+# open_clip's HFTokenizer cleaning modes (runtime/text_cleaning.py): "whitespace", "lower", "canonicalize"
+CLEAN_MODES = ("whitespace", "lower", "canonicalize")
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ class ImageSpec:
 
 @dataclass(frozen=True)
 class TextSpec:
-    """Tokenization and text-encoder conventions. Fields after ``kind`` came with schema 3; older manifests load
+    """Tokenization and text-encoder conventions. Fields after ``kind`` came with schemas 3 and 4; older manifests load
     with their defaults (what every earlier export did)."""
 
     context_length: int
@@ -93,8 +95,14 @@ class TextSpec:
     padding_side: str = "right"  # one of SIDES: where padding goes
     truncation_side: str = "right"  # one of SIDES: which end a long text loses
     special_tokens: dict[str, int] = field(default_factory=dict)  # "bos"/"eos"/"pad"/"unk"/"cls"/"sep" -> id
+    # schema 4: open_clip's HFTokenizer. ``clean``: its cleaning before the tokenizer, one of CLEAN_MODES ("" for
+    # none); ``strip_sep_token``: ids equal to special_tokens["sep"] become 0 (CLIPA)
+    clean: str = ""
+    strip_sep_token: bool = False
 
     def __post_init__(self):
+        if self.clean and self.clean not in CLEAN_MODES:
+            raise ValueError(f"text.clean {self.clean!r} is not one of {', '.join(CLEAN_MODES)}")
         for name in ("padding_side", "truncation_side"):
             if getattr(self, name) not in SIDES:
                 raise ValueError(f"text.{name} {getattr(self, name)!r} is not one of {', '.join(SIDES)}")
@@ -178,7 +186,8 @@ def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
     """Read manifests of older schema versions: v1 (no ``schema_version``) used ``text.strip_punctuation`` as
     the BPE/SentencePiece switch and had no ``towers``; ``text.bos_id`` and ``text.pooling`` were never read; v2
     had no ``text.lowercase_texts``, ``padding_side``, ``truncation_side`` or ``special_tokens`` (their defaults
-    are what v2 exports did)."""
+    are what v2 exports did); v3 had no ``text.clean`` or ``strip_sep_token`` (none: open_clip's HF tokenizers
+    were refused before schema 4)."""
     version = int(data.get("schema_version", 1))
     if version > MANIFEST_SCHEMA_VERSION:
         raise ValueError(

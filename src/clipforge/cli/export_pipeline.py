@@ -32,7 +32,7 @@ def export_pipeline(
         typer.Option(
             "--preset",
             help="Override the preset of the checkpoint's family (multimodal_clip, multimodal_siglip, "
-            "multimodal_openclip).",
+            "multimodal_openclip, multimodal_metaclip2).",
         ),
     ] = None,
     template: Annotated[str | None, typer.Option("--template", hidden=True, help="Deprecated: --preset.")] = None,

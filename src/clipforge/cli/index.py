@@ -56,22 +56,36 @@ def index(
     ] = None,
 ) -> None:
     """Embed new and changed images under PATHS, drop rows of deleted files; unreadable files are listed.
-    With --embeddings, import precomputed embeddings instead."""
+    With --embeddings, import precomputed embeddings instead. With a model other than the one the database
+    records, switch it: every indexed image (and those under PATHS, which may be left out) is embedded into a
+    new vector set while searches keep answering with the old model, then the new set replaces the old one in
+    one transaction (rerun the same command after an interruption: it resumes)."""
     if embeddings is not None:
         return _import(embeddings, paths, db, model, engine, quiet, as_json)
-    if not paths:
-        raise InputError("clipforge index needs image files or folders (PATHS), or --embeddings FILE.parquet")
     if engine == eo.EngineName.ray:
         if max_patches is not None:
             raise InputError("--max-patches runs with the local engine; leave --engine ray out (or --max-patches)")
+        if not paths:
+            raise InputError("clipforge index needs image files or folders (PATHS), or --embeddings FILE.parquet")
         eo.check_ray(device=device != "cpu", threads=threads is not None, decode_threads=decode_threads is not None)
         options = eo.ray_options(address, workers, cpus_per_worker, batch_size)
         summary, total = index_into(db, model, paths, options, exact_decode, show=not (quiet or as_json))
     else:
         eo.check_local(engine, address, workers, cpus_per_worker)
-        with Index(db, model, device=device, threads=threads, max_patches=max_patches) as idx:
+        with Index(db, model, device=device, threads=threads, switch=True, max_patches=max_patches) as idx:
+            if not paths and not idx.switching:
+                raise InputError("clipforge index needs image files or folders (PATHS), or --embeddings FILE.parquet")
+            if idx.switching and not (quiet or as_json):
+                output.say(
+                    f"switching {redact(db)} to {idx.model_record.describe()}: embedding its images into a new "
+                    "vector set; searches answer with the old model until it is complete"
+                )
             summary = idx.add(
-                paths, exact_decode=exact_decode, quiet=quiet or as_json, batch_size=batch_size, threads=decode_threads
+                paths or [],
+                exact_decode=exact_decode,
+                quiet=quiet or as_json,
+                batch_size=batch_size,
+                threads=decode_threads,
             )
             total = idx.count()
     _report(summary, total, db, as_json)
@@ -96,6 +110,8 @@ def _report(summary, total: int, db: str, as_json: bool) -> None:
         return
     for path, reason in summary.unreadable:
         output.say(f"  unreadable {display(path)}: {reason}")
+    if summary.switched:
+        output.say(f"switched models: {summary.switched}")
     output.say(
         f"added {summary.added}, updated {summary.updated}, removed {summary.removed}, unchanged "
         f"{summary.unchanged}, unreadable {len(summary.unreadable)} in {summary.seconds:.1f} s; "

@@ -13,6 +13,7 @@ from clipforge._fspath import display
 from clipforge.cli import runtime_options as ro
 from clipforge.cli.index import Db, IndexModel
 from clipforge.index import Index, SearchFilter
+from clipforge.index.relevance import AUTO, parse_min_score
 
 
 class SortOrder(str, Enum):
@@ -29,7 +30,15 @@ def search(
         list[str] | None, typer.Option("--negative", "-n", help="Text to subtract (repeatable).")
     ] = None,
     k: Annotated[int, typer.Option("-k", "--top-k", help="Number of results.")] = 20,
-    min_score: Annotated[float | None, typer.Option("--min-score", help="Drop results below this cosine.")] = None,
+    min_score: Annotated[
+        str | None,
+        typer.Option(
+            "--min-score",
+            metavar="SCORE|auto",
+            help="Drop results below this cosine; auto: keep only what stands out in this library "
+            "(else say 'no match').",
+        ),
+    ] = None,
     after: Annotated[
         str | None, typer.Option("--after", metavar="DATE", help="Taken on or after DATE (YYYY[-MM[-DD]]).")
     ] = None,
@@ -58,18 +67,22 @@ def search(
     'clipforge index'), --sort date shows them newest first."""
     given = {"after": after, "before": before, "folder": folder, "camera": camera, "near": near}
     filters = _filters(given, sort)
+    cutoff = parse_min_score(min_score)
     with Index(db, model, device=device, threads=threads) as idx:
         hits = idx.search(
             text=text or None,
             image=image or None,
             negative=negative or None,
             k=k,
-            min_score=min_score,
+            min_score=cutoff,
             filters=filters,
             exact=exact,
         )
         info = idx.metadata([h.id for h in hits]) if filters else None
-    _print(hits, info, min_score, as_json)
+        reason = idx.relevance().reason() if cutoff == AUTO and not (hits or image) else None
+    _print(hits, info, as_json, reason)
+    if not hits and not as_json and reason is None:
+        output.say("no results" + (f" with score >= {cutoff}" if cutoff is not None else ""))
 
 
 def _filters(given: dict, sort: SortOrder) -> SearchFilter | None:
@@ -79,8 +92,9 @@ def _filters(given: dict, sort: SortOrder) -> SearchFilter | None:
     return SearchFilter(sort="date") if sort is SortOrder.date else None
 
 
-def _print(hits: list, info: dict | None, min_score: float | None, as_json: bool) -> None:
-    """JSON or a table; with ``info`` (a filter was given) each hit also says when it was taken."""
+def _print(hits: list, info: dict | None, as_json: bool, reason: str | None) -> None:
+    """JSON or a table; with ``info`` (a filter was given) each hit also says when it was taken. ``reason``:
+    why ``--min-score auto`` kept no hit, one line (on stderr, after the empty JSON list)."""
     if as_json:
         dated = (
             (
@@ -94,9 +108,9 @@ def _print(hits: list, info: dict | None, min_score: float | None, as_json: bool
             else (lambda h: {})
         )
         output.print_json([{"id": h.id, "path": h.path, "score": round(h.score, 6), **dated(h)} for h in hits])
-        return
-    if not hits:
-        output.say("no results" + (f" with score >= {min_score}" if min_score is not None else ""))
+    if reason is not None:
+        output.say(reason)
+    if as_json or not hits:
         return
     columns = ("score", "taken", "path") if info is not None else ("score", "path")
     table = output.table("search results", columns, numeric=("score",))

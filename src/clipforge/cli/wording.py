@@ -14,6 +14,7 @@ FLAGS = {
     "camera": "--camera",
     "folder": "--folder",
     "near": "--near",
+    "min_score": "--min-score",
     "sort": "--sort",
     "batch_size": "--batch-size",
     "calibration_data": "--calibration-data",

@@ -10,7 +10,7 @@ from clipforge._torchvision import ensure_torchvision
 from clipforge.errors import InputError, require
 from clipforge.families.base import Family
 from clipforge.families.openclip_io import load_openclip
-from clipforge.hub import OpenClipSource, openclip_source, resolve_checkpoint
+from clipforge.hub import OpenClipSource, is_openclip_only, openclip_source, resolve_checkpoint
 from clipforge.progress import quiet_transformers
 from clipforge.registry import family_for_checkpoint, get_family
 from clipforge.specs import ImageSpec, TextSpec
@@ -42,6 +42,8 @@ def load_checkpoint(model: str | Path, revision: str | None = None) -> Checkpoin
     ensure_torchvision()  # transformers imports torchvision once it is installed
     require("transformers", "export")
     folder, revision = resolve_checkpoint(model, revision)
+    if is_openclip_only(folder):  # a plain hub id of open_clip files (timm's repos of OpenAI's weights)
+        return _load_openclip(model, OpenClipSource(folder), revision)
     family = family_for_checkpoint(folder)
     try:
         with quiet_transformers():  # the files are local by now; clipforge shows its own progress

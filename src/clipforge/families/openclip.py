@@ -6,7 +6,10 @@ Export runs ``model.encode_image`` / ``model.encode_text`` (projected, not norma
 causal mask; pooling is at the end-of-text token, the highest id, for CLIP text encoders). Pre-processing is the
 checkpoint's ``preprocess_cfg`` through
 torchvision (``ImageSpec.convention = "torchvision"``); tokenization is open_clip's ``SimpleTokenizer``
-(``TextSpec.kind = "openclip"``). Both are recorded in the manifest so the export runs without torch or open_clip.
+(``TextSpec.kind = "openclip"``) or its ``HFTokenizer`` (the HF tokenizer's own kind, with open_clip's cleaning:
+``families.openclip_hf``). Text encoders may be Hugging Face models (``HFTextEncoder``: XLM-R, mT5, NLLB, BERT,
+RoBERTa), which build their attention mask from the ids inside the graph; image encoders may be timm models.
+Both are recorded in the manifest so the export runs without torch or open_clip.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 from clipforge.errors import InputError
 from clipforge.families.base import Family
 from clipforge.families.known import OPENCLIP_CHECKPOINTS
+from clipforge.families.openclip_hf import OpenClipHFTokenizer
 from clipforge.families.openclip_io import load_openclip
 from clipforge.families.reparameterize import fold, foldable
 from clipforge.hub import OpenClipSource
@@ -105,6 +109,8 @@ class OpenClipFamily(Family):
         return load_openclip(OpenClipSource(Path(folder))).model
 
     def text_spec(self, model, tokenizer) -> TextSpec:
+        if isinstance(tokenizer, OpenClipHFTokenizer):  # a HF tokenizer behind open_clip's cleaning
+            return tokenizer.text_spec()
         # open_clip adds all context_length position embeddings and a fixed causal mask: ids are always padded
         return TextSpec(
             context_length=int(tokenizer.context_length),

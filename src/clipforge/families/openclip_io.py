@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from clipforge._torchvision import ensure_torchvision
-from clipforge.errors import InputError, UnsupportedModelError, require
+from clipforge.errors import ClipforgeError, InputError, UnsupportedModelError, require
+from clipforge.families.openclip_hf import OpenClipHFTokenizer, folder_tokenizer, is_hf_tokenizer
 from clipforge.hub import OpenClipSource
 from clipforge.specs import ImageSpec
 
@@ -22,7 +23,7 @@ INTERPOLATION = {"bicubic": 3, "bilinear": 2, "random": 3}  # open_clip evaluate
 @dataclass
 class LoadedOpenClip:
     model: Any  # wrap_model's wrapper around the open_clip model
-    tokenizer: OpenClipTokenizer
+    tokenizer: OpenClipTokenizer | OpenClipHFTokenizer
     processor: OpenClipProcessor
     image: ImageSpec
     arch: str
@@ -39,18 +40,27 @@ def load_openclip(source: OpenClipSource) -> LoadedOpenClip:
     open_clip = import_open_clip()
     try:
         model, arch, tokenizer = _create(open_clip, source)
+    except ClipforgeError:  # already one line (a tokenizer that cannot be downloaded)
+        raise
     except (RuntimeError, KeyError, ValueError, OSError, AssertionError) as exc:
         first = (str(exc).splitlines() or [type(exc).__name__])[0][:300]
         raise InputError(f"cannot load open_clip model {source.path}: {type(exc).__name__}: {first}") from exc
     cfg = dict(getattr(model.visual, "preprocess_cfg", None) or _default_preprocess(model))
+    wrapped = wrap_model(model.float().eval())
+    image = image_spec_from_cfg(cfg)
+    return LoadedOpenClip(wrapped, _tokenizer(tokenizer, arch), OpenClipProcessor(image, open_clip, cfg), image, arch)
+
+
+def _tokenizer(tokenizer, arch: str):
+    """open_clip's tokenizer behind HF's call convention: its CLIP BPE, or its ``HFTokenizer``."""
+    if is_hf_tokenizer(tokenizer):
+        return OpenClipHFTokenizer(tokenizer)
     if not _is_simple_tokenizer(tokenizer):
         raise UnsupportedModelError(
             f"not supported yet: {arch}, its text encoder uses a {type(tokenizer).__name__} "
-            "(only open_clip's CLIP BPE tokenizer is reproduced without torch)"
+            "(open_clip's CLIP BPE tokenizer and its HFTokenizer are reproduced without torch)"
         )
-    wrapped = wrap_model(model.float().eval())
-    image = image_spec_from_cfg(cfg)
-    return LoadedOpenClip(wrapped, OpenClipTokenizer(tokenizer), OpenClipProcessor(image, open_clip, cfg), image, arch)
+    return OpenClipTokenizer(tokenizer)
 
 
 def wrap_model(model):
@@ -111,7 +121,7 @@ def _create(open_clip, source: OpenClipSource):
     if source.is_folder:
         name = f"local-dir:{source.path}"
         model = open_clip.create_model(name, device="cpu")
-        return model, _arch_of_folder(source.path), open_clip.get_tokenizer(name)
+        return model, _arch_of_folder(source.path), folder_tokenizer(open_clip, source.path)
     if source.arch:
         if source.arch not in open_clip.list_models():
             raise InputError(f"{source.arch!r} is not an open_clip architecture; see open_clip.list_models()")

@@ -16,6 +16,7 @@ from clipforge.index.backends import open_backend
 from clipforge.index.base import Backend, EmbeddingModel, Hit, IndexSummary, ModelRecord, Row
 from clipforge.index.filters import FilterError, SearchFilter
 from clipforge.index.ingest import Batch, Counts, Plan
+from clipforge.index.relevance import Calibration
 from clipforge.index.walker import Decoded, FileState, header_info
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "Hit",
     "SearchFilter",
     "FilterError",
+    "Calibration",
     "IndexSummary",
     "open_backend",
     "Backend",

@@ -8,7 +8,10 @@ The sidecar is never trusted beyond its header: a header that does not match the
 (any write bumps ``generation``), a graph file that is not the one the header describes, or a file usearch
 cannot read is stale, and the caller rebuilds it or searches exactly. A rebuild writes the graph to a
 temporary file, removes the header, renames the graph into place and writes the header last (temp + rename),
-so a process killed at any point leaves either a valid pair or a graph without a header (stale).
+so a process killed at any point leaves either a valid pair or a graph without a header (stale), and perhaps
+its temporary file: each is held under an ``flock`` by its writer, and ``sweep`` (run when a database is opened)
+deletes those no living process holds. A model switch writes the new set's graph before the flip and publishes
+it after (``write`` / ``publish``), so searches go through a graph right after the switch too.
 
 The graph returns candidates only; the SQLite back-end re-scores them exactly from the stored float32 rows.
 ``docs/index.md`` has the measurements that chose usearch, int8 and the parameters below."""
@@ -16,6 +19,8 @@ The graph returns candidates only; the SQLite back-end re-scores them exactly fr
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import glob
 import json
 import os
 import stat
@@ -97,10 +102,34 @@ class Graph:
         return np.asarray(self.index.search(np.asarray(query, np.float32), count).keys, np.int64)
 
 
+@dataclass
+class Pending:
+    """A graph written to its temporary file (locked while this process lives), not yet published."""
+
+    tmp: str
+    fd: int
+    stamp: Stamp
+    inode: int
+    count: int
+
+    def discard(self) -> None:
+        """Remove the temporary file (if not published) and release its lock."""
+        with contextlib.suppress(OSError):
+            os.unlink(self.tmp)
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+
 def build(db: Path, stamp: Stamp, count: int, chunks: Iterable[tuple[np.ndarray, np.ndarray]]) -> None:
     """Build the sidecar of ``db`` from ``chunks`` of (row ids [n], float32 vectors [n, D]) read at ``stamp``,
-    and publish it (graph renamed into place, header written last). Kill point ``ann``: the graph is written,
-    not yet published."""
+    and publish it (graph renamed into place, header written last)."""
+    publish(db, write(db, stamp, chunks))
+
+
+def write(db: Path, stamp: Stamp, chunks: Iterable[tuple[np.ndarray, np.ndarray]]) -> Pending:
+    """Build a graph from ``chunks`` into a temporary file beside ``db`` (held under an ``flock`` until published
+    or discarded, so ``sweep`` tells it from the leftover of a killed process). Kill point ``ann``: the graph is
+    written, not yet published."""
     usearch = _usearch()
     index = usearch.Index(
         ndim=stamp.dim, metric="cos", dtype=QUANTISATION, connectivity=CONNECTIVITY, expansion_add=EXPANSION_ADD
@@ -108,21 +137,57 @@ def build(db: Path, stamp: Stamp, count: int, chunks: Iterable[tuple[np.ndarray,
     for ids, vectors in chunks:
         if len(ids):
             index.add(np.asarray(ids, np.uint64), np.asarray(vectors, np.float32))
-    graph, header = files(db)
-    fd, tmp = tempfile.mkstemp(prefix=f".{graph.name}.", suffix=".tmp", dir=graph.parent)
-    os.close(fd)
+    graph, _ = files(db)
+    fd, tmp = _locked_temp(graph)
+    pending = Pending(tmp, fd, stamp, 0, len(index))
     try:
         index.save(tmp)
         os.chmod(tmp, stat.S_IMODE(os.stat(db).st_mode))  # readable by whoever may read the database
-        inode = os.stat(tmp).st_ino  # the header names this file: another rebuild's graph renamed later is stale
+        pending.inode = os.stat(tmp).st_ino  # the header names this file: another rebuild's graph is stale
         kill_point("ann")
-        header.unlink(missing_ok=True)  # from here to the header's rename the pair reads as stale
-        os.replace(tmp, graph)
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        pending.discard()
         raise
-    _write_atomic(header, json.dumps({**_header(stamp, inode), "count": len(index)}, sort_keys=True), db)
+    return pending
+
+
+def publish(db: Path, pending: Pending) -> None:
+    """Rename a written graph into place (the header removed first, written last), then release it."""
+    graph, header = files(db)
+    try:
+        header.unlink(missing_ok=True)  # from here to the header's rename the pair reads as stale
+        os.replace(pending.tmp, graph)
+        meta = {**_header(pending.stamp, pending.inode), "count": pending.count}
+        _write_atomic(header, json.dumps(meta, sort_keys=True), db)
+    finally:
+        pending.discard()
+
+
+def sweep(db: Path) -> int:
+    """Delete the temporary files that killed rebuilds left beside ``db`` (a file whose ``flock`` can be taken
+    has no living writer); returns how many. A rebuild in progress holds its lock and is left alone."""
+    graph, _ = files(db)
+    removed = 0
+    for path in graph.parent.glob(f".{glob.escape(graph.name)}.*.tmp"):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            path.unlink()
+            removed += 1
+        except OSError:
+            pass  # locked: a living rebuild's file
+        finally:
+            os.close(fd)
+    return removed
+
+
+def _locked_temp(target: Path) -> tuple[int, str]:
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd, tmp
 
 
 def remove(db: Path) -> None:
@@ -152,13 +217,15 @@ def _header(stamp: Stamp, inode: int) -> dict:
 
 
 def _write_atomic(path: Path, text: str, like: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _locked_temp(path)
     try:
         os.chmod(tmp, stat.S_IMODE(os.stat(like).st_mode))
-        with os.fdopen(fd, "w") as fh:
+        with open(fd, "w", closefd=False) as fh:
             fh.write(text)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    finally:
+        os.close(fd)

@@ -13,8 +13,8 @@ from clipforge.index.sqlite import SqliteBackend
 
 def open_backend(db: str | Path, **options) -> Backend:
     """``postgresql://...`` (or a libpq ``key=value`` string) -> PostgreSQL + pgvector (``options``: e.g.
-    ``ef_search``); a path -> a SQLite file (created when first written; ``options``: ``ann_min_rows``); any
-    other URL is refused."""
+    ``ef_search``, ``build_memory``); a path -> a SQLite file (created when first written; ``options``:
+    ``ann_min_rows``); any other URL is refused."""
     if is_postgres(db):
         return PostgresBackend(str(db), **options)
     file = sqlite_file(db)

@@ -12,6 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from clipforge.errors import InputError
 from clipforge.index.filters import SearchFilter
 from clipforge.runtime.photo_info import PhotoInfo
 from clipforge.specs import Manifest
@@ -26,6 +27,11 @@ class Hit:
     score: float
 
 
+class ModelSwitched(InputError):
+    """The index's active vector set is no longer the one the query was embedded for (a model switch
+    completed in between): the caller re-embeds with the new model, or reopens the index."""
+
+
 @dataclass
 class IndexSummary:
     """What one ``Index.add`` did. ``unreadable``: (path, reason) of every file that could not be read."""
@@ -36,6 +42,7 @@ class IndexSummary:
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     unchanged: int = 0  # files whose size and mtime (or content sha256) matched the stored row
+    switched: str | None = None  # "OLD -> NEW": this run completed a model switch
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -141,17 +148,41 @@ class Backend(Protocol):
 
     def model_record(self) -> ModelRecord | None: ...
 
+    expect: str | None
+    """The manifest sha256 the caller's queries are embedded for: a search that finds another active model
+    raises ``ModelSwitched`` instead of comparing vectors of two models (None: no check)."""
+
+    def next_record(self) -> ModelRecord | None:
+        """The model of the vector set a switch is building, or None."""
+
+    def start_next(self, record: ModelRecord) -> None:
+        """Begin (or, same model, resume) building a vector set for ``record`` beside the active one; an
+        unfinished set of another model is dropped."""
+
+    def switch(self, gone: set[str]) -> list[str]:
+        """One transaction: make the set being built active and drop the old one, unless the active set holds
+        paths the new one lacks (besides ``gone``: files that vanished or became unreadable); those are
+        returned instead, nothing changed."""
+
     def for_writing(self) -> None:
         """Make ready to write (before an indexing run); a database that cannot be written is refused here."""
 
     def set_model_record(self, record: ModelRecord) -> None:
         """Record the model (creating the schema on first use); refuses to replace a different one."""
 
-    def files(self) -> dict[str, Stored]: ...
+    def files(self, staged: bool = False) -> dict[str, Stored]:
+        """Path -> what is stored of every row (``staged``: of the set a switch is building)."""
 
-    def apply(self, upserts: Sequence[Row] = (), touches: Sequence[Touch] = (), removals: Sequence[str] = ()) -> int:
+    def apply(
+        self,
+        upserts: Sequence[Row] = (),
+        touches: Sequence[Touch] = (),
+        removals: Sequence[str] = (),
+        staged: bool = False,
+    ) -> int:
         """One transaction: insert-or-replace rows (keyed by path), update stats, delete paths; returns the
-        number of rows deleted. A crash leaves the database as it was before or after, never between."""
+        number of rows deleted. A crash leaves the database as it was before or after, never between.
+        ``staged``: into the set a switch is building (searches do not see it; ``generation`` unchanged)."""
 
     def bulk_load(self, batches: Iterable[Sequence[Row]]) -> None:
         """Insert many new rows into an empty index, one transaction per batch, the fastest way the back-end
@@ -173,7 +204,7 @@ class Backend(Protocol):
     def file_of(self, image_id: int) -> tuple[str, Stored] | None:
         """The path of row ``image_id`` and the size, mtime and sha256 it was indexed with."""
 
-    def count(self) -> int: ...
+    def count(self, staged: bool = False) -> int: ...
 
     def metadata(self, ids: Sequence[int]) -> dict[int, PhotoInfo]:
         """The stored photo metadata of rows ``ids`` that have it."""

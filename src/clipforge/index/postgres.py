@@ -5,6 +5,7 @@ server at once: every batch is one transaction and schema changes hold an adviso
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import astuple
@@ -12,10 +13,11 @@ from dataclasses import astuple
 import numpy as np
 
 from clipforge._dblocation import redact, secrets_of
+from clipforge._faults import kill_point
 from clipforge._fspath import from_db, to_db
 from clipforge.errors import InputError, require
 from clipforge.index import schema
-from clipforge.index.base import Hit, ModelRecord, Row, Stored, Touch
+from clipforge.index.base import Hit, ModelRecord, ModelSwitched, Row, Stored, Touch
 from clipforge.index.filters import EARTH_KM, SearchFilter, sql_conditions
 from clipforge.index.schema import PHOTO_NAMES
 from clipforge.runtime.photo_info import PhotoInfo
@@ -28,14 +30,20 @@ HAVERSINE_SQL = (
 MODEL_COLUMNS = ("family", "source", "folder", "manifest_sha256", "embed_dim", "preprocessing")
 LOCK_KEY = 0x636C6970  # advisory lock id for schema changes ("clip")
 DEFAULT_EF_SEARCH = 100  # HNSW candidate list per query; docs/index.md has the recall it gives
+BUILD_MEMORY = "1GB"  # maintenance_work_mem of an HNSW build: the graph is built in memory while it fits
 HNSW_INDEX = "images_embedding_hnsw"
+BUMP = "UPDATE clipforge.meta SET value = (value::bigint + 1)::text WHERE key = 'generation'"
 CREATE_HNSW = f"CREATE INDEX IF NOT EXISTS {HNSW_INDEX} ON clipforge.images USING hnsw (embedding vector_cosine_ops)"
 
 
 class PostgresBackend:
-    def __init__(self, url: str, ef_search: int = DEFAULT_EF_SEARCH):
+    def __init__(self, url: str, ef_search: int = DEFAULT_EF_SEARCH, build_memory: str = BUILD_MEMORY):
         psycopg = require("psycopg", "index")
         self.where, self.ef_search = redact(url), int(ef_search)
+        if not re.fullmatch(r"\d+\s*[kMGT]?B", build_memory):
+            raise InputError(f"build memory {build_memory!r} is not a PostgreSQL size such as 1GB or 512MB")
+        self.build_memory = build_memory
+        self.expect: str | None = None
         _check_userinfo(url, self.where)
         self._lock = threading.RLock()
         try:
@@ -88,10 +96,16 @@ class PostgresBackend:
 
     # --- model --------------------------------------------------------------------------------------------
     def model_record(self) -> ModelRecord | None:
+        return self._record("model")
+
+    def next_record(self) -> ModelRecord | None:
+        return self._record("model_next")
+
+    def _record(self, table: str) -> ModelRecord | None:
         with self._lock:
-            if not self._table_exists("model"):
+            if not self._table_exists(table):
                 return None
-            row = self.conn.execute(f"SELECT {', '.join(MODEL_COLUMNS)} FROM clipforge.model WHERE id = 1").fetchone()
+            row = self.conn.execute(f"SELECT {', '.join(MODEL_COLUMNS)} FROM clipforge.{table} WHERE id = 1").fetchone()
         if row is None:
             return None
         values = dict(zip(MODEL_COLUMNS, row))
@@ -110,22 +124,73 @@ class PostgresBackend:
                 values,
             )
 
+    def start_next(self, record: ModelRecord) -> None:
+        values = [getattr(record, c) for c in MODEL_COLUMNS]
+        values[-1] = json.dumps(record.preprocessing, sort_keys=True)
+        with self._lock, self.conn.transaction():
+            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+            row = self.conn.execute("SELECT manifest_sha256, embed_dim FROM clipforge.model_next WHERE id = 1")
+            if row.fetchone() == (record.manifest_sha256, record.embed_dim) and self._table_exists("images_next"):
+                return  # resume
+            self.conn.execute("DROP TABLE IF EXISTS clipforge.images_next")
+            self.conn.execute("DELETE FROM clipforge.model_next")
+            for statement in schema.POSTGRES_NEXT:
+                self.conn.execute(statement.format(dim=int(record.embed_dim)))
+            self.conn.execute(
+                f"INSERT INTO clipforge.model_next (id, {', '.join(MODEL_COLUMNS)}) "
+                f"VALUES (1, {', '.join(['%s'] * len(MODEL_COLUMNS))})",
+                values,
+            )
+
+    def switch(self, gone: set[str]) -> list[str]:
+        """The flip (``schema.POSTGRES_FLIP``, one transaction: searches wait for it, a few milliseconds),
+        unless the active set holds paths the new one lacks. The new set's HNSW index is built once before
+        (searches keep using the old one meanwhile). Kill point ``switch``: inside the flip, before commit."""
+        with self._lock:
+            if not self._table_exists("images_next"):
+                return []  # flipped (or abandoned) by another process: the caller checks the record
+            self.conn.execute(f"SET maintenance_work_mem = '{self.build_memory}'")
+            self.conn.execute(schema.POSTGRES_NEXT_HNSW)
+            with self.conn.transaction():
+                self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+                if not self._table_exists("images_next"):
+                    return []
+                rows = self.conn.execute(
+                    "SELECT i.path FROM clipforge.images i WHERE NOT EXISTS "
+                    "(SELECT 1 FROM clipforge.images_next n WHERE n.path = i.path)"
+                ).fetchall()
+                missing = [p for p in (from_db(r[0]) for r in rows) if p not in gone]
+                if missing:
+                    return missing
+                kill_point("switch")
+                for statement in schema.POSTGRES_FLIP:
+                    self.conn.execute(statement)
+                self.conn.execute(BUMP)
+        return []
+
     # --- rows ---------------------------------------------------------------------------------------------
-    def files(self) -> dict[str, Stored]:
-        if not self._vector_ready:
+    def files(self, staged: bool = False) -> dict[str, Stored]:
+        if not self._vector_ready or (staged and not self._table_exists("images_next")):
             return {}
         with self._lock:
             rows = self.conn.execute(
-                "SELECT path, size, mtime, sha256, taken_from IS NOT NULL FROM clipforge.images"
+                f"SELECT path, size, mtime, sha256, taken_from IS NOT NULL FROM clipforge.{_table(staged)}"
             ).fetchall()
         return {from_db(path): Stored(size, mtime, sha, info) for path, size, mtime, sha, info in rows}
 
-    def apply(self, upserts: Sequence[Row] = (), touches: Sequence[Touch] = (), removals: Sequence[str] = ()) -> int:
+    def apply(
+        self,
+        upserts: Sequence[Row] = (),
+        touches: Sequence[Touch] = (),
+        removals: Sequence[str] = (),
+        staged: bool = False,
+    ) -> int:
         if not self._vector_ready:
             raise InputError(f"{self.where} has no clipforge index yet; record a model first (index some images)")
+        table = f"clipforge.{_table(staged)}"
         with self._lock, self.conn.transaction(), self.conn.cursor() as cur:
             cur.executemany(
-                f"INSERT INTO clipforge.images (path, size, mtime, sha256, embedding, {', '.join(PHOTO_NAMES)}) "
+                f"INSERT INTO {table} (path, size, mtime, sha256, embedding, {', '.join(PHOTO_NAMES)}) "
                 f"VALUES (%s, %s, %s, %s, %s, {', '.join(['%s'] * len(PHOTO_NAMES))}) "
                 "ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime = excluded.mtime, "
                 "sha256 = excluded.sha256, embedding = excluded.embedding, indexed_at = now(), "
@@ -137,20 +202,20 @@ class PostgresBackend:
             )
             plain = [(t.size, t.mtime, to_db(t.path)) for t in touches if t.info is None]
             if plain:
-                cur.executemany("UPDATE clipforge.images SET size = %s, mtime = %s WHERE path = %s", plain)
+                cur.executemany(f"UPDATE {table} SET size = %s, mtime = %s WHERE path = %s", plain)
             described = [(t.size, t.mtime, *_photo(t.info), to_db(t.path)) for t in touches if t.info is not None]
             if described:
                 cur.executemany(
-                    "UPDATE clipforge.images SET size = %s, mtime = %s, "
+                    f"UPDATE {table} SET size = %s, mtime = %s, "
                     + ", ".join(f"{c} = %s" for c in PHOTO_NAMES)
                     + " WHERE path = %s",
                     described,
                 )
             removed = 0
             if removals:
-                cur.execute("DELETE FROM clipforge.images WHERE path = ANY(%s)", ([to_db(p) for p in removals],))
+                cur.execute(f"DELETE FROM {table} WHERE path = ANY(%s)", ([to_db(p) for p in removals],))
                 removed = cur.rowcount
-            if upserts or touches or removed:
+            if (upserts or touches or removed) and not staged:
                 cur.execute("UPDATE clipforge.meta SET value = (value::bigint + 1)::text WHERE key = 'generation'")
         return removed
 
@@ -159,16 +224,39 @@ class PostgresBackend:
         if not self._vector_ready:
             return []
         vector = np.asarray(query, np.float32)
-        sql = "SELECT id, path, 1 - (embedding <=> %s) FROM clipforge.images ORDER BY embedding <=> %s LIMIT %s"
+        guard, guarded = self._guard()
+        sql = f"SELECT id, path, 1 - (embedding <=> %s) FROM clipforge.images {guard}ORDER BY embedding <=> %s LIMIT %s"
+        params = (vector, *guarded, vector, int(k))
         with self._lock:
             if exact:  # the planner would take the HNSW index: a sequential scan compares every row
                 with self.conn.transaction():
                     self.conn.execute("SET LOCAL enable_indexscan = off")
-                    rows = self.conn.execute(sql, (vector, vector, int(k))).fetchall()
+                    rows = self.conn.execute(sql, params).fetchall()
             else:
                 self._set_ef_search(max(self.ef_search, int(k)))  # HNSW returns at most ef_search rows
-                rows = self.conn.execute(sql, (vector, vector, int(k))).fetchall()
+                rows = self.conn.execute(sql, params).fetchall()
+            if not rows:
+                self._check_expected()
         return [Hit(int(i), from_db(p), float(s)) for i, p, s in rows]
+
+    def _guard(self) -> tuple[str, tuple]:
+        """A WHERE clause that lets rows through only while the active model is ``expect`` (evaluated once per
+        query, in the query's snapshot: a flip committed in between makes the query return nothing, not rows
+        of the other model), and its parameters."""
+        if self.expect is None:
+            return "", ()
+        return "WHERE (SELECT manifest_sha256 FROM clipforge.model WHERE id = 1) = %s ", (self.expect,)
+
+    def _check_expected(self) -> None:
+        """After a guarded query returned nothing: raise ``ModelSwitched`` when the active model changed."""
+        if self.expect is None:
+            return
+        row = self.conn.execute("SELECT manifest_sha256 FROM clipforge.model WHERE id = 1").fetchone()
+        if row is not None and row[0] != self.expect:
+            raise ModelSwitched(
+                f"{self.where} switched to another model (manifest {row[0][:12]}) while this search was "
+                f"embedded for manifest {self.expect[:12]}; search again"
+            )
 
     def refresh_search(self) -> None:
         """The server keeps the HNSW index up to date with every write; this only rebuilds it when a bulk load
@@ -179,7 +267,8 @@ class PostgresBackend:
 
     def _build_hnsw(self) -> None:
         if self.conn.execute("SELECT to_regclass(%s)", (f"clipforge.{HNSW_INDEX}",)).fetchone()[0] is None:
-            self.conn.execute("SET maintenance_work_mem = '1GB'")  # the graph built in memory, not on disk
+            # the graph built in memory, not on disk (far slower) while it fits: about 1 GB per 400k 512-d rows
+            self.conn.execute(f"SET maintenance_work_mem = '{self.build_memory}'")
             self.conn.execute(CREATE_HNSW)
 
     def bulk_load(self, batches: Iterable[Sequence[Row]]) -> None:
@@ -217,6 +306,7 @@ class PostgresBackend:
             return np.zeros(0, np.int64), [], np.zeros((0, 0), np.float32)
         with self._lock:
             rows = self.conn.execute("SELECT id, path, embedding FROM clipforge.images ORDER BY id").fetchall()
+            self._check_expected()  # not rows of another model (a flip in between: a few ms wide)
         ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
         matrix = np.stack([_array(r[2]) for r in rows]) if rows else np.zeros((0, 0), np.float32)
         return ids, [from_db(r[1]) for r in rows], matrix
@@ -237,11 +327,11 @@ class PostgresBackend:
             ).fetchone()
         return (from_db(row[0]), Stored(row[1], row[2], row[3])) if row else None
 
-    def count(self) -> int:
-        if not self._vector_ready:
+    def count(self, staged: bool = False) -> int:
+        if not self._vector_ready or (staged and not self._table_exists("images_next")):
             return 0
         with self._lock:
-            return int(self.conn.execute("SELECT count(*) FROM clipforge.images").fetchone()[0])
+            return int(self.conn.execute(f"SELECT count(*) FROM clipforge.{_table(staged)}").fetchone()[0])
 
     # --- photo metadata (schema version 2) ----------------------------------------------------------------
     def metadata(self, ids: Sequence[int]) -> dict[int, PhotoInfo]:
@@ -267,6 +357,9 @@ class PostgresBackend:
         if where.near:
             conditions.append(f"{HAVERSINE_SQL} <= %s")
             params += [where.near[0], where.near[0], where.near[1], where.near[2]]
+        if self.expect is not None:
+            conditions.append("(SELECT manifest_sha256 FROM clipforge.model WHERE id = 1) = %s")
+            params.append(self.expect)
         vector = np.asarray(query, np.float32)
         sql = "SELECT id, path, 1 - (embedding <=> %s) FROM clipforge.images"
         sql += f" WHERE {' AND '.join(conditions)}" if conditions else ""
@@ -274,6 +367,8 @@ class PostgresBackend:
         with self._lock, self.conn.transaction():
             self.conn.execute("SET LOCAL enable_indexscan = off")
             rows = self.conn.execute(sql, (vector, *params, vector, int(k))).fetchall()
+            if not rows:
+                self._check_expected()
         return [Hit(int(i), from_db(p), float(s)) for i, p, s in rows]
 
     def info(self) -> dict:
@@ -298,6 +393,10 @@ class PostgresBackend:
     def close(self) -> None:
         with self._lock:
             self.conn.close()
+
+
+def _table(staged: bool) -> str:
+    return "images_next" if staged else "images"
 
 
 def _check_userinfo(url: str, where: str) -> None:

@@ -27,10 +27,11 @@ from pathlib import Path
 import numpy as np
 
 from clipforge._dblocation import redact
+from clipforge._faults import kill_point
 from clipforge._fspath import from_db, to_db
 from clipforge.errors import InputError, MissingDependencyError
 from clipforge.index import ann, schema
-from clipforge.index.base import Hit, ModelRecord, Row, Stored, Touch, top_hits
+from clipforge.index.base import Hit, ModelRecord, ModelSwitched, Row, Stored, Touch, top_hits
 from clipforge.index.filters import SearchFilter, haversine_km, sql_conditions
 from clipforge.index.schema import PHOTO_NAMES
 from clipforge.runtime.photo_info import PhotoInfo
@@ -52,7 +53,10 @@ class SqliteBackend:
         if not self.path.parent.is_dir():
             raise InputError(f"folder {self.path.parent} of database {self.where} does not exist; create it first")
         self._lock = threading.RLock()
-        self._cache: tuple[int, np.ndarray, list[str], np.ndarray] | None = None
+        self._cache: tuple[int, str, np.ndarray, list[str], np.ndarray] | None = None
+        self.expect: str | None = None
+        if os.access(self.path.parent, os.W_OK):
+            ann.sweep(self.path)  # temporary files of sidecar rebuilds killed midway
         self.ann_min_rows, self._graph = int(ann_min_rows), None
         self.conn: sqlite3.Connection | None = None
         self._writable, self._identity = False, None
@@ -210,16 +214,87 @@ class SqliteBackend:
 
     # --- model --------------------------------------------------------------------------------------------
     def model_record(self) -> ModelRecord | None:
+        return self._record("model")
+
+    def next_record(self) -> ModelRecord | None:
+        return self._record("model_next")
+
+    def _record(self, table: str) -> ModelRecord | None:
         with self._lock:
             self._current()
-            if not self._version():
+            if not self._version() or (table == "model_next" and self._version() < 3):
                 return None
-            row = self.conn.execute(f"SELECT {', '.join(MODEL_COLUMNS)} FROM model WHERE id = 1").fetchone()
+            row = self.conn.execute(f"SELECT {', '.join(MODEL_COLUMNS)} FROM {table} WHERE id = 1").fetchone()
         if row is None:
             return None
         values = dict(zip(MODEL_COLUMNS, row))
         values["preprocessing"] = json.loads(values["preprocessing"])
         return ModelRecord(**values)
+
+    def start_next(self, record: ModelRecord) -> None:
+        values = [getattr(record, c) for c in MODEL_COLUMNS]
+        values[-1] = json.dumps(record.preprocessing, sort_keys=True)
+        with self._lock, self._write():
+            row = self.conn.execute("SELECT manifest_sha256, embed_dim FROM model_next WHERE id = 1").fetchone()
+            if row == (record.manifest_sha256, record.embed_dim) and self._has_next():
+                return  # resume
+            self.conn.execute("DROP TABLE IF EXISTS images_next")
+            self.conn.execute("DELETE FROM model_next")
+            for statement in schema.SQLITE_NEXT:
+                self.conn.execute(statement)
+            marks = ", ".join("?" * len(MODEL_COLUMNS))
+            self.conn.execute(f"INSERT INTO model_next (id, {', '.join(MODEL_COLUMNS)}) VALUES (1, {marks})", values)
+
+    def _has_next(self) -> bool:
+        query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'images_next'"
+        return self.conn.execute(query).fetchone() is not None
+
+    def switch(self, gone: set[str]) -> list[str]:
+        """The flip (``schema.SQLITE_FLIP``, one transaction), unless the active set holds paths the new one
+        lacks. The new set's sidecar graph is written before (searches keep the old one) and published right
+        after. Kill point ``switch``: inside the flip's transaction, before it commits."""
+        with self._lock:
+            pending = self._prebuild()
+            try:
+                with self._write():
+                    if not self._has_next():
+                        return []  # flipped (or abandoned) by another process: the caller checks the record
+                    missing = [
+                        from_db(p)
+                        for (p,) in self.conn.execute(
+                            "SELECT path FROM images WHERE path NOT IN (SELECT path FROM images_next)"
+                        )
+                    ]
+                    missing = [p for p in missing if p not in gone]
+                    if missing:
+                        return missing
+                    kill_point("switch")
+                    for statement in schema.SQLITE_FLIP:
+                        self.conn.execute(statement)
+                    self._bump()
+                    stamp = self._stamp()
+                if pending is not None and pending.stamp == stamp:
+                    ann.publish(self.path, pending)
+            finally:
+                if pending is not None:
+                    pending.discard()
+        return []
+
+    def _prebuild(self) -> ann.Pending | None:
+        """The new set's sidecar graph, stamped as the database will be after the flip (None: too small, or
+        usearch missing)."""
+        if self.count(staged=True) < self.ann_min_rows:
+            return None
+        self.conn.execute("BEGIN")
+        try:
+            model = self.next_record()
+            last = self.conn.execute("SELECT max(id) FROM images_next").fetchone()[0]
+            stamp = ann.Stamp(self._generation() + 1, int(last or 0), model.embed_dim, model.manifest_sha256)
+            return ann.write(self.path, stamp, self._chunks("images_next"))
+        except MissingDependencyError:
+            return None
+        finally:
+            self.conn.execute("COMMIT")
 
     def set_model_record(self, record: ModelRecord) -> None:
         values = [getattr(record, c) for c in MODEL_COLUMNS]
@@ -231,19 +306,27 @@ class SqliteBackend:
             )
 
     # --- rows ---------------------------------------------------------------------------------------------
-    def files(self) -> dict[str, Stored]:
+    def files(self, staged: bool = False) -> dict[str, Stored]:
         with self._lock:
             self._current()
-            if not self._version():
+            if not self._version() or (staged and not self._has_next()):
                 return {}
             described = "taken_from IS NOT NULL" if self._version() >= 2 else "0"
-            rows = self.conn.execute(f"SELECT path, size, mtime, sha256, {described} FROM images").fetchall()
+            table = _table(staged)
+            rows = self.conn.execute(f"SELECT path, size, mtime, sha256, {described} FROM {table}").fetchall()
         return {from_db(path): Stored(size, mtime, sha, bool(info)) for path, size, mtime, sha, info in rows}
 
-    def apply(self, upserts: Sequence[Row] = (), touches: Sequence[Touch] = (), removals: Sequence[str] = ()) -> int:
+    def apply(
+        self,
+        upserts: Sequence[Row] = (),
+        touches: Sequence[Touch] = (),
+        removals: Sequence[str] = (),
+        staged: bool = False,
+    ) -> int:
+        table = _table(staged)
         with self._lock, self._write():
             self.conn.executemany(
-                f"INSERT INTO images (path, size, mtime, sha256, embedding, {', '.join(PHOTO_NAMES)}) "
+                f"INSERT INTO {table} (path, size, mtime, sha256, embedding, {', '.join(PHOTO_NAMES)}) "
                 f"VALUES (?, ?, ?, ?, ?, {', '.join('?' * len(PHOTO_NAMES))}) "
                 "ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime = excluded.mtime, "
                 "sha256 = excluded.sha256, embedding = excluded.embedding, indexed_at = CURRENT_TIMESTAMP, "
@@ -251,17 +334,17 @@ class SqliteBackend:
                 [(to_db(r.path), r.size, r.mtime, r.sha256, _blob(r.embedding), *_photo(r.info)) for r in upserts],
             )
             self.conn.executemany(
-                "UPDATE images SET size = ?, mtime = ? WHERE path = ?",
+                f"UPDATE {table} SET size = ?, mtime = ? WHERE path = ?",
                 [(t.size, t.mtime, to_db(t.path)) for t in touches if t.info is None],
             )
             self.conn.executemany(
-                f"UPDATE images SET size = ?, mtime = ?, {', '.join(f'{c} = ?' for c in PHOTO_NAMES)} WHERE path = ?",
+                f"UPDATE {table} SET size = ?, mtime = ?, {', '.join(f'{c} = ?' for c in PHOTO_NAMES)} WHERE path = ?",
                 [(t.size, t.mtime, *_photo(t.info), to_db(t.path)) for t in touches if t.info is not None],
             )
             before = self.conn.total_changes
-            self.conn.executemany("DELETE FROM images WHERE path = ?", [(to_db(p),) for p in removals])
+            self.conn.executemany(f"DELETE FROM {table} WHERE path = ?", [(to_db(p),) for p in removals])
             removed = self.conn.total_changes - before
-            if upserts or touches or removed:
+            if (upserts or touches or removed) and not staged:
                 self._bump()
         return removed
 
@@ -280,12 +363,21 @@ class SqliteBackend:
             generation = self._generation()
             if self._cache is None or self._cache[0] != generation:
                 self._cache = self._read_all()
-            return self._cache[1:]
+            self._check_expected(self._cache[1])
+            return self._cache[2:]
 
-    def _read_all(self) -> tuple[int, np.ndarray, list[str], np.ndarray]:
-        self.conn.execute("BEGIN")  # one snapshot: the rows and the generation agree
+    def _check_expected(self, manifest: str) -> None:
+        if self.expect is not None and manifest != self.expect:
+            raise ModelSwitched(
+                f"{self.where} switched to another model (manifest {manifest[:12]}) while this search "
+                f"was embedded for manifest {self.expect[:12]}; search again"
+            )
+
+    def _read_all(self) -> tuple[int, str, np.ndarray, list[str], np.ndarray]:
+        self.conn.execute("BEGIN")  # one snapshot: the rows, the generation and the model agree
         try:
             generation, dim = self._generation(), self._dim()
+            manifest = self._stamp().manifest_sha256
             rows = self.conn.execute("SELECT id, path, embedding FROM images ORDER BY id").fetchall()
         finally:
             self.conn.execute("COMMIT")
@@ -293,7 +385,7 @@ class SqliteBackend:
         matrix = np.empty((len(rows), dim), np.float32)  # owned and aligned: ~25% faster products than frombuffer
         for i, row in enumerate(rows):
             matrix[i] = np.frombuffer(row[2], "<f4")
-        return generation, ids, [from_db(r[1]) for r in rows], matrix
+        return generation, manifest, ids, [from_db(r[1]) for r in rows], matrix
 
     def _dim(self) -> int:
         row = self.conn.execute("SELECT embed_dim FROM model WHERE id = 1").fetchone()
@@ -323,6 +415,7 @@ class SqliteBackend:
             try:
                 if self._stamp() != graph.stamp:
                     return None
+                self._check_expected(graph.stamp.manifest_sha256)
                 rows = self._rows(graph.candidates(query, max(k, RERANK), allowed))
             finally:
                 self.conn.execute("COMMIT")
@@ -379,12 +472,12 @@ class SqliteBackend:
             try:
                 stamp = self._stamp()
                 if ann.Graph.open(self.path, stamp) is None:
-                    ann.build(self.path, stamp, self.count(), self._chunks())
+                    ann.build(self.path, stamp, self.count(), self._chunks("images"))
             finally:
                 self.conn.execute("COMMIT")
 
-    def _chunks(self):
-        cursor = self.conn.execute("SELECT id, embedding FROM images ORDER BY id")
+    def _chunks(self, table: str):
+        cursor = self.conn.execute(f"SELECT id, embedding FROM {table} ORDER BY id")
         while rows := cursor.fetchmany(CHUNK):
             ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
             yield ids, np.frombuffer(b"".join(r[1] for r in rows), "<f4").reshape(len(rows), -1)
@@ -415,10 +508,12 @@ class SqliteBackend:
             ).fetchone()
         return (from_db(row[0]), Stored(row[1], row[2], row[3])) if row else None
 
-    def count(self) -> int:
+    def count(self, staged: bool = False) -> int:
         with self._lock:
             self._current()
-            return int(self.conn.execute("SELECT count(*) FROM images").fetchone()[0]) if self._version() else 0
+            if not self._version() or (staged and not self._has_next()):
+                return 0
+            return int(self.conn.execute(f"SELECT count(*) FROM {_table(staged)}").fetchone()[0])
 
     # --- photo metadata (schema version 2) ----------------------------------------------------------------
     def metadata(self, ids: Sequence[int]) -> dict[int, PhotoInfo]:
@@ -526,6 +621,10 @@ class _Transaction:
         if isinstance(exc, sqlite3.OperationalError):
             raise self.explain(exc) from None
         return False
+
+
+def _table(staged: bool) -> str:
+    return "images_next" if staged else "images"
 
 
 def _near(rows: list[tuple], near: tuple[float, float, float]) -> np.ndarray:

@@ -27,6 +27,18 @@ the ``<unk>`` tokens dropped (HF's trick to keep the leading ``▁``), cut to ``
 with the pad id to ``L``. Not reproduced: Python's special lower-casing (``İ`` -> ``i̇``, final sigma) and HF's
 split on special tokens written in the text (``</s>`` loses its punctuation here).
 
+Any HF fast tokenizer (``TextSpec.kind == "tokenizers"``): a SentencePiece-style BPE whose post-processor only
+appends EOS (SigLIP 2's Gemma tokenizer, byte fallback included) runs in ``HfJsonTokenizer`` with the folder's
+tokenizer.json. The op does not apply the post-processor, so the EOS token is written after the text (the op
+splits it out as the added token it is, as ``tokenizers`` would apply the template); that also keeps a text from
+ending right after a ``<``, where the op loses characters. Then HF's truncation and padding (``fit_length``).
+Not reproduced: NUL characters (the text ends there). Exports that lower-case texts first (``lowercase_texts``,
+SigLIP 2's default) are refused: ``StringLower`` leaves Greek, full-width and title-case letters as they are (123
+of 271 test texts differed); export with ``keep_case`` for a pipeline. Other ``tokenizer.json`` models are refused
+in one line (``TOKENIZERS_NOT_IN_GRAPH``): onnxruntime-extensions 0.15 does not run them as ``tokenizers`` does
+(for Unigram, ``SentencepieceTokenizer`` with a model proto rebuilt from the tokenizer.json was measured too: 72 of
+559 texts got other ids, at trailing spaces, whitespace-only texts and combining marks).
+
 An empty tensor (no texts) fails in a node named ``text_tensor_is_empty__pass_at_least_one_string``.
 """
 
@@ -61,6 +73,14 @@ OPENCLIP_NOT_IN_GRAPH = (
 )
 HALF_WIDTH_SOUND_MARKS = (0xFF9E, 0xFF9F)  # ftfy widens them to combining marks, which only NFC joins to the kana
 INT64_MAX = np.iinfo(np.int64).max
+# why a tokenizer.json model has no in-graph tokenizer (measured with onnxruntime-extensions 0.15.2 against
+# ``tokenizers`` on export.samples' tricky texts and random texts: tests/test_pipeline_tokenizers.py)
+TOKENIZERS_NOT_IN_GRAPH = {
+    "Unigram": "onnxruntime-extensions 0.15's HfJsonTokenizer runs a Unigram tokenizer.json one text at a time, "
+    "leaves out its <s>/</s> and treats whitespace runs, trailing spaces and literal special tokens differently "
+    "from tokenizers",
+    "WordPiece": "onnxruntime-extensions 0.15's HfJsonTokenizer refuses WordPiece (BertTokenizer) files",
+}
 
 
 def text_model(folder: str | Path, spec: TextSpec, prefix: str = "tok/"):
@@ -68,14 +88,11 @@ def text_model(folder: str | Path, spec: TextSpec, prefix: str = "tok/"):
     ``attention_mask``), both int64 [N, L]."""
     from onnx import helper
 
-    if spec.kind == "tokenizers":
-        raise UnsupportedModelError(
-            "not supported yet: a tokenizer graph for text.kind 'tokenizers' (SigLIP 2 and other HF fast "
-            "tokenizers); use the exported folder with ZeroShotModel, which tokenizes with its tokenizer.json"
-        )
     g = GraphBuilder(prefix)
     text = non_empty(g, TEXT_INPUT)
-    if spec.kind == "sentencepiece":
+    if spec.kind == "tokenizers":
+        ids, mask = _tokenizer_json(g, text, Path(folder), spec)
+    elif spec.kind == "sentencepiece":
         ids, mask = _sentencepiece(g, text, Path(folder), spec)
     elif spec.kind == "openclip":
         ids, mask = _openclip(g, text, Path(folder), spec)
@@ -105,6 +122,63 @@ def _concat(g: GraphBuilder, left: str, right: str, like: str) -> str:
     shape = g.op("Shape", [like])
     left, right = (g.op("Expand", [v, shape]) for v in (left, right))
     return g.op("StringConcat", [left, right], domain=CONTRIB)
+
+
+# --- any HF fast tokenizer: a SentencePiece-style BPE with "$A <eos>" ----------------------------------------------
+def _tokenizer_json(g: GraphBuilder, text: str, folder: Path, spec: TextSpec) -> tuple[str, str]:
+    vocab_json, config_json, eos = _fast_files(folder, spec)
+    text = _concat(g, text, g.const([eos]), text)
+    ids, mask = g.op(
+        "HfJsonTokenizer", [text], 2, domain=CONTRIB, tokenizer_vocab=vocab_json, tokenizer_config=config_json
+    )
+    return fit_length(g, ids, g.op("ReduceSum", [mask, g.const([1], np.int64)], keepdims=1), spec)
+
+
+def _fast_files(folder: Path, spec: TextSpec) -> tuple[str, str, str]:
+    """(tokenizer.json, tokenizer_config.json with no BOS/EOS added by the op, the EOS token's text), or a one-line
+    refusal naming what the in-graph tokenizer cannot reproduce."""
+    vocab, config = folder / "tokenizer.json", folder / "tokenizer_config.json"
+    if not vocab.is_file() or not config.is_file():
+        raise InputError(f"{folder} lacks tokenizer.json or tokenizer_config.json; re-export the model")
+    data = json.loads(vocab.read_text(encoding="utf-8"))
+    model = (data.get("model") or {}).get("type")
+    why = TOKENIZERS_NOT_IN_GRAPH.get(model) or _bpe_refusal(data, spec)
+    if why:
+        raise UnsupportedModelError(
+            f"not supported: an in-graph tokenizer for this {model} tokenizer.json ({why}); use the exported folder "
+            "with ZeroShotModel, or 'clipforge export-classifier --with-preprocessing' (labels embedded at export)"
+        )
+    eos = next(t for t in data["added_tokens"] if t["id"] == spec.eos_id)["content"]
+    settings = json.loads(config.read_text(encoding="utf-8"))
+    settings.update(add_bos_token=False, add_eos_token=False)
+    return json.dumps(data), json.dumps(settings), eos
+
+
+def _bpe_refusal(data: dict, spec: TextSpec) -> str | None:
+    """Why a BPE tokenizer.json cannot run in the graph, or None: its template must be "$A <eos>" with an EOS
+    added token that strips nothing, and padding and truncation on the right."""
+    template = (data.get("post_processor") or {}).get("single") or []
+    parts = [next(iter(p)) for p in template]
+    eos = next((t for t in data.get("added_tokens", []) if t["id"] == spec.eos_id), None)
+    appended = template[-1].get("SpecialToken", {}).get("id") if template else None
+    if data.get("model", {}).get("type") != "BPE":
+        return "onnxruntime-extensions 0.15's HfJsonTokenizer was not measured on this model type"
+    if (
+        parts != ["Sequence", "SpecialToken"]
+        or eos is None
+        or appended != eos["content"]
+        or eos["lstrip"]
+        or eos["rstrip"]
+    ):
+        return "only a post-processor that appends EOS alone (SigLIP 2's '$A <eos>') was measured"
+    if spec.lowercase_texts:
+        return (
+            "onnxruntime-extensions 0.15's StringLower leaves Greek, full-width and title-case letters as they are, "
+            "unlike str.lower; export with --keep-case for an in-graph tokenizer"
+        )
+    if spec.padding_side != "right" or spec.truncation_side != "right":
+        return "the graph pads and truncates on the right only"
+    return None
 
 
 # --- CLIP: byte-level BPE -------------------------------------------------------------------------------

@@ -10,6 +10,10 @@ CLIP (``kind = "bpe"``): the same file as is (NFC, whitespace runs to one space,
 ``<|startoftext|> … <|endoftext|>``). Texts longer than the context length keep their first
 ``context_length - 1`` tokens and end in EOS (HF's ``truncation=True``).
 
+open_clip's ``HFTokenizer`` (any of the kinds above behind open_clip's cleaning): ``text.clean`` cleans each text
+first as open_clip does (``runtime.text_cleaning``), and ``text.strip_sep_token`` writes 0 where the tokenizer put
+its ``[SEP]`` (CLIPA's BERT tokenizer), as open_clip does after padding.
+
 A batch is padded to its longest text (``padding=True``) or to the context length (``padding="max_length"``).
 
 SigLIP: HF's ``SiglipTokenizer`` is a slow SentencePiece tokenizer with Python-side rules that no
@@ -36,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from clipforge.errors import InputError
+from clipforge.runtime.text_cleaning import openclip_clean
 from clipforge.specs import TextSpec
 
 SPACE = "\u2581"  # SentencePiece's "▁"
@@ -87,7 +92,14 @@ class TextTokenizer:
         """Unpadded ids per text (special tokens included), truncated to the context length as HF does."""
         if isinstance(texts, str):
             raise InputError("pass a list of texts, not a single string")
-        return self._ids([str(t) for t in texts], self.spec.context_length, self.spec.eos_id)
+        texts = [str(t) for t in texts]
+        if self.spec.clean:  # open_clip's HFTokenizer cleans texts before its HF tokenizer sees them
+            texts = [openclip_clean(t, self.spec.clean) for t in texts]
+        ids, truncated = self._ids(texts, self.spec.context_length, self.spec.eos_id)
+        sep = self.spec.special_tokens.get("sep")
+        if self.spec.strip_sep_token and sep is not None:  # open_clip writes 0 where the tokenizer put [SEP]
+            ids = [[0 if i == sep else i for i in seq] for seq in ids]
+        return ids, truncated
 
     def encode(self, texts: Sequence[str]) -> Encoded:
         ids, truncated = self.ids(texts)
@@ -152,17 +164,6 @@ def _cut(ids: list[int], limit: int, eos: int) -> list[int]:
 
 # --- open_clip: its SimpleTokenizer's cleaning and split, then the BPE ---------------------------------------
 OPENCLIP_SPLIT = r"""'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
-
-
-def openclip_clean(text: str) -> str:
-    """open_clip's ``_clean_lower``: ftfy's ``fix_text``, HTML unescaped twice, whitespace runs (Python's
-    ``str.split``) to one space, stripped, lower-cased. ftfy's mojibake repair is heuristics over its own tables,
-    so ftfy itself runs here rather than a partial copy."""
-    import html
-
-    import ftfy
-
-    return " ".join(html.unescape(html.unescape(ftfy.fix_text(text))).strip().split()).lower()
 
 
 class _OpenClipIds:

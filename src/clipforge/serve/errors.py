@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from clipforge.errors import InputError
+from clipforge.index.base import ModelSwitched
 
 log = logging.getLogger("clipforge.serve")
 
@@ -77,6 +78,11 @@ def _input(_: Request, exc: InputError) -> JSONResponse:
     return JSONResponse(error_body(422, None, str(exc)), 422)
 
 
+def _switched(_: Request, exc: ModelSwitched) -> JSONResponse:
+    """The index completed a model switch after the server loaded its model: the server must be restarted."""
+    return JSONResponse(error_body(409, None, str(exc)), 409)
+
+
 def _disconnect(_: Request, exc: ClientDisconnect) -> JSONResponse:
     """The client hung up with its body half sent: nobody reads this answer, and it is no server error."""
     return JSONResponse(error_body(400, "body", "the client disconnected before sending the whole body"), 400)
@@ -92,5 +98,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(InputError, _input)
+    app.add_exception_handler(ModelSwitched, _switched)
     app.add_exception_handler(ClientDisconnect, _disconnect)
     app.add_exception_handler(Exception, _unexpected)

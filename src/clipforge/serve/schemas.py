@@ -87,7 +87,9 @@ class SearchRequest(BaseModel):
     image: str | None = Field(None, description="Query image as base64 or a data URI.")
     negative: str | None = Field(None, description="Text to move away from.")
     k: int = Field(20, ge=1)
-    min_score: float | None = None
+    min_score: float | Literal["auto"] | None = Field(
+        None, description='Drop hits below this cosine; "auto": only what stands out in this library, else no match.'
+    )
     after: str | None = Field(None, description="Taken on or after: YYYY, YYYY-MM, YYYY-MM-DD or an ISO date-time.")
     before: str | None = Field(None, description="Taken on or before (the whole year, month or day named).")
     folder: str | None = Field(None, description="Only images under this folder (a path on the server).")
@@ -96,6 +98,17 @@ class SearchRequest(BaseModel):
         None, description='Taken near a place: "LAT,LON[,KM]" or [lat, lon, km] (km defaults to 25).'
     )
     sort: Literal["score", "date"] = Field("score", description="score: best first; date: the k best, newest first.")
+
+    @field_validator("min_score", mode="wrap")
+    @classmethod
+    def _score_or_auto(cls, value, handler):
+        """A number (never a boolean) or "auto", in one error naming ``min_score``."""
+        try:
+            if isinstance(value, bool):
+                raise ValueError("a boolean")
+            return handler(value)
+        except (ValidationError, ValueError):
+            raise ValueError(f'expected a number (cosine, -1 to 1) or "auto", got {str(value)[:40]!r}') from None
 
 
 class SearchHit(BaseModel):
@@ -112,6 +125,8 @@ class SearchHit(BaseModel):
 class SearchResponse(BaseModel):
     results: list[SearchHit]
     model: str
+    cutoff: float | None = Field(None, description="The score cutoff applied: min_score, or the one auto chose.")
+    reason: str | None = Field(None, description="Why there is no result, when min_score auto found no match.")
 
 
 class Info(BaseModel):

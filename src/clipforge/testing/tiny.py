@@ -9,7 +9,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from clipforge.testing.tokenizers import save_clip_tokenizer, save_gemma_tokenizer, save_siglip_tokenizer
+from clipforge.testing.tokenizers import (
+    save_clip_tokenizer,
+    save_gemma_tokenizer,
+    save_siglip_tokenizer,
+    save_unigram_tokenizer,
+)
 
 OPENAI_MEAN = [0.48145466, 0.4578275, 0.40821073]
 OPENAI_STD = [0.26862954, 0.26130258, 0.27577711]
@@ -159,4 +164,30 @@ def save_siglip2_checkpoint(
     torch.manual_seed(seed)
     Siglip2Model(config).eval().save_pretrained(str(folder))
     _write_processor(folder, siglip2_processor_config(patch_size, max_num_patches))
+
+
+def save_metaclip2_checkpoint(
+    folder: Path,
+    *,
+    image_size: int = 32,
+    seed: int = 0,
+    encoder_config: dict | None = None,
+    tokenizer_texts: list[str] | None = None,
+    **overrides,
+):
+    """A ``MetaClip2Model`` (MetaCLIP 2 worldwide in HF format): CLIP's towers with an XLM-R-style Unigram
+    tokenizer (``<s> … </s>``, EOS id 2, SentencePiece's ``nmt_nfkc`` map), trained on ``tokenizer_texts``
+    (default: the English corpus)."""
+    import torch
+    from transformers import MetaClip2Config, MetaClip2Model
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tok = save_unigram_tokenizer(folder, context_length=77, texts=tokenizer_texts, precompiled=True)
+    ids = {"bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id}
+    text = dict(encoder_config or TINY_ENCODER_CONFIG, vocab_size=len(tok), max_position_embeddings=77, **ids)
+    vision = dict(encoder_config or TINY_ENCODER_CONFIG, image_size=image_size, patch_size=8)
+    config = MetaClip2Config(text_config=text, vision_config=vision, projection_dim=16, **overrides)
+    torch.manual_seed(seed)
+    MetaClip2Model(config).eval().save_pretrained(str(folder))
+    _write_processor(folder, clip_processor_config(image_size))
     return folder

@@ -5,7 +5,8 @@ CLIP gets a byte-level BPE with CLIP's pre-tokenizer and ``</w>`` word suffix, b
 SigLIP gets a SentencePiece Unigram model, loaded by ``transformers.SiglipTokenizer``. SigLIP 2 gets a Gemma-style
 BPE (``▁`` for spaces, byte fallback to ``<0xNN>`` pieces, ``<eos>`` appended) wrapped in ``GemmaTokenizer``; BERT-
 and XLM-R-style checkpoints get a WordPiece and a Unigram ``tokenizer.json`` (``save_wordpiece_tokenizer``,
-``save_unigram_tokenizer``), all trained with ``tokenizers`` on the same corpus.
+``save_unigram_tokenizer``), T5/mT5-style ones a Unigram with ``</s>`` appended (``save_t5_tokenizer``), all
+trained with ``tokenizers`` on the same corpus.
 """
 
 from __future__ import annotations
@@ -214,9 +215,35 @@ def save_wordpiece_tokenizer(folder: Path, context_length: int = 64, vocab_size:
     return hf
 
 
-def save_unigram_tokenizer(folder: Path, context_length: int = 64, vocab_size: int = 400):
+def nmt_nfkc_charsmap() -> bytes:
+    """SentencePiece's ``nmt_nfkc`` normalisation rules as a precompiled character map (the map XLM-R's and T5's
+    ``tokenizer.json`` carry in their ``Precompiled`` normaliser), taken from a throwaway model trained here."""
+    import sentencepiece as spm
+    from transformers.convert_slow_tokenizer import import_protobuf
+
+    buffer = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(training_corpus()),
+        model_writer=buffer,
+        vocab_size=100,
+        normalization_rule_name="nmt_nfkc",
+        hard_vocab_limit=False,
+        minloglevel=2,
+    )
+    return import_protobuf().ModelProto.FromString(buffer.getvalue()).normalizer_spec.precompiled_charsmap
+
+
+def save_unigram_tokenizer(
+    folder: Path,
+    context_length: int = 64,
+    vocab_size: int = 400,
+    texts: list[str] | None = None,
+    precompiled: bool = False,
+):
     """An XLM-R-style cased Unigram (NFKC, ``▁`` word prefix, ``<s> … </s>``) written as
-    ``XLMRobertaTokenizer`` (transformers' fast one) to ``folder``."""
+    ``XLMRobertaTokenizer`` (transformers' fast one) to ``folder``, trained on ``texts`` (default: the English
+    corpus). ``precompiled`` normalises as XLM-R's own file does: SentencePiece's ``nmt_nfkc`` map
+    (``Precompiled``) instead of ``tokenizers``' NFKC, then runs of spaces to one."""
     from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
     from tokenizers.models import Unigram
     from tokenizers.trainers import UnigramTrainer
@@ -224,10 +251,11 @@ def save_unigram_tokenizer(folder: Path, context_length: int = 64, vocab_size: i
 
     specials = ["<s>", "<pad>", "</s>", "<unk>"]
     tok = Tokenizer(Unigram())
-    tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")])
+    nfkc = normalizers.Precompiled(nmt_nfkc_charsmap()) if precompiled else normalizers.NFKC()
+    tok.normalizer = normalizers.Sequence([nfkc, normalizers.Replace(Regex(" {2,}"), " ")])
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always")
     trainer = UnigramTrainer(vocab_size=vocab_size, special_tokens=specials, unk_token="<unk>", show_progress=False)
-    tok.train_from_iterator(training_corpus(), trainer)
+    tok.train_from_iterator(texts or training_corpus(), trainer)
     tok.add_special_tokens(["<mask>"])
     bos, eos = ("<s>", tok.token_to_id("<s>")), ("</s>", tok.token_to_id("</s>"))
     tok.post_processor = processors.TemplateProcessing(
@@ -235,5 +263,29 @@ def save_unigram_tokenizer(folder: Path, context_length: int = 64, vocab_size: i
     )
     tok.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always")
     hf = XLMRobertaTokenizer(tokenizer_object=tok, model_max_length=context_length)
+    hf.save_pretrained(str(folder))
+    return hf
+
+
+def save_t5_tokenizer(folder: Path, context_length: int = 64, vocab_size: int = 400):
+    """A T5-style Unigram (``<pad>`` 0, ``</s>`` 1, ``<unk>`` 2; NFKC, ``▁`` word prefix, ``</s>`` appended, no
+    extra ids) written as ``T5Tokenizer`` (transformers' fast one) to ``folder``: SigLIP's and mT5's layout."""
+    from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
+    from tokenizers.models import Unigram
+    from tokenizers.trainers import UnigramTrainer
+    from transformers import T5Tokenizer
+
+    tok = Tokenizer(Unigram())
+    tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")])
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always")
+    trainer = UnigramTrainer(
+        vocab_size=vocab_size, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>", show_progress=False
+    )
+    tok.train_from_iterator(training_corpus(), trainer)
+    tok.post_processor = processors.TemplateProcessing(
+        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", tok.token_to_id("</s>"))]
+    )
+    tok.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always")
+    hf = T5Tokenizer(tokenizer_object=tok, extra_ids=0, model_max_length=context_length)
     hf.save_pretrained(str(folder))
     return hf

@@ -1,13 +1,15 @@
-"""A tiny CLIP / SigLIP trained in about a minute on the coloured-shapes set, so zero-shot accuracy checks
-(eval, quantisation) mean something offline. Saved as normal HF checkpoint folders.
+"""A tiny CLIP / SigLIP trained in about a minute on the coloured-shapes set, so zero-shot accuracy checks (eval,
+quantisation) mean something offline. Saved as normal HF checkpoint folders.
 
     python -m clipforge.testing.trained --out DIR
 
-Training is contrastive on captions built from ``corpus.TEMPLATES`` ("a photo of a red circle."): symmetric
-InfoNCE for CLIP, the pairwise sigmoid loss for SigLIP. A batch holds ``per_class`` images and ``captions``
-captions of every class; pairs of the same class count as positives (several images share a class, so
-treating them as negatives would fight the objective). Images go through the checkpoint's own HF image
-processor once; each batch then gets a random horizontal flip and a small shift.
+Training is contrastive on captions built from ``corpus.TEMPLATES`` ("a photo of a red circle."): symmetric InfoNCE
+for CLIP, the pairwise sigmoid loss for SigLIP. The multilingual fixture (family ``metaclip2``: a MetaCLIP 2-style
+``MetaClip2Model`` with an XLM-R-style Unigram tokenizer trained on English, German and Spanish) learns from
+``multilingual.captions()`` (the same classes captioned in the three languages) with CLIP's loss. A batch holds
+``per_class`` images and ``captions`` captions of every class; pairs of the same class count as positives (several
+images share a class, so treating them as negatives would fight the objective). Images go through the checkpoint's
+own HF image processor once; each batch then gets a random horizontal flip and a small shift.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from clipforge._context import temporarily
+from clipforge.testing import multilingual
 from clipforge.testing.checkpoints import save_tiny_checkpoint
 from clipforge.testing.corpus import TEMPLATES
 from clipforge.testing.shapes import GENERATOR_VERSION, ShapesDataset, cached_folder, shapes_dataset
@@ -31,7 +34,10 @@ _COMMON = {"seed": 0, "image_size": 32, "threads": 1, "shift": 3, "per_class": 4
 RECIPES = {  # steps: optimiser steps; per_class / captions: images / captions of every class in a batch
     "clip": {**_COMMON, "steps": 1000, "captions": 2, "lr": 4e-3},
     "siglip": {**_COMMON, "steps": 1200, "captions": 1, "lr": 3e-3},
+    "metaclip2": {**_COMMON, "steps": 1500, "captions": 3, "lr": 4e-3},
 }
+LANGS = multilingual.LANGUAGES
+MASKED = ("clip", "metaclip2")  # families whose text tower takes the attention mask (and trains with InfoNCE)
 EVAL_TEMPLATE = "a photo of a {}."
 TEXT_LENGTH = {"siglip": 64}  # SigLIP pads to its fixed length (no attention mask); CLIP pads to the longest
 
@@ -69,13 +75,21 @@ def tokenize(tokenizer, family: str, texts: list[str]) -> dict:
     length = TEXT_LENGTH.get(family)
     kwargs = {"padding": "max_length", "max_length": length} if length else {"padding": True}
     enc = tokenizer(texts, truncation=True, return_tensors="pt", **kwargs)
-    return {k: enc[k] for k in ("input_ids", "attention_mask") if k in enc and (k == "input_ids" or family == "clip")}
+    return {k: enc[k] for k in ("input_ids", "attention_mask") if k in enc and (k == "input_ids" or family in MASKED)}
+
+
+def captions(family: str, names: list[str]) -> list[list[str]]:
+    """``[caption][class]``: the English templates filled with the class names, or the multilingual captions."""
+    if family == "metaclip2":
+        return multilingual.captions()
+    return [[t.format(n) for n in names] for t in TEMPLATES]
 
 
 def _caption_bank(tokenizer, family: str, names: list[str]) -> dict:
-    """Every (template, class) caption tokenized once: tensors of shape [templates, classes, length]."""
-    texts = [t.format(n) for t in TEMPLATES for n in names]
-    return {k: v.reshape(len(TEMPLATES), len(names), -1) for k, v in tokenize(tokenizer, family, texts).items()}
+    """Every (caption, class) caption tokenized once: tensors of shape [captions, classes, length]."""
+    rows = captions(family, names)
+    texts = [c for row in rows for c in row]
+    return {k: v.reshape(len(rows), len(names), -1) for k, v in tokenize(tokenizer, family, texts).items()}
 
 
 def _loss(model, family: str, img, txt, img_labels, txt_labels):
@@ -85,7 +99,7 @@ def _loss(model, family: str, img, txt, img_labels, txt_labels):
     img, txt = F.normalize(img, dim=-1), F.normalize(txt, dim=-1)
     logits = model.logit_scale.exp() * img @ txt.T
     positive = (img_labels[:, None] == txt_labels[None, :]).float()
-    if family == "clip":
+    if family in MASKED:
         to_text = -(F.log_softmax(logits, 1) * positive / positive.sum(1, keepdim=True)).sum(1).mean()
         to_image = -(F.log_softmax(logits, 0) * positive / positive.sum(0, keepdim=True)).sum(0).mean()
         return (to_text + to_image) / 2
@@ -99,7 +113,8 @@ def _batch(rng: np.random.Generator, by_class: list[np.ndarray], bank: dict, rec
     image_labels = np.repeat(np.arange(len(by_class)), recipe["per_class"])
     images = np.array([rng.choice(by_class[c]) for c in image_labels])
     text_labels = np.repeat(np.arange(len(by_class)), recipe["captions"])
-    text = {k: v[rng.integers(len(TEMPLATES), size=len(text_labels)), text_labels] for k, v in bank.items()}
+    rows = len(bank["input_ids"])
+    text = {k: v[rng.integers(rows, size=len(text_labels)), text_labels] for k, v in bank.items()}
     if "attention_mask" in text:  # trim the padding that no caption of this batch needs
         keep = int(text["attention_mask"].sum(1).max())
         text = {k: v[:, :keep] for k, v in text.items()}
@@ -155,15 +170,18 @@ def train(model, family: str, tokenizer, pixels, labels, names: list[str]) -> No
     model.eval()
 
 
-def zero_shot_top1(folder: Path, family: str, dataset: ShapesDataset, split: str = "test") -> float:
-    """Top-1 of ``EVAL_TEMPLATE`` zero-shot classification, with transformers only."""
+def zero_shot_top1(
+    folder: Path, family: str, dataset: ShapesDataset, split: str = "test", prompts: list[str] | None = None
+) -> float:
+    """Top-1 of zero-shot classification with ``prompts`` (one per class; default ``EVAL_TEMPLATE`` filled with
+    the class names), with transformers only."""
     import torch
     from transformers import AutoModel, AutoTokenizer
 
     model = AutoModel.from_pretrained(folder).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder)
     pixels, labels = load_split(folder, dataset, split)
-    prompts = [EVAL_TEMPLATE.format(c) for c in dataset.class_names]
+    prompts = prompts or [EVAL_TEMPLATE.format(c) for c in dataset.class_names]
     with torch.no_grad():
         img = model.get_image_features(pixel_values=pixels).pooler_output
         txt = model.get_text_features(**tokenize(tokenizer, family, prompts)).pooler_output
@@ -176,7 +194,8 @@ def train_checkpoint(family: str, dataset: ShapesDataset, out: Path) -> dict:
     from transformers import AutoModel, AutoTokenizer
 
     recipe = RECIPES[family]
-    save_tiny_checkpoint(family, out, image_size=recipe["image_size"], encoder_config=ENCODER_CONFIG)
+    extra = {"tokenizer_texts": multilingual.training_corpus()} if family == "metaclip2" else {}
+    save_tiny_checkpoint(family, out, image_size=recipe["image_size"], encoder_config=ENCODER_CONFIG, **extra)
     with torch_threads(recipe["threads"]):
         torch.manual_seed(recipe["seed"])
         model = AutoModel.from_pretrained(out, attn_implementation="eager")
@@ -187,7 +206,12 @@ def train_checkpoint(family: str, dataset: ShapesDataset, out: Path) -> dict:
         seconds = time.perf_counter() - start
         model.save_pretrained(str(out))
         top1 = zero_shot_top1(out, family, dataset)
-    return {"family": family, "train_seconds": seconds, "test_top1": top1}
+        by_language = (
+            {lang: zero_shot_top1(out, family, dataset, prompts=multilingual.class_labels(lang)) for lang in LANGS}
+            if family == "metaclip2"
+            else {}
+        )
+    return {"family": family, "train_seconds": seconds, "test_top1": top1, "test_top1_by_language": by_language}
 
 
 def checkpoint_key(family: str) -> str:
@@ -222,6 +246,8 @@ def main(argv: list[str] | None = None) -> None:
             f"{family}: trained in {stats['train_seconds']:.1f} s ({RECIPES[family]['threads']} thread), "
             f"test zero-shot top-1 {100 * stats['test_top1']:.1f}% -> {out}"
         )
+        for lang, top1 in stats["test_top1_by_language"].items():
+            print(f"  labels in {lang}: test zero-shot top-1 {100 * top1:.1f}%")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from fastapi.responses import Response
 from clipforge._fspath import display
 from clipforge.errors import InputError
 from clipforge.index import FilterError, Hit, Index, SearchFilter
+from clipforge.index.relevance import AUTO, no_match
 from clipforge.serve.decoding import b64_bytes, decode_rendering, decode_thumbnail
 from clipforge.serve.deps import ready_service, require_json, require_key
 from clipforge.serve.errors import ApiError
@@ -43,17 +44,19 @@ async def search(body: SearchRequest, svc: Service = Depends(ready_service)) -> 
         raise ApiError(422, "text", "send a text query, an image query (base64) or both")
     if body.k > svc.settings.max_k:
         raise ApiError(422, "k", f"k is {str(body.k)[:30]}; the limit is {svc.settings.max_k}")
-    if body.min_score is not None and not math.isfinite(body.min_score):
+    if isinstance(body.min_score, float) and not math.isfinite(body.min_score):
         raise ApiError(422, "min_score", f"min_score is {body.min_score}; send a finite number (cosine, -1 to 1)")
     for name in ("text", "negative"):
         if getattr(body, name) is not None:
             check_text(getattr(body, name), name, svc.settings)
     filters = _filters(body)
     image = b64_bytes(body.image, "image") if body.image is not None else None
-    hits = await svc.within_timeout(_run_search(svc, index, body, image, filters))
+    hits, cutoff = await svc.within_timeout(_run_search(svc, index, body, image, filters))
     info = await svc.in_decode_thread(index.metadata, [h.id for h in hits])
     return SearchResponse(
         model=svc.model_name,
+        cutoff=cutoff,
+        reason=no_match(cutoff) if body.min_score == AUTO and cutoff is not None and not hits else None,
         results=[
             SearchHit(
                 id=h.id,
@@ -83,8 +86,9 @@ def _filters(body: SearchRequest) -> SearchFilter | None:
 
 async def _run_search(
     svc: Service, index: Index, body: SearchRequest, image: bytes | None, filters: SearchFilter | None
-) -> list[Hit]:
-    """Embed the query's parts through the batchers, then ``Index.query`` combines and searches them."""
+) -> tuple[list[Hit], float | None]:
+    """Embed the query's parts through the batchers, then ``Index.query`` combines and searches them; with the
+    score cutoff the query was judged by (``min_score``, or the one ``"auto"`` learnt)."""
     parts = [svc.embed_text(body.text, "text")] if body.text is not None else []
     parts += [svc.embed_image(image, "image")] if image is not None else []
     parts += [svc.embed_text(body.negative, "negative")] if body.negative is not None else []
@@ -94,7 +98,8 @@ async def _run_search(
     query = functools.partial(
         index.query, text=text, image=image_rows, negative=negative, k=body.k, min_score=body.min_score, filters=filters
     )
-    return await svc.in_model_thread(query)
+    hits = await svc.in_model_thread(query)
+    return hits, await svc.in_model_thread(functools.partial(index.cutoff, body.min_score, image=image_rows))
 
 
 async def _indexed_file(svc: Service, image_id: str) -> tuple[int, bytes, str, str]:

@@ -67,6 +67,7 @@ async function search(event) {
   if (!text && !state.searchFile) { showError("type a text query or drop an image"); return; }
   const body = { k: Number($("search-k").value) || 12, sort: $("filter-sort").value };
   if (text) body.text = text;
+  if ($("search-auto").checked) body.min_score = "auto";
   for (const name of ["after", "before", "camera", "near", "folder"]) {
     const value = $("filter-" + name).value.trim();
     if (value) body[name] = value;
@@ -76,7 +77,7 @@ async function search(event) {
     if (state.searchFile) body.image = await readAsDataURL(state.searchFile);
     const result = await api("/v1/search", { method: "POST", body: JSON.stringify(body),
                                               headers: { "Content-Type": "application/json" } });
-    renderHits(result.results);
+    renderHits(result.results, result.reason);
     showError("");
   } catch (err) {
     showError(err.message);
@@ -85,12 +86,21 @@ async function search(event) {
   }
 }
 
-function renderHits(hits) {
+function renderHits(hits, reason) {
   const list = $("search-results");
   list.replaceChildren();
   if (!hits.length) {
     const li = document.createElement("li");
-    li.textContent = "no results";
+    li.className = "none";
+    li.textContent = reason || "no results";
+    if (reason) {  // auto found no match: offer the closest images anyway
+      const all = document.createElement("button");
+      all.type = "button";
+      all.className = "link";
+      all.textContent = "show all";
+      all.addEventListener("click", () => { $("search-auto").checked = false; $("search-form").requestSubmit(); });
+      li.append(" ", all);
+    }
     list.append(li);
     return;
   }
