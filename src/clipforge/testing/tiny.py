@@ -164,6 +164,7 @@ def save_siglip2_checkpoint(
     torch.manual_seed(seed)
     Siglip2Model(config).eval().save_pretrained(str(folder))
     _write_processor(folder, siglip2_processor_config(patch_size, max_num_patches))
+    return folder
 
 
 def save_metaclip2_checkpoint(
