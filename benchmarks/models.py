@@ -2,7 +2,8 @@
 builds made by clipforge (export, validation, build), random weights at the real sizes.
 
 Image encoder img/s at batch 1 and 16, text encoder texts/s on 32 prompts (open_clip pads to 77 tokens, SigLIP to
-64). Every call of every model and build is timed round-robin (one call of each per round, after a warm-up), so a
+64; SigLIP 2 NaFlex takes the same build at two patch budgets, 256 and 576, a load option). Every call of every model
+and build is timed round-robin (one call of each per round, after a warm-up), so a
 busy machine slows them alike; medians over rounds, wall clock. Speed does not depend on the weights' values, so
 random weights stand for the trained checkpoints (accuracy does not: see docs/models.md for published figures).
 
@@ -26,13 +27,19 @@ MODELS = {
     "ViT-B-32": ("openclip", {"shape": "base", "arch": "ViT-B-32"}),
     "ViT-B-16": ("openclip", {"shape": "base", "arch": "ViT-B-16"}),
     "SigLIP B/16 224": ("siglip", {"shape": "base"}),  # transformers' SiglipConfig defaults: base, patch 16, 224
+    # Siglip2Config defaults: base, patch 16, a 16x16 position grid; one build, loaded at two budgets
+    "SigLIP 2 NaFlex 256": ("siglip2", {"shape": "base"}),
+    "SigLIP 2 NaFlex 576": ("siglip2", {"shape": "base"}),
 }
+BUDGETS = {"SigLIP 2 NaFlex 256": 256, "SigLIP 2 NaFlex 576": 576}  # row -> max_patches at load
 MODES = {"none": "fp32", "int8-dynamic": "int8-dynamic", "int8-static": "int8-static"}
 IMAGE_BATCHES = (1, 16)
 TEXTS = 32
 
 
 def _slug(name: str) -> str:
+    if name in BUDGETS:  # the rows of one NaFlex build share its checkpoint and builds
+        name = "SigLIP 2 NaFlex"
     return name.replace("/", "").replace(" ", "-")
 
 
@@ -58,11 +65,12 @@ def build(name: str, mode: str) -> tuple:
     return folder, time.perf_counter() - start
 
 
-def calls_for(folder, threads: int | None) -> dict:
-    """{(encoder, batch): call} for one build, its inputs made by the build's own pre-processing and tokenizer."""
+def calls_for(folder, threads: int | None, max_patches: int | None = None) -> dict:
+    """{(encoder, batch): call} for one build, its inputs made by the build's own pre-processing and tokenizer
+    (a NaFlex build: at the row's patch budget)."""
     from clipforge.runtime.model import ZeroShotModel
 
-    model = ZeroShotModel.from_onnx(folder, backend="onnxruntime", threads=threads)
+    model = ZeroShotModel.from_onnx(folder, backend="onnxruntime", threads=threads, max_patches=max_patches)
     pixels = model.preprocess(images(max(IMAGE_BATCHES)))
     tokens = model.tokenizer.encode([f"a photo of a {x}." for x in labels(TEXTS)])
     calls = {("image-encoder", b): (lambda p=pixels[:b]: model.encode_pixels(p)) for b in IMAGE_BATCHES}
@@ -70,13 +78,14 @@ def calls_for(folder, threads: int | None) -> dict:
     return calls
 
 
-def describe_build(folder) -> dict:
+def describe_build(folder, max_patches: int | None = None) -> dict:
     from clipforge.specs import Manifest
 
     manifest = Manifest.load(folder)
     image = manifest.towers.get("image-encoder", {})
     return {
         "image_size": list(manifest.image.output_size),
+        **({"patches": max_patches} if max_patches else {}),
         "text_length": manifest.text.context_length,
         "reparameterized": bool(image.get("reparameterized")),
         "folded": image.get("folded", {}),
@@ -91,8 +100,9 @@ def measure(names, modes, repeats: int, threads: int | None) -> dict:
         for mode in modes:
             print(f"# building {name} {MODES[mode]} ...", flush=True)
             folder, seconds = build(name, mode)
-            rows[(name, mode)] = {"folder": str(folder), "build_s": round(seconds, 1), **describe_build(folder)}
-            calls.update({(name, mode, *key): fn for key, fn in calls_for(folder, threads).items()})
+            budget = BUDGETS.get(name)
+            rows[(name, mode)] = {"folder": str(folder), "build_s": round(seconds, 1), **describe_build(folder, budget)}
+            calls.update({(name, mode, *key): fn for key, fn in calls_for(folder, threads, budget).items()})
     print(f"# timing {len(calls)} calls, {repeats} rounds ...", flush=True)
     medians = round_robin(calls, repeats)["wall"]
     for (name, mode, encoder, batch), seconds in medians.items():
@@ -105,8 +115,9 @@ def print_table(rows: dict) -> None:
     print("| model | build | image px | img/s b1 | img/s b16 | texts/s (32) | reparameterized |")
     print("|---|---|---|---|---|---|---|")
     for (name, mode), r in rows.items():
+        size = f"{r['patches']} patches" if "patches" in r else r["image_size"][0]
         print(
-            f"| {name} | {MODES[mode]} | {r['image_size'][0]} | {r['image_b1_per_s']:.1f} | "
+            f"| {name} | {MODES[mode]} | {size} | {r['image_b1_per_s']:.1f} | "
             f"{r['image_b16_per_s']:.1f} | {r['text_per_s']:.1f} | {'yes' if r['reparameterized'] else '-'} |"
         )
 

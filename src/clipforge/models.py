@@ -68,6 +68,8 @@ def open_model(
     """``source`` loaded: its folder from ``model_folder`` (export and build keywords, ``sub_model_kwargs``'
     static shapes), run with the ``LoadOptions`` keywords (device, threads, backend, precision, lazy, ...)."""
     load, options = LoadOptions.split(kwargs, "from_pretrained", MODEL_OPTION_KEYS)
+    # a NaFlex budget is the load's (any budget runs on the same graphs): not a reason to export or build again
+    options.pop("max_patches", None)
     options = {**options, **shape_options(sub_model_kwargs)}
     folder = model_folder(source, revision=revision, options=options, cache_dir=cache_dir, show_progress=show_progress)
     return ZeroShotModel.from_onnx(folder, **{k: getattr(load, k) for k in LoadOptions.names()})

@@ -30,6 +30,9 @@ class ExportOptions:
     # SigLIP 2: keep the case of texts (HF pipeline parity on mixed-case labels). Off: texts are lower-cased before
     # the tokenizer, as SigLIP 2 was trained (``text.lowercase_texts`` in the manifest)
     keep_case: bool = False
+    # SigLIP 2 NaFlex: the patch budget recorded in the manifest (default: the processor's max_num_patches); loads
+    # and requests may still use another
+    max_patches: int | None = None
 
     def __post_init__(self):
         self.check()
@@ -37,7 +40,7 @@ class ExportOptions:
     def check(self) -> ExportOptions:
         if not 14 <= self.opset <= 21:
             raise InputError(f"export.opset = {self.opset} is not valid; use 14 to 21 (default 17)")
-        for name in ("batch_size", "sequence_length", "image_size"):
+        for name in ("batch_size", "sequence_length", "image_size", "max_patches"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise InputError(f"export.{name} = {value!r} must be a whole number of at least 1")

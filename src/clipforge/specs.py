@@ -14,7 +14,7 @@ from clipforge.hub import found_at
 
 IMAGE_ROLE, TEXT_ROLE = "image-encoder", "text-encoder"
 ROLES = (IMAGE_ROLE, TEXT_ROLE)
-DYNAMIC_AXES = ("batch_size", "sequence_length")
+DYNAMIC_AXES = ("batch_size", "sequence_length", "num_patches")
 # Fields older manifests carried that nothing reads (pooling happens inside the exported graph; no bos is added
 # by clipforge's tokenizers beyond what tokenizer.json does): dropped on load.
 DROPPED_TEXT_FIELDS = ("bos_id", "pooling", "strip_punctuation")
@@ -30,7 +30,8 @@ SIDES = ("right", "left")
 # "torchvision": open_clip's torchvision transform (resize in the image's own mode, crop offsets rounded half to
 # even, then convert("RGB"); x / 255 in float32)
 IMAGE_CONVENTIONS = ("hf", "torchvision")
-RESIZE_MODES = ("shortest_edge", "exact", "none", "fit_shortest", "fit_longest")
+# "naflex": SigLIP 2 NaFlex: aspect kept, resized to fit ``max_patches`` patches of ``patch_size``, patchified
+RESIZE_MODES = ("shortest_edge", "exact", "none", "fit_shortest", "fit_longest", "naflex")
 MANIFEST_SCHEMA_VERSION = 4
 # open_clip's HFTokenizer cleaning modes (runtime/text_cleaning.py): "whitespace", "lower", "canonicalize"
 CLEAN_MODES = ("whitespace", "lower", "canonicalize")
@@ -54,8 +55,13 @@ class ImageSpec:
     do_normalize: bool = True
     convention: str = "hf"  # one of IMAGE_CONVENTIONS
     fill: int = 0  # padding value of fit_longest (open_clip's fill_color)
+    # NaFlex ("naflex"): square patch side, and the patch budget (the default; a load or request may change it)
+    patch_size: int = 0
+    max_patches: int = 0
 
     def __post_init__(self):
+        if self.resize_mode == "naflex" and (self.patch_size < 1 or self.max_patches < 1):
+            raise ValueError(f"image.patch_size {self.patch_size} and max_patches {self.max_patches} must be >= 1")
         if self.convention not in IMAGE_CONVENTIONS:
             raise ValueError(f"image.convention {self.convention!r} is not one of {', '.join(IMAGE_CONVENTIONS)}")
         if self.resize_mode not in RESIZE_MODES:
@@ -64,6 +70,11 @@ class ImageSpec:
     @property
     def output_size(self) -> tuple[int, int]:
         return self.crop_size or self.size
+
+    @property
+    def naflex(self) -> bool:
+        """Variable patch count per image (SigLIP 2 NaFlex): the image encoder takes patches, not pixels."""
+        return self.resize_mode == "naflex"
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from clipforge.builder.calibration import CalibrationSet
 from clipforge.export.validate import cosine_rows
 from clipforge.runtime.encoders import Encoder, fit_length
 from clipforge.runtime.model import ZeroShotModel
+from clipforge.runtime.patches import Patches
 from clipforge.runtime.scoring import l2_normalize
 from clipforge.runtime.sessions import SessionConfig, make_session
 from clipforge.specs import IMAGE_ROLE, TEXT_ROLE
@@ -22,15 +23,26 @@ OTHER = {IMAGE_ROLE: TEXT_ROLE, TEXT_ROLE: IMAGE_ROLE}
 class Probe:
     """Inputs and fp32 reference embeddings for both encoders."""
 
-    pixels: np.ndarray
+    pixels: np.ndarray | Patches
     ids: np.ndarray
     mask: np.ndarray
     reference: dict[str, np.ndarray]
     calibration: CalibrationSet
 
 
+def _probe_pixels(fp32: ZeroShotModel, images: list) -> np.ndarray | Patches:
+    """The calibration images pre-processed; a NaFlex model's at its budget and at a half and a quarter of it
+    (one batch, padded to the budget): static int8 ranges taken at one budget alone drift at smaller ones (cosine
+    0.87 at 16 patches for ranges taken at 64, on the tiny test model), and parity is then measured at all three."""
+    spec = fp32.manifest.image
+    if not spec.naflex:
+        return fp32.preprocess(images)
+    budgets = sorted({max(1, spec.max_patches // 4), max(1, spec.max_patches // 2), spec.max_patches})
+    return Patches.concat([fp32.preprocess(images, max_patches=budget) for budget in budgets])
+
+
 def make_probe(fp32: ZeroShotModel, calib: CalibrationSet) -> Probe:
-    pixels = fp32.preprocess(calib.images)
+    pixels = _probe_pixels(fp32, calib.images)
     enc = fp32.tokenizer.encode(calib.prompts)
     ids, mask = enc.input_ids, enc.attention_mask
     if fp32.text_encoder.static_length:
@@ -45,11 +57,10 @@ def make_probe(fp32: ZeroShotModel, calib: CalibrationSet) -> Probe:
 def feeds(probe: Probe, encoder: str, runner: Encoder, batch: int = 8) -> list[dict]:
     """Batches for calibration, shaped for ``runner`` (fixed batch for static graphs)."""
     size = runner.static_batch or batch
-    data = (
-        {"pixel_values": probe.pixels}
-        if encoder == IMAGE_ROLE
-        else {"input_ids": probe.ids, "attention_mask": probe.mask}
-    )
+    if encoder == IMAGE_ROLE:  # a NaFlex probe is a Patches batch: its three inputs
+        data = probe.pixels.feed() if isinstance(probe.pixels, Patches) else {"pixel_values": probe.pixels}
+    else:
+        data = {"input_ids": probe.ids, "attention_mask": probe.mask}
     data = {k: v for k, v in data.items() if k in runner.input_names}
     n = len(next(iter(data.values())))
     out = []

@@ -28,9 +28,12 @@ def classify(
     as_json: ro.AsJson = False,
     backend: ro.Backend = "auto",
     precision: ro.Precision = None,
+    max_patches: ro.MaxPatches = None,
 ) -> None:
     """Rank LABELS for each image by cosine similarity of their embeddings."""
-    zs = open_model(model, device=device, threads=threads, backend=backend, precision=precision)
+    zs = open_model(
+        model, device=device, threads=threads, backend=backend, precision=precision, max_patches=max_patches
+    )
     names, label_list = ro.expand_images(images), ro.split_labels(labels)
     zs.label_embeddings(label_list, template)  # validates labels and template before any image work
     results, failures = {}, []

@@ -32,6 +32,7 @@ def embed(
     threads: ro.Threads = None,
     backend: ro.Backend = "auto",
     precision: ro.Precision = None,
+    max_patches: ro.MaxPatches = None,
     normalize: Annotated[bool, typer.Option("--normalize/--no-normalize", help="L2-normalise.")] = True,
     engine: eo.Engine = eo.EngineName.local,
     address: eo.Address = None,
@@ -42,11 +43,13 @@ def embed(
     if output.suffix not in (".npy", ".parquet"):
         raise InputError(f"output {output} must end in .npy or .parquet")
     if engine == eo.EngineName.ray:
+        if max_patches is not None:
+            raise InputError("--max-patches runs with the local engine; leave --engine ray out (or --max-patches)")
         options = eo.ray_options(address, workers, cpus_per_worker, batch_size)
         return _embed_ray(inputs, output, text, model, device, threads, normalize, options, backend, precision)
     eo.check_local(engine, address, workers, cpus_per_worker)
     zs = open_model(
-        model, device=device, threads=threads, backend=backend, lazy=True, precision=precision
+        model, device=device, threads=threads, backend=backend, lazy=True, precision=precision, max_patches=max_patches
     )  # one encoder is used
     failures, names, chunks = [], [], []
     if text:

@@ -19,6 +19,7 @@ def export(
     image_size: o.ImageSize = None,
     text_attention_mask: o.TextAttentionMask = False,
     keep_case: o.KeepCase = False,
+    max_patches: o.ExportMaxPatches = None,
     revision: o.Revision = None,
     force: o.Force = False,
     quiet: o.Quiet = False,
@@ -44,6 +45,7 @@ def export(
         atol=atol,
         text_attention_mask=text_attention_mask,
         keep_case=keep_case,
+        max_patches=max_patches,
     )
     result = export_model(model, output, opts, revision=revision, force=force, show_progress=not quiet)
     _summary(result)

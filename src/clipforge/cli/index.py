@@ -32,6 +32,7 @@ def index(
     batch_size: ro.BatchSize = 32,
     device: ro.Device = "cpu",
     threads: ro.Threads = None,
+    max_patches: ro.MaxPatches = None,
     decode_threads: Annotated[int | None, typer.Option("--decode-threads", help="Image decoding threads.")] = None,
     exact_decode: Annotated[
         bool,
@@ -62,6 +63,8 @@ def index(
     if embeddings is not None:
         return _import(embeddings, paths, db, model, engine, quiet, as_json)
     if engine == eo.EngineName.ray:
+        if max_patches is not None:
+            raise InputError("--max-patches runs with the local engine; leave --engine ray out (or --max-patches)")
         if not paths:
             raise InputError("clipforge index needs image files or folders (PATHS), or --embeddings FILE.parquet")
         eo.check_ray(device=device != "cpu", threads=threads is not None, decode_threads=decode_threads is not None)
@@ -69,7 +72,7 @@ def index(
         summary, total = index_into(db, model, paths, options, exact_decode, show=not (quiet or as_json))
     else:
         eo.check_local(engine, address, workers, cpus_per_worker)
-        with Index(db, model, device=device, threads=threads, switch=True) as idx:
+        with Index(db, model, device=device, threads=threads, switch=True, max_patches=max_patches) as idx:
             if not paths and not idx.switching:
                 raise InputError("clipforge index needs image files or folders (PATHS), or --embeddings FILE.parquet")
             if idx.switching and not (quiet or as_json):

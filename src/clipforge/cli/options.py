@@ -17,6 +17,13 @@ Opset = Annotated[int, typer.Option("--opset", help="ONNX opset.")]
 Static = Annotated[bool, typer.Option("--static", help="Fixed shapes (NPU-style targets).")]
 BatchSize = Annotated[int, typer.Option("--batch-size", help="Batch size of a --static export.")]
 SequenceLength = Annotated[int | None, typer.Option("--sequence-length", help="Text length of a --static export.")]
+ExportMaxPatches = Annotated[
+    int | None,
+    typer.Option(
+        "--max-patches",
+        help="SigLIP 2 NaFlex: the patch budget per image recorded in the manifest (default: the processor's).",
+    ),
+]
 ImageSize = Annotated[int | None, typer.Option("--image-size", help="Square image size (default: the checkpoint's).")]
 TextAttentionMask = Annotated[
     bool,

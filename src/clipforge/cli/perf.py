@@ -57,6 +57,10 @@ def perf(
         typer.Option("--roofline", help="Add the matmul limit and the fraction reached (GEMM peaks measured now)."),
     ] = False,
     gemm_size: Annotated[int, typer.Option("--gemm-size", help="GEMM side for --roofline peaks.")] = 2048,
+    max_patches: Annotated[
+        int | None,
+        typer.Option("--max-patches", help="SigLIP 2 NaFlex image encoders: patches per image (default: the budget)."),
+    ] = None,
 ) -> None:
     """Benchmark encoders: load time, p50/p90/p99 latency, items/s, peak memory."""
 
@@ -71,6 +75,7 @@ def perf(
         "backend": check_backend(backend),
         "precision": precision,
         "roofline": roofline and gemm_size,
+        "max_patches": max_patches,
     }
     rows = run_perf(paths, _batches(batch_size), opts, model_id if baseline else None)
     if not output.is_stdout(json_out):

@@ -26,6 +26,13 @@ Precision = Annotated[
         help="fp32 or bf16 (OpenVINO: float parts in bf16; CPUs with AVX512-BF16/AMX); default: what the build chose.",
     ),
 ]
+MaxPatches = Annotated[
+    int | None,
+    typer.Option(
+        "--max-patches",
+        help="SigLIP 2 NaFlex models: patches per image (more: slower, finer); default: the model's budget.",
+    ),
+]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 

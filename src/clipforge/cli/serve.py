@@ -32,6 +32,7 @@ def serve(
     max_wait_ms: Annotated[float, typer.Option("--max-wait-ms", help="Longest wait for a batch to fill.")] = 5.0,
     threads: ro.Threads = None,
     device: ro.Device = "cpu",
+    max_patches: ro.MaxPatches = None,
     max_images: Annotated[int, typer.Option("--max-images", help="Images per request.")] = 64,
     max_labels: Annotated[int, typer.Option("--max-labels", help="Labels per request.")] = 1000,
     max_templates: Annotated[int, typer.Option("--max-templates", help="Templates per classify request.")] = 100,
@@ -89,7 +90,7 @@ def serve(
     file = sqlite_file(db) if db else None
     if file is not None and not file.is_file():
         raise InputError(f"index {redact(db)} does not exist; create it with 'clipforge index' first")
-    app = create_app(lambda: _load_model(model, device, threads), _index_loader(db), settings)
+    app = create_app(lambda: _load_model(model, device, threads, max_patches), _index_loader(db), settings)
     typer.echo(f"serving {model} on http://{host}:{port}/ (docs at /docs)", err=True)
     uvicorn.run(
         app,
@@ -103,10 +104,10 @@ def serve(
     )
 
 
-def _load_model(model: str, device: str, threads: int | None):
+def _load_model(model: str, device: str, threads: int | None, max_patches: int | None = None):
     """In the server's loader thread: a hub id or checkpoint is exported once into the cache (the resolver),
-    an exported or built folder is used as it is."""
-    return open_model(model, device=device, threads=threads, show_progress=False)
+    an exported or built folder is used as it is; ``max_patches``: a NaFlex model's default budget."""
+    return open_model(model, device=device, threads=threads, show_progress=False, max_patches=max_patches)
 
 
 def _index_loader(db: str | None):

@@ -22,6 +22,7 @@ FLAGS = {
     "force": "--force",
     "image_size": "--image-size",
     "keep_case": "--keep-case",
+    "max_patches": "--max-patches",
     "model_id": "--model-id",
     "opset": "--opset",
     "preset": "--preset",

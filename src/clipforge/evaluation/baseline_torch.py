@@ -53,13 +53,18 @@ class TorchZeroShot:
         return l2_normalize(emb.reshape(len(class_names), len(templates), -1).mean(axis=1))
 
     def pixel_values(self, images: list):
-        return self.ckpt.processor(images=images, return_tensors="pt")["pixel_values"]
+        """The processor's ``pixel_values``; for SigLIP 2 NaFlex, with the patches' mask and grid shapes."""
+        out = self.ckpt.processor(images=images, return_tensors="pt")
+        if self.ckpt.image.naflex:
+            return {name: out[name] for name in ("pixel_values", "pixel_attention_mask", "spatial_shapes")}
+        return out["pixel_values"]
 
     def encode_pixels(self, pixels) -> np.ndarray:
         import torch
 
+        inputs = pixels if isinstance(pixels, dict) else {"pixel_values": pixels}
         with torch.inference_mode():
-            return l2_normalize(_features(self.ckpt.model.get_image_features(pixel_values=pixels)))
+            return l2_normalize(_features(self.ckpt.model.get_image_features(**inputs)))
 
     def logits(self, image: np.ndarray, text: np.ndarray) -> np.ndarray:
         scale, bias = self.ckpt.family.logit_params(self.ckpt.model)

@@ -34,6 +34,29 @@ def image_cases(processor, batch_sizes: list[int], size: tuple[int, int] | None 
     return cases
 
 
+# NaFlex validation: every budget gets one batch mixing the three aspect ratios (width:height 1:1, 3:1, 1:4; each
+# padded to the budget differently) and a batch of one; sizes (height, width)
+NAFLEX_BUDGETS = (64, 256)
+NAFLEX_ASPECTS = ((96, 96), (40, 120), (160, 40))
+NAFLEX_INPUTS = ("pixel_values", "pixel_attention_mask", "spatial_shapes")
+
+
+def naflex_image_cases(processor, budgets) -> list[dict]:
+    """The processor's own output at each patch budget (``max_num_patches``) for the mixed-aspect batch and a
+    batch of one; masks and grid shapes as int64, as the graph takes them."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    mixed = [Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)) for size in NAFLEX_ASPECTS]
+    cases = []
+    for budget in budgets:
+        for images in (mixed[1:2], mixed):
+            out = processor(images=images, return_tensors="np", max_num_patches=budget)
+            case = {name: np.asarray(out[name]) for name in NAFLEX_INPUTS}
+            cases.append({k: v.astype(np.float32 if k == "pixel_values" else np.int64) for k, v in case.items()})
+    return cases
+
+
 def tokenize(tokenizer, texts: list[str], text_spec, length: int | None = None) -> dict[str, np.ndarray]:
     """Tokenize like the HF processors do for this family; ``length`` forces a fixed (static) length. Texts are
     lower-cased first where the export lower-cases them (``text_spec.lowercase_texts``: SigLIP 2)."""

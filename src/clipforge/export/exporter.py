@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from clipforge._io import atomic_dir, check_output, file_hashes
 from clipforge.errors import InputError, ValidationError
-from clipforge.export.cases import image_cases, text_cases
+from clipforge.export.cases import NAFLEX_BUDGETS, image_cases, naflex_image_cases, text_cases
 from clipforge.export.checkpoint import (
     Checkpoint,
     load_checkpoint,
@@ -25,6 +25,7 @@ from clipforge.export.support_files import save_support_files
 from clipforge.export.validate import Tolerance, compare_encoder, raise_on_failures
 from clipforge.options import ExportOptions
 from clipforge.progress import steps
+from clipforge.runtime.patches import with_max_patches
 from clipforge.specs import IMAGE_ROLE, ROLES, TEXT_ROLE, Manifest
 
 
@@ -46,6 +47,11 @@ class _Shapes:
 
 
 def _shapes(ckpt: Checkpoint, opts: ExportOptions) -> _Shapes:
+    if ckpt.image.naflex and (opts.static or opts.image_size):
+        raise InputError(
+            f"{ckpt.source} is SigLIP 2 NaFlex (a patch budget per image, any aspect ratio): it exports with "
+            f"dynamic shapes only; leave out {'static' if opts.static else 'image_size'} (set max_patches instead)"
+        )
     size = (opts.image_size, opts.image_size) if opts.image_size else None
     if size == ckpt.image.output_size:
         size = None
@@ -72,15 +78,22 @@ def _reference(module):
     return run
 
 
-def _modules(ckpt: Checkpoint, shapes: _Shapes, model=None) -> dict:
+def _modules(ckpt: Checkpoint, shapes: _Shapes, model=None, reference: bool = False) -> dict:
     model = ckpt.model if model is None else model
-    image = ckpt.family.image_module(model, interpolate=shapes.image_size is not None)
+    make = ckpt.family.reference_image_module if reference else ckpt.family.image_module
+    image = make(model, interpolate=shapes.image_size is not None)
     return {IMAGE_ROLE: image, TEXT_ROLE: ckpt.family.text_module(model)}
+
+
+def _image_cases(ckpt: Checkpoint, shapes: _Shapes) -> list[dict]:
+    if ckpt.image.naflex:  # the validation budgets and the folder's own, mixed aspect ratios in each
+        return naflex_image_cases(ckpt.processor, sorted({*NAFLEX_BUDGETS, ckpt.image.max_patches}))
+    return image_cases(ckpt.processor, shapes.image_batches, shapes.image_size)
 
 
 def _cases(ckpt: Checkpoint, shapes: _Shapes) -> dict[str, list[dict]]:
     return {
-        IMAGE_ROLE: image_cases(ckpt.processor, shapes.image_batches, shapes.image_size),
+        IMAGE_ROLE: _image_cases(ckpt, shapes),
         TEXT_ROLE: text_cases(ckpt.tokenizer, ckpt.text, shapes.text_batches, shapes.sequence_length),
     }
 
@@ -90,8 +103,8 @@ def _export_and_validate(ckpt, shapes, opts, tmp: Path, step, folded=None) -> di
     ``ckpt.model`` itself."""
     import torch
 
-    modules, cases, reports = _modules(ckpt, shapes), _cases(ckpt, shapes), []
-    exported = modules if folded is None else _modules(ckpt, shapes, folded)
+    modules, cases, reports = _modules(ckpt, shapes, reference=True), _cases(ckpt, shapes), []
+    exported = _modules(ckpt, shapes, folded)
     for encoder in ROLES:
         step(f"export {encoder}")
         io = ckpt.family.io(encoder)
@@ -137,6 +150,8 @@ def export_model(
             ckpt = with_text_mask(ckpt)
         if opts.keep_case:
             ckpt = with_kept_case(ckpt)
+        if opts.max_patches:
+            ckpt = replace(ckpt, image=with_max_patches(ckpt.image, opts.max_patches))
         shapes = _shapes(ckpt, opts)
         folded, folding = ckpt.family.inference_form(ckpt.model)
         with atomic_dir(out, force) as tmp:

@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from clipforge.errors import ClipforgeError, InputError
-from clipforge.export.cases import tokenize
+from clipforge.export.cases import NAFLEX_BUDGETS, tokenize
 from clipforge.export.samples import TRICKY_TEXTS, odd_images
 from clipforge.runtime.images import preprocess
+from clipforge.runtime.patches import with_max_patches
 from clipforge.runtime.text import TextTokenizer
 from clipforge.specs import ImageSpec, TextSpec
 
@@ -64,6 +65,9 @@ def _check_pixels(processor, spec: ImageSpec) -> list[str]:
             got = preprocess([image], spec)
         except InputError:  # refused in one line (a side that rounds to 0 pixels): not a silent difference
             continue
+        if spec.naflex:
+            bad += _naflex_differences(processor, image, spec)
+            continue
         want = np.asarray(processor(images=[image], return_tensors="np")["pixel_values"], dtype=np.float32)
         if got.shape != want.shape:
             bad.append(f"{image.mode} {image.size[0]}x{image.size[1]}: shape {got.shape} vs {want.shape}")
@@ -75,6 +79,19 @@ def _check_pixels(processor, spec: ImageSpec) -> list[str]:
         f"runtime pre-processing differs from {type(processor).__name__} on {len(bad)} of {len(images)} test "
         f"images, first {bad[0]}"
     ]
+
+
+def _naflex_differences(processor, image, spec: ImageSpec) -> list[str]:
+    """NaFlex: the three arrays must be equal (patches, mask, grid) at the folder's budget and the validation
+    budgets."""
+    bad = []
+    for budget in sorted({*NAFLEX_BUDGETS, spec.max_patches}):
+        got = preprocess([image], with_max_patches(spec, budget)).feed()
+        want = processor(images=[image], return_tensors="np", max_num_patches=budget)
+        for name, array in got.items():
+            if not np.array_equal(array, np.asarray(want[name])):
+                bad.append(f"{image.mode} {image.size[0]}x{image.size[1]} at {budget} patches: {name} differs")
+    return bad
 
 
 def _first_difference(a: np.ndarray, b: np.ndarray) -> int:

@@ -172,6 +172,11 @@ class Family:
         resamples the position embeddings for a non-native image size."""
         raise NotImplementedError
 
+    def reference_image_module(self, model, interpolate: bool = False):
+        """The image encoder export validates against: ``image_module`` itself unless the exported module
+        re-computes part of the model in a traceable form (SigLIP 2 NaFlex's pooling head)."""
+        return self.image_module(model, interpolate)
+
     def text_module(self, model):
         """A ``torch.nn.Module``: the text inputs of ``text_io`` -> text_embeds."""
         raise NotImplementedError

@@ -87,3 +87,10 @@ METACLIP2_CHECKPOINTS = [
         ("s16", 384, 224),
     ]
 ]
+
+# SigLIP 2 NaFlex (Siglip2Model): aspect kept, a patch budget instead of a resolution; image_size is the side of the
+# square the default budget (256 patches of 16 px) covers
+SIGLIP2_NAFLEX_CHECKPOINTS = [
+    {"name": "google/siglip2-base-patch16-naflex", "params_m": 375, "embed_dim": 768, "image_size": 256},
+    {"name": "google/siglip2-so400m-patch16-naflex", "params_m": 1136, "embed_dim": 1152, "image_size": 256},
+]

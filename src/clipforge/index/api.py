@@ -34,6 +34,7 @@ from clipforge.runtime import scoring
 from clipforge.runtime.images import ONE_IMAGE, to_pixel_values
 from clipforge.runtime.labels import DEFAULT_TEMPLATE
 from clipforge.runtime.model import ZeroShotModel
+from clipforge.runtime.patches import with_max_patches
 from clipforge.runtime.photo_info import PhotoInfo
 
 ModelSource = EmbeddingModel | str | Path | None
@@ -76,6 +77,7 @@ class Index:
         device: str = "cpu",
         threads: int | None = None,
         switch: bool = False,
+        max_patches: int | None = None,
         **backend_options,
     ):
         file = sqlite_file(db)
@@ -91,7 +93,10 @@ class Index:
         self._relevance: Relevance | None = None  # the min_score="auto" cutoff, made for the model in use
         try:
             self.record = self.backend.model_record()
-            self.model = _load_model(model, self.record, self.backend.where, device, threads)
+            self.model = _load_model(model, self.record, self.backend.where, device, threads, max_patches)
+            if self.record is not None and self.record.same_model(ModelRecord.of(self.model)):
+                given = isinstance(model, EmbeddingModel)
+                _match_budget(self.model, self.record, max_patches, self.backend.where, given)
             self._mine = ModelRecord.of(self.model)
             self.switching = self.record is not None and not self.record.same_model(self._mine)
             if self.switching and not switch:
@@ -155,6 +160,7 @@ class Index:
         with self._reload:
             if not active.same_model(self.record):
                 self.model = _load_model(None, active, self.backend.where, self._device, self._threads)
+                _match_budget(self.model, active, None, self.backend.where, given=False)  # its recorded budget
                 self._mine = ModelRecord.of(self.model)
                 if not active.same_model(self._mine):  # the new model's folder rebuilt since
                     raise InputError(self._mismatch(active))
@@ -536,6 +542,23 @@ class Index:
         self.close()
 
 
+def _match_budget(model, record: ModelRecord | None, max_patches: int | None, where: str, given: bool) -> None:
+    """A NaFlex index embeds every image at the patch budget its model record holds: a model loaded here without
+    ``max_patches`` takes it; another budget (asked for, or the budget a ``given`` loaded model runs at) is
+    refused in one line."""
+    recorded = (record.preprocessing.get("max_patches") or None) if record else None
+    if not recorded or not model.manifest.image.naflex:
+        return
+    asked = model.manifest.image.max_patches if given else max_patches
+    if asked is not None and asked != recorded:
+        raise InputError(
+            f"{where} was indexed at max_patches={recorded} (patches per image), not {asked}; use "
+            f"max_patches={recorded} or index into another database"
+        )
+    if not given:
+        model.manifest.image = with_max_patches(model.manifest.image, recorded)
+
+
 def _stat(paths: Sequence[str]) -> list[FileState]:
     """The files among ``paths`` that exist now, with their size and mtime."""
     out = []
@@ -549,11 +572,18 @@ def _stat(paths: Sequence[str]) -> list[FileState]:
 
 
 def _load_model(
-    model: ModelSource, record: ModelRecord | None, where: str, device: str, threads: int | None
+    model: ModelSource,
+    record: ModelRecord | None,
+    where: str,
+    device: str,
+    threads: int | None,
+    max_patches: int | None = None,
 ) -> EmbeddingModel:
     if isinstance(model, (str, Path)):  # lazy: a search opens only the text encoder (cold start, memory)
-        return open_model(model, device=device, threads=threads, lazy=True)
+        return open_model(model, device=device, threads=threads, lazy=True, max_patches=max_patches)
     if model is not None:
+        if max_patches is not None:
+            raise InputError("max_patches is set when loading a model (open_model(..., max_patches=)); leave it out")
         return model
     if record is None:
         raise InputError(f"{where} records no model yet; pass one (-m MODEL / model=...) to index with")
@@ -562,4 +592,4 @@ def _load_model(
             f"{where} was indexed with {record.describe()} from {record.folder}, which no longer "
             "exists; pass that model with -m"
         )
-    return ZeroShotModel.from_onnx(record.folder, device=device, threads=threads, lazy=True)
+    return ZeroShotModel.from_onnx(record.folder, device=device, threads=threads, lazy=True, max_patches=max_patches)

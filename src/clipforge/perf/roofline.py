@@ -181,12 +181,12 @@ def best_peaks(peaks: dict) -> dict:
 
 
 # --- FLOPs per item -----------------------------------------------------------------------------------------
-def _fixed_inputs(model, text_length: int) -> None:
+def _fixed_inputs(model, text_length: int, patches: int | None = None) -> None:
     for inp in model.graph.input:
         dims = inp.type.tensor_type.shape.dim
         for i, d in enumerate(dims):
             if not d.dim_value:
-                d.dim_value = 1 if i == 0 else text_length
+                d.dim_value = 1 if i == 0 else (patches if d.dim_param == "num_patches" and patches else text_length)
 
 
 def _shapes(model) -> dict[str, list[int]]:
@@ -213,15 +213,16 @@ def _node_flops(node, shapes: dict) -> float:
     return 0.0
 
 
-def flops_per_item(path: str | Path, text_length: int = 77) -> float:
-    """Multiply-add FLOPs (2 per MAC) of one item (batch 1; texts of ``text_length`` tokens) through the graph,
+def flops_per_item(path: str | Path, text_length: int = 77, patches: int | None = None) -> float:
+    """Multiply-add FLOPs (2 per MAC) of one item (batch 1; texts of ``text_length`` tokens; a NaFlex image of
+    ``patches`` patches, the budget: padding patches cost what real ones do) through the graph,
     counted from MatMul/Gemm/Conv and fused attention; shapes from onnxruntime's symbolic inference (it follows
     the Shape->Reshape arithmetic of text encoders, where onnx's own inference stops, and knows contrib ops)."""
     import onnx
     from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
     model = onnx.load(str(path))
-    _fixed_inputs(model, text_length)
+    _fixed_inputs(model, text_length, patches)
     inferred = SymbolicShapeInference.infer_shapes(model, auto_merge=True)
     shapes = _shapes(inferred)
     return sum(_node_flops(node, shapes) for node in inferred.graph.node)

@@ -86,6 +86,8 @@ def run_one(target: Target, batch: int, opts: dict) -> dict:
         cmd += ["--model", target.model, "--backend", backend, "--precision", precision]
     if opts.get("threads"):
         cmd += ["--threads", str(opts["threads"])]
+    if opts.get("max_patches") and target.encoder == ROLES[0]:
+        cmd += ["--patches", str(opts["max_patches"])]
     cmd += ["--spawned-at", repr(time.time())]  # the worker reports process start -> first result
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -93,7 +95,7 @@ def run_one(target: Target, batch: int, opts: dict) -> dict:
         raise ClipforgeError(f"perf worker failed for {target.variant} {target.encoder} batch {batch}: {last}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     return {
-        "variant": target.variant,
+        "variant": f"{target.variant} @{result['patches']}p" if result.get("patches") else target.variant,
         "encoder": target.encoder,
         "requested_batch": batch,
         "model": target.model,
@@ -127,9 +129,9 @@ def add_roofline(rows: list[dict], gemm_size: int = 2048) -> list[dict]:
     flops = {}
     for r in rows:
         graph = r["model"] or next((x["model"] for x in rows if x["model"] and x["encoder"] == r["encoder"]), None)
-        key = (graph, r.get("text_length"))
-        if graph and key not in flops:
-            flops[key] = flops_per_item(graph, r.get("text_length") or 77)
+        key = (graph, r.get("text_length"), r.get("patches"))
+        if graph and key not in flops:  # per NaFlex budget: FLOPs grow with the patches (attention: squared)
+            flops[key] = flops_per_item(graph, r.get("text_length") or 77, r.get("patches"))
         precision = graph_precision(r["model"], r.get("precision")) if r["model"] else "fp32"
         if graph and precision in best:
             r.update(precision=precision, **fraction(r["items_per_s"], flops[key], best[precision][0]))

@@ -3,7 +3,8 @@
     python -m clipforge.perf.worker --model PATH --encoder image-encoder --batch 8 [--torch MODEL_ID]
 
 Inputs are synthetic: images N(0,1) at the graph's size; texts of ``--text-length`` tokens (16, a typical prompt)
-or the graph's fixed length for static/SigLIP graphs.
+or the graph's fixed length for static/SigLIP graphs; NaFlex images: ``--patches`` patches (default: the
+manifest's budget) of N(0,1), laid out as the squarest grid that fills them.
 """
 
 from __future__ import annotations
@@ -36,6 +37,12 @@ def _onnx_call(args):
     config = SessionConfig(device=args.device, threads=args.threads, backend=args.backend, precision=args.precision)
     session = make_session(args.model, config)
     args.text_length = _fixed_text_length(args.model) or args.text_length
+    names = [inp.name for inp in session.get_inputs()]
+    if "spatial_shapes" in names:  # NaFlex: patches, their mask, the grid
+        manifest = _manifest(args.model)
+        args.patches = args.patches or (manifest.image.max_patches if manifest else 256)
+        feed = naflex_inputs(args.batch, args.patches, session.get_inputs()[0].shape[-1])
+        return lambda: session.run(None, feed)
     feed = {}
     for inp in session.get_inputs():
         dims = [d if isinstance(d, int) and d > 0 else None for d in inp.shape]
@@ -46,14 +53,31 @@ def _onnx_call(args):
     return lambda: session.run(None, feed)
 
 
+def _manifest(model: str) -> Manifest | None:
+    folder = Path(model).parent.parent
+    return Manifest.load(folder) if (folder / "manifest.json").is_file() else None
+
+
 def _fixed_text_length(model: str) -> int | None:
     """The context length when the export's manifest pads texts to it (open_clip graphs need exactly that)."""
 
-    folder = Path(model).parent.parent
-    if not (folder / "manifest.json").is_file():
+    manifest = _manifest(model)
+    if manifest is None:
         return None
-    text = Manifest.load(folder).text
-    return text.context_length if text.padding == "max_length" else None
+    return manifest.text.context_length if manifest.text.padding == "max_length" else None
+
+
+def naflex_inputs(batch: int, patches: int, width: int) -> dict:
+    """Synthetic NaFlex inputs: ``patches`` rows per image, the squarest grid that fits them."""
+    rows = max(1, int(patches**0.5))
+    cols = patches // rows
+    mask = np.zeros((batch, patches), np.int64)
+    mask[:, : rows * cols] = 1
+    return {
+        "pixel_values": np.random.default_rng(0).standard_normal((batch, patches, width)).astype(np.float32),
+        "pixel_attention_mask": mask,
+        "spatial_shapes": np.array([[rows, cols]] * batch, np.int64),
+    }
 
 
 def _synthetic(name: str, shape: list, text_length: int) -> np.ndarray:
@@ -72,6 +96,13 @@ def _torch_call(args):
     torch.set_num_threads(args.threads or torch.get_num_threads())
     ckpt = load_checkpoint(args.torch)
     model = ckpt.model
+    if args.encoder == "image-encoder" and ckpt.image.naflex:
+        args.patches = args.patches or ckpt.image.max_patches
+        inputs = {
+            k: torch.from_numpy(v)
+            for k, v in naflex_inputs(args.batch, args.patches, 3 * ckpt.image.patch_size**2).items()
+        }
+        return lambda: _no_grad(lambda: model.get_image_features(**inputs))
     if args.encoder == "image-encoder":
         h, w = ckpt.image.output_size
         x = torch.randn(args.batch, 3, h, w)
@@ -110,6 +141,7 @@ def measure(args) -> dict:
     return {
         "batch": args.batch,
         "text_length": args.text_length,
+        **({"patches": args.patches} if args.patches else {}),
         **runs_on,
         "load_s": load,
         **_percentiles(times),
@@ -143,6 +175,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--text-length", type=int, default=16)
+    parser.add_argument("--patches", type=int, default=None, help="NaFlex: patches per image (default: the budget)")
     parser.add_argument("--spawned-at", type=float, default=None, help="the parent's clock (time.time()) at spawn")
     args = parser.parse_args()
     print(json.dumps(measure(args)))

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from clipforge._io import atomic_file, check_output
-from clipforge.errors import ValidationError
+from clipforge.errors import InputError, ValidationError
 from clipforge.export.cases import random_images
 from clipforge.models import open_model
 from clipforge.pipeline._graph import extensions_session
@@ -163,6 +163,11 @@ def export_classifier(
     output = Path(output)
     check_output(output, force)
     model = open_model(model_id, show_progress=False)  # a checkpoint is exported once, cached
+    if model.manifest.image.naflex:
+        raise InputError(
+            f"{model_id} is SigLIP 2 NaFlex (a patch budget per image): the classifier graph takes fixed-size "
+            "pixel_values only; classify with the Python runtime (clipforge classify, serve)"
+        )
     graph = build_graph(model.folder / model.manifest.encoders["image-encoder"], model, labels, templates)
     if with_preprocessing:
         graph = add_preprocessing(graph, model.manifest.image)

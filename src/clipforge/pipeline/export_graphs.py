@@ -121,9 +121,18 @@ def staging(paths: dict[str, Path]):
 def exported_folder(model: str | Path) -> Path:
     """``model`` itself when it is an exported folder (dynamic shapes), else its cached validated fp32 export."""
     path = model_folder(model, show_progress=False)
-    if Manifest.load(path).static:
+    manifest = Manifest.load(path)
+    if manifest.static:
         raise InputError(f"{path} is a static=True export; pipelines need dynamic shapes, export without static=True")
+    if manifest.image.naflex:
+        raise InputError(f"{path} {NAFLEX_REFUSAL}")
     return path
+
+
+NAFLEX_REFUSAL = (
+    "is SigLIP 2 NaFlex (a patch budget per image): in-graph pre-processing takes fixed-size images only; use the "
+    "Python runtime (classify, embed, index, serve) for it"
+)
 
 
 def resolve_config(model: str | Path, preset: str | None) -> PipelineConfig | None:
@@ -133,11 +142,15 @@ def resolve_config(model: str | Path, preset: str | None) -> PipelineConfig | No
     path = Path(model)
     if (path / "manifest.json").is_file():
         manifest = Manifest.load(path)
+        if manifest.image.naflex:
+            raise InputError(f"{model} {NAFLEX_REFUSAL}")
         return PipelineConfig.for_model(manifest.source, manifest.family, preset)
     if looks_like_openclip(model):  # known before the export: multimodal_openclip
         family = "openclip"
     else:
         family = family_for_checkpoint(path).name if (path / "config.json").is_file() else known_family(str(model))
+    if family == "siglip2":
+        raise InputError(f"{model} {NAFLEX_REFUSAL}")
     return PipelineConfig.for_model(str(model), family, preset)
 
 

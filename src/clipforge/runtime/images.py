@@ -45,6 +45,7 @@ from PIL import Image, ImageOps
 
 from clipforge.errors import InputError
 from clipforge.runtime.image_policy import MAX_RESIZED_ENV, ImagePolicy, unreadable
+from clipforge.runtime.patches import Patches, naflex_size, to_patches
 from clipforge.runtime.photo_formats import (
     PHOTO_SUFFIXES,
     RAW_SUFFIXES,
@@ -173,8 +174,9 @@ def _stream(source, name: str | None):
 
 def draft_request(spec: ImageSpec) -> tuple[int, int] | None:
     """The ``draft`` size for ``load_image``: twice the largest resize/crop side on both axes (either way
-    round, since EXIF rotation comes after decoding); None when the spec does not resize."""
-    if spec.resize_mode == "none":
+    round, since EXIF rotation comes after decoding); None when the spec does not resize, or resizes to a patch
+    budget (NaFlex: the target depends on the aspect ratio)."""
+    if spec.resize_mode in ("none", "naflex"):
         return None
     side = 2 * max(*spec.size, *(spec.crop_size or (0, 0)))
     return side, side
@@ -191,7 +193,10 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def resize_size(height: int, width: int, spec: ImageSpec) -> tuple[int, int]:
-    """Target (height, width): exact size, or the short side to ``spec.size`` keeping the aspect ratio."""
+    """Target (height, width): exact size, the short side to ``spec.size`` keeping the aspect ratio, or the
+    patch grid that fits the budget (NaFlex)."""
+    if spec.resize_mode == "naflex":
+        return naflex_size(height, width, spec.patch_size, spec.max_patches)
     if spec.resize_mode == "exact":
         return tuple(spec.size)
     target = spec.size[0]
@@ -391,8 +396,11 @@ def _check_batch(arrays: list[np.ndarray], spec: ImageSpec) -> None:
         )
 
 
-def to_pixel_values(arrays: list[np.ndarray], spec: ImageSpec) -> np.ndarray:
-    """HWC arrays of one shape -> float32 [N, C, H, W], rescaled and normalised."""
+def to_pixel_values(arrays: list[np.ndarray], spec: ImageSpec) -> np.ndarray | Patches:
+    """HWC arrays of one shape -> float32 [N, C, H, W], rescaled and normalised; for NaFlex (arrays of any
+    sizes, sides multiples of the patch) a ``Patches`` batch padded to the spec's budget."""
+    if spec.naflex:
+        return _naflex_patches(arrays, spec)
     _check_batch(arrays, spec)
     h, w, c = arrays[0].shape
     if any(a.dtype != np.uint8 for a in arrays):
@@ -405,14 +413,38 @@ def to_pixel_values(arrays: list[np.ndarray], spec: ImageSpec) -> np.ndarray:
     return out
 
 
-def preprocess(images: Sequence, spec: ImageSpec, policy: ImagePolicy | None = None) -> np.ndarray:
+def _naflex_patches(arrays: list[np.ndarray], spec: ImageSpec) -> Patches:
+    if not arrays:
+        return Patches.empty(spec)
+    channels = {a.shape[2] for a in arrays}
+    if channels != {len(spec.mean)}:
+        raise InputError(f"images have {sorted(channels)} channel(s), the model expects 3; convert them to RGB")
+    scaled = []
+    for array in arrays:
+        if array.dtype == np.uint8:
+            table = _lookup_table(spec, array.shape[2])
+            scaled.append(np.stack([table[c][array[..., c]] for c in range(array.shape[2])], axis=-1))
+        else:
+            scaled.append(_scale(array, spec))
+    return to_patches(scaled, spec.patch_size, spec.max_patches)
+
+
+def join_pixels(batches: Sequence) -> np.ndarray | Patches:
+    """Pre-processed batches (``preprocess`` results) as one batch."""
+    if isinstance(batches[0], Patches):
+        return Patches.concat(batches)
+    return np.concatenate(batches)
+
+
+def preprocess(images: Sequence, spec: ImageSpec, policy: ImagePolicy | None = None) -> np.ndarray | Patches:
     """Images (PIL images, paths or encoded bytes; or one of them) -> ``pixel_values`` float32 [N, 3, H, W],
     equal to what the checkpoint's HF image processor (PIL backend) returns for the same PIL images (``policy``:
-    see ``runtime.image_policy``)."""
+    see ``runtime.image_policy``); for a NaFlex model, a ``Patches`` batch (patches, mask, grid shapes) equal to
+    ``Siglip2ImageProcessor``'s."""
     if isinstance(images, ONE_IMAGE):
         images = [images]
     policy = policy or ImagePolicy.from_env()
     arrays = [resized_pixels(load_image(image, policy=policy), spec, policy) for image in images]
-    if not arrays:
+    if not arrays and not spec.naflex:
         return np.zeros((0, 3, *spec.output_size), np.float32)
     return to_pixel_values(arrays, spec)

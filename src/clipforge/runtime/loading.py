@@ -26,6 +26,7 @@ class LoadOptions:
     precision: str | None = None  # fp32 | bf16 (OpenVINO: float parts in bf16); None: what the build recorded
     lazy: bool = False  # open each encoder's session on first use
     arena: bool = True  # onnxruntime's CPU memory arena (off: less peak memory, a little more CPU per run)
+    max_patches: int | None = None  # SigLIP 2 NaFlex: the patch budget per image (None: the manifest's)
 
     def __post_init__(self):
         if self.task not in TASKS:

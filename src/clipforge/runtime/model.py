@@ -21,6 +21,7 @@ from clipforge.runtime.images import load_image, preprocess
 from clipforge.runtime.labels import DEFAULT_TEMPLATE, LabelCache, check_labels, check_templates
 from clipforge.runtime.loading import LoadOptions, manifest_folder, role_paths
 from clipforge.runtime.outputs import ZeroShotOutput, is_torch, to_numpy
+from clipforge.runtime.patches import Patches, with_max_patches
 from clipforge.runtime.saving import save_folder
 from clipforge.runtime.scoring import l2_normalize
 from clipforge.runtime.sessions import SessionConfig, make_session
@@ -78,6 +79,7 @@ class ZeroShotModel(HFCompatMixin):
             opener = functools.partial(make_session, path, _session_config(manifest, encoder, options))
             encoders[encoder] = Encoder(opener if options.lazy else opener(), encoder)
         warn_if_cpu_lacks(manifest)
+        manifest.image = with_max_patches(manifest.image, options.max_patches)  # this load's budget (NaFlex)
         return cls(manifest, encoders, folder, options.hf_config, paths=resolved)
 
     def save_pretrained(self, folder: str | Path, force: bool = False) -> Path:
@@ -115,12 +117,21 @@ class ZeroShotModel(HFCompatMixin):
             self._tokenizer = TextTokenizer.from_folder(self.folder, self.manifest.text)
         return self._tokenizer
 
-    def preprocess(self, images: Sequence) -> np.ndarray:
+    def image_spec(self, max_patches: int | None = None):
+        """The pre-processing images get: the manifest's, at another patch budget when ``max_patches`` is given
+        (NaFlex models only; any other model refuses it in one line)."""
+        return with_max_patches(self.manifest.image, max_patches)
 
-        return preprocess([load_image(i) for i in images], self.manifest.image)
+    def preprocess(self, images: Sequence, max_patches: int | None = None) -> np.ndarray | Patches:
+        """``pixel_values`` [N, 3, H, W], or for a NaFlex model a ``Patches`` batch at ``max_patches`` (default:
+        the budget the model was loaded with)."""
+        return preprocess([load_image(i) for i in images], self.image_spec(max_patches))
 
     # --- raw encoders ----------------------------------------------------------------------------------
     def encode_pixels(self, pixel_values) -> np.ndarray:
+        """``pixel_values`` (array or tensor), or a NaFlex ``Patches`` batch -> image embeddings."""
+        if isinstance(pixel_values, Patches):
+            return self.image_encoder(pixel_values.feed())
         return self.image_encoder({"pixel_values": to_numpy(pixel_values, np.float32)})
 
     def encode_tokens(self, input_ids, attention_mask=None) -> np.ndarray:
@@ -134,20 +145,24 @@ class ZeroShotModel(HFCompatMixin):
         return self.text_encoder({"input_ids": ids, "attention_mask": mask})
 
     # --- fast path -------------------------------------------------------------------------------------
-    def embed_images(self, images: Sequence, batch_size: int = 32, normalize: bool = True) -> np.ndarray:
+    def embed_images(
+        self, images: Sequence, batch_size: int = 32, normalize: bool = True, max_patches: int | None = None
+    ) -> np.ndarray:
         """Images (PIL, paths or encoded bytes) -> embeddings [N, D]. The next batch is decoded and
-        pre-processed in a helper thread (Pillow releases the GIL) while the encoder runs on the current one."""
+        pre-processed in a helper thread (Pillow releases the GIL) while the encoder runs on the current one.
+        ``max_patches``: a NaFlex model's patch budget for these images (default: the loaded one)."""
         from concurrent.futures import ThreadPoolExecutor
 
+        self.image_spec(max_patches)  # refused before any image is read
         starts = range(0, len(images), batch_size)
         chunks = []
         with ThreadPoolExecutor(max_workers=1) as pool:
-            pending = [pool.submit(self.preprocess, images[i : i + batch_size]) for i in starts[:1]]
+            pending = [pool.submit(self.preprocess, images[i : i + batch_size], max_patches) for i in starts[:1]]
             for k, _ in enumerate(starts):
                 pixels = pending[k].result()
                 if k + 1 < len(starts):
                     nxt = starts[k + 1]
-                    pending.append(pool.submit(self.preprocess, images[nxt : nxt + batch_size]))
+                    pending.append(pool.submit(self.preprocess, images[nxt : nxt + batch_size], max_patches))
                 chunks.append(self.encode_pixels(pixels))
         out = np.concatenate(chunks) if chunks else np.zeros((0, self.manifest.embed_dim), np.float32)
         return l2_normalize(out) if normalize else out
@@ -191,22 +206,40 @@ class ZeroShotModel(HFCompatMixin):
         template: str | Sequence[str] = DEFAULT_TEMPLATE,
         top_k: int = 5,
         batch_size: int = 32,
+        max_patches: int | None = None,
     ) -> list[list[dict]]:
-        """Per image, the ``top_k`` labels as ``[{"label", "score"}]``, best first (HF pipeline's format)."""
+        """Per image, the ``top_k`` labels as ``[{"label", "score"}]``, best first (HF pipeline's format);
+        ``max_patches``: a NaFlex model's patch budget for these images."""
+        self.image_spec(max_patches)
         text = self.label_embeddings(labels, template)
-        probs = self.scores(self.logits(self.embed_images(images, batch_size), text))
+        probs = self.scores(self.logits(self.embed_images(images, batch_size, max_patches=max_patches), text))
         return [scoring.top_k(row, list(labels), top_k) for row in probs]
 
     # --- HF drop-in ------------------------------------------------------------------------------------
-    def __call__(self, input_ids=None, pixel_values=None, attention_mask=None, return_dict=True, **_ignored):
+    def __call__(
+        self,
+        input_ids=None,
+        pixel_values=None,
+        attention_mask=None,
+        return_dict=True,
+        pixel_attention_mask=None,
+        spatial_shapes=None,
+        **_ignored,
+    ):
         self._check_text_mask(attention_mask)
+        torch_in = is_torch(pixel_values) or is_torch(input_ids)
+        if spatial_shapes is not None:  # SigLIP 2 NaFlex inputs, as Siglip2ImageProcessor returns them
+            pixel_values = Patches(
+                to_numpy(pixel_values, np.float32),
+                to_numpy(pixel_attention_mask, np.int64),
+                to_numpy(spatial_shapes, np.int64),
+            )
         image = l2_normalize(self.encode_pixels(pixel_values)) if pixel_values is not None else None
         text = l2_normalize(self.encode_tokens(input_ids, attention_mask)) if input_ids is not None else None
         out = ZeroShotOutput(text_embeds=text, image_embeds=image)
         if image is not None and text is not None:
             out.logits_per_image = self.logits(image, text).astype(np.float32)
             out.logits_per_text = out.logits_per_image.T.copy()
-        torch_in = is_torch(pixel_values) or is_torch(input_ids)
         out = out.as_torch() if torch_in else out
         return out if return_dict else out.to_tuple()
 
@@ -216,7 +249,7 @@ class ZeroShotModel(HFCompatMixin):
         if (
             attention_mask is None
             or self._mask_warned
-            or self.manifest.family != "siglip"
+            or self.manifest.family not in ("siglip", "siglip2")
             or text.uses_attention_mask
             or to_numpy(attention_mask, np.int64).all()
         ):

@@ -14,6 +14,7 @@ import numpy as np
 from clipforge.errors import InputError
 from clipforge.runtime.image_policy import ImagePolicy, ImageTooLargeError
 from clipforge.runtime.images import load_image, preprocess
+from clipforge.runtime.patches import Patches
 from clipforge.serve.errors import ApiError
 from clipforge.serve.settings import ServeSettings
 from clipforge.specs import ImageSpec
@@ -43,12 +44,14 @@ def b64_bytes(value: str, field: str) -> bytes:
         raise ApiError(422, field, f"not valid base64 ({exc}); send the image as base64 or a data URI") from exc
 
 
-def decode_pixels(data: bytes, field: str, spec: ImageSpec, settings: ServeSettings) -> np.ndarray:
-    """Request bytes -> ``pixel_values`` of one image, float32 [3, H, W], through the runtime's image policy
-    (the server's ``max_image_pixels``/``min_image_side``): 413 for a too large image, 422 for anything else."""
+def decode_pixels(data: bytes, field: str, spec: ImageSpec, settings: ServeSettings) -> np.ndarray | Patches:
+    """Request bytes -> ``pixel_values`` of one image, float32 [3, H, W] (a NaFlex model: a ``Patches`` batch of
+    one at ``spec``'s budget), through the runtime's image policy (the server's ``max_image_pixels``/
+    ``min_image_side``): 413 for a too large image, 422 for anything else."""
     policy = settings.image_policy()
     try:
-        return preprocess([load_image(data, name=field, policy=policy)], spec, policy)[0]
+        pixels = preprocess([load_image(data, name=field, policy=policy)], spec, policy)
+        return pixels if isinstance(pixels, Patches) else pixels[0]
     except ImageTooLargeError as exc:
         raise ApiError(413, field, str(exc)) from exc
     except InputError as exc:

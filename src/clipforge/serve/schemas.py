@@ -7,6 +7,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from clipforge.runtime.patches import MAX_PATCHES_LIMIT
+
+MAX_PATCHES_DOC = "SigLIP 2 NaFlex models: patches per image (default: the model's budget); refused by other models."
+
 
 class EmbeddingsRequest(BaseModel):
     """Every field of OpenAI's embeddings request, plus ``modality`` (the OpenAI SDK sends it with
@@ -25,6 +29,7 @@ class EmbeddingsRequest(BaseModel):
     )
     dimensions: int | None = Field(None, description="Accepted only when equal to the model's embedding width.")
     user: str | None = Field(None, description="Accepted and ignored.")
+    max_patches: int | None = Field(None, ge=1, le=MAX_PATCHES_LIMIT, description=MAX_PATCHES_DOC)
 
     @field_validator("input", mode="wrap")
     @classmethod
@@ -64,6 +69,7 @@ class ClassifyRequest(BaseModel):
     labels: list[str]
     templates: str | list[str] | None = Field(None, description="Prompt template(s) with '{}'; a list is averaged.")
     top_k: int | None = Field(None, ge=1, description="Labels per image (default: all).")
+    max_patches: int | None = Field(None, ge=1, le=MAX_PATCHES_LIMIT, description=MAX_PATCHES_DOC)
 
 
 class LabelScore(BaseModel):

@@ -19,9 +19,11 @@ from PIL import Image
 from starlette.requests import Request
 
 from clipforge._dblocation import redact
+from clipforge.errors import InputError
 from clipforge.index import EmbeddingModel, Index
 from clipforge.models import open_model
 from clipforge.runtime.encoders import Encoder
+from clipforge.runtime.patches import Patches, with_max_patches
 from clipforge.runtime.scoring import l2_normalize
 from clipforge.runtime.text import TextTokenizer
 from clipforge.serve.batcher import Batcher
@@ -166,20 +168,31 @@ class Service:
             )
 
     # --- encoder work (model executor) -----------------------------------------------------------------------
-    def _run_images(self, pixels: list[np.ndarray]) -> np.ndarray:
+    def _run_images(self, pixels: list) -> np.ndarray:
+        """One encoder run; NaFlex items of requests with different budgets are padded to the largest (padding
+        patches are masked: an image's embedding does not depend on them)."""
+        if isinstance(pixels[0], Patches):
+            return l2_normalize(self.model.encode_pixels(Patches.concat(pixels)))
         return l2_normalize(self.model.encode_pixels(np.stack(pixels)))
 
     def _run_texts(self, texts: list[str]) -> np.ndarray:
         return self.model.embed_texts(texts, batch_size=len(texts))
 
     # --- what routes call ------------------------------------------------------------------------------------
-    async def embed_image(self, data: bytes, field: str) -> np.ndarray:
+    def image_spec(self, max_patches: int | None = None):
+        """The pre-processing of this request's images: the model's, at the request's patch budget (NaFlex);
+        422 naming ``max_patches`` for a model with fixed-size images or a budget out of range."""
+        try:
+            return with_max_patches(self.model.manifest.image, max_patches)
+        except InputError as exc:
+            raise ApiError(422, "max_patches", str(exc)) from exc
+
+    async def embed_image(self, data: bytes, field: str, max_patches: int | None = None) -> np.ndarray:
         loop = asyncio.get_running_loop()
+        spec = self.image_spec(max_patches)
         self.images.expect()
         try:
-            pixels = await loop.run_in_executor(
-                self.decode_executor, decode_pixels, data, field, self.model.manifest.image, self.settings
-            )
+            pixels = await loop.run_in_executor(self.decode_executor, decode_pixels, data, field, spec, self.settings)
         finally:
             self.images.arrived()
         return await _named(self.images.submit(pixels), field)

@@ -6,12 +6,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from clipforge.errors import InputError
-from clipforge.testing.tiny import save_clip_checkpoint, save_metaclip2_checkpoint, save_siglip_checkpoint
+from clipforge.testing.tiny import (
+    save_clip_checkpoint,
+    save_metaclip2_checkpoint,
+    save_siglip2_checkpoint,
+    save_siglip_checkpoint,
+)
 from clipforge.testing.tiny_openclip import save_openclip_checkpoint
 
 BUILDERS = {
     "clip": save_clip_checkpoint,
     "siglip": save_siglip_checkpoint,
+    "siglip2": save_siglip2_checkpoint,
     "openclip": save_openclip_checkpoint,
     "metaclip2": save_metaclip2_checkpoint,
 }

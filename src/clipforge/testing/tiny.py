@@ -118,6 +118,55 @@ def save_siglip_checkpoint(
     return folder
 
 
+def siglip2_processor_config(patch_size: int, max_num_patches: int) -> dict:
+    return {
+        "image_processor_type": "Siglip2ImageProcessor",
+        "do_resize": True,
+        "patch_size": patch_size,
+        "max_num_patches": max_num_patches,
+        "resample": 2,
+        "do_rescale": True,
+        "rescale_factor": 1 / 255,
+        "do_normalize": True,
+        "image_mean": [0.5, 0.5, 0.5],
+        "image_std": [0.5, 0.5, 0.5],
+        "do_convert_rgb": True,
+    }
+
+
+def save_siglip2_checkpoint(
+    folder: Path,
+    *,
+    shape: str = "tiny",
+    seed: int = 0,
+    patch_size: int = 8,
+    num_patches: int = 16,
+    max_num_patches: int = 64,
+    encoder_config: dict | None = None,
+):
+    """A SigLIP 2 NaFlex ``Siglip2Model`` (variable patch count, aspect kept) with a Gemma BPE tokenizer.
+    ``num_patches`` is the position-embedding grid (a square: 16 = 4x4), resized per image to its patch grid;
+    ``max_num_patches`` the processor's patch budget. ``shape="base"``: transformers' default config
+    (base/16, 256 grid positions) with the tiny tokenizer's vocabulary."""
+    import torch
+    from transformers import Siglip2Config, Siglip2Model
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tok = save_gemma_tokenizer(folder)
+    ids = {"bos_token_id": None, "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id}
+    if shape == "tiny":
+        text = dict(encoder_config or TINY_ENCODER_CONFIG, vocab_size=len(tok), max_position_embeddings=64, **ids)
+        vision = dict(encoder_config or TINY_ENCODER_CONFIG, num_patches=num_patches, patch_size=patch_size)
+    else:
+        text, vision = dict(ids, vocab_size=len(tok)), {}
+        patch_size = 16
+    config = Siglip2Config(text_config=text, vision_config=vision)
+    torch.manual_seed(seed)
+    Siglip2Model(config).eval().save_pretrained(str(folder))
+    _write_processor(folder, siglip2_processor_config(patch_size, max_num_patches))
+    return folder
+
+
 def save_metaclip2_checkpoint(
     folder: Path,
     *,

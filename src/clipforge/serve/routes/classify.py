@@ -45,6 +45,7 @@ _BODY_DOC = {
                         },
                         "templates": {"type": "array", "items": {"type": "string"}},
                         "top_k": {"type": "integer"},
+                        "max_patches": {"type": "integer"},
                     },
                     "required": ["images", "labels"],
                 }
@@ -57,13 +58,14 @@ _BODY_DOC = {
 
 @router.post("/v1/classify", response_model=ClassifyResponse, openapi_extra=_BODY_DOC)
 async def classify(request: Request, svc: Service = Depends(ready_service)) -> ClassifyResponse:
-    blobs, labels, templates, top_k = await _parse(request, svc)
+    blobs, labels, templates, top_k, max_patches = await _parse(request, svc)
     labels, templates = _check_labels(labels, templates, svc)
     check_count(blobs, "images", svc.settings.max_images)
+    svc.image_spec(max_patches)
 
     async def work():
         text = await svc.label_embeddings(labels, templates)
-        rows = await embed_images(svc, blobs, "images")
+        rows = await embed_images(svc, blobs, "images", max_patches)
         return svc.model.scores(svc.model.logits(np.stack(rows), text))
 
     probs = await svc.within_timeout(work(), request)
@@ -93,7 +95,7 @@ def _parse_json(raw: bytes):
     except (ValueError, RecursionError) as exc:  # a number over Python's 4300-digit limit, deep nesting
         raise ApiError(400, "body", f"the body cannot be parsed ({str(exc)[:120]})") from exc
     blobs = [b64_bytes(v, f"images[{i}]") for i, v in enumerate(body.images)]
-    return blobs, body.labels, body.templates, body.top_k
+    return blobs, body.labels, body.templates, body.top_k, body.max_patches
 
 
 async def _parse_form(request: Request, svc: Service):
@@ -106,10 +108,16 @@ async def _parse_form(request: Request, svc: Service):
         blobs.append(await part.read())
     labels = [p.strip() for v in _text_fields(form, "labels") for p in v.split(",")]
     templates = _text_fields(form, "templates") or None
-    top_k = _text_fields(form, "top_k")
-    if top_k and not _POSITIVE_INT.fullmatch(top_k[-1]):
-        raise ApiError(422, "top_k", f"expected a positive integer (at most 9 digits), got {top_k[-1][:20]!r}")
-    return blobs, labels, templates, int(top_k[-1]) if top_k else None
+    top_k, max_patches = _positive(form, "top_k"), _positive(form, "max_patches")
+    return blobs, labels, templates, top_k, max_patches
+
+
+def _positive(form, name: str) -> int | None:
+    """The last value of an optional positive-integer text field."""
+    values = _text_fields(form, name)
+    if values and not _POSITIVE_INT.fullmatch(values[-1]):
+        raise ApiError(422, name, f"expected a positive integer (at most 9 digits), got {values[-1][:20]!r}")
+    return int(values[-1]) if values else None
 
 
 _POSITIVE_INT = re.compile(r"0*[1-9][0-9]{0,8}")  # ASCII digits only: str.isdigit() accepts '²', int() does not

@@ -29,8 +29,9 @@ def check_texts(texts: list[str], field: str, settings: ServeSettings, limit: in
         check_text(text, f"{field}[{i}]", settings)
 
 
-async def embed_images(svc: Service, blobs: list[bytes], field: str) -> list:
-    return await first_error([svc.embed_image(b, f"{field}[{i}]") for i, b in enumerate(blobs)])
+async def embed_images(svc: Service, blobs: list[bytes], field: str, max_patches: int | None = None) -> list:
+    svc.image_spec(max_patches)  # a budget the model refuses: one 422 before any image is decoded
+    return await first_error([svc.embed_image(b, f"{field}[{i}]", max_patches) for i, b in enumerate(blobs)])
 
 
 async def embed_texts(svc: Service, texts: list[str], field: str) -> list:

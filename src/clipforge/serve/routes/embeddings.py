@@ -31,7 +31,7 @@ async def embeddings(
         check_count(items, "input", svc.settings.max_images)
         blobs = [b64_bytes(v, f"input[{i}]") for i, v in enumerate(items)]
         tokens = 0
-        rows = await svc.within_timeout(embed_images(svc, blobs, "input"), request)
+        rows = await svc.within_timeout(embed_images(svc, blobs, "input", body.max_patches), request)
     data = [Embedding(embedding=_encode(row, body.encoding_format), index=i) for i, row in enumerate(rows)]
     return EmbeddingsResponse(data=data, model=svc.model_name, usage=Usage(prompt_tokens=tokens, total_tokens=tokens))
 
