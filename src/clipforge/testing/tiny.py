@@ -43,19 +43,22 @@ def clip_processor_config(image_size: int) -> dict:
     }
 
 
+# What SigLIP's processors (fixed-size and NaFlex) do after resizing: bilinear, rescale, normalise to [-1, 1].
+SIGLIP_PIXELS = {
+    "do_resize": True,
+    "resample": 2,
+    "do_rescale": True,
+    "rescale_factor": 1 / 255,
+    "do_normalize": True,
+    "image_mean": [0.5, 0.5, 0.5],
+    "image_std": [0.5, 0.5, 0.5],
+    "do_convert_rgb": True,
+}
+
+
 def siglip_processor_config(image_size: int) -> dict:
-    return {
-        "image_processor_type": "SiglipImageProcessor",
-        "do_resize": True,
-        "size": {"height": image_size, "width": image_size},
-        "resample": 2,
-        "do_rescale": True,
-        "rescale_factor": 1 / 255,
-        "do_normalize": True,
-        "image_mean": [0.5, 0.5, 0.5],
-        "image_std": [0.5, 0.5, 0.5],
-        "do_convert_rgb": True,
-    }
+    size = {"height": image_size, "width": image_size}
+    return {"image_processor_type": "SiglipImageProcessor", "size": size, **SIGLIP_PIXELS}
 
 
 def save_clip_checkpoint(
@@ -119,19 +122,8 @@ def save_siglip_checkpoint(
 
 
 def siglip2_processor_config(patch_size: int, max_num_patches: int) -> dict:
-    return {
-        "image_processor_type": "Siglip2ImageProcessor",
-        "do_resize": True,
-        "patch_size": patch_size,
-        "max_num_patches": max_num_patches,
-        "resample": 2,
-        "do_rescale": True,
-        "rescale_factor": 1 / 255,
-        "do_normalize": True,
-        "image_mean": [0.5, 0.5, 0.5],
-        "image_std": [0.5, 0.5, 0.5],
-        "do_convert_rgb": True,
-    }
+    budget = {"patch_size": patch_size, "max_num_patches": max_num_patches}
+    return {"image_processor_type": "Siglip2ImageProcessor", **budget, **SIGLIP_PIXELS}
 
 
 def save_siglip2_checkpoint(
