@@ -1,7 +1,8 @@
 """The architecture table of docs/openclip.md: every ``open_clip.list_models()`` architecture with random
-weights, saved in open_clip's hub layout and exported + validated by clipforge, one subprocess per architecture
-(with a timeout). Rows are appended to a JSON-lines file as they come, so an interrupted run keeps its rows (the
-last row of an architecture wins); ``--markdown`` renders the table from that file.
+weights, saved in open_clip's hub layout and exported + validated by clipforge in worker processes (several
+architectures each, imports paid once; a timeout per architecture, after which a new worker goes on). Rows are
+appended to a JSON-lines file as they come, so an interrupted run keeps its rows (the last row of an architecture
+wins); ``--markdown`` renders the table from that file.
 
 Depth is capped (``--max-depth``, default 2): every transformer, ResNet stage list, timm trunk and CoCa decoder
 keeps its real widths, heads, patch size, image size, tokenizer and pre-processing (that of the architecture's
@@ -10,7 +11,7 @@ first open_clip pretrained tag) but at most ``--max-depth`` blocks per stack/sta
 Batch norms and layer scales get random values of order one (``tiny_fastvit.randomize_train_state``), so a wrong
 fold or a dropped branch cannot hide behind identity statistics.
 
-    nice -n 19 python benchmarks/openclip_table.py --out docs/openclip_table.jsonl [--timeout 300] [--no-hf]
+    nice -n 10 python benchmarks/openclip_table.py --out docs/openclip_table.jsonl --no-hf --keep --jobs 2
     python benchmarks/openclip_table.py --out docs/openclip_table.jsonl --only-hf    # the HF-tokenizer rows
     python benchmarks/openclip_table.py --out docs/openclip_table.jsonl --only RN50,ViT-B-32 --max-depth 0
     python benchmarks/openclip_table.py --out docs/openclip_table.jsonl --markdown > table.md
