@@ -24,6 +24,7 @@ import copy
 import json
 import os
 import queue
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -120,10 +121,19 @@ def _build(open_clip, arch: str, limit: int, root: Path, row: dict) -> Path:
     """A random-weight hub-layout folder for ``arch``, capped to ``limit`` blocks per stack."""
     import torch
 
+    from clipforge.testing.hf_stand_ins import offline_config
     from clipforge.testing.tiny_fastvit import randomize_train_state
     from clipforge.testing.tiny_openclip import save_hub_layout
 
     config, caps = cap_config(open_clip.get_model_config(arch), limit)
+    text = config.get("text_cfg", {})
+    if {"hf_model_name", "hf_tokenizer_name"} & set(text):  # no hub here: local stand-ins, real dimensions
+        row["hf_stand_in"] = {k: text[k] for k in ("hf_model_name", "hf_tokenizer_name") if k in text}
+        config = offline_config(config)
+        if "hf_model_name" in config["text_cfg"]:
+            config["text_cfg"]["hf_model_pretrained"] = False
+            if limit > 0:  # a HF text encoder too big for this machine's memory (mT5-XL) is capped too
+                _cap_hf_text(config["text_cfg"], limit, root / "text-model", caps)
     vision = config["vision_cfg"]
     if limit > 0 and vision.get("timm_model_name"):
         capped = capped_timm(vision["timm_model_name"], limit)
@@ -139,6 +149,25 @@ def _build(open_clip, arch: str, limit: int, root: Path, row: dict) -> Path:
     row["params_m"] = _params_m(model)
     save_hub_layout(model, config, folder, json.loads((folder / "open_clip_config.json").read_text())["preprocess_cfg"])
     return folder
+
+
+HF_TEXT_MAX_PARAMS = 6e8
+HF_DEPTH_KEYS = ("num_hidden_layers", "num_layers", "encoder_layers", "num_decoder_layers", "decoder_layers")
+
+
+def _cap_hf_text(text_cfg: dict, limit: int, folder: Path, caps: dict) -> None:
+    """Point ``text_cfg.hf_model_name`` at a copy of its (stand-in) config with at most ``limit`` layers, when its
+    transformer blocks alone hold over HF_TEXT_MAX_PARAMS (12 * width^2 per layer)."""
+    source = Path(text_cfg["hf_model_name"])
+    hf = json.loads((source / "config.json").read_text())
+    real = {k: hf[k] for k in HF_DEPTH_KEYS if isinstance(hf.get(k), int) and hf[k] > limit}
+    width = hf.get("hidden_size") or hf.get("d_model") or 0
+    if not real or 12 * width**2 * max(real.values()) <= HF_TEXT_MAX_PARAMS:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps({**hf, **dict.fromkeys(real, limit)}))
+    text_cfg["hf_model_name"] = str(folder)
+    caps["text"] = ", ".join(f"{k} {v} -> {limit}" for k, v in real.items())
 
 
 def save_hub_layout_config(folder: Path, config: dict, preprocess: dict) -> None:
@@ -297,7 +326,9 @@ def main() -> None:
     if args.worker:
         for i, arch in enumerate(args.worker[0].split(",")):
             start = time.perf_counter()
-            row = worker(arch, Path(args.worker[1]) / str(i), args.max_depth)
+            folder = Path(args.worker[1]) / str(i)
+            row = worker(arch, folder, args.max_depth)
+            shutil.rmtree(folder, ignore_errors=True)  # a big architecture's files are gigabytes
             row["wall_seconds"] = round(time.perf_counter() - start, 1)
             print("ROW " + json.dumps(row), flush=True)
         return
