@@ -120,3 +120,17 @@ def test_large_models_use_one_external_data_file(tiny_clip, tmp_path, monkeypatc
         assert sorted(p.name for p in (tmp_path / "ext" / role).iterdir()) == ["model.onnx", "model.onnx.data"]
     assert "image-encoder/model.onnx.data" in result.manifest.files
     assert result.manifest.validation["text-encoder"]["max_abs_diff"] < 1e-4
+
+
+def test_initializer_sizes_are_read_without_serialising():
+    """One initializer over protobuf's 2 GiB (XLM-V's 901,629-token embedding at width 1024, open_clip's
+    MetaCLIP 2 worldwide towers) cannot be measured with ByteSize(); the export decides on external data from
+    shape and type instead, and agrees with the bytes of a small tensor."""
+    import onnx
+
+    from clipforge.export.onnx_export import EXTERNAL_DATA_BYTES, tensor_bytes
+
+    huge = onnx.TensorProto(name="embed", data_type=onnx.TensorProto.FLOAT, dims=[901_629, 1024])
+    assert tensor_bytes(huge) == 901_629 * 1024 * 4 > EXTERNAL_DATA_BYTES
+    small = onnx.numpy_helper.from_array(np.arange(12, dtype=np.float16).reshape(3, 4), "w")
+    assert tensor_bytes(small) == len(small.raw_data) == 24

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import shutil
 import warnings
 from pathlib import Path
@@ -66,11 +67,20 @@ def export_encoder(module, example: dict, io: EncoderIO, path: Path, *, opset: i
     return path
 
 
+def tensor_bytes(tensor) -> int:
+    """The size of an initializer's values, computed from its shape and type: ``ByteSize()`` serialises, which
+    protobuf refuses for one tensor over 2 GiB (XLM-V's 901k-token embedding at width 1024 is 3.7 GB)."""
+    import onnx
+
+    itemsize = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+    return math.prod(tensor.dims) * itemsize
+
+
 def save_onnx(model, path: Path) -> None:
     """Save with external data (one ``<name>.data`` file) when the weights approach protobuf's 2 GiB limit."""
     import onnx
 
-    large = sum(t.ByteSize() for t in model.graph.initializer) > EXTERNAL_DATA_BYTES
+    large = sum(tensor_bytes(t) for t in model.graph.initializer) > EXTERNAL_DATA_BYTES
     onnx.save_model(
         model,
         str(path),

@@ -128,8 +128,12 @@ class OpenClipFamily(Family):
         proj = getattr(inner, "text_projection", None)
         if proj is None:
             proj = getattr(getattr(inner, "text", None), "text_projection", None)
-        if proj is None:
-            return int(inner.visual.output_dim)
+        if proj is None:  # a HF text encoder (its own ``proj``) or no projection: the towers' declared width
+            owners = (getattr(inner, "text", None), inner.visual)
+            dims = [d for d in (getattr(owner, "output_dim", None) for owner in owners) if isinstance(d, int)]
+            if not dims:
+                raise InputError(f"cannot tell the embedding width of {type(inner).__name__}: no projection found")
+            return dims[0]
         return int(proj.out_features if hasattr(proj, "out_features") else proj.shape[-1])
 
     def encoder_info(self, model, encoder: str) -> dict:
