@@ -41,13 +41,21 @@ def image_spec_from_processor(processor) -> ImageSpec:
         resize_mode=mode if getattr(processor, "do_resize", True) else "none",
         size=_pair(size),
         crop_size=crop,
-        resample=int(processor.resample),
-        rescale_factor=float(processor.rescale_factor) if getattr(processor, "do_rescale", True) else 1.0,
-        mean=tuple(float(m) for m in processor.image_mean),
-        std=tuple(float(s) for s in processor.image_std),
-        do_convert_rgb=bool(getattr(processor, "do_convert_rgb", True) in (True, None)),
-        do_normalize=bool(getattr(processor, "do_normalize", True)),
+        **pixel_steps(processor),
     )
+
+
+def pixel_steps(processor) -> dict:
+    """The ``ImageSpec`` fields every HF image processor shares after its resize: resampling, rescale,
+    normalisation, RGB conversion."""
+    return {
+        "resample": int(processor.resample),
+        "rescale_factor": float(processor.rescale_factor) if getattr(processor, "do_rescale", True) else 1.0,
+        "mean": tuple(float(m) for m in processor.image_mean),
+        "std": tuple(float(s) for s in processor.image_std),
+        "do_convert_rgb": bool(getattr(processor, "do_convert_rgb", True) in (True, None)),
+        "do_normalize": bool(getattr(processor, "do_normalize", True)),
+    }
 
 
 SPECIAL_TOKEN_NAMES = ("bos", "eos", "pad", "unk", "cls", "sep", "mask")

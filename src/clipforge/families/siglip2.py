@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from clipforge.families.base import Family
+from clipforge.families.base import Family, pixel_steps
 from clipforge.families.known import SIGLIP2_NAFLEX_CHECKPOINTS
 from clipforge.families.siglip import MaskedSiglipFamily, SiglipFamily
 from clipforge.specs import EncoderIO, ImageSpec, TensorSpec
@@ -40,14 +40,9 @@ def naflex_image_spec(processor, max_patches: int | None = None) -> ImageSpec:
         resize_mode="naflex" if getattr(processor, "do_resize", True) else "none",
         size=(0, 0),
         crop_size=None,
-        resample=int(processor.resample),
-        rescale_factor=float(processor.rescale_factor) if getattr(processor, "do_rescale", True) else 1.0,
-        mean=tuple(float(m) for m in processor.image_mean),
-        std=tuple(float(s) for s in processor.image_std),
-        do_convert_rgb=bool(getattr(processor, "do_convert_rgb", True) in (True, None)),
-        do_normalize=bool(getattr(processor, "do_normalize", True)),
         patch_size=int(processor.patch_size),
         max_patches=int(max_patches or processor.max_num_patches),
+        **pixel_steps(processor),
     )
 
 
