@@ -62,33 +62,38 @@ def index(
     one transaction (rerun the same command after an interruption: it resumes)."""
     if embeddings is not None:
         return _import(embeddings, paths, db, model, engine, quiet, as_json)
+    show = not (quiet or as_json)
     if engine == eo.EngineName.ray:
         if max_patches is not None:
             raise InputError("--max-patches runs with the local engine; leave --engine ray out (or --max-patches)")
         if not paths:
-            raise InputError("clipforge index needs image files or folders (PATHS), or --embeddings FILE.parquet")
+            raise InputError(NO_PATHS)
         eo.check_ray(device=device != "cpu", threads=threads is not None, decode_threads=decode_threads is not None)
         options = eo.ray_options(address, workers, cpus_per_worker, batch_size)
-        summary, total = index_into(db, model, paths, options, exact_decode, show=not (quiet or as_json))
+        summary, total = index_into(db, model, paths, options, exact_decode, show=show)
     else:
         eo.check_local(engine, address, workers, cpus_per_worker)
-        with Index(db, model, device=device, threads=threads, switch=True, max_patches=max_patches) as idx:
-            if not paths and not idx.switching:
-                raise InputError("clipforge index needs image files or folders (PATHS), or --embeddings FILE.parquet")
-            if idx.switching and not (quiet or as_json):
-                output.say(
-                    f"switching {redact(db)} to {idx.model_record.describe()}: embedding its images into a new "
-                    "vector set; searches answer with the old model until it is complete"
-                )
-            summary = idx.add(
-                paths or [],
-                exact_decode=exact_decode,
-                quiet=quiet or as_json,
-                batch_size=batch_size,
-                threads=decode_threads,
-            )
-            total = idx.count()
+        index_options = {"device": device, "threads": threads, "max_patches": max_patches}
+        add_options = {"exact_decode": exact_decode, "batch_size": batch_size, "threads": decode_threads}
+        summary, total = _index_local(db, model, paths, index_options, add_options, show)
     _report(summary, total, db, as_json)
+
+
+NO_PATHS = "clipforge index needs image files or folders (PATHS), or --embeddings FILE.parquet"
+
+
+def _index_local(db: str, model, paths, index_options: dict, add_options: dict, show: bool):
+    """(summary, rows) of an index run in this process; a model other than the recorded one switches the index
+    (PATHS may then be left out: every indexed image is embedded again)."""
+    with Index(db, model, switch=True, **index_options) as idx:
+        if not paths and not idx.switching:
+            raise InputError(NO_PATHS)
+        if idx.switching and show:
+            output.say(
+                f"switching {redact(db)} to {idx.model_record.describe()}: embedding its images into a new "
+                "vector set; searches answer with the old model until it is complete"
+            )
+        return idx.add(paths or [], quiet=not show, **add_options), idx.count()
 
 
 def _import(embeddings: Path, paths, db: str, model, engine, quiet: bool, as_json: bool) -> None:

@@ -96,18 +96,8 @@ def _print(hits: list, info: dict | None, as_json: bool, reason: str | None) -> 
     """JSON or a table; with ``info`` (a filter was given) each hit also says when it was taken. ``reason``:
     why ``--min-score auto`` kept no hit, one line (on stderr, after the empty JSON list)."""
     if as_json:
-        dated = (
-            (
-                lambda h: (
-                    {"taken": info[h.id].taken, "taken_from": info[h.id].taken_from}
-                    if h.id in info
-                    else {"taken": None, "taken_from": None}
-                )
-            )
-            if info is not None
-            else (lambda h: {})
-        )
-        output.print_json([{"id": h.id, "path": h.path, "score": round(h.score, 6), **dated(h)} for h in hits])
+        rows = [{"id": h.id, "path": h.path, "score": round(h.score, 6), **_taken(h, info)} for h in hits]
+        output.print_json(rows)
     if reason is not None:
         output.say(reason)
     if as_json or not hits:
@@ -115,9 +105,17 @@ def _print(hits: list, info: dict | None, as_json: bool, reason: str | None) -> 
     columns = ("score", "taken", "path") if info is not None else ("score", "path")
     table = output.table("search results", columns, numeric=("score",))
     for h in hits:
-        taken = [(info[h.id].taken if h.id in info else None) or ""] if info is not None else []
+        taken = [_taken(h, info)["taken"] or ""] if info is not None else []
         table.add_row(f"{h.score:.4f}", *taken, display(h.path))
     output.show(table)
+
+
+def _taken(hit, info: dict | None) -> dict:
+    """When a hit was taken, for the JSON rows: only when a filter was given (``info``), None when unknown."""
+    if info is None:
+        return {}
+    stored = info.get(hit.id)
+    return {"taken": stored.taken if stored else None, "taken_from": stored.taken_from if stored else None}
 
 
 def register(app: typer.Typer) -> None:
