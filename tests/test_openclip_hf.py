@@ -31,6 +31,7 @@ open_clip = pytest.importorskip("open_clip")
 torch = pytest.importorskip("torch")
 
 from test_images import _image  # noqa: E402
+from test_siglip2 import build_classify_index_search  # noqa: E402
 from test_text import _random_texts  # noqa: E402
 
 # name -> (tiny kind, layout)
@@ -187,29 +188,11 @@ def test_a_spec_without_open_clips_cleaning_fails_the_export(sources, tmp_path, 
 def test_build_classify_index_serve(name, exported, tmp_path, capsys):
     from fastapi.testclient import TestClient
 
-    from clipforge.cli.main import main
-    from clipforge.export.samples import odd_image
     from clipforge.index import Index
     from clipforge.serve import create_app
 
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for i in range(4):
-        odd_image("RGB", (40 + 9 * i, 50), seed=i).save(photos / f"{i}.png")
-    built = tmp_path / "int8"
-    assert main(["build", "-m", str(exported[name]), "-o", str(built), "--quantize", "int8-dynamic", "-q"]) == 0
-    manifest = Manifest.load(built)
-    assert manifest.build["roles"]["text-encoder"]["quantize"] == "int8-dynamic"
-    assert manifest.text == Manifest.load(exported[name]).text
-    capsys.readouterr()
-    assert main(["classify", str(photos), "-l", ",".join(LABELS), "-m", str(built), "--json", "-k", "2"]) == 0
-    out = json.loads(capsys.readouterr().out)
-    assert len(out) == 4 and all(len(r["predictions"]) == 2 for r in out)
-    db = tmp_path / "photos.db"
-    assert main(["index", str(photos), "--db", str(db), "-m", str(built), "--quiet"]) == 0
-    capsys.readouterr()
-    assert main(["search", "Ein roter Kreis", "--db", str(db), "--json", "-k", "2"]) == 0
-    assert len(json.loads(capsys.readouterr().out)) == 2
+    built, db = build_classify_index_search(exported[name], LABELS, "Ein roter Kreis", tmp_path, capsys)
+    assert Manifest.load(built).text == Manifest.load(exported[name]).text
     model = ZeroShotModel.from_onnx(built)
     idx = Index(db, model)
     with TestClient(create_app(model, idx)) as client:

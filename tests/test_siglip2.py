@@ -175,8 +175,9 @@ def test_broken_pixels_are_caught(exported, tiny_siglip2):
     assert len(failures) == 1 and failures[0].startswith("runtime pre-processing differs from SiglipImageProcessor")
 
 
-@pytest.mark.slow
-def test_build_classify_index(exported, tmp_path, capsys):
+def build_classify_index_search(exported_folder, labels, query: str, tmp_path, capsys):
+    """The downstream steps on an exported folder: an int8-dynamic build, classify 4 odd images with ``labels``,
+    index them and search ``query`` through the CLI; returns (built folder, database)."""
     from clipforge.cli.main import main
     from clipforge.export.samples import odd_image
 
@@ -185,20 +186,26 @@ def test_build_classify_index(exported, tmp_path, capsys):
     for i in range(4):
         odd_image("RGB", (40 + 9 * i, 50), seed=i).save(photos / f"{i}.png")
     built = tmp_path / "int8"
-    assert main(["build", "-m", str(exported[False]), "-o", str(built), "--quantize", "int8-dynamic", "-q"]) == 0
-    manifest = Manifest.load(built)
-    assert manifest.text.kind == "tokenizers" and manifest.text.lowercase_texts
-    assert manifest.build["roles"]["text-encoder"]["quantize"] == "int8-dynamic"
+    assert main(["build", "-m", str(exported_folder), "-o", str(built), "--quantize", "int8-dynamic", "-q"]) == 0
+    assert Manifest.load(built).build["roles"]["text-encoder"]["quantize"] == "int8-dynamic"
     capsys.readouterr()
-    assert main(["classify", str(photos), "-l", ",".join(LABELS), "-m", str(built), "--json", "-k", "2"]) == 0
+    assert main(["classify", str(photos), "-l", ",".join(labels), "-m", str(built), "--json", "-k", "2"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert len(out) == 4 and all(len(r["predictions"]) == 2 for r in out)
     db = tmp_path / "photos.db"
     assert main(["index", str(photos), "--db", str(db), "-m", str(built), "--quiet"]) == 0
     capsys.readouterr()
-    assert main(["search", "A Red Circle", "--db", str(db), "--json", "-k", "2"]) == 0
+    assert main(["search", query, "--db", str(db), "--json", "-k", "2"]) == 0
     hits = json.loads(capsys.readouterr().out)
     assert len(hits) == 2, hits
+    return built, db
+
+
+@pytest.mark.slow
+def test_build_classify_index(exported, tmp_path, capsys):
+    built, _ = build_classify_index_search(exported[False], LABELS, "A Red Circle", tmp_path, capsys)
+    manifest = Manifest.load(built)
+    assert manifest.text.kind == "tokenizers" and manifest.text.lowercase_texts
 
 
 def test_v2_manifest_loads_with_the_defaults(exported, tmp_path):
