@@ -161,6 +161,16 @@ def pg_url():
         yield url
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.slow)])
+def db(request, tmp_path):
+    """An empty index location on each back-end: a SQLite file, or a fresh PostgreSQL database (slow)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "photos.db")
+    from clipforge.testing.postgres import fresh_database
+
+    return fresh_database(request.getfixturevalue("pg_url"))
+
+
 @pytest.fixture(scope="session")
 def trained_multilingual(fixture_cache, shapes_dataset):
     """The multilingual fixture: a tiny MetaCLIP 2-style model (XLM-R-style Unigram tokenizer) trained on the shapes

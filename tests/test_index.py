@@ -42,15 +42,6 @@ def photos(shapes_dataset, tmp_path):
     return root
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.slow)])
-def db(request, tmp_path):
-    if request.param == "sqlite":
-        return str(tmp_path / "photos.db")
-    from clipforge.testing.postgres import fresh_database
-
-    return fresh_database(request.getfixturevalue("pg_url"))
-
-
 def _classes(hits: list[Hit]) -> list[str]:
     return [Path(h.path).parent.name for h in hits]
 

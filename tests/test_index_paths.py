@@ -28,15 +28,6 @@ def folder(shapes_dataset, tmp_path):
     return root
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.slow)])
-def db(request, tmp_path):
-    if request.param == "sqlite":
-        return str(tmp_path / "photos.db")
-    from clipforge.testing.postgres import fresh_database
-
-    return fresh_database(request.getfixturevalue("pg_url"))
-
-
 def test_stored_text_round_trips_any_path():
     odd = os.fsdecode(b"/photos/\xe9t\xe9 100%.png")
     assert from_db(to_db(odd)) == odd and to_db("/photos/été.png") == "/photos/été.png"

@@ -48,15 +48,6 @@ def photos(tmp_path):
     return root
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.slow)])
-def db(request, tmp_path):
-    if request.param == "sqlite":
-        return str(tmp_path / "photos.db")
-    from clipforge.testing.postgres import fresh_database
-
-    return fresh_database(request.getfixturevalue("pg_url"))
-
-
 def _answer(hits) -> list[tuple[str, float]]:
     return [(h.path, round(h.score, 4)) for h in hits]
 
