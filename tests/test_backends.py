@@ -206,3 +206,19 @@ def test_precision_flag_on_the_cli(exported, tmp_path, capsys):
     assert max(abs(scores[0][k] - scores[1][k]) for k in scores[0]) <= 0.05  # bf16 arithmetic, same answer
     assert main([*args, "--backend", "onnxruntime", "--precision", "bf16"]) == 2
     assert "precision 'bf16' runs on OpenVINO" in capsys.readouterr().err
+
+
+def test_int8_weights_reduce_range_where_the_kernels_saturate(fake_cpu):
+    from clipforge.builder.build_config import QuantizeSection
+    from clipforge.builder.stages import reduce_range
+
+    fake_cpu("fpu sse avx2 fma")  # AVX2 alone: u8 x s8 pairs saturate in 16 bits
+    assert reduce_range(QuantizeSection(mode="int8-dynamic"))
+    assert not reduce_range(QuantizeSection(mode="int8-dynamic", reduce_range=False))
+    fake_cpu("fpu sse avx2 fma avx512f avx512bw avx512_vnni")
+    assert not reduce_range(QuantizeSection(mode="int8-dynamic"))
+    assert reduce_range(QuantizeSection(mode="int8-dynamic", reduce_range=True))
+    fake_cpu("")  # flags unknown (not Linux): full range, as before
+    assert not reduce_range(QuantizeSection(mode="int8-dynamic"))
+    with pytest.raises(InputError, match="reduce_range"):
+        QuantizeSection(mode="int8-dynamic", reduce_range="sometimes").check()

@@ -50,6 +50,9 @@ class QuantizeSection:
     calibration_samples: int = 64
     method: str = "minmax"
     per_channel: bool = True
+    # 7-bit weights: onnxruntime's u8 x s8 int8 kernels saturate on x86 CPUs without VNNI/AMX (AVX2, AVX-512F);
+    # "auto" reduces the range when the building CPU is one of those (runtime/cpu.py int8_saturates)
+    reduce_range: bool | str = "auto"
     op_types: list[str] = field(default_factory=lambda: ["MatMul"])
     # int8-static on a ResNet image encoder (open_clip's ModifiedResNet) also quantises its Conv layers (QDQ ->
     # QLinearConv); see benchmarks/bench_openclip.py for the measurement behind the default
@@ -61,6 +64,7 @@ class QuantizeSection:
     def check(self) -> None:
         _choice("quantize", "mode", self.mode, QUANTIZE_MODES)
         _choice("quantize", "method", self.method, CALIBRATION_METHODS)
+        _choice("quantize", "reduce_range", self.reduce_range, ("auto", True, False))
         if self.calibration_samples < 1:
             raise InputError("quantize.calibration_samples must be at least 1")
         if self.max_accuracy_drop < 0:

@@ -13,7 +13,7 @@ from pathlib import Path
 from clipforge._context import temporarily
 from clipforge._io import atomic_file
 from clipforge.builder.build_config import CompileSection, OptimizeSection, QuantizeSection
-from clipforge.runtime import optimized
+from clipforge.runtime import cpu, optimized
 from clipforge.runtime.sessions import SessionConfig, make_session, providers_for, session_options
 
 FUSED_OPS = (
@@ -112,10 +112,16 @@ def quantize_dynamic(src: Path, dst: Path, section: QuantizeSection, work: Path)
             str(tmp),
             op_types_to_quantize=section.op_types,
             per_channel=section.per_channel,
+            reduce_range=reduce_range(section),
             weight_type=QuantType.QInt8,
             nodes_to_exclude=exclude,
         )
-    return {"excluded_nodes": exclude, "op_types": section.op_types}
+    return {"excluded_nodes": exclude, "op_types": section.op_types, "reduce_range": reduce_range(section)}
+
+
+def reduce_range(section: QuantizeSection) -> bool:
+    """Quantise weights to 7 bits: asked for, or ``auto`` on a CPU whose int8 kernels saturate (no VNNI/AMX)."""
+    return cpu.int8_saturates() if section.reduce_range == "auto" else bool(section.reduce_range)
 
 
 # No QuantizeLinear after a MatMul: onnxruntime then fuses DQ(x), DQ(W) -> MatMul (+ bias Add) into
@@ -157,6 +163,7 @@ def quantize_static(src: Path, dst: Path, section: QuantizeSection, feeds: list[
             quant_format=QuantFormat.QDQ,
             op_types_to_quantize=section.op_types,
             per_channel=section.per_channel,
+            reduce_range=reduce_range(section),
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             nodes_to_exclude=exclude,
@@ -168,6 +175,7 @@ def quantize_static(src: Path, dst: Path, section: QuantizeSection, feeds: list[
         "op_types": section.op_types,
         "method": section.method,
         "calibration_batches": len(feeds),
+        "reduce_range": reduce_range(section),
         "kept_float": ("" if "Conv" in section.op_types else "Conv (patch embedding), ") + "LayerNorm, Softmax, "
         "attention score/value MatMuls (MatMulConstBOnly), MatMul outputs (no Q after them) and the listed nodes",
     }

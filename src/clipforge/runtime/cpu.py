@@ -78,6 +78,14 @@ def require_bf16(what: str = "quantize='bf16'") -> None:
 ENGINES = {"bf16": ("amx_bf16", "avx512_bf16"), "int8": ("amx_int8", "avx512_vnni", "avx_vnni")}
 
 
+def int8_saturates() -> bool:
+    """True on an x86 CPU without an int8 dot-product instruction (VNNI, AMX-INT8): onnxruntime's u8 x s8 kernels
+    there add pairs of products in 16 bits and saturate with full-range (8-bit) weights; 7-bit weights
+    (``reduce_range``) keep the sums in range. False where the flags are unknown or not x86."""
+    flags = cpu_flags()
+    return "avx2" in flags and not flags & set(ENGINES["int8"])
+
+
 def relied_on(precisions) -> list[str]:
     """This CPU's engine flags that serve ``precisions`` (recorded in build.json)."""
     flags = cpu_flags()
