@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -35,17 +36,22 @@ from bench_index import cpu, percentiles
 K = 10
 
 
-def model(dim: int) -> Path:
-    """A random ViT-B/32-shaped CLIP with projection ``dim``, exported once under the bench folder."""
+def model(dim: int, quantize: str = "none") -> Path:
+    """A random ViT-B/32-shaped CLIP with projection ``dim``, exported (``quantize`` none) or built with that
+    quantisation, once under the bench folder."""
+    from clipforge.builder import build_composite
     from clipforge.export import ExportOptions, export_model
     from clipforge.testing.checkpoints import save_tiny_checkpoint
 
-    out = WORK / f"clip-b32-proj{dim}-export"
+    out = WORK / (f"clip-b32-proj{dim}-export" if quantize == "none" else f"clip-b32-proj{dim}-{quantize}")
     if not (out / "manifest.json").is_file():
         ckpt = WORK / f"clip-b32-proj{dim}"
         if not (ckpt / "model.safetensors").is_file():
             save_tiny_checkpoint("clip", ckpt, shape="base", projection_dim=dim)
-        export_model(ckpt, out, ExportOptions(validate=False), show_progress=False)
+        if quantize == "none":
+            export_model(ckpt, out, ExportOptions(validate=False), show_progress=False)
+        else:
+            build_composite(ckpt, out, quantize=quantize, show_progress=False)
     return out
 
 
@@ -90,22 +96,41 @@ PEAK = (
 CLI = PEAK + "; from clipforge.cli.main import main; sys.argv[0] = 'clipforge'; sys.exit(main())"
 
 
+# fresh processes run as an installed clipforge does, with its bytecode cached (a shell that sets
+# PYTHONDONTWRITEBYTECODE would otherwise make every cold run compile clipforge's modules: ~0.15 s here)
+FRESH = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def peak_mb(stderr: str) -> float:
     """VmHWM (peak RSS of this process image: ``ru_maxrss`` would carry the parent's peak across exec)."""
     line = next(line for line in stderr.splitlines() if line.startswith("VmHWM"))
     return round(int(line.split()[1]) / 1024, 1)
 
 
-def cold_rss(db: str, exact: bool) -> dict:
-    """A fresh ``clipforge search --json`` process: wall time start -> hits, and its peak RSS."""
-    cmd = [sys.executable, "-c", CLI, "search", "a photo of a dog", "--db", db, "-k", str(K), "--json"]
-    start = time.perf_counter()
-    proc = subprocess.run(cmd + (["--exact"] if exact else []), capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if proc.returncode:
-        raise RuntimeError(proc.stderr[-2000:])
-    assert len(json.loads(proc.stdout)) == K
-    return {"cold_s": round(seconds, 3), "rss_mb": peak_mb(proc.stderr)}
+QUERIES = ("a photo of a dog", "a red car on a beach", "two children in the snow", "a birthday cake")
+
+
+def cold_rss(db: str, exact: bool, repeats: int) -> dict:
+    """Fresh ``clipforge search --json`` processes (another query text each): wall time start -> hits and peak
+    RSS, medians over ``repeats`` (the first run warms the OS page cache and is not counted)."""
+    times, peaks = [], []
+    for i in range(repeats + 1):
+        text = QUERIES[i % len(QUERIES)]
+        cmd = [sys.executable, "-c", CLI, "search", text, "--db", db, "-k", str(K), "--json"]
+        start = time.perf_counter()
+        proc = subprocess.run(cmd + (["--exact"] if exact else []), capture_output=True, text=True, env=FRESH)
+        seconds = time.perf_counter() - start
+        if proc.returncode:
+            raise RuntimeError(proc.stderr[-2000:])
+        assert len(json.loads(proc.stdout)) == K
+        if i:
+            times.append(seconds)
+            peaks.append(peak_mb(proc.stderr))
+    return {
+        "cold_s": round(float(np.median(times)), 3),
+        "rss_mb": max(peaks),
+        "cold_runs": [round(t, 3) for t in times],
+    }
 
 
 BACKEND_COLD = (
@@ -123,12 +148,13 @@ print(time.perf_counter() - start)
 )
 
 
-def backend_cold(db: str, dim: int, exact: bool) -> dict:
-    """A fresh process that opens the database and runs one search with a query vector (no model): the index's
-    share of the cold CLI figure (Python start excluded), and its peak RSS."""
+def backend_cold(db: str, dim: int, exact: bool, repeats: int) -> dict:
+    """Fresh processes that open the database and run one search with a query vector (no model): the index's
+    share of the cold CLI figure (Python start excluded), and peak RSS; medians over ``repeats``."""
     cmd = [sys.executable, "-c", BACKEND_COLD, db, str(dim), "exact" if exact else "ann"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    return {"search_cold_s": round(float(proc.stdout), 3), "search_rss_mb": peak_mb(proc.stderr)}
+    runs = [subprocess.run(cmd, capture_output=True, text=True, check=True, env=FRESH) for _ in range(repeats + 1)][1:]
+    seconds = float(np.median([float(proc.stdout) for proc in runs]))
+    return {"search_cold_s": round(seconds, 3), "search_rss_mb": max(peak_mb(proc.stderr) for proc in runs)}
 
 
 def warm(index, queries: np.ndarray, exact: bool) -> tuple[dict, list[list[int]]]:
@@ -146,7 +172,7 @@ def recall(found: list[list], truth: list[list]) -> float:
     return round(float(np.mean([len(set(f) & set(t)) / K for f, t in zip(found, truth)])), 4)
 
 
-def run_sqlite(db: Path, parquet: Path, folder: Path, queries: np.ndarray) -> list[dict]:
+def run_sqlite(db: Path, parquet: Path, folder: Path, queries: np.ndarray, repeats: int) -> list[dict]:
     from clipforge.index import Index, ann
     from clipforge.index.sqlite import ANN_MIN_ROWS
 
@@ -163,7 +189,7 @@ def run_sqlite(db: Path, parquet: Path, folder: Path, queries: np.ndarray) -> li
     rows = []
     truth = None
     for exact in (True, False):
-        c = cold_rss(str(db), exact) | backend_cold(str(db), queries.shape[1], exact)
+        c = cold_rss(str(db), exact, repeats) | backend_cold(str(db), queries.shape[1], exact, repeats)
         with Index(db, folder) as idx:
             w, found = warm(idx, queries, exact)
         truth = found if exact else truth
@@ -189,31 +215,39 @@ def exact_truth(x: np.ndarray, queries: np.ndarray) -> list[list[str]]:
     return [[f"/bench/photos/{i:07d}.jpg" for i in row] for row in top]
 
 
-def run_postgres(
-    parquet: Path, folder: Path, queries: np.ndarray, truth: list[list], build_memory: str = "1GB"
-) -> dict:
+def run_postgres(parquet: Path, folder: Path, queries: np.ndarray, truth: list[list], args) -> list[dict]:
+    """Bulk load + HNSW build, the cold figures at the default ``ef_search``, then warm p50/p99 and recall at each
+    ``--pg-ef-search`` value on the same index (one row each)."""
     from clipforge.index import Index
+    from clipforge.index.postgres import DEFAULT_EF_SEARCH
     from clipforge.testing.postgres import fresh_database, postgres_server
 
     with postgres_server() as server:
         url = fresh_database(server, "bench")
         start = time.perf_counter()
-        with Index(url, folder, build_memory=build_memory) as idx:
+        with Index(url, folder, build_memory=args.pg_build_memory) as idx:
             idx.add_embeddings(parquet, bulk=True)
             built = time.perf_counter() - start
             size = idx.backend.conn.execute("SELECT pg_total_relation_size('clipforge.images')").fetchone()[0]
-        c = cold_rss(url, exact=False) | backend_cold(url, queries.shape[1], exact=False)
-        with Index(url, folder) as idx:
-            w, found = warm(idx, queries, exact=False)
-        return {
-            "engine": "postgres + pgvector HNSW",
-            "build_s": round(built, 1),
-            "mb": round(size / 1e6, 1),
-            **c,
-            **w,
-            "recall@10": recall(found, truth),
-            "note": "cold_s/rss: the client process (the server runs beside it)",
-        }
+        dim, repeats = queries.shape[1], args.cold_repeats
+        cold = cold_rss(url, False, repeats) | backend_cold(url, dim, False, repeats)
+        rows = []
+        for ef in map(int, args.pg_ef_search.split(",")):
+            with Index(url, folder, ef_search=ef) as idx:
+                w, found = warm(idx, queries, exact=False)
+            default = ef == DEFAULT_EF_SEARCH
+            rows.append(
+                {
+                    "engine": f"postgres + pgvector HNSW, ef_search {ef}" + (" (default)" if default else ""),
+                    "build_s": round(built, 1),
+                    "mb": round(size / 1e6, 1),
+                    **(cold if default else {}),
+                    **w,
+                    "recall@10": recall(found, truth),
+                    "note": "cold_s/rss: the client process (the server runs beside it), default ef_search",
+                }
+            )
+        return rows
 
 
 def main() -> None:
@@ -225,6 +259,9 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--engines", default="sqlite,postgres", help="sqlite, postgres or both")
     parser.add_argument("--pg-build-memory", default="1GB", help="maintenance_work_mem of the HNSW build")
+    parser.add_argument("--pg-ef-search", default="100,200,400", help="hnsw.ef_search values measured warm")
+    parser.add_argument("--quantize", default="int8-dynamic", help="the model's build: int8-dynamic or none (fp32)")
+    parser.add_argument("--cold-repeats", type=int, default=5, help="fresh processes per cold figure (median)")
     args = parser.parse_args()
     engines = set(args.engines.split(","))
     results = []
@@ -232,20 +269,20 @@ def main() -> None:
         for dim in map(int, args.dims.split(",")):
             if dim != 512 and n > 100_000:
                 continue  # 768-d at 100k only
-            folder = model(dim)
+            folder = model(dim, args.quantize)
             x = vectors(n, dim, args.data, seed=0)
             queries = vectors(args.queries, dim, args.data, seed=1)
-            work = WORK / f"search-{args.data}-{n}-{dim}"
+            work = WORK / f"search-{args.data}-{n}-{dim}-{args.quantize}"
             work.mkdir(parents=True, exist_ok=True)
             parquet = work / "embeddings.parquet"
             write_parquet(parquet, x, folder)
             rows, truth = ([], exact_truth(x, queries)) if "sqlite" not in engines else ([], None)
             del x
             if "sqlite" in engines:
-                rows, truth = run_sqlite(work / "photos.db", parquet, folder, queries)
+                rows, truth = run_sqlite(work / "photos.db", parquet, folder, queries, args.cold_repeats)
             if "postgres" in engines and n <= args.pg_max:
                 try:
-                    rows.append(run_postgres(parquet, folder, queries, truth, args.pg_build_memory))
+                    rows.extend(run_postgres(parquet, folder, queries, truth, args))
                 except ImportError as exc:
                     rows.append({"engine": "postgres", "skipped": str(exc)})
             for row in rows:
@@ -256,7 +293,7 @@ def main() -> None:
     print("\n" + " | ".join(header))
     for r in results:
         print(" | ".join(str(r.get(h, "")) for h in header))
-    print(json.dumps({"cpu": cpu(), "results": results}))
+    print(json.dumps({"cpu": cpu(), "model": args.quantize, "results": results}))
 
 
 if __name__ == "__main__":

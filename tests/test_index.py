@@ -220,3 +220,27 @@ def test_sqlite_search_runs_while_a_writer_is_in_a_transaction(tmp_path, photos,
         writer.backend.conn.execute("COMMIT")
         with Index(db, loaded_model) as reader:
             assert reader.search("a photo of a red circle.") == []
+
+
+def test_meanwhile_returns_the_threads_result_and_raises_either_error():
+    import threading
+
+    from clipforge.index.api import meanwhile
+
+    seen = []
+    assert meanwhile(lambda: threading.current_thread().name, lambda: seen.append(1)) == "clipforge-embed"
+    assert seen == [1]
+    with pytest.raises(ValueError, match="work"):
+        meanwhile(lambda: (_ for _ in ()).throw(ValueError("work")), lambda: None)
+    finished = []
+
+    def slow() -> str:
+        import time
+
+        time.sleep(0.05)
+        finished.append(True)
+        return "done"
+
+    with pytest.raises(KeyError):
+        meanwhile(slow, lambda: {}["missing"])
+    assert finished == [True]  # the other thread's error waits for the work to end

@@ -91,6 +91,7 @@ class Index:
         self._reload, self._started = threading.Lock(), False
         self._library = str(file.resolve()) if file is not None else self.backend.where
         self._relevance: Relevance | None = None  # the min_score="auto" cutoff, made for the model in use
+        self._prepared = False  # a first search opens the back-end's files while its texts are embedded
         try:
             self.record = self.backend.model_record()
             self.model = _load_model(model, self.record, self.backend.where, device, threads, max_patches)
@@ -385,10 +386,12 @@ class Index:
         ``SearchFilter``: date taken, folder, camera, place; sort by date) restricts and orders them.
         ``exact``: compare with every stored vector instead of the approximate index (slower on large
         indexes; the same scores)."""
+        texts, negatives = _texts(text), _texts(negative)
+        vectors = self._embed_meanwhile(texts + negatives, exact)
         return self.query(
-            text=self._embed_texts(text),
+            text=vectors[: len(texts)],
             image=self._embed_images(image),
-            negative=self._embed_texts(negative),
+            negative=vectors[len(texts) :],
             k=k,
             min_score=min_score,
             filters=filters,
@@ -475,11 +478,16 @@ class Index:
         dated = sorted((h for h in hits if h.id in info), key=lambda h: (info[h.id].taken, h.score), reverse=True)
         return dated + [h for h in hits if h.id not in info]
 
-    def _embed_texts(self, text) -> list[np.ndarray]:
-        texts = [text] if isinstance(text, str) else list(text or [])
-        if any(not isinstance(t, str) or not t.strip() for t in texts):
-            raise InputError("search texts must be non-empty strings")
-        return list(self.model.embed_texts(texts)) if texts else []
+    def _embed_meanwhile(self, texts: list[str], exact: bool) -> list[np.ndarray]:
+        """The embeddings of ``texts``; on a first search, computed in another thread while this one opens what
+        the search reads (loading the text encoder and opening the sidecar overlap: a fresh
+        ``clipforge search`` answers sooner; onnxruntime releases the GIL while it loads and runs)."""
+        if not texts:
+            return []
+        if self._prepared:
+            return list(self.model.embed_texts(texts))
+        self._prepared = True
+        return list(meanwhile(lambda: self.model.embed_texts(texts), lambda: self.backend.prepare(exact)))
 
     def _embed_images(self, image) -> list[np.ndarray]:
         images = [image] if isinstance(image, ONE_IMAGE) else list(image or [])
@@ -593,3 +601,33 @@ def _load_model(
             "exists; pass that model with -m"
         )
     return ZeroShotModel.from_onnx(record.folder, device=device, threads=threads, lazy=True, max_patches=max_patches)
+
+
+def _texts(text) -> list[str]:
+    """Query text(s) as a list; empty or non-string texts refused."""
+    texts = [text] if isinstance(text, str) else list(text or [])
+    if any(not isinstance(t, str) or not t.strip() for t in texts):
+        raise InputError("search texts must be non-empty strings")
+    return texts
+
+
+def meanwhile(work, other):
+    """``work()`` in a new thread while ``other()`` runs in this one; ``work``'s result, or the first error
+    (``other``'s, then ``work``'s) once both have finished."""
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = work()
+        except BaseException as exc:  # noqa: BLE001  re-raised in the calling thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name="clipforge-embed", daemon=True)
+    thread.start()
+    try:
+        other()
+    finally:
+        thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]

@@ -188,6 +188,10 @@ class Backend(Protocol):
         """Insert many new rows into an empty index, one transaction per batch, the fastest way the back-end
         has (PostgreSQL: COPY, the HNSW index dropped and built once at the end; SQLite: ``apply``)."""
 
+    def prepare(self, exact: bool = False) -> None:
+        """Open what a search will read (SQLite: the sidecar graph, or the vectors for ``exact``), so that it can
+        overlap with embedding the query in another thread."""
+
     def search(self, query: np.ndarray, k: int, exact: bool = False) -> list[Hit]:
         """The ``k`` rows most similar (cosine) to the normalised ``query``, best first: through the
         approximate index (HNSW), or compared with every row when ``exact``."""

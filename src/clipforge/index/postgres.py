@@ -220,6 +220,9 @@ class PostgresBackend:
         return removed
 
     # --- search -------------------------------------------------------------------------------------------
+    def prepare(self, exact: bool = False) -> None:
+        """Nothing to open ahead: the server holds the rows and the HNSW index."""
+
     def search(self, query: np.ndarray, k: int, exact: bool = False) -> list[Hit]:
         if not self._vector_ready:
             return []

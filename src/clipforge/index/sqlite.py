@@ -391,6 +391,16 @@ class SqliteBackend:
         row = self.conn.execute("SELECT embed_dim FROM model WHERE id = 1").fetchone()
         return int(row[0]) if row else 0
 
+    def prepare(self, exact: bool = False) -> None:
+        """Open what a search will read: the sidecar graph (memory-mapped), or with ``exact`` the vectors."""
+        if exact:
+            self.vectors()
+            return
+        with self._lock:
+            self._current()
+            if self._version() and self._stamp().last_id:
+                self._graph_for(self._stamp())
+
     def search(self, query: np.ndarray, k: int, exact: bool = False) -> list[Hit]:
         if not exact:
             hits = self.approximate(query, k)
