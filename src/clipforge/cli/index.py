@@ -11,18 +11,10 @@ from clipforge import output
 from clipforge._dblocation import redact
 from clipforge._fspath import display
 from clipforge.cli import engine_options as eo, runtime_options as ro
-from clipforge.cli.options import Quiet
+from clipforge.cli.options import Db, IndexModel, Quiet
 from clipforge.distributed.ray import index_into
 from clipforge.errors import InputError
 from clipforge.index import Index
-
-Db = Annotated[str, typer.Option("--db", help="SQLite file (created if missing) or postgresql://user@host/db.")]
-IndexModel = Annotated[
-    str | None,
-    typer.Option(
-        "--model", "-m", help="Exported/built folder, checkpoint or hub id (default: the model the database records)."
-    ),
-]
 
 
 def index(

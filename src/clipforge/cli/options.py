@@ -7,6 +7,14 @@ from typing import Annotated
 
 import typer
 
+# the index commands' (index, search, dedup; here so that search does not import the indexing command)
+Db = Annotated[str, typer.Option("--db", help="SQLite file (created if missing) or postgresql://user@host/db.")]
+IndexModel = Annotated[
+    str | None,
+    typer.Option(
+        "--model", "-m", help="Exported/built folder, checkpoint or hub id (default: the model the database records)."
+    ),
+]
 Force = Annotated[bool, typer.Option("--force", help="Overwrite the output if it exists.")]
 Output = Annotated[Path, typer.Option("--output", "-o", help="Output folder.")]
 ModelArg = Annotated[

@@ -11,7 +11,7 @@ import typer
 from clipforge import output
 from clipforge._fspath import display
 from clipforge.cli import runtime_options as ro
-from clipforge.cli.index import Db, IndexModel
+from clipforge.cli.options import Db, IndexModel
 from clipforge.index import Index, SearchFilter
 from clipforge.index.relevance import AUTO, parse_min_score
 
