@@ -222,3 +222,26 @@ def test_int8_weights_reduce_range_where_the_kernels_saturate(fake_cpu):
     assert not reduce_range(QuantizeSection(mode="int8-dynamic"))
     with pytest.raises(InputError, match="reduce_range"):
         QuantizeSection(mode="int8-dynamic", reduce_range="sometimes").check()
+
+
+def test_warning_when_full_range_int8_weights_run_where_they_saturate(exported, fake_cpu):
+    import warnings
+
+    from clipforge.runtime.model import warn_if_cpu_lacks
+    from clipforge.specs import Manifest
+
+    manifest = Manifest.load(exported["clip"])
+    stage = {"stage": "quantize:int8-dynamic", "reduce_range": False}
+    manifest.build = {"roles": {"text-encoder": {"quantize": "int8-dynamic", "stages": [stage]}}}
+    fake_cpu("fpu sse avx2 fma")
+    with pytest.warns(UserWarning, match=r"int8 weights \(text-encoder\) use the full 8-bit range.*reduce_range"):
+        warn_if_cpu_lacks(manifest)
+    stage["reduce_range"] = True  # built with 7-bit weights: nothing to say
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_if_cpu_lacks(manifest)
+    stage["reduce_range"] = False
+    fake_cpu("fpu sse avx2 fma avx512f avx512_vnni")  # VNNI: 8-bit weights do not saturate
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_if_cpu_lacks(manifest)

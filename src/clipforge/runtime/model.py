@@ -14,7 +14,7 @@ import numpy as np
 from clipforge.errors import InputError, TextMaskWarning
 from clipforge.runtime import scoring
 from clipforge.runtime.backends import resolve
-from clipforge.runtime.cpu import cpu_model, missing_for
+from clipforge.runtime.cpu import cpu_model, int8_saturates, missing_for
 from clipforge.runtime.encoders import Encoder, fit_length
 from clipforge.runtime.hf_compat import HFCompatMixin
 from clipforge.runtime.images import load_image, preprocess
@@ -293,6 +293,20 @@ def warn_if_cpu_lacks(manifest: Manifest) -> None:
             "slower than measured; rebuild here with quantize='auto' (clipforge build --quantize auto)",
             stacklevel=3,
         )
+    full_range = [role for role, info in manifest.build.get("roles", {}).items() if _full_range_int8(info)]
+    if full_range and int8_saturates():
+        warnings.warn(
+            f"this build's int8 weights ({', '.join(full_range)}) use the full 8-bit range, which onnxruntime's int8 "
+            f"kernels saturate on this CPU ({cpu_model()}: no VNNI or AMX): expect lower accuracy than its build "
+            "measured; rebuild it on this machine, or with quantize.reduce_range = true",
+            stacklevel=3,
+        )
+
+
+def _full_range_int8(role: dict) -> bool:
+    """A role quantised to int8 with 8-bit weights (builds before ``reduce_range`` was recorded count as such)."""
+    stages = [s for s in role.get("stages", []) if str(s.get("stage", "")).startswith("quantize:int8")]
+    return bool(stages) and not any(s.get("reduce_range") for s in stages)
 
 
 def _warn_truncated(texts, truncated, limit: int) -> None:
