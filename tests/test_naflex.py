@@ -21,6 +21,7 @@ from clipforge.export import ExportOptions, export_model
 from clipforge.export.cases import NAFLEX_ASPECTS
 from clipforge.export.samples import odd_images
 from clipforge.families.siglip2 import naflex_image_spec
+from clipforge.runtime import cpu
 from clipforge.runtime.images import preprocess
 from clipforge.runtime.model import ZeroShotModel
 from clipforge.runtime.patches import naflex_size, with_max_patches
@@ -165,6 +166,8 @@ def test_builds_run_at_any_budget(naflex_folder, naflex_model, tmp_path, mode):
 
     if mode == "bf16":
         pytest.importorskip("openvino")
+        if not cpu.has_bf16():
+            pytest.skip(f"this CPU ({cpu.cpu_model()}) has no AVX512-BF16/AMX-BF16: bf16 builds are refused up front")
     out = tmp_path / mode
     build_composite(naflex_folder, out, quantize=mode, show_progress=False)
     stage = Manifest.load(out).build["roles"]["image-encoder"]["stages"][0]
