@@ -150,6 +150,26 @@ def test_upsert_is_idempotent_and_checks_dims(db, loaded_model):
             idx.upsert([("/x/bad.jpg", 1, 1.0, "s", np.zeros(3, np.float32))])
 
 
+@pytest.mark.slow
+def test_postgres_ef_search_follows_the_row_estimate_unless_given(pg_url, loaded_model):
+    from clipforge.index.postgres import ef_search_for
+    from clipforge.testing.postgres import fresh_database
+
+    assert ef_search_for(-1) == ef_search_for(100_000) == 100 and ef_search_for(1_000_000) == 400
+    url = fresh_database(pg_url)
+    vectors = np.random.default_rng(0).normal(size=(3, loaded_model.manifest.embed_dim)).astype(np.float32)
+    with Index(url, loaded_model) as idx:
+        idx.upsert([(f"/x/{i}.jpg", 10, 1.5, f"sha{i}", v) for i, v in enumerate(vectors)])
+    with Index(url, loaded_model) as idx, Index(url, loaded_model, ef_search=37) as given:
+        assert idx.backend.ef_search == 100 and given.backend.ef_search == 37
+        assert "ef_search 37" in given.stats()["search"]
+        assert given.search_vector(vectors[2], k=1)[0].path == "/x/2.jpg"
+        with idx.backend.conn.transaction():  # the planner's row estimate of a large library (superuser here)
+            idx.backend.conn.execute("UPDATE pg_class SET reltuples = 2e6 WHERE oid = 'clipforge.images'::regclass")
+    with Index(url, loaded_model) as idx:
+        assert idx.backend.ef_search == 400
+
+
 def test_the_public_steps_by_hand_equal_add_and_search(photos, loaded_model, tmp_path):
     """What every engine calls: ``plan``, ``store`` of decoded files, ``store`` of removals and ``query`` with
     embeddings give what ``add`` and ``search`` give."""

@@ -29,17 +29,30 @@ HAVERSINE_SQL = (
 )
 MODEL_COLUMNS = ("family", "source", "folder", "manifest_sha256", "embed_dim", "preprocessing")
 LOCK_KEY = 0x636C6970  # advisory lock id for schema changes ("clip")
-DEFAULT_EF_SEARCH = 100  # HNSW candidate list per query; docs/index.md has the recall it gives
+DEFAULT_EF_SEARCH = 100  # HNSW candidate list per query on a small index; docs/index.md has the recall it gives
+# hnsw.ef_search by the table's size when none is given: (at least this many rows, ef_search), largest first.
+# recall@10 on embedding-like 512-d vectors (benchmarks/bench_search.py): 100k rows at 100: 0.960; 1M rows at
+# 100 / 200 / 400 / 800: 0.81 / 0.92 / 0.98 / 0.996 (docs/index.md); sizes between the two get 400
+EF_SEARCH_BY_ROWS = ((250_000, 400), (0, DEFAULT_EF_SEARCH))
 BUILD_MEMORY = "1GB"  # maintenance_work_mem of an HNSW build: the graph is built in memory while it fits
 HNSW_INDEX = "images_embedding_hnsw"
 BUMP = "UPDATE clipforge.meta SET value = (value::bigint + 1)::text WHERE key = 'generation'"
 CREATE_HNSW = f"CREATE INDEX IF NOT EXISTS {HNSW_INDEX} ON clipforge.images USING hnsw (embedding vector_cosine_ops)"
 
 
+def ef_search_for(rows: int) -> int:
+    """The ``hnsw.ef_search`` an index of about ``rows`` rows searches with (``EF_SEARCH_BY_ROWS``; -1, a table
+    never analysed, counts as empty)."""
+    return next(ef for least, ef in EF_SEARCH_BY_ROWS if max(rows, 0) >= least)
+
+
 class PostgresBackend:
-    def __init__(self, url: str, ef_search: int = DEFAULT_EF_SEARCH, build_memory: str = BUILD_MEMORY):
+    def __init__(self, url: str, ef_search: int | None = None, build_memory: str = BUILD_MEMORY):
+        """``ef_search``: HNSW's candidate list per query; None: by the table's size when opened
+        (``EF_SEARCH_BY_ROWS``)."""
         psycopg = require("psycopg", "index")
-        self.where, self.ef_search = redact(url), int(ef_search)
+        self.where, self._ef_given = redact(url), None if ef_search is None else int(ef_search)
+        self.ef_search = self._ef_given or DEFAULT_EF_SEARCH
         if not re.fullmatch(r"\d+\s*[kMGT]?B", build_memory):
             raise InputError(f"build memory {build_memory!r} is not a PostgreSQL size such as 1GB or 512MB")
         self.build_memory = build_memory
@@ -93,6 +106,7 @@ class PostgresBackend:
         if not self._vector_ready and self._table_exists("images"):
             require("pgvector.psycopg", "index").register_vector(self.conn)
             self._vector_ready = True
+            self._choose_ef_search()
 
     # --- model --------------------------------------------------------------------------------------------
     def model_record(self) -> ModelRecord | None:
@@ -273,6 +287,7 @@ class PostgresBackend:
             # the graph built in memory, not on disk (far slower) while it fits: about 1 GB per 400k 512-d rows
             self.conn.execute(f"SET maintenance_work_mem = '{self.build_memory}'")
             self.conn.execute(CREATE_HNSW)
+            self._choose_ef_search()  # building the index updated the row estimate
 
     def bulk_load(self, batches: Iterable[Sequence[Row]]) -> None:
         """First load of an empty index: the HNSW index is dropped, every batch COPYed in one transaction, and
@@ -297,6 +312,13 @@ class PostgresBackend:
                 for r in rows:
                     copy.write_row((to_db(r.path), r.size, r.mtime, r.sha256, np.asarray(r.embedding, np.float32)))
             cur.execute("UPDATE clipforge.meta SET value = (value::bigint + 1)::text WHERE key = 'generation'")
+
+    def _choose_ef_search(self) -> None:
+        """``ef_search`` for the table's size (PostgreSQL's row estimate), unless one was given."""
+        if self._ef_given is not None:
+            return
+        estimate = self.conn.execute("SELECT reltuples FROM pg_class WHERE oid = 'clipforge.images'::regclass")
+        self.ef_search = ef_search_for(int(estimate.fetchone()[0]))
 
     def _set_ef_search(self, value: int) -> None:
         """A session setting, sent only when it changes (one round trip per search, not four)."""
