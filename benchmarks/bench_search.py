@@ -216,10 +216,9 @@ def exact_truth(x: np.ndarray, queries: np.ndarray) -> list[list[str]]:
 
 
 def run_postgres(parquet: Path, folder: Path, queries: np.ndarray, truth: list[list], args) -> list[dict]:
-    """Bulk load + HNSW build, the cold figures at the default ``ef_search``, then warm p50/p99 and recall at each
-    ``--pg-ef-search`` value on the same index (one row each)."""
+    """Bulk load + HNSW build, the cold figures at the ``ef_search`` this size gets by default, then warm p50/p99
+    and recall at each ``--pg-ef-search`` value on the same index (one row each)."""
     from clipforge.index import Index
-    from clipforge.index.postgres import DEFAULT_EF_SEARCH
     from clipforge.testing.postgres import fresh_database, postgres_server
 
     with postgres_server() as server:
@@ -229,16 +228,19 @@ def run_postgres(parquet: Path, folder: Path, queries: np.ndarray, truth: list[l
             idx.add_embeddings(parquet, bulk=True)
             built = time.perf_counter() - start
             size = idx.backend.conn.execute("SELECT pg_total_relation_size('clipforge.images')").fetchone()[0]
+        with Index(url, folder) as idx:
+            chosen = idx.backend.ef_search  # what an index of this size searches with by default
         dim, repeats = queries.shape[1], args.cold_repeats
         cold = cold_rss(url, False, repeats) | backend_cold(url, dim, False, repeats)
         rows = []
         for ef in map(int, args.pg_ef_search.split(",")):
             with Index(url, folder, ef_search=ef) as idx:
                 w, found = warm(idx, queries, exact=False)
-            default = ef == DEFAULT_EF_SEARCH
+            default = ef == chosen
+            label = f"postgres + pgvector HNSW, ef_search {ef}" + (" (default at this size)" if default else "")
             rows.append(
                 {
-                    "engine": f"postgres + pgvector HNSW, ef_search {ef}" + (" (default)" if default else ""),
+                    "engine": label,
                     "build_s": round(built, 1),
                     "mb": round(size / 1e6, 1),
                     **(cold if default else {}),
