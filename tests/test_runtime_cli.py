@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -82,6 +84,25 @@ def test_empty_and_duplicate_labels_are_one_line_errors(clip_folder, image_dir, 
     code = main(["classify", str(image_dir), "-l", "a,a", "-m", str(clip_folder)])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "duplicate label(s) ['a']" in err and "\n" not in err
+
+
+@pytest.mark.slow
+def test_warnings_are_one_line_on_stderr(clip_folder, image_dir, tmp_path, fake_cpu, capsys):
+    """A warning met by a command (here: a full-range int8 build on a CPU whose int8 kernels saturate) is one
+    ``warning:`` line, not Python's file/line/source format; the JSON on stdout is untouched."""
+    folder = shutil.copytree(clip_folder, tmp_path / "model")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["build"] = {"roles": {"text-encoder": {"stages": [{"stage": "quantize:int8-dynamic"}]}}}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    fake_cpu("fpu sse avx2 fma")
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        code = main(["classify", str(image_dir / "img0.png"), "-l", "red,blue", "-m", str(folder), "--json"])
+    captured = capsys.readouterr()
+    assert code == 0 and len(json.loads(captured.out)) == 1
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: this build's int8 weights (text-encoder)"), lines
+    assert "UserWarning" not in captured.err and ".py:" not in captured.err
 
 
 @pytest.mark.slow

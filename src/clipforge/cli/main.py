@@ -1,6 +1,7 @@
 """Wiring: build the Typer app from the command modules and map clipforge errors to one line + exit code 2.
 
-Set ``CLIPFORGE_DEBUG=1`` to see the full traceback instead.
+Warnings are shown the same way, one line each (``warning: ...``), not with Python's file, line and source.
+Set ``CLIPFORGE_DEBUG=1`` to see the full traceback (and warnings in Python's own format) instead.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import warnings
 
 import typer
 
@@ -62,6 +64,13 @@ def _wanted(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    with warnings.catch_warnings():  # the one-line format lasts as long as the command
+        if not os.environ.get("CLIPFORGE_DEBUG"):
+            warnings.showwarning = _show_warning
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     _register(sys.argv[1:] if argv is None else argv)
     try:
         code = app(args=argv, standalone_mode=False)
@@ -95,6 +104,13 @@ def _click_or_unexpected(exc: Exception) -> int:
     if isinstance(exc, _click_types("Abort")):
         return _fail(KeyboardInterrupt("aborted"), 130)
     return _fail(exc, 1, prefix=f"unexpected {type(exc).__name__}: ")
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one line on stderr, worded like the errors (secrets redacted, parameters as flags)."""
+    text = str(message).strip()
+    shown = as_flags(redact(text.splitlines()[0])) if text else category.__name__
+    print(f"warning: {shown}", file=file or sys.stderr)
 
 
 def _fail(exc: BaseException, code: int, prefix: str = "") -> int:
