@@ -10,8 +10,9 @@ Per (size, dim): N unit vectors written to a parquet (as ``clipforge embed`` wri
 ``clipforge index --embeddings`` (the import path; no image files), then: build time (import, sidecar, HNSW),
 file size, cold CLI search (a fresh ``clipforge search --json`` process: start -> hits; OS page cache warm),
 its peak RSS, warm p50/p99 per query in one process, recall@10 against exact. The model is a random-weight
-ViT-B/32-shaped CLIP exported once (fp32; its projection set to the dim), so the cold figure includes loading
-a real-sized text tower and embedding the query.
+ViT-B/32-shaped CLIP with a tokenizer of OpenAI's size (49 408 tokens, learnt from random words) exported once
+(int8-dynamic by default; its projection set to the dim), so the cold figure includes loading a real-sized
+tokenizer and text tower and embedding the query.
 
 ``--data lowrank`` (default): 32 latent factors mapped into D dimensions plus noise, queries drawn the same way
 (photo embeddings have a low intrinsic dimension); ``--data uniform``: uniform on the sphere, the worst case
@@ -42,12 +43,14 @@ def model(dim: int, quantize: str = "none") -> Path:
     from clipforge.builder import build_composite
     from clipforge.export import ExportOptions, export_model
     from clipforge.testing.checkpoints import save_tiny_checkpoint
+    from clipforge.testing.tokenizers import CLIP_VOCAB
 
-    out = WORK / (f"clip-b32-proj{dim}-export" if quantize == "none" else f"clip-b32-proj{dim}-{quantize}")
+    name = f"clip-b32-vocab{CLIP_VOCAB}-proj{dim}"
+    out = WORK / (f"{name}-export" if quantize == "none" else f"{name}-{quantize}")
     if not (out / "manifest.json").is_file():
-        ckpt = WORK / f"clip-b32-proj{dim}"
+        ckpt = WORK / name
         if not (ckpt / "model.safetensors").is_file():
-            save_tiny_checkpoint("clip", ckpt, shape="base", projection_dim=dim)
+            save_tiny_checkpoint("clip", ckpt, shape="base", projection_dim=dim, tokenizer_vocab=CLIP_VOCAB)
         if quantize == "none":
             export_model(ckpt, out, ExportOptions(validate=False), show_progress=False)
         else:
@@ -93,7 +96,7 @@ PEAK = (
     "import atexit, sys; atexit.register(lambda: sys.stderr.write("
     "next(l for l in open('/proc/self/status') if l.startswith('VmHWM'))))"
 )
-CLI = PEAK + "; from clipforge.cli.main import main; sys.argv[0] = 'clipforge'; sys.exit(main())"
+CLI = PEAK + "; from clipforge.cli.main import run; sys.argv[0] = 'clipforge'; run()"
 
 
 # fresh processes run as an installed clipforge does, with its bytecode cached (a shell that sets

@@ -135,3 +135,20 @@ sys.exit(1 if bad else 0)
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_console_entry_exits_with_the_commands_code_and_runs_atexit(tmp_path):
+    """``clipforge`` (``run``) freezes the garbage collector before exiting: the exit code, the one-line error and
+    the ``atexit`` handlers are those of a plain exit."""
+    code = (
+        "import atexit, sys; atexit.register(lambda: print('atexit ran'));"
+        "from clipforge.cli.main import run; sys.argv[0] = 'clipforge'; run()"
+    )
+    missing = tmp_path / "none.db"
+    done = subprocess.run(
+        [sys.executable, "-c", code, "search", "a dog", "--db", str(missing)], capture_output=True, text=True
+    )
+    assert done.returncode == 2 and done.stdout == "atexit ran\n"
+    assert done.stderr.startswith(f"error: database {missing} does not exist") and done.stderr.count("\n") == 1
+    done = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and "Usage" in done.stdout and done.stdout.endswith("atexit ran\n")
