@@ -1,7 +1,8 @@
 """Random-weight checkpoints saved as normal HF folders (config, safetensors, tokenizer, processor config).
 
 ``shape="tiny"`` is a few-hundred-kB model for tests; ``shape="base"`` keeps the library's default config
-(ViT-B/32 for CLIP, base/16 for SigLIP) for benchmarks and export-time checks.
+(ViT-B/32 for CLIP, base/16 for SigLIP) for benchmarks and export-time checks. CLIP's ``tokenizer_vocab``
+sets its tokenizer's size (1000; ``CLIP_VOCAB`` for OpenAI's 49 408, where loading it is part of what is timed).
 """
 
 from __future__ import annotations
@@ -69,13 +70,14 @@ def save_clip_checkpoint(
     seed: int = 0,
     encoder_config: dict | None = None,
     patch_size: int = 8,
+    tokenizer_vocab: int = 1000,
     **overrides,
 ):
     import torch
     from transformers import CLIPConfig, CLIPModel
 
     folder.mkdir(parents=True, exist_ok=True)
-    tok = save_clip_tokenizer(folder)
+    tok = save_clip_tokenizer(folder, vocab_size=tokenizer_vocab)
     ids = {"bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id}
     if shape == "tiny":
         text = dict(encoder_config or TINY_ENCODER_CONFIG, vocab_size=len(tok), max_position_embeddings=77, **ids)

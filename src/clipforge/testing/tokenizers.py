@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import io
 import json
+import random
+import string
 from collections import Counter
 from pathlib import Path
 
@@ -20,6 +22,8 @@ from clipforge.testing.corpus import training_corpus
 
 CLIP_SPLIT = r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
+CLIP_VOCAB = 49408  # OpenAI CLIP's vocabulary: 512 byte symbols, 48 894 merges, the 2 special tokens
+CORPUS_MERGES = 4000  # beyond this many merges, learnt from random words (the corpus has too few words)
 
 
 def _byte_alphabet() -> list[str]:
@@ -81,16 +85,35 @@ def learn_clip_merges(texts: list[str], n_merges: int) -> list[tuple[str, str]]:
     return merges
 
 
+def random_word_merges(count: int, seed: int = 0) -> list[tuple[str, str]]:
+    """About ``count`` BPE merges (CLIP's ``</w>`` convention) learnt by the ``tokenizers`` trainer from random
+    lower-case words: a vocabulary of real size (``CLIP_VOCAB``) for measuring what loading and running one costs;
+    its tokens mean nothing."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    rng = random.Random(seed)
+    words = ("".join(rng.choices(string.ascii_lowercase, k=rng.randint(3, 12))) for _ in range(5 * count))
+    tok = Tokenizer(models.BPE(end_of_word_suffix="</w>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    size = count + 2 * len(string.ascii_lowercase) + 100
+    trainer = trainers.BpeTrainer(vocab_size=size, end_of_word_suffix="</w>", show_progress=False)
+    tok.train_from_iterator(words, trainer)
+    merges = json.loads(tok.to_str())["model"]["merges"]
+    return [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in merges]
+
+
 def clip_vocab_and_merges(vocab_size: int = 1000) -> tuple[dict[str, int], list[tuple[str, str]]]:
-    """A CLIP-ordered vocabulary: bytes, bytes + ``</w>``, merges, then the two special tokens."""
+    """A CLIP-ordered vocabulary of ``vocab_size`` tokens at most: bytes, bytes + ``</w>``, merges (learnt from the
+    fixtures' corpus; from random words for a vocabulary of real size), then the two special tokens."""
     alphabet = _byte_alphabet()
-    merges = learn_clip_merges(training_corpus(), vocab_size - 2 * len(alphabet) - 2)
+    count = vocab_size - 2 * len(alphabet) - 2
+    merges = learn_clip_merges(training_corpus(), count) if count <= CORPUS_MERGES else random_word_merges(count)
     tokens = list(alphabet) + [a + "</w>" for a in alphabet]
     seen = set(tokens)
     kept = []
-    for a, b in merges:
+    for a, b in merges[:count] if count <= CORPUS_MERGES else merges:
         merged = a + b
-        if merged in seen:
+        if merged in seen or len(kept) == count:
             continue
         seen.add(merged)
         tokens.append(merged)
