@@ -108,19 +108,22 @@ def _click_or_unexpected(exc: Exception) -> int:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """A warning as one line on stderr, worded like the errors (secrets redacted, parameters as flags)."""
-    text = str(message).strip()
-    shown = as_flags(redact(text.splitlines()[0])) if text else category.__name__
-    print(f"warning: {shown}", file=file or sys.stderr)
+    """A warning as one line on stderr, worded like the errors."""
+    print(f"warning: {_one_line(message, category.__name__)}", file=file or sys.stderr)
 
 
 def _fail(exc: BaseException, code: int, prefix: str = "") -> int:
     if os.environ.get("CLIPFORGE_DEBUG"):
         raise exc
-    message = as_flags(redact(str(exc).strip().splitlines()[0])) if str(exc).strip() else type(exc).__name__
     hint = " (set CLIPFORGE_DEBUG=1 for the traceback)" if code == 1 else ""
-    print(f"error: {prefix}{message}{hint}", file=sys.stderr)
+    print(f"error: {prefix}{_one_line(exc, type(exc).__name__)}{hint}", file=sys.stderr)
     return code
+
+
+def _one_line(message: object, fallback: str) -> str:
+    """The first line of ``message`` with secrets redacted and parameters shown as flags (``fallback`` if empty)."""
+    text = str(message).strip()
+    return as_flags(redact(text.splitlines()[0])) if text else fallback
 
 
 def run() -> None:

@@ -111,9 +111,11 @@ def clip_vocab_and_merges(vocab_size: int = 1000) -> tuple[dict[str, int], list[
     tokens = list(alphabet) + [a + "</w>" for a in alphabet]
     seen = set(tokens)
     kept = []
-    for a, b in merges[:count] if count <= CORPUS_MERGES else merges:
+    for a, b in merges:
         merged = a + b
-        if merged in seen or len(kept) == count:
+        if len(kept) == count:
+            break
+        if merged in seen:
             continue
         seen.add(merged)
         tokens.append(merged)
